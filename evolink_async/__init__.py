@@ -1,0 +1,57 @@
+"""evolink_async: an asyncio-first SDK for Evolink's asynchronous image-generation API."""
+
+from ._requests import ImageInput, ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture, Speed
+from ._task import Task, TaskError, TaskInfo, TaskStatus, Usage
+from ._version import __version__
+from .errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    AuthenticationError,
+    BadRequestError,
+    EvolinkError,
+    InsufficientCreditsError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    RequestTooLargeError,
+    ResponseFormatError,
+    ServerError,
+    TaskCancelledError,
+    TaskFailedError,
+    TaskTimeoutError,
+    ValidationError,
+)
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "EvolinkError",
+    "ImageInput",
+    "ImageRequest",
+    "InsufficientCreditsError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "QwenImageEdit",
+    "RateLimitError",
+    "RemoveBackground",
+    "Request",
+    "RequestTooLargeError",
+    "ResponseFormatError",
+    "Retexture",
+    "ServerError",
+    "Speed",
+    "Task",
+    "TaskCancelledError",
+    "TaskError",
+    "TaskFailedError",
+    "TaskInfo",
+    "TaskStatus",
+    "TaskTimeoutError",
+    "Usage",
+    "ValidationError",
+    "__version__",
+]

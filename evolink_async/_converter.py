@@ -1,0 +1,128 @@
+"""The one cattrs converter that turns wire JSON into response types.
+
+Liberal in what it accepts: unknown fields are kept in ``Task.raw``, unknown statuses become
+``UNKNOWN``, an integer ``error.code`` becomes a string, and missing optional blocks are fine.
+A body that is not a task at all raises :class:`~evolink_async.ResponseFormatError`.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cattrs
+from cattrs.gen import make_dict_structure_fn, override
+
+from ._task import Task, TaskError, TaskInfo, TaskStatus, Usage
+from .errors import ResponseFormatError
+
+__all__ = ["converter", "structure_task"]
+
+converter = cattrs.Converter(forbid_extra_keys=False)
+
+
+def _optional_str(value: Any) -> str | None:
+    if value is None:
+        return None
+    return str(value)
+
+
+def _optional_float(value: Any) -> float | None:
+    if value is None or isinstance(value, bool):
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _progress(value: Any, _: Any = None) -> int:
+    # The protocol says 0-100 integers; tolerate floats, numeric strings and "45%".
+    if isinstance(value, str):
+        value = value.strip().rstrip("%")
+    number = _optional_float(value)
+    if number is None:
+        return 0
+    return max(0, min(100, int(number)))
+
+
+def _optional_int(value: Any) -> int | None:
+    number = _optional_float(value)
+    return None if number is None else int(number)
+
+
+def _bool_or_none(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _results(value: Any, _: Any = None) -> tuple[str, ...]:
+    if not isinstance(value, list):
+        return ()
+    return tuple(v for v in value if isinstance(v, str))
+
+
+converter.register_structure_hook(TaskStatus, lambda value, _: TaskStatus.parse(value))
+converter.register_structure_hook(
+    TaskError,
+    lambda value, _: TaskError(
+        code=_optional_str(value.get("code")),
+        message=str(value.get("message") or ""),
+        suggestion=_optional_str(value.get("suggestion")),
+    )
+    if isinstance(value, Mapping)
+    else TaskError(message=str(value)),
+)
+converter.register_structure_hook(
+    TaskInfo,
+    lambda value, _: TaskInfo(
+        can_cancel=_bool_or_none(value.get("can_cancel")),
+        estimated_time=_optional_float(value.get("estimated_time")),
+    )
+    if isinstance(value, Mapping)
+    else TaskInfo(),
+)
+converter.register_structure_hook(
+    Usage,
+    lambda value, _: Usage(
+        billing_rule=_optional_str(value.get("billing_rule")),
+        credits_reserved=_optional_float(value.get("credits_reserved")),
+        credits_used=_optional_float(value.get("credits_used")),
+        estimated_cost=_optional_float(value.get("estimated_cost")),
+        user_group=_optional_str(value.get("user_group")),
+    )
+    if isinstance(value, Mapping)
+    else None,
+)
+
+_structure_task_fields = make_dict_structure_fn(
+    Task,
+    converter,
+    progress=override(struct_hook=_progress),
+    results=override(struct_hook=_results),
+    created=override(struct_hook=lambda v, _: _optional_int(v)),
+    model=override(struct_hook=lambda v, _: _optional_str(v)),
+    type=override(struct_hook=lambda v, _: _optional_str(v)),
+    object=override(struct_hook=lambda v, _: _optional_str(v)),
+    raw=override(omit=True),
+)
+
+
+def structure_task(body: object, *, request_id: str | None = None) -> Task:
+    """Parse one task body (submit answer, query answer or callback)."""
+    if not isinstance(body, Mapping):
+        raise ResponseFormatError(f"expected a task object, got {type(body).__name__}", request_id=request_id)
+    task_id = body.get("id")
+    if not isinstance(task_id, str) or not task_id:
+        raise ResponseFormatError("task body has no string 'id'", request_id=request_id)
+    if "status" not in body:
+        raise ResponseFormatError(f"task body {task_id} has no 'status'", request_id=request_id)
+    # None-valued optional blocks ("error": null) mean absent.
+    present = {k: v for k, v in body.items() if v is not None}
+    try:
+        task = _structure_task_fields(present, Task)
+    except (cattrs.BaseValidationError, TypeError, ValueError, AttributeError) as exc:
+        raise ResponseFormatError(f"task body {task_id} is malformed: {exc}", request_id=request_id) from None
+    return attrs.evolve(task, raw=dict(body))

@@ -1,0 +1,115 @@
+"""Response types: the server's view of a task (pure data, no I/O)."""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["Task", "TaskError", "TaskInfo", "TaskStatus", "Usage"]
+
+
+class TaskStatus(enum.StrEnum):
+    """Where a task is in its life. ``UNKNOWN`` stands for any status this SDK does not know yet."""
+
+    PENDING = "pending"
+    PROCESSING = "processing"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    UNKNOWN = "unknown"
+
+    @property
+    def is_terminal(self) -> bool:
+        """True once the task will not change any more."""
+        return self in _TERMINAL
+
+    @classmethod
+    def parse(cls, value: object) -> TaskStatus:
+        """Map a wire value onto a member; anything unrecognised becomes ``UNKNOWN``."""
+        if isinstance(value, str):
+            try:
+                return cls(value.strip().lower())
+            except ValueError:
+                pass
+        return cls.UNKNOWN
+
+
+_TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
+
+# Task-level error codes (API.md A3) that the caller has to fix; anything else is the server's
+# problem and may succeed when submitted again later.
+CALLER_FIXABLE_CODES = frozenset(
+    {
+        "content_policy_violation",
+        "invalid_parameters",
+        "image_processing_error",
+        "image_dimension_mismatch",
+        "request_cancelled",
+    }
+)
+
+
+@attrs.frozen(kw_only=True)
+class TaskError:
+    """Why a task failed. ``code`` is always a string (the wire sometimes sends an integer)."""
+
+    code: str | None = None
+    message: str = ""
+    suggestion: str | None = None
+
+    @property
+    def retryable(self) -> bool:
+        """True when submitting the same request again later may succeed."""
+        return self.code not in CALLER_FIXABLE_CODES
+
+
+@attrs.frozen(kw_only=True)
+class TaskInfo:
+    """Scheduling hints from the server; ``estimated_time`` is in seconds."""
+
+    can_cancel: bool | None = None
+    estimated_time: float | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """What the task costs. Credits are reserved at submit."""
+
+    billing_rule: str | None = None
+    credits_reserved: float | None = None
+    credits_used: float | None = None
+    estimated_cost: float | None = None
+    user_group: str | None = None
+
+
+@attrs.frozen(kw_only=True)
+class Task:
+    """One snapshot of a task. ``raw`` holds the whole body as received, unknown fields included.
+
+    ``results`` are the output image URLs, present once ``status`` is completed; they expire
+    24 hours after completion, so download them promptly.
+    """
+
+    id: str
+    status: TaskStatus
+    model: str | None = None
+    progress: int = 0
+    created: int | None = None
+    results: tuple[str, ...] = ()
+    task_info: TaskInfo = attrs.field(factory=TaskInfo)
+    usage: Usage | None = None
+    error: TaskError | None = None
+    type: str | None = None
+    object: str | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False, hash=False)
+
+    @property
+    def is_terminal(self) -> bool:
+        return self.status.is_terminal
+
+    @property
+    def estimated_time(self) -> float | None:
+        return self.task_info.estimated_time

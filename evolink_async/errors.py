@@ -1,0 +1,204 @@
+"""The exception tree. Every error the SDK raises derives from :class:`EvolinkError`.
+
+Catch the narrowest class you can act on::
+
+    try:
+        task = await client.tasks.wait(task_id)
+    except evolink.TaskFailedError as err:
+        if err.retryable:
+            ...  # the server failed: submit again later
+    except evolink.RateLimitError as err:
+        await anyio.sleep(err.retry_after or 10)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from ._task import Task
+
+__all__ = [
+    "APIConnectionError",
+    "APIStatusError",
+    "APITimeoutError",
+    "AuthenticationError",
+    "BadRequestError",
+    "EvolinkError",
+    "InsufficientCreditsError",
+    "NotFoundError",
+    "PermissionDeniedError",
+    "RateLimitError",
+    "RequestTooLargeError",
+    "ResponseFormatError",
+    "ServerError",
+    "TaskCancelledError",
+    "TaskFailedError",
+    "TaskTimeoutError",
+    "ValidationError",
+]
+
+
+class EvolinkError(Exception):
+    """Root of every error raised by evolink_async."""
+
+
+class ValidationError(EvolinkError, ValueError):
+    """Raised before any network call when a request breaks a documented rule.
+
+    ``field`` names the offending field (``"image_urls[1]"``), ``rule`` says what it must satisfy.
+    """
+
+    def __init__(self, field: str, rule: str) -> None:
+        self.field = field
+        self.rule = rule
+        super().__init__(f"{field}: {rule}")
+
+
+class APIConnectionError(EvolinkError):
+    """Raised when the server could not be reached or the connection broke (after retries)."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        self.message = message
+        self.request_id = request_id
+        super().__init__(message)
+
+
+class APITimeoutError(APIConnectionError):
+    """Raised when a request took longer than the configured timeout (after retries)."""
+
+
+class ResponseFormatError(EvolinkError):
+    """Raised when a response body is not what the protocol says it must be."""
+
+    def __init__(self, message: str, *, request_id: str | None = None) -> None:
+        self.message = message
+        self.request_id = request_id
+        super().__init__(message if request_id is None else f"{message} (request {request_id})")
+
+
+class APIStatusError(EvolinkError):
+    """Raised for a non-2xx HTTP answer; the subclasses name the common statuses."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int,
+        code: str | None = None,
+        type: str | None = None,
+        param: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        body: Any = None,
+    ) -> None:
+        self.message = message
+        self.status_code = status_code
+        self.code = code
+        self.type = type
+        self.param = param
+        self.request_id = request_id
+        self.retry_after = retry_after
+        self.body = body
+        super().__init__(self._line())
+
+    def _line(self) -> str:
+        parts = [f"HTTP {self.status_code}"]
+        if self.code:
+            parts.append(self.code)
+        head = " ".join(parts)
+        tail = []
+        if self.param:
+            tail.append(f"param={self.param}")
+        if self.request_id:
+            tail.append(f"request_id={self.request_id}")
+        suffix = f" ({', '.join(tail)})" if tail else ""
+        return f"{head}: {self.message}{suffix}"
+
+
+class BadRequestError(APIStatusError):
+    """HTTP 400: the server rejected the request's content."""
+
+
+class AuthenticationError(APIStatusError):
+    """HTTP 401: the API key is missing, wrong or revoked."""
+
+
+class InsufficientCreditsError(APIStatusError):
+    """HTTP 402: the balance or the key's quota is exhausted, or the key may not be used."""
+
+
+class PermissionDeniedError(APIStatusError):
+    """HTTP 403: the key may not do this."""
+
+
+class NotFoundError(APIStatusError):
+    """HTTP 404: no such task, file or endpoint."""
+
+
+class RequestTooLargeError(APIStatusError):
+    """HTTP 413: the request body is larger than the server accepts."""
+
+
+class RateLimitError(APIStatusError):
+    """HTTP 429, after retries, or with a ``Retry-After`` longer than the client will wait."""
+
+
+class ServerError(APIStatusError):
+    """HTTP 5xx after retries."""
+
+
+_STATUS_CLASSES: dict[int, type[APIStatusError]] = {
+    400: BadRequestError,
+    401: AuthenticationError,
+    402: InsufficientCreditsError,
+    403: PermissionDeniedError,
+    404: NotFoundError,
+    413: RequestTooLargeError,
+    429: RateLimitError,
+}
+
+
+def status_error_class(status_code: int) -> type[APIStatusError]:
+    """The class that stands for ``status_code``."""
+    if status_code >= 500:
+        return ServerError
+    return _STATUS_CLASSES.get(status_code, APIStatusError)
+
+
+class TaskFailedError(EvolinkError):
+    """Raised by ``wait`` when the task ended in ``failed``.
+
+    ``retryable`` is true for server-side failures (submitting again later may succeed) and
+    false for ones the caller must fix (content policy, bad parameters, bad image).
+    """
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        error = task.error
+        self.code = error.code if error else None
+        self.message = error.message if error else "task failed without an error body"
+        self.retryable = error.retryable if error else True
+        code = f" {self.code}" if self.code else ""
+        super().__init__(f"task {task.id} failed{code}: {self.message}")
+
+
+class TaskCancelledError(EvolinkError):
+    """Raised by ``wait`` when the task ended in ``cancelled``."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        super().__init__(f"task {task.id} was cancelled")
+
+
+class TaskTimeoutError(EvolinkError):
+    """Raised by ``wait`` when the client's deadline passed before the task was terminal.
+
+    The task may still finish on the server: ``task`` is the last snapshot seen.
+    """
+
+    def __init__(self, task_id: str, timeout: float, task: Task | None = None) -> None:
+        self.task_id = task_id
+        self.timeout = timeout
+        self.task = task
+        super().__init__(f"task {task_id} was not terminal after {timeout:g} s")
