@@ -1,6 +1,9 @@
 """evolink_async: an asyncio-first SDK for Evolink's asynchronous image-generation API."""
 
+from ._client import EvolinkClient, MissingAPIKeyError
+from ._config import ClientConfig
 from ._requests import ImageInput, ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture, Speed
+from ._retry import RetryPolicy
 from ._task import Task, TaskError, TaskInfo, TaskStatus, Usage
 from ._version import __version__
 from .errors import (
@@ -29,10 +32,13 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientConfig",
+    "EvolinkClient",
     "EvolinkError",
     "ImageInput",
     "ImageRequest",
     "InsufficientCreditsError",
+    "MissingAPIKeyError",
     "NotFoundError",
     "PermissionDeniedError",
     "QwenImageEdit",
@@ -41,6 +47,7 @@ __all__ = [
     "Request",
     "RequestTooLargeError",
     "ResponseFormatError",
+    "RetryPolicy",
     "Retexture",
     "ServerError",
     "Speed",

@@ -1,0 +1,71 @@
+"""When to retry a request and how long to wait first (pure decisions, no I/O)."""
+
+from __future__ import annotations
+
+import email.utils
+import random
+import time
+from collections.abc import Callable
+
+import attrs
+
+__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "is_retryable_status", "parse_retry_after"]
+
+#: Statuses worth another attempt: the server did not do the work, or will answer later.
+RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
+
+_RNG = random.Random()
+
+# A 409 that means "this key was used with another body" will answer the same forever.
+_FINAL_CONFLICT_CODES = frozenset({"idempotency_conflict"})
+
+
+def is_retryable_status(status: int, code: str | None = None) -> bool:
+    """The retry decision for an HTTP answer; 400/401/402/403/404/413 are never retried."""
+    if status == 409 and code in _FINAL_CONFLICT_CODES:
+        return False
+    return status in RETRYABLE_STATUSES
+
+
+def parse_retry_after(value: str | None, *, now: Callable[[], float] = time.time) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds (int or float) or an HTTP date."""
+    if value is None:
+        return None
+    value = value.strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            return None
+        seconds = when.timestamp() - now()
+    if seconds != seconds:  # NaN
+        return None
+    return max(0.0, seconds)
+
+
+@attrs.frozen(kw_only=True)
+class RetryPolicy:
+    """Exponential backoff with jitter, capped, honouring ``Retry-After``.
+
+    >>> RetryPolicy(max_retries=5, initial_delay=0.25, max_delay=4.0)
+    """
+
+    #: Extra attempts after the first (0 disables retries).
+    max_retries: int = attrs.field(default=3, validator=attrs.validators.ge(0))
+    #: Base of the exponential backoff, in seconds.
+    initial_delay: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    #: No computed backoff waits longer than this.
+    max_delay: float = attrs.field(default=8.0, validator=attrs.validators.ge(0))
+    #: A ``Retry-After`` longer than this is not waited for: the error is raised instead.
+    max_retry_after: float = attrs.field(default=60.0, validator=attrs.validators.ge(0))
+
+    def backoff(self, attempt: int, *, rng: random.Random | None = None) -> float:
+        """Seconds before retry number ``attempt`` (0-based): "equal jitter" in [d/2, d]."""
+        delay = min(self.max_delay, self.initial_delay * (2.0**attempt))
+        return delay / 2 + (rng or _RNG).uniform(0, delay / 2)

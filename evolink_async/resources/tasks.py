@@ -1,0 +1,43 @@
+"""``client.tasks``: query tasks (``GET /v1/tasks/{id}``), and watch them until terminal."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+from urllib.parse import quote
+
+from .._converter import structure_task
+from .._task import Task
+from ..errors import ValidationError
+
+if TYPE_CHECKING:
+    from .._client import EvolinkClient
+
+__all__ = ["Tasks", "task_id_of"]
+
+
+def task_id_of(task_or_id: Task | str) -> str:
+    """The id of a task given as a ``Task`` or its id, checked to be a usable path segment."""
+    task_id = task_or_id.id if isinstance(task_or_id, Task) else task_or_id
+    if not isinstance(task_id, str) or not task_id.strip():
+        raise ValidationError("task_id", "must be a non-empty string")
+    if any(c in task_id for c in "/?#") or any(ord(c) < 32 for c in task_id):
+        raise ValidationError("task_id", "must not contain '/', '?', '#' or control characters")
+    return task_id
+
+
+class Tasks:
+    """Read tasks by id."""
+
+    def __init__(self, client: EvolinkClient) -> None:
+        self._client = client
+
+    async def get(self, task_or_id: Task | str) -> Task:
+        """One query of the task's current state.
+
+        >>> task = await client.tasks.get("task-unified-1757165031-mjv7")
+        """
+        task_id = task_id_of(task_or_id)
+        response = await self._client._transport.request(
+            "GET", f"{self._client.base_url}/v1/tasks/{quote(task_id, safe='')}", retry_safe=True
+        )
+        return structure_task(response.body, request_id=response.request_id)

@@ -1,0 +1,45 @@
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import pytest
+from aiohttp import ClientResponse
+from aioresponses import aioresponses
+
+from evolink_async import EvolinkClient, RetryPolicy
+
+API_KEY = "sk-evo-TESTKEY0123456789abcdef"
+BASE = "https://api.test"
+
+
+@pytest.fixture
+def fast_retry() -> RetryPolicy:
+    """Retries with no real waiting, so retry tests take milliseconds."""
+    return RetryPolicy(max_retries=3, initial_delay=0.0, max_delay=0.0, max_retry_after=5.0)
+
+
+@pytest.fixture
+async def client(fast_retry: RetryPolicy) -> AsyncIterator[EvolinkClient]:
+    async with EvolinkClient(API_KEY, base_url=BASE, files_base_url="https://files.test", retry=fast_retry) as c:
+        yield c
+
+
+class _SentRequest:
+    """Stands in for the stream writer aiohttp >= 3.14 wants; aioresponses (0.7.x) gives none."""
+
+    output_size = 0
+
+
+@pytest.fixture
+def mock_http(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
+    """``aioresponses`` made to work with aiohttp 3.14 (upstream issue pnuckowski/aioresponses#289)."""
+    original = ClientResponse.__init__
+
+    def init(self: ClientResponse, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("stream_writer", _SentRequest())
+        original(self, *args, **kwargs)
+
+    monkeypatch.setattr(ClientResponse, "__init__", init)
+    with aioresponses() as mocked:
+        yield mocked

@@ -1,0 +1,77 @@
+"""Client construction, configuration from the environment, session ownership, with_options."""
+
+from __future__ import annotations
+
+import aiohttp
+import pytest
+from aioresponses import aioresponses
+
+from evolink_async import EvolinkClient, MissingAPIKeyError
+from tests.conftest import API_KEY
+
+
+def test_missing_key_fails_at_construction(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVOLINK_API_KEY", raising=False)
+    with pytest.raises(MissingAPIKeyError, match="EVOLINK_API_KEY"):
+        EvolinkClient()
+    monkeypatch.setenv("EVOLINK_API_KEY", "   ")
+    with pytest.raises(MissingAPIKeyError):
+        EvolinkClient()
+
+
+async def test_environment_configuration(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVOLINK_API_KEY", API_KEY)
+    monkeypatch.setenv("EVOLINK_BASE_URL", "http://127.0.0.1:9999/")
+    monkeypatch.setenv("EVOLINK_FILES_BASE_URL", "http://127.0.0.1:9998")
+    async with EvolinkClient() as client:
+        assert client.base_url == "http://127.0.0.1:9999"
+        assert client.files_base_url == "http://127.0.0.1:9998"
+        assert client.config.api_key.reveal() == API_KEY
+
+
+async def test_explicit_arguments_beat_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("EVOLINK_API_KEY", "sk-evo-from-env-000000")
+    monkeypatch.setenv("EVOLINK_BASE_URL", "http://127.0.0.1:1")
+    async with EvolinkClient(API_KEY, base_url="http://127.0.0.1:2") as client:
+        assert client.base_url == "http://127.0.0.1:2"
+        assert client.config.api_key.reveal() == API_KEY
+
+
+def test_defaults_are_the_public_hosts(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("EVOLINK_BASE_URL", raising=False)
+    monkeypatch.delenv("EVOLINK_FILES_BASE_URL", raising=False)
+    client = EvolinkClient(API_KEY)
+    assert client.base_url == "https://api.evolink.ai"
+    assert client.files_base_url == "https://files-api.evolink.ai"
+
+
+async def test_caller_session_is_used_and_never_closed(mock_http: aioresponses) -> None:
+    mock_http.get("https://api.test/v1/tasks/t", payload={"id": "t", "status": "pending"})
+    async with aiohttp.ClientSession() as session:
+        async with EvolinkClient(API_KEY, base_url="https://api.test", session=session) as client:
+            assert client._transport.session is session
+            await client.tasks.get("t")
+        assert not session.closed
+
+
+async def test_owned_session_is_closed_and_bounded() -> None:
+    client = EvolinkClient(API_KEY, max_connections=7)
+    session = client._transport.session
+    assert isinstance(session.connector, aiohttp.TCPConnector)
+    assert session.connector.limit == 7
+    await client.aclose()
+    assert session.closed
+    with pytest.raises(RuntimeError, match="closed"):
+        client._transport.session  # noqa: B018
+
+
+async def test_with_options_shares_the_session() -> None:
+    async with EvolinkClient(API_KEY, timeout=10) as client:
+        patient = client.with_options(timeout=300, max_retries=7, default_headers={"X-Team": "imaging"})
+        assert patient._transport.session is client._transport.session
+        assert patient.config.timeout == 300
+        assert patient.config.retry.max_retries == 7
+        assert patient.config.default_headers == {"X-Team": "imaging"}
+        assert client.config.timeout == 10
+        await patient.aclose()
+        assert not client._transport.session.closed

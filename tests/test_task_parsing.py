@@ -1,0 +1,126 @@
+"""Parsing of the exact JSON examples in API.md, and tolerance of what the docs leave open."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from evolink_async import ResponseFormatError, Task, TaskStatus
+from evolink_async._converter import structure_task
+
+SUBMITTED: dict[str, Any] = {
+    "created": 1757165031, "id": "task-unified-1757165031-mjv7", "model": "mj-v7-retexture",
+    "object": "image.generation.task", "progress": 0, "status": "pending",
+    "task_info": {"can_cancel": True, "estimated_time": 45},
+    "type": "image",
+    "usage": {"billing_rule": "per_call", "credits_reserved": 1.8, "user_group": "default"},
+}
+COMPLETED: dict[str, Any] = {
+    "created": 1756817821, "id": "task-unified-1756817821-4x3rx6ny", "model": "gpt-4o-image",
+    "object": "image.generation.task", "progress": 100,
+    "results": ["https://files.example/image.jpg"],
+    "status": "completed", "task_info": {"can_cancel": False}, "type": "image",
+}
+FAILED: dict[str, Any] = {
+    "id": "task-unified-1772618027-cmeisy8h", "object": "image.generation.task", "status": "failed",
+    "model": "gemini-3.1-flash-image-preview", "progress": 0,
+    "error": {"code": "content_policy_violation", "message": "Content policy violation. ..."},
+}
+
+
+def test_submit_answer() -> None:
+    task = structure_task(SUBMITTED)
+    assert task.id == "task-unified-1757165031-mjv7"
+    assert task.status is TaskStatus.PENDING
+    assert not task.is_terminal
+    assert task.progress == 0
+    assert task.created == 1757165031
+    assert task.task_info.can_cancel is True
+    assert task.estimated_time == 45.0
+    assert task.usage is not None
+    assert task.usage.credits_reserved == 1.8
+    assert task.usage.billing_rule == "per_call"
+    assert task.usage.user_group == "default"
+    assert task.results == ()
+    assert task.error is None
+    assert task.raw == SUBMITTED
+
+
+def test_completed_answer() -> None:
+    task = structure_task(COMPLETED)
+    assert task.status is TaskStatus.COMPLETED
+    assert task.is_terminal
+    assert task.results == ("https://files.example/image.jpg",)
+    assert task.task_info.can_cancel is False
+    assert task.task_info.estimated_time is None
+    assert task.usage is None
+
+
+def test_failed_answer() -> None:
+    task = structure_task(FAILED)
+    assert task.status is TaskStatus.FAILED
+    assert task.error is not None
+    assert task.error.code == "content_policy_violation"
+    assert task.error.retryable is False
+    assert task.created is None
+
+
+@pytest.mark.parametrize(("code", "retryable"), [("service_error", True), ("generation_timeout", True),
+                                                 ("invalid_parameters", False), ("image_dimension_mismatch", False)])
+def test_error_retryability(code: str, retryable: bool) -> None:
+    task = structure_task({**FAILED, "error": {"code": code, "message": "m"}})
+    assert task.error is not None
+    assert task.error.retryable is retryable
+
+
+def test_integer_error_code_becomes_string() -> None:
+    task = structure_task({**FAILED, "error": {"code": 1001, "message": "m", "suggestion": "try again"}})
+    assert task.error is not None
+    assert task.error.code == "1001"
+    assert task.error.suggestion == "try again"
+
+
+def test_unknown_fields_are_kept_in_raw() -> None:
+    body = {**COMPLETED, "result_data": [{"image_url": "https://x/y.png"}], "request_id": "r1"}
+    task = structure_task(body)
+    assert task.raw["result_data"] == [{"image_url": "https://x/y.png"}]
+    assert task.raw["request_id"] == "r1"
+
+
+def test_unknown_status_maps_to_unknown() -> None:
+    task = structure_task({**SUBMITTED, "status": "queued_upstream"})
+    assert task.status is TaskStatus.UNKNOWN
+    assert not task.is_terminal
+
+
+def test_cancelled_is_terminal() -> None:
+    assert structure_task({**SUBMITTED, "status": "cancelled"}).is_terminal
+
+
+def test_missing_optional_blocks_and_nulls() -> None:
+    task = structure_task({"id": "task-unified-1", "status": "processing", "task_info": None, "usage": None,
+                           "error": None, "progress": None})
+    assert task == Task(id="task-unified-1", status=TaskStatus.PROCESSING)
+
+
+@pytest.mark.parametrize(("wire", "parsed"), [(45.7, 45), ("45", 45), ("45%", 45), (150, 100), (-3, 0), ("x", 0)])
+def test_progress_is_tolerant(wire: object, parsed: int) -> None:
+    assert structure_task({**SUBMITTED, "progress": wire}).progress == parsed
+
+
+@pytest.mark.parametrize(
+    "body",
+    [None, [], "task", {"status": "pending"}, {"id": "", "status": "pending"}, {"id": 5, "status": "pending"},
+     {"id": "task-unified-1"}, {"error": {"code": "x", "message": "not a task"}}],
+)
+def test_not_a_task_raises_response_format_error(body: object) -> None:
+    with pytest.raises(ResponseFormatError):
+        structure_task(body, request_id="req-1")
+
+
+def test_malformed_block_types_are_tolerated() -> None:
+    task = structure_task({**COMPLETED, "results": "https://x", "task_info": [1], "usage": "free"})
+    assert task.results == ()
+    assert task.task_info.estimated_time is None
+    assert task.usage is None
