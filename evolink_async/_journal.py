@@ -300,9 +300,12 @@ class Journal:
         if conn is None:
             raise JournalError("journal is not open")
         job = functools.partial(_write, conn, work) if write else functools.partial(work, conn)
-        # Not abandoned on cancellation: anyio waits for the thread, so a cancelled caller never
-        # leaves a write whose fate it cannot know running behind the next call.
-        return await anyio.to_thread.run_sync(job, limiter=self._limiter)
+        try:
+            # Not abandoned on cancellation: anyio waits for the thread, so a cancelled caller never
+            # leaves a write whose fate it cannot know running behind the next call.
+            return await anyio.to_thread.run_sync(job, limiter=self._limiter)
+        except sqlite3.Error as exc:  # e.g. "database is locked" by another process past busy_timeout
+            raise JournalError(f"journal {self.path}: {exc}") from exc
 
     async def reserve(self, key: str, fingerprint: str, *, restart_on_mismatch: bool = False) -> Entry:
         """Return ``key``'s entry, first creating it with a fresh idempotency key (committed) if new.
