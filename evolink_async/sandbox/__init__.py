@@ -1,0 +1,31 @@
+"""A local emulator of Evolink's task API and Files API, for tests, benchmarks and demos.
+
+>>> async with Sandbox(time_scale=0.01, seed=7, faults=Faults(server_error_rate=0.1)) as sandbox:
+...     ...  # point a client at sandbox.base_url / sandbox.files_base_url with sandbox.api_key
+
+Or standalone: ``python -m evolink_async.sandbox --port 8080 --time-scale 0.1 --seed 7``.
+It imports nothing of the client: only aiohttp, attrs, anyio and the SDK's request rules.
+"""
+
+from ._config import (
+    DEFAULT_API_KEY,
+    DEFAULT_ESTIMATED_TIMES,
+    DEFAULT_MODEL_COSTS,
+    FAILURE_CODES,
+    Faults,
+    SandboxConfig,
+)
+from ._ledger import CallbackAttempt, Ledger
+from ._sandbox import Sandbox
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_ESTIMATED_TIMES",
+    "DEFAULT_MODEL_COSTS",
+    "FAILURE_CODES",
+    "CallbackAttempt",
+    "Faults",
+    "Ledger",
+    "Sandbox",
+    "SandboxConfig",
+]

@@ -1,0 +1,194 @@
+"""Sandbox options as frozen values, and the one place that knows about the scaled clock.
+
+Every duration in the options is in *API seconds*: the seconds the real service would take.
+``time_scale`` maps them onto wall-clock seconds (``real = api * time_scale``), and everything a
+client can observe (task timelines, ``estimated_time``, ``Retry-After``, expiry times, callback
+timeouts and retry delays) is reported in real seconds, so a client's poll policy sees one
+consistent clock whatever the scale.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from types import MappingProxyType
+
+import attrs
+
+from .._task import CALLER_FIXABLE_CODES
+
+__all__ = [
+    "DEFAULT_API_KEY",
+    "DEFAULT_ESTIMATED_TIME",
+    "DEFAULT_ESTIMATED_TIMES",
+    "DEFAULT_MODEL_COSTS",
+    "FAILURE_CODES",
+    "Faults",
+    "SandboxConfig",
+    "format_seconds",
+]
+
+#: The key a sandbox accepts unless told otherwise (it guards nothing: it only lets a client
+#: exercise its auth path; a wrong key still gets the documented 401).
+DEFAULT_API_KEY = "sk-evo-sandbox-key"
+
+#: ``task_info.estimated_time`` per model, in API seconds (models not listed: 20 s).
+DEFAULT_ESTIMATED_TIMES: Mapping[str, float] = MappingProxyType(
+    {"mj-v7-retexture": 45.0, "mj-v7-remove-bg": 30.0, "qwen-image-edit": 30.0}
+)
+DEFAULT_ESTIMATED_TIME = 20.0
+
+#: Credits reserved per call (``usage.credits_reserved``); ``speed: turbo`` doubles a cost.
+DEFAULT_MODEL_COSTS: Mapping[str, float] = MappingProxyType(
+    {"mj-v7-retexture": 1.8, "mj-v7-remove-bg": 1.8, "qwen-image-edit": 1.0}
+)
+DEFAULT_MODEL_COST = 1.0
+TURBO_COST_FACTOR = 2.0
+
+#: Task-level error codes of API.md A3 that injected failures draw from, both the caller-fixable
+#: and the server-side ones (``generation_timeout`` is left to stuck tasks, which end with it).
+FAILURE_CODES: tuple[str, ...] = (
+    *sorted(CALLER_FIXABLE_CODES),
+    "generation_failed_no_content",
+    "service_error",
+    "resource_exhausted",
+    "quota_exceeded",
+    "service_unavailable",
+    "resource_not_found",
+    "unknown_error",
+)
+
+_MiB = 1024 * 1024
+
+
+def _rate(value: float) -> float:
+    value = float(value)
+    if not 0.0 <= value <= 1.0:
+        raise ValueError(f"a fault rate must be within [0, 1], got {value}")
+    return value
+
+
+def _codes(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
+    codes = tuple(value)
+    if not codes or not all(isinstance(c, str) and c for c in codes):
+        raise ValueError("failure_codes must be a non-empty sequence of error code strings")
+    return codes
+
+
+@attrs.frozen(kw_only=True)
+class Faults:
+    """How often the sandbox misbehaves, each a probability in [0, 1] decided with the seeded RNG.
+
+    Per request of the two task endpoints (submit and query), one draw picks at most one of
+    ``server_error_rate`` (500/502/503), ``rate_limit_rate`` (429 with ``Retry-After``),
+    ``reset_before_rate`` (connection dropped before anything happened), ``reset_after_rate``
+    (the request took effect, e.g. a task was created and billed, then the connection dropped)
+    and ``malformed_rate`` (200 with a truncated JSON body, after the request took effect), so
+    their sum must stay <= 1. ``slow_rate`` is drawn on its own: the answer waits ``slow_delay``
+    API seconds first (the request still takes effect if the client gives up meanwhile, as on
+    a real server). Per task, ``task_failure_rate`` ends it ``failed`` with a code from
+    ``failure_codes`` and ``stuck_rate`` leaves it processing until ``stuck_timeout`` API
+    seconds after submit, when it fails with ``generation_timeout``.
+
+    >>> Faults(server_error_rate=0.1, reset_after_rate=0.05)
+    """
+
+    server_error_rate: float = attrs.field(default=0.0, converter=_rate)
+    rate_limit_rate: float = attrs.field(default=0.0, converter=_rate)
+    reset_before_rate: float = attrs.field(default=0.0, converter=_rate)
+    reset_after_rate: float = attrs.field(default=0.0, converter=_rate)
+    slow_rate: float = attrs.field(default=0.0, converter=_rate)
+    malformed_rate: float = attrs.field(default=0.0, converter=_rate)
+    task_failure_rate: float = attrs.field(default=0.0, converter=_rate)
+    stuck_rate: float = attrs.field(default=0.0, converter=_rate)
+    slow_delay: float = 15.0
+    retry_after: tuple[float, float] = (1.0, 5.0)
+    failure_codes: tuple[str, ...] = attrs.field(default=FAILURE_CODES, converter=_codes)
+    stuck_timeout: float = 20 * 60.0
+
+    def __attrs_post_init__(self) -> None:
+        exclusive = (
+            self.server_error_rate
+            + self.rate_limit_rate
+            + self.reset_before_rate
+            + self.reset_after_rate
+            + self.malformed_rate
+        )
+        if exclusive > 1.0 + 1e-9:
+            raise ValueError(f"the per-request fault rates add up to {exclusive:g}, more than 1")
+        if self.task_failure_rate + self.stuck_rate > 1.0 + 1e-9:
+            raise ValueError("task_failure_rate + stuck_rate must be at most 1")
+        if self.slow_delay < 0 or self.stuck_timeout <= 0:
+            raise ValueError("slow_delay must be >= 0 and stuck_timeout > 0")
+        low, high = self.retry_after
+        if not 0 < low <= high:
+            raise ValueError("retry_after must be (low, high) with 0 < low <= high")
+
+
+def _spread(value: tuple[float, float]) -> tuple[float, float]:
+    low, high = (float(v) for v in value)
+    if not 0 < low <= high:
+        raise ValueError(f"duration_spread must be (low, high) with 0 < low <= high, got {value}")
+    return (low, high)
+
+
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if not (value > 0 and math.isfinite(value)):
+        raise ValueError(f"{attribute.name} must be a positive finite number, got {value}")
+
+
+@attrs.frozen(kw_only=True)
+class SandboxConfig:
+    """Everything a sandbox was started with (``Sandbox(...)`` keyword arguments, validated)."""
+
+    time_scale: float = attrs.field(default=1.0, validator=_positive)
+    seed: int = 0
+    faults: Faults = attrs.field(factory=Faults)
+    credits: float | None = None
+    rate_limit: float | None = None
+    api_keys: frozenset[str] = frozenset({DEFAULT_API_KEY})
+    estimated_times: Mapping[str, float] = DEFAULT_ESTIMATED_TIMES
+    duration_spread: tuple[float, float] = attrs.field(default=(0.5, 1.5), converter=_spread)
+    pending_fraction: float = 0.15
+    model_costs: Mapping[str, float] = DEFAULT_MODEL_COSTS
+    max_upload_bytes: int = 20 * _MiB
+    max_files: int = 2000
+    result_ttl: float = 24 * 3600.0
+    file_ttl: float = 72 * 3600.0
+    callback_timeout: float = 10.0
+    callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
+
+    def __attrs_post_init__(self) -> None:
+        if self.rate_limit is not None and self.rate_limit <= 0:
+            raise ValueError("rate_limit must be a positive number of requests per second, or None")
+        if self.credits is not None and self.credits < 0:
+            raise ValueError("credits must be >= 0, or None for unlimited")
+        if not 0 <= self.pending_fraction < 1:
+            raise ValueError("pending_fraction must be within [0, 1)")
+
+    def real(self, api_seconds: float) -> float:
+        """Wall-clock seconds that stand for ``api_seconds`` of the real service."""
+        return api_seconds * self.time_scale
+
+    def estimated_time(self, model: str) -> float:
+        return float(self.estimated_times.get(model, DEFAULT_ESTIMATED_TIMES.get(model, DEFAULT_ESTIMATED_TIME)))
+
+    def cost(self, model: str, speed: object) -> float:
+        base = float(self.model_costs.get(model, DEFAULT_MODEL_COSTS.get(model, DEFAULT_MODEL_COST)))
+        return round(base * TURBO_COST_FACTOR, 6) if speed == "turbo" else base
+
+
+def format_seconds(seconds: float) -> str:
+    """A header value for a duration: ``"45"``, ``"0.45"`` (never exponent notation)."""
+    return _trim(f"{max(seconds, 0.0):.6f}")
+
+
+def json_seconds(seconds: float) -> int | float:
+    """A JSON number for a duration: an integer when whole (as the real API sends), else a float."""
+    rounded = round(seconds, 6)
+    return int(rounded) if rounded == int(rounded) else rounded
+
+
+def _trim(text: str) -> str:
+    text = text.rstrip("0").rstrip(".")
+    return text or "0"

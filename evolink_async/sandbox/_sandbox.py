@@ -1,0 +1,156 @@
+"""``Sandbox``: the emulator's public face, an async context manager around two local servers."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+import time
+from collections.abc import Callable, Collection, Mapping
+from types import TracebackType
+
+from aiohttp import web
+
+from ._config import DEFAULT_API_KEY, DEFAULT_ESTIMATED_TIMES, DEFAULT_MODEL_COSTS, Faults, SandboxConfig
+from ._files_server import build_files_app
+from ._ledger import Ledger
+from ._server import build_api_app
+from ._state import SandboxState
+
+__all__ = ["Sandbox"]
+
+HOST = "127.0.0.1"
+# In-flight answers (say a "slow" fault asleep) get this long to finish when the sandbox closes.
+_SHUTDOWN_GRACE = 0.25
+
+
+class Sandbox:
+    """A faithful local emulator of the Evolink task API and Files API, on 127.0.0.1.
+
+    The task API (``base_url``) and the Files API (``files_base_url``) listen on two ephemeral
+    ports, as they are two hosts in production, so a client that mixes them up fails here too.
+    All durations are real service seconds multiplied by ``time_scale``; ``seed`` makes task
+    outcomes, durations and fault decisions repeat for the same sequence of requests (``None``
+    draws a seed, readable as ``sandbox.seed`` to replay a failing run).
+
+    >>> async with Sandbox(time_scale=0.01, seed=1) as sandbox:
+    ...     client = EvolinkClient(api_key=sandbox.api_key, base_url=sandbox.base_url)
+    ...     ...
+    ...     assert len(sandbox.ledger.billed) == 1
+
+    Background work (callback deliveries) lives in one task owned by the ``async with`` and is
+    cancelled on exit. It is a plain asyncio task rather than an anyio task group so that entering
+    and leaving may happen in different tasks, as pytest-asyncio does with async fixtures.
+    """
+
+    def __init__(
+        self,
+        *,
+        time_scale: float = 1.0,
+        seed: int | None = None,
+        faults: Faults | None = None,
+        credits: float | None = None,
+        rate_limit: float | None = None,
+        api_key: str = DEFAULT_API_KEY,
+        extra_api_keys: Collection[str] = (),
+        estimated_times: Mapping[str, float] | None = None,
+        duration_spread: tuple[float, float] = (0.5, 1.5),
+        pending_fraction: float = 0.15,
+        model_costs: Mapping[str, float] | None = None,
+        max_upload_bytes: int = 20 * 1024 * 1024,
+        max_files: int = 2000,
+        port: int = 0,
+        files_port: int = 0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.seed = secrets.randbits(32) if seed is None else seed
+        self.config = SandboxConfig(
+            time_scale=time_scale,
+            seed=self.seed,
+            faults=faults if faults is not None else Faults(),
+            credits=credits,
+            rate_limit=rate_limit,
+            api_keys=frozenset({api_key, *extra_api_keys}),
+            estimated_times={**DEFAULT_ESTIMATED_TIMES, **(estimated_times or {})},
+            duration_spread=duration_spread,
+            pending_fraction=pending_fraction,
+            model_costs={**DEFAULT_MODEL_COSTS, **(model_costs or {})},
+            max_upload_bytes=max_upload_bytes,
+            max_files=max_files,
+        )
+        self.api_key = api_key
+        self._ports = (port, files_port)
+        self._clock = clock
+        self._state: SandboxState | None = None
+        self._runners: list[web.AppRunner] = []
+        self._background: asyncio.Task[None] | None = None
+
+    def __repr__(self) -> str:
+        where = self._state.base_url if self._state else "not running"
+        return f"<Sandbox {where} time_scale={self.config.time_scale} seed={self.seed}>"
+
+    @property
+    def _running(self) -> SandboxState:
+        if self._state is None:
+            raise RuntimeError("the sandbox is not running: use `async with Sandbox(...) as sandbox`")
+        return self._state
+
+    @property
+    def base_url(self) -> str:
+        """The task API, e.g. ``http://127.0.0.1:54321`` (no trailing slash)."""
+        return self._running.base_url
+
+    @property
+    def files_base_url(self) -> str:
+        """The Files API, e.g. ``http://127.0.0.1:54322``."""
+        return self._running.files_base_url
+
+    @property
+    def ledger(self) -> Ledger:
+        return self._running.ledger
+
+    @property
+    def credits_remaining(self) -> float | None:
+        """The balance left, or None when credits are unlimited."""
+        return self._running.book.credits_remaining
+
+    async def __aenter__(self) -> Sandbox:
+        if self._state is not None:
+            raise RuntimeError("a Sandbox can only be entered once at a time")
+        state = SandboxState(config=self.config, clock=self._clock)
+        self._state = state
+        try:
+            api_port, files_port = self._ports
+            state.base_url = await self._serve(build_api_app(state), api_port)
+            state.files_base_url = await self._serve(build_files_app(state), files_port)
+            self._background = asyncio.create_task(state.callbacks.run(), name="evolink-sandbox-callbacks")
+        except BaseException:
+            await self._close()
+            raise
+        return self
+
+    async def _serve(self, app: web.Application, port: int) -> str:
+        runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=_SHUTDOWN_GRACE)
+        await runner.setup()
+        self._runners.append(runner)
+        site = web.TCPSite(runner, HOST, port)
+        await site.start()
+        bound = runner.addresses[0][1]
+        return f"http://{HOST}:{bound}"
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self._close()
+
+    async def _close(self) -> None:
+        # Servers first, so no new task can schedule a callback; then the deliveries.
+        runners, self._runners = self._runners, []
+        for runner in reversed(runners):
+            await runner.cleanup()
+        background, self._background = self._background, None
+        if background is not None:
+            background.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await background
+        self._state = None

@@ -1,0 +1,253 @@
+"""The task API app: ``POST /v1/images/generations``, ``GET /v1/tasks/{id}``, result files.
+
+Answers follow API.md A1/A3 for tasks and A4 for errors (``{"error": {code, message, type,
+param?}}`` with the documented HTTP statuses). The order of checks on the two task endpoints is
+auth (401), rate limit (429), injected faults, then the request itself, so a wrong key is
+always a 401 and faults only hit requests that would otherwise be served.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import anyio
+from aiohttp import web
+
+from .._requests import validate_body
+from ..errors import ValidationError
+from ._callbacks import is_loopback_url
+from ._config import format_seconds
+from ._faults import FaultDecision
+from ._http import bearer_key, drop_connection, json_response, request_id_middleware
+from ._state import SandboxState
+from ._tasks import TASK_ID_PREFIX, IdempotencyConflict, fingerprint
+
+__all__ = ["build_api_app"]
+
+SUBMIT = "/v1/images/generations"
+QUERY = "/v1/tasks/{task_id}"
+RESULT = "/files/results/{task_id}/{name}"
+LEDGER = "/_sandbox/ledger"
+
+_IDEMPOTENCY_KEY = re.compile(r"^[A-Za-z0-9._-]{16,96}$")
+_RESULT_NAME = re.compile(r"^(\d+)\.png$")
+ERROR_TYPES = {
+    400: "invalid_request_error",
+    401: "authentication_error",
+    402: "insufficient_quota_error",
+    403: "permission_error",
+    404: "not_found_error",
+    405: "invalid_request_error",
+    409: "invalid_request_error",
+    413: "request_too_large_error",
+    429: "rate_limit_error",
+    500: "internal_server_error",
+    502: "upstream_error",
+    503: "service_unavailable_error",
+}
+
+
+class ApiError(Exception):
+    """An A4 error answer, raised from anywhere inside a handler."""
+
+    def __init__(
+        self, status: int, code: str, message: str, *, param: str | None = None, headers: dict[str, str] | None = None
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.code = code
+        self.message = message
+        self.param = param
+        self.headers = headers
+
+    def response(self) -> web.Response:
+        error: dict[str, Any] = {"code": self.code, "message": self.message, "type": ERROR_TYPES.get(self.status)}
+        if self.param is not None:
+            error["param"] = self.param
+        return json_response({"error": error}, status=self.status, headers=self.headers)
+
+
+def _http_error(exc: web.HTTPException) -> web.Response:
+    codes = {404: "not_found", 405: "method_not_allowed", 413: "request_too_large"}
+    return ApiError(exc.status, codes.get(exc.status, "http_error"), exc.reason).response()
+
+
+class _Api:
+    def __init__(self, state: SandboxState) -> None:
+        self.state = state
+        self.config = state.config
+
+    # -- shared steps ------------------------------------------------------------------------
+
+    def _admit(self, request: web.Request) -> str:
+        """Auth and the token bucket; returns the caller's API key."""
+        key = bearer_key(request)
+        if key is None or key not in self.config.api_keys:
+            raise ApiError(401, "invalid_api_key", "Invalid or missing API key (Authorization: Bearer <key>).")
+        if self.state.buckets is not None:
+            wait = self.state.buckets.take(key, self.state.clock())
+            if wait > 0:
+                raise ApiError(
+                    429, "rate_limit_exceeded", "Too many requests.", headers={"Retry-After": format_seconds(wait)}
+                )
+        return key
+
+    async def _fault_before(self, request: web.Request) -> tuple[FaultDecision, web.Response | None]:
+        """Draw this request's fault; answer it here if it preempts the request."""
+        decision = self.state.faults.decide()
+        counts = self.state.ledger.faults
+        if decision.slow:
+            counts["slow"] += 1
+            await anyio.sleep(self.config.real(self.config.faults.slow_delay))
+        if decision.kind != "none":
+            counts[decision.kind] += 1
+        retry_after = {"Retry-After": format_seconds(self.config.real(decision.retry_after))}
+        if decision.kind == "server_error":
+            kind = decision.server_error
+            headers = retry_after if kind.status == 503 else None
+            return decision, ApiError(kind.status, kind.code, kind.message, headers=headers).response()
+        if decision.kind == "rate_limit":
+            return decision, ApiError(429, "rate_limit_exceeded", "Too many requests.", headers=retry_after).response()
+        if decision.kind == "reset_before":
+            return decision, drop_connection(request)
+        return decision, None
+
+    @staticmethod
+    def _fault_after(request: web.Request, decision: FaultDecision, response: web.Response) -> web.Response:
+        """Faults that strike once the request took effect: drop the answer, or garble it."""
+        if decision.kind == "reset_after":
+            return drop_connection(request)
+        if decision.kind == "malformed" and response.status == 200 and isinstance(response.body, bytes):
+            text = response.body
+            return web.Response(body=text[: max(1, len(text) // 2)], status=200, content_type="application/json")
+        return response
+
+    # -- handlers ----------------------------------------------------------------------------
+
+    async def submit(self, request: web.Request) -> web.StreamResponse:
+        key = self._admit(request)
+        decision, early = await self._fault_before(request)
+        if early is not None:
+            return early
+        return self._fault_after(request, decision, await self._submit(request, key))
+
+    async def _submit(self, request: web.Request, key: str) -> web.Response:
+        try:
+            body = json.loads(await request.read())
+        except ValueError:
+            raise ApiError(400, "invalid_request", "The body must be JSON.") from None
+        if not isinstance(body, dict):
+            raise ApiError(400, "invalid_request", "The body must be a JSON object.")
+        idempotency_key = request.headers.get("Idempotency-Key")
+        if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
+            raise ApiError(
+                400, "invalid_idempotency_key", "Idempotency-Key must be 16-96 characters of [A-Za-z0-9._-].",
+                param="Idempotency-Key",
+            )
+        body_fingerprint = fingerprint(body)
+        if idempotency_key is not None:
+            try:
+                replayed = self.state.book.replay(key, idempotency_key, body_fingerprint)
+            except IdempotencyConflict:
+                raise ApiError(
+                    409, "idempotency_conflict", "This Idempotency-Key was already used with a different body.",
+                    param="Idempotency-Key",
+                ) from None
+            if replayed is not None:
+                self.state.ledger.record_replay(replayed.id)
+                return json_response(self.state.body(replayed), headers={"idempotency-replayed": "true"})
+        self._validate(body)
+        params = body.get("model_params") or {}
+        credits = self.config.cost(body["model"], params.get("speed"))
+        if not self.state.book.can_afford(credits):
+            raise ApiError(402, "insufficient_quota", f"Insufficient credits: this call needs {credits:g}.")
+        input_image, input_missing = await self._inputs(body.get("image_urls") or [])
+        record = self.state.book.create(
+            api_key=key,
+            body=body,
+            credits=credits,
+            now=self.state.clock(),
+            idempotency_key=idempotency_key,
+            body_fingerprint=body_fingerprint,
+            input_image=input_image,
+            input_missing=input_missing,
+        )
+        self.state.callbacks.schedule(record)
+        return json_response(self.state.body(record))
+
+    @staticmethod
+    def _validate(body: dict[str, Any]) -> None:
+        try:
+            validate_body(body, allow_private_callback=True)
+            callback = body.get("callback_url")
+            # Plain http is the sandbox's concession to local receivers, not a general one.
+            if isinstance(callback, str) and not callback.startswith("https://") and not is_loopback_url(callback):
+                raise ValidationError("callback_url", "must use https (http only for loopback receivers)")
+        except ValidationError as exc:
+            raise ApiError(400, "invalid_parameters", str(exc), param=exc.field) from None
+
+    async def _inputs(self, urls: list[str]) -> tuple[bytes | None, bool]:
+        first: bytes | None = None
+        for index, url in enumerate(urls):
+            data, missing = await self.state.resolve_input(url)
+            if missing:
+                return None, True
+            if index == 0:
+                first = data
+        return first, False
+
+    async def query(self, request: web.Request) -> web.StreamResponse:
+        key = self._admit(request)
+        decision, early = await self._fault_before(request)
+        if early is not None:
+            return early
+        task_id = request.match_info["task_id"]
+        if not task_id.startswith(TASK_ID_PREFIX):
+            raise ApiError(
+                400, "invalid_task_id", "Invalid task ID format, must start with 'task-unified-'", param="task_id"
+            )
+        record = self.state.book.get(key, task_id)
+        if record is None:
+            raise ApiError(404, "task_not_found", f"Task {task_id} not found.", param="task_id")
+        return self._fault_after(request, decision, json_response(self.state.body(record)))
+
+    async def result(self, request: web.Request) -> web.StreamResponse:
+        record = self.state.book.lookup(request.match_info["task_id"])
+        match = _RESULT_NAME.match(request.match_info["name"])
+        now = self.state.clock()
+        if (
+            record is None
+            or match is None
+            or record.outcome != "completed"
+            or not record.is_finished(now)
+            or int(match.group(1)) >= record.result_count
+        ):
+            raise ApiError(404, "not_found", "No such result file.")
+        if self.state.result_expired(record, now):
+            raise ApiError(404, "not_found", "This result link has expired (results are kept 24 h).")
+        data = await self.state.results.png(record, int(match.group(1)))
+        return web.Response(body=data, content_type="image/png")
+
+    async def ledger(self, _request: web.Request) -> web.StreamResponse:
+        return json_response(self.state.ledger.to_json())
+
+
+@web.middleware
+async def _api_errors(request: web.Request, handler: Any) -> web.StreamResponse:
+    try:
+        response: web.StreamResponse = await handler(request)
+    except ApiError as exc:
+        return exc.response()
+    return response
+
+
+def build_api_app(state: SandboxState) -> web.Application:
+    api = _Api(state)
+    app = web.Application(middlewares=[request_id_middleware(state.ledger, on_http_error=_http_error), _api_errors])
+    app.router.add_post(SUBMIT, api.submit)
+    app.router.add_get(QUERY, api.query)
+    app.router.add_get(RESULT, api.result)
+    app.router.add_get(LEDGER, api.ledger)
+    return app
