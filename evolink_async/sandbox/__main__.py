@@ -1,0 +1,87 @@
+"""``python -m evolink_async.sandbox``: a standalone sandbox until Ctrl-C or SIGTERM.
+
+When both servers listen it prints, one per line and flushed, shell-ready assignments
+(``EVOLINK_BASE_URL=...``, ``EVOLINK_FILES_BASE_URL=...``, ``EVOLINK_API_KEY=...``) and a final
+``ready`` line, so a script can wait for ``ready`` and ``eval`` the rest. The ledger is served
+as JSON at ``{base_url}/_sandbox/ledger``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import signal
+import sys
+from collections.abc import Sequence
+
+from ._config import DEFAULT_API_KEY, Faults
+from ._sandbox import Sandbox
+
+_FAULT_RATES = (
+    "server_error_rate",
+    "rate_limit_rate",
+    "reset_before_rate",
+    "reset_after_rate",
+    "slow_rate",
+    "malformed_rate",
+    "task_failure_rate",
+    "stuck_rate",
+)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m evolink_async.sandbox", description="A local emulator of the Evolink API, on 127.0.0.1."
+    )
+    parser.add_argument("--port", type=int, default=0, help="task API port (default: any free port)")
+    parser.add_argument("--files-port", type=int, default=0, help="Files API port (default: any free port)")
+    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the accepted Bearer key")
+    parser.add_argument("--time-scale", type=float, default=1.0, help="real seconds per API second (0.01: 100x)")
+    parser.add_argument("--seed", type=int, default=None, help="makes outcomes and faults repeatable")
+    parser.add_argument("--credits", type=float, default=None, help="credit balance (default: unlimited)")
+    parser.add_argument("--rate-limit", type=float, default=None, help="requests per API second per key")
+    parser.add_argument("--duration-spread", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"))
+    for name in _FAULT_RATES:
+        flag = "--" + name.replace("_", "-")
+        parser.add_argument(flag, type=float, default=0.0, dest=name, help=f"fault: {name.replace('_', ' ')}")
+    parser.add_argument("--slow-delay", type=float, default=15.0, help="API seconds a slow answer waits")
+    return parser
+
+
+async def serve(args: argparse.Namespace) -> None:
+    faults = Faults(slow_delay=args.slow_delay, **{name: getattr(args, name) for name in _FAULT_RATES})
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    async with Sandbox(
+        port=args.port,
+        files_port=args.files_port,
+        api_key=args.api_key,
+        time_scale=args.time_scale,
+        seed=args.seed,
+        credits=args.credits,
+        rate_limit=args.rate_limit,
+        duration_spread=tuple(args.duration_spread),
+        faults=faults,
+    ) as sandbox:
+        print(f"EVOLINK_BASE_URL={sandbox.base_url}")
+        print(f"EVOLINK_FILES_BASE_URL={sandbox.files_base_url}")
+        print(f"EVOLINK_API_KEY={sandbox.api_key}")
+        print(f"ready (seed {sandbox.seed}; Ctrl-C to stop)", flush=True)
+        await stop.wait()
+    print("stopped", flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        asyncio.run(serve(args))
+    except ValueError as exc:  # an option the config rejected
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
