@@ -128,14 +128,17 @@ class _Api:
 
     async def submit(self, request: web.Request) -> web.StreamResponse:
         key = self._admit(request)
+        # Read the body before any delay: a server has the request once it is sent, and a
+        # client that gives up during a slow answer must still find its task created.
+        raw = await request.read()
         decision, early = await self._fault_before(request)
         if early is not None:
             return early
-        return self._fault_after(request, decision, await self._submit(request, key))
+        return self._fault_after(request, decision, await self._submit(request, raw, key))
 
-    async def _submit(self, request: web.Request, key: str) -> web.Response:
+    async def _submit(self, request: web.Request, raw: bytes, key: str) -> web.Response:
         try:
-            body = json.loads(await request.read())
+            body = json.loads(raw)
         except ValueError:
             raise ApiError(400, "invalid_request", "The body must be JSON.") from None
         if not isinstance(body, dict):
