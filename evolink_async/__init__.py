@@ -2,8 +2,12 @@
 
 from ._client import EvolinkClient, MissingAPIKeyError
 from ._config import ClientConfig
+from ._events import EventKind, TaskEvent
+from ._fan_out import FanOut, FanOutItem, FanOutSummary
+from ._poll_policy import PollPolicy
 from ._requests import ImageInput, ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture, Speed
 from ._retry import RetryPolicy
+from ._stream import TaskStream
 from ._task import Task, TaskError, TaskInfo, TaskStatus, Usage
 from ._version import __version__
 from .errors import (
@@ -12,6 +16,7 @@ from .errors import (
     APITimeoutError,
     AuthenticationError,
     BadRequestError,
+    ClientClosedError,
     EvolinkError,
     InsufficientCreditsError,
     NotFoundError,
@@ -32,15 +37,21 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "ClientConfig",
     "EvolinkClient",
+    "EventKind",
     "EvolinkError",
+    "FanOut",
+    "FanOutItem",
+    "FanOutSummary",
     "ImageInput",
     "ImageRequest",
     "InsufficientCreditsError",
     "MissingAPIKeyError",
     "NotFoundError",
     "PermissionDeniedError",
+    "PollPolicy",
     "QwenImageEdit",
     "RateLimitError",
     "RemoveBackground",
@@ -54,9 +65,11 @@ __all__ = [
     "Task",
     "TaskCancelledError",
     "TaskError",
+    "TaskEvent",
     "TaskFailedError",
     "TaskInfo",
     "TaskStatus",
+    "TaskStream",
     "TaskTimeoutError",
     "Usage",
     "ValidationError",

@@ -2,18 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import AsyncIterable, Iterable, Mapping
 from pathlib import PurePath
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
+import anyio
+import anyio.abc
 import attrs
 
 from ._config import ClientConfig, config_from_env
+from ._fan_out import FanOut, FanOutInput
+from ._poll_policy import PollPolicy
 from ._requests import Request
 from ._retry import RetryPolicy
 from ._secret import Secret
+from ._tracker import Tracker
 from ._transport import Transport
 from .errors import EvolinkError
 from .resources.images import Images
@@ -52,6 +57,8 @@ class EvolinkClient:
         max_connections: int = 64,
         default_headers: Mapping[str, str] | None = None,
         session: aiohttp.ClientSession | None = None,
+        poll_policy: PollPolicy | None = None,
+        max_concurrent_queries: int = 32,
     ) -> None:
         key, base, files = config_from_env(api_key, base_url=base_url, files_base_url=files_base_url)
         if not key:
@@ -69,19 +76,35 @@ class EvolinkClient:
             max_connections=max_connections,
             default_headers=dict(default_headers or {}),
         )
-        self._init(config, Transport(config, session=session))
+        transport = Transport(config, session=session)
+        tracker = Tracker(
+            lambda task_id: self.tasks.get(task_id),
+            policy=poll_policy or PollPolicy(),
+            max_concurrent_queries=max_concurrent_queries,
+        )
+        self._init(config, transport, tracker)
+        self._owns_tracker = True
 
-    def _init(self, config: ClientConfig, transport: Transport) -> None:
+    def _init(self, config: ClientConfig, transport: Transport, tracker: Tracker) -> None:
         self._config = config
         self._transport = transport
+        # One tracker per client family: clients made by ``with_options`` share it.
+        self._tracker = tracker
+        self._task_group: anyio.abc.TaskGroup | None = None
         self.images = Images(self)
         self.tasks = Tasks(self)
 
     @classmethod
-    def _from_parts(cls, config: ClientConfig, transport: Transport) -> Self:
+    def _from_parts(cls, config: ClientConfig, transport: Transport, tracker: Tracker) -> Self:
         client = cls.__new__(cls)
-        client._init(config, transport)
+        client._init(config, transport, tracker)
+        client._owns_tracker = False
         return client
+
+    @property
+    def tracker(self) -> Tracker:
+        """The scheduler watching this client's tasks (``push`` webhook snapshots into it)."""
+        return self._tracker
 
     @property
     def base_url(self) -> str:
@@ -122,7 +145,38 @@ class EvolinkClient:
         if default_headers is not _UNSET:
             changes["default_headers"] = {**self._config.default_headers, **default_headers}
         config = attrs.evolve(self._config, **changes)
-        return type(self)._from_parts(config, self._transport.derive(config))
+        return type(self)._from_parts(config, self._transport.derive(config), self._tracker)
+
+    def fan_out(
+        self,
+        requests: Iterable[FanOutInput] | AsyncIterable[FanOutInput],
+        *,
+        max_in_flight: int = 16,
+        max_submits_per_second: float | None = None,
+        buffer_size: int = 64,
+        timeout: float | None = None,
+    ) -> FanOut:
+        """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
+
+        ``requests`` (sync or async, consumed lazily) yields requests, ``(key, request)`` pairs or
+        ``FanOutItem``s. Every input gets exactly one terminal event. When the consumer stops
+        reading, submits stop once ``buffer_size`` events wait (backpressure). An authentication
+        error ends the batch with that error; exhausted credits stop new submits while the
+        unfinished tasks go on. Leaving the block early stops submitting and watching; what was
+        left unfinished is listed in ``events.summary``.
+
+        >>> async with client.fan_out(requests, max_in_flight=16) as events:
+        ...     async for event in events:
+        ...         print(event.key, event.kind, event.progress)
+        """
+        return FanOut(
+            self,
+            requests,
+            max_in_flight=max_in_flight,
+            max_submits_per_second=max_submits_per_second,
+            buffer_size=buffer_size,
+            timeout=timeout,
+        )
 
     async def _resolve_local_images(self, request: Request) -> Request:
         local = [p for p in request.image_urls if isinstance(p, PurePath)]
@@ -135,6 +189,21 @@ class EvolinkClient:
         await self._transport.aclose()
 
     async def __aenter__(self) -> Self:
+        """Start the tracker; it runs until the ``async with`` block ends."""
+        if not self._owns_tracker:
+            return self  # a ``with_options`` view: the original client runs the tracker
+        if self._task_group is not None:
+            raise RuntimeError("this client is already entered")
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._task_group = group
+        try:
+            await group.start(self._tracker.run)
+        except BaseException as exc:
+            self._task_group = None
+            group.cancel_scope.cancel()
+            await group.__aexit__(type(exc), exc, exc.__traceback__)
+            raise
         return self
 
     async def __aexit__(
@@ -143,7 +212,13 @@ class EvolinkClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        await self.aclose()
+        group, self._task_group = self._task_group, None
+        try:
+            if group is not None:
+                group.cancel_scope.cancel()
+                await group.__aexit__(exc_type, exc, tb)
+        finally:
+            await self.aclose()
 
     def __repr__(self) -> str:
         return f"EvolinkClient(base_url={self.base_url!r}, api_key='***')"

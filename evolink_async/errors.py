@@ -24,6 +24,7 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "ClientClosedError",
     "EvolinkError",
     "InsufficientCreditsError",
     "NotFoundError",
@@ -164,6 +165,10 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     if status_code >= 500:
         return ServerError
     return _STATUS_CLASSES.get(status_code, APIStatusError)
+
+
+class ClientClosedError(EvolinkError):
+    """Raised to whoever was still waiting on a task when the client's ``async with`` ended."""
 
 
 class TaskFailedError(EvolinkError):

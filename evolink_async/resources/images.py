@@ -48,3 +48,13 @@ class Images:
             "submitted %s as %s%s", request.model, task.id, " (idempotent replay)" if response.replayed else ""
         )
         return task
+
+    async def generate(
+        self, request: Request, *, timeout: float | None = None, idempotency_key: str | None = None
+    ) -> Task:
+        """Submit and wait: the completed task, or ``TaskFailedError`` / ``TaskTimeoutError`` / ...
+
+        >>> done = await client.images.generate(RemoveBackground(image_urls=[url]), timeout=600)
+        """
+        task = await self.submit(request, idempotency_key=idempotency_key)
+        return await self._client.tasks.wait(task, timeout=timeout)

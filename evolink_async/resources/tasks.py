@@ -6,8 +6,10 @@ from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 from .._converter import structure_task
+from .._events import EventKind
+from .._stream import TaskStream
 from .._task import Task
-from ..errors import ValidationError
+from ..errors import TaskCancelledError, TaskFailedError, TaskTimeoutError, ValidationError
 
 if TYPE_CHECKING:
     from .._client import EvolinkClient
@@ -26,7 +28,7 @@ def task_id_of(task_or_id: Task | str) -> str:
 
 
 class Tasks:
-    """Read tasks by id."""
+    """Read tasks by id, stream their progress, wait for their end."""
 
     def __init__(self, client: EvolinkClient) -> None:
         self._client = client
@@ -41,3 +43,32 @@ class Tasks:
             "GET", f"{self._client.base_url}/v1/tasks/{quote(task_id, safe='')}", retry_safe=True
         )
         return structure_task(response.body, request_id=response.request_id)
+
+    def stream(self, task_or_id: Task | str, *, timeout: float | None = None) -> TaskStream:
+        """Events of the task until it is terminal: ``PROGRESS`` on each change, then exactly one of
+        ``COMPLETED``, ``FAILED``, ``CANCELLED`` or ``TIMED_OUT`` (after ``timeout`` seconds).
+
+        Pass the ``Task`` from ``submit`` rather than its id: its ``estimated_time`` spares
+        queries that could not find the task finished.
+        """
+        return TaskStream(self._client._tracker, task_or_id, task_id_of(task_or_id), timeout=timeout)
+
+    async def wait(self, task_or_id: Task | str, *, timeout: float | None = None) -> Task:
+        """The completed task; raises ``TaskFailedError``, ``TaskCancelledError`` or ``TaskTimeoutError``.
+
+        >>> done = await client.tasks.wait(task, timeout=600)
+        >>> done.results
+        """
+        last: Task | None = task_or_id if isinstance(task_or_id, Task) else None
+        async with self.stream(task_or_id, timeout=timeout) as events:
+            async for event in events:
+                last = event.task or last
+                if event.kind is EventKind.COMPLETED and event.task is not None:
+                    return event.task
+                if event.kind is EventKind.FAILED and event.task is not None:
+                    raise TaskFailedError(event.task)
+                if event.kind is EventKind.CANCELLED and event.task is not None:
+                    raise TaskCancelledError(event.task)
+                if event.kind is EventKind.TIMED_OUT:
+                    raise TaskTimeoutError(task_id_of(task_or_id), timeout or 0.0, last)
+        raise AssertionError("a task stream ended without a terminal event")  # pragma: no cover

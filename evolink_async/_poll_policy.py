@@ -1,0 +1,132 @@
+"""When to query an unfinished task next (pure arithmetic, no I/O, no clock of its own).
+
+Each query of an unfinished task makes the gateway ask the upstream provider, so queries are
+spent where they buy latency: none before the task could plausibly be done, dense around the
+expected finish, and backing off once the task is overdue.
+"""
+
+from __future__ import annotations
+
+import random
+
+import attrs
+
+__all__ = ["PollPolicy", "PollState"]
+
+
+class PollState:
+    """What the policy remembers about one watched task (kept small: 100k of them must fit)."""
+
+    __slots__ = ("estimated", "first_progress", "last_progress", "overdue_queries", "queries", "submitted_at")
+
+    def __init__(self, *, submitted_at: float, estimated: float | None) -> None:
+        self.submitted_at = submitted_at
+        self.estimated = estimated
+        self.queries = 0
+        self.overdue_queries = 0
+        # (time, progress) of the first and latest observation with 0 < progress < 100.
+        self.first_progress: tuple[float, int] | None = None
+        self.last_progress: tuple[float, int] | None = None
+
+    def observe(self, *, at: float, progress: int, estimated: float | None) -> None:
+        """Record one query's answer."""
+        self.queries += 1
+        if estimated is not None:
+            self.estimated = estimated
+        if 0 < progress < 100:
+            if self.first_progress is None:
+                self.first_progress = (at, progress)
+            if self.last_progress is None or progress > self.last_progress[1]:
+                self.last_progress = (at, progress)
+
+    def progress_eta(self) -> float | None:
+        """When the task should finish if progress keeps its observed rate (None without data)."""
+        last = self.last_progress
+        if last is None:
+            return None
+        first = self.first_progress
+        if first is not None and last[1] > first[1] and last[0] > first[0]:
+            start_at, start_progress = first
+        else:
+            # One point only: assume progress rose linearly from the submit.
+            start_at, start_progress = self.submitted_at, 0
+        rate = (last[1] - start_progress) / (last[0] - start_at) if last[0] > start_at else 0.0
+        if rate <= 0:
+            return None
+        return last[0] + (100 - last[1]) / rate
+
+
+@attrs.frozen(kw_only=True)
+class PollPolicy:
+    """The default schedule of task queries.
+
+    - The first query comes at ``first_query`` x the task's ``estimated_time`` after submit.
+    - Until ``overdue_after`` x ``estimated_time`` queries come every ``resolution`` x
+      ``estimated_time`` (within ``min_interval``..``max_interval``); where progress has been
+      seen, the policy extrapolates the finish and skips ahead toward it.
+    - Past that it backs off by ``backoff`` per query, up to ``max_interval``.
+    - Every delay gets +-``jitter`` so that thousands of tasks do not query in lockstep.
+
+    >>> PollPolicy(min_interval=0.5, max_interval=20.0)
+    """
+
+    min_interval: float = 1.0
+    max_interval: float = 30.0
+    #: Assumed when the server gives no ``estimated_time``.
+    default_estimated_time: float = 30.0
+    first_query: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    resolution: float = attrs.field(default=1 / 16, validator=attrs.validators.gt(0))
+    overdue_after: float = 1.5
+    backoff: float = attrs.field(default=1.5, validator=attrs.validators.ge(1))
+    #: Fraction of the remaining time to the extrapolated finish that one skip covers.
+    approach: float = attrs.field(default=0.7, validator=[attrs.validators.gt(0), attrs.validators.lt(1)])
+    jitter: float = attrs.field(default=0.1, validator=[attrs.validators.ge(0), attrs.validators.lt(1)])
+    #: Waits after failed queries: ``min_interval`` doubling per consecutive error, up to this.
+    max_error_interval: float = 60.0
+
+    def __attrs_post_init__(self) -> None:
+        if not 0 < self.min_interval <= self.max_interval:
+            raise ValueError("PollPolicy needs 0 < min_interval <= max_interval")
+
+    def scaled(self, factor: float) -> PollPolicy:
+        """This policy on a clock running ``1/factor`` times faster (for a time-scaled sandbox)."""
+        return attrs.evolve(
+            self,
+            min_interval=self.min_interval * factor,
+            max_interval=self.max_interval * factor,
+            default_estimated_time=self.default_estimated_time * factor,
+            max_error_interval=self.max_error_interval * factor,
+        )
+
+    def _estimate(self, state: PollState) -> float:
+        return state.estimated if state.estimated and state.estimated > 0 else self.default_estimated_time
+
+    def _clamp(self, delay: float) -> float:
+        return min(self.max_interval, max(self.min_interval, delay))
+
+    def _jittered(self, delay: float, rng: random.Random) -> float:
+        return delay * (1 + rng.uniform(-self.jitter, self.jitter))
+
+    def first_delay(self, state: PollState, *, now: float, rng: random.Random) -> float:
+        """Seconds from ``now`` until the first query of a task submitted at ``state.submitted_at``."""
+        target = state.submitted_at + self.first_query * self._estimate(state)
+        return max(0.0, self._jittered(target - now, rng)) if target > now else 0.0
+
+    def next_delay(self, state: PollState, *, now: float, rng: random.Random) -> float:
+        """Seconds from ``now`` until the next query, after ``state`` took in the latest answer."""
+        estimated = self._estimate(state)
+        spacing = self._clamp(self.resolution * estimated)
+        eta = state.progress_eta()
+        if eta is not None and eta - now > 2 * spacing:
+            delay = max(spacing, (eta - now) * self.approach)
+        elif now < state.submitted_at + self.overdue_after * estimated or (eta is not None and eta > now - spacing):
+            delay = spacing
+        else:
+            state.overdue_queries += 1
+            delay = spacing * self.backoff**state.overdue_queries
+        return self._jittered(min(self.max_interval, delay), rng)
+
+    def error_delay(self, consecutive_errors: int, *, rng: random.Random) -> float:
+        """Seconds to wait after ``consecutive_errors`` failed queries in a row."""
+        delay = min(self.max_error_interval, self.min_interval * 2.0 ** max(0, consecutive_errors - 1))
+        return self._jittered(delay, rng)
