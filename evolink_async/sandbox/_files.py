@@ -12,6 +12,7 @@ import datetime
 import re
 import secrets
 from collections.abc import Iterator
+from urllib.parse import unquote
 
 import attrs
 
@@ -35,6 +36,7 @@ EXTENSIONS = {
     "image/bmp": ".bmp",
     "image/tiff": ".tiff",
 }
+_IMAGE_SUFFIXES = (*EXTENSIONS.values(), ".jpeg", ".tif")
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 128
 
@@ -65,11 +67,12 @@ def sniff_mime(data: bytes) -> str | None:
 
 def sanitize_name(name: str | None, *, mime: str, fallback: str) -> str:
     """A safe file name: last path component, ``[A-Za-z0-9._-]`` only, no leading dot, with an extension."""
-    base = (name or "").replace("\\", "/").rsplit("/", 1)[-1]
+    # Multipart file names may arrive percent-encoded ("..%2Fetc%2Fpasswd"): decode, then cut.
+    base = unquote(name or "").replace("\\", "/").rsplit("/", 1)[-1]
     base = _UNSAFE.sub("_", base).lstrip(".")[:_MAX_NAME]
     if not base.strip("_"):
         base = fallback
-    if "." not in base:
+    if not base.lower().endswith(_IMAGE_SUFFIXES):
         base += EXTENSIONS.get(mime, "")
     return base
 
@@ -77,7 +80,7 @@ def sanitize_name(name: str | None, *, mime: str, fallback: str) -> str:
 def sanitize_path(path: str | None) -> str:
     """A safe ``upload_path``: segments of ``[A-Za-z0-9._-]``, no ``.``/``..``, at most 8 deep."""
     segments = []
-    for raw in (path or "").replace("\\", "/").split("/"):
+    for raw in unquote(path or "").replace("\\", "/").split("/"):
         segment = _UNSAFE.sub("_", raw).strip(".")
         if segment:
             segments.append(segment[:64])
