@@ -1,13 +1,14 @@
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
 from aioresponses import aioresponses
 
-from evolink_async import EvolinkClient, RetryPolicy
+from evolink_async import EvolinkClient, PollPolicy, RetryPolicy
+from evolink_async.sandbox import Sandbox
 
 API_KEY = "sk-evo-TESTKEY0123456789abcdef"
 BASE = "https://api.test"
@@ -43,3 +44,23 @@ def mock_http(monkeypatch: pytest.MonkeyPatch) -> Iterator[aioresponses]:
     monkeypatch.setattr(ClientResponse, "__init__", init)
     with aioresponses() as mocked:
         yield mocked
+
+
+SCALE = 0.01  # sandbox and poll policy run 100x faster than the real service
+
+
+@pytest.fixture
+def scaled_client() -> Callable[..., EvolinkClient]:
+    """Build a client for a sandbox, with poll policy and retries on the sandbox's clock."""
+
+    def build(sandbox: Sandbox, **options: Any) -> EvolinkClient:
+        options.setdefault("poll_policy", PollPolicy().scaled(SCALE))
+        options.setdefault("retry", RetryPolicy(max_retries=8, initial_delay=0.01, max_delay=0.05, max_retry_after=5))
+        return EvolinkClient(
+            options.pop("api_key", sandbox.api_key),
+            base_url=sandbox.base_url,
+            files_base_url=sandbox.files_base_url,
+            **options,
+        )
+
+    return build
