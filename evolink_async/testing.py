@@ -77,9 +77,7 @@ if _HAVE_PYTEST_ASYNCIO:
             yield start
 
     @pytest_asyncio.fixture
-    async def evolink_sandbox(
-        request: pytest.FixtureRequest, evolink_sandbox_factory: SandboxFactory
-    ) -> Sandbox:
+    async def evolink_sandbox(request: pytest.FixtureRequest, evolink_sandbox_factory: SandboxFactory) -> Sandbox:
         """A running sandbox; options from ``@pytest.mark.evolink_sandbox(...)``."""
         return await evolink_sandbox_factory(**_options(request))
 

@@ -84,6 +84,7 @@ class Sandbox:
         self._state: SandboxState | None = None
         self._runners: list[web.AppRunner] = []
         self._background: asyncio.Task[None] | None = None
+        self._live = False
 
     def __repr__(self) -> str:
         where = self._state.base_url if self._state else "not running"
@@ -91,8 +92,9 @@ class Sandbox:
 
     @property
     def _running(self) -> SandboxState:
+        # After the ``async with`` the state stays readable (the ledger above all), frozen.
         if self._state is None:
-            raise RuntimeError("the sandbox is not running: use `async with Sandbox(...) as sandbox`")
+            raise RuntimeError("the sandbox was never started: use `async with Sandbox(...) as sandbox`")
         return self._state
 
     @property
@@ -115,8 +117,9 @@ class Sandbox:
         return self._running.book.credits_remaining
 
     async def __aenter__(self) -> Sandbox:
-        if self._state is not None:
+        if self._live:
             raise RuntimeError("a Sandbox can only be entered once at a time")
+        self._live = True
         state = SandboxState(config=self.config, clock=self._clock)
         self._state = state
         try:
@@ -153,4 +156,4 @@ class Sandbox:
             background.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await background
-        self._state = None
+        self._live = False

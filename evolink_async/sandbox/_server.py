@@ -146,7 +146,9 @@ class _Api:
         idempotency_key = request.headers.get("Idempotency-Key")
         if idempotency_key is not None and not _IDEMPOTENCY_KEY.match(idempotency_key):
             raise ApiError(
-                400, "invalid_idempotency_key", "Idempotency-Key must be 16-96 characters of [A-Za-z0-9._-].",
+                400,
+                "invalid_idempotency_key",
+                "Idempotency-Key must be 16-96 characters of [A-Za-z0-9._-].",
                 param="Idempotency-Key",
             )
         body_fingerprint = fingerprint(body)
@@ -155,7 +157,9 @@ class _Api:
                 replayed = self.state.book.replay(key, idempotency_key, body_fingerprint)
             except IdempotencyConflict:
                 raise ApiError(
-                    409, "idempotency_conflict", "This Idempotency-Key was already used with a different body.",
+                    409,
+                    "idempotency_conflict",
+                    "This Idempotency-Key was already used with a different body.",
                     param="Idempotency-Key",
                 ) from None
             if replayed is not None:

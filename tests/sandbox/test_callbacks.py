@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -70,7 +71,8 @@ async def test_completed_task_is_delivered_once(evolink_sandbox_factory: Any, ap
     _, delivered = receiver.received[0]
     _, _, queried = await api.task(body["id"])
     assert delivered == queried
-    assert delivered["status"] == "completed" and delivered["results"]
+    assert delivered["status"] == "completed"
+    assert delivered["results"]
     await settled(lambda: sandbox.ledger.callbacks)
     assert sandbox.ledger.callbacks_delivered == [body["id"]]
     assert [(a.attempt, a.status) for a in sandbox.ledger.callbacks] == [(1, 200)]
@@ -100,7 +102,7 @@ async def test_retries_after_1_2_4_scaled_seconds(
     _, _, body = await api_for(sandbox).submit(qwen(callback_url=receiver.url))
     await receiver.wait_for(4)
     times = [t for t, _ in receiver.received]
-    gaps = [b - a for a, b in zip(times, times[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(times)]
     for gap, expected in zip(gaps, (0.05, 0.1, 0.2), strict=True):
         assert expected - 0.01 <= gap <= expected + 0.15
     assert all(payload["id"] == body["id"] for _, payload in receiver.received)
@@ -134,7 +136,8 @@ async def test_other_hosts_are_never_called(evolink_sandbox: Any, api_for: Any) 
     await api_for(evolink_sandbox).submit(qwen(callback_url="https://hooks.example.com/x"))
     await settled(lambda: evolink_sandbox.ledger.callbacks)
     attempt = evolink_sandbox.ledger.callbacks[0]
-    assert attempt.status is None and "loopback" in (attempt.error or "")
+    assert attempt.status is None
+    assert "loopback" in (attempt.error or "")
 
 
 async def test_pending_deliveries_stop_with_the_sandbox(

@@ -10,9 +10,7 @@ from evolink_async.sandbox import Faults, Sandbox
 
 from .conftest import FakeClock, qwen
 
-FAULTS = Faults(
-    server_error_rate=0.15, rate_limit_rate=0.1, malformed_rate=0.1, task_failure_rate=0.3, stuck_rate=0.1
-)
+FAULTS = Faults(server_error_rate=0.15, rate_limit_rate=0.1, malformed_rate=0.1, task_failure_rate=0.3, stuck_rate=0.1)
 
 
 async def _run(seed: int, api_for: Any) -> list[Any]:

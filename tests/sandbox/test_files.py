@@ -24,15 +24,21 @@ async def test_base64_upload_answers_the_a6_shape(evolink_sandbox: Sandbox, api_
     status, headers, body = await api.files(
         "POST", "/upload/base64", json={"base64_data": payload, "upload_path": "avatars", "file_name": "avatar.png"}
     )
-    assert status == 200 and headers["x-request-id"]
-    assert body["success"] is True and body["code"] == 200 and body["msg"] == "ok"
+    assert status == 200
+    assert headers["x-request-id"]
+    assert body["success"] is True
+    assert body["code"] == 200
+    assert body["msg"] == "ok"
     data = body["data"]
     assert set(data) == {
         "file_id", "file_name", "original_name", "file_size", "mime_type", "upload_path",
         "file_url", "download_url", "upload_time", "expires_at",
     }  # fmt: skip
-    assert data["file_name"] == "avatar.png" and data["original_name"] == "avatar.png"
-    assert data["file_size"] == len(png) and data["mime_type"] == "image/png" and data["upload_path"] == "avatars"
+    assert data["file_name"] == "avatar.png"
+    assert data["original_name"] == "avatar.png"
+    assert data["file_size"] == len(png)
+    assert data["mime_type"] == "image/png"
+    assert data["upload_path"] == "avatars"
     assert data["file_url"].startswith(evolink_sandbox.files_base_url + "/")
     assert data["download_url"] == f"{evolink_sandbox.files_base_url}/api/v1/files/download/{data['file_id']}"
     for url in (data["file_url"], data["download_url"]):
@@ -74,9 +80,7 @@ async def test_hostile_names_cannot_escape(evolink_sandbox: Sandbox, api_for: An
     assert await api.download(odd["data"]["file_url"]) == (200, JPEG)
 
 
-async def test_url_upload_from_a_loopback_server_and_from_the_sandbox(
-    evolink_sandbox: Sandbox, api_for: Any
-) -> None:
+async def test_url_upload_from_a_loopback_server_and_from_the_sandbox(evolink_sandbox: Sandbox, api_for: Any) -> None:
     png = checker_png()
 
     async def image(_request: web.Request) -> web.Response:
@@ -91,7 +95,9 @@ async def test_url_upload_from_a_loopback_server_and_from_the_sandbox(
     try:
         port = runner.addresses[0][1]
         api = api_for(evolink_sandbox)
-        status, _, body = await api.files("POST", "/upload/url", json={"file_url": f"http://127.0.0.1:{port}/pics/cat.png"})
+        status, _, body = await api.files(
+            "POST", "/upload/url", json={"file_url": f"http://127.0.0.1:{port}/pics/cat.png"}
+        )
         assert status == 200, body
         assert body["data"]["file_name"] == "cat.png"
         # A copy of a file already in the sandbox needs no network at all.
@@ -107,7 +113,8 @@ async def test_url_upload_from_another_host_fails_40004(evolink_sandbox: Sandbox
         "POST", "/upload/url", json={"file_url": "https://example.com/a.png"}
     )
     assert status == 400
-    assert body["success"] is False and body["code"] == 40004
+    assert body["success"] is False
+    assert body["code"] == 40004
 
 
 async def test_size_type_and_quota_limits(evolink_sandbox_factory: Any, api_for: Any) -> None:
@@ -138,15 +145,19 @@ async def test_list_quota_and_delete(evolink_sandbox_factory: Any, api_for: Any)
     await api_for(sandbox, "sk-evo-other").upload(JPEG)
     status, _, body = await api.files("GET", "/list", params={"page": "1", "pageSize": "2"})
     assert status == 200
-    assert body["data"]["total"] == 3 and body["data"]["page"] == 1 and body["data"]["pageSize"] == 2
+    assert body["data"]["total"] == 3
+    assert body["data"]["page"] == 1
+    assert body["data"]["pageSize"] == 2
     assert [f["file_id"] for f in body["data"]["files"]] == ids[:2]
     _, _, page2 = await api.files("GET", "/list", params={"page": "2", "pageSize": "2"})
     assert [f["file_id"] for f in page2["data"]["files"]] == ids[2:]
     _, _, quota = await api.files("GET", "/quota")
-    assert quota["data"]["used_files"] == 3 and quota["data"]["max_files"] == 2000
+    assert quota["data"]["used_files"] == 3
+    assert quota["data"]["max_files"] == 2000
     assert quota["data"]["remaining_files"] == 1997
     status, _, body = await api.files("DELETE", f"/{ids[0]}")
-    assert status == 200 and body["success"] is True
+    assert status == 200
+    assert body["success"] is True
     status, _, body = await api.files("DELETE", f"/{ids[0]}")
     assert (status, body["success"]) == (404, False)
     assert (await api_for(sandbox, "sk-evo-other").files("DELETE", f"/{ids[1]}"))[0] == 404
@@ -156,7 +167,8 @@ async def test_list_quota_and_delete(evolink_sandbox_factory: Any, api_for: Any)
 
 async def test_files_api_wants_the_key(evolink_sandbox: Sandbox, api_for: Any) -> None:
     status, headers, body = await api_for(evolink_sandbox, "sk-evo-wrong").files("GET", "/quota")
-    assert status == 401 and headers["x-request-id"]
+    assert status == 401
+    assert headers["x-request-id"]
     assert body["success"] is False
 
 
@@ -193,13 +205,16 @@ async def test_results_derive_from_a_sandbox_input(clock: FakeClock, api_for: An
             _, _, task = await api.task(task_id)
             status, data = await api.download(task["results"][0])
             image = decode(data)
-            assert status == 200 and image is not None
+            assert status == 200
+            assert image is not None
             assert (image.width, image.height) == (8, 6)
             results[model] = image
         inverted = results["qwen-image-edit"].pixels
-        assert inverted[:4] == bytes([0, 0, 0, 255]) and inverted[4:8] == bytes([0, 255, 255, 255])
+        assert inverted[:4] == bytes([0, 0, 0, 255])
+        assert inverted[4:8] == bytes([0, 255, 255, 255])
         cut = results["mj-v7-remove-bg"].pixels
-        assert cut[3] == 0 and cut[7] == 255  # white background gone, red subject kept
+        assert cut[3] == 0
+        assert cut[7] == 255
         assert results["mj-v7-retexture"].pixels != source.pixels
         # A result can be the input of the next task (chaining edits).
         _, _, task = await api.task(ids["qwen-image-edit"])
@@ -207,7 +222,8 @@ async def test_results_derive_from_a_sandbox_input(clock: FakeClock, api_for: An
         clock.advance(100)
         _, _, done = await api.task(chained["id"])
         again = decode((await api.download(done["results"][0]))[1])
-        assert again is not None and again.pixels == source.pixels  # inverted twice
+        assert again is not None
+        assert again.pixels == source.pixels
 
 
 async def test_a_missing_sandbox_input_fails_the_task(clock: FakeClock, api_for: Any) -> None:

@@ -15,7 +15,9 @@ KEY = "batch-7.item_0042-abcdef"
 
 async def test_ledger_counts_billed_tasks_credits_and_requests(evolink_sandbox: Sandbox, api_for: Any) -> None:
     api = api_for(evolink_sandbox)
-    ids = [(await api.submit(body))[2]["id"] for body in (retexture(), qwen(), retexture(model_params={"speed": "turbo"}))]
+    ids = [
+        (await api.submit(body))[2]["id"] for body in (retexture(), qwen(), retexture(model_params={"speed": "turbo"}))
+    ]
     await api.task(ids[0])
     await api.task(ids[1])
     await api.submit({"model": "qwen-image-edit"})  # 400: not billed
@@ -31,7 +33,8 @@ async def test_ledger_counts_billed_tasks_credits_and_requests(evolink_sandbox: 
 async def test_idempotent_replay_returns_the_same_task_unbilled(evolink_sandbox: Sandbox, api_for: Any) -> None:
     api = api_for(evolink_sandbox)
     status, headers, first = await api.submit(qwen(), idempotency_key=KEY)
-    assert status == 200 and "idempotency-replayed" not in headers
+    assert status == 200
+    assert "idempotency-replayed" not in headers
     # Same body with keys in another order is the same request.
     reordered = dict(reversed(list(qwen().items())))
     status, headers, again = await api.submit(reordered, idempotency_key=KEY)
@@ -46,17 +49,19 @@ async def test_idempotent_replay_returns_the_same_task_unbilled(evolink_sandbox:
 async def test_replay_reports_the_current_state(clock: FakeClock, api_for: Any) -> None:
     async with Sandbox(clock=clock) as sandbox:
         api = api_for(sandbox)
-        _, _, first = await api.submit(qwen(), idempotency_key=KEY)
+        _, _, _first = await api.submit(qwen(), idempotency_key=KEY)
         clock.advance(120)
         _, _, again = await api.submit(qwen(), idempotency_key=KEY)
-        assert again["status"] == "completed" and again["results"]
+        assert again["status"] == "completed"
+        assert again["results"]
 
 
 async def test_same_key_other_body_is_a_409_conflict(evolink_sandbox: Sandbox, api_for: Any) -> None:
     api = api_for(evolink_sandbox)
     await api.submit(qwen(), idempotency_key=KEY)
     status, headers, body = await api.submit(qwen(prompt="something else"), idempotency_key=KEY)
-    assert status == 409 and headers["x-request-id"]
+    assert status == 409
+    assert headers["x-request-id"]
     assert body["error"]["code"] == "idempotency_conflict"
     assert len(evolink_sandbox.ledger.billed) == 1
 
@@ -65,7 +70,8 @@ async def test_idempotency_keys_are_scoped_per_api_key(evolink_sandbox_factory: 
     sandbox = await evolink_sandbox_factory(extra_api_keys=["sk-evo-second"])
     _, _, one = await api_for(sandbox).submit(qwen(), idempotency_key=KEY)
     _, headers, two = await api_for(sandbox, "sk-evo-second").submit(qwen(), idempotency_key=KEY)
-    assert one["id"] != two["id"] and "idempotency-replayed" not in headers
+    assert one["id"] != two["id"]
+    assert "idempotency-replayed" not in headers
     assert len(sandbox.ledger.billed) == 2
 
 
@@ -83,7 +89,8 @@ async def test_credits_run_out_with_402(evolink_sandbox_factory: Any, api_for: A
     assert (await api.submit(retexture()))[0] == 200  # 1.8
     assert (await api.submit(retexture()))[0] == 200  # 3.6
     status, headers, body = await api.submit(retexture())  # would need 5.4
-    assert status == 402 and headers["x-request-id"]
+    assert status == 402
+    assert headers["x-request-id"]
     assert body["error"] == {
         "code": "insufficient_quota",
         "message": body["error"]["message"],
@@ -100,7 +107,8 @@ async def test_a_replay_is_answered_even_when_credits_are_exhausted(evolink_sand
     api = api_for(sandbox)
     _, _, first = await api.submit(qwen(), idempotency_key=KEY)
     status, _, again = await api.submit(qwen(), idempotency_key=KEY)
-    assert status == 200 and again["id"] == first["id"]
+    assert status == 200
+    assert again["id"] == first["id"]
 
 
 async def test_token_bucket_rate_limit_answers_429_with_retry_after(clock: FakeClock, api_for: Any) -> None:

@@ -76,10 +76,12 @@ async def test_lifecycle_pending_processing_completed(clock: FakeClock, api_for:
         assert "processing" in statuses
         assert statuses[-1] == "completed"
         progress = [p for s, p in seen if s == "processing"]
-        assert progress == sorted(progress) and len(set(progress)) == len(progress)
+        assert progress == sorted(progress)
+        assert len(set(progress)) == len(progress)
         assert all(isinstance(p, int) and 1 <= p <= 99 for p in progress)
         status, headers, done = await api.task(task_id)
-        assert status == 200 and headers["x-request-id"]
+        assert status == 200
+        assert headers["x-request-id"]
         assert done == {
             "created": body["created"],
             "id": task_id,
@@ -121,7 +123,8 @@ async def test_result_is_a_png_served_until_it_expires(clock: FakeClock, api_for
             status, data = await api.download(url)
             assert status == 200
             image = decode(data)
-            assert image is not None and image.width > 0
+            assert image is not None
+            assert image.width > 0
             images.append(data)
         assert images[0] != images[1]
         again = await api.download(task["results"][0])
@@ -138,7 +141,8 @@ async def test_result_is_a_png_served_until_it_expires(clock: FakeClock, api_for
 async def test_invalid_and_unknown_task_ids(evolink_sandbox: Sandbox, api_for: Any) -> None:
     api = api_for(evolink_sandbox)
     status, headers, body = await api.task("abc123")
-    assert status == 400 and headers["x-request-id"]
+    assert status == 400
+    assert headers["x-request-id"]
     assert body == {
         "error": {
             "code": "invalid_task_id",
@@ -162,7 +166,8 @@ async def test_tasks_are_private_to_their_key(evolink_sandbox_factory: Any, api_
 async def test_wrong_key_is_401(evolink_sandbox: Sandbox, api_for: Any, http: Any) -> None:
     api = api_for(evolink_sandbox, "sk-evo-wrong")
     for status, headers, body in (await api.submit(retexture()), await api.task("task-unified-1-abcdefgh")):
-        assert status == 401 and headers["x-request-id"]
+        assert status == 401
+        assert headers["x-request-id"]
         assert body["error"]["type"] == "authentication_error"
     async with http.get(evolink_sandbox.base_url + "/v1/tasks/task-unified-1-abcdefgh") as response:
         assert response.status == 401  # no Authorization header at all
@@ -188,7 +193,8 @@ async def test_validation_errors_are_400_with_param(
     evolink_sandbox: Sandbox, api_for: Any, body: dict[str, Any], param: str
 ) -> None:
     status, headers, answer = await api_for(evolink_sandbox).submit(body)
-    assert status == 400 and headers["x-request-id"]
+    assert status == 400
+    assert headers["x-request-id"]
     assert answer["error"]["type"] == "invalid_request_error"
     assert answer["error"]["code"] == "invalid_parameters"
     assert answer["error"]["param"] == param
@@ -198,11 +204,14 @@ async def test_validation_errors_are_400_with_param(
 
 async def test_non_json_body_and_unknown_route(evolink_sandbox: Sandbox, api_for: Any, http: Any) -> None:
     api = api_for(evolink_sandbox)
-    async with http.post(evolink_sandbox.base_url + "/v1/images/generations", data=b"{nope", headers=api.headers()) as r:
+    async with http.post(
+        evolink_sandbox.base_url + "/v1/images/generations", data=b"{nope", headers=api.headers()
+    ) as r:
         assert r.status == 400
         assert (await r.json())["error"]["type"] == "invalid_request_error"
     async with http.get(evolink_sandbox.base_url + "/v1/nothing", headers=api.headers()) as r:
-        assert r.status == 404 and r.headers["x-request-id"]
+        assert r.status == 404
+        assert r.headers["x-request-id"]
         assert (await r.json())["error"]["type"] == "not_found_error"
 
 
