@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 from typing import Any
 
@@ -97,8 +98,6 @@ async def test_lifecycle_pending_processing_completed(clock: FakeClock, api_for:
 
 
 async def test_completes_in_scaled_time(evolink_sandbox_factory: Any, api_for: Any) -> None:
-    import asyncio
-
     sandbox = await evolink_sandbox_factory(time_scale=0.002, duration_spread=(1.0, 1.0))
     api = api_for(sandbox)
     _, _, body = await api.submit(retexture())  # 45 s -> 0.09 s
