@@ -216,7 +216,8 @@ class EvolinkClient:
         try:
             if group is not None:
                 group.cancel_scope.cancel()
-                await group.__aexit__(exc_type, exc, tb)
+                # Not handing the body's exception to the group keeps it unwrapped (no ExceptionGroup).
+                await group.__aexit__(None, None, None)
         finally:
             await self.aclose()
 

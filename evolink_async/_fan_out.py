@@ -212,9 +212,18 @@ class FanOut:
     ) -> bool | None:
         group, self._group = self._group, None
         self._stop_submitting = True
-        if group is not None:
-            group.cancel_scope.cancel()
-            await group.__aexit__(exc_type, exc, tb)
+        try:
+            if group is not None:
+                group.cancel_scope.cancel()
+                # The body's own exception is not handed to the group: it would come back wrapped
+                # in an ExceptionGroup. It propagates as it is once this method returns.
+                await group.__aexit__(None, None, None)
+        finally:
+            # Also under outside cancellation, which re-raises from the await above.
+            self._release_watches()
+        return None
+
+    def _release_watches(self) -> None:
         for key, sink in list(self._in_flight.items()):
             if sink.handle is not None:
                 self._client._tracker.unwatch(sink.handle)
@@ -228,7 +237,6 @@ class FanOut:
                 "fan-out left with %d task(s) unfinished and %d submit(s) interrupted; see summary",
                 len(self.summary.left_in_flight), len(self.summary.interrupted_submits),
             )
-        return None
 
     def __aiter__(self) -> AsyncIterator[TaskEvent]:
         return self

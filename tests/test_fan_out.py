@@ -1,0 +1,264 @@
+"""fan_out against the sandbox: exactly one terminal event per input, bounds, backpressure, exits."""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+from collections import Counter
+from collections.abc import AsyncIterator, Callable, Hashable, Iterator
+
+import anyio
+import pytest
+
+import evolink_async as evolink
+from evolink_async import EventKind, EvolinkClient, FanOutItem, QwenImageEdit
+from evolink_async.sandbox import Faults, Sandbox
+
+Build = Callable[..., EvolinkClient]
+TERMINAL = {EventKind.COMPLETED, EventKind.FAILED, EventKind.CANCELLED, EventKind.TIMED_OUT, EventKind.SUBMIT_FAILED}
+
+
+def requests(count: int, prefix: str = "p") -> Iterator[tuple[str, QwenImageEdit]]:
+    for i in range(count):
+        yield f"{prefix}{i}", QwenImageEdit(prompt=f"edit {i}", image_urls=[f"https://example.com/{i}.png"])
+
+
+async def collect(events: evolink.FanOut) -> dict[Hashable, list[EventKind]]:
+    by_key: dict[Hashable, list[EventKind]] = {}
+    async for event in events:
+        by_key.setdefault(event.key, []).append(event.kind)
+    return by_key
+
+
+def client_tasks() -> set[asyncio.Task[object]]:
+    """Live tasks of this process, less the in-process sandbox server's connection handlers."""
+    return {
+        t for t in asyncio.all_tasks()
+        if not t.done() and not t.get_coro().__qualname__.startswith("RequestHandler")  # type: ignore[union-attr]
+    }
+
+
+def assert_one_terminal_each(by_key: dict[Hashable, list[EventKind]], count: int) -> None:
+    assert len(by_key) == count
+    for key, kinds in by_key.items():
+        terminal = [k for k in kinds if k in TERMINAL]
+        assert len(terminal) == 1, (key, kinds)
+        assert kinds[-1] in TERMINAL, (key, kinds)
+
+
+@pytest.mark.evolink_sandbox(
+    time_scale=0.005,
+    seed=7,
+    faults=Faults(server_error_rate=0.05, rate_limit_rate=0.02, reset_before_rate=0.02, reset_after_rate=0.02,
+                  malformed_rate=0.01, task_failure_rate=0.05),
+)
+async def test_two_thousand_inputs_under_faults(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    policy = evolink.PollPolicy().scaled(0.005)
+    async with scaled_client(evolink_sandbox, poll_policy=policy) as client:
+        async with client.fan_out(requests(2000), max_in_flight=50) as events:
+            by_key = await collect(events)
+    assert_one_terminal_each(by_key, 2000)
+    ledger = evolink_sandbox.ledger
+    assert len(ledger.billed) == len(set(ledger.billed)), "a task was billed twice"
+    assert len(ledger.billed) == events.summary.submitted
+    assert ledger.peak_unfinished <= 50
+    assert ledger.replays > 0, "the injected resets should have caused idempotent replays"
+    outcomes = events.summary.outcomes
+    assert outcomes["completed"] > 1500
+    assert outcomes["failed"] > 0
+    assert sum(outcomes.values()) == 2000
+    assert client.tracker.watched == 0
+
+
+async def test_keys_order_and_summary(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        async with client.fan_out(requests(20), max_in_flight=5) as events:
+            seen: dict[Hashable, list[EventKind]] = {}
+            async for event in events:
+                seen.setdefault(event.key, []).append(event.kind)
+                if event.kind is EventKind.SUBMITTED:
+                    assert event.task is not None
+    for kinds in seen.values():
+        assert kinds[0] is EventKind.SUBMITTED
+        assert kinds[-1] is EventKind.COMPLETED
+    assert events.summary.outcomes == Counter({"completed": 20})
+    assert events.summary.credits_reserved == pytest.approx(20.0)
+    assert events.summary.left_in_flight == []
+
+
+async def test_plain_requests_are_keyed_by_index(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        async with client.fan_out([r for _, r in requests(3)], max_in_flight=3) as events:
+            assert set(await collect(events)) == {0, 1, 2}
+
+
+async def test_async_iterable_is_consumed_lazily(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    pulled = 0
+
+    async def source() -> AsyncIterator[tuple[str, QwenImageEdit]]:
+        nonlocal pulled
+        for item in requests(1_000_000):
+            pulled += 1
+            yield item
+
+    async with scaled_client(evolink_sandbox) as client:
+        async with client.fan_out(source(), max_in_flight=4, buffer_size=4) as events:
+            done = 0
+            async for event in events:
+                done += event.is_terminal
+                if done == 10:
+                    break
+    assert pulled < 40  # a million-item source was not materialized
+
+
+async def test_sleeping_consumer_stops_submits_at_the_bound(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    max_in_flight, buffer_size = 8, 6
+    async with scaled_client(evolink_sandbox) as client:
+        async with client.fan_out(requests(40), max_in_flight=max_in_flight, buffer_size=buffer_size) as events:
+            await anyio.sleep(1.5)  # many task lifetimes: an unbounded fan-out would submit far more
+            stalled = len(evolink_sandbox.ledger.billed)
+            assert stalled <= buffer_size + max_in_flight
+            await anyio.sleep(0.5)
+            assert len(evolink_sandbox.ledger.billed) == stalled
+            by_key = await collect(events)  # reading again resumes submitting
+    assert_one_terminal_each(by_key, 40)
+    assert evolink_sandbox.ledger.peak_unfinished <= max_in_flight
+
+
+async def test_early_exit_leaves_nothing_running(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        await anyio.sleep(0)
+        baseline = client_tasks()
+        async with client.fan_out(requests(100), max_in_flight=10) as events:
+            async for event in events:
+                if event.kind is EventKind.SUBMITTED:
+                    break
+        assert client.tracker.watched == 0
+        summary = events.summary
+        assert summary.left_in_flight or summary.interrupted_submits
+        await anyio.sleep(0.05)
+        gc.collect()
+        leftover = client_tasks() - baseline
+        assert leftover == set(), leftover
+        queries = evolink_sandbox.ledger.requests["GET /v1/tasks/{task_id}"]
+        submits = evolink_sandbox.ledger.requests["POST /v1/images/generations"]
+        await anyio.sleep(0.5)
+        assert evolink_sandbox.ledger.requests["GET /v1/tasks/{task_id}"] == queries
+        assert evolink_sandbox.ledger.requests["POST /v1/images/generations"] == submits
+
+
+async def test_exception_in_consumer_stops_the_batch(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        with pytest.raises(KeyError):
+            async with client.fan_out(requests(50), max_in_flight=5) as events:
+                async for _ in events:
+                    raise KeyError("consumer bug")
+        assert client.tracker.watched == 0
+        billed = len(evolink_sandbox.ledger.billed)
+        await anyio.sleep(0.3)
+        assert len(evolink_sandbox.ledger.billed) == billed
+
+
+async def test_cancellation_stops_the_batch(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        with anyio.move_on_after(0.2):
+            async with client.fan_out(requests(500), max_in_flight=5) as events:
+                await collect(events)
+        assert client.tracker.watched == 0
+        assert events.summary.terminal < 500
+
+
+async def test_authentication_error_stops_the_batch(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox, api_key="sk-evo-not-the-right-key-0000") as client:
+        with pytest.raises(evolink.AuthenticationError):
+            async with client.fan_out(requests(30), max_in_flight=5) as events:
+                await collect(events)
+    assert evolink_sandbox.ledger.billed == []
+    assert events.summary.stopped_reason is not None
+
+
+@pytest.mark.evolink_sandbox(credits=5.0)
+async def test_exhausted_credits_stop_new_submits(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        async with client.fan_out(requests(20), max_in_flight=3) as events:
+            by_key = await collect(events)
+    summary = events.summary
+    assert summary.outcomes["completed"] == 5
+    assert summary.outcomes["submit_failed"] >= 1
+    assert summary.stopped_reason is not None
+    assert "credits" in summary.stopped_reason
+    assert len(evolink_sandbox.ledger.billed) == 5
+    failed = [k for k, kinds in by_key.items() if EventKind.SUBMIT_FAILED in kinds]
+    assert len(failed) == summary.outcomes["submit_failed"]
+    assert_one_terminal_each(by_key, len(by_key))
+
+
+@pytest.mark.evolink_sandbox(faults=Faults(stuck_rate=1.0))
+async def test_per_task_timeout(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        async with client.fan_out(requests(6), max_in_flight=6, timeout=0.3) as events:
+            by_key = await collect(events)
+    assert {kinds[-1] for kinds in by_key.values()} == {EventKind.TIMED_OUT}
+    assert events.summary.outcomes == Counter({"timed_out": 6})
+
+
+async def test_bad_item_fails_alone(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    items = [FanOutItem(key="ok", request=next(requests(1))[1]), FanOutItem(key="empty")]
+    async with scaled_client(evolink_sandbox) as client:
+        async with client.fan_out(items, max_in_flight=2) as events:
+            by_key = await collect(events)
+    assert by_key["ok"][-1] is EventKind.COMPLETED
+    assert by_key["empty"] == [EventKind.SUBMIT_FAILED]
+
+
+async def test_duplicate_keys_in_flight_are_refused(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    request = next(requests(1))[1]
+    async with scaled_client(evolink_sandbox) as client:
+        with pytest.raises(evolink.ValidationError, match="key"):
+            async with client.fan_out([("same", request), ("same", request)], max_in_flight=2) as events:
+                await collect(events)
+
+
+async def test_reattach_and_idempotency_keys_never_bill_twice(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    request = next(requests(1))[1]
+    async with scaled_client(evolink_sandbox) as client:
+        first = await client.images.submit(request, idempotency_key="resume-test-key-0001")
+        items = [
+            FanOutItem(key="attach", task_id=first.id),
+            FanOutItem(key="replay", request=request, idempotency_key="resume-test-key-0001"),
+        ]
+        async with client.fan_out(items, max_in_flight=2) as events:
+            by_key = await collect(events)
+    assert by_key["attach"][-1] is EventKind.COMPLETED
+    assert by_key["replay"][-1] is EventKind.COMPLETED
+    assert evolink_sandbox.ledger.billed == [first.id]
+    assert evolink_sandbox.ledger.replays == 1
+    assert events.summary.reattached == 1
+
+
+async def test_submit_pacing(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        started = anyio.current_time()
+        async with client.fan_out(requests(11), max_in_flight=11, max_submits_per_second=50) as events:
+            submitted_at = [e.at async for e in events if e.kind is EventKind.SUBMITTED]
+    assert len(submitted_at) == 11
+    # 11 submits at 50/s cannot all fit in less than 10 intervals of 20 ms.
+    assert max(submitted_at) - started >= 10 * 0.02 * 0.9
+
+
+@pytest.mark.parametrize(
+    ("option", "value"),
+    [("max_in_flight", 0), ("buffer_size", 0), ("max_submits_per_second", 0.0), ("timeout", -1.0)],
+)
+async def test_bad_options_fail_fast(evolink_sandbox: Sandbox, scaled_client: Build, option: str, value: float) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        with pytest.raises(evolink.ValidationError, match=option):
+            client.fan_out([], **{option: value})  # type: ignore[arg-type]
+
+
+async def test_fan_out_needs_a_running_client(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    client = scaled_client(evolink_sandbox)
+    with pytest.raises(RuntimeError, match="async with"):
+        async with client.fan_out([]):
+            pass
+    await client.aclose()
