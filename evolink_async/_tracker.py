@@ -105,7 +105,7 @@ class Tracker:
         self._heap: list[_Entry] = []
         self._counter = itertools.count()
         self._wakeup = anyio.Event()
-        self._running = False
+        self._open = False
         self._slowdown = 1.0
         self.queries_sent = 0
 
@@ -118,7 +118,17 @@ class Tracker:
 
     @property
     def running(self) -> bool:
-        return self._running
+        """True between :meth:`open` and :meth:`close`: watches are accepted."""
+        return self._open
+
+    def open(self) -> None:
+        """Accept watches; what they schedule is queried once :meth:`run` runs."""
+        self._open = True
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Refuse new watches and end every current one with ``error`` (default: ClientClosedError)."""
+        self._open = False
+        self._close_all(error or ClientClosedError("the client was closed while this task was being watched"))
 
     def watch(
         self,
@@ -134,7 +144,7 @@ class Tracker:
         ``snapshot`` is what the caller already knows (a submit answer): no event repeats it,
         and the first query waits as the poll policy says. Without one the task is queried now.
         """
-        if not self._running:
+        if not self._open:
             raise RuntimeError("the client is not running: use `async with EvolinkClient() as client:`")
         now = self._clock()
         watch = self._watches.get(task_id)
@@ -175,7 +185,7 @@ class Tracker:
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; the client's ``async with`` owns this."""
         send, receive = anyio.create_memory_object_stream[_Watch](0)
-        self._running = True
+        self.open()
         try:
             async with anyio.create_task_group() as workers:
                 for _ in range(self._max_concurrent_queries):
@@ -185,8 +195,7 @@ class Tracker:
                 async with send:
                     await self._dispatch(send)
         finally:
-            self._running = False
-            self._close_all(ClientClosedError("the client was closed while this task was being watched"))
+            self.close()
 
     async def _dispatch(self, send: anyio.abc.ObjectSendStream[_Watch]) -> None:
         while True:
