@@ -2,29 +2,45 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, Iterable, Mapping
-from pathlib import PurePath
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from pathlib import Path, PurePath
 from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
 import anyio
-import anyio.abc
+import anyio.to_thread
 import attrs
 
 from ._config import ClientConfig, config_from_env
+from ._download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
 from ._fan_out import FanOut, FanOutInput
+from ._image_probe import ImageFormat, check_image
 from ._poll_policy import PollPolicy
 from ._requests import Request
 from ._retry import RetryPolicy
+from ._safe_paths import result_file_name
 from ._secret import Secret
+from ._task import Task, TaskStatus
 from ._tracker import Tracker
 from ._transport import Transport
-from .errors import EvolinkError
+from .errors import EvolinkError, ValidationError
+from .resources.files import Files
 from .resources.images import Images
 from .resources.tasks import Tasks
 
 __all__ = ["EvolinkClient", "MissingAPIKeyError"]
+
+
+async def _check_local_image(path: PurePath, *, model: str, field: str) -> None:
+    """Format and (for qwen-image-edit) side limits of a local image, from its header, off the loop."""
+    try:
+        await anyio.to_thread.run_sync(lambda: check_image(Path(path), model=model, field=field))
+    except OSError as exc:
+        raise ValidationError(field, f"cannot read {path}: {exc.strerror or exc}") from None
 
 
 class MissingAPIKeyError(EvolinkError, ValueError):
@@ -90,9 +106,10 @@ class EvolinkClient:
         self._transport = transport
         # One tracker per client family: clients made by ``with_options`` share it.
         self._tracker = tracker
-        self._task_group: anyio.abc.TaskGroup | None = None
+        self._tracker_task: asyncio.Task[None] | None = None
         self.images = Images(self)
         self.tasks = Tasks(self)
+        self.files = Files(self)
 
     @classmethod
     def _from_parts(cls, config: ClientConfig, transport: Transport, tracker: Tracker) -> Self:
@@ -179,10 +196,67 @@ class EvolinkClient:
         )
 
     async def _resolve_local_images(self, request: Request) -> Request:
-        local = [p for p in request.image_urls if isinstance(p, PurePath)]
-        if local:
-            raise EvolinkError(f"uploading local images is not available yet: {local[0]}")
-        return request
+        """Upload the request's local images (checked against the model's rules first) and
+        return a copy that names their ``file_url``s instead."""
+        images = request.image_urls
+        if not any(isinstance(image, PurePath) for image in images):
+            return request
+        # All local files are checked before the first upload: a bad third image must not leave
+        # two uploads behind, and nothing is spent on a request that cannot succeed.
+        for index, image in enumerate(images):
+            if isinstance(image, PurePath):
+                await _check_local_image(image, model=request.model, field=f"image_urls[{index}]")
+        urls: list[str] = [""] * len(images)
+
+        async def upload(index: int, image: PurePath) -> None:
+            urls[index] = (await self.files.upload(Path(image), check_format=False)).file_url
+
+        async with anyio.create_task_group() as group:
+            for index, image in enumerate(images):
+                if isinstance(image, PurePath):
+                    group.start_soon(upload, index, image)
+                else:
+                    urls[index] = image
+        return request.with_image_urls(tuple(urls))
+
+    async def download(
+        self,
+        task: Task | Sequence[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        timeout: float = 300.0,  # noqa: ASYNC109 - per file, handed to aiohttp
+    ) -> tuple[Path, ...]:
+        """Save a completed task's results into ``dest_dir``; return the paths, in result order.
+
+        Files are named ``<name>.result-<i>.<ext>`` (``name`` defaults to the task id; the
+        extension comes from the downloaded bytes) and sanitized so nothing lands outside
+        ``dest_dir``. Each is streamed to a temporary file and renamed into place, never over an
+        existing file (``name.result-0 (1).png`` then), and bounded by ``max_bytes``. Raises
+        :class:`~evolink_async.DownloadError`; no API key is sent to the result host.
+
+        >>> done = await client.images.generate(RemoveBackground(image_urls=[Path("cat.png")]))
+        >>> await client.download(done, "out", name="cat")
+        (PosixPath('out/cat.result-0.png'),)
+        """
+        if isinstance(task, Task):
+            if task.status is not TaskStatus.COMPLETED or not task.results:
+                raise ValidationError("task", f"has no results to download (status {task.status.value})")
+            urls: Sequence[str] = task.results
+            stem = name or task.id
+        else:
+            if isinstance(task, str):
+                raise ValidationError("task", "must be a Task or a list of URLs, not a single string")
+            urls = list(task)
+            stem = name or "result"
+
+        def name_for(index: int, image_format: ImageFormat) -> str:
+            return result_file_name(stem, index, image_format=image_format)
+
+        return await download_urls(
+            self._transport.session, urls, dest_dir, name_for, max_bytes=max_bytes, timeout=timeout
+        )
 
     async def aclose(self) -> None:
         """Close the session (unless it was passed in by the caller)."""
@@ -192,18 +266,13 @@ class EvolinkClient:
         """Start the tracker; it runs until the ``async with`` block ends."""
         if not self._owns_tracker:
             return self  # a ``with_options`` view: the original client runs the tracker
-        if self._task_group is not None:
+        if self._tracker_task is not None:
             raise RuntimeError("this client is already entered")
-        group = anyio.create_task_group()
-        await group.__aenter__()
-        self._task_group = group
-        try:
-            await group.start(self._tracker.run)
-        except BaseException as exc:
-            self._task_group = None
-            group.cancel_scope.cancel()
-            await group.__aexit__(type(exc), exc, exc.__traceback__)
-            raise
+        # A plain asyncio task rather than an anyio task group: pytest-asyncio fixtures (and some
+        # frameworks' lifespans) enter and exit in different tasks, which a task group forbids.
+        # The ``async with`` still bounds its life: __aexit__ cancels and awaits it.
+        self._tracker.open()
+        self._tracker_task = asyncio.create_task(self._tracker.run(), name="evolink-tracker")
         return self
 
     async def __aexit__(
@@ -212,12 +281,13 @@ class EvolinkClient:
         exc: BaseException | None,
         tb: TracebackType | None,
     ) -> None:
-        group, self._task_group = self._task_group, None
+        task, self._tracker_task = self._tracker_task, None
         try:
-            if group is not None:
-                group.cancel_scope.cancel()
-                # Not handing the body's exception to the group keeps it unwrapped (no ExceptionGroup).
-                await group.__aexit__(None, None, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self._tracker.close()
         finally:
             await self.aclose()
 

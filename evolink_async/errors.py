@@ -25,7 +25,9 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "ClientClosedError",
+    "DownloadError",
     "EvolinkError",
+    "FilesAPIError",
     "InsufficientCreditsError",
     "NotFoundError",
     "PermissionDeniedError",
@@ -207,3 +209,24 @@ class TaskTimeoutError(EvolinkError):
         self.timeout = timeout
         self.task = task
         super().__init__(f"task {task_id} was not terminal after {timeout:g} s")
+
+
+class FilesAPIError(APIStatusError):
+    """Raised when the Files API refuses an upload or a file call (``{"success": false, "code": ...}``).
+
+    ``code`` is the Files API's numeric code as a string (``"40001"`` too large, ``"40002"`` type not
+    allowed, ``"40003"`` quota exceeded, ``"40004"`` URL download failed, ``"50001"`` storage).
+    """
+
+
+class DownloadError(EvolinkError):
+    """Raised when a result could not be saved: bad URL, HTTP error, too large, or a broken connection.
+
+    ``url`` is the result URL (it carries no key), ``reason`` a short machine-readable cause.
+    """
+
+    def __init__(self, url: str, reason: str, message: str) -> None:
+        self.url = url
+        self.reason = reason
+        self.message = message
+        super().__init__(f"{reason}: {message} ({url})")

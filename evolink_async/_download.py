@@ -1,0 +1,159 @@
+"""Streaming, bounded, atomic downloads of result images.
+
+Each result is streamed to a hidden temporary file in the destination folder, probed (it must
+be an image), then moved with ``os.replace`` onto a name claimed with ``create_unique``, so:
+
+- a crash leaves at most a ``.evolink-*.part`` file, never a truncated result under a real name;
+- nothing is ever overwritten, an input included (``O_EXCL`` claims; ``name (1).png`` on a clash);
+- a name built from outside text cannot leave the folder (``resolve_inside``);
+- at most ``max_bytes`` are read, whatever ``Content-Length`` claims.
+
+No ``Authorization`` header is ever sent: result links are public CDN URLs, and a result host
+is not a host the API key may be shown to.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import tempfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import aiohttp
+import anyio
+import anyio.to_thread
+
+from ._image_probe import ImageFormat, ImageProbeError, probe_image
+from ._logging import logger
+from ._safe_paths import create_unique, resolve_inside
+from ._version import __version__
+from .errors import DownloadError
+
+__all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "download_to", "download_urls"]
+
+#: The largest result saved unless told otherwise (results are images of a few MB).
+DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
+_CHUNK = 64 * 1024
+_WRITE_BATCH = 512 * 1024  # bytes gathered before one write in a worker thread
+_MAX_REDIRECTS = 5
+
+#: Picks the final relative name once the format of the downloaded bytes is known.
+NameFor = Callable[[ImageFormat], str]
+
+
+def _check_url(url: str) -> None:
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise DownloadError(url, "bad_url", "result URLs must be absolute http(s) URLs")
+
+
+def _open_temp(folder: Path) -> tuple[int, str]:
+    folder.mkdir(parents=True, exist_ok=True)
+    return tempfile.mkstemp(prefix=".evolink-", suffix=".part", dir=folder)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _finish(fd: int, temp: str, root: Path, name: str) -> Path:
+    os.fsync(fd)  # the bytes are on disk before the name points at them
+    target = resolve_inside(root, name)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    resolve_inside(root, target.parent / "x")  # a folder created through a symlink must still be inside
+    claimed = create_unique(target)
+    os.replace(temp, claimed)
+    return claimed
+
+
+def _discard(fd: int, temp: str) -> None:
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    with contextlib.suppress(OSError):
+        os.unlink(temp)
+
+
+async def download_to(
+    session: aiohttp.ClientSession,
+    url: str,
+    root: str | os.PathLike[str],
+    name_for: NameFor,
+    *,
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    timeout: float = 300.0,  # noqa: ASYNC109 - per file, handed to aiohttp
+) -> Path:
+    """Save ``url`` under ``root`` as ``name_for(format)`` (a relative name) and return the path.
+
+    Raises :class:`~evolink_async.DownloadError` (``reason``: ``bad_url``, ``http_status``,
+    ``too_large``, ``not_an_image``, ``connection``) and
+    :class:`~evolink_async._safe_paths.UnsafePathError` when the name would leave ``root``.
+
+    >>> await download_to(session, task.results[0], "out", lambda fmt: f"cat.result-0.{fmt.value}")
+    PosixPath('/home/me/out/cat.result-0.png')
+    """
+    _check_url(url)
+    root_path = Path(root)
+    folder = root_path  # the temp file lives beside its final name: os.replace stays on one file system
+    fd, temp = await anyio.to_thread.run_sync(_open_temp, folder)
+    try:
+        size = 0
+        client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=30.0)
+        headers = {"User-Agent": f"evolink-async/{__version__}", "Accept": "image/*"}
+        try:
+            async with session.get(
+                url, headers=headers, timeout=client_timeout, max_redirects=_MAX_REDIRECTS
+            ) as response:
+                if response.status != 200:
+                    raise DownloadError(url, "http_status", f"HTTP {response.status}")
+                if response.content_length is not None and response.content_length > max_bytes:
+                    raise DownloadError(url, "too_large", f"{response.content_length} bytes, the limit is {max_bytes}")
+                pending: list[bytes] = []
+                pending_size = 0
+                async for chunk in response.content.iter_chunked(_CHUNK):
+                    size += len(chunk)
+                    if size > max_bytes:
+                        raise DownloadError(url, "too_large", f"more than the {max_bytes}-byte limit")
+                    pending.append(chunk)
+                    pending_size += len(chunk)
+                    if pending_size >= _WRITE_BATCH:
+                        await anyio.to_thread.run_sync(_write_all, fd, b"".join(pending))
+                        pending, pending_size = [], 0
+                if pending:
+                    await anyio.to_thread.run_sync(_write_all, fd, b"".join(pending))
+        except (aiohttp.ClientError, TimeoutError) as exc:
+            raise DownloadError(url, "connection", f"{type(exc).__name__}: {exc}") from None
+        try:
+            info = await anyio.to_thread.run_sync(probe_image, temp)
+        except ImageProbeError as exc:
+            raise DownloadError(url, "not_an_image", exc.rule) from None
+        path = await anyio.to_thread.run_sync(_finish, fd, temp, root_path, name_for(info.format))
+    except BaseException:
+        with anyio.CancelScope(shield=True):
+            await anyio.to_thread.run_sync(_discard, fd, temp)
+        raise
+    with contextlib.suppress(OSError):
+        os.close(fd)
+    logger.info("saved %s (%d bytes)", path, size)
+    return path
+
+
+async def download_urls(
+    session: aiohttp.ClientSession,
+    urls: Sequence[str],
+    root: str | os.PathLike[str],
+    name_for: Callable[[int, ImageFormat], str],
+    *,
+    max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+    timeout: float = 300.0,  # noqa: ASYNC109 - per file, handed to aiohttp
+) -> tuple[Path, ...]:
+    """Save every URL in order (``name_for(index, format)`` names each); stops at the first error."""
+    paths = []
+    for index, url in enumerate(urls):
+        named = functools.partial(name_for, index)
+        paths.append(await download_to(session, url, root, named, max_bytes=max_bytes, timeout=timeout))
+    return tuple(paths)

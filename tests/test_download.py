@@ -1,0 +1,118 @@
+"""client.download: streamed, bounded, atomic, sanitized, never overwriting, no key to result hosts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+import evolink_async as evolink
+from evolink_async import EvolinkClient, RemoveBackground, Task, TaskStatus
+from evolink_async.sandbox import Sandbox
+
+from ._images import png_bytes
+
+Build = Callable[..., EvolinkClient]
+REQUEST = RemoveBackground(image_urls=["https://example.com/cat.png"])
+
+
+async def _completed(client: EvolinkClient) -> Task:
+    return await client.images.generate(REQUEST, timeout=30)
+
+
+def _listing(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+async def test_saves_results_as_real_images(evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        done = await _completed(client)
+        paths = await client.download(done, tmp_path / "out", name="cat")
+    assert [p.name for p in paths] == ["cat.result-0.png"]
+    assert paths[0].read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert _listing(tmp_path / "out") == ["cat.result-0.png"]  # no temporary file left behind
+
+
+async def test_names_cannot_escape_the_folder(evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    async with scaled_client(evolink_sandbox) as client:
+        done = await _completed(client)
+        for name in ("../../evil", "/etc/passwd", "..", "a/../../b", "CON", "\u202egnp.exe"):
+            (path,) = await client.download(done, out, name=name)
+            assert path.parent == out.resolve(), name
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert all(n.endswith(".png") for n in _listing(out))
+
+
+async def test_never_overwrites(evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path) -> None:
+    existing = tmp_path / "cat.result-0.png"
+    existing.write_bytes(b"an input that happens to have this name")
+    async with scaled_client(evolink_sandbox) as client:
+        done = await _completed(client)
+        (first,) = await client.download(done, tmp_path, name="cat")
+        (second,) = await client.download(done, tmp_path, name="cat")
+    assert existing.read_bytes() == b"an input that happens to have this name"
+    assert (first.name, second.name) == ("cat.result-0 (1).png", "cat.result-0 (2).png")
+
+
+async def test_size_bound(evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        done = await _completed(client)
+        with pytest.raises(evolink.DownloadError) as info:
+            await client.download(done, tmp_path, max_bytes=100)
+    assert info.value.reason == "too_large"
+    assert _listing(tmp_path) == []
+
+
+async def test_bad_urls_statuses_and_non_images(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        for url, reason in [
+            ("file:///etc/passwd", "bad_url"),
+            ("ftp://example.com/a.png", "bad_url"),
+            (f"{evolink_sandbox.base_url}/files/results/task-unified-0-nope/0.png", "http_status"),
+            (f"{evolink_sandbox.base_url}/_sandbox/ledger", "not_an_image"),
+        ]:
+            with pytest.raises(evolink.DownloadError) as info:
+                await client.download([url], tmp_path)
+            assert info.value.reason == reason, url
+        pending = Task(id="task-unified-1", status=TaskStatus.PROCESSING)
+        with pytest.raises(evolink.ValidationError, match="no results"):
+            await client.download(pending, tmp_path)
+    assert _listing(tmp_path) == []
+
+
+@pytest.fixture
+async def result_host() -> AsyncIterator[tuple[str, list[dict[str, str]]]]:
+    """A foreign result host on loopback that records the headers it was sent."""
+    seen: list[dict[str, str]] = []
+
+    async def serve(request: web.Request) -> web.Response:
+        seen.append(dict(request.headers))
+        if request.path == "/redirect":
+            raise web.HTTPFound("/image.png")
+        return web.Response(body=png_bytes(16, 16), content_type="image/png")
+
+    app = web.Application()
+    app.router.add_get("/{name}", serve)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    yield f"http://127.0.0.1:{runner.addresses[0][1]}", seen
+    await runner.cleanup()
+
+
+async def test_no_key_is_sent_to_a_result_host(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path, result_host: tuple[str, list[dict[str, str]]]
+) -> None:
+    base, seen = result_host
+    async with scaled_client(evolink_sandbox) as client:
+        paths = await client.download([f"{base}/image.png", f"{base}/redirect"], tmp_path, name="x")
+    assert [p.name for p in paths] == ["x.result-0.png", "x.result-1.png"]
+    assert len(seen) == 3
+    assert not any("authorization" in {k.lower() for k in headers} for headers in seen)
+    assert evolink_sandbox.api_key not in repr(seen)
