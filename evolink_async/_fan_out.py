@@ -19,11 +19,21 @@ import anyio.abc
 import attrs
 
 from ._events import EventKind, TaskEvent, kind_for
+from ._idempotency import new_idempotency_key
 from ._logging import logger
 from ._requests import Request
 from ._task import Task
 from ._tracker import WatchHandle
-from .errors import AuthenticationError, EvolinkError, InsufficientCreditsError, PermissionDeniedError, ValidationError
+from .errors import (
+    APIConnectionError,
+    AuthenticationError,
+    EvolinkError,
+    InsufficientCreditsError,
+    PermissionDeniedError,
+    ResponseFormatError,
+    ServerError,
+    ValidationError,
+)
 
 if TYPE_CHECKING:
     from ._client import EvolinkClient
@@ -49,6 +59,8 @@ class FanOutItem:
 FanOutInput: TypeAlias = Request | tuple[Hashable, Request] | FanOutItem
 
 _FATAL = (AuthenticationError, PermissionDeniedError)
+# Failures after which the server may still have created (and billed) the task.
+_UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
 
 
 @attrs.define
@@ -64,8 +76,10 @@ class FanOutSummary:
     stopped_reason: str | None = None
     #: ``(key, task_id)`` of tasks still unfinished when the block was left.
     left_in_flight: list[tuple[Hashable, str]] = attrs.field(factory=list)
-    #: ``(key, idempotency_key)`` of submits cut off mid-request: resubmit with the same key.
-    interrupted_submits: list[tuple[Hashable, str | None]] = attrs.field(factory=list)
+    #: ``(key, idempotency_key)`` of submits whose outcome is unknown: cut off by leaving the
+    #: block, or failed on the network after every retry (the server may have accepted them).
+    #: Resubmitting with the same key cannot bill twice.
+    interrupted_submits: list[tuple[Hashable, str]] = attrs.field(factory=list)
 
     @property
     def terminal(self) -> int:
@@ -184,7 +198,7 @@ class FanOut:
         self._slots = anyio.Semaphore(max_in_flight)
         # key -> sink of every input between its submit and its terminal event.
         self._in_flight: dict[Hashable, _InputSink] = {}
-        self._submitting: dict[Hashable, str | None] = {}
+        self._submitting: dict[Hashable, str] = {}
         self._feeding = True
         self._stop_submitting = False
         self._next_submit_at = 0.0
@@ -258,7 +272,11 @@ class FanOut:
                     if not await self._admit():
                         break
                     assert self._group is not None
-                    self._submitting[item.key] = item.idempotency_key
+                    # The key is fixed here, before the submit, so that an uncertain outcome can
+                    # be reported with the key that makes a resubmit safe.
+                    if item.idempotency_key is None and item.task_id is None:
+                        item = attrs.evolve(item, idempotency_key=new_idempotency_key())
+                    self._submitting[item.key] = item.idempotency_key or ""
                     self._group.start_soon(self._submit, item)
         except Exception as exc:  # the caller's iterable raised, or broke a rule: the batch cannot go on
             self._fatal(exc)
@@ -305,6 +323,8 @@ class FanOut:
                 self._stop_submitting = True
                 self.summary.stopped_reason = f"credits exhausted: {exc}"
                 logger.warning("credits exhausted: no new submits; unfinished tasks continue")
+            if isinstance(exc, _UNCERTAIN) and item.idempotency_key is not None:
+                self.summary.interrupted_submits.append((key, item.idempotency_key))
             self._submitting.pop(key, None)
             self._in_flight[key] = sink
             self._emit(TaskEvent(kind=EventKind.SUBMIT_FAILED, task=None, key=key, at=time.monotonic(), error=exc))

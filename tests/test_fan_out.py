@@ -262,3 +262,18 @@ async def test_fan_out_needs_a_running_client(evolink_sandbox: Sandbox, scaled_c
         async with client.fan_out([]):
             pass
     await client.aclose()
+
+
+@pytest.mark.evolink_sandbox(faults=Faults(reset_after_rate=1.0))
+async def test_uncertain_submit_reports_its_idempotency_key(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    no_retry = evolink.RetryPolicy(max_retries=0)
+    async with scaled_client(evolink_sandbox, retry=no_retry) as client:
+        async with client.fan_out(requests(1, prefix="photo"), max_in_flight=1) as events:
+            by_key = await collect(events)
+    assert by_key == {"photo0": [EventKind.SUBMIT_FAILED]}
+    # The server accepted and billed the task before the connection dropped: the summary says
+    # which key makes a resubmit safe.
+    assert len(evolink_sandbox.ledger.billed) == 1
+    ((key, idempotency_key),) = events.summary.interrupted_submits
+    assert key == "photo0"
+    assert 16 <= len(idempotency_key) <= 96
