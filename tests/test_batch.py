@@ -1,0 +1,161 @@
+"""The resumable folder batch (library level) against the sandbox."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Callable
+from pathlib import Path
+
+import anyio
+import pytest
+
+from evolink_async import EvolinkClient
+from evolink_async._batch import Batch, plan_batch
+from evolink_async._batch_types import BatchEvent, BatchLockedError, BatchSpec
+from evolink_async._journal import EntryStatus, Journal
+from evolink_async.sandbox import Faults, Sandbox
+
+from ._images import write_png
+
+Build = Callable[..., EvolinkClient]
+SUBMITS = "POST /v1/images/generations"
+
+
+def _inputs(folder: Path) -> list[str]:
+    write_png(folder / "a.png", shade=10)
+    write_png(folder / "b.png", shade=20)
+    write_png(folder / "sub" / "c.png", shade=30)
+    (folder / "notes.txt").write_text("not an input: wrong suffix")
+    (folder / "broken.png").write_text("not an image at all")
+    return ["a.png", "b.png", "broken.png", "sub/c.png"]
+
+
+def _spec(tmp_path: Path, **options: object) -> BatchSpec:
+    values: dict[str, object] = {"model": "qwen-image-edit", "prompt": "make it autumn", "input_dir": tmp_path / "in",
+                                 "output_dir": tmp_path / "out", "recursive": True}  # fmt: skip
+    return BatchSpec(**{**values, **options})  # type: ignore[arg-type]
+
+
+async def test_a_folder_becomes_a_folder_of_results(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    _inputs(tmp_path / "in")
+    events: list[BatchEvent] = []
+    async with scaled_client(evolink_sandbox) as client:
+        summary = await Batch(client, _spec(tmp_path), on_event=events.append).run()
+    assert summary.inputs == 4
+    assert summary.downloaded == 3
+    assert summary.submitted == 3
+    assert [(f.key, f.code) for f in summary.failed] == [("broken.png", "invalid_input")]
+    assert "not a PNG" in summary.failed[0].message
+    assert not summary.ok
+    out = tmp_path / "out"
+    for name in ("a.result-0.png", "b.result-0.png", "sub/c.result-0.png"):
+        assert (out / name).read_bytes().startswith(b"\x89PNG"), name
+    assert len(evolink_sandbox.ledger.billed) == 3
+    kinds = Counter(e.kind for e in events)
+    assert kinds["found"] == 4
+    assert kinds["downloaded"] == 3
+    assert kinds["discovered"] == 1
+    # Every input ends with exactly one of downloaded / failed.
+    ends = Counter(e.key for e in events if e.kind in ("downloaded", "failed"))
+    assert ends == Counter({"a.png": 1, "b.png": 1, "broken.png": 1, "sub/c.png": 1})
+
+    # The same command again: nothing new is submitted, everything is accounted for.
+    async with scaled_client(evolink_sandbox) as client:
+        again = await Batch(client, _spec(tmp_path)).run()
+    assert again.done_before == 3
+    assert again.submitted == again.reattached == 0
+    assert [f.key for f in again.failed] == ["broken.png"]
+    assert evolink_sandbox.ledger.requests[SUBMITS] == 3
+    assert len(evolink_sandbox.ledger.billed) == 3
+
+
+async def test_results_inside_the_input_folder_are_never_inputs(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    write_png(folder / "a.png")
+    spec = BatchSpec(model="mj-v7-remove-bg", input_dir=folder, output_dir=folder)
+    async with scaled_client(evolink_sandbox) as client:
+        first = await Batch(client, spec).run()
+        second = await Batch(client, spec).run()
+    assert first.ok
+    assert second.ok
+    assert (first.inputs, second.inputs, second.done_before) == (1, 1, 1)
+    assert sorted(p.name for p in folder.iterdir() if not p.name.startswith((".", "evolink-journal"))) == [
+        "a.png", "a.result-0.png",
+    ]  # fmt: skip
+    assert len(evolink_sandbox.ledger.billed) == 1
+
+
+@pytest.mark.evolink_sandbox(time_scale=0.05)
+async def test_an_interrupted_run_resumes_without_paying_twice(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    for index in range(6):
+        write_png(tmp_path / "in" / f"{index}.png", shade=index * 30)
+    spec = _spec(tmp_path, max_in_flight=3)
+    submitted = anyio.Event()
+
+    def watch(event: BatchEvent) -> None:
+        if event.kind == "submitted":
+            submitted.set()
+
+    async with scaled_client(evolink_sandbox) as client:
+        with anyio.CancelScope() as scope:
+            async with anyio.create_task_group() as group:
+                group.start_soon(Batch(client, spec, on_event=watch).run)
+                await submitted.wait()
+                scope.cancel()
+    async with Journal(spec.journal_path) as journal:
+        counts = await journal.counts()
+    assert counts[EntryStatus.DOWNLOADED] < 6
+    async with scaled_client(evolink_sandbox) as client:
+        summary = await Batch(client, spec).run()
+    assert summary.ok
+    assert summary.reattached >= 1
+    assert summary.done_before + summary.downloaded == 6
+    billed = evolink_sandbox.ledger.billed
+    assert len(billed) == len(set(billed)) == 6
+    assert len(list((tmp_path / "out").glob("*.result-0.png"))) == 6
+
+
+@pytest.mark.evolink_sandbox(faults=Faults(task_failure_rate=1.0, failure_codes=("content_policy_violation",)))
+async def test_failed_tasks_are_listed_with_their_codes(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    write_png(tmp_path / "in" / "a.png")
+    async with scaled_client(evolink_sandbox) as client:
+        summary = await Batch(client, _spec(tmp_path)).run()
+        again = await Batch(client, _spec(tmp_path)).run()
+    assert [(f.key, f.code) for f in summary.failed] == [("a.png", "content_policy_violation")]
+    assert [(f.key, f.code) for f in again.failed] == [("a.png", "content_policy_violation")]
+    assert len(evolink_sandbox.ledger.billed) == 1  # a failure is not retried unless asked
+
+
+async def test_dry_run_spends_nothing(evolink_sandbox: Sandbox, tmp_path: Path) -> None:
+    _inputs(tmp_path / "in")
+    write_png(tmp_path / "in" / "tiny.png", 100, 100)  # below qwen-image-edit's 384 px
+    plan = await plan_batch(_spec(tmp_path))
+    assert (plan.inputs, plan.to_submit, plan.already_handled) == (5, 3, 0)
+    assert sorted(f.key for f in plan.invalid) == ["broken.png", "tiny.png"]
+    assert plan.estimated_credits == 3.0
+    assert not (tmp_path / "out").exists()
+    assert sum(evolink_sandbox.ledger.requests.values()) == 0
+
+
+async def test_glob_and_non_recursive(tmp_path: Path) -> None:
+    _inputs(tmp_path / "in")
+    plan = await plan_batch(_spec(tmp_path, recursive=False, pattern="[ab].png"))
+    assert plan.inputs == 2
+
+
+async def test_one_run_per_output_folder(evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path) -> None:
+    write_png(tmp_path / "in" / "a.png")
+    started = anyio.Event()
+    async with scaled_client(evolink_sandbox) as client, anyio.create_task_group() as group:
+        group.start_soon(Batch(client, _spec(tmp_path), on_event=lambda e: started.set()).run)
+        await started.wait()
+        with pytest.raises(BatchLockedError):
+            await Batch(client, _spec(tmp_path)).run()
