@@ -1,0 +1,282 @@
+"""Scenario 1: client CPU seconds per task, ``evolink_async`` vs a raw aiohttp loop vs httpx.
+
+Every contestant does the same work per task: one submit, then one query every ``interval``
+seconds until the task is terminal, parsing every answer and recording an event whenever the
+status or progress changed. The schedule is the same for all (fixed interval, first query one
+interval after the submit, tasks of one fixed duration), so only the per-request cost differs.
+
+Contestants:
+
+- ``aiohttp raw``: a hand-written loop on ``aiohttp.ClientSession`` (the floor);
+- ``httpx raw``: the same loop on ``httpx.AsyncClient``;
+- ``sdk tasks.get loop``: the same loop, but ``client.images.submit`` and ``client.tasks.get``
+  (transport, retries, error mapping, cattrs parsing): the pure transport comparison;
+- ``sdk tasks.stream``: ``client.images.submit`` then ``client.tasks.stream(task)`` with a
+  ``PollPolicy`` pinned to the same fixed interval (the tracker does the polling);
+- ``sdk fan_out``: ``client.fan_out(requests, max_in_flight=C)`` with that policy.
+
+CPU is ``time.process_time()`` of this process only (the sandbox runs in another process).
+Rounds run the contestants one after the other in a rotated order, and the median is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import gc
+import json
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import aiohttp
+import httpx
+
+from evolink_async import EvolinkClient, PollPolicy, QwenImageEdit
+
+from ._common import Scenario, median, target
+from ._server import BenchServer
+
+MODEL = "qwen-image-edit"
+ESTIMATED = 30.0  # model seconds
+INTERVAL = 3.0  # model seconds between queries, as Evolink's own tools poll
+PROMPT = "turn the sky into a watercolour sunset"
+IMAGE = "https://example.com/input.png"
+TERMINAL = frozenset({"completed", "failed", "cancelled"})
+QUERY_ENDPOINT = "GET /v1/tasks/{task_id}"
+SUBMIT_ENDPOINT = "POST /v1/images/generations"
+
+
+class _Run:
+    """What one contestant run shares: the server, its interval, the events it recorded."""
+
+    def __init__(self, server: BenchServer, interval: float, concurrency: int) -> None:
+        self.server = server
+        self.interval = interval
+        self.concurrency = concurrency
+        self.events: list[tuple[str, str, int]] = []
+        self.headers = {"Authorization": f"Bearer {server.api_key}"}
+        self.body = {"model": MODEL, "prompt": PROMPT, "image_urls": [IMAGE]}
+
+    def fixed_policy(self) -> PollPolicy:
+        estimated_real = ESTIMATED * self.server.kwargs["time_scale"]
+        return PollPolicy(
+            min_interval=self.interval,
+            max_interval=self.interval,
+            jitter=0.0,
+            first_query=self.interval / estimated_real,
+        )
+
+
+async def _per_task(run: _Run, n: int, one: Callable[[int], Awaitable[None]]) -> None:
+    gate = asyncio.Semaphore(run.concurrency)
+
+    async def guarded(i: int) -> None:
+        async with gate:
+            await one(i)
+
+    async with asyncio.TaskGroup() as group:
+        for i in range(n):
+            group.create_task(guarded(i))
+
+
+async def aiohttp_raw(run: _Run, n: int) -> None:
+    base = run.server.base_url
+    connector = aiohttp.TCPConnector(limit=run.concurrency)
+    async with aiohttp.ClientSession(connector=connector, headers=run.headers) as session:
+
+        async def one(_i: int) -> None:
+            async with session.post(f"{base}/v1/images/generations", json=run.body) as resp:
+                data = json.loads(await resp.read())
+                if resp.status != 200:
+                    raise RuntimeError(f"submit answered {resp.status}: {data}")
+            task_id, last = data["id"], (data["status"], data.get("progress"))
+            run.events.append((task_id, last[0], last[1]))
+            while last[0] not in TERMINAL:
+                await asyncio.sleep(run.interval)
+                async with session.get(f"{base}/v1/tasks/{task_id}") as resp:
+                    data = json.loads(await resp.read())
+                    if resp.status != 200:
+                        raise RuntimeError(f"query answered {resp.status}: {data}")
+                now = (data["status"], data.get("progress"))
+                if now != last:
+                    last = now
+                    run.events.append((task_id, now[0], now[1]))
+
+        await _per_task(run, n, one)
+
+
+async def httpx_raw(run: _Run, n: int) -> None:
+    base = run.server.base_url
+    limits = httpx.Limits(max_connections=run.concurrency, max_keepalive_connections=run.concurrency)
+    async with httpx.AsyncClient(headers=run.headers, limits=limits) as client:
+
+        async def one(_i: int) -> None:
+            resp = await client.post(f"{base}/v1/images/generations", json=run.body)
+            data = resp.json()
+            if resp.status_code != 200:
+                raise RuntimeError(f"submit answered {resp.status_code}: {data}")
+            task_id, last = data["id"], (data["status"], data.get("progress"))
+            run.events.append((task_id, last[0], last[1]))
+            while last[0] not in TERMINAL:
+                await asyncio.sleep(run.interval)
+                resp = await client.get(f"{base}/v1/tasks/{task_id}")
+                data = resp.json()
+                if resp.status_code != 200:
+                    raise RuntimeError(f"query answered {resp.status_code}: {data}")
+                now = (data["status"], data.get("progress"))
+                if now != last:
+                    last = now
+                    run.events.append((task_id, now[0], now[1]))
+
+        await _per_task(run, n, one)
+
+
+def _sdk_client(run: _Run, **kwargs: Any) -> EvolinkClient:
+    server = run.server
+    return EvolinkClient(api_key=server.api_key, base_url=server.base_url, max_connections=run.concurrency, **kwargs)
+
+
+async def sdk_get_loop(run: _Run, n: int) -> None:
+    async with _sdk_client(run) as client:
+
+        async def one(_i: int) -> None:
+            task = await client.images.submit(QwenImageEdit(prompt=PROMPT, image_urls=[IMAGE]))
+            run.events.append((task.id, task.status.value, task.progress))
+            last = task
+            while not last.is_terminal:
+                await asyncio.sleep(run.interval)
+                task = await client.tasks.get(task)
+                if task.status != last.status or task.progress != last.progress:
+                    run.events.append((task.id, task.status.value, task.progress))
+                last = task
+
+        await _per_task(run, n, one)
+
+
+async def sdk_stream(run: _Run, n: int) -> None:
+    async with _sdk_client(run, poll_policy=run.fixed_policy()) as client:
+
+        async def one(_i: int) -> None:
+            task = await client.images.submit(QwenImageEdit(prompt=PROMPT, image_urls=[IMAGE]))
+            run.events.append((task.id, task.status.value, task.progress))
+            async for event in client.tasks.stream(task):
+                run.events.append((task.id, event.kind.value, event.progress))
+
+        await _per_task(run, n, one)
+
+
+async def sdk_fan_out(run: _Run, n: int) -> None:
+    async with _sdk_client(run, poll_policy=run.fixed_policy()) as client:
+        requests = (QwenImageEdit(prompt=PROMPT, image_urls=[IMAGE]) for _ in range(n))
+        async with client.fan_out(requests, max_in_flight=run.concurrency, buffer_size=256) as events:
+            async for event in events:
+                run.events.append((str(event.key), event.kind.value, event.progress))
+        if events.summary.outcomes.get("completed") != n:
+            raise RuntimeError(f"fan_out ended with {events.summary.outcomes}")
+
+
+CONTESTANTS: dict[str, Callable[[_Run, int], Awaitable[None]]] = {
+    "aiohttp raw": aiohttp_raw,
+    "httpx raw": httpx_raw,
+    "sdk tasks.get loop": sdk_get_loop,
+    "sdk tasks.stream": sdk_stream,
+    "sdk fan_out": sdk_fan_out,
+}
+BASELINE = "aiohttp raw"
+
+
+async def _measure(server: BenchServer, name: str, n: int, interval: float, concurrency: int) -> dict[str, float]:
+    run = _Run(server, interval, concurrency)
+    before = await server.stats()
+    gc.collect()
+    wall0, cpu0 = time.perf_counter(), time.process_time()
+    await CONTESTANTS[name](run, n)
+    cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
+    after = await server.stats()
+    queries = after["requests"].get(QUERY_ENDPOINT, 0) - before["requests"].get(QUERY_ENDPOINT, 0)
+    submits = after["requests"].get(SUBMIT_ENDPOINT, 0) - before["requests"].get(SUBMIT_ENDPOINT, 0)
+    return {
+        "cpu_ms_per_task": cpu / n * 1000,
+        "cpu_us_per_request": cpu / max(1, queries + submits) * 1e6,
+        "wall_s": wall,
+        "queries_per_task": queries / n,
+        "submits": submits,
+        "events_per_task": len(run.events) / n,
+        "server_cpu_ms_per_task": (after["cpu_seconds"] - before["cpu_seconds"]) / n * 1000,
+    }
+
+
+async def run(quick: bool) -> Scenario:
+    n = 150 if quick else 1000
+    rounds = 1 if quick else 3
+    concurrency = 100
+    time_scale = 0.01
+    scenario = Scenario("lifecycle", "1. Lifecycle overhead: client CPU per task")
+    interval = INTERVAL * time_scale
+    scenario.params = {
+        "tasks_per_run": n,
+        "rounds": rounds,
+        "concurrency": concurrency,
+        "time_scale": time_scale,
+        "task_duration_model_s": ESTIMATED,
+        "poll_interval_model_s": INTERVAL,
+        "max_connections": concurrency,
+    }
+    async with BenchServer(
+        time_scale=time_scale, seed=11, estimated_times={MODEL: ESTIMATED}, duration_spread=[1.0, 1.0]
+    ) as server:
+        # One unmeasured warm-up per contestant: imports, first connections, code paths.
+        for name in CONTESTANTS:
+            await _measure(server, name, min(n, 50), interval, concurrency)
+        samples: dict[str, list[dict[str, float]]] = {name: [] for name in CONTESTANTS}
+        names = list(CONTESTANTS)
+        for r in range(rounds):
+            order = names[r % len(names) :] + names[: r % len(names)]
+            for name in order:
+                samples[name].append(await _measure(server, name, n, interval, concurrency))
+
+    base_cpu = median(s["cpu_ms_per_task"] for s in samples[BASELINE])
+    httpx_cpu = median(s["cpu_ms_per_task"] for s in samples["httpx raw"])
+    scenario.columns = [
+        "contestant",
+        "client CPU ms/task (median)",
+        "min..max",
+        "x aiohttp raw",
+        "client CPU us/request",
+        "queries/task",
+        "events/task",
+        "wall s/run",
+        "server CPU ms/task",
+    ]
+    for name in CONTESTANTS:
+        cpu = [s["cpu_ms_per_task"] for s in samples[name]]
+        med = median(cpu)
+        scenario.rows.append(
+            {
+                "contestant": name,
+                "client CPU ms/task (median)": round(med, 3),
+                "min..max": f"{min(cpu):.3f}..{max(cpu):.3f}",
+                "x aiohttp raw": round(med / base_cpu, 2),
+                "client CPU us/request": round(median(s["cpu_us_per_request"] for s in samples[name]), 1),
+                "queries/task": round(median(s["queries_per_task"] for s in samples[name]), 2),
+                "events/task": round(median(s["events_per_task"] for s in samples[name]), 2),
+                "wall s/run": round(median(s["wall_s"] for s in samples[name]), 2),
+                "server CPU ms/task": round(median(s["server_cpu_ms_per_task"] for s in samples[name]), 3),
+            }
+        )
+    scenario.extra["samples"] = samples
+    for name in ("sdk tasks.get loop", "sdk tasks.stream", "sdk fan_out"):
+        ratio = median(s["cpu_ms_per_task"] for s in samples[name]) / base_cpu
+        vs_httpx = median(s["cpu_ms_per_task"] for s in samples[name]) / httpx_cpu
+        scenario.targets.append(
+            target(f"{name}: CPU vs aiohttp raw", goal="<= 1.3x", value=round(ratio, 2), passed=ratio <= 1.3)
+        )
+        scenario.targets.append(
+            target(f"{name}: CPU vs httpx raw", goal="< 1.0x", value=round(vs_httpx, 2), passed=vs_httpx < 1.0)
+        )
+    scenario.notes.append(
+        f"Each run: {n} tasks of {ESTIMATED:g} model s at time_scale {time_scale} ({ESTIMATED * time_scale:g} s real),"
+        f" at most {concurrency} at once, one query every {INTERVAL:g} model s ({interval * 1000:g} ms real) for"
+        " every contestant; median of the rounds, contestants rotated between rounds after an unmeasured warm-up."
+    )
+    return scenario
