@@ -80,6 +80,21 @@ def _message_of(error: BaseException) -> str:
     return str(getattr(error, "message", None) or error)
 
 
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        error = pending.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    for leaf in leaves:
+        if not isinstance(leaf, anyio.get_cancelled_exc_class()):
+            return leaf
+    return leaves[0] if leaves else group
+
+
 @contextlib.contextmanager
 def _run_lock(folder: Path) -> Iterator[None]:
     """One run per output folder. ``flock`` dies with its process, so a killed run never blocks a resume."""
@@ -134,6 +149,10 @@ class Batch:
                 await journal.ensure_meta(spec.meta())
                 try:
                     await self._run()
+                except BaseExceptionGroup as group:
+                    self.summary.interrupted = True
+                    # One cause (a wrong key, say) reads better than a tree of task groups.
+                    raise _first_cause(group) from None
                 except BaseException:
                     self.summary.interrupted = True
                     raise

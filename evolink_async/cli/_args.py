@@ -1,0 +1,103 @@
+"""The ``evolink`` command line's arguments (argparse, no third-party parser)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from .._version import __version__
+
+__all__ = ["build_parser"]
+
+_EPILOG = """\
+environment: EVOLINK_API_KEY, EVOLINK_BASE_URL, EVOLINK_FILES_BASE_URL, EVOLINK_POLL_SCALE.
+exit codes: 0 every input has its results; 1 an input failed (see the summary);
+2 bad usage or configuration; 130 interrupted (run the same command again to resume).
+start here: evolink demo"""
+
+
+def _positive(text: str) -> float:
+    value = float(text)
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    return value
+
+
+def _count(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
+    return value
+
+
+def _connection(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("connection")
+    group.add_argument("--api-key", help="API key (default: $EVOLINK_API_KEY); never printed")
+    group.add_argument("--base-url", help="task API (default: $EVOLINK_BASE_URL or https://api.evolink.ai)")
+    group.add_argument("--files-base-url", help="Files API (default: $EVOLINK_FILES_BASE_URL or https://files-api.evolink.ai)")
+    group.add_argument(
+        "--poll-scale", type=_positive, default=_env_float("EVOLINK_POLL_SCALE"),
+        help="poll faster by this factor, to match a time-scaled sandbox (default: $EVOLINK_POLL_SCALE or 1)",
+    )  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+
+
+def _env_float(name: str) -> float | None:
+    value = os.environ.get(name, "").strip()
+    try:
+        return float(value) if value and float(value) > 0 else None
+    except ValueError:
+        return None
+
+
+def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str, *,
+           prompt: bool, model: str | None = None, speed: bool = False) -> None:  # fmt: skip
+    parser = sub.add_parser(name, help=help_text, description=help_text, epilog=_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("input_dir", metavar="DIR", help="folder of images (results are never taken as inputs)")
+    parser.add_argument("--out", required=True, help="results folder; its journal makes a re-run resume")
+    if prompt:
+        parser.add_argument("--prompt", required=True, help="what to do to each image")
+    if model is not None:
+        parser.add_argument("--model", default=model, help=f"model (default: {model})")
+    if speed:
+        parser.add_argument("--speed", choices=("fast", "turbo"), help="turbo costs about twice fast")
+    parser.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
+    parser.add_argument("--glob", default="*", help="only files whose name or relative path matches (e.g. '*.jpg')")
+    parser.add_argument("--max-in-flight", type=_count, default=8, help="unfinished tasks at most (default: 8)")
+    parser.add_argument("--timeout", type=_positive, help="seconds per task before reporting it timed out")
+    parser.add_argument("--dry-run", action="store_true", help="check inputs and estimate the cost; spend nothing")
+    parser.add_argument("--retry-failed", action="store_true", help="submit inputs that failed in an earlier run again")
+    _connection(parser)
+    parser.set_defaults(command="batch", operation=name)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="evolink", description="Batch-edit image folders with Evolink, resumably, with live progress.",
+        epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
+    )  # fmt: skip
+    parser.add_argument("--version", action="version", version=f"evolink-async {__version__}")
+    sub = parser.add_subparsers(metavar="COMMAND", required=True)
+    _batch(sub, "edit", "edit every image of a folder as the prompt says", prompt=True, model="qwen-image-edit")
+    _batch(sub, "remove-bg", "cut the subject of every image out of its background", prompt=False)
+    _batch(sub, "retexture", "restyle every image of a folder to the prompt's texture", prompt=True, speed=True)
+    for name, help_text in (("status", "show a task once"), ("watch", "follow a task until it ends")):
+        task = sub.add_parser(name, help=help_text, description=help_text)
+        task.add_argument("task_id")
+        if name == "watch":
+            task.add_argument("--timeout", type=_positive, help="give up after this many seconds")
+        _connection(task)
+        task.set_defaults(command=name)
+    sandbox = sub.add_parser("sandbox", help="serve the local emulator (python -m evolink_async.sandbox)",
+                             add_help=False)  # fmt: skip
+    sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
+    sandbox.set_defaults(command="sandbox")
+    demo = sub.add_parser("demo", help="the whole batch on sample images, against an in-process sandbox (no key)")
+    demo.add_argument("--dir", default="evolink-demo", help="where inputs and results go (default: ./evolink-demo)")
+    demo.add_argument("--count", type=_count, default=6, help="sample images (default: 6)")
+    demo.add_argument("--time-scale", type=_positive, default=0.05, help="sandbox speed (0.05: 20x faster)")
+    demo.add_argument("--seed", type=int, default=7, help="sandbox seed (outcomes repeat)")
+    demo.add_argument("--json", action="store_true", help="one JSON object per line")
+    demo.set_defaults(command="demo")
+    return parser

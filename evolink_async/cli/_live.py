@@ -1,0 +1,99 @@
+"""The rich live view: an overall bar (done/total, rate, ETA) and one row per task in flight."""
+
+from __future__ import annotations
+
+from types import TracebackType
+from typing import IO, Any, Self
+
+from rich.console import Console, Group
+from rich.live import Live
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TaskProgressColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
+from rich.text import Text
+
+from .._batch_types import BatchEvent, BatchPlan, BatchSummary
+from ._progress import Reporter, plan_lines, summary_lines
+
+_MAX_ROWS = 8
+
+
+class LiveReporter(Reporter):
+    def __init__(self, stream: IO[str]) -> None:
+        super().__init__(stream)
+        self.console = Console(file=stream)
+        self.overall = Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            console=self.console,
+        )  # fmt: skip
+        self.rows = Progress(
+            TextColumn("  {task.description}", style="cyan"), BarColumn(bar_width=24), TaskProgressColumn(),
+            TextColumn("{task.fields[status]}", style="dim"), console=self.console,
+        )  # fmt: skip
+        self.total_id = self.overall.add_task("images", total=None, rate="")
+        self.row_ids: dict[str, TaskID] = {}
+        self.finished = 0
+        self.failed = 0
+        self.live = Live(Group(self.overall, self.rows), console=self.console, refresh_per_second=8, transient=False)
+
+    def __enter__(self) -> Self:
+        self.live.__enter__()
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.live.__exit__(exc_type, exc, tb)
+
+    def note(self, text: str, **fields: Any) -> None:
+        self.console.print(text, highlight=False)
+
+    def _row(self, key: str, *, progress: int | None, status: str) -> None:
+        row = self.row_ids.get(key)
+        if row is None:
+            if len(self.row_ids) >= _MAX_ROWS:
+                return  # the overall bar still counts it
+            row = self.row_ids[key] = self.rows.add_task(key, total=100, status=status)
+        self.rows.update(row, completed=progress if progress is not None else None, status=status)
+
+    def _done(self, key: str, *, failed: bool = False) -> None:
+        row = self.row_ids.pop(key, None)
+        if row is not None:
+            self.rows.remove_task(row)
+        self.finished += 1
+        self.failed += failed
+        task = self.overall.tasks[0]
+        speed = task.speed
+        rate = f"{speed * 60:.1f}/min" if speed else ""
+        failures = f" [red]{self.failed} failed[/]" if self.failed else ""
+        self.overall.update(self.total_id, completed=self.finished, rate=rate + failures)
+
+    def event(self, event: BatchEvent) -> None:
+        key = event.key or ""
+        if event.kind in ("found", "discovered") and event.total is not None:
+            self.overall.update(self.total_id, total=event.total)
+        elif event.kind in ("submitted", "reattached", "progress"):
+            self._row(key, progress=event.progress, status=event.status or event.kind)
+        elif event.kind == "completed":
+            self._row(key, progress=100, status="downloading")
+        elif event.kind in ("downloaded", "done_before"):
+            self._done(key)
+        elif event.kind == "failed":
+            self.console.print(Text.assemble(("failed ", "red"), key, f"  {event.error_code}: {event.message}"))
+            self._done(key, failed=True)
+
+    def plan(self, plan: BatchPlan) -> None:
+        for line in plan_lines(plan):
+            self.console.print(line, highlight=False)
+
+    def summary(self, summary: BatchSummary) -> None:
+        for line in summary_lines(summary):
+            self.console.print(line, highlight=False)

@@ -1,0 +1,134 @@
+"""What the terminal shows: a rich live view on a TTY, plain lines otherwise, JSON lines with ``--json``.
+
+All three take the same calls (``event``, ``summary``, ``plan``, ``note``) so the commands never
+care which one is in use. Nothing here ever sees the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import time
+from types import TracebackType
+from typing import IO, Any, Self
+
+from .._batch_types import BatchEvent, BatchPlan, BatchSummary
+
+__all__ = ["JsonReporter", "PlainReporter", "Reporter", "make_reporter"]
+
+_ACTIVE_ROWS = 8  # per-task rows shown at once in the live view
+
+
+class Reporter:
+    """Plain line output (not a TTY, or rich is not installed)."""
+
+    def __init__(self, stream: IO[str] | None = None) -> None:
+        self.stream = stream or sys.stdout
+        self._last_progress: dict[str, int] = {}
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        return None
+
+    def _print(self, text: str) -> None:
+        print(text, file=self.stream, flush=True)
+
+    def note(self, text: str, **fields: Any) -> None:
+        self._print(text)
+
+    def event(self, event: BatchEvent) -> None:
+        key = event.key or ""
+        if event.kind == "submitted":
+            self._print(f"submitted  {key}  {event.task_id}")
+        elif event.kind == "reattached":
+            self._print(f"resumed    {key}  {event.task_id}")
+        elif event.kind == "progress" and event.progress is not None:
+            step = event.progress // 25  # a line per quarter, not per poll
+            if step > self._last_progress.get(key, -1):
+                self._last_progress[key] = step
+                self._print(f"progress   {key}  {event.progress}%")
+        elif event.kind == "downloaded":
+            self._print(f"saved      {key}  -> {', '.join(event.paths)}")
+        elif event.kind == "done_before":
+            self._print(f"done       {key}  (earlier run)")
+        elif event.kind == "failed":
+            self._print(f"FAILED     {key}  {event.error_code}: {event.message}")
+
+    def plan(self, plan: BatchPlan) -> None:
+        for line in plan_lines(plan):
+            self._print(line)
+
+    def summary(self, summary: BatchSummary) -> None:
+        for line in summary_lines(summary):
+            self._print(line)
+
+
+PlainReporter = Reporter
+
+
+class JsonReporter(Reporter):
+    """One JSON object per line: every event, then a ``summary`` (or ``plan``) object."""
+
+    def _emit(self, data: dict[str, Any]) -> None:
+        self._print(json.dumps(data, ensure_ascii=False, sort_keys=True))
+
+    def note(self, text: str, **fields: Any) -> None:
+        self._emit({"kind": "note", "message": text, **fields})
+
+    def event(self, event: BatchEvent) -> None:
+        self._emit(event.to_json())
+
+    def plan(self, plan: BatchPlan) -> None:
+        self._emit({"kind": "plan", **plan.to_json()})
+
+    def summary(self, summary: BatchSummary) -> None:
+        self._emit({"kind": "summary", **summary.to_json()})
+
+
+def plan_lines(plan: BatchPlan) -> list[str]:
+    cost = "unknown (no published price for this model)" if plan.estimated_credits is None \
+        else f"about {plan.estimated_credits:g} credits"  # fmt: skip
+    lines = [
+        f"dry run: {plan.inputs} input(s); {plan.already_handled} handled in an earlier run; "
+        f"{plan.to_submit} would be submitted to {plan.model}; {len(plan.invalid)} invalid",
+        f"estimated cost: {cost}; nothing was uploaded or submitted",
+    ]
+    lines += [f"  invalid  {f.key}  {f.message}" for f in plan.invalid]
+    return lines
+
+
+def summary_lines(summary: BatchSummary) -> list[str]:
+    ok = summary.done_before + summary.downloaded
+    lines = [
+        f"{ok}/{summary.inputs} input(s) have results in {summary.output_dir} "
+        f"({summary.downloaded} this run, {summary.done_before} earlier); "
+        f"{summary.submitted} submitted, {summary.reattached} resumed, {summary.credits_reserved:g} credits reserved",
+    ]
+    if summary.failed:
+        lines.append(f"{len(summary.failed)} failed:")
+        lines += [f"  {f.key}  {f.code}  {f.message}" for f in summary.failed]
+    if summary.interrupted:
+        lines.append("interrupted: nothing is lost; run the same command again to resume")
+    return lines
+
+
+def make_reporter(*, json_lines: bool, stream: IO[str] | None = None) -> Reporter:
+    """JSON lines if asked; the rich live view on a terminal when rich is installed; plain lines otherwise."""
+    stream = stream or sys.stdout
+    if json_lines:
+        return JsonReporter(stream)
+    if stream.isatty():
+        try:
+            from ._live import LiveReporter
+        except ImportError:  # rich is an optional extra: degrade, never fail
+            return Reporter(stream)
+        return LiveReporter(stream)
+    return Reporter(stream)
+
+
+def elapsed(started: float) -> str:
+    return f"{time.monotonic() - started:.1f} s"
