@@ -25,11 +25,13 @@ _RESUME_HINT = "interrupted: nothing is lost; run the same command again to resu
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``evolink`` command; returns the exit code (0 ok, 1 an input failed, 2 usage, 130 Ctrl-C)."""
-    args = build_parser().parse_args(argv)
-    if args.command == "sandbox":
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["sandbox"]:
+        # Handed over whole: argparse's REMAINDER would not take the sandbox's own --options.
         from ..sandbox.__main__ import main as sandbox_main
 
-        return sandbox_main(args.sandbox_args)
+        return sandbox_main(arguments[1:])
+    args = build_parser().parse_args(arguments)
     reporter = make_reporter(json_lines=args.json)
     command = {"batch": _commands.batch, "demo": _commands.demo, "status": _commands.status,
                "watch": _commands.watch}[args.command]  # fmt: skip
