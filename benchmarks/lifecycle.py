@@ -269,10 +269,10 @@ async def run(quick: bool) -> Scenario:
         ratio = median(s["cpu_ms_per_task"] for s in samples[name]) / base_cpu
         vs_httpx = median(s["cpu_ms_per_task"] for s in samples[name]) / httpx_cpu
         scenario.targets.append(
-            target(f"{name}: CPU vs aiohttp raw", goal="<= 1.3x", value=round(ratio, 2), passed=ratio <= 1.3)
+            target(f"{name}: CPU vs aiohttp raw", goal="<= 1.3x", value=round(ratio, 3), passed=ratio <= 1.3)
         )
         scenario.targets.append(
-            target(f"{name}: CPU vs httpx raw", goal="< 1.0x", value=round(vs_httpx, 2), passed=vs_httpx < 1.0)
+            target(f"{name}: CPU vs httpx raw", goal="< 1.0x", value=round(vs_httpx, 3), passed=vs_httpx < 1.0)
         )
     scenario.notes.append(
         f"Each run: {n} tasks of {ESTIMATED:g} model s at time_scale {time_scale} ({ESTIMATED * time_scale:g} s real),"

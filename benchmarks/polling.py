@@ -8,6 +8,7 @@ side by one client per contestant, each with its own tracker and poll policy:
   unfinished snapshot, as from a server that never reports progress (the sandbox has no knob for
   that, so it is emulated client-side by wrapping ``client.tasks.get``): only the
   ``estimated_time`` path of the policy works;
+- ``candidate``: ``PollPolicy(approach=0.5)``, a suggested default (not a target row);
 - ``fixed 3 s``, ``fixed 0.5 s``, ``fixed 0.1 s``: a query every interval from the submit on
   (model seconds, scaled by ``time_scale`` like everything else).
 
@@ -36,6 +37,7 @@ PROMPT = "a lighthouse in a storm"
 IMAGE = "https://example.com/input.png"
 DEFAULT = "default PollPolicy"
 BLIND = "default, progress-blind"
+CANDIDATE = "candidate: PollPolicy(approach=0.5)"
 FIXED = {"fixed 3 s": 3.0, "fixed 0.5 s": 0.5, "fixed 0.1 s": 0.1}
 
 
@@ -93,6 +95,7 @@ async def run(quick: bool) -> Scenario:
     policies: dict[str, PollPolicy] = {
         DEFAULT: PollPolicy().scaled(time_scale),
         BLIND: PollPolicy().scaled(time_scale),
+        CANDIDATE: PollPolicy(approach=0.5).scaled(time_scale),
         **{name: _fixed(interval * time_scale, estimated_real) for name, interval in FIXED.items()},
     }
     seen: dict[str, dict[str, float]] = {name: {} for name in policies}
@@ -190,7 +193,7 @@ async def run(quick: bool) -> Scenario:
     scenario.notes.append(
         f"{n} tasks of estimated_time {ESTIMATED:g} model s (actual {min(durations):.1f}-{max(durations):.1f} s,"
         f" mean {mean(durations):.1f} s), submitted {arrivals_per_s:g} per real second at time_scale {time_scale};"
-        " each watched at once by five clients, one per policy, in one process. Latencies include the HTTP round"
+        " each watched at once by six clients, one per policy, in one process. Latencies include the HTTP round"
         f" trip and this process's event-loop delays ({1 / time_scale:g} model ms per real ms)."
     )
     scenario.notes.append(
