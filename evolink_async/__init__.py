@@ -1,5 +1,7 @@
 """evolink_async: an asyncio-first SDK for Evolink's asynchronous image-generation API."""
 
+from ._batch import Batch, plan_batch
+from ._batch_types import BatchLockedError, BatchPlan, BatchSpec, BatchSummary
 from ._client import EvolinkClient, MissingAPIKeyError
 from ._config import ClientConfig
 from ._events import EventKind, TaskEvent
@@ -32,6 +34,7 @@ from .errors import (
     TaskTimeoutError,
     ValidationError,
 )
+from .resources.files import UploadedFile
 
 __all__ = [
     "APIConnectionError",
@@ -39,6 +42,11 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "Batch",
+    "BatchLockedError",
+    "BatchPlan",
+    "BatchSpec",
+    "BatchSummary",
     "ClientClosedError",
     "ClientConfig",
     "DownloadError",
@@ -75,7 +83,9 @@ __all__ = [
     "TaskStatus",
     "TaskStream",
     "TaskTimeoutError",
+    "UploadedFile",
     "Usage",
     "ValidationError",
     "__version__",
+    "plan_batch",
 ]

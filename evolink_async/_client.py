@@ -226,7 +226,7 @@ class EvolinkClient:
         *,
         name: str | None = None,
         max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-        timeout: float = 300.0,  # noqa: ASYNC109 - per file, handed to aiohttp
+        timeout: float = 300.0,
     ) -> tuple[Path, ...]:
         """Save a completed task's results into ``dest_dir``; return the paths, in result order.
 

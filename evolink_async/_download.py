@@ -85,7 +85,7 @@ async def download_to(
     name_for: NameFor,
     *,
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-    timeout: float = 300.0,  # noqa: ASYNC109 - per file, handed to aiohttp
+    timeout: float = 300.0,
 ) -> Path:
     """Save ``url`` under ``root`` as ``name_for(format)`` (a relative name) and return the path.
 
@@ -149,7 +149,7 @@ async def download_urls(
     name_for: Callable[[int, ImageFormat], str],
     *,
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-    timeout: float = 300.0,  # noqa: ASYNC109 - per file, handed to aiohttp
+    timeout: float = 300.0,
 ) -> tuple[Path, ...]:
     """Save every URL in order (``name_for(index, format)`` names each); stops at the first error."""
     paths = []

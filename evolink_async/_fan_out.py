@@ -94,6 +94,7 @@ class _EventBuffer:
         self._queue: deque[list[TaskEvent]] = deque()  # one-element lists: replaceable in place
         self._pending_progress: dict[Hashable, list[TaskEvent]] = {}
         self._changed = anyio.Event()
+        self._waiters = 0
         self.error: BaseException | None = None
         self.finished = False
 
@@ -101,8 +102,17 @@ class _EventBuffer:
         return len(self._queue)
 
     def _notify(self) -> None:
-        self._changed.set()
-        self._changed = anyio.Event()
+        # Only when someone waits: a fresh Event per event would be the buffer's main cost.
+        if self._waiters:
+            self._changed.set()
+            self._changed = anyio.Event()
+
+    async def _wait(self) -> None:
+        self._waiters += 1
+        try:
+            await self._changed.wait()
+        finally:
+            self._waiters -= 1
 
     def put(self, event: TaskEvent) -> None:
         slot = self._pending_progress.get(event.key) if event.kind is EventKind.PROGRESS else None
@@ -126,7 +136,7 @@ class _EventBuffer:
 
     async def wait_for_room(self) -> None:
         while len(self._queue) >= self.capacity and self.error is None:
-            await self._changed.wait()
+            await self._wait()
 
     async def get(self) -> TaskEvent:
         while True:
@@ -140,7 +150,7 @@ class _EventBuffer:
                 return event
             if self.finished:
                 raise StopAsyncIteration
-            await self._changed.wait()
+            await self._wait()
 
 
 class _InputSink:

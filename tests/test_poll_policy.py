@@ -54,7 +54,7 @@ def test_progress_extrapolation_skips_ahead() -> None:
     assert s.progress_eta() == pytest.approx(220.0)
     assert NO_JITTER.next_delay(s, now=124.0, rng=RNG) == 30.0  # capped by max_interval
     roomy = PollPolicy(jitter=0.0, max_interval=120.0)
-    assert roomy.next_delay(s, now=124.0, rng=RNG) == pytest.approx((220.0 - 124.0) * 0.7)
+    assert roomy.next_delay(s, now=124.0, rng=RNG) == pytest.approx((220.0 - 124.0) * 0.5)
     s.observe(at=191.2, progress=60, estimated=48.0)  # two points: the rate is measured, not assumed
     assert s.progress_eta() == pytest.approx(191.2 + 40 / (40 / 67.2))
 
