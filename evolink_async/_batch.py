@@ -36,13 +36,13 @@ from ._batch_types import (  # fmt: skip
     BatchSummary,
     FailedInput,
     iter_inputs,
-    request_from_body,
 )
 from ._download import download_urls
 from ._events import EventKind, TaskEvent
 from ._fan_out import FanOutItem
 from ._image_probe import ImageFormat, check_image
 from ._journal import Entry, EntryStatus, Journal, request_fingerprint
+from ._requests import ImageRequest
 from ._safe_paths import result_file_name
 from .errors import (
     APIConnectionError,
@@ -232,7 +232,7 @@ class Batch:
                 )
             self._fail(key, _code_of(exc), _message_of(exc))
             return None
-        return FanOutItem(key=key, request=request_from_body(body), idempotency_key=entry.idempotency_key)
+        return FanOutItem(key=key, request=ImageRequest.from_body(body), idempotency_key=entry.idempotency_key)
 
     async def _request_body(self, path: Path, key: str, entry: Entry) -> dict[str, object]:
         if entry.request_body is not None:  # a resume: send exactly what the key was first used for

@@ -28,7 +28,6 @@ __all__ = [
     "BatchSummary",
     "FailedInput",
     "iter_inputs",
-    "request_from_body",
 ]
 
 #: The journal's file name inside the output folder.
@@ -99,19 +98,6 @@ class BatchSpec:
         if cost is not None and self.model_params.get("speed") == "turbo":
             cost *= 2
         return cost
-
-
-def request_from_body(body: Mapping[str, Any]) -> ImageRequest:
-    """The request that sends exactly ``body`` again (a journal's stored body, on a resume)."""
-    known = {"model", "prompt", "image_urls", "model_params", "callback_url"}
-    return ImageRequest(
-        model=body["model"],
-        prompt=body.get("prompt"),
-        image_urls=tuple(body.get("image_urls", ())),
-        model_params=body.get("model_params"),
-        callback_url=body.get("callback_url"),
-        extra={k: v for k, v in body.items() if k not in known},
-    )
 
 
 def iter_inputs(root: Path, *, recursive: bool, pattern: str = "*", exclude: Path | None = None) -> Iterator[Path]:

@@ -326,31 +326,36 @@ class ImageRequest:
     def with_image_urls(self, image_urls: tuple[str, ...]) -> Request:
         return attrs.evolve(self, image_urls=image_urls)
 
+    @classmethod
+    def from_body(cls, body: Mapping[str, Any]) -> ImageRequest:
+        """The request whose ``to_body()`` is ``body``, validated like any other (a stored body, resent)."""
+        model = body.get("model")
+        if not isinstance(model, str):
+            raise ValidationError("model", "is required and must be a string")
+        urls = body.get("image_urls", [])
+        if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
+            raise ValidationError("image_urls", "must be an array of URL strings")
+        params = body.get("model_params")
+        if params is not None and not isinstance(params, Mapping):
+            raise ValidationError("model_params", "must be an object")
+        return cls(
+            model=model,
+            prompt=body.get("prompt"),
+            image_urls=urls,
+            model_params=params,
+            callback_url=body.get("callback_url"),
+            extra={k: v for k, v in body.items() if k not in _RESERVED_KEYS},
+        )
+
 
 def validate_body(body: Mapping[str, Any], *, allow_private_callback: bool = False) -> None:
     """Check a submit body by the same rules as the request types (the sandbox validates with it).
 
     ``allow_private_callback`` lets a local emulator accept ``http://127.0.0.1/...`` callbacks.
     """
-    model = body.get("model")
-    if not isinstance(model, str):
-        raise ValidationError("model", "is required and must be a string")
-    urls = body.get("image_urls", [])
-    if not isinstance(urls, list) or not all(isinstance(u, str) for u in urls):
-        raise ValidationError("image_urls", "must be an array of URL strings")
-    params = body.get("model_params")
-    if params is not None and not isinstance(params, Mapping):
-        raise ValidationError("model_params", "must be an object")
-    extra = {k: v for k, v in body.items() if k not in _RESERVED_KEYS}
     callback_url = body.get("callback_url")
     if callback_url is not None:
         if not isinstance(callback_url, str):
             raise ValidationError("callback_url", "must be a string")
         check_callback_url("callback_url", callback_url, allow_private=allow_private_callback)
-    ImageRequest(
-        model=model,
-        prompt=body.get("prompt"),
-        image_urls=urls,
-        model_params=params,
-        extra=extra,
-    )
+    ImageRequest.from_body({k: v for k, v in body.items() if k != "callback_url"})

@@ -193,3 +193,20 @@ class TestImageRequest:
         request = QwenImageEdit(prompt="p", image_urls=[URL])
         with pytest.raises(AttributeError):
             request.prompt = "q"  # type: ignore[misc]
+
+
+class TestFromBody:
+    def test_round_trip(self) -> None:
+        for request in (
+            Retexture(prompt="p", image_urls=[URL], speed="fast", callback_url="https://hooks.example.com/x"),
+            QwenImageEdit(prompt="p", image_urls=[URL, URL]),
+            ImageRequest(model="gpt-image-1.5", prompt="p", extra={"size": "1024x1024", "n": 2}),
+        ):
+            body = request.to_body()
+            assert ImageRequest.from_body(body).to_body() == body
+
+    def test_stored_body_is_validated_again(self) -> None:
+        rejects("prompt", "at most 1000",
+                lambda: ImageRequest.from_body({"model": "qwen-image-edit", "prompt": "x" * 1001, "image_urls": [URL]}))
+        rejects("image_urls", "array", lambda: ImageRequest.from_body({"model": "x", "image_urls": URL}))
+        rejects("model", "required", lambda: ImageRequest.from_body({"prompt": "p"}))
