@@ -184,20 +184,19 @@ class Tracker:
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; the client's ``async with`` owns this."""
-        send, receive = anyio.create_memory_object_stream[_Watch](0)
         self.open()
         try:
-            async with anyio.create_task_group() as workers:
-                for _ in range(self._max_concurrent_queries):
-                    workers.start_soon(self._worker, receive.clone())
-                receive.close()
+            async with anyio.create_task_group() as queries:
                 task_status.started()
-                async with send:
-                    await self._dispatch(send)
+                await self._dispatch(queries)
         finally:
             self.close()
 
-    async def _dispatch(self, send: anyio.abc.ObjectSendStream[_Watch]) -> None:
+    async def _dispatch(self, queries: anyio.abc.TaskGroup) -> None:
+        # One short-lived task per query, at most ``max_concurrent_queries`` at once. (A worker
+        # pool fed through a rendezvous channel cost the same CPU per query in the lifecycle
+        # benchmark, 1.77x vs 1.70x raw aiohttp, and took more code.)
+        slots = anyio.Semaphore(self._max_concurrent_queries)
         while True:
             now = self._clock()
             while self._heap and self._heap[0][0] <= now:
@@ -206,8 +205,9 @@ class Tracker:
                     self._expire(handle, now)
                 elif generation == watch.generation and self._watches.get(watch.task_id) is watch:
                     watch.querying = True
-                    # Blocks while every worker is busy: that is the bound on concurrent queries.
-                    await send.send(watch)
+                    # Waits while the slots are taken: that is the bound on concurrent queries.
+                    await slots.acquire()
+                    queries.start_soon(self._query_in_slot, watch, slots)
                     now = self._clock()
             self._wakeup = anyio.Event()
             delay = self._heap[0][0] - self._clock() if self._heap else None
@@ -217,13 +217,12 @@ class Tracker:
                 with anyio.move_on_after(delay):
                     await self._wakeup.wait()
 
-    async def _worker(self, receive: anyio.abc.ObjectReceiveStream[_Watch]) -> None:
-        async with receive:
-            async for watch in receive:
-                try:
-                    await self._query(watch)
-                finally:
-                    watch.querying = False
+    async def _query_in_slot(self, watch: _Watch, slots: anyio.Semaphore) -> None:
+        try:
+            await self._query(watch)
+        finally:
+            watch.querying = False
+            slots.release()
 
     async def _query(self, watch: _Watch) -> None:
         self.queries_sent += 1
