@@ -2,8 +2,9 @@
 
 A heap of next-query times (and subscriber deadlines) releases queries as they fall due, at
 most ``max_concurrent_queries`` at once, so watching 100k tasks costs a heap entry and a small
-state object each, not a sleeping coroutine each. Every answer (or a snapshot pushed in from a webhook) becomes events for the task's
-subscribers, which are held weakly: a stream nobody holds any more stops costing queries.
+state object each, not a sleeping coroutine each. Every answer (or a snapshot pushed in from a
+webhook) becomes events for the task's subscribers, which are held weakly: a stream nobody holds
+any more stops costing queries.
 """
 
 from __future__ import annotations
