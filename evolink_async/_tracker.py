@@ -65,7 +65,7 @@ class WatchHandle:
 
 
 class _Watch:
-    __slots__ = ("errors", "generation", "last", "querying", "state", "subscribers", "task_id")
+    __slots__ = ("errors", "generation", "last", "state", "subscribers", "task_id")
 
     def __init__(self, task_id: str, state: PollState, last: Task | None) -> None:
         self.task_id = task_id
@@ -74,7 +74,6 @@ class _Watch:
         self.subscribers: list[WatchHandle] = []
         # Bumped whenever the watch is rescheduled or dropped: older heap entries are stale.
         self.generation = 0
-        self.querying = False
         self.errors = 0
 
 
@@ -205,7 +204,6 @@ class Tracker:
                 if handle is not None:
                     self._expire(handle, now)
                 elif generation == watch.generation and self._watches.get(watch.task_id) is watch:
-                    watch.querying = True
                     # Waits while the slots are taken: that is the bound on concurrent queries.
                     await slots.acquire()
                     queries.start_soon(self._query_in_slot, watch, slots)
@@ -222,7 +220,6 @@ class Tracker:
         try:
             await self._query(watch)
         finally:
-            watch.querying = False
             slots.release()
 
     async def _query(self, watch: _Watch) -> None:
