@@ -7,6 +7,7 @@ concurrency, so the ``async with`` owns the work and the iterator only reads the
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import time
 from collections import Counter, deque
@@ -93,8 +94,9 @@ class _EventBuffer:
         self.capacity = capacity
         self._queue: deque[list[TaskEvent]] = deque()  # one-element lists: replaceable in place
         self._pending_progress: dict[Hashable, list[TaskEvent]] = {}
-        self._changed = anyio.Event()
-        self._waiters = 0
+        # Futures of the coroutines parked in ``_wait`` (the consumer, the feeder waiting for room).
+        # Bare futures rather than anyio Events: this runs once per event, on the hot path.
+        self._waiters: list[asyncio.Future[None]] = []
         self.error: BaseException | None = None
         self.finished = False
 
@@ -102,17 +104,20 @@ class _EventBuffer:
         return len(self._queue)
 
     def _notify(self) -> None:
-        # Only when someone waits: a fresh Event per event would be the buffer's main cost.
         if self._waiters:
-            self._changed.set()
-            self._changed = anyio.Event()
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def _wait(self) -> None:
-        self._waiters += 1
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
         try:
-            await self._changed.wait()
+            await waiter
         finally:
-            self._waiters -= 1
+            if waiter in self._waiters:  # cancelled before it was woken
+                self._waiters.remove(waiter)
 
     def put(self, event: TaskEvent) -> None:
         slot = self._pending_progress.get(event.key) if event.kind is EventKind.PROGRESS else None

@@ -9,6 +9,7 @@ any more stops costing queries.
 
 from __future__ import annotations
 
+import asyncio
 import heapq
 import itertools
 import random
@@ -16,9 +17,6 @@ import time
 import weakref
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Protocol
-
-import anyio
-import anyio.abc
 
 from ._events import EventKind, TaskEvent, kind_for
 from ._logging import logger
@@ -104,7 +102,8 @@ class Tracker:
         self._watches: dict[str, _Watch] = {}
         self._heap: list[_Entry] = []
         self._counter = itertools.count()
-        self._wakeup = anyio.Event()
+        # Set when the heap's head may have moved earlier; the dispatcher sleeps on it.
+        self._wakeup = asyncio.Event()
         self._open = False
         self._slowdown = 1.0
         self.queries_sent = 0
@@ -182,21 +181,22 @@ class Tracker:
 
     # --- the scheduler ----------------------------------------------------------------------
 
-    async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
-        """Run until cancelled; the client's ``async with`` owns this."""
+    async def run(self) -> None:
+        """Run until cancelled; the client's ``async with`` owns this, and this owns every query."""
         self.open()
         try:
-            async with anyio.create_task_group() as queries:
-                task_status.started()
+            async with asyncio.TaskGroup() as queries:
                 await self._dispatch(queries)
         finally:
             self.close()
 
-    async def _dispatch(self, queries: anyio.abc.TaskGroup) -> None:
-        # One short-lived task per query, at most ``max_concurrent_queries`` at once. (A worker
-        # pool fed through a rendezvous channel cost the same CPU per query in the lifecycle
-        # benchmark, 1.77x vs 1.70x raw aiohttp, and took more code.)
-        slots = anyio.Semaphore(self._max_concurrent_queries)
+    async def _dispatch(self, queries: asyncio.TaskGroup) -> None:
+        # asyncio primitives, not anyio's, on this path: it runs once per query, and anyio's
+        # cancel scope, task spawn and event cost about 40 us there (lifecycle benchmark). The
+        # client is asyncio-only anyway (aiohttp). One short-lived task per query, at most
+        # ``max_concurrent_queries`` at once: a worker pool cost the same CPU and more code.
+        loop = asyncio.get_running_loop()
+        slots = asyncio.Semaphore(self._max_concurrent_queries)
         while True:
             now = self._clock()
             while self._heap and self._heap[0][0] <= now:
@@ -206,17 +206,21 @@ class Tracker:
                 elif generation == watch.generation and self._watches.get(watch.task_id) is watch:
                     # Waits while the slots are taken: that is the bound on concurrent queries.
                     await slots.acquire()
-                    queries.start_soon(self._query_in_slot, watch, slots)
+                    queries.create_task(self._query_in_slot(watch, slots))
                     now = self._clock()
-            self._wakeup = anyio.Event()
-            delay = self._heap[0][0] - self._clock() if self._heap else None
-            if delay is None:
+            self._wakeup.clear()
+            if not self._heap:
                 await self._wakeup.wait()
-            elif delay > 0:
-                with anyio.move_on_after(delay):
+                continue
+            delay = self._heap[0][0] - self._clock()
+            if delay > 0:
+                timer = loop.call_later(delay, self._wakeup.set)
+                try:
                     await self._wakeup.wait()
+                finally:
+                    timer.cancel()
 
-    async def _query_in_slot(self, watch: _Watch, slots: anyio.Semaphore) -> None:
+    async def _query_in_slot(self, watch: _Watch, slots: asyncio.Semaphore) -> None:
         try:
             await self._query(watch)
         finally:

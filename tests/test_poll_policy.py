@@ -128,7 +128,8 @@ async def test_a_429_slows_every_watched_task() -> None:
     tracker = Tracker(fetch, policy=policy, max_concurrent_queries=2)
     sinks = [Recorder(), Recorder()]
     async with anyio.create_task_group() as group:
-        await group.start(tracker.run)
+        tracker.open()
+        group.start_soon(tracker.run)
         tracker.watch("calm", sinks[0])
         tracker.watch("limited", sinks[1])
         await anyio.sleep(0.15)
@@ -161,7 +162,8 @@ async def test_concurrent_queries_are_bounded() -> None:
     tracker = Tracker(fetch, policy=PollPolicy(min_interval=0.01, max_interval=0.01), max_concurrent_queries=3)
     sinks = [Recorder() for _ in range(30)]
     async with anyio.create_task_group() as group:
-        await group.start(tracker.run)
+        tracker.open()
+        group.start_soon(tracker.run)
         for i, sink in enumerate(sinks):
             tracker.watch(f"t{i}", sink)
         with anyio.fail_after(5):
