@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING
 from urllib.parse import quote
 
@@ -16,13 +17,15 @@ if TYPE_CHECKING:
 
 __all__ = ["Tasks", "task_id_of"]
 
+_UNSAFE_IN_ID = re.compile(r"[/?#\x00-\x1f]")
+
 
 def task_id_of(task_or_id: Task | str) -> str:
     """The id of a task given as a ``Task`` or its id, checked to be a usable path segment."""
     task_id = task_or_id.id if isinstance(task_or_id, Task) else task_or_id
     if not isinstance(task_id, str) or not task_id.strip():
         raise ValidationError("task_id", "must be a non-empty string")
-    if any(c in task_id for c in "/?#") or any(ord(c) < 32 for c in task_id):
+    if _UNSAFE_IN_ID.search(task_id):
         raise ValidationError("task_id", "must not contain '/', '?', '#' or control characters")
     return task_id
 
