@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import heapq
 import itertools
+import math
 import random
 import time
 import weakref
@@ -102,8 +103,12 @@ class Tracker:
         self._watches: dict[str, _Watch] = {}
         self._heap: list[_Entry] = []
         self._counter = itertools.count()
-        # Set when the heap's head may have moved earlier; the dispatcher sleeps on it.
+        # The dispatcher sleeps on this until the heap's head falls due, or an entry is pushed
+        # that falls due earlier than that. ``_sleeping_until`` is when it will wake by itself
+        # (-inf while it is awake and rereads the heap anyway): waking it for every reschedule
+        # cost a task switch and a new timer per query.
         self._wakeup = asyncio.Event()
+        self._sleeping_until = -math.inf
         self._open = False
         self._slowdown = 1.0
         self.queries_sent = 0
@@ -158,8 +163,7 @@ class Tracker:
         if watch.last is not None and (snapshot is None or _changed(snapshot, watch.last)):
             sink.deliver(TaskEvent(kind=kind_for(watch.last), task=watch.last, key=key, at=now))
         if deadline is not None:
-            heapq.heappush(self._heap, (deadline, next(self._counter), watch, watch.generation, handle))
-            self._wakeup.set()
+            self._push((deadline, next(self._counter), watch, watch.generation, handle))
         return handle
 
     def unwatch(self, handle: WatchHandle) -> None:
@@ -210,14 +214,21 @@ class Tracker:
                     now = self._clock()
             self._wakeup.clear()
             if not self._heap:
-                await self._wakeup.wait()
+                self._sleeping_until = math.inf
+                try:
+                    await self._wakeup.wait()
+                finally:
+                    self._sleeping_until = -math.inf
                 continue
-            delay = self._heap[0][0] - self._clock()
+            due = self._heap[0][0]
+            delay = due - self._clock()
             if delay > 0:
+                self._sleeping_until = due
                 timer = loop.call_later(delay, self._wakeup.set)
                 try:
                     await self._wakeup.wait()
                 finally:
+                    self._sleeping_until = -math.inf
                     timer.cancel()
 
     async def _query_in_slot(self, watch: _Watch, slots: asyncio.Semaphore) -> None:
@@ -307,8 +318,12 @@ class Tracker:
 
     def _schedule(self, watch: _Watch, when: float) -> None:
         watch.generation += 1
-        heapq.heappush(self._heap, (when, next(self._counter), watch, watch.generation, None))
-        self._wakeup.set()
+        self._push((when, next(self._counter), watch, watch.generation, None))
+
+    def _push(self, entry: _Entry) -> None:
+        heapq.heappush(self._heap, entry)
+        if entry[0] < self._sleeping_until:
+            self._wakeup.set()
 
     def _drop(self, watch: _Watch) -> None:
         if self._watches.get(watch.task_id) is watch:
