@@ -16,6 +16,7 @@ import math
 import random
 import time
 import weakref
+from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Protocol
 
@@ -109,6 +110,8 @@ class Tracker:
         # cost a task switch and a new timer per query.
         self._wakeup = asyncio.Event()
         self._sleeping_until = -math.inf
+        # Resolved when a worker turns idle while the dispatcher waits for one.
+        self._worker_free: asyncio.Future[None] | None = None
         self._open = False
         self._slowdown = 1.0
         self.queries_sent = 0
@@ -196,11 +199,13 @@ class Tracker:
 
     async def _dispatch(self, queries: asyncio.TaskGroup) -> None:
         # asyncio primitives, not anyio's, on this path: it runs once per query, and anyio's
-        # cancel scope, task spawn and event cost about 40 us there (lifecycle benchmark). The
-        # client is asyncio-only anyway (aiohttp). One short-lived task per query, at most
-        # ``max_concurrent_queries`` at once: a worker pool cost the same CPU and more code.
+        # cancel scope, task spawn and event cost about 40 us there (lifecycle benchmark); the
+        # client is asyncio-only anyway (aiohttp). Queries run on up to ``max_concurrent_queries``
+        # workers, started as needed and handed each query through a bare future: cheaper than
+        # a task per query, which costs a task registration and a done callback each.
         loop = asyncio.get_running_loop()
-        slots = asyncio.Semaphore(self._max_concurrent_queries)
+        idle: deque[asyncio.Future[_Watch]] = deque()
+        workers = 0
         while True:
             now = self._clock()
             while self._heap and self._heap[0][0] <= now:
@@ -208,9 +213,15 @@ class Tracker:
                 if handle is not None:
                     self._expire(handle, now)
                 elif generation == watch.generation and self._watches.get(watch.task_id) is watch:
-                    # Waits while the slots are taken: that is the bound on concurrent queries.
-                    await slots.acquire()
-                    queries.create_task(self._query_in_slot(watch, slots))
+                    while not idle and workers >= self._max_concurrent_queries:
+                        # Every worker is busy: that is the bound on concurrent queries.
+                        self._worker_free = loop.create_future()
+                        await self._worker_free
+                    if idle:
+                        idle.popleft().set_result(watch)
+                    else:
+                        workers += 1
+                        queries.create_task(self._work(watch, idle))
                     now = self._clock()
             self._wakeup.clear()
             if not self._heap:
@@ -231,11 +242,15 @@ class Tracker:
                     self._sleeping_until = -math.inf
                     timer.cancel()
 
-    async def _query_in_slot(self, watch: _Watch, slots: asyncio.Semaphore) -> None:
-        try:
+    async def _work(self, watch: _Watch, idle: deque[asyncio.Future[_Watch]]) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
             await self._query(watch)
-        finally:
-            slots.release()
+            handoff: asyncio.Future[_Watch] = loop.create_future()
+            idle.append(handoff)
+            if self._worker_free is not None and not self._worker_free.done():
+                self._worker_free.set_result(None)
+            watch = await handoff
 
     async def _query(self, watch: _Watch) -> None:
         self.queries_sent += 1
