@@ -210,7 +210,7 @@ class FanOut:
         self._interval = 1 / max_submits_per_second if max_submits_per_second else 0.0
         self._timeout = timeout
         self._buffer = _EventBuffer(buffer_size)
-        self._slots = anyio.Semaphore(max_in_flight)
+        self._slots = asyncio.Semaphore(max_in_flight)
         # key -> sink of every input between its submit and its terminal event.
         self._in_flight: dict[Hashable, _InputSink] = {}
         self._submitting: dict[Hashable, str] = {}

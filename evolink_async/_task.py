@@ -30,6 +30,9 @@ class TaskStatus(enum.StrEnum):
     def parse(cls, value: object) -> TaskStatus:
         """Map a wire value onto a member; anything unrecognised becomes ``UNKNOWN``."""
         if isinstance(value, str):
+            member = _STATUS_BY_WIRE.get(value)
+            if member is not None:
+                return member
             try:
                 return cls(value.strip().lower())
             except ValueError:
@@ -37,6 +40,8 @@ class TaskStatus(enum.StrEnum):
         return cls.UNKNOWN
 
 
+# Exact wire values, looked up before the slower Enum call: parse runs once per query.
+_STATUS_BY_WIRE = {member.value: member for member in TaskStatus}
 _TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 # Task-level error codes (API.md A3) that the caller has to fix; anything else is the server's

@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from .._converter import structure_task
 from .._idempotency import check_idempotency_key, new_idempotency_key
 from .._logging import logger
-from .._requests import Request
+from .._requests import ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture
 from .._task import Task
 from ..errors import ValidationError
 
@@ -15,6 +15,8 @@ if TYPE_CHECKING:
     from .._client import EvolinkClient
 
 __all__ = ["Images"]
+
+_BUILT_IN_REQUESTS = (QwenImageEdit, Retexture, RemoveBackground, ImageRequest)
 
 
 class Images:
@@ -32,7 +34,8 @@ class Images:
 
         >>> task = await client.images.submit(QwenImageEdit(prompt="...", image_urls=[url]))
         """
-        if not isinstance(request, Request):
+        # The concrete types first: a runtime Protocol check alone costs about 10 us per submit.
+        if not isinstance(request, _BUILT_IN_REQUESTS) and not isinstance(request, Request):
             raise ValidationError("request", f"must be a request object, got {type(request).__name__}")
         key = check_idempotency_key(idempotency_key) if idempotency_key is not None else new_idempotency_key()
         request = await self._client._resolve_local_images(request)
