@@ -104,14 +104,16 @@ class Tracker:
         self._watches: dict[str, _Watch] = {}
         self._heap: list[_Entry] = []
         self._counter = itertools.count()
-        # The dispatcher sleeps on this until the heap's head falls due, or an entry is pushed
-        # that falls due earlier than that. ``_sleeping_until`` is when it will wake by itself
-        # (-inf while it is awake and rereads the heap anyway): waking it for every reschedule
-        # cost a task switch and a new timer per query.
-        self._wakeup = asyncio.Event()
-        self._sleeping_until = -math.inf
-        # Resolved when a worker turns idle while the dispatcher waits for one.
-        self._worker_free: asyncio.Future[None] | None = None
+        # Set while ``run`` runs: the task group that owns the workers.
+        self._workers: asyncio.TaskGroup | None = None
+        self._worker_count = 0
+        # Futures of idle workers; resolving one hands that worker a query.
+        self._idle: deque[asyncio.Future[_Watch]] = deque()
+        # Queries that fell due while every worker was busy, in order.
+        self._ready: deque[_Entry] = deque()
+        # One timer for the heap's head, re-armed only when an earlier entry arrives.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
         self._open = False
         self._slowdown = 1.0
         self.queries_sent = 0
@@ -189,68 +191,90 @@ class Tracker:
     # --- the scheduler ----------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Run until cancelled; the client's ``async with`` owns this, and this owns every query."""
+        """Run until cancelled; the client's ``async with`` owns this, and this owns every query.
+
+        There is no dispatcher task: a loop timer set for the heap's head hands due queries to
+        idle workers (started as needed, at most ``max_concurrent_queries``); due queries that
+        find every worker busy wait in a FIFO, which workers drain as they finish. Per query that
+        is one timer callback and one worker step. A dispatcher task woken by the timer cost a
+        further task switch per query, and a task per query a further registration and done
+        callback (lifecycle benchmark). asyncio primitives rather than anyio's: this is the
+        per-query path, and the client is asyncio-only anyway (aiohttp).
+        """
         self.open()
         try:
-            async with asyncio.TaskGroup() as queries:
-                await self._dispatch(queries)
+            async with asyncio.TaskGroup() as workers:
+                self._workers = workers
+                self._on_timer()
+                await asyncio.get_running_loop().create_future()  # until cancelled
         finally:
+            self._workers = None
+            self._disarm()
+            self._idle.clear()
+            self._ready.clear()
+            self._worker_count = 0
             self.close()
 
-    async def _dispatch(self, queries: asyncio.TaskGroup) -> None:
-        # asyncio primitives, not anyio's, on this path: it runs once per query, and anyio's
-        # cancel scope, task spawn and event cost about 40 us there (lifecycle benchmark); the
-        # client is asyncio-only anyway (aiohttp). Queries run on up to ``max_concurrent_queries``
-        # workers, started as needed and handed each query through a bare future: cheaper than
-        # a task per query, which costs a task registration and a done callback each.
-        loop = asyncio.get_running_loop()
-        idle: deque[asyncio.Future[_Watch]] = deque()
-        workers = 0
-        while True:
-            now = self._clock()
-            while self._heap and self._heap[0][0] <= now:
-                _, _, watch, generation, handle = heapq.heappop(self._heap)
-                if handle is not None:
-                    self._expire(handle, now)
-                elif generation == watch.generation and self._watches.get(watch.task_id) is watch:
-                    while not idle and workers >= self._max_concurrent_queries:
-                        # Every worker is busy: that is the bound on concurrent queries.
-                        self._worker_free = loop.create_future()
-                        await self._worker_free
-                    if idle:
-                        idle.popleft().set_result(watch)
-                    else:
-                        workers += 1
-                        queries.create_task(self._work(watch, idle))
-                    now = self._clock()
-            self._wakeup.clear()
-            if not self._heap:
-                self._sleeping_until = math.inf
-                try:
-                    await self._wakeup.wait()
-                finally:
-                    self._sleeping_until = -math.inf
-                continue
-            due = self._heap[0][0]
-            delay = due - self._clock()
-            if delay > 0:
-                self._sleeping_until = due
-                timer = loop.call_later(delay, self._wakeup.set)
-                try:
-                    await self._wakeup.wait()
-                finally:
-                    self._sleeping_until = -math.inf
-                    timer.cancel()
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        try:
+            self._release_due()
+        finally:
+            # Re-armed whatever happened above: a lost timer would stall every watch silently.
+            if self._heap:
+                self._arm(self._heap[0][0])
 
-    async def _work(self, watch: _Watch, idle: deque[asyncio.Future[_Watch]]) -> None:
+    def _release_due(self) -> None:
+        now = self._clock()
+        # Deadlines expire on time even while every worker is busy; due queries queue up.
+        while self._heap and self._heap[0][0] <= now:
+            entry = heapq.heappop(self._heap)
+            if entry[4] is not None:
+                self._expire(entry[4], now)
+            else:
+                self._ready.append(entry)
+        while self._ready and (self._idle or self._worker_count < self._max_concurrent_queries):
+            watch = self._next_ready()
+            if watch is None:
+                break
+            if self._idle:
+                self._idle.popleft().set_result(watch)
+            else:
+                assert self._workers is not None
+                self._worker_count += 1
+                self._workers.create_task(self._work(watch))
+
+    def _next_ready(self) -> _Watch | None:
+        """The first queued query that is still wanted (its watch was not dropped or rescheduled)."""
+        while self._ready:
+            _, _, watch, generation, _ = self._ready.popleft()
+            if generation == watch.generation and self._watches.get(watch.task_id) is watch:
+                return watch
+        return None
+
+    async def _work(self, watch: _Watch) -> None:
         loop = asyncio.get_running_loop()
         while True:
             await self._query(watch)
+            queued = self._next_ready()
+            if queued is not None:
+                watch = queued
+                continue
             handoff: asyncio.Future[_Watch] = loop.create_future()
-            idle.append(handoff)
-            if self._worker_free is not None and not self._worker_free.done():
-                self._worker_free.set_result(None)
+            self._idle.append(handoff)
             watch = await handoff
+
+    def _arm(self, when: float) -> None:
+        if self._workers is None:
+            return  # not running yet: ``run`` looks at the heap when it starts
+        self._disarm()
+        self._timer_at = when
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, when - self._clock()), self._on_timer)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, math.inf
 
     async def _query(self, watch: _Watch) -> None:
         self.queries_sent += 1
@@ -337,8 +361,8 @@ class Tracker:
 
     def _push(self, entry: _Entry) -> None:
         heapq.heappush(self._heap, entry)
-        if entry[0] < self._sleeping_until:
-            self._wakeup.set()
+        if entry[0] < self._timer_at and self._heap[0] is entry:
+            self._arm(entry[0])
 
     def _drop(self, watch: _Watch) -> None:
         if self._watches.get(watch.task_id) is watch:
@@ -350,6 +374,7 @@ class Tracker:
         for watch in list(self._watches.values()):
             self._fail(watch, error)
         self._heap.clear()
+        self._ready.clear()
 
 
 def _changed(old: Task, new: Task) -> bool:

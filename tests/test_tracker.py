@@ -1,0 +1,127 @@
+"""The tracker's scheduler: one timer for the heap's head, workers, deadlines while workers are busy."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+
+import anyio
+
+import evolink_async as evolink
+from evolink_async import EventKind, PollPolicy, Task, TaskStatus
+from evolink_async._tracker import Tracker
+
+from .test_poll_policy import Recorder
+
+FAST = PollPolicy(min_interval=0.01, max_interval=0.01, jitter=0.0)
+
+
+def snapshot(task_id: str, *, estimated: float) -> Task:
+    return Task(id=task_id, status=TaskStatus.PENDING, task_info=evolink.TaskInfo(estimated_time=estimated))
+
+
+async def test_a_deadline_fires_on_time_while_every_worker_is_busy() -> None:
+    release = asyncio.Event()
+
+    async def fetch(task_id: str) -> Task:
+        await release.wait()  # the only worker is stuck in this query
+        return Task(id=task_id, status=TaskStatus.PROCESSING, progress=1)
+
+    tracker = Tracker(fetch, policy=FAST, max_concurrent_queries=1)
+    busy, timed = Recorder(), Recorder()
+    async with anyio.create_task_group() as group:
+        tracker.open()
+        group.start_soon(tracker.run)
+        tracker.watch("busy", busy)
+        await anyio.sleep(0.05)
+        started = time.monotonic()
+        tracker.watch("timed", timed, deadline=started + 0.1)
+        with anyio.fail_after(2):
+            while not timed.events:
+                await anyio.sleep(0.005)
+        waited = time.monotonic() - started
+        assert timed.events[-1].kind is EventKind.TIMED_OUT
+        assert 0.09 <= waited < 1.0
+        assert tracker.queries_sent == 1  # "timed" never got a worker: its timeout did not wait for one
+        release.set()
+        group.cancel_scope.cancel()
+
+
+async def test_an_earlier_watch_moves_the_timer_forward() -> None:
+    queried: list[tuple[str, float]] = []
+
+    async def fetch(task_id: str) -> Task:
+        queried.append((task_id, time.monotonic()))
+        return Task(id=task_id, status=TaskStatus.COMPLETED, progress=100)
+
+    tracker = Tracker(fetch, policy=PollPolicy(jitter=0.0))
+    late, now = Recorder(), Recorder()
+    async with anyio.create_task_group() as group:
+        tracker.open()
+        group.start_soon(tracker.run)
+        await anyio.sleep(0.01)
+        # First query of "late" is half of a one-hour estimate away: the timer is armed for it.
+        tracker.watch("late", late, snapshot=snapshot("late", estimated=3600.0))
+        started = time.monotonic()
+        tracker.watch("now", now)  # no snapshot: queried at once, so the timer must move
+        with anyio.fail_after(2):
+            while not now.events:
+                await anyio.sleep(0.005)
+        group.cancel_scope.cancel()
+    assert [task_id for task_id, _ in queried] == ["now"]
+    assert queried[0][1] - started < 0.5
+    assert now.events[-1].kind is EventKind.COMPLETED
+
+
+async def test_queries_queued_behind_busy_workers_all_run_in_due_order() -> None:
+    order: list[str] = []
+
+    async def fetch(task_id: str) -> Task:
+        order.append(task_id)
+        await anyio.sleep(0.01)
+        return Task(id=task_id, status=TaskStatus.COMPLETED, progress=100)
+
+    tracker = Tracker(fetch, policy=FAST, max_concurrent_queries=2)
+    sinks = {f"t{i}": Recorder() for i in range(12)}
+    async with anyio.create_task_group() as group:
+        tracker.open()
+        group.start_soon(tracker.run)
+        await anyio.sleep(0.01)
+        for task_id, sink in sinks.items():
+            tracker.watch(task_id, sink)
+        with anyio.fail_after(5):
+            while tracker.watched:
+                await anyio.sleep(0.005)
+        group.cancel_scope.cancel()
+    assert order == list(sinks)  # one query each, first due first served
+    assert all(s.events[-1].kind is EventKind.COMPLETED for s in sinks.values())
+
+
+async def test_a_dropped_watch_leaves_no_query_behind_in_the_queue() -> None:
+    release = asyncio.Event()
+    queried: list[str] = []
+
+    async def fetch(task_id: str) -> Task:
+        queried.append(task_id)
+        await release.wait()
+        return Task(id=task_id, status=TaskStatus.COMPLETED, progress=100)
+
+    tracker = Tracker(fetch, policy=FAST, max_concurrent_queries=1)
+    first, dropped = Recorder(), Recorder()
+    async with anyio.create_task_group() as group:
+        tracker.open()
+        group.start_soon(tracker.run)
+        await anyio.sleep(0.01)
+        tracker.watch("first", first)
+        await anyio.sleep(0.02)
+        handle = tracker.watch("dropped", dropped)  # due, but waits for the only worker
+        await anyio.sleep(0.02)
+        tracker.unwatch(handle)
+        release.set()
+        with anyio.fail_after(2):
+            while tracker.watched:
+                await anyio.sleep(0.005)
+        await anyio.sleep(0.05)
+        group.cancel_scope.cancel()
+    assert queried == ["first"]
+    assert dropped.events == []
