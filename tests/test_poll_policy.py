@@ -29,9 +29,9 @@ def test_first_query_waits_for_half_the_estimate() -> None:
 def test_dense_around_the_expected_finish_without_progress() -> None:
     s = state(48.0)
     s.observe(at=124.0, progress=0, estimated=48.0)
-    assert NO_JITTER.next_delay(s, now=124.0, rng=RNG) == pytest.approx(3.0)  # 48 / 16
+    assert NO_JITTER.next_delay(s, now=124.0, rng=RNG) == pytest.approx(4.0)  # 48 / 12
     s.observe(at=160.0, progress=0, estimated=48.0)
-    assert NO_JITTER.next_delay(s, now=160.0, rng=RNG) == pytest.approx(3.0)
+    assert NO_JITTER.next_delay(s, now=160.0, rng=RNG) == pytest.approx(4.0)
 
 
 def test_backs_off_past_the_window_up_to_the_ceiling() -> None:
@@ -44,7 +44,7 @@ def test_backs_off_past_the_window_up_to_the_ceiling() -> None:
         delays.append(delay)
         now += delay
     assert delays == sorted(delays)
-    assert delays[0] == pytest.approx(4.5)
+    assert delays[0] == pytest.approx(6.0)  # the spacing, 4 s, x 1.5
     assert delays[-1] == NO_JITTER.max_interval
 
 
@@ -59,11 +59,31 @@ def test_progress_extrapolation_skips_ahead() -> None:
     assert s.progress_eta() == pytest.approx(191.2 + 40 / (40 / 67.2))
 
 
+def test_a_measured_rate_aims_the_last_query_just_past_the_finish() -> None:
+    s = state(48.0)
+    s.observe(at=124.0, progress=40, estimated=48.0)
+    s.observe(at=140.0, progress=80, estimated=48.0)  # 2.5 %/s: done at t=148
+    assert s.rate_measured
+    # 8 s left is within two spacings (2 x 4 s): one query at the finish plus a tenth of the spacing.
+    assert NO_JITTER.next_delay(s, now=140.0, rng=RNG) == pytest.approx(8.0 + 0.4)
+    jittered = PollPolicy(jitter=0.2)
+    delays = [jittered.next_delay(s, now=140.0, rng=RNG) for _ in range(50)]
+    assert min(delays) >= 8.4  # jitter only lengthens the margin: never before the finish
+    assert max(delays) <= 8.0 + 0.4 * 1.2
+
+
+def test_one_progress_point_does_not_aim_at_the_finish() -> None:
+    s = state(48.0)
+    s.observe(at=140.0, progress=87, estimated=48.0)  # one point: the rate is assumed from the submit
+    assert not s.rate_measured
+    assert NO_JITTER.next_delay(s, now=140.0, rng=RNG) == pytest.approx(4.0)  # the plain spacing
+
+
 def test_progress_never_pushes_queries_past_a_missed_finish() -> None:
     s = state(48.0)
     s.observe(at=124.0, progress=50, estimated=48.0)
     # The extrapolated finish (t=148) has passed and the task still runs: stay at the dense spacing.
-    assert NO_JITTER.next_delay(s, now=150.0, rng=RNG) == pytest.approx(3.0)
+    assert NO_JITTER.next_delay(s, now=150.0, rng=RNG) == pytest.approx(4.0)
 
 
 def test_limits_hold() -> None:
@@ -81,8 +101,8 @@ def test_jitter_spreads_delays() -> None:
     s.observe(at=124.0, progress=0, estimated=48.0)
     delays = {round(policy.next_delay(s, now=124.0, rng=RNG), 6) for _ in range(50)}
     assert len(delays) > 10
-    assert min(delays) >= 3.0 * 0.8
-    assert max(delays) <= 3.0 * 1.2
+    assert min(delays) >= 4.0 * 0.8
+    assert max(delays) <= 4.0 * 1.2
 
 
 def test_error_delays_double_and_cap() -> None:
