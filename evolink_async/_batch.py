@@ -329,7 +329,11 @@ class Batch:
             name = result_file_name(relative.name, index, image_format=image_format)
             return name if str(relative.parent) == "." else f"{relative.parent}/{name}"
 
-        return await download_urls(self._client._transport.session, urls, self._spec.output_dir, name_for)
+        # Durable: the journal is about to record these results as saved, and a resumed run
+        # trusts it; a power cut must not leave an empty file behind that record.
+        return await download_urls(
+            self._client._transport.session, urls, self._spec.output_dir, name_for, durable=True
+        )
 
 
 async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> BatchPlan:

@@ -3,7 +3,9 @@
 Each result is streamed to a hidden temporary file in the destination folder, probed (it must
 be an image), then moved with ``os.replace`` onto a name claimed with ``create_unique``, so:
 
-- a crash leaves at most a ``.evolink-*.part`` file, never a truncated result under a real name;
+- a crash of the process leaves at most a ``.evolink-*.part`` file, never a truncated result
+  under a real name; with ``durable=True`` that holds for a power cut too (the file and then its
+  folder are fsynced), at a cost in throughput (benchmarks/downloads.py measures it);
 - nothing is ever overwritten, an input included (``O_EXCL`` claims; ``name (1).png`` on a clash);
 - a name built from outside text cannot leave the folder (``resolve_inside``);
 - at most ``max_bytes`` are read, whatever ``Content-Length`` claims.
@@ -39,6 +41,7 @@ DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
 _CHUNK = 64 * 1024
 _WRITE_BATCH = 512 * 1024  # bytes gathered before one write in a worker thread
 _MAX_REDIRECTS = 5
+_IOV_MAX = 512  # below every platform's IOV_MAX (1024 on Linux)
 
 #: Picks the final relative name once the format of the downloaded bytes is known.
 NameFor = Callable[[ImageFormat], str]
@@ -55,20 +58,43 @@ def _open_temp(folder: Path) -> tuple[int, str]:
     return tempfile.mkstemp(prefix=".evolink-", suffix=".part", dir=folder)
 
 
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
+def _write_all(fd: int, chunks: list[bytes]) -> None:
+    # writev rather than a joined copy: no batch-sized buffer per download, which is what kept
+    # peak RSS well above a plain loop's (benchmarks/downloads.py).
+    views = [memoryview(c) for c in chunks]
+    while views:
+        written = os.writev(fd, views[:_IOV_MAX])
+        while views and written >= len(views[0]):
+            written -= len(views[0])
+            views.pop(0)
+        if written:
+            views[0] = views[0][written:]
 
 
-def _finish(fd: int, temp: str, root: Path, name: str) -> Path:
-    os.fsync(fd)  # the bytes are on disk before the name points at them
+def _finish(fd: int, temp: str, root: Path, name: str, durable: bool) -> Path:
+    if durable:
+        os.fsync(fd)  # the bytes are on disk before the name points at them
     target = resolve_inside(root, name)
     target.parent.mkdir(parents=True, exist_ok=True)
     resolve_inside(root, target.parent / "x")  # a folder created through a symlink must still be inside
     claimed = create_unique(target)
     os.replace(temp, claimed)
+    if durable:
+        _fsync_folder(claimed.parent)  # and the rename itself survives a power cut
     return claimed
+
+
+def _fsync_folder(folder: Path) -> None:
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:  # a platform that cannot open folders (Windows): the file's fsync is all it gets
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def _discard(fd: int, temp: str) -> None:
@@ -86,12 +112,14 @@ async def download_to(
     *,
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     timeout: float = 300.0,
+    durable: bool = False,
 ) -> Path:
     """Save ``url`` under ``root`` as ``name_for(format)`` (a relative name) and return the path.
 
     Raises :class:`~evolink_async.DownloadError` (``reason``: ``bad_url``, ``http_status``,
     ``too_large``, ``not_an_image``, ``connection``) and
     :class:`~evolink_async._safe_paths.UnsafePathError` when the name would leave ``root``.
+    ``durable=True`` fsyncs the file and its folder before returning (see the module docstring).
 
     >>> await download_to(session, task.results[0], "out", lambda fmt: f"cat.result-0.{fmt.value}")
     PosixPath('/home/me/out/cat.result-0.png')
@@ -121,17 +149,17 @@ async def download_to(
                     pending.append(chunk)
                     pending_size += len(chunk)
                     if pending_size >= _WRITE_BATCH:
-                        await anyio.to_thread.run_sync(_write_all, fd, b"".join(pending))
+                        await anyio.to_thread.run_sync(_write_all, fd, pending)
                         pending, pending_size = [], 0
                 if pending:
-                    await anyio.to_thread.run_sync(_write_all, fd, b"".join(pending))
+                    await anyio.to_thread.run_sync(_write_all, fd, pending)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DownloadError(url, "connection", f"{type(exc).__name__}: {exc}") from None
         try:
             info = await anyio.to_thread.run_sync(probe_image, temp)
         except ImageProbeError as exc:
             raise DownloadError(url, "not_an_image", exc.rule) from None
-        path = await anyio.to_thread.run_sync(_finish, fd, temp, root_path, name_for(info.format))
+        path = await anyio.to_thread.run_sync(_finish, fd, temp, root_path, name_for(info.format), durable)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_discard, fd, temp)
@@ -150,10 +178,13 @@ async def download_urls(
     *,
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     timeout: float = 300.0,
+    durable: bool = False,
 ) -> tuple[Path, ...]:
     """Save every URL in order (``name_for(index, format)`` names each); stops at the first error."""
     paths = []
     for index, url in enumerate(urls):
         named = functools.partial(name_for, index)
-        paths.append(await download_to(session, url, root, named, max_bytes=max_bytes, timeout=timeout))
+        paths.append(
+            await download_to(session, url, root, named, max_bytes=max_bytes, timeout=timeout, durable=durable)
+        )
     return tuple(paths)

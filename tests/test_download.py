@@ -116,3 +116,26 @@ async def test_no_key_is_sent_to_a_result_host(
     assert len(seen) == 3
     assert not any("authorization" in {k.lower() for k in headers} for headers in seen)
     assert evolink_sandbox.api_key not in repr(seen)
+
+
+async def test_durable_fsyncs_the_file_and_its_folder_and_the_default_does_not(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+    import stat
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        synced.append("folder" if stat.S_ISDIR(os.fstat(fd).st_mode) else "file")
+        real_fsync(fd)
+
+    monkeypatch.setattr(os, "fsync", recording_fsync)
+    async with scaled_client(evolink_sandbox) as client:
+        done = await _completed(client)
+        await client.download(done, tmp_path / "fast", name="cat")
+        assert synced == []
+        (path,) = await client.download(done, tmp_path / "safe", name="cat", durable=True)
+    assert synced == ["file", "folder"]
+    assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
