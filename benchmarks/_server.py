@@ -3,12 +3,12 @@
 ``python -m benchmarks._server --config '{"time_scale": 0.01, ...}'`` runs an
 ``evolink_async.sandbox.Sandbox`` with those keyword arguments (the standalone
 ``python -m evolink_async.sandbox`` has no ``estimated_times`` / ``pending_fraction`` options, and
-no way to read a task's planned finish time), plus a small control app on a third port:
+no way to read a task's planned finish time over HTTP), plus a small control app on a third port:
 
 - ``POST /timeline`` with a JSON list of task ids answers ``{id: {"submitted", "started",
   "finishes"}}`` in ``time.monotonic()`` seconds. On Linux that is CLOCK_MONOTONIC, one clock for
-  every process of the machine, so the benchmark process can compare it with its own readings.
-  The sandbox has no public accessor for a task's timeline: this reads its private task book.
+  every process of the machine, so the benchmark process can compare it with its own readings
+  (``Sandbox.timeline``).
 - ``GET /stats`` answers the server's own CPU seconds and the ledger's request counts.
 
 It prints ``BENCH_BASE_URL=...``, ``BENCH_FILES_BASE_URL=...``, ``BENCH_CONTROL_URL=...``,
@@ -146,25 +146,24 @@ async def _serve(config: dict[str, Any]) -> None:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     async with Sandbox(**config) as sandbox:
-        book = sandbox._running.book  # private: the sandbox exposes no per-task timeline
 
         async def timeline(request: web.Request) -> web.Response:
             ids = await request.json()
             out: dict[str, dict[str, float]] = {}
             for task_id in ids:
-                record = book.lookup(task_id)
-                if record is not None:
+                planned = sandbox.timeline(task_id)
+                if planned is not None:
                     out[task_id] = {
-                        "submitted": record.submitted,
-                        "started": record.started,
-                        "finishes": record.finishes,
+                        "submitted": planned.submitted,
+                        "started": planned.started,
+                        "finishes": planned.finishes,
                     }
             return web.json_response(out)
 
         async def stats(_request: web.Request) -> web.Response:
             ledger = sandbox.ledger
             return web.json_response(
-                {"cpu_seconds": time.process_time(), "requests": dict(ledger.requests), "tasks": len(book)}
+                {"cpu_seconds": time.process_time(), "requests": dict(ledger.requests), "tasks": len(ledger.billed)}
             )
 
         app = web.Application()

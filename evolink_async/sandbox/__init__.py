@@ -16,6 +16,7 @@ from ._config import (
     SandboxConfig,
 )
 from ._ledger import CallbackAttempt, Ledger
+from ._lifecycle import TaskTimeline
 from ._sandbox import Sandbox
 
 __all__ = [
@@ -28,4 +29,5 @@ __all__ = [
     "Ledger",
     "Sandbox",
     "SandboxConfig",
+    "TaskTimeline",
 ]

@@ -48,6 +48,20 @@ _MAX_RESULTS = 10
 
 
 @attrs.frozen(kw_only=True)
+class TaskTimeline:
+    """A task's planned life, in ``time.monotonic`` seconds of the sandbox's process.
+
+    ``finishes`` is when it turns terminal (completed, or failed at its failure point); benchmarks
+    subtract it from the moment a client saw the end, to measure detection latency.
+    """
+
+    submitted: float
+    started: float
+    finishes: float
+    outcome: str
+
+
+@attrs.frozen(kw_only=True)
 class TaskRecord:
     """One accepted task and its whole planned timeline (times are ``time.monotonic`` seconds)."""
 
@@ -69,6 +83,12 @@ class TaskRecord:
     result_count: int
     callback_url: str | None
     input_image: bytes | None = attrs.field(default=None, repr=False)
+
+    @property
+    def timeline(self) -> TaskTimeline:
+        return TaskTimeline(
+            submitted=self.submitted, started=self.started, finishes=self.finishes, outcome=self.outcome
+        )
 
     @property
     def status_when_done(self) -> TaskStatus:

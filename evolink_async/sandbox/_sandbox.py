@@ -14,6 +14,7 @@ from aiohttp import web
 from ._config import DEFAULT_API_KEY, DEFAULT_ESTIMATED_TIMES, DEFAULT_MODEL_COSTS, Faults, SandboxConfig
 from ._files_server import build_files_app
 from ._ledger import Ledger
+from ._lifecycle import TaskTimeline
 from ._server import build_api_app
 from ._state import SandboxState
 
@@ -115,6 +116,14 @@ class Sandbox:
     def credits_remaining(self) -> float | None:
         """The balance left, or None when credits are unlimited."""
         return self._running.book.credits_remaining
+
+    def timeline(self, task_id: str) -> TaskTimeline | None:
+        """The planned life of a task this sandbox accepted (None for an unknown id).
+
+        >>> sandbox.timeline(task.id).finishes  # time.monotonic() when it turns terminal
+        """
+        record = self._running.book.lookup(task_id)
+        return None if record is None else record.timeline
 
     async def __aenter__(self) -> Sandbox:
         if self._live:

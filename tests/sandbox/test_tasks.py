@@ -97,6 +97,22 @@ async def test_lifecycle_pending_processing_completed(clock: FakeClock, api_for:
         }
 
 
+async def test_timeline_tells_when_a_task_starts_and_finishes(clock: FakeClock, api_for: Any) -> None:
+    async with Sandbox(clock=clock, duration_spread=(1.0, 1.0), seed=1) as sandbox:
+        api = api_for(sandbox)
+        _, _, body = await api.submit(retexture())  # 45 s, the first 15 % pending
+        planned = sandbox.timeline(body["id"])
+        assert planned is not None
+        assert (planned.submitted, planned.outcome) == (1000.0, "completed")
+        assert planned.started == pytest.approx(1000.0 + 45 * 0.15)
+        assert planned.finishes == pytest.approx(1045.0)
+        clock.now = planned.finishes - 0.01
+        assert (await api.task(body["id"]))[2]["status"] == "processing"
+        clock.now = planned.finishes
+        assert (await api.task(body["id"]))[2]["status"] == "completed"
+        assert sandbox.timeline("task-unified-0000000000-unknown1") is None
+
+
 async def test_completes_in_scaled_time(evolink_sandbox_factory: Any, api_for: Any) -> None:
     sandbox = await evolink_sandbox_factory(time_scale=0.002, duration_spread=(1.0, 1.0))
     api = api_for(sandbox)
