@@ -1,9 +1,10 @@
 """``python -m benchmarks [--quick] [--only NAME ...]``: run the scenarios and write the results.
 
-Writes ``benchmarks/results/latest.json`` always; a full run also writes ``benchmarks/RESULTS.md``
-(a quick run prints its table instead, so the committed full-run table is not overwritten; pass
-``--markdown PATH`` to write it somewhere). Exits 0 when every scenario ran and the JSON was
-written, 1 when a scenario crashed (missed timing targets are reported, never an exit code).
+Writes ``benchmarks/results/latest.json`` always; a full run of every scenario also writes
+``benchmarks/RESULTS.md`` (a quick or ``--only`` run prints its table instead, so the committed
+full-run table is not overwritten; pass ``--markdown PATH`` to write it somewhere). Exits 0 when
+every scenario ran and the JSON was written, 1 when a scenario crashed (missed timing targets are
+reported, never an exit code).
 """
 
 from __future__ import annotations
@@ -32,7 +33,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, default=HERE / "results" / "latest.json", help="where the JSON goes")
     parser.add_argument("--markdown", type=Path, default=None, help="where the markdown goes")
     args = parser.parse_args(argv)
-    markdown = args.markdown if args.markdown is not None else (None if args.quick else HERE / "RESULTS.md")
+    partial = args.quick or args.only
+    markdown = args.markdown if args.markdown is not None else (None if partial else HERE / "RESULTS.md")
     names = args.only or list(SCENARIOS)
 
     started = time.perf_counter()
