@@ -104,7 +104,10 @@ def test_missing_optional_blocks_and_nulls() -> None:
     assert task == Task(id="task-unified-1", status=TaskStatus.PROCESSING)
 
 
-@pytest.mark.parametrize(("wire", "parsed"), [(45.7, 45), ("45", 45), ("45%", 45), (150, 100), (-3, 0), ("x", 0)])
+@pytest.mark.parametrize(
+    ("wire", "parsed"),
+    [(45.7, 45), ("45", 45), ("45%", 45), (150, 100), (-3, 0), ("x", 0), (True, 0), (10**400, 100), (float("nan"), 0)],
+)
 def test_progress_is_tolerant(wire: object, parsed: int) -> None:
     assert structure_task({**SUBMITTED, "progress": wire}).progress == parsed
 
@@ -124,3 +127,13 @@ def test_malformed_block_types_are_tolerated() -> None:
     assert task.results == ()
     assert task.task_info.estimated_time is None
     assert task.usage is None
+
+
+def test_out_of_range_numbers_are_dropped_not_raised() -> None:
+    task = structure_task(
+        {**SUBMITTED, "created": 1e400, "task_info": {"estimated_time": 10**400}, "usage": {"credits_reserved": "inf"}}
+    )
+    assert task.created is None
+    assert task.task_info.estimated_time is None
+    assert task.usage is not None
+    assert task.usage.credits_reserved is None
