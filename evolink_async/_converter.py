@@ -142,7 +142,7 @@ def structure_task(body: object, *, request_id: str | None = None) -> Task:
     task_id = body.get("id")
     if not isinstance(task_id, str) or not task_id:
         raise ResponseFormatError("task body has no string 'id'", request_id=request_id)
-    if "status" not in body:
+    if body.get("status") is None:
         raise ResponseFormatError(f"task body {task_id} has no 'status'", request_id=request_id)
     try:
         # The hooks read a null block ("error": null) as absent.

@@ -61,6 +61,12 @@ def _open_temp(folder: Path) -> tuple[int, str]:
 def _write_all(fd: int, chunks: list[bytes]) -> None:
     # writev rather than a joined copy: no batch-sized buffer per download, which is what kept
     # peak RSS well above a plain loop's (benchmarks/downloads.py).
+    if not hasattr(os, "writev"):  # Windows
+        for chunk in chunks:
+            view = memoryview(chunk)
+            while view:
+                view = view[os.write(fd, view) :]
+        return
     views = [memoryview(c) for c in chunks]
     while views:
         written = os.writev(fd, views[:_IOV_MAX])

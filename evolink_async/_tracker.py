@@ -205,11 +205,15 @@ class Tracker:
         try:
             async with asyncio.TaskGroup() as workers:
                 self._workers = workers
-                self._on_timer()
-                await asyncio.get_running_loop().create_future()  # until cancelled
+                try:
+                    self._on_timer()
+                    await asyncio.get_running_loop().create_future()  # until cancelled
+                finally:
+                    # Before the group waits for its workers: a timer firing in that window
+                    # would hand work to cancelled workers or start one in a closing group.
+                    self._workers = None
+                    self._disarm()
         finally:
-            self._workers = None
-            self._disarm()
             self._idle.clear()
             self._ready.clear()
             self._worker_count = 0
@@ -225,6 +229,8 @@ class Tracker:
                 self._arm(self._heap[0][0])
 
     def _release_due(self) -> None:
+        if self._workers is None:
+            return
         now = self._clock()
         # Deadlines expire on time even while every worker is busy; due queries queue up.
         while self._heap and self._heap[0][0] <= now:
@@ -237,10 +243,11 @@ class Tracker:
             watch = self._next_ready()
             if watch is None:
                 break
+            while self._idle and self._idle[0].done():  # a worker cancelled while idle
+                self._idle.popleft()
             if self._idle:
                 self._idle.popleft().set_result(watch)
             else:
-                assert self._workers is not None
                 self._worker_count += 1
                 self._workers.create_task(self._work(watch))
 
@@ -329,9 +336,18 @@ class Tracker:
             if sink is None:
                 self.unwatch(handle)
                 continue
-            sink.deliver(TaskEvent(kind=kind, task=watch.last, key=handle.key, at=now))
+            self._deliver_to(handle, sink, TaskEvent(kind=kind, task=watch.last, key=handle.key, at=now))
         if not watch.subscribers:
             self._drop(watch)
+
+    def _deliver_to(self, handle: WatchHandle, sink: Sink, event: TaskEvent) -> None:
+        # A sink that raises loses its subscription, not the scheduler: this runs inside the
+        # timer callback and the workers, where an exception would stall or end every watch.
+        try:
+            sink.deliver(event)
+        except Exception:
+            logger.exception("a sink of %s raised on %s; it is no longer subscribed", handle.watch.task_id, event.kind)
+            self.unwatch(handle)
 
     def _expire(self, handle: WatchHandle, now: float) -> None:
         if not handle.active:
@@ -339,7 +355,8 @@ class Tracker:
         sink = handle.sink_ref()
         self.unwatch(handle)
         if sink is not None:
-            sink.deliver(TaskEvent(kind=EventKind.TIMED_OUT, task=handle.watch.last, key=handle.key, at=now))
+            event = TaskEvent(kind=EventKind.TIMED_OUT, task=handle.watch.last, key=handle.key, at=now)
+            self._deliver_to(handle, sink, event)
 
     def _fail(self, watch: _Watch, error: BaseException) -> None:
         handles = list(watch.subscribers)

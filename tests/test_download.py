@@ -139,3 +139,31 @@ async def test_durable_fsyncs_the_file_and_its_folder_and_the_default_does_not(
         (path,) = await client.download(done, tmp_path / "safe", name="cat", durable=True)
     assert synced == ["file", "folder"]
     assert path.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+
+
+@pytest.mark.parametrize("writev", ["short writes", "no writev (Windows)"])
+def test_every_byte_is_written_whatever_the_system_accepts_per_call(
+    writev: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import os
+
+    from evolink_async._download import _write_all
+
+    chunks = [b"", b"abc", bytes(range(256)) * 40, b"", b"x" * 7, b"tail"]
+    if writev == "short writes":
+        real_writev = os.writev
+
+        def stingy(fd: int, buffers: list[memoryview]) -> int:
+            # At most 5 bytes per call: partial writes that end inside a chunk and on its edge.
+            return real_writev(fd, [bytes(b"".join(bytes(v) for v in buffers)[:5])])
+
+        monkeypatch.setattr(os, "writev", stingy)
+    else:
+        monkeypatch.delattr(os, "writev")
+    path = tmp_path / "out.bin"
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT)
+    try:
+        _write_all(fd, chunks)
+    finally:
+        os.close(fd)
+    assert path.read_bytes() == b"".join(chunks)

@@ -115,7 +115,8 @@ def test_progress_is_tolerant(wire: object, parsed: int) -> None:
 @pytest.mark.parametrize(
     "body",
     [None, [], "task", {"status": "pending"}, {"id": "", "status": "pending"}, {"id": 5, "status": "pending"},
-     {"id": "task-unified-1"}, {"error": {"code": "x", "message": "not a task"}}],
+     {"id": "task-unified-1"}, {"id": "task-unified-1", "status": None},
+     {"error": {"code": "x", "message": "not a task"}}],
 )
 def test_not_a_task_raises_response_format_error(body: object) -> None:
     with pytest.raises(ResponseFormatError):

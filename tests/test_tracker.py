@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 
 import anyio
@@ -125,3 +126,63 @@ async def test_a_dropped_watch_leaves_no_query_behind_in_the_queue() -> None:
         group.cancel_scope.cancel()
     assert queried == ["first"]
     assert dropped.events == []
+
+
+async def test_a_sink_that_raises_loses_its_subscription_not_the_scheduler() -> None:
+    class Raising(Recorder):
+        def deliver(self, event: evolink.TaskEvent) -> None:
+            raise RuntimeError("a buggy sink")
+
+    async def fetch(task_id: str) -> Task:
+        return Task(id=task_id, status=TaskStatus.COMPLETED, progress=100)
+
+    now = [100.0]
+    tracker = Tracker(fetch, policy=FAST, clock=lambda: now[0])
+    bad, good = Raising(), Recorder()
+    async with anyio.create_task_group() as group:
+        tracker.open()
+        group.start_soon(tracker.run)
+        await anyio.sleep(0.01)
+        tracker.watch("good", good)  # due at 100: the timer is armed for it
+        tracker.watch("bad", bad, snapshot=snapshot("bad", estimated=3600.0), deadline=100.5)
+        now[0] = 101.0  # so one timer callback finds both due: "good" queued first, then "bad" expires
+        with anyio.fail_after(2):
+            while not good.events:
+                await anyio.sleep(0.005)
+        group.cancel_scope.cancel()
+    assert good.events[-1].kind is EventKind.COMPLETED
+    assert bad.events == []
+
+
+async def test_closing_while_workers_are_busy_leaves_no_callback_errors() -> None:
+    errors: list[dict[str, object]] = []
+    loop = asyncio.get_running_loop()
+    loop.set_exception_handler(lambda _loop, context: errors.append(context))
+
+    async def fetch(task_id: str) -> Task:
+        try:
+            await anyio.sleep(10)
+        finally:
+            # Unwinding takes a moment, as an aiohttp request does: the timer may fire meanwhile.
+            with anyio.CancelScope(shield=True):
+                await anyio.sleep(0.05)
+        raise AssertionError("not reached")
+
+    tracker = Tracker(fetch, policy=FAST, max_concurrent_queries=2)
+    sinks = [Recorder() for _ in range(4)]
+    runner = asyncio.create_task(tracker.run())
+    try:
+        await anyio.sleep(0.01)
+        tracker.watch("busy", sinks[0])
+        await anyio.sleep(0.02)
+        for i, sink in enumerate(sinks[1:]):
+            tracker.watch(f"due-{i}", sink, snapshot=snapshot(f"due-{i}", estimated=0.06))
+        await anyio.sleep(0.02)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
+        await anyio.sleep(0.1)  # any timer left armed would fire here
+        loop.set_exception_handler(None)
+    assert errors == []
+    assert all(isinstance(e, evolink.ClientClosedError) for s in sinks for e in s.errors)

@@ -211,3 +211,35 @@ async def test_oversized_answer_is_refused(mock_http: aioresponses, client: Evol
     with pytest.raises(evolink.ResponseFormatError, match="limit"):
         await small.tasks.get("t")
     await small.aclose()
+
+
+async def test_a_compressed_answer_is_bounded_by_what_it_inflates_to() -> None:
+    import gzip
+    import json
+
+    import attrs
+    from aiohttp import web
+
+    inflated = json.dumps({**TASK, "padding": "x" * 50_000}).encode()
+    compressed = gzip.compress(inflated)
+
+    async def handler(_request: web.Request) -> web.Response:
+        return web.Response(body=compressed, headers={"Content-Encoding": "gzip", "Content-Type": "application/json"})
+
+    app = web.Application()
+    app.router.add_get("/v1/tasks/{task_id}", handler)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = runner.addresses[0][1]
+    try:
+        async with EvolinkClient(API_KEY, base_url=f"http://127.0.0.1:{port}") as small:
+            small._config = small._transport._config = attrs.evolve(small._config, max_response_bytes=10_000)
+            assert len(compressed) < 10_000 < len(inflated)
+            with pytest.raises(evolink.ResponseFormatError, match="limit"):
+                await small.tasks.get("t")
+            small._config = small._transport._config = attrs.evolve(small._config, max_response_bytes=100_000)
+            assert (await small.tasks.get("t")).raw["padding"] == "x" * 50_000
+    finally:
+        await runner.cleanup()
