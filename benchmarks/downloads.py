@@ -202,7 +202,7 @@ def _run_worker(mode: str, manifest_path: Path) -> dict[str, Any]:
 
 
 async def run(quick: bool) -> Scenario:
-    k, size, rounds = (8, 512, 1) if quick else (40, 1000, 3)
+    k, size, rounds = (8, 512, 1) if quick else (40, 1000, 5)
     time_scale = 0.01
     scenario = Scenario("downloads", "5. Result downloads: throughput and peak RSS")
     png = noise_png(size)
@@ -260,6 +260,11 @@ async def run(quick: bool) -> Scenario:
             "files": runs[0]["files"],
         }
 
+    def ratio(mode: str, baseline: str) -> float:
+        # Per round, then the median: runs seconds apart share the machine's state, which drifts.
+        pairs = zip(samples[mode], samples[baseline], strict=True)
+        return median((m["bytes"] / m["seconds"]) / (b["bytes"] / b["seconds"]) for m, b in pairs)
+
     scenario.columns = ["contestant", "throughput MiB/s (median)", "x baseline", "peak RSS growth MiB", "files", "MiB"]
     figures = {mode: summary(runs) for mode, runs in samples.items()}
     for mode, (label, baseline) in MODES.items():
@@ -268,7 +273,7 @@ async def run(quick: bool) -> Scenario:
             {
                 "contestant": label,
                 "throughput MiB/s (median)": round(fig["mib_per_s"], 1),
-                "x baseline": f"{fig['mib_per_s'] / figures[baseline]['mib_per_s']:.2f} ({MODES[baseline][0]})",
+                "x baseline": f"{ratio(mode, baseline):.2f} ({MODES[baseline][0]})",
                 "peak RSS growth MiB": round(fig["peak_growth_mib"], 1),
                 "files": fig["files"],
                 "MiB": round(fig["bytes"] / MIB, 1),
@@ -280,13 +285,13 @@ async def run(quick: bool) -> Scenario:
     scenario.extra["samples"] = samples
     for mode in ("sdk", "sdk_durable"):
         label, baseline = MODES[mode]
-        ratio = figures[mode]["mib_per_s"] / figures[baseline]["mib_per_s"]
+        vs_baseline = ratio(mode, baseline)
         scenario.targets.append(
             target(
                 f"{label}: throughput vs {MODES[baseline][0]}",
                 goal=">= 0.9x",
-                value=round(ratio, 2),
-                passed=ratio >= 0.9,
+                value=round(vs_baseline, 2),
+                passed=vs_baseline >= 0.9,
             )
         )
     # Flat memory: peak RSS must not grow with the bytes downloaded (twice the files, same peak),

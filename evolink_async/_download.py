@@ -103,6 +103,14 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+def _complete(
+    fd: int, pending: list[bytes], temp: str, root: Path, name_for: NameFor, durable: bool
+) -> Path:
+    _write_all(fd, pending)
+    info = probe_image(temp)
+    return _finish(fd, temp, root, name_for(info.format), durable)
+
+
 def _discard(fd: int, temp: str) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
@@ -157,15 +165,14 @@ async def download_to(
                     if pending_size >= _WRITE_BATCH:
                         await anyio.to_thread.run_sync(_write_all, fd, pending)
                         pending, pending_size = [], 0
-                if pending:
-                    await anyio.to_thread.run_sync(_write_all, fd, pending)
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DownloadError(url, "connection", f"{type(exc).__name__}: {exc}") from None
         try:
-            info = await anyio.to_thread.run_sync(probe_image, temp)
+            # The last write, the probe and the rename in one thread call: each hop to a worker
+            # thread costs the loop a wake-up, and a download is only a few of them.
+            path = await anyio.to_thread.run_sync(_complete, fd, pending, temp, root_path, name_for, durable)
         except ImageProbeError as exc:
             raise DownloadError(url, "not_an_image", exc.rule) from None
-        path = await anyio.to_thread.run_sync(_finish, fd, temp, root_path, name_for(info.format), durable)
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_discard, fd, temp)
