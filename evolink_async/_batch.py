@@ -330,9 +330,16 @@ class Batch:
             return name if str(relative.parent) == "." else f"{relative.parent}/{name}"
 
         # Durable: the journal is about to record these results as saved, and a resumed run
-        # trusts it; a power cut must not leave an empty file behind that record.
+        # trusts it; a power cut must not leave an empty file behind that record. Reusing an
+        # identical file: a run killed after saving a result but before recording it finds that
+        # file on resume instead of saving a second copy beside it.
         return await download_urls(
-            self._client._transport.session, urls, self._spec.output_dir, name_for, durable=True
+            self._client._transport.session,
+            urls,
+            self._spec.output_dir,
+            name_for,
+            durable=True,
+            reuse_identical=True,
         )
 
 

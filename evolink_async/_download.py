@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import stat
 import tempfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,7 +31,7 @@ import anyio.to_thread
 
 from ._image_probe import ImageFormat, ImageProbeError, probe_image
 from ._logging import logger
-from ._safe_paths import create_unique, resolve_inside
+from ._safe_paths import create_unique, existing_variants, resolve_inside
 from ._version import __version__
 from .errors import DownloadError
 
@@ -77,17 +78,39 @@ def _write_all(fd: int, chunks: list[bytes]) -> None:
             views[0] = views[0][written:]
 
 
-def _finish(fd: int, temp: str, root: Path, name: str, durable: bool) -> Path:
+def _finish(fd: int, temp: str, root: Path, name: str, durable: bool, reuse_identical: bool) -> Path:
     if durable:
         os.fsync(fd)  # the bytes are on disk before the name points at them
     target = resolve_inside(root, name)
     target.parent.mkdir(parents=True, exist_ok=True)
     resolve_inside(root, target.parent / "x")  # a folder created through a symlink must still be inside
+    if reuse_identical:
+        for existing in existing_variants(target):
+            if _same_content(existing, temp):
+                os.unlink(temp)
+                return existing
     claimed = create_unique(target)
     os.replace(temp, claimed)
     if durable:
         _fsync_folder(claimed.parent)  # and the rename itself survives a power cut
     return claimed
+
+
+def _same_content(existing: Path, temp: str) -> bool:
+    """True when ``existing`` is a regular file (not a link) with exactly the bytes of ``temp``."""
+    try:
+        info = os.lstat(existing)
+    except OSError:
+        return False
+    if not stat.S_ISREG(info.st_mode) or info.st_size != os.stat(temp).st_size:
+        return False
+    with open(existing, "rb") as a, open(temp, "rb") as b:
+        while True:
+            left, right = a.read(_CHUNK * 4), b.read(_CHUNK * 4)
+            if left != right:
+                return False
+            if not left:
+                return True
 
 
 def _fsync_folder(folder: Path) -> None:
@@ -104,11 +127,11 @@ def _fsync_folder(folder: Path) -> None:
 
 
 def _complete(
-    fd: int, pending: list[bytes], temp: str, root: Path, name_for: NameFor, durable: bool
+    fd: int, pending: list[bytes], temp: str, root: Path, name_for: NameFor, durable: bool, reuse_identical: bool
 ) -> Path:
     _write_all(fd, pending)
     info = probe_image(temp)
-    return _finish(fd, temp, root, name_for(info.format), durable)
+    return _finish(fd, temp, root, name_for(info.format), durable, reuse_identical)
 
 
 def _discard(fd: int, temp: str) -> None:
@@ -127,6 +150,7 @@ async def download_to(
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     timeout: float = 300.0,
     durable: bool = False,
+    reuse_identical: bool = False,
 ) -> Path:
     """Save ``url`` under ``root`` as ``name_for(format)`` (a relative name) and return the path.
 
@@ -134,6 +158,9 @@ async def download_to(
     ``too_large``, ``not_an_image``, ``connection``) and
     :class:`~evolink_async._safe_paths.UnsafePathError` when the name would leave ``root``.
     ``durable=True`` fsyncs the file and its folder before returning (see the module docstring).
+    ``reuse_identical=True`` returns an existing file under the name (or a numbered variant of
+    it) whose bytes are exactly these instead of saving a copy: a resumed batch that had saved a
+    result but not yet recorded it finds its own file.
 
     >>> await download_to(session, task.results[0], "out", lambda fmt: f"cat.result-0.{fmt.value}")
     PosixPath('/home/me/out/cat.result-0.png')
@@ -170,7 +197,9 @@ async def download_to(
         try:
             # The last write, the probe and the rename in one thread call: each hop to a worker
             # thread costs the loop a wake-up, and a download is only a few of them.
-            path = await anyio.to_thread.run_sync(_complete, fd, pending, temp, root_path, name_for, durable)
+            path = await anyio.to_thread.run_sync(
+                _complete, fd, pending, temp, root_path, name_for, durable, reuse_identical
+            )
         except ImageProbeError as exc:
             raise DownloadError(url, "not_an_image", exc.rule) from None
     except BaseException:
@@ -192,12 +221,22 @@ async def download_urls(
     max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
     timeout: float = 300.0,
     durable: bool = False,
+    reuse_identical: bool = False,
 ) -> tuple[Path, ...]:
     """Save every URL in order (``name_for(index, format)`` names each); stops at the first error."""
     paths = []
     for index, url in enumerate(urls):
         named = functools.partial(name_for, index)
         paths.append(
-            await download_to(session, url, root, named, max_bytes=max_bytes, timeout=timeout, durable=durable)
+            await download_to(
+                session,
+                url,
+                root,
+                named,
+                max_bytes=max_bytes,
+                timeout=timeout,
+                durable=durable,
+                reuse_identical=reuse_identical,
+            )
         )
     return tuple(paths)

@@ -26,6 +26,7 @@ from .errors import ValidationError
 __all__ = [
     "UnsafePathError",
     "create_unique",
+    "existing_variants",
     "is_result_file_name",
     "resolve_inside",
     "result_file_name",
@@ -127,6 +128,18 @@ def resolve_inside(base_dir: str | os.PathLike[str], name: str | os.PathLike[str
 
 def _numbered(dest: Path, number: int) -> Path:
     return dest if number == 0 else dest.with_name(f"{dest.stem} ({number}){dest.suffix}")
+
+
+def existing_variants(dest: str | os.PathLike[str], *, max_tries: int = 10_000) -> list[Path]:
+    """``dest``, ``name (1).ext``, ... as far as they exist: the names :func:`create_unique` skips."""
+    dest = Path(dest)
+    found = []
+    for number in range(max_tries):
+        candidate = _numbered(dest, number)
+        if not os.path.lexists(candidate):
+            break
+        found.append(candidate)
+    return found
 
 
 def unique_path(dest: str | os.PathLike[str], *, max_tries: int = 10_000) -> Path:

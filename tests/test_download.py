@@ -167,3 +167,31 @@ def test_every_byte_is_written_whatever_the_system_accepts_per_call(
     finally:
         os.close(fd)
     assert path.read_bytes() == b"".join(chunks)
+
+
+async def test_reuse_identical_finds_its_own_file_and_never_takes_a_different_one(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    from evolink_async._download import download_urls
+
+    async with scaled_client(evolink_sandbox) as client:
+        done = await _completed(client)
+        session = client._transport.session
+
+        def name_for(index: int, image_format: object) -> str:
+            return f"cat.result-{index}.png"
+
+        (first,) = await download_urls(session, done.results, tmp_path, name_for, reuse_identical=True)
+        # A resumed batch downloads the same result again: it finds its own file, saves no copy.
+        (again,) = await download_urls(session, done.results, tmp_path, name_for, reuse_identical=True)
+        assert again == first
+        assert _listing(tmp_path) == ["cat.result-0.png"]
+        # A different file under that name is never taken for ours, nor overwritten.
+        first.write_bytes(b"someone else's picture")
+        (other,) = await download_urls(session, done.results, tmp_path, name_for, reuse_identical=True)
+        assert other.name == "cat.result-0 (1).png"
+        assert first.read_bytes() == b"someone else's picture"
+        # Without the option every download is a new file (client.download's behaviour).
+        (fresh,) = await download_urls(session, done.results, tmp_path, name_for)
+        assert fresh.name == "cat.result-0 (2).png"
+    assert _listing(tmp_path) == ["cat.result-0 (1).png", "cat.result-0 (2).png", "cat.result-0.png"]
