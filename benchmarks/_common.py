@@ -103,6 +103,15 @@ def median(values: Iterable[float]) -> float:
     return statistics.median(values) if values else math.nan
 
 
+def paired_ratio(values: Sequence[float], baselines: Sequence[float]) -> float:
+    """The median over rounds of ``value / baseline`` of the same round.
+
+    Runs seconds apart share the machine's state, which drifts by 10% and more over a full run
+    on a shared machine: a ratio of two medians taken minutes apart carries that drift.
+    """
+    return median(v / b for v, b in zip(values, baselines, strict=True))
+
+
 def target(name: str, *, goal: str, value: float | str | None, passed: bool | None, note: str = "") -> dict[str, Any]:
     """One target line: ``passed`` is None when the figure could not be measured."""
     return {"name": name, "goal": goal, "value": value, "passed": passed, "note": note}

@@ -42,7 +42,7 @@ import aiohttp
 
 from evolink_async import EvolinkClient, QwenImageEdit
 
-from ._common import Scenario, median, target
+from ._common import Scenario, median, paired_ratio, target
 from ._server import BenchServer
 
 MODEL = "qwen-image-edit"
@@ -261,9 +261,9 @@ async def run(quick: bool) -> Scenario:
         }
 
     def ratio(mode: str, baseline: str) -> float:
-        # Per round, then the median: runs seconds apart share the machine's state, which drifts.
-        pairs = zip(samples[mode], samples[baseline], strict=True)
-        return median((m["bytes"] / m["seconds"]) / (b["bytes"] / b["seconds"]) for m, b in pairs)
+        return paired_ratio(
+            [r["bytes"] / r["seconds"] for r in samples[mode]], [r["bytes"] / r["seconds"] for r in samples[baseline]]
+        )
 
     scenario.columns = ["contestant", "throughput MiB/s (median)", "x baseline", "peak RSS growth MiB", "files", "MiB"]
     figures = {mode: summary(runs) for mode, runs in samples.items()}

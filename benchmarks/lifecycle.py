@@ -37,7 +37,7 @@ import httpx
 
 from evolink_async import EvolinkClient, PollPolicy, QwenImageEdit
 
-from ._common import Scenario, median, target
+from ._common import Scenario, median, paired_ratio, target
 from ._server import BenchServer
 
 MODEL = "qwen-image-edit"
@@ -245,8 +245,9 @@ async def run(quick: bool) -> Scenario:
             samples[HTTPX].append(await _measure(server, HTTPX, n, interval, concurrency))
 
     def ratio(name: str, baseline: str) -> float:
-        pairs = zip(samples[name], samples[baseline], strict=True)
-        return median(s["cpu_ms_per_task"] / b["cpu_ms_per_task"] for s, b in pairs)
+        return paired_ratio(
+            [s["cpu_ms_per_task"] for s in samples[name]], [s["cpu_ms_per_task"] for s in samples[baseline]]
+        )
 
     scenario.columns = [
         "contestant",

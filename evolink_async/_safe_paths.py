@@ -148,11 +148,10 @@ def unique_path(dest: str | os.PathLike[str], *, max_tries: int = 10_000) -> Pat
     Only a check: two callers can pick the same name. To claim one, use :func:`create_unique`.
     """
     dest = Path(dest)
-    for number in range(max_tries):
-        candidate = _numbered(dest, number)
-        if not os.path.lexists(candidate):
-            return candidate
-    raise FileExistsError(f"no free name like {dest} after {max_tries} tries")
+    taken = len(existing_variants(dest, max_tries=max_tries))
+    if taken >= max_tries:
+        raise FileExistsError(f"no free name like {dest} after {max_tries} tries")
+    return _numbered(dest, taken)
 
 
 _CREATE_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_CLOEXEC", 0)
