@@ -128,7 +128,7 @@ async def _raw(manifest: dict[str, Any], dest: Path, *, fsync: bool = False) -> 
 
 
 async def _sdk(manifest: dict[str, Any], dest: Path, *, durable: bool = False, repeat: int = 1) -> None:
-    from evolink_async._converter import structure_task
+    from evolink_async._models.converter import structure_task
 
     gate = asyncio.Semaphore(CONCURRENCY)
     tasks = [structure_task(body) for body in manifest["tasks"]]

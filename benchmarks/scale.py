@@ -24,7 +24,7 @@ import time
 from typing import Any
 
 from evolink_async import EvolinkClient, PollPolicy, QwenImageEdit, TaskEvent
-from evolink_async._converter import structure_task  # what images.submit parses answers with
+from evolink_async._models.converter import structure_task  # what images.submit parses answers with
 
 from ._common import LagProbe, Scenario, rss_bytes, target
 from ._server import BenchServer

@@ -1,17 +1,25 @@
-"""evolink_async: an asyncio-first SDK for Evolink's asynchronous image-generation API."""
+"""evolink_async: an asyncio-first SDK for Evolink's asynchronous image-generation API.
 
-from ._batch import Batch, plan_batch
-from ._batch_types import BatchLockedError, BatchPlan, BatchSpec, BatchSummary
-from ._client import EvolinkClient, MissingAPIKeyError
-from ._config import ClientConfig
-from ._events import EventKind, TaskEvent
-from ._fan_out import FanOut, FanOutItem, FanOutSummary
-from ._poll_policy import PollPolicy
-from ._requests import ImageInput, ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture, Speed
-from ._retry import RetryPolicy
-from ._stream import TaskStream
-from ._task import Task, TaskError, TaskInfo, TaskStatus, Usage
+Every public name is importable from here. The batch (and with it ``sqlite3``) loads on first
+use of one of its names, so ``import evolink_async`` stays light for web apps and bots.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+from ._clients.evolink import EvolinkClient, MissingAPIKeyError
+from ._core.config import ClientConfig
+from ._core.retry import RetryPolicy
+from ._models.events import EventKind, TaskEvent
+from ._models.requests import ImageInput, ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture, Speed
+from ._models.task import Task, TaskError, TaskInfo, TaskStatus, Usage
+from ._protocols.evolink.files import UploadedFile
 from ._version import __version__
+from ._watching.fan_out import FanOut, FanOutItem, FanOutSummary
+from ._watching.poll_policy import PollPolicy
+from ._watching.stream import TaskStream
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -34,7 +42,27 @@ from .errors import (
     TaskTimeoutError,
     ValidationError,
 )
-from .resources.files import UploadedFile
+
+if TYPE_CHECKING:
+    from .batch import Batch, BatchLockedError, BatchPlan, BatchSpec, BatchSummary, plan_batch
+
+# name -> module that defines it, imported on first access (PEP 562).
+_LAZY = {name: ".batch" for name in ("Batch", "BatchLockedError", "BatchPlan", "BatchSpec", "BatchSummary",
+                                      "plan_batch")}  # fmt: skip
+
+
+def __getattr__(name: str) -> Any:
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'evolink_async' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), name)
+    globals()[name] = value  # later lookups skip this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_LAZY))
+
 
 __all__ = [
     "APIConnectionError",

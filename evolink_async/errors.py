@@ -16,7 +16,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from ._task import Task
+    from ._models.task import Task
 
 __all__ = [
     "APIConnectionError",

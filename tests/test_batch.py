@@ -10,9 +10,10 @@ import anyio
 import pytest
 
 from evolink_async import EvolinkClient
-from evolink_async._batch import Batch, plan_batch
-from evolink_async._batch_types import BatchEvent, BatchLockedError, BatchSpec
-from evolink_async._journal import EntryStatus, Journal
+from evolink_async.batch._entries import EntryStatus
+from evolink_async.batch._journal import Journal
+from evolink_async.batch._run import Batch, plan_batch
+from evolink_async.batch._spec import BatchEvent, BatchLockedError, BatchSpec
 from evolink_async.sandbox import Faults, Sandbox
 
 from ._images import write_png

@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from evolink_async import EvolinkClient, RemoveBackground
-from evolink_async._image_probe import ImageFormat, probe_image
+from evolink_async._files.image_probe import ImageFormat, probe_image
 from evolink_async.cli import main
 from evolink_async.sandbox import Sandbox
 

@@ -147,7 +147,7 @@ def test_every_byte_is_written_whatever_the_system_accepts_per_call(
 ) -> None:
     import os
 
-    from evolink_async._download import _write_all
+    from evolink_async._files.download import _write_all
 
     chunks = [b"", b"abc", bytes(range(256)) * 40, b"", b"x" * 7, b"tail"]
     if writev == "short writes":
@@ -172,7 +172,7 @@ def test_every_byte_is_written_whatever_the_system_accepts_per_call(
 async def test_reuse_identical_finds_its_own_file_and_never_takes_a_different_one(
     evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
 ) -> None:
-    from evolink_async._download import download_urls
+    from evolink_async._files.download import download_urls
 
     async with scaled_client(evolink_sandbox) as client:
         done = await _completed(client)

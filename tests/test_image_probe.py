@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from evolink_async._image_probe import (
+from evolink_async._files.image_probe import (
     ImageFormat,
     ImageInfo,
     ImageProbeError,

@@ -14,15 +14,14 @@ from pathlib import Path
 import anyio
 import pytest
 
-from evolink_async._journal import (
-    SCHEMA_VERSION,
+from evolink_async.batch._entries import (
     EntryStatus,
-    Journal,
     JournalError,
     JournalMismatchError,
     JournalStateError,
     request_fingerprint,
 )
+from evolink_async.batch._journal import SCHEMA_VERSION, Journal
 
 KEY_SHAPE = re.compile(r"[A-Za-z0-9._-]{16,96}")
 FP = request_fingerprint({"model": "qwen-image-edit", "prompt": "make it blue"})
@@ -305,7 +304,7 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     import anyio
-    from evolink_async._journal import Journal
+    from evolink_async.batch._journal import Journal
 
     async def main(path, synchronous):
         journal = await Journal.open(path, synchronous=synchronous)

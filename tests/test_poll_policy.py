@@ -9,8 +9,8 @@ import pytest
 
 import evolink_async as evolink
 from evolink_async import PollPolicy, Task, TaskEvent, TaskStatus
-from evolink_async._poll_policy import PollState
-from evolink_async._tracker import Tracker
+from evolink_async._watching.poll_policy import PollState
+from evolink_async._watching.tracker import Tracker
 
 RNG = random.Random(3)
 NO_JITTER = PollPolicy(jitter=0.0)

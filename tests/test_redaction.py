@@ -11,7 +11,7 @@ from aioresponses import aioresponses
 
 import evolink_async as evolink
 from evolink_async import EvolinkClient, QwenImageEdit
-from evolink_async._secret import Secret, redact
+from evolink_async._core.secret import Secret, redact
 from tests.conftest import API_KEY, BASE
 
 

@@ -8,7 +8,7 @@ import random
 import pytest
 
 from evolink_async import RetryPolicy
-from evolink_async._retry import is_retryable_status, parse_retry_after
+from evolink_async._core.retry import is_retryable_status, parse_retry_after
 
 
 @pytest.mark.parametrize("status", [408, 409, 429, 500, 502, 503, 504])

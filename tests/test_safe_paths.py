@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from evolink_async._safe_paths import (
+from evolink_async._files.safe_paths import (
     UnsafePathError,
     create_unique,
     is_result_file_name,

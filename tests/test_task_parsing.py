@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from evolink_async import ResponseFormatError, Task, TaskStatus
-from evolink_async._converter import structure_task
+from evolink_async._models.converter import structure_task
 
 SUBMITTED: dict[str, Any] = {
     "created": 1757165031, "id": "task-unified-1757165031-mjv7", "model": "mj-v7-retexture",

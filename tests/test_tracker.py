@@ -10,7 +10,7 @@ import anyio
 
 import evolink_async as evolink
 from evolink_async import EventKind, PollPolicy, Task, TaskStatus
-from evolink_async._tracker import Tracker
+from evolink_async._watching.tracker import Tracker
 
 from .test_poll_policy import Recorder
 

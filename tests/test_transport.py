@@ -146,7 +146,7 @@ async def test_retry_after_is_honoured_then_success(
     async def fake_sleep(delay: float) -> None:
         slept.append(delay)
 
-    monkeypatch.setattr("evolink_async._transport.anyio.sleep", fake_sleep)
+    monkeypatch.setattr("evolink_async._core.transport.anyio.sleep", fake_sleep)
     mock_http.get(f"{BASE}/v1/tasks/t", status=429, headers={"Retry-After": "2"})
     mock_http.get(f"{BASE}/v1/tasks/t", payload=TASK)
     await client.tasks.get("t")

@@ -10,13 +10,13 @@ import asyncio
 import sys
 from collections.abc import Sequence
 
-from .._batch_types import BatchLockedError
-from .._client import MissingAPIKeyError
-from .._journal import JournalError
+from .._clients.evolink import MissingAPIKeyError
+from ..batch._entries import JournalError
+from ..batch._spec import BatchLockedError
 from ..errors import EvolinkError, ValidationError
 from . import _commands
 from ._args import build_parser
-from ._progress import make_reporter
+from ._reporters import make_reporter
 
 __all__ = ["main"]
 

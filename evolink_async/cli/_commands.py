@@ -6,12 +6,12 @@ import argparse
 from pathlib import Path
 from typing import Any
 
-from .._batch import Batch, plan_batch
-from .._batch_types import BatchSpec
-from .._client import EvolinkClient
-from .._events import EventKind
-from .._poll_policy import PollPolicy
-from .._task import Task, TaskStatus
+from .._clients.evolink import EvolinkClient
+from .._models.events import EventKind
+from .._models.task import Task, TaskStatus
+from .._watching.poll_policy import PollPolicy
+from ..batch._run import Batch, plan_batch
+from ..batch._spec import BatchSpec
 from ._demo import run_demo
 from ._progress import JsonReporter, Reporter
 

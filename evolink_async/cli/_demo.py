@@ -12,12 +12,12 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from .._batch import Batch
-from .._batch_types import BatchSpec, BatchSummary
-from .._client import EvolinkClient
-from .._poll_policy import PollPolicy
-from .._retry import RetryPolicy
-from .._safe_paths import unique_path
+from .._clients.evolink import EvolinkClient
+from .._core.retry import RetryPolicy
+from .._files.safe_paths import unique_path
+from .._watching.poll_policy import PollPolicy
+from ..batch._run import Batch
+from ..batch._spec import BatchSpec, BatchSummary
 from ..sandbox import Sandbox
 from ..sandbox._png import Image, encode
 from ._progress import Reporter

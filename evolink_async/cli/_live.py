@@ -19,7 +19,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from .._batch_types import BatchEvent, BatchPlan, BatchSummary
+from ..batch._spec import BatchEvent, BatchPlan, BatchSummary
 from ._progress import Reporter, plan_lines, summary_lines
 
 _MAX_ROWS = 8

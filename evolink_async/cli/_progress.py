@@ -12,9 +12,9 @@ import time
 from types import TracebackType
 from typing import IO, Any, Self
 
-from .._batch_types import BatchEvent, BatchPlan, BatchSummary
+from ..batch._spec import BatchEvent, BatchPlan, BatchSummary
 
-__all__ = ["JsonReporter", "PlainReporter", "Reporter", "make_reporter"]
+__all__ = ["JsonReporter", "PlainReporter", "Reporter"]
 
 _ACTIVE_ROWS = 8  # per-task rows shown at once in the live view
 
@@ -114,20 +114,6 @@ def summary_lines(summary: BatchSummary) -> list[str]:
     if summary.interrupted:
         lines.append("interrupted: nothing is lost; run the same command again to resume")
     return lines
-
-
-def make_reporter(*, json_lines: bool, stream: IO[str] | None = None) -> Reporter:
-    """JSON lines if asked; the rich live view on a terminal when rich is installed; plain lines otherwise."""
-    stream = stream or sys.stdout
-    if json_lines:
-        return JsonReporter(stream)
-    if stream.isatty():
-        try:
-            from ._live import LiveReporter
-        except ImportError:  # rich is an optional extra: degrade, never fail
-            return Reporter(stream)
-        return LiveReporter(stream)
-    return Reporter(stream)
 
 
 def elapsed(started: float) -> str:

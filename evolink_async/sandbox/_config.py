@@ -15,7 +15,7 @@ from types import MappingProxyType
 
 import attrs
 
-from .._task import CALLER_FIXABLE_CODES
+from .._models.task import CALLER_FIXABLE_CODES
 
 __all__ = [
     "DEFAULT_API_KEY",

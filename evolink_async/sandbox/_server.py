@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 from aiohttp import web
 
-from .._requests import validate_body
+from .._models.requests import validate_body
 from ..errors import ValidationError
 from ._callbacks import is_loopback_url
 from ._config import format_seconds

@@ -1,0 +1,1 @@
+"""Clients: a protocol joined with the watching layer, and the resources users call."""

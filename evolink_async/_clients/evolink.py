@@ -1,0 +1,277 @@
+"""``EvolinkClient``: one aiohttp session, the resources, and the owner of background work."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Self
+
+import aiohttp
+import attrs
+
+from .._core.config import ClientConfig, config_from_env
+from .._core.retry import RetryPolicy
+from .._core.secret import Secret
+from .._core.transport import Transport
+from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
+from .._files.image_probe import ImageFormat
+from .._files.safe_paths import result_file_name
+from .._models.task import Task, TaskStatus
+from .._protocols.evolink.api import EvolinkAPI
+from .._protocols.evolink.files import Files
+from .._watching.fan_out import FanOut, FanOutInput
+from .._watching.poll_policy import PollPolicy
+from .._watching.tracker import Tracker
+from ..errors import EvolinkError, ValidationError
+from .images import Images
+from .tasks import Tasks
+
+__all__ = ["EvolinkClient", "MissingAPIKeyError"]
+
+
+class MissingAPIKeyError(EvolinkError, ValueError):
+    """Raised at construction when no API key was given and ``EVOLINK_API_KEY`` is not set."""
+
+
+_UNSET: Any = object()
+
+
+class EvolinkClient:
+    """An asyncio client for the Evolink API. Use it as an async context manager.
+
+    The key comes from ``api_key`` or ``EVOLINK_API_KEY``; the hosts from ``base_url`` /
+    ``EVOLINK_BASE_URL`` and ``files_base_url`` / ``EVOLINK_FILES_BASE_URL``.
+
+    >>> async with EvolinkClient() as client:
+    ...     task = await client.images.submit(QwenImageEdit(prompt="...", image_urls=[url]))
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        files_base_url: str | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 3,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 64,
+        default_headers: Mapping[str, str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        poll_policy: PollPolicy | None = None,
+        max_concurrent_queries: int = 32,
+    ) -> None:
+        key, base, files = config_from_env(api_key, base_url=base_url, files_base_url=files_base_url)
+        if not key:
+            raise MissingAPIKeyError(
+                "no API key: pass api_key=... or set EVOLINK_API_KEY (keys look like sk-evo-...)"
+            )
+        policy = retry if retry is not None else RetryPolicy(max_retries=max_retries)
+        config = ClientConfig(
+            api_key=Secret(key),
+            base_url=base,
+            files_base_url=files,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retry=policy,
+            max_connections=max_connections,
+            default_headers=dict(default_headers or {}),
+        )
+        transport = Transport(config, session=session)
+        tracker = Tracker(
+            lambda task_id: self._api.fetch(task_id),
+            policy=poll_policy or PollPolicy(),
+            max_concurrent_queries=max_concurrent_queries,
+        )
+        self._init(config, transport, tracker)
+        self._owns_tracker = True
+
+    def _init(self, config: ClientConfig, transport: Transport, tracker: Tracker) -> None:
+        self._config = config
+        self._transport = transport
+        # One tracker per client family: clients made by ``with_options`` share it.
+        self._tracker = tracker
+        self._tracker_task: asyncio.Task[None] | None = None
+        self.files = Files(transport)
+        self._api = EvolinkAPI(transport, self.files)
+        self.tasks = Tasks(self._api, tracker)
+        self.images = Images(self._api, self.tasks)
+
+    @classmethod
+    def _from_parts(cls, config: ClientConfig, transport: Transport, tracker: Tracker) -> Self:
+        client = cls.__new__(cls)
+        client._init(config, transport, tracker)
+        client._owns_tracker = False
+        return client
+
+    @property
+    def tracker(self) -> Tracker:
+        """The scheduler watching this client's tasks (``push`` webhook snapshots into it)."""
+        return self._tracker
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session this client sends through (yours, if you passed ``session=``).
+
+        For downloads from result hosts; the API key is added per request, never to the session.
+        """
+        return self._transport.session
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    @property
+    def files_base_url(self) -> str:
+        return self._config.files_base_url
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    def with_options(
+        self,
+        *,
+        timeout: float = _UNSET,
+        connect_timeout: float = _UNSET,
+        max_retries: int = _UNSET,
+        retry: RetryPolicy = _UNSET,
+        default_headers: Mapping[str, str] = _UNSET,
+    ) -> EvolinkClient:
+        """A client with some options changed that shares this one's connection pool.
+
+        Closing the derived client does not close the shared session; close the original.
+
+        >>> patient = client.with_options(timeout=300, max_retries=6)
+        """
+        changes: dict[str, Any] = {}
+        if timeout is not _UNSET:
+            changes["timeout"] = timeout
+        if connect_timeout is not _UNSET:
+            changes["connect_timeout"] = connect_timeout
+        if retry is not _UNSET:
+            changes["retry"] = retry
+        elif max_retries is not _UNSET:
+            changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
+        if default_headers is not _UNSET:
+            changes["default_headers"] = {**self._config.default_headers, **default_headers}
+        config = attrs.evolve(self._config, **changes)
+        return type(self)._from_parts(config, self._transport.derive(config), self._tracker)
+
+    def fan_out(
+        self,
+        requests: Iterable[FanOutInput] | AsyncIterable[FanOutInput],
+        *,
+        max_in_flight: int = 16,
+        max_submits_per_second: float | None = None,
+        buffer_size: int = 64,
+        timeout: float | None = None,
+    ) -> FanOut:
+        """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
+
+        ``requests`` (sync or async, consumed lazily) yields requests, ``(key, request)`` pairs or
+        ``FanOutItem``s. Every input gets exactly one terminal event. When the consumer stops
+        reading, submits stop once ``buffer_size`` events wait (backpressure). An authentication
+        error ends the batch with that error; exhausted credits stop new submits while the
+        unfinished tasks go on. Leaving the block early stops submitting and watching; what was
+        left unfinished is listed in ``events.summary``.
+
+        >>> async with client.fan_out(requests, max_in_flight=16) as events:
+        ...     async for event in events:
+        ...         print(event.key, event.kind, event.progress)
+        """
+        return FanOut(
+            self._api,
+            self._tracker,
+            requests,
+            max_in_flight=max_in_flight,
+            max_submits_per_second=max_submits_per_second,
+            buffer_size=buffer_size,
+            timeout=timeout,
+        )
+
+    async def download(
+        self,
+        task: Task | Sequence[str],
+        dest_dir: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        timeout: float = 300.0,
+        durable: bool = False,
+    ) -> tuple[Path, ...]:
+        """Save a completed task's results into ``dest_dir``; return the paths, in result order.
+
+        Files are named ``<name>.result-<i>.<ext>`` (``name`` defaults to the task id; the
+        extension comes from the downloaded bytes) and sanitized so nothing lands outside
+        ``dest_dir``. Each is streamed to a temporary file and renamed into place, never over an
+        existing file (``name.result-0 (1).png`` then), and bounded by ``max_bytes``. Raises
+        :class:`~evolink_async.DownloadError`; no API key is sent to the result host.
+
+        A crash never leaves a truncated file under a result name. ``durable=True`` extends that
+        to power cuts: each file and its folder are fsynced before this returns, which costs
+        throughput (disk speed instead of page-cache speed). Batch runs use it, since their
+        journal records a result as saved.
+
+        >>> done = await client.images.generate(RemoveBackground(image_urls=[Path("cat.png")]))
+        >>> await client.download(done, "out", name="cat")
+        (PosixPath('out/cat.result-0.png'),)
+        """
+        if isinstance(task, Task):
+            if task.status is not TaskStatus.COMPLETED or not task.results:
+                raise ValidationError("task", f"has no results to download (status {task.status.value})")
+            urls: Sequence[str] = task.results
+            stem = name or task.id
+        else:
+            if isinstance(task, str):
+                raise ValidationError("task", "must be a Task or a list of URLs, not a single string")
+            urls = list(task)
+            stem = name or "result"
+
+        def name_for(index: int, image_format: ImageFormat) -> str:
+            return result_file_name(stem, index, image_format=image_format)
+
+        return await download_urls(
+            self._transport.session, urls, dest_dir, name_for, max_bytes=max_bytes, timeout=timeout, durable=durable
+        )
+
+    async def aclose(self) -> None:
+        """Close the session (unless it was passed in by the caller)."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        """Start the tracker; it runs until the ``async with`` block ends."""
+        if not self._owns_tracker:
+            return self  # a ``with_options`` view: the original client runs the tracker
+        if self._tracker_task is not None:
+            raise RuntimeError("this client is already entered")
+        # A plain asyncio task rather than an anyio task group: pytest-asyncio fixtures (and some
+        # frameworks' lifespans) enter and exit in different tasks, which a task group forbids.
+        # The ``async with`` still bounds its life: __aexit__ cancels and awaits it.
+        self._tracker.open()
+        self._tracker_task = asyncio.create_task(self._tracker.run(), name="evolink-tracker")
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        task, self._tracker_task = self._tracker_task, None
+        try:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self._tracker.close()
+        finally:
+            await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"EvolinkClient(base_url={self.base_url!r}, api_key='***')"

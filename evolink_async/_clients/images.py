@@ -1,0 +1,41 @@
+"""``client.images``: submit image tasks, or submit and wait."""
+
+from __future__ import annotations
+
+from .._core.idempotency import check_idempotency_key, new_idempotency_key
+from .._models.requests import Request
+from .._models.task import Task
+from .._protocols.task_api import TaskAPI
+from .tasks import Tasks
+
+__all__ = ["Images"]
+
+
+class Images:
+    """Submit image-generation and image-edit tasks."""
+
+    def __init__(self, api: TaskAPI, tasks: Tasks) -> None:
+        self._api = api
+        self._tasks = tasks
+
+    async def submit(self, request: Request, *, idempotency_key: str | None = None) -> Task:
+        """Submit one task and return its first snapshot (usually ``pending``).
+
+        The submit carries an ``Idempotency-Key`` (``idempotency_key``, or a fresh one) that is
+        reused on every retry. Pass your own key to make a submit safe across process restarts on
+        servers that honour it.
+
+        >>> task = await client.images.submit(QwenImageEdit(prompt="...", image_urls=[url]))
+        """
+        key = check_idempotency_key(idempotency_key) if idempotency_key is not None else new_idempotency_key()
+        return await self._api.submit(request, idempotency_key=key)
+
+    async def generate(
+        self, request: Request, *, timeout: float | None = None, idempotency_key: str | None = None
+    ) -> Task:
+        """Submit and wait: the completed task, or ``TaskFailedError`` / ``TaskTimeoutError`` / ...
+
+        >>> done = await client.images.generate(RemoveBackground(image_urls=[url]), timeout=600)
+        """
+        task = await self.submit(request, idempotency_key=idempotency_key)
+        return await self._tasks.wait(task, timeout=timeout)

@@ -1,0 +1,57 @@
+"""``client.tasks``: query tasks, and watch them until terminal through the client's tracker."""
+
+from __future__ import annotations
+
+from .._models.events import EventKind
+from .._models.task import Task
+from .._models.task_ids import task_id_of
+from .._protocols.task_api import TaskAPI
+from .._watching.stream import TaskStream
+from .._watching.tracker import Tracker
+from ..errors import TaskCancelledError, TaskFailedError, TaskTimeoutError
+
+__all__ = ["Tasks"]
+
+
+class Tasks:
+    """Read tasks by id, stream their progress, wait for their end."""
+
+    def __init__(self, api: TaskAPI, tracker: Tracker) -> None:
+        self._api = api
+        self._tracker = tracker
+
+    async def get(self, task_or_id: Task | str) -> Task:
+        """One query of the task's current state.
+
+        >>> task = await client.tasks.get("task-unified-1757165031-mjv7")
+        """
+        return await self._api.fetch(task_id_of(task_or_id))
+
+    def stream(self, task_or_id: Task | str, *, timeout: float | None = None) -> TaskStream:
+        """Events of the task until it is terminal: ``PROGRESS`` on each change, then exactly one of
+        ``COMPLETED``, ``FAILED``, ``CANCELLED`` or ``TIMED_OUT`` (after ``timeout`` seconds).
+
+        Pass the ``Task`` from ``submit`` rather than its id: its ``estimated_time`` spares
+        queries that could not find the task finished.
+        """
+        return TaskStream(self._tracker, task_or_id, task_id_of(task_or_id), timeout=timeout)
+
+    async def wait(self, task_or_id: Task | str, *, timeout: float | None = None) -> Task:
+        """The completed task; raises ``TaskFailedError``, ``TaskCancelledError`` or ``TaskTimeoutError``.
+
+        >>> done = await client.tasks.wait(task, timeout=600)
+        >>> done.results
+        """
+        last: Task | None = task_or_id if isinstance(task_or_id, Task) else None
+        async with self.stream(task_or_id, timeout=timeout) as events:
+            async for event in events:
+                last = event.task or last
+                if event.kind is EventKind.COMPLETED and event.task is not None:
+                    return event.task
+                if event.kind is EventKind.FAILED and event.task is not None:
+                    raise TaskFailedError(event.task)
+                if event.kind is EventKind.CANCELLED and event.task is not None:
+                    raise TaskCancelledError(event.task)
+                if event.kind is EventKind.TIMED_OUT:
+                    raise TaskTimeoutError(task_id_of(task_or_id), timeout or 0.0, last)
+        raise AssertionError("a task stream ended without a terminal event")  # pragma: no cover

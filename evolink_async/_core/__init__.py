@@ -1,0 +1,1 @@
+"""HTTP core: transport, retries, configuration, secrets, logging, idempotency keys."""

@@ -1,0 +1,254 @@
+"""The only place that touches ``aiohttp.ClientSession`` for API calls.
+
+Owns auth, JSON, timeouts, the retry loop, the mapping of answers to error classes, request ids
+and logging with the key redacted.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+from collections.abc import Mapping
+from typing import Any
+
+import aiohttp
+import anyio
+import attrs
+
+from .._version import __version__
+from ..errors import (
+    APIConnectionError,
+    APIStatusError,
+    APITimeoutError,
+    EvolinkError,
+    RateLimitError,
+    ResponseFormatError,
+    status_error_class,
+)
+from .config import ClientConfig
+from .logging import logger
+from .retry import is_retryable_status, parse_retry_after
+from .secret import redact
+
+__all__ = ["Response", "Transport"]
+
+_REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id")
+_USER_AGENT = f"evolink-async/{__version__}"
+
+
+@attrs.frozen
+class Response:
+    """A decoded 2xx answer."""
+
+    status: int
+    body: Any
+    request_id: str | None
+    headers: Mapping[str, str] = attrs.field(repr=False)
+
+    @property
+    def replayed(self) -> bool:
+        """True when the server answered an idempotent replay of an earlier submit."""
+        return self.headers.get("idempotency-replayed", "").lower() == "true"
+
+
+def _request_id(headers: Mapping[str, str]) -> str | None:
+    for name in _REQUEST_ID_HEADERS:
+        value = headers.get(name)
+        if value:
+            return value
+    return None
+
+
+def status_error(
+    status: int, raw: bytes, headers: Mapping[str, str], *, secret: str = "", retry_after: float | None = None
+) -> APIStatusError:
+    """The error for a non-2xx answer, from its body (``{"error": {...}}``) where it has one."""
+    request_id = _request_id(headers)
+    code = type_ = param = None
+    message = ""
+    body: Any = None
+    try:
+        body = json.loads(raw) if raw else None
+    except ValueError:
+        body = None
+    error = body.get("error") if isinstance(body, dict) else None
+    if isinstance(error, dict):
+        code = None if error.get("code") is None else str(error["code"])
+        type_ = None if error.get("type") is None else str(error["type"])
+        param = None if error.get("param") is None else str(error["param"])
+        message = str(error.get("message") or "")
+    elif isinstance(body, dict) and isinstance(body.get("message") or body.get("msg"), str):
+        message = str(body.get("message") or body.get("msg"))
+    if not message:
+        text = raw[:200].decode("utf-8", "replace").strip()
+        message = text or f"HTTP {status} with an empty body"
+    return status_error_class(status)(
+        redact(message, secret),
+        status_code=status,
+        code=code,
+        type=type_,
+        param=param,
+        request_id=request_id,
+        retry_after=retry_after,
+        body=body,
+    )
+
+
+class Transport:
+    """HTTP with retries over one ``aiohttp.ClientSession`` (created lazily, or the caller's)."""
+
+    def __init__(self, config: ClientConfig, *, session: aiohttp.ClientSession | None = None) -> None:
+        self._config = config
+        self._session = session
+        self._owns_session = session is None
+        self._closed = False
+        # After a 429 every request waits until this monotonic time, not just the one that got it:
+        # hammering a rate-limited server from other coroutines only extends the penalty.
+        self._cooldown_until = 0.0
+        self._rng = random.Random()
+        # Built once: the config is frozen, and these were a visible share of a query's CPU.
+        # The key is not among them: it is revealed per request, so no long-lived attribute
+        # holds it in clear (debuggers and error reporters show attributes).
+        self._timeout = aiohttp.ClientTimeout(total=config.timeout, connect=config.connect_timeout)
+        self._base_headers = {"Accept": "application/json", "User-Agent": _USER_AGENT, **config.default_headers}
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    def derive(self, config: ClientConfig) -> Transport:
+        """A transport with other options that shares this one's session (and never closes it)."""
+        child = Transport(config, session=self._get_session())
+        child._owns_session = False
+        return child
+
+    def _get_session(self) -> aiohttp.ClientSession:
+        if self._closed:
+            raise RuntimeError("this client is closed")
+        if self._session is None:
+            connector = aiohttp.TCPConnector(limit=self._config.max_connections)
+            self._session = aiohttp.ClientSession(connector=connector)
+        return self._session
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The session this transport sends through (for downloads and uploads)."""
+        return self._get_session()
+
+    async def aclose(self) -> None:
+        self._closed = True
+        if self._owns_session and self._session is not None:
+            await self._session.close()
+        self._session = None
+
+    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+        headers = {"Authorization": f"Bearer {self._config.api_key.reveal()}", **self._base_headers}
+        if extra:
+            headers.update(extra)
+        return headers
+
+    async def request(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        retry_safe: bool,
+        data: Any = None,
+    ) -> Response:
+        """Send with retries and return the decoded 2xx answer, or raise the mapped error.
+
+        ``retry_safe`` says whether sending twice is harmless: true for queries and for submits
+        that carry an ``Idempotency-Key``; false otherwise (then nothing is ever retried).
+        """
+        policy = self._config.retry
+        secret = self._config.api_key.reveal()
+        attempt = 0
+        while True:
+            if self._cooldown_until > time.monotonic():
+                await anyio.sleep(self._cooldown_until - time.monotonic())
+            error: EvolinkError
+            retry_after: float | None = None
+            started = time.monotonic()
+            try:
+                status, raw, resp_headers = await self._send(method, url, json_body, data, headers)
+            except TimeoutError:
+                error = APITimeoutError(f"{method} {url} timed out after {self._config.timeout:g} s")
+            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+                error = APIConnectionError(redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", secret))
+            else:
+                request_id = _request_id(resp_headers)
+                logger.debug(
+                    "%s %s -> %s in %.3f s (attempt %d, request %s)",
+                    method, url, status, time.monotonic() - started, attempt + 1, request_id,
+                )
+                if 200 <= status < 300:
+                    try:
+                        body = json.loads(raw) if raw else None
+                    except ValueError:
+                        error = ResponseFormatError(f"{method} {url} answered {status} with invalid JSON",
+                                                    request_id=request_id)
+                    else:
+                        return Response(status=status, body=body, request_id=request_id, headers=resp_headers)
+                else:
+                    retry_after = parse_retry_after(resp_headers.get("retry-after"))
+                    error = status_error(status, raw, resp_headers, secret=secret, retry_after=retry_after)
+            if not (retry_safe and attempt < policy.max_retries and self._should_retry(error)):
+                raise error
+            if retry_after is not None and retry_after > policy.max_retry_after:
+                # Waiting that long inside one call would look like a hang; the error carries
+                # ``retry_after`` and the caller decides.
+                raise error
+            delay = max(retry_after or 0.0, policy.backoff(attempt, rng=self._rng))
+            if isinstance(error, RateLimitError):
+                self._cooldown_until = max(self._cooldown_until, time.monotonic() + delay)
+            logger.info("retrying %s %s in %.2f s after: %s", method, url, delay, error)
+            await anyio.sleep(delay)
+            attempt += 1
+
+    @staticmethod
+    def _should_retry(error: EvolinkError) -> bool:
+        if isinstance(error, APIStatusError):
+            return is_retryable_status(error.status_code, error.code)
+        # Connection errors, timeouts and garbled bodies are transient by nature.
+        return isinstance(error, (APIConnectionError, ResponseFormatError))
+
+    async def _send(
+        self,
+        method: str,
+        url: str,
+        json_body: Any,
+        data: Any,
+        headers: Mapping[str, str] | None,
+    ) -> tuple[int, bytes, Mapping[str, str]]:
+        async with self._get_session().request(
+            method,
+            url,
+            json=json_body,
+            data=data,
+            headers=self._headers(headers),
+            timeout=self._timeout,
+        ) as resp:
+            raw = await self._read_bounded(resp)
+            # aiohttp's header view is case-insensitive, which the lookups above rely on.
+            return resp.status, raw, resp.headers
+
+    async def _read_bounded(self, resp: aiohttp.ClientResponse) -> bytes:
+        limit = self._config.max_response_bytes
+        if resp.content_length is not None:
+            if resp.content_length > limit:
+                raise ResponseFormatError(f"answer of {resp.content_length} bytes exceeds the {limit}-byte limit")
+            if resp.headers.get("content-encoding", "identity").lower() == "identity":
+                # A declared length within the limit, uncompressed: aiohttp reads no more than
+                # that. (A compressed body's length says nothing of what it inflates to.)
+                return await resp.read()
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            size += len(chunk)
+            if size > limit:
+                raise ResponseFormatError(f"answer exceeds the {limit}-byte limit")
+            chunks.append(chunk)
+        return b"".join(chunks)

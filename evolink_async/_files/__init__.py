@@ -1,0 +1,1 @@
+"""Local files: image header probes, safe result names and paths, bounded downloads."""

@@ -1,0 +1,1 @@
+"""Protocols: each wire protocol's calls mapped onto the unified ``Task``, behind the ``TaskAPI`` seam."""

@@ -1,0 +1,47 @@
+"""The seam between one wire protocol and the machinery above it (tracker, streams, fan-out, batch).
+
+A protocol plugs in by implementing :class:`TaskAPI`: submit a request under an idempotency key,
+fetch one task, and, where the server can, fetch many tasks in one call and cancel. Everything
+above speaks only this interface, so a new protocol touches nothing in the watching layer.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, Protocol
+
+from .._models.task import Task
+
+__all__ = ["Cancel", "FetchMany", "TaskAPI"]
+
+#: Fetch several tasks in one request; tasks the server does not know are left out of the answer.
+FetchMany = Callable[[Sequence[str]], Awaitable[Sequence[Task]]]
+#: Ask the server to cancel one task; the answer is the task as the server now reports it.
+Cancel = Callable[[str], Awaitable[Task]]
+
+
+class TaskAPI(Protocol):
+    """What the watching layer needs from a protocol. Every method raises ``EvolinkError``s."""
+
+    async def submit(self, request: Any, *, idempotency_key: str) -> Task:
+        """Create the task; the same ``idempotency_key`` is reused on every retry of this submit."""
+        ...
+
+    async def fetch(self, task_id: str) -> Task:
+        """One query of the task's current state."""
+        ...
+
+    @property
+    def fetch_many(self) -> FetchMany | None:
+        """Batch fetch when the server has it (``None`` otherwise)."""
+        ...
+
+    @property
+    def fetch_many_limit(self) -> int:
+        """The most ids one ``fetch_many`` call may carry."""
+        ...
+
+    @property
+    def cancel(self) -> Cancel | None:
+        """Ask the server to cancel a task, when it can (``None`` otherwise)."""
+        ...

@@ -1,0 +1,406 @@
+"""``client.fan_out``: many requests, bounded in flight, events through a bounded buffer.
+
+Why an async context manager and not an async generator: the fan-out owns a task group (the
+feeder and the submits). Yielding out of a task group from a generator breaks structured
+concurrency, so the ``async with`` owns the work and the iterator only reads the buffer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import Counter, deque
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Hashable, Iterable
+from types import TracebackType
+from typing import Self, TypeAlias
+
+import anyio
+import anyio.abc
+import attrs
+
+from .._core.idempotency import check_idempotency_key, new_idempotency_key
+from .._core.logging import logger
+from .._models.events import EventKind, TaskEvent, kind_for
+from .._models.requests import Request
+from .._models.task import Task
+from .._protocols.task_api import TaskAPI
+from ..errors import (
+    APIConnectionError,
+    AuthenticationError,
+    EvolinkError,
+    InsufficientCreditsError,
+    PermissionDeniedError,
+    ResponseFormatError,
+    ServerError,
+    ValidationError,
+)
+from .tracker import Tracker, WatchHandle
+
+__all__ = ["FanOut", "FanOutItem", "FanOutSummary", "FanOutInput"]
+
+
+@attrs.frozen(kw_only=True)
+class FanOutItem:
+    """One input with everything optional spelled out.
+
+    ``idempotency_key`` makes the submit safe across process restarts; ``task_id`` re-attaches
+    to a task submitted earlier instead of submitting (a resumed batch).
+    """
+
+    key: Hashable
+    request: Request | None = None
+    idempotency_key: str | None = None
+    task_id: str | None = None
+
+
+#: What ``fan_out`` accepts per item: a request (keyed by its index), ``(key, request)``, or an item.
+FanOutInput: TypeAlias = Request | tuple[Hashable, Request] | FanOutItem
+
+_FATAL = (AuthenticationError, PermissionDeniedError)
+# Failures after which the server may still have created (and billed) the task.
+_UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
+
+
+@attrs.define
+class FanOutSummary:
+    """What a fan-out did; complete once its ``async with`` block has ended."""
+
+    #: Terminal events by kind (``completed``, ``failed``, ``submit_failed``, ...).
+    outcomes: Counter[str] = attrs.field(factory=Counter)
+    submitted: int = 0
+    reattached: int = 0
+    credits_reserved: float = 0.0
+    #: Why submitting stopped early (``None`` when every input was submitted).
+    stopped_reason: str | None = None
+    #: ``(key, task_id)`` of tasks still unfinished when the block was left.
+    left_in_flight: list[tuple[Hashable, str]] = attrs.field(factory=list)
+    #: ``(key, idempotency_key)`` of submits whose outcome is unknown: cut off by leaving the
+    #: block, or failed on the network after every retry (the server may have accepted them).
+    #: Resubmitting with the same key cannot bill twice.
+    interrupted_submits: list[tuple[Hashable, str]] = attrs.field(factory=list)
+
+    @property
+    def terminal(self) -> int:
+        return sum(self.outcomes.values())
+
+
+class _EventBuffer:
+    """FIFO of events with a soft capacity; a queued progress event of a key is coalesced."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._queue: deque[list[TaskEvent]] = deque()  # one-element lists: replaceable in place
+        self._pending_progress: dict[Hashable, list[TaskEvent]] = {}
+        # Futures of the coroutines parked in ``_wait`` (the consumer, the feeder waiting for room).
+        # Bare futures rather than anyio Events: this runs once per event, on the hot path.
+        self._waiters: list[asyncio.Future[None]] = []
+        self.error: BaseException | None = None
+        self.finished = False
+
+    def __len__(self) -> int:
+        return len(self._queue)
+
+    def _notify(self) -> None:
+        if self._waiters:
+            waiters, self._waiters = self._waiters, []
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
+
+    async def _wait(self) -> None:
+        waiter = asyncio.get_running_loop().create_future()
+        self._waiters.append(waiter)
+        try:
+            await waiter
+        finally:
+            if waiter in self._waiters:  # cancelled before it was woken
+                self._waiters.remove(waiter)
+
+    def put(self, event: TaskEvent) -> None:
+        slot = self._pending_progress.get(event.key) if event.kind is EventKind.PROGRESS else None
+        if slot is not None:
+            slot[0] = event
+            return
+        slot = [event]
+        self._queue.append(slot)
+        if event.kind is EventKind.PROGRESS:
+            self._pending_progress[event.key] = slot
+        self._notify()
+
+    def fail(self, error: BaseException) -> None:
+        if self.error is None:
+            self.error = error
+        self._notify()
+
+    def finish(self) -> None:
+        self.finished = True
+        self._notify()
+
+    async def wait_for_room(self) -> None:
+        while len(self._queue) >= self.capacity and self.error is None:
+            await self._wait()
+
+    async def get(self) -> TaskEvent:
+        while True:
+            if self.error is not None:
+                raise self.error
+            if self._queue:
+                (event,) = slot = self._queue.popleft()
+                if self._pending_progress.get(event.key) is slot:
+                    del self._pending_progress[event.key]
+                self._notify()
+                return event
+            if self.finished:
+                raise StopAsyncIteration
+            await self._wait()
+
+
+class _InputSink:
+    """The tracker's sink for one input: turns its events into the fan-out's buffer."""
+
+    __slots__ = ("__weakref__", "fan_out", "handle", "key", "last")
+
+    def __init__(self, fan_out: FanOut, key: Hashable) -> None:
+        self.fan_out = fan_out
+        self.key = key
+        self.last: Task | None = None
+        self.handle: WatchHandle | None = None
+
+    def deliver(self, event: TaskEvent) -> None:
+        self.last = event.task or self.last
+        self.fan_out._emit(event)
+
+    def fail(self, error: BaseException) -> None:
+        if isinstance(error, _FATAL):
+            self.fan_out._fatal(error)
+            return
+        # The task can no longer be watched (gone, or the client closed): this input ends here.
+        self.fan_out._emit(
+            TaskEvent(kind=EventKind.FAILED, task=self.last, key=self.key, at=time.monotonic(), error=error)
+        )
+
+
+class FanOut:
+    """The ``async with`` of ``client.fan_out``; iterate it for events. See ``EvolinkClient.fan_out``.
+
+    It speaks to the protocol only through ``TaskAPI.submit`` and to the client's ``Tracker``.
+    """
+
+    def __init__(
+        self,
+        api: TaskAPI,
+        tracker: Tracker,
+        requests: Iterable[FanOutInput] | AsyncIterable[FanOutInput],
+        *,
+        max_in_flight: int,
+        max_submits_per_second: float | None,
+        buffer_size: int,
+        timeout: float | None,
+    ) -> None:
+        if max_in_flight < 1:
+            raise ValidationError("max_in_flight", "must be at least 1")
+        if buffer_size < 1:
+            raise ValidationError("buffer_size", "must be at least 1")
+        if max_submits_per_second is not None and max_submits_per_second <= 0:
+            raise ValidationError("max_submits_per_second", "must be positive")
+        if timeout is not None and timeout <= 0:
+            raise ValidationError("timeout", "must be positive")
+        self._api = api
+        self._tracker = tracker
+        self._requests = requests
+        self._max_in_flight = max_in_flight
+        self._interval = 1 / max_submits_per_second if max_submits_per_second else 0.0
+        self._timeout = timeout
+        self._buffer = _EventBuffer(buffer_size)
+        self._slots = asyncio.Semaphore(max_in_flight)
+        # key -> sink of every input between its submit and its terminal event.
+        self._in_flight: dict[Hashable, _InputSink] = {}
+        self._submitting: dict[Hashable, str] = {}
+        self._feeding = True
+        self._stop_submitting = False
+        self._next_submit_at = 0.0
+        self._group: anyio.abc.TaskGroup | None = None
+        self.summary = FanOutSummary()
+
+    @property
+    def in_flight(self) -> int:
+        """Inputs submitted (or being submitted) and not yet terminal."""
+        return len(self._in_flight) + len(self._submitting)
+
+    # --- lifecycle --------------------------------------------------------------------------
+
+    async def __aenter__(self) -> Self:
+        if not self._tracker.running:
+            raise RuntimeError("fan_out needs a running client: use `async with EvolinkClient() as client:`")
+        group = anyio.create_task_group()
+        await group.__aenter__()
+        self._group = group
+        group.start_soon(self._feed)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> bool | None:
+        group, self._group = self._group, None
+        self._stop_submitting = True
+        try:
+            if group is not None:
+                group.cancel_scope.cancel()
+                # The body's own exception is not handed to the group: it would come back wrapped
+                # in an ExceptionGroup. It propagates as it is once this method returns.
+                await group.__aexit__(None, None, None)
+        finally:
+            # Also under outside cancellation, which re-raises from the await above.
+            self._release_watches()
+        return None
+
+    def _release_watches(self) -> None:
+        for key, sink in list(self._in_flight.items()):
+            if sink.handle is not None:
+                self._tracker.unwatch(sink.handle)
+            if sink.last is not None:
+                self.summary.left_in_flight.append((key, sink.last.id))
+        self.summary.interrupted_submits.extend(self._submitting.items())
+        self._in_flight.clear()
+        self._submitting.clear()
+        if self.summary.left_in_flight or self.summary.interrupted_submits:
+            logger.warning(
+                "fan-out left with %d task(s) unfinished and %d submit(s) interrupted; see summary",
+                len(self.summary.left_in_flight), len(self.summary.interrupted_submits),
+            )
+
+    def __aiter__(self) -> AsyncIterator[TaskEvent]:
+        return self
+
+    async def __anext__(self) -> TaskEvent:
+        return await self._buffer.get()
+
+    # --- submitting -------------------------------------------------------------------------
+
+    async def _feed(self) -> None:
+        try:
+            index = 0
+            async with contextlib.aclosing(_iterate(self._requests)) as items:
+                async for raw in items:
+                    item = _as_item(raw, index)
+                    index += 1
+                    if item.key in self._in_flight or item.key in self._submitting:
+                        raise ValidationError("key", f"{item.key!r} is already in flight: keys must be unique")
+                    if not await self._admit():
+                        break
+                    assert self._group is not None
+                    # The key is fixed here, before the submit, so that an uncertain outcome can
+                    # be reported with the key that makes a resubmit safe.
+                    if item.idempotency_key is not None:
+                        check_idempotency_key(item.idempotency_key)
+                    elif item.task_id is None:
+                        item = attrs.evolve(item, idempotency_key=new_idempotency_key())
+                    self._submitting[item.key] = item.idempotency_key or ""
+                    self._group.start_soon(self._submit, item)
+        except Exception as exc:  # the caller's iterable raised, or broke a rule: the batch cannot go on
+            self._fatal(exc)
+        finally:
+            self._feeding = False
+            self._maybe_finish()
+
+    async def _admit(self) -> bool:
+        """Wait for a free slot, room in the buffer and the pace; False once submitting stopped."""
+        await self._slots.acquire()
+        await self._buffer.wait_for_room()
+        await self._pace()
+        if self._stop_submitting:
+            self._slots.release()
+            return False
+        return True
+
+    async def _pace(self) -> None:
+        if self._interval:
+            now = time.monotonic()
+            wait = self._next_submit_at - now
+            self._next_submit_at = max(now, self._next_submit_at) + self._interval
+            if wait > 0:
+                await anyio.sleep(wait)
+
+    async def _submit(self, item: FanOutItem) -> None:
+        key = item.key
+        sink = _InputSink(self, key)
+        try:
+            if item.task_id is not None:
+                task = None
+                self.summary.reattached += 1
+            elif item.request is None:
+                raise ValidationError("request", f"input {key!r} has neither a request nor a task_id")
+            else:
+                assert item.idempotency_key is not None  # fixed by the feeder before the submit
+                task = await self._api.submit(item.request, idempotency_key=item.idempotency_key)
+        except _FATAL as exc:
+            self._submitting.pop(key, None)
+            self._slots.release()
+            self._fatal(exc)
+            return
+        except EvolinkError as exc:
+            if isinstance(exc, InsufficientCreditsError) and not self._stop_submitting:
+                self._stop_submitting = True
+                self.summary.stopped_reason = f"credits exhausted: {exc}"
+                logger.warning("credits exhausted: no new submits; unfinished tasks continue")
+            if isinstance(exc, _UNCERTAIN) and item.idempotency_key is not None:
+                self.summary.interrupted_submits.append((key, item.idempotency_key))
+            self._submitting.pop(key, None)
+            self._in_flight[key] = sink
+            self._emit(TaskEvent(kind=EventKind.SUBMIT_FAILED, task=None, key=key, at=time.monotonic(), error=exc))
+            return
+        self._submitting.pop(key, None)
+        self._in_flight[key] = sink
+        deadline = None if self._timeout is None else time.monotonic() + self._timeout
+        if task is not None:
+            self.summary.submitted += 1
+            if task.usage is not None and task.usage.credits_reserved:
+                self.summary.credits_reserved += task.usage.credits_reserved
+            sink.last = task
+            self._emit(TaskEvent(kind=EventKind.SUBMITTED, task=task, key=key, at=time.monotonic()))
+            if task.is_terminal:  # a replay of a task that already ended
+                self._emit(TaskEvent(kind=kind_for(task), task=task, key=key, at=time.monotonic()))
+                return
+        task_id = task.id if task is not None else item.task_id
+        assert task_id is not None
+        sink.handle = self._tracker.watch(task_id, sink, snapshot=task, key=key, deadline=deadline)
+
+    # --- events -----------------------------------------------------------------------------
+
+    def _emit(self, event: TaskEvent) -> None:
+        if event.is_terminal:
+            if self._in_flight.pop(event.key, None) is None:
+                return  # this input already had its terminal event
+            self.summary.outcomes[event.kind.value] += 1
+            self._slots.release()
+        self._buffer.put(event)
+        if event.is_terminal:
+            self._maybe_finish()
+
+    def _fatal(self, error: BaseException) -> None:
+        self._stop_submitting = True
+        self.summary.stopped_reason = f"{type(error).__name__}: {error}"
+        self._buffer.fail(error)
+
+    def _maybe_finish(self) -> None:
+        if not self._feeding and not self._in_flight and not self._submitting:
+            self._buffer.finish()
+
+
+def _as_item(raw: FanOutInput, index: int) -> FanOutItem:
+    if isinstance(raw, FanOutItem):
+        return raw
+    if isinstance(raw, tuple) and len(raw) == 2:
+        return FanOutItem(key=raw[0], request=raw[1])
+    return FanOutItem(key=index, request=raw)
+
+
+async def _iterate(source: Iterable[FanOutInput] | AsyncIterable[FanOutInput]) -> AsyncGenerator[FanOutInput, None]:
+    if isinstance(source, AsyncIterable):
+        async for item in source:
+            yield item
+    else:
+        # Pull lazily: a generator over a million files is never materialized.
+        for item in source:
+            yield item

@@ -1,0 +1,412 @@
+"""The tracker: ONE scheduler per client that knows every task being watched.
+
+A heap of next-query times (and subscriber deadlines) releases queries as they fall due, at
+most ``max_concurrent_queries`` at once, so watching 100k tasks costs a heap entry and a small
+state object each, not a sleeping coroutine each. Every answer (or a snapshot pushed in from a
+webhook) becomes events for the task's subscribers, which are held weakly: a stream nobody holds
+any more stops costing queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import heapq
+import itertools
+import math
+import random
+import time
+import weakref
+from collections import deque
+from collections.abc import Awaitable, Callable, Hashable
+from typing import Protocol
+
+from .._core.logging import logger
+from .._models.events import EventKind, TaskEvent, kind_for
+from .._models.task import Task
+from ..errors import (
+    AuthenticationError,
+    ClientClosedError,
+    EvolinkError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    ValidationError,
+)
+from .poll_policy import PollPolicy, PollState
+
+__all__ = ["Sink", "Tracker", "WatchHandle"]
+
+# A 404 right after a submit may be replication lag; this many in a row mean the task is gone.
+_NOT_FOUND_TOLERANCE = 3
+_MAX_SLOWDOWN = 16.0
+
+
+class Sink(Protocol):
+    """Where a subscriber's events go. Both methods are called on the event loop and must not block."""
+
+    def deliver(self, event: TaskEvent) -> None: ...
+
+    def fail(self, error: BaseException) -> None:
+        """The task can no longer be watched (bad key, task gone, client closed)."""
+        ...
+
+
+class WatchHandle:
+    """One subscriber of one watched task; pass it to :meth:`Tracker.unwatch`."""
+
+    __slots__ = ("active", "deadline", "key", "sink_ref", "watch")
+
+    def __init__(self, watch: _Watch, sink: Sink, key: Hashable | None, deadline: float | None) -> None:
+        self.watch = watch
+        self.sink_ref: weakref.ref[Sink] = weakref.ref(sink)
+        self.key = key
+        self.deadline = deadline
+        self.active = True
+
+
+class _Watch:
+    __slots__ = ("errors", "generation", "last", "state", "subscribers", "task_id")
+
+    def __init__(self, task_id: str, state: PollState, last: Task | None) -> None:
+        self.task_id = task_id
+        self.state = state
+        self.last = last
+        self.subscribers: list[WatchHandle] = []
+        # Bumped whenever the watch is rescheduled or dropped: older heap entries are stale.
+        self.generation = 0
+        self.errors = 0
+
+
+# Heap entries: (when, tie-breaker, watch, generation, handle-or-None). A None handle is a
+# query; a handle is that subscriber's deadline.
+_Entry = tuple[float, int, _Watch, int, WatchHandle | None]
+
+
+class Tracker:
+    """Schedules the queries of every watched task and turns answers into events."""
+
+    def __init__(
+        self,
+        fetch: Callable[[str], Awaitable[Task]],
+        *,
+        policy: PollPolicy,
+        max_concurrent_queries: int = 32,
+        clock: Callable[[], float] = time.monotonic,
+        seed: int | None = None,
+    ) -> None:
+        if max_concurrent_queries < 1:
+            raise ValueError("max_concurrent_queries must be at least 1")
+        self._fetch = fetch
+        self.policy = policy
+        self._max_concurrent_queries = max_concurrent_queries
+        self._clock = clock
+        self._rng = random.Random(seed)
+        self._watches: dict[str, _Watch] = {}
+        self._heap: list[_Entry] = []
+        self._counter = itertools.count()
+        # Set while ``run`` runs: the task group that owns the workers.
+        self._workers: asyncio.TaskGroup | None = None
+        self._worker_count = 0
+        # Futures of idle workers; resolving one hands that worker a query.
+        self._idle: deque[asyncio.Future[_Watch]] = deque()
+        # Queries that fell due while every worker was busy, in order.
+        self._ready: deque[_Entry] = deque()
+        # One timer for the heap's head, re-armed only when an earlier entry arrives.
+        self._timer: asyncio.TimerHandle | None = None
+        self._timer_at = math.inf
+        self._open = False
+        self._slowdown = 1.0
+        self.queries_sent = 0
+
+    # --- what callers see -------------------------------------------------------------------
+
+    @property
+    def watched(self) -> int:
+        """How many tasks are being watched now."""
+        return len(self._watches)
+
+    @property
+    def running(self) -> bool:
+        """True between :meth:`open` and :meth:`close`: watches are accepted."""
+        return self._open
+
+    def open(self) -> None:
+        """Accept watches; what they schedule is queried once :meth:`run` runs."""
+        self._open = True
+
+    def close(self, error: BaseException | None = None) -> None:
+        """Refuse new watches and end every current one with ``error`` (default: ClientClosedError)."""
+        self._open = False
+        self._close_all(error or ClientClosedError("the client was closed while this task was being watched"))
+
+    def watch(
+        self,
+        task_id: str,
+        sink: Sink,
+        *,
+        snapshot: Task | None = None,
+        key: Hashable | None = None,
+        deadline: float | None = None,
+    ) -> WatchHandle:
+        """Deliver the task's events to ``sink`` until it is terminal or ``deadline`` passes.
+
+        ``snapshot`` is what the caller already knows (a submit answer): no event repeats it,
+        and the first query waits as the poll policy says. Without one the task is queried now.
+        """
+        if not self._open:
+            raise RuntimeError("the client is not running: use `async with EvolinkClient() as client:`")
+        now = self._clock()
+        watch = self._watches.get(task_id)
+        if watch is None:
+            state = PollState(submitted_at=_submitted_at(snapshot, now), estimated=_estimate(snapshot))
+            watch = _Watch(task_id, state, snapshot)
+            self._watches[task_id] = watch
+            first = now + self.policy.first_delay(state, now=now, rng=self._rng) if snapshot is not None else now
+            self._schedule(watch, first)
+        handle = WatchHandle(watch, sink, key, deadline)
+        watch.subscribers.append(handle)
+        if watch.last is not None and (snapshot is None or _changed(snapshot, watch.last)):
+            sink.deliver(TaskEvent(kind=kind_for(watch.last), task=watch.last, key=key, at=now))
+        if deadline is not None:
+            self._push((deadline, next(self._counter), watch, watch.generation, handle))
+        return handle
+
+    def unwatch(self, handle: WatchHandle) -> None:
+        """Stop delivering to this subscriber; the last one out stops the queries."""
+        if not handle.active:
+            return
+        handle.active = False
+        watch = handle.watch
+        if handle in watch.subscribers:
+            watch.subscribers.remove(handle)
+        if not watch.subscribers:
+            self._drop(watch)
+
+    def push(self, task: Task) -> None:
+        """Take in a snapshot from outside (a webhook), exactly as if a query had returned it."""
+        watch = self._watches.get(task.id)
+        if watch is not None:
+            self._apply(watch, task, reschedule=False)
+
+    # --- the scheduler ----------------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Run until cancelled; the client's ``async with`` owns this, and this owns every query.
+
+        There is no dispatcher task: a loop timer set for the heap's head hands due queries to
+        idle workers (started as needed, at most ``max_concurrent_queries``); due queries that
+        find every worker busy wait in a FIFO, which workers drain as they finish. Per query that
+        is one timer callback and one worker step. A dispatcher task woken by the timer cost a
+        further task switch per query, and a task per query a further registration and done
+        callback (lifecycle benchmark). asyncio primitives rather than anyio's: this is the
+        per-query path, and the client is asyncio-only anyway (aiohttp).
+        """
+        self.open()
+        try:
+            async with asyncio.TaskGroup() as workers:
+                self._workers = workers
+                try:
+                    self._on_timer()
+                    await asyncio.get_running_loop().create_future()  # until cancelled
+                finally:
+                    # Before the group waits for its workers: a timer firing in that window
+                    # would hand work to cancelled workers or start one in a closing group.
+                    self._workers = None
+                    self._disarm()
+        finally:
+            self._idle.clear()
+            self._ready.clear()
+            self._worker_count = 0
+            self.close()
+
+    def _on_timer(self) -> None:
+        self._timer, self._timer_at = None, math.inf
+        try:
+            self._release_due()
+        finally:
+            # Re-armed whatever happened above: a lost timer would stall every watch silently.
+            if self._heap:
+                self._arm(self._heap[0][0])
+
+    def _release_due(self) -> None:
+        if self._workers is None:
+            return
+        now = self._clock()
+        # Deadlines expire on time even while every worker is busy; due queries queue up.
+        while self._heap and self._heap[0][0] <= now:
+            entry = heapq.heappop(self._heap)
+            if entry[4] is not None:
+                self._expire(entry[4], now)
+            else:
+                self._ready.append(entry)
+        while self._ready and (self._idle or self._worker_count < self._max_concurrent_queries):
+            watch = self._next_ready()
+            if watch is None:
+                break
+            while self._idle and self._idle[0].done():  # a worker cancelled while idle
+                self._idle.popleft()
+            if self._idle:
+                self._idle.popleft().set_result(watch)
+            else:
+                self._worker_count += 1
+                self._workers.create_task(self._work(watch))
+
+    def _next_ready(self) -> _Watch | None:
+        """The first queued query that is still wanted (its watch was not dropped or rescheduled)."""
+        while self._ready:
+            _, _, watch, generation, _ = self._ready.popleft()
+            if generation == watch.generation and self._watches.get(watch.task_id) is watch:
+                return watch
+        return None
+
+    async def _work(self, watch: _Watch) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await self._query(watch)
+            queued = self._next_ready()
+            if queued is not None:
+                watch = queued
+                continue
+            handoff: asyncio.Future[_Watch] = loop.create_future()
+            self._idle.append(handoff)
+            watch = await handoff
+
+    def _arm(self, when: float) -> None:
+        if self._workers is None:
+            return  # not running yet: ``run`` looks at the heap when it starts
+        self._disarm()
+        self._timer_at = when
+        self._timer = asyncio.get_running_loop().call_later(max(0.0, when - self._clock()), self._on_timer)
+
+    def _disarm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._timer, self._timer_at = None, math.inf
+
+    async def _query(self, watch: _Watch) -> None:
+        self.queries_sent += 1
+        try:
+            task = await self._fetch(watch.task_id)
+        except (AuthenticationError, PermissionDeniedError, ValidationError) as exc:
+            self._fail(watch, exc)
+        except NotFoundError as exc:
+            watch.errors += 1
+            if watch.errors >= _NOT_FOUND_TOLERANCE:
+                self._fail(watch, exc)
+            else:
+                self._retry_later(watch)
+        except RateLimitError as exc:
+            # A 429 slows every watched task, not just this one.
+            self._slowdown = min(_MAX_SLOWDOWN, self._slowdown * 2)
+            watch.errors += 1
+            logger.warning("task queries slowed down %.0fx after: %s", self._slowdown, exc)
+            self._retry_later(watch)
+        except EvolinkError as exc:
+            watch.errors += 1
+            logger.info("query of %s failed (%d in a row), retrying: %s", watch.task_id, watch.errors, exc)
+            self._retry_later(watch)
+        except Exception as exc:  # a bug or an unexpected library error: surface it, never loop on it
+            logger.exception("query of %s raised unexpectedly", watch.task_id)
+            self._fail(watch, exc)
+        else:
+            watch.errors = 0
+            self._slowdown = max(1.0, self._slowdown / 1.25)
+            self._apply(watch, task, reschedule=True)
+
+    # --- state changes (all synchronous, on the loop) ---------------------------------------
+
+    def _apply(self, watch: _Watch, task: Task, *, reschedule: bool) -> None:
+        if watch.last is not None and watch.last.is_terminal:
+            return
+        now = self._clock()
+        watch.state.observe(at=now, progress=task.progress, estimated=task.estimated_time)
+        changed = watch.last is None or _changed(watch.last, task)
+        watch.last = task
+        if changed:
+            self._deliver(watch, kind_for(task), now)
+        if task.is_terminal:
+            self._drop(watch)
+        elif reschedule and self._watches.get(watch.task_id) is watch:
+            delay = self.policy.next_delay(watch.state, now=now, rng=self._rng) * self._slowdown
+            self._schedule(watch, now + delay)
+
+    def _deliver(self, watch: _Watch, kind: EventKind, now: float) -> None:
+        for handle in list(watch.subscribers):
+            sink = handle.sink_ref()
+            if sink is None:
+                self.unwatch(handle)
+                continue
+            self._deliver_to(handle, sink, TaskEvent(kind=kind, task=watch.last, key=handle.key, at=now))
+        if not watch.subscribers:
+            self._drop(watch)
+
+    def _deliver_to(self, handle: WatchHandle, sink: Sink, event: TaskEvent) -> None:
+        # A sink that raises loses its subscription, not the scheduler: this runs inside the
+        # timer callback and the workers, where an exception would stall or end every watch.
+        try:
+            sink.deliver(event)
+        except Exception:
+            logger.exception("a sink of %s raised on %s; it is no longer subscribed", handle.watch.task_id, event.kind)
+            self.unwatch(handle)
+
+    def _expire(self, handle: WatchHandle, now: float) -> None:
+        if not handle.active:
+            return
+        sink = handle.sink_ref()
+        self.unwatch(handle)
+        if sink is not None:
+            event = TaskEvent(kind=EventKind.TIMED_OUT, task=handle.watch.last, key=handle.key, at=now)
+            self._deliver_to(handle, sink, event)
+
+    def _fail(self, watch: _Watch, error: BaseException) -> None:
+        handles = list(watch.subscribers)
+        self._drop(watch)
+        for handle in handles:
+            handle.active = False
+            sink = handle.sink_ref()
+            if sink is not None:
+                sink.fail(error)
+
+    def _retry_later(self, watch: _Watch) -> None:
+        if self._watches.get(watch.task_id) is watch:
+            delay = self.policy.error_delay(watch.errors, rng=self._rng) * self._slowdown
+            self._schedule(watch, self._clock() + delay)
+
+    def _schedule(self, watch: _Watch, when: float) -> None:
+        watch.generation += 1
+        self._push((when, next(self._counter), watch, watch.generation, None))
+
+    def _push(self, entry: _Entry) -> None:
+        heapq.heappush(self._heap, entry)
+        if entry[0] < self._timer_at and self._heap[0] is entry:
+            self._arm(entry[0])
+
+    def _drop(self, watch: _Watch) -> None:
+        if self._watches.get(watch.task_id) is watch:
+            del self._watches[watch.task_id]
+        watch.generation += 1
+        watch.subscribers.clear()
+
+    def _close_all(self, error: BaseException) -> None:
+        for watch in list(self._watches.values()):
+            self._fail(watch, error)
+        self._heap.clear()
+        self._ready.clear()
+
+
+def _changed(old: Task, new: Task) -> bool:
+    return old.status != new.status or old.progress != new.progress
+
+
+def _estimate(snapshot: Task | None) -> float | None:
+    return snapshot.estimated_time if snapshot is not None else None
+
+
+def _submitted_at(snapshot: Task | None, now: float) -> float:
+    # ``created`` has one-second resolution: only trust it for tasks clearly older than that,
+    # such as one a resumed batch re-attaches to.
+    if snapshot is not None and snapshot.created is not None:
+        age = time.time() - snapshot.created
+        if age > 2.0:
+            return now - age
+    return now

@@ -1,0 +1,103 @@
+"""The journal's value types: one input's ``Entry``, its ``EntryStatus``, and the journal's errors."""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from ..errors import EvolinkError
+
+__all__ = ["OUTCOMES", "Entry", "EntryStatus", "JournalError", "JournalMismatchError", "JournalStateError",
+           "request_fingerprint"]  # fmt: skip
+
+
+class JournalError(EvolinkError):
+    """Raised when the journal cannot be used (not a journal, newer schema, not open, unknown key)."""
+
+
+class JournalMismatchError(JournalError):
+    """Raised when a resumed run asks for something other than what the journal recorded.
+
+    ``what`` is the entry key or ``meta:<name>``; ``stored`` and ``given`` are the two values.
+    """
+
+    def __init__(self, what: str, *, stored: str, given: str, hint: str) -> None:
+        self.what = what
+        self.stored = stored
+        self.given = given
+        super().__init__(f"{what}: journal has {stored!r}, this run has {given!r}; {hint}")
+
+
+class JournalStateError(JournalError):
+    """Raised for a transition that would break the journal's promises (e.g. a second task id)."""
+
+
+class EntryStatus(enum.StrEnum):
+    """Where one input stands."""
+
+    PENDING_SUBMIT = "pending_submit"  # key reserved; a submit may or may not have reached the server
+    SUBMITTED = "submitted"  # the server gave a task id
+    COMPLETED = "completed"  # results exist on the server, not downloaded yet
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+    TIMED_OUT = "timed_out"  # the client's deadline passed; the server task may still finish
+    SUBMIT_FAILED = "submit_failed"  # the server definitively refused the submit (e.g. HTTP 400)
+    DOWNLOADED = "downloaded"
+
+
+#: The statuses that are an outcome of the task itself (not a step of the batch).
+OUTCOMES = frozenset(EntryStatus) - {EntryStatus.PENDING_SUBMIT, EntryStatus.SUBMITTED, EntryStatus.DOWNLOADED}
+
+
+@attrs.frozen(kw_only=True)
+class Entry:
+    """One input's row; ``key`` is the input's stable identity, e.g. its path relative to the batch root."""
+
+    key: str
+    fingerprint: str
+    idempotency_key: str
+    status: EntryStatus
+    task_id: str | None = None
+    request_body: str | None = None
+    error_code: str | None = None
+    error_message: str | None = None
+    result_urls: tuple[str, ...] = ()
+    result_paths: tuple[str, ...] = ()
+    created_at: float
+    updated_at: float
+    submitted_at: float | None = None
+
+    @property
+    def needs_submit(self) -> bool:
+        """No task id yet: submit with ``idempotency_key`` (and ``request_body``, if stored)."""
+        return self.status is EntryStatus.PENDING_SUBMIT
+
+    @property
+    def needs_watch(self) -> bool:
+        """A task exists whose end is unknown. ``timed_out`` counts: re-attaching is free."""
+        return self.task_id is not None and self.status in (EntryStatus.SUBMITTED, EntryStatus.TIMED_OUT)
+
+    @property
+    def needs_download(self) -> bool:
+        """The task completed; its results are not on disk yet."""
+        return self.status is EntryStatus.COMPLETED
+
+    @property
+    def is_finished(self) -> bool:
+        """Nothing is left to do for this input short of an explicit ``restart``."""
+        return not (self.needs_submit or self.needs_watch or self.needs_download)
+
+
+def request_fingerprint(body: Mapping[str, Any]) -> str:
+    """A stable hash of a request body (key order does not matter).
+
+    >>> request_fingerprint({"b": 1, "a": "x"}) == request_fingerprint({"a": "x", "b": 1})
+    True
+    """
+    canonical = json.dumps(body, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=str)
+    return "sha256:" + hashlib.sha256(canonical.encode()).hexdigest()

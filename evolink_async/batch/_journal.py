@@ -1,0 +1,400 @@
+"""The batch journal: a SQLite file that makes a crashed batch resumable without paying twice.
+
+Per input, each step is committed before the next one starts: ``reserve`` (a fresh
+``Idempotency-Key``), ``record_request`` (the exact body to send), the submit itself,
+``record_submitted`` (the task id), ``record_outcome`` and ``record_downloads``. A resumed run reads
+the rows back: ``needs_submit`` rows are submitted again with the *same* key and body (the server
+answers a replay, not a new bill), ``needs_watch`` rows are re-attached by task id, and
+``needs_download`` rows are only downloaded. Example::
+
+    async with Journal(out_dir / "evolink-journal.sqlite3") as journal:
+        await journal.ensure_meta({"model": "qwen-image-edit", "prompt": prompt})
+        entry = await journal.reserve("cats/tom.png", request_fingerprint(body))
+        if entry.needs_submit:
+            wire_body = await journal.record_request(entry.key, json.dumps(body))
+            task = await submit(wire_body, idempotency_key=entry.idempotency_key)
+            await journal.record_submitted(entry.key, task.id)
+
+Durability: WAL with ``synchronous=FULL`` by default. A committed transaction survives the process
+being killed (-9 included) in every mode, as the commit is in the WAL file (the OS page cache) when
+``COMMIT`` returns; FULL also fsyncs the WAL per commit, so a row survives a power cut too. That
+matters: a reserve lost to a power cut after its submit went out would make the resume mint a new
+key and pay again. One fsync per input is noise next to one HTTP submit; ``synchronous="normal"``
+is there for slow disks when the caller accepts that risk.
+
+Fingerprint policy: reserving a key with a different fingerprint (same input, new prompt or model)
+raises :class:`JournalMismatchError` unless ``restart_on_mismatch=True``. Reusing the old task
+would return results for a request the user no longer made; silently restarting would abandon a
+task that may already be paid for. Both are the user's decision, so the default is to stop.
+
+SQLite runs in worker threads via ``anyio.to_thread.run_sync`` behind a ``CapacityLimiter(1)``:
+one connection, used by one thread at a time, and the event loop never waits on disk (invariant 6).
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import sqlite3
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Literal, Self, TypeVar
+
+import anyio
+import anyio.to_thread
+
+from .._core.idempotency import new_idempotency_key
+from ._entries import OUTCOMES, Entry, EntryStatus, JournalError, JournalMismatchError, JournalStateError
+
+__all__ = ["SCHEMA_VERSION", "Journal"]
+
+T = TypeVar("T")
+SCHEMA_VERSION = 1
+Synchronous = Literal["full", "normal"]
+
+
+_SCHEMA = """
+CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+CREATE TABLE entries (
+    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE,
+    status TEXT NOT NULL, task_id TEXT, request_body TEXT, error_code TEXT, error_message TEXT,
+    result_urls TEXT NOT NULL DEFAULT '[]', result_paths TEXT NOT NULL DEFAULT '[]',
+    created_at REAL NOT NULL, updated_at REAL NOT NULL, submitted_at REAL
+);
+CREATE INDEX entries_by_status ON entries (status, key);
+-- Two inputs never share a task: that would count one paid task twice.
+CREATE UNIQUE INDEX entries_by_task ON entries (task_id) WHERE task_id IS NOT NULL;
+"""
+_COLUMNS = (
+    "key, fingerprint, idempotency_key, status, task_id, request_body, error_code, error_message,"
+    " result_urls, result_paths, created_at, updated_at, submitted_at"
+)
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    return Entry(
+        key=row[0], fingerprint=row[1], idempotency_key=row[2], status=EntryStatus(row[3]), task_id=row[4],
+        request_body=row[5], error_code=row[6], error_message=row[7], result_urls=tuple(json.loads(row[8])),
+        result_paths=tuple(json.loads(row[9])), created_at=row[10], updated_at=row[11], submitted_at=row[12],
+    )  # fmt: skip
+
+
+def _fetchall(conn: sqlite3.Connection, *, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+    return conn.execute(sql, params).fetchall()
+
+
+def _select(conn: sqlite3.Connection, key: str, *, column: Literal["key", "task_id"] = "key") -> Entry | None:
+    row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE {column} = ?", (key,)).fetchone()  # noqa: S608
+    return None if row is None else _entry(row)
+
+
+def _require(conn: sqlite3.Connection, key: str) -> Entry:
+    entry = _select(conn, key)
+    if entry is None:
+        raise JournalError(f"no journal entry for {key!r}; reserve it first")
+    return entry
+
+
+def _update(conn: sqlite3.Connection, key: str, **values: Any) -> Entry:
+    values["updated_at"] = time.time()
+    assignments = ", ".join(f"{name} = ?" for name in values)  # column names are ours, never the caller's
+    conn.execute(f"UPDATE entries SET {assignments} WHERE key = ?", (*values.values(), key))  # noqa: S608
+    return _require(conn, key)
+
+
+def _restart(conn: sqlite3.Connection, key: str, fingerprint: str | None) -> Entry:
+    entry = _require(conn, key)
+    return _update(
+        conn, key, fingerprint=fingerprint or entry.fingerprint, idempotency_key=new_idempotency_key(),
+        status=EntryStatus.PENDING_SUBMIT.value, task_id=None, request_body=None, error_code=None,
+        error_message=None, result_urls="[]", result_paths="[]", submitted_at=None,
+    )  # fmt: skip
+
+
+def _write(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T]) -> T:
+    # IMMEDIATE takes the write lock up front: a read-then-write never meets SQLITE_BUSY half-way.
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        result = work(conn)
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return result
+
+
+def _migrate(conn: sqlite3.Connection) -> None:
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise JournalError(f"journal schema {version} is newer than this evolink_async's ({SCHEMA_VERSION})")
+    if version == 0:
+        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
+            raise JournalError("the file is an SQLite database, but not an evolink journal")
+        for statement in filter(str.strip, _SCHEMA.split(";")):
+            conn.execute(statement)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    # A schema 2 adds `if version < 2: ALTER TABLE ...` here, in the same transaction.
+
+
+def _connect(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
+    # check_same_thread=False: anyio may pick another worker thread per call; Journal's
+    # CapacityLimiter(1) guarantees only one thread uses the connection at any moment.
+    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if str(mode).lower() != "wal":
+            raise JournalError(f"journal {path}: the file system refused WAL mode (got {mode!r})")
+        conn.execute(f"PRAGMA synchronous = {synchronous}")
+        _write(conn, _migrate)
+    except sqlite3.DatabaseError as exc:
+        conn.close()
+        raise JournalError(f"{path} is not a usable journal: {exc}") from exc
+    except BaseException:
+        conn.close()
+        raise
+    return conn
+
+
+class Journal:
+    """An async handle on one journal file: ``async with Journal(path)`` or ``await Journal.open(path)``.
+
+    Example::
+
+        async with Journal("out/evolink-journal.sqlite3") as journal:
+            print(await journal.counts())
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, synchronous: Synchronous = "full", busy_timeout: float = 30.0
+    ) -> None:
+        if synchronous not in ("full", "normal"):
+            raise ValueError(f"synchronous must be 'full' or 'normal', got {synchronous!r}")
+        self.path = os.fspath(path)
+        self._synchronous = synchronous.upper()
+        self._busy_timeout = busy_timeout
+        self._limiter = anyio.CapacityLimiter(1)
+        self._conn: sqlite3.Connection | None = None
+
+    @classmethod
+    async def open(
+        cls, path: str | os.PathLike[str], *, synchronous: Synchronous = "full", busy_timeout: float = 30.0
+    ) -> Self:
+        """Open (creating if needed) and return a journal; the caller must ``await journal.aclose()``."""
+        journal = cls(path, synchronous=synchronous, busy_timeout=busy_timeout)
+        await journal.__aenter__()
+        return journal
+
+    async def __aenter__(self) -> Self:
+        if self._conn is not None:
+            raise JournalError("journal is already open")
+        args = (self.path, self._synchronous, self._busy_timeout)
+        self._conn = await anyio.to_thread.run_sync(_connect, *args, limiter=self._limiter)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection, after any call still running. Idempotent."""
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with anyio.CancelScope(shield=True):  # a cancelled close must still release the file
+                await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+
+    async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False) -> T:
+        conn = self._conn
+        if conn is None:
+            raise JournalError("journal is not open")
+        job = functools.partial(_write, conn, work) if write else functools.partial(work, conn)
+        try:
+            # Not abandoned on cancellation: anyio waits for the thread, so a cancelled caller never
+            # leaves a write whose fate it cannot know running behind the next call.
+            return await anyio.to_thread.run_sync(job, limiter=self._limiter)
+        except sqlite3.Error as exc:  # e.g. "database is locked" by another process past busy_timeout
+            raise JournalError(f"journal {self.path}: {exc}") from exc
+
+    async def reserve(self, key: str, fingerprint: str, *, restart_on_mismatch: bool = False) -> Entry:
+        """Return ``key``'s entry, first creating it with a fresh idempotency key (committed) if new.
+
+        An existing entry comes back as it is, whatever its status; act on ``needs_submit``,
+        ``needs_watch``, ``needs_download``. A different ``fingerprint`` raises
+        :class:`JournalMismatchError`, or restarts the entry if ``restart_on_mismatch``.
+        """
+
+        def work(conn: sqlite3.Connection) -> Entry:
+            entry = _select(conn, key)
+            if entry is None:
+                conn.execute(
+                    "INSERT INTO entries (key, fingerprint, idempotency_key, status, created_at, updated_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?)",
+                    (key, fingerprint, new_idempotency_key(), EntryStatus.PENDING_SUBMIT.value, *[time.time()] * 2),
+                )
+                return _require(conn, key)
+            if entry.fingerprint == fingerprint:
+                return entry
+            if restart_on_mismatch:
+                return _restart(conn, key, fingerprint)
+            raise JournalMismatchError(
+                key, stored=entry.fingerprint, given=fingerprint,
+                hint="the request for this input changed; use another journal, or restart the entry "
+                "(abandoning its earlier task, which may already be paid for)",
+            )  # fmt: skip
+
+        return await self._run(work, write=True)
+
+    async def restart(self, key: str, *, fingerprint: str | None = None) -> Entry:
+        """Start ``key`` afresh: a new idempotency key, no task, no results (e.g. to retry a failure).
+
+        Restarting an entry whose task is still running abandons that task, which may be billed.
+        """
+        return await self._run(functools.partial(_restart, key=key, fingerprint=fingerprint), write=True)
+
+    async def record_request(self, key: str, body: str) -> str:
+        """Store the exact JSON ``body`` about to be submitted, and return the body to send.
+
+        A retry under the same idempotency key must send the same body, or the server answers
+        ``idempotency_conflict``; so if a body is already stored (a resume), that one is returned.
+        """
+
+        def work(conn: sqlite3.Connection) -> str:
+            entry = _require(conn, key)
+            if entry.request_body is not None:
+                return entry.request_body
+            if not entry.needs_submit:
+                raise JournalStateError(f"{key!r} is {entry.status}; its request can no longer change")
+            _update(conn, key, request_body=body)
+            return body
+
+        return await self._run(work, write=True)
+
+    async def record_submitted(self, key: str, task_id: str) -> Entry:
+        """Record the task id the server answered. Recording the same id again is a no-op."""
+        if not task_id:
+            raise ValueError("task_id must be a non-empty string")
+
+        def work(conn: sqlite3.Connection) -> Entry:
+            entry = _require(conn, key)
+            if entry.task_id == task_id:
+                return entry
+            if not entry.needs_submit:
+                raise JournalStateError(f"{key!r} is {entry.status} (task {entry.task_id!r}); not taking {task_id!r}")
+            owner = _select(conn, task_id, column="task_id")
+            if owner is not None:
+                raise JournalStateError(f"task {task_id!r} already belongs to {owner.key!r}, not {key!r}")
+            return _update(conn, key, task_id=task_id, status=EntryStatus.SUBMITTED.value, submitted_at=time.time())
+
+        return await self._run(work, write=True)
+
+    async def record_outcome(
+        self,
+        key: str,
+        status: EntryStatus | str,
+        *,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        result_urls: Iterable[str] = (),
+    ) -> Entry:
+        """Record how the task (for ``submit_failed``: the submit) ended. Repeating an outcome is allowed.
+
+        ``result_urls`` let a resume download without a query; they expire after 24 h, after
+        which the caller queries ``task_id`` again.
+        """
+        new = EntryStatus(status)
+        if new not in OUTCOMES:
+            raise ValueError(f"status must be one of {sorted(OUTCOMES)}, got {new.value!r}")
+        urls = json.dumps(list(result_urls))
+
+        def work(conn: sqlite3.Connection) -> Entry:
+            entry = _require(conn, key)
+            if entry.status is EntryStatus.DOWNLOADED and new is EntryStatus.COMPLETED:
+                return entry  # a late duplicate (webhook after poll): the results are saved already
+            ready = entry.needs_submit if new is EntryStatus.SUBMIT_FAILED else entry.needs_watch
+            if not (ready or entry.status is new):
+                raise JournalStateError(f"{key!r} is {entry.status} (task {entry.task_id!r}); cannot become {new}")
+            values = {"status": new.value, "error_code": error_code, "error_message": error_message}
+            return _update(conn, key, **values, result_urls=urls)
+
+        return await self._run(work, write=True)
+
+    async def record_downloads(self, key: str, paths: Iterable[str | os.PathLike[str]]) -> Entry:
+        """Record where the results were saved; the entry becomes ``downloaded``."""
+        stored = json.dumps([os.fspath(p) for p in paths])
+
+        def work(conn: sqlite3.Connection) -> Entry:
+            entry = _require(conn, key)
+            if entry.status not in (EntryStatus.COMPLETED, EntryStatus.DOWNLOADED):
+                raise JournalStateError(f"{key!r} is {entry.status}; only completed tasks have downloads")
+            return _update(conn, key, status=EntryStatus.DOWNLOADED.value, result_paths=stored)
+
+        return await self._run(work, write=True)
+
+    async def get(self, key: str) -> Entry | None:
+        """The entry for ``key``, or None."""
+        return await self._run(functools.partial(_select, key=key))
+
+    async def find_task(self, task_id: str) -> Entry | None:
+        """The entry that owns ``task_id`` (e.g. to route a webhook), or None."""
+        return await self._run(functools.partial(_select, key=task_id, column="task_id"))
+
+    async def entries(
+        self, *, status: EntryStatus | str | Iterable[EntryStatus | str] | None = None, page_size: int = 500
+    ) -> AsyncIterator[Entry]:
+        """Yield entries in key order, one query per ``page_size`` rows: memory stays flat at 100k rows.
+
+        Pages continue after the last key seen (not OFFSET), so rows updated during the
+        iteration are neither skipped nor repeated.
+        """
+        if page_size < 1:
+            raise ValueError("page_size must be >= 1")
+        statuses = () if status is None else (status,) if isinstance(status, str) else tuple(status)
+        wanted = tuple(EntryStatus(s).value for s in statuses)
+        where = f" AND status IN ({', '.join('?' * len(wanted))})" if wanted else ""
+        query = f"SELECT {_COLUMNS} FROM entries WHERE key > ?{where} ORDER BY key LIMIT ?"  # noqa: S608
+        after = ""
+        while True:
+            rows = await self._run(functools.partial(_fetchall, sql=query, params=(after, *wanted, page_size)))
+            for row in rows:
+                yield _entry(row)
+            if len(rows) < page_size:
+                return
+            after = rows[-1][0]
+
+    async def counts(self) -> dict[EntryStatus, int]:
+        """How many entries are in each status (every status present, zeros included)."""
+        sql = "SELECT status, count(*) FROM entries GROUP BY status"
+        rows = await self._run(functools.partial(_fetchall, sql=sql))
+        return dict.fromkeys(EntryStatus, 0) | {EntryStatus(status): n for status, n in rows}
+
+    async def set_meta(self, name: str, value: str) -> None:
+        """Store one batch-level value (command line, model, prompt ...), replacing any earlier one."""
+        sql = "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)"
+        await self._run(functools.partial(_fetchall, sql=sql, params=(name, value)), write=True)
+
+    async def get_meta(self, name: str) -> str | None:
+        """One batch-level value, or None."""
+        sql = "SELECT value FROM meta WHERE name = ?"
+        rows = await self._run(functools.partial(_fetchall, sql=sql, params=(name,)))
+        return str(rows[0][0]) if rows else None
+
+    async def ensure_meta(self, values: Mapping[str, str]) -> None:
+        """Store ``values`` in a new journal; in a resumed one, check they equal what is stored.
+
+        Raises :class:`JournalMismatchError` naming ``meta:<name>``, and then writes nothing.
+        """
+
+        def work(conn: sqlite3.Connection) -> None:
+            for name, value in values.items():
+                row = conn.execute("SELECT value FROM meta WHERE name = ?", (name,)).fetchone()
+                if row is None:
+                    conn.execute("INSERT INTO meta (name, value) VALUES (?, ?)", (name, value))
+                elif row[0] != value:
+                    raise JournalMismatchError(
+                        f"meta:{name}", stored=row[0], given=value,
+                        hint="this journal belongs to another batch; resume that one or use another output folder",
+                    )  # fmt: skip
+
+        await self._run(work, write=True)

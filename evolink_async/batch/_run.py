@@ -1,0 +1,384 @@
+"""The resumable folder batch: a folder of images in, a folder of results out, nothing paid twice.
+
+Per input, in this order, each step committed to the journal before the next starts::
+
+    reserve (idempotency key) -> local checks -> upload -> record_request (exact body)
+    -> submit (fan_out, with that key) -> record_submitted (task id) -> outcome -> download
+
+A run killed anywhere (``kill -9`` included) resumes by running the same command: inputs with a
+task id are re-attached (no submit), inputs with a stored body are resubmitted with the same key
+and body (the server answers a replay, not a second bill), completed ones are only downloaded.
+
+>>> async with EvolinkClient() as client:
+...     summary = await Batch(client, BatchSpec(model="mj-v7-remove-bg", input_dir="in", output_dir="out")).run()
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import json
+from collections.abc import Callable, Iterator
+from pathlib import Path, PurePosixPath
+from typing import IO, TYPE_CHECKING
+
+import anyio
+import anyio.abc
+import anyio.to_thread
+from anyio.streams.memory import MemoryObjectSendStream
+
+from .._files.download import download_urls
+from .._files.image_probe import ImageFormat, check_image
+from .._files.safe_paths import result_file_name
+from .._models.events import EventKind, TaskEvent
+from .._models.requests import ImageRequest
+from .._watching.fan_out import FanOutItem
+from ..errors import (
+    APIConnectionError,
+    AuthenticationError,
+    DownloadError,
+    EvolinkError,
+    InsufficientCreditsError,
+    PermissionDeniedError,
+    RateLimitError,
+    ServerError,
+    ValidationError,
+)
+from ._entries import Entry, EntryStatus, request_fingerprint
+from ._journal import Journal
+from ._spec import (  # fmt: skip
+    LOCK_NAME,
+    BatchEvent,
+    BatchLockedError,
+    BatchPlan,
+    BatchSpec,
+    BatchSummary,
+    FailedInput,
+    iter_inputs,
+)
+
+if TYPE_CHECKING:
+    from .._clients.evolink import EvolinkClient
+
+__all__ = ["Batch", "plan_batch"]
+
+EventSink = Callable[[BatchEvent], None]
+_FATAL = (AuthenticationError, PermissionDeniedError)
+# Submit errors after which the same key may be sent again: the submit may have reached the server.
+_TRANSIENT = (APIConnectionError, ServerError, RateLimitError, InsufficientCreditsError)
+
+
+def _code_of(error: BaseException) -> str:
+    code = getattr(error, "code", None)
+    if isinstance(error, ValidationError):
+        return "invalid_input"
+    if isinstance(error, DownloadError):
+        return f"download_{error.reason}"
+    return str(code) if code else type(error).__name__
+
+
+def _message_of(error: BaseException) -> str:
+    return str(getattr(error, "message", None) or error)
+
+
+def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        error = pending.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    for leaf in leaves:
+        if not isinstance(leaf, anyio.get_cancelled_exc_class()):
+            return leaf
+    return leaves[0] if leaves else group
+
+
+@contextlib.contextmanager
+def _run_lock(folder: Path) -> Iterator[None]:
+    """One run per output folder. ``flock`` dies with its process, so a killed run never blocks a resume."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - Windows: no advisory locks; the journal's own locking remains
+        yield
+        return
+    handle: IO[bytes] = open(folder / LOCK_NAME, "ab")  # noqa: SIM115 - held for the whole run
+    try:
+        try:
+            fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise BatchLockedError(f"another evolink run is using {folder}; wait for it or use another --out") from None
+        yield
+    finally:
+        handle.close()
+
+
+class Batch:
+    """Runs one :class:`BatchSpec` with a client; ``on_event`` sees every :class:`BatchEvent`."""
+
+    def __init__(self, client: EvolinkClient, spec: BatchSpec, *, on_event: EventSink | None = None) -> None:
+        self._client = client
+        self._spec = spec
+        self._on_event = on_event or (lambda event: None)
+        self.summary = BatchSummary(output_dir=str(spec.output_dir), journal=str(spec.journal_path))
+        self._journal: Journal | None = None
+        self._downloads = anyio.Semaphore(spec.max_downloads)
+
+    def _emit(self, event: BatchEvent) -> None:
+        self._on_event(event)
+
+    def _fail(self, key: str, code: str, message: str, *, task_id: str | None = None) -> None:
+        self.summary.failed.append(FailedInput(key=key, code=code, message=message))
+        self._emit(BatchEvent(kind="failed", key=key, task_id=task_id, error_code=code, message=message))
+
+    @property
+    def journal(self) -> Journal:
+        assert self._journal is not None
+        return self._journal
+
+    async def run(self) -> BatchSummary:
+        """Process every input; returns the summary (also on Ctrl-C, with ``interrupted`` set, re-raised)."""
+        spec = self._spec
+        if not await anyio.to_thread.run_sync(spec.input_dir.is_dir):
+            raise ValidationError("input_dir", f"{spec.input_dir} is not a folder")
+        await anyio.to_thread.run_sync(lambda: spec.output_dir.mkdir(parents=True, exist_ok=True))
+        with _run_lock(spec.output_dir):
+            async with Journal(spec.journal_path) as journal:
+                self._journal = journal
+                await journal.ensure_meta(spec.meta())
+                try:
+                    await self._run()
+                except BaseExceptionGroup as group:
+                    self.summary.interrupted = True
+                    # One cause (a wrong key, say) reads better than a tree of task groups.
+                    raise _first_cause(group) from None
+                except BaseException:
+                    self.summary.interrupted = True
+                    raise
+        return self.summary
+
+    async def _run(self) -> None:
+        send, receive = anyio.create_memory_object_stream[FanOutItem](0)
+        async with anyio.create_task_group() as group:
+            group.start_soon(self._prepare_all, send, group)
+            async with self._client.fan_out(
+                receive, max_in_flight=self._spec.max_in_flight, timeout=self._spec.timeout
+            ) as events:
+                async for event in events:
+                    await self._handle(event, group)
+            self.summary.credits_reserved = round(events.summary.credits_reserved, 6)
+
+    # --- inputs -----------------------------------------------------------------------------
+
+    async def _prepare_all(self, send: MemoryObjectSendStream[FanOutItem], group: anyio.abc.TaskGroup) -> None:
+        spec = self._spec
+        exclude = spec.output_dir if spec.output_dir.resolve().is_relative_to(spec.input_dir.resolve()) else None
+        paths = iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude)
+        walk_lock = anyio.Lock()
+
+        async def next_path() -> Path | None:
+            async with walk_lock:  # one thread advances the generator at a time
+                found = await anyio.to_thread.run_sync(next, paths, None)
+            if found is not None:
+                self.summary.inputs += 1
+                self._emit(BatchEvent(kind="found", key=self._key(found), total=self.summary.inputs))
+            return found
+
+        async def worker(out: anyio.abc.ObjectSendStream[FanOutItem]) -> None:
+            async with out:
+                while (path := await next_path()) is not None:
+                    item = await self._prepare(path, group)
+                    if item is not None:
+                        await out.send(item)
+
+        async with send, anyio.create_task_group() as workers:
+            for _ in range(spec.max_uploads):
+                workers.start_soon(worker, send.clone())
+        self._emit(BatchEvent(kind="discovered", total=self.summary.inputs))
+
+    def _key(self, path: Path) -> str:
+        return path.relative_to(self._spec.input_dir).as_posix()
+
+    async def _prepare(self, path: Path, group: anyio.abc.TaskGroup) -> FanOutItem | None:
+        """Bring one input up to the point where fan_out can take it (or finish it here)."""
+        spec, key = self._spec, self._key(path)
+        entry = await self.journal.reserve(key, request_fingerprint(spec.fingerprint_body(key)))
+        if entry.status in (EntryStatus.FAILED, EntryStatus.CANCELLED, EntryStatus.SUBMIT_FAILED):
+            if not spec.retry_failed:
+                message = entry.error_message or "failed in an earlier run"
+                self._fail(key, entry.error_code or entry.status.value, f"{message} (--retry-failed starts it again)")
+                return None
+            entry = await self.journal.restart(key)
+        if entry.status is EntryStatus.DOWNLOADED:
+            self.summary.done_before += 1
+            self._emit(BatchEvent(kind="done_before", key=key, task_id=entry.task_id, paths=entry.result_paths))
+            return None
+        if entry.needs_download:
+            group.start_soon(self._download, key, entry.task_id, entry.result_urls)
+            return None
+        if entry.needs_watch:
+            self.summary.reattached += 1
+            self._emit(BatchEvent(kind="reattached", key=key, task_id=entry.task_id))
+            return FanOutItem(key=key, task_id=entry.task_id)
+        try:
+            body = await self._request_body(path, key, entry)
+        except _FATAL:
+            raise
+        except EvolinkError as exc:
+            if not isinstance(exc, _TRANSIENT):  # transient: the entry stays pending, a re-run tries again
+                await self.journal.record_outcome(
+                    key, EntryStatus.SUBMIT_FAILED, error_code=_code_of(exc), error_message=_message_of(exc)
+                )
+            self._fail(key, _code_of(exc), _message_of(exc))
+            return None
+        return FanOutItem(key=key, request=ImageRequest.from_body(body), idempotency_key=entry.idempotency_key)
+
+    async def _request_body(self, path: Path, key: str, entry: Entry) -> dict[str, object]:
+        if entry.request_body is not None:  # a resume: send exactly what the key was first used for
+            stored: dict[str, object] = json.loads(entry.request_body)
+            return stored
+        spec = self._spec
+        spec.request(path)  # suffix and prompt rules, before anything is read or sent
+        try:
+            await anyio.to_thread.run_sync(lambda: check_image(path, model=spec.model, field=key))
+        except OSError as exc:
+            raise ValidationError(key, f"cannot be read: {exc.strerror or exc}") from None
+        uploaded = await self._client.files.upload(path, file_name=path.name)
+        self._emit(BatchEvent(kind="uploaded", key=key))
+        body = spec.request(uploaded.file_url).to_body()
+        result: dict[str, object] = json.loads(await self.journal.record_request(key, json.dumps(body)))
+        return result
+
+    # --- fan-out events ---------------------------------------------------------------------
+
+    async def _handle(self, event: TaskEvent, group: anyio.abc.TaskGroup) -> None:
+        key = str(event.key)
+        task = event.task
+        task_id = task.id if task is not None else None
+        journal = self.journal
+        if event.kind is EventKind.SUBMITTED and task is not None:
+            await journal.record_submitted(key, task.id)
+            self.summary.submitted += 1
+            self._emit(BatchEvent(kind="submitted", key=key, task_id=task.id, progress=task.progress,
+                                  status=task.status.value))  # fmt: skip
+        elif event.kind is EventKind.PROGRESS and task is not None:
+            self._emit(BatchEvent(kind="progress", key=key, task_id=task.id, progress=task.progress,
+                                  status=task.status.value))  # fmt: skip
+        elif event.kind is EventKind.COMPLETED and task is not None:
+            await journal.record_outcome(key, EntryStatus.COMPLETED, result_urls=task.results)
+            self._emit(BatchEvent(kind="completed", key=key, task_id=task.id, progress=100, status="completed"))
+            group.start_soon(self._download, key, task.id, task.results)
+        elif event.kind is EventKind.SUBMIT_FAILED:
+            error = event.error or EvolinkError("submit failed")
+            if not isinstance(error, _TRANSIENT):
+                await journal.record_outcome(
+                    key, EntryStatus.SUBMIT_FAILED, error_code=_code_of(error), error_message=_message_of(error)
+                )
+            self._fail(key, _code_of(error), _message_of(error))
+        elif event.kind is EventKind.TIMED_OUT:
+            await journal.record_outcome(key, EntryStatus.TIMED_OUT)
+            self._fail(key, "timed_out", f"not finished after {self._spec.timeout:g} s; run again to keep waiting",
+                       task_id=task_id)  # fmt: skip
+        elif event.kind in (EventKind.FAILED, EventKind.CANCELLED):
+            code, message = self._task_error(event)
+            status = EntryStatus.FAILED if event.kind is EventKind.FAILED else EntryStatus.CANCELLED
+            await journal.record_outcome(key, status, error_code=code, error_message=message)
+            self._fail(key, code, message, task_id=task_id)
+
+    @staticmethod
+    def _task_error(event: TaskEvent) -> tuple[str, str]:
+        task = event.task
+        if task is not None and task.error is not None:
+            return task.error.code or "failed", task.error.message or "the task failed"
+        if event.error is not None:
+            return _code_of(event.error), _message_of(event.error)
+        return event.kind.value, f"the task ended {event.kind.value}"
+
+    # --- downloads --------------------------------------------------------------------------
+
+    async def _download(self, key: str, task_id: str | None, urls: tuple[str, ...]) -> None:
+        async with self._downloads:
+            try:
+                paths = await self._save(key, urls)
+            except DownloadError as exc:
+                if exc.reason != "http_status" or task_id is None:
+                    self._fail(key, _code_of(exc), _message_of(exc), task_id=task_id)
+                    return
+                # Result links expire after 24 h: a fresh query of the task gives new ones.
+                try:
+                    fresh = await self._client.tasks.get(task_id)
+                    paths = await self._save(key, fresh.results)
+                except EvolinkError as retry_exc:
+                    self._fail(key, _code_of(retry_exc), _message_of(retry_exc), task_id=task_id)
+                    return
+            except EvolinkError as exc:  # UnsafePathError and friends
+                self._fail(key, _code_of(exc), _message_of(exc), task_id=task_id)
+                return
+            await self.journal.record_downloads(key, [str(p) for p in paths])
+        self.summary.downloaded += 1
+        self.summary.results_saved += len(paths)
+        self._emit(BatchEvent(kind="downloaded", key=key, task_id=task_id, paths=tuple(map(str, paths))))
+
+    async def _save(self, key: str, urls: tuple[str, ...]) -> tuple[Path, ...]:
+        if not urls:
+            raise DownloadError("", "no_results", "the task completed without result URLs")
+        relative = PurePosixPath(key)
+
+        def name_for(index: int, image_format: ImageFormat) -> str:
+            name = result_file_name(relative.name, index, image_format=image_format)
+            return name if str(relative.parent) == "." else f"{relative.parent}/{name}"
+
+        # Durable: the journal is about to record these results as saved, and a resumed run
+        # trusts it; a power cut must not leave an empty file behind that record. Reusing an
+        # identical file: a run killed after saving a result but before recording it finds that
+        # file on resume instead of saving a second copy beside it.
+        return await download_urls(
+            self._client.session,
+            urls,
+            self._spec.output_dir,
+            name_for,
+            durable=True,
+            reuse_identical=True,
+        )
+
+
+async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> BatchPlan:
+    """A dry run: find the inputs, check each locally, count what a run would submit; spend nothing.
+
+    Reads an existing journal (to leave out inputs already handled) but never creates one.
+    """
+    if not await anyio.to_thread.run_sync(spec.input_dir.is_dir):
+        raise ValidationError("input_dir", f"{spec.input_dir} is not a folder")
+    exclude = spec.output_dir if spec.output_dir.resolve().is_relative_to(spec.input_dir.resolve()) else None
+    paths = iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude)
+    journal = await Journal.open(spec.journal_path) if await anyio.to_thread.run_sync(spec.journal_path.exists) \
+        else None  # fmt: skip
+    inputs = to_submit = handled = 0
+    invalid: list[FailedInput] = []
+    try:
+        while (path := await anyio.to_thread.run_sync(next, paths, None)) is not None:
+            inputs += 1
+            key = path.relative_to(spec.input_dir).as_posix()
+            entry = await journal.get(key) if journal is not None else None
+            if entry is not None and not entry.needs_submit:
+                handled += 1
+                continue
+            try:
+                spec.request(path)
+                await anyio.to_thread.run_sync(functools.partial(check_image, path, model=spec.model, field=key))
+            except (ValidationError, OSError) as exc:
+                invalid.append(FailedInput(key=key, code="invalid_input", message=_message_of(exc)))
+                if on_event is not None:
+                    on_event(BatchEvent(kind="failed", key=key, error_code="invalid_input", message=_message_of(exc)))
+                continue
+            to_submit += 1
+    finally:
+        if journal is not None:
+            await journal.aclose()
+    return BatchPlan(
+        inputs=inputs, to_submit=to_submit, already_handled=handled, invalid=tuple(invalid),
+        credits_per_input=spec.estimated_credits_per_input, model=spec.model,
+    )  # fmt: skip
+

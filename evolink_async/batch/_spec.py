@@ -1,0 +1,217 @@
+"""Value types of the folder batch: what to do (``BatchSpec``), what happened (``BatchEvent``,
+``BatchSummary``), what a dry run found (``BatchPlan``), and how inputs are found (pure, no I/O
+beyond listing folders)."""
+
+from __future__ import annotations
+
+import fnmatch
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import attrs
+
+from .._files.safe_paths import is_result_file_name
+from .._models.requests import MODEL_RULES, ImageInput, ImageRequest
+from ..errors import EvolinkError
+
+__all__ = [
+    "ESTIMATED_CREDITS",
+    "INPUT_SUFFIXES",
+    "JOURNAL_NAME",
+    "BatchEvent",
+    "BatchLockedError",
+    "BatchPlan",
+    "BatchSpec",
+    "BatchSummary",
+    "FailedInput",
+    "iter_inputs",
+]
+
+#: The journal's file name inside the output folder.
+JOURNAL_NAME = "evolink-journal.sqlite3"
+LOCK_NAME = ".evolink-batch.lock"
+#: Files a folder batch takes as inputs (by suffix; the header is checked before upload).
+INPUT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+#: Credits per call for the dry run's estimate, from the API's published examples (A1 shows 1.8
+#: for mj-v7-retexture). The server's ``usage.credits_reserved`` is what is actually charged.
+ESTIMATED_CREDITS: Mapping[str, float] = {"mj-v7-retexture": 1.8, "mj-v7-remove-bg": 1.8, "qwen-image-edit": 1.0}
+
+
+class BatchLockedError(EvolinkError):
+    """Raised when another run is already using the same output folder (its journal)."""
+
+
+@attrs.frozen(kw_only=True)
+class BatchSpec:
+    """One folder batch: every image under ``input_dir`` -> results under ``output_dir``.
+
+    >>> BatchSpec(model="qwen-image-edit", prompt="make it autumn", input_dir=Path("photos"),
+    ...           output_dir=Path("out"), recursive=True, pattern="*.jpg", max_in_flight=16)
+    """
+
+    model: str
+    input_dir: Path = attrs.field(converter=Path)
+    output_dir: Path = attrs.field(converter=Path)
+    prompt: str | None = None
+    model_params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    recursive: bool = False
+    #: A glob matched against each file's name and its path relative to ``input_dir``.
+    pattern: str = "*"
+    max_in_flight: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    #: Seconds each task may take before it is reported timed out (a re-run keeps waiting).
+    timeout: float | None = None
+    #: Uploads (and local checks) running at once, ahead of the submits.
+    max_uploads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    max_downloads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    #: Start inputs whose task failed in an earlier run afresh (a new, billed submit each).
+    retry_failed: bool = False
+
+    def request(self, image: ImageInput) -> ImageRequest:
+        """The request for one input (validated: raises ``ValidationError`` before any upload)."""
+        return ImageRequest(
+            model=self.model, prompt=self.prompt, image_urls=(image,), model_params=dict(self.model_params) or None
+        )
+
+    def meta(self) -> dict[str, str]:
+        """What a journal must agree with for a run to resume it."""
+        return {
+            "model": self.model,
+            "prompt": self.prompt or "",
+            "model_params": json.dumps(dict(self.model_params), sort_keys=True),
+            "input_dir": str(self.input_dir.resolve()),
+        }
+
+    def fingerprint_body(self, key: str) -> dict[str, Any]:
+        # Not the uploaded URL: it changes with every upload, while the input stays the same.
+        return {"input": key, "model": self.model, "prompt": self.prompt, "model_params": dict(self.model_params)}
+
+    @property
+    def journal_path(self) -> Path:
+        return self.output_dir / JOURNAL_NAME
+
+    @property
+    def estimated_credits_per_input(self) -> float | None:
+        cost = ESTIMATED_CREDITS.get(self.model)
+        if cost is not None and self.model_params.get("speed") == "turbo":
+            cost *= 2
+        return cost
+
+
+def iter_inputs(root: Path, *, recursive: bool, pattern: str = "*", exclude: Path | None = None) -> Iterator[Path]:
+    """Image files under ``root`` in a stable order, lazily, one folder listing at a time.
+
+    Skips hidden entries, symlinked folders, files that look like results
+    (``*.result-<n>.<ext>``: a re-run never pays for its own outputs) and, when ``exclude`` is
+    given, that folder (an output folder inside the input folder).
+    """
+    excluded = exclude.resolve() if exclude is not None else None
+    pending = [root]
+    while pending:
+        folder = pending.pop()
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda entry: entry.name)
+        subfolders = []
+        for entry in entries:
+            if entry.name.startswith("."):
+                continue
+            if entry.is_dir(follow_symlinks=False):
+                if recursive and Path(entry.path).resolve() != excluded:
+                    subfolders.append(Path(entry.path))
+                continue
+            if not entry.is_file() or Path(entry.name).suffix.lower() not in INPUT_SUFFIXES:
+                continue
+            if is_result_file_name(entry.name):
+                continue
+            relative = PurePosixPath(Path(entry.path).relative_to(root).as_posix())
+            if fnmatch.fnmatch(entry.name, pattern) or fnmatch.fnmatch(str(relative), pattern):
+                yield Path(entry.path)
+        pending.extend(reversed(subfolders))
+
+
+@attrs.frozen(kw_only=True)
+class BatchEvent:
+    """Something that happened to one input (or the batch). ``kind`` is one of:
+
+    ``found`` (an input joined the batch; ``total`` so far), ``done_before`` (finished in an
+    earlier run), ``uploaded``, ``submitted``, ``reattached``, ``progress``, ``completed``,
+    ``downloaded`` (``paths``), ``failed`` (``error_code``, ``message``), ``discovered`` (all
+    inputs found; ``total``).
+    """
+
+    kind: str
+    key: str | None = None
+    task_id: str | None = None
+    progress: int | None = None
+    status: str | None = None
+    error_code: str | None = None
+    message: str | None = None
+    paths: tuple[str, ...] = ()
+    total: int | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        """The event as a JSON object without empty fields (one line of ``--json`` output)."""
+        return {k: list(v) if isinstance(v, tuple) else v for k, v in attrs.asdict(self).items() if v not in (None, ())}
+
+
+@attrs.frozen(kw_only=True)
+class FailedInput:
+    """An input that has no result: its key, a short error code and the message."""
+
+    key: str
+    code: str
+    message: str
+
+
+@attrs.define(kw_only=True)
+class BatchSummary:
+    """What a run did. ``ok`` is true when every input found has its results on disk."""
+
+    inputs: int = 0
+    done_before: int = 0
+    downloaded: int = 0
+    submitted: int = 0
+    reattached: int = 0
+    results_saved: int = 0
+    credits_reserved: float = 0.0
+    failed: list[FailedInput] = attrs.field(factory=list)
+    interrupted: bool = False
+    output_dir: str = ""
+    journal: str = ""
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.interrupted and self.done_before + self.downloaded == self.inputs
+
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["ok"] = self.ok
+        return data
+
+
+@attrs.frozen(kw_only=True)
+class BatchPlan:
+    """What a dry run found: nothing was uploaded, submitted or written."""
+
+    inputs: int
+    to_submit: int
+    already_handled: int
+    invalid: tuple[FailedInput, ...]
+    credits_per_input: float | None
+    model: str
+
+    @property
+    def estimated_credits(self) -> float | None:
+        return None if self.credits_per_input is None else round(self.to_submit * self.credits_per_input, 6)
+
+    def to_json(self) -> dict[str, Any]:
+        data = attrs.asdict(self)
+        data["estimated_credits"] = self.estimated_credits
+        return data
+
+
+def known_model(model: str) -> bool:
+    """Whether the SDK knows the model's input rules (unknown models are still allowed)."""
+    return model in MODEL_RULES

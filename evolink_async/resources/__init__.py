@@ -1,1 +1,0 @@
-"""One class per API area; each method is one endpoint (build, send, structure)."""
