@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from ._callbacks.receiver import CallbackReceiver
 from ._clients.evolink import EvolinkClient, MissingAPIKeyError
 from ._core.config import ClientConfig
 from ._core.retry import RetryPolicy
@@ -75,6 +76,7 @@ __all__ = [
     "BatchPlan",
     "BatchSpec",
     "BatchSummary",
+    "CallbackReceiver",
     "ClientClosedError",
     "ClientConfig",
     "DownloadError",

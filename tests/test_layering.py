@@ -26,9 +26,10 @@ LAYERS = {
     "_files": 3,
     "_protocols": 4,
     "_watching": 5,
-    "_clients": 6,
-    "batch": 7,
-    "cli": 8, "sandbox": 8, "testing": 8, "__init__": 8, "__main__": 8,
+    "_callbacks": 6,
+    "_clients": 7,
+    "batch": 8,
+    "cli": 9, "sandbox": 9, "testing": 9, "__init__": 9, "__main__": 9,
 }  # fmt: skip
 
 

@@ -1,0 +1,194 @@
+"""``CallbackReceiver``: one URL per submit, callbacks checked, ordered and pushed to the tracker.
+
+Framework-free: :meth:`CallbackReceiver.handle` takes a token and a body and returns the status
+to answer; ``aiohttp_app()`` and ``asgi`` only move bytes. What a callback may do:
+
+- an unknown or forged token gets 404 and changes nothing (tokens are checked in constant time);
+- a body over ``max_body_bytes`` gets 413, one that is not JSON or not a task gets 400;
+- a duplicate, or a snapshot older than one already taken (notifyHook posts may arrive out of
+  order), is answered 200 and dropped: no repeated, backward or second terminal event;
+- with ``verify="fetch"`` the task is fetched once before anything is trusted (for URLs that may
+  have leaked); a failed fetch gets 503, so a server that retries tries again later.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from typing import Any, Literal
+from urllib.parse import urlsplit
+
+import attrs
+
+from .._core.logging import logger
+from .._models.task import Task, TaskStatus
+from .._models.urls import check_callback_url
+from ..errors import EvolinkError, ResponseFormatError, ValidationError
+from .tokens import load_secret, mint_token, token_matches
+
+__all__ = ["CallbackReceiver", "CallbackRoute", "Registration"]
+
+#: Evolink's callback is the task JSON (a few KiB); MJ's notifyHook the task object.
+DEFAULT_MAX_BODY_BYTES = 256 * 1024
+#: Submits remembered at once; the oldest are forgotten first (their callbacks then get 404).
+DEFAULT_MAX_REGISTRATIONS = 200_000
+_RANK = {TaskStatus.PENDING: 0, TaskStatus.UNKNOWN: 0, TaskStatus.PROCESSING: 1}
+_TERMINAL_RANK = 2
+
+
+@attrs.frozen(kw_only=True)
+class CallbackRoute:
+    """How one client takes callbacks: its protocol's parser, its tracker, its fetch."""
+
+    parse: Callable[[Any], Task]
+    push: Callable[[Task], None]
+    fetch: Callable[[str], Awaitable[Task]]
+
+
+class Registration:
+    """One submit's callback URL, and what has arrived on it so far."""
+
+    __slots__ = ("_arrived", "idempotency_key", "latest", "rank", "route", "token", "url")
+
+    def __init__(self, *, idempotency_key: str, token: str, url: str, route: CallbackRoute) -> None:
+        self.idempotency_key = idempotency_key
+        self.token = token
+        self.url = url
+        self.route = route
+        self.latest: Task | None = None
+        self.rank: tuple[int, int] = (-1, -1)
+        self._arrived: asyncio.Event | None = None
+
+    async def wait(self, timeout: float) -> Task | None:
+        """The first task that arrives on this URL (an orphaned submit's), or None after ``timeout``."""
+        if self.latest is None:
+            if self._arrived is None:
+                self._arrived = asyncio.Event()
+            try:
+                async with asyncio.timeout(timeout):
+                    await self._arrived.wait()
+            except TimeoutError:
+                return None
+        return self.latest
+
+    def _take(self, task: Task) -> bool:
+        """Keep ``task`` if it is newer than what arrived before; False for a duplicate or older one."""
+        rank = (_TERMINAL_RANK if task.is_terminal else _RANK.get(task.status, 1), task.progress)
+        if self.rank[0] == _TERMINAL_RANK or rank <= self.rank:
+            return False
+        self.rank = rank
+        self.latest = task
+        if self._arrived is not None:
+            self._arrived.set()
+        return True
+
+
+class CallbackReceiver:
+    """Receives task callbacks at ``public_url/<token>``, one token per submit.
+
+    >>> receiver = CallbackReceiver("https://hooks.example.com/evolink")
+    >>> app.add_subapp("/evolink", receiver.aiohttp_app())        # or mount receiver.asgi
+    >>> async with EvolinkClient(callbacks=receiver) as client: ...
+    """
+
+    def __init__(
+        self,
+        public_url: str,
+        *,
+        secret: str | bytes | None = None,
+        allow_local: bool = False,
+        verify: Literal["fetch"] | None = None,
+        max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
+        max_registrations: int = DEFAULT_MAX_REGISTRATIONS,
+    ) -> None:
+        if not isinstance(public_url, str):
+            raise ValidationError("public_url", f"must be a string, got {type(public_url).__name__}")
+        if not isinstance(allow_local, bool):
+            raise ValidationError("allow_local", "must be True or False")
+        public_url = public_url.rstrip("/")
+        check_callback_url("public_url", public_url + "/" + "x" * 32, allow_private=allow_local)
+        if urlsplit(public_url).query or urlsplit(public_url).fragment:
+            raise ValidationError("public_url", "must not have a query or a fragment")
+        if verify not in (None, "fetch"):
+            raise ValidationError("verify", f"must be None or 'fetch', got {verify!r}")
+        for name, value in (("max_body_bytes", max_body_bytes), ("max_registrations", max_registrations)):
+            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+                raise ValidationError(name, "must be a positive integer")
+        self.public_url = public_url
+        self.verify = verify
+        self.max_body_bytes = max_body_bytes
+        self._secret = load_secret(secret)
+        self._max_registrations = max_registrations
+        self._registrations: OrderedDict[str, Registration] = OrderedDict()
+        #: Callbacks taken (after checks), and when the last one came: the receiver's reachability.
+        self.accepted = 0
+        self.last_accepted_at: float | None = None
+
+    def __repr__(self) -> str:
+        return f"CallbackReceiver(public_url={self.public_url!r}, secret='***')"
+
+    def register(self, idempotency_key: str, route: CallbackRoute) -> Registration:
+        """The callback URL of the submit made under ``idempotency_key`` (the same key, the same URL)."""
+        token = mint_token(self._secret, idempotency_key)
+        registration = self._registrations.get(token)
+        if registration is None:
+            registration = Registration(
+                idempotency_key=idempotency_key, token=token, url=f"{self.public_url}/{token}", route=route
+            )
+            self._registrations[token] = registration
+            while len(self._registrations) > self._max_registrations:
+                self._registrations.popitem(last=False)
+        return registration
+
+    def registration(self, idempotency_key: str) -> Registration | None:
+        return self._registrations.get(mint_token(self._secret, idempotency_key))
+
+    async def handle(self, token: str, body: bytes) -> int:
+        """Take one callback; returns the HTTP status to answer."""
+        registration = self._registrations.get(token)
+        if registration is None or not token_matches(self._secret, registration.idempotency_key, token):
+            return 404
+        if len(body) > self.max_body_bytes:
+            return 413
+        try:
+            task = registration.route.parse(_loads(body))
+        except ResponseFormatError as exc:
+            logger.warning("callback refused: not a task (%s)", exc.message)
+            return 400
+        if registration.latest is not None and task.id != registration.latest.id:
+            logger.warning("callback refused: task %s on the URL of task %s", task.id, registration.latest.id)
+            return 400
+        if self.verify == "fetch":
+            try:
+                task = await registration.route.fetch(task.id)
+            except EvolinkError as exc:
+                logger.warning("callback for %s not confirmed: %s", task.id, exc)
+                return 503
+        self.accepted += 1
+        self.last_accepted_at = time.monotonic()
+        if registration._take(task):
+            registration.route.push(task)
+        return 200
+
+    def aiohttp_app(self) -> Any:
+        """An ``aiohttp.web.Application`` serving ``POST /<token>``: mount it with ``add_subapp``."""
+        from .aiohttp_app import build_app
+
+        return build_app(self)
+
+    @property
+    def asgi(self) -> Callable[..., Awaitable[None]]:
+        """An ASGI application serving ``POST /<token>``, for any ASGI framework's ``mount``."""
+        from .asgi import AsgiCallbacks
+
+        return AsgiCallbacks(self)
+
+
+def _loads(body: bytes) -> Any:
+    try:
+        return json.loads(body)
+    except (ValueError, RecursionError) as exc:
+        raise ResponseFormatError(f"not JSON: {type(exc).__name__}") from None
