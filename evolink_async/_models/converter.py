@@ -16,6 +16,7 @@ from cattrs.gen import make_dict_structure_fn, override
 
 from ..errors import ResponseFormatError
 from .task import Task, TaskError, TaskInfo, TaskStatus, Usage
+from .task_ids import is_safe_task_id
 
 __all__ = ["converter", "structure_task"]
 
@@ -140,8 +141,8 @@ def structure_task(body: object, *, request_id: str | None = None) -> Task:
     if not isinstance(body, Mapping):
         raise ResponseFormatError(f"expected a task object, got {type(body).__name__}", request_id=request_id)
     task_id = body.get("id")
-    if not isinstance(task_id, str) or not task_id:
-        raise ResponseFormatError("task body has no string 'id'", request_id=request_id)
+    if not is_safe_task_id(task_id):
+        raise ResponseFormatError("task body has no 'id' that is one safe path segment", request_id=request_id)
     if body.get("status") is None:
         raise ResponseFormatError(f"task body {task_id} has no 'status'", request_id=request_id)
     try:
