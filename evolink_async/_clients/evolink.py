@@ -71,6 +71,10 @@ class EvolinkClient:
             raise MissingAPIKeyError(
                 "no API key: pass api_key=... or set EVOLINK_API_KEY (keys look like sk-evo-...)"
             )
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
+        if session is not None and not isinstance(session, aiohttp.ClientSession):
+            raise ValidationError("session", f"must be an aiohttp.ClientSession, got {type(session).__name__}")
         policy = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         config = ClientConfig(
             api_key=Secret(key),

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from urllib.parse import urlsplit
 
 import attrs
 
+from ..errors import ValidationError
+from .checks import count_at_least, number_at_least
 from .retry import RetryPolicy
 from .secret import Secret
 
@@ -24,12 +27,12 @@ class ClientConfig:
     base_url: str = DEFAULT_BASE_URL
     files_base_url: str = DEFAULT_FILES_BASE_URL
     #: Seconds one HTTP attempt may take in all (connect, send, receive).
-    timeout: float = 60.0
+    timeout: float = attrs.field(default=60.0, validator=number_at_least(0, above=True))
     #: Seconds to open a connection.
-    connect_timeout: float = 10.0
+    connect_timeout: float = attrs.field(default=10.0, validator=number_at_least(0, above=True))
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     #: Open connections at most (the aiohttp connector's limit).
-    max_connections: int = 64
+    max_connections: int = attrs.field(default=64, validator=count_at_least(1))
     #: The largest JSON answer read into memory, in bytes.
     max_response_bytes: int = 8 * 1024 * 1024
     default_headers: Mapping[str, str] = attrs.field(factory=dict)
@@ -40,6 +43,37 @@ def _env(name: str) -> str | None:
     return value or None
 
 
+_MIN_KEY_CHARS = 8
+
+
+def check_api_key(key: object) -> str:
+    """A key that can be redacted wherever it shows: long enough, one printable token."""
+    if not isinstance(key, str):
+        raise ValidationError("api_key", f"must be a string, got {type(key).__name__}")
+    if len(key) < _MIN_KEY_CHARS:
+        # A one-character key would turn every such character in a message into "***".
+        raise ValidationError("api_key", f"must be at least {_MIN_KEY_CHARS} characters")
+    if any(ch.isspace() or not ch.isprintable() for ch in key):
+        raise ValidationError("api_key", "must not contain whitespace or control characters")
+    return key
+
+
+def check_base_url(field: str, url: object) -> str:
+    """An absolute http(s) URL with a host, without query or fragment; returned without a trailing slash."""
+    if not isinstance(url, str):
+        raise ValidationError(field, f"must be a string, got {type(url).__name__}")
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValidationError(field, f"must be an http(s) URL with a host, got {url!r}")
+    if parts.query or parts.fragment or any(ch.isspace() for ch in url):
+        raise ValidationError(field, "must not have a query, a fragment or whitespace")
+    try:
+        parts.port  # noqa: B018 - raises for a port out of range
+    except ValueError:
+        raise ValidationError(field, "has a port that is not a number in 0..65535") from None
+    return url.rstrip("/")
+
+
 def config_from_env(
     api_key: str | None,
     *,
@@ -48,6 +82,6 @@ def config_from_env(
 ) -> tuple[str | None, str, str]:
     """Resolve key and URLs: explicit arguments first, then ``EVOLINK_*`` variables, then defaults."""
     key = api_key if api_key is not None else _env("EVOLINK_API_KEY")
-    base = (base_url or _env("EVOLINK_BASE_URL") or DEFAULT_BASE_URL).rstrip("/")
-    files = (files_base_url or _env("EVOLINK_FILES_BASE_URL") or DEFAULT_FILES_BASE_URL).rstrip("/")
-    return key, base, files
+    base = check_base_url("base_url", base_url or _env("EVOLINK_BASE_URL") or DEFAULT_BASE_URL)
+    files = check_base_url("files_base_url", files_base_url or _env("EVOLINK_FILES_BASE_URL") or DEFAULT_FILES_BASE_URL)
+    return (None if key is None or key == "" else check_api_key(key)), base, files

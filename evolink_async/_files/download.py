@@ -29,6 +29,7 @@ import aiohttp
 import anyio
 import anyio.to_thread
 
+from .._core.checks import check_count, check_number
 from .._core.logging import logger
 from .._version import __version__
 from ..errors import DownloadError
@@ -224,6 +225,8 @@ async def download_urls(
     reuse_identical: bool = False,
 ) -> tuple[Path, ...]:
     """Save every URL in order (``name_for(index, format)`` names each); stops at the first error."""
+    check_count("max_bytes", max_bytes)
+    check_number("timeout", timeout, above=True)
     paths = []
     for index, url in enumerate(urls):
         named = functools.partial(name_for, index)

@@ -19,6 +19,7 @@ import anyio
 import anyio.abc
 import attrs
 
+from .._core.checks import check_count, check_number, check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import logger
 from .._models.events import EventKind, TaskEvent, kind_for
@@ -198,14 +199,13 @@ class FanOut:
         buffer_size: int,
         timeout: float | None,
     ) -> None:
-        if max_in_flight < 1:
-            raise ValidationError("max_in_flight", "must be at least 1")
-        if buffer_size < 1:
-            raise ValidationError("buffer_size", "must be at least 1")
-        if max_submits_per_second is not None and max_submits_per_second <= 0:
-            raise ValidationError("max_submits_per_second", "must be positive")
-        if timeout is not None and timeout <= 0:
-            raise ValidationError("timeout", "must be positive")
+        check_count("max_in_flight", max_in_flight)
+        check_count("buffer_size", buffer_size)
+        if max_submits_per_second is not None:
+            check_number("max_submits_per_second", max_submits_per_second, above=True)
+        timeout = check_timeout("timeout", timeout)
+        if requests is None or not isinstance(requests, Iterable | AsyncIterable) or isinstance(requests, str | bytes):
+            raise ValidationError("requests", "must be an iterable or async iterable of requests")
         self._api = api
         self._tracker = tracker
         self._requests = requests

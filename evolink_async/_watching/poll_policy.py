@@ -7,9 +7,13 @@ expected finish, and backing off once the task is overdue.
 
 from __future__ import annotations
 
+import math
 import random
 
 import attrs
+
+from .._core.checks import number_at_least
+from ..errors import ValidationError
 
 __all__ = ["PollPolicy", "PollState"]
 
@@ -62,6 +66,11 @@ class PollState:
         return last[0] + (100 - last[1]) / rate
 
 
+def _below_one(_: object, attribute: attrs.Attribute[float], value: float) -> None:
+    if value >= 1:
+        raise ValidationError(attribute.name, f"must be below 1, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class PollPolicy:
     """The default schedule of task queries.
@@ -77,31 +86,34 @@ class PollPolicy:
     >>> PollPolicy(min_interval=0.5, max_interval=20.0)
     """
 
-    min_interval: float = 1.0
-    max_interval: float = 30.0
+    min_interval: float = attrs.field(default=1.0, validator=number_at_least(0, above=True))
+    max_interval: float = attrs.field(default=30.0, validator=number_at_least(0, above=True))
     #: Assumed when the server gives no ``estimated_time``.
-    default_estimated_time: float = 30.0
-    first_query: float = attrs.field(default=0.5, validator=attrs.validators.ge(0))
+    default_estimated_time: float = attrs.field(default=30.0, validator=number_at_least(0, above=True))
+    #: The largest ``estimated_time`` believed: a server's number guides the schedule, and a
+    #: huge one (1e9) must not put the first query off for ever. Midjourney takes up to ~20 min.
+    max_estimated_time: float = attrs.field(default=3600.0, validator=number_at_least(0, above=True))
+    first_query: float = attrs.field(default=0.5, validator=number_at_least(0))
     #: The spacing of queries near the expected finish, as a fraction of ``estimated_time``. A
     #: twelfth, not a sixteenth: without progress data (a server that reports none) 1/16 spent
     #: 0.88x the queries of fixed 3 s polling; 1/12 spends fewer at still lower latency
     #: (benchmarks/polling.py, "progress-blind").
-    resolution: float = attrs.field(default=1 / 12, validator=attrs.validators.gt(0))
-    overdue_after: float = 1.5
-    backoff: float = attrs.field(default=1.5, validator=attrs.validators.ge(1))
+    resolution: float = attrs.field(default=1 / 12, validator=number_at_least(0, above=True))
+    overdue_after: float = attrs.field(default=1.5, validator=number_at_least(0))
+    backoff: float = attrs.field(default=1.5, validator=number_at_least(1))
     #: Fraction of the remaining time to the extrapolated finish that one skip covers. Half, not
     #: more: a task that sat in ``pending`` first makes the extrapolation late, and a longer skip
     #: overshoots the finish (measured in benchmarks/polling.py: 0.7 doubled the mean latency).
-    approach: float = attrs.field(default=0.5, validator=[attrs.validators.gt(0), attrs.validators.lt(1)])
+    approach: float = attrs.field(default=0.5, validator=[number_at_least(0, above=True), _below_one])
     #: How far past a measured-rate finish the last query aims, as a fraction of the spacing.
-    final_margin: float = attrs.field(default=0.1, validator=attrs.validators.ge(0))
-    jitter: float = attrs.field(default=0.1, validator=[attrs.validators.ge(0), attrs.validators.lt(1)])
+    final_margin: float = attrs.field(default=0.1, validator=number_at_least(0))
+    jitter: float = attrs.field(default=0.1, validator=[number_at_least(0), _below_one])
     #: Waits after failed queries: ``min_interval`` doubling per consecutive error, up to this.
-    max_error_interval: float = 60.0
+    max_error_interval: float = attrs.field(default=60.0, validator=number_at_least(0, above=True))
 
     def __attrs_post_init__(self) -> None:
-        if not 0 < self.min_interval <= self.max_interval:
-            raise ValueError("PollPolicy needs 0 < min_interval <= max_interval")
+        if self.min_interval > self.max_interval:
+            raise ValidationError("min_interval", f"must not exceed max_interval ({self.max_interval:g})")
 
     def scaled(self, factor: float) -> PollPolicy:
         """This policy on a clock running ``1/factor`` times faster (for a time-scaled sandbox)."""
@@ -111,10 +123,14 @@ class PollPolicy:
             max_interval=self.max_interval * factor,
             default_estimated_time=self.default_estimated_time * factor,
             max_error_interval=self.max_error_interval * factor,
+            max_estimated_time=self.max_estimated_time * factor,
         )
 
     def _estimate(self, state: PollState) -> float:
-        return state.estimated if state.estimated and state.estimated > 0 else self.default_estimated_time
+        estimated = state.estimated
+        if not estimated or not 0 < estimated < math.inf:  # absent, zero, negative, NaN or infinite
+            return self.default_estimated_time
+        return min(estimated, self.max_estimated_time)
 
     def _clamp(self, delay: float) -> float:
         return min(self.max_interval, max(self.min_interval, delay))

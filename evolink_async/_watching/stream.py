@@ -6,6 +6,7 @@ import time
 from types import TracebackType
 from typing import Self
 
+from .._core.checks import check_timeout
 from .._models.events import TaskEvent, kind_for
 from .._models.task import Task
 from .mailbox import Mailbox
@@ -28,7 +29,7 @@ class TaskStream:
         self._tracker = tracker
         self._snapshot = task_or_id if isinstance(task_or_id, Task) else None
         self._task_id = task_id
-        self._timeout = timeout
+        self._timeout = check_timeout("timeout", timeout)
         self._mailbox = Mailbox()
         self._handle: WatchHandle | None = None
         self._done = False

@@ -20,6 +20,7 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
 from typing import Protocol
 
+from .._core.checks import check_count
 from .._core.logging import logger
 from .._models.events import EventKind, TaskEvent, kind_for
 from .._models.task import Task
@@ -94,8 +95,9 @@ class Tracker:
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
     ) -> None:
-        if max_concurrent_queries < 1:
-            raise ValueError("max_concurrent_queries must be at least 1")
+        check_count("max_concurrent_queries", max_concurrent_queries)
+        if not isinstance(policy, PollPolicy):
+            raise ValidationError("poll_policy", f"must be a PollPolicy, got {type(policy).__name__}")
         self._fetch = fetch
         self.policy = policy
         self._max_concurrent_queries = max_concurrent_queries
