@@ -70,7 +70,7 @@ def status_error(
     body: Any = None
     try:
         body = json.loads(raw) if raw else None
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         body = None
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
@@ -187,9 +187,11 @@ class Transport:
                 if 200 <= status < 300:
                     try:
                         body = json.loads(raw) if raw else None
-                    except ValueError:
-                        error = ResponseFormatError(f"{method} {url} answered {status} with invalid JSON",
-                                                    request_id=request_id)
+                    except (ValueError, RecursionError) as exc:  # nested too deep counts as invalid
+                        error = ResponseFormatError(
+                            f"{method} {url} answered {status} with invalid JSON ({type(exc).__name__})",
+                            request_id=request_id,
+                        )
                     else:
                         return Response(status=status, body=body, request_id=request_id, headers=resp_headers)
                 else:

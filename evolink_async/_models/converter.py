@@ -60,11 +60,16 @@ def _progress(value: Any, _: Any = None) -> int:
     return max(0, min(100, int(number)))
 
 
+# Times and counts beyond 64 bits are nonsense from a server; as Python ints they would only fail
+# later, in float arithmetic (``"created": 10**400`` raised OverflowError in wait()).
+_INT_LIMIT = 2**63
+
+
 def _optional_int(value: Any, _: Any = None) -> int | None:
     if type(value) is int:
-        return value
+        return value if -_INT_LIMIT < value < _INT_LIMIT else None
     number = _optional_float(value)
-    return None if number is None else int(number)
+    return None if number is None or not -_INT_LIMIT < number < _INT_LIMIT else int(number)
 
 
 def _bool_or_none(value: Any) -> bool | None:

@@ -7,9 +7,10 @@ from collections.abc import Hashable
 
 import attrs
 
+from ..errors import TaskCancelledError, TaskFailedError
 from .task import Task, TaskStatus
 
-__all__ = ["EventKind", "TaskEvent"]
+__all__ = ["EventKind", "TaskEvent", "error_for", "kind_for", "snapshot_event"]
 
 
 class EventKind(enum.StrEnum):
@@ -40,13 +41,32 @@ def kind_for(task: Task) -> EventKind:
     return _KIND_OF_TERMINAL_STATUS.get(task.status, EventKind.PROGRESS)
 
 
+def error_for(kind: EventKind, task: Task | None) -> BaseException | None:
+    """The error a terminal event of a server-side ending carries, as ``wait()`` would raise it."""
+    if task is None:
+        return None
+    if kind is EventKind.FAILED:
+        return TaskFailedError(task)
+    if kind is EventKind.CANCELLED:
+        return TaskCancelledError(task)
+    return None
+
+
+def snapshot_event(task: Task, *, key: Hashable | None, at: float) -> TaskEvent:
+    """The event a new snapshot of ``task`` stands for, with its error when it failed or was cancelled."""
+    kind = kind_for(task)
+    return TaskEvent(kind=kind, task=task, key=key, at=at, error=error_for(kind, task))
+
+
 @attrs.frozen(kw_only=True)
 class TaskEvent:
     """A change in a task.
 
     ``task`` is the snapshot after the change (the last one seen, for ``TIMED_OUT``; ``None``
     only for ``SUBMIT_FAILED``). ``key`` identifies the input in a fan-out. ``error`` is set for
-    ``SUBMIT_FAILED`` and for failures the client detected itself. ``at`` is ``time.monotonic()``.
+    ``SUBMIT_FAILED``, for failures the client detected itself, and for a task that failed or was
+    cancelled on the server (a ``TaskFailedError`` / ``TaskCancelledError`` with its code and
+    message). ``at`` is ``time.monotonic()``.
     """
 
     kind: EventKind

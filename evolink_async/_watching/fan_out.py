@@ -22,7 +22,7 @@ import attrs
 from .._core.checks import check_count, check_number, check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import logger
-from .._models.events import EventKind, TaskEvent, kind_for
+from .._models.events import EventKind, TaskEvent, snapshot_event
 from .._models.requests import Request
 from .._models.task import Task
 from .._protocols.task_api import TaskAPI
@@ -360,7 +360,7 @@ class FanOut:
             sink.last = task
             self._emit(TaskEvent(kind=EventKind.SUBMITTED, task=task, key=key, at=time.monotonic()))
             if task.is_terminal:  # a replay of a task that already ended
-                self._emit(TaskEvent(kind=kind_for(task), task=task, key=key, at=time.monotonic()))
+                self._emit(snapshot_event(task, key=key, at=time.monotonic()))
                 return
         task_id = task.id if task is not None else item.task_id
         assert task_id is not None

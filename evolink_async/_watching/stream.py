@@ -7,7 +7,7 @@ from types import TracebackType
 from typing import Self
 
 from .._core.checks import check_timeout
-from .._models.events import TaskEvent, kind_for
+from .._models.events import TaskEvent, snapshot_event
 from .._models.task import Task
 from .mailbox import Mailbox
 from .tracker import Tracker, WatchHandle
@@ -41,7 +41,7 @@ class TaskStream:
     def _start(self) -> None:
         snapshot = self._snapshot
         if snapshot is not None and snapshot.is_terminal:
-            self._mailbox.deliver(TaskEvent(kind=kind_for(snapshot), task=snapshot, at=time.monotonic()))
+            self._mailbox.deliver(snapshot_event(snapshot, key=None, at=time.monotonic()))
             return
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         self._handle = self._tracker.watch(self._task_id, self._mailbox, snapshot=snapshot, deadline=deadline)

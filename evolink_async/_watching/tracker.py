@@ -22,15 +22,19 @@ from typing import Protocol
 
 from .._core.checks import check_count
 from .._core.logging import logger
-from .._models.events import EventKind, TaskEvent, kind_for
+from .._models.events import EventKind, TaskEvent, error_for, kind_for, snapshot_event
 from .._models.task import Task
 from ..errors import (
     AuthenticationError,
+    BadRequestError,
     ClientClosedError,
     EvolinkError,
+    InsufficientCreditsError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
+    RequestTooLargeError,
+    ResponseFormatError,
     ValidationError,
 )
 from .poll_policy import PollPolicy, PollState
@@ -38,7 +42,16 @@ from .poll_policy import PollPolicy, PollState
 __all__ = ["Sink", "Tracker", "WatchHandle"]
 
 # A 404 right after a submit may be replication lag; this many in a row mean the task is gone.
+# A malformed answer gets the same short grace: a proxy's hiccup passes, a hostile server does not.
 _NOT_FOUND_TOLERANCE = 3
+# Connection and server errors: about five minutes of doubling waits (PollPolicy.error_delay)
+# before the watch ends with the last error instead of polling a dead host for ever.
+_MAX_CONSECUTIVE_ERRORS = 10
+# Answers that another query cannot change: the request, the key or the permission is wrong.
+_FINAL_FOR_WATCH = (
+    AuthenticationError, BadRequestError, InsufficientCreditsError, PermissionDeniedError,
+    RequestTooLargeError, ValidationError,
+)  # fmt: skip
 _MAX_SLOWDOWN = 16.0
 
 
@@ -168,7 +181,7 @@ class Tracker:
         handle = WatchHandle(watch, sink, key, deadline)
         watch.subscribers.append(handle)
         if watch.last is not None and (snapshot is None or _changed(snapshot, watch.last)):
-            sink.deliver(TaskEvent(kind=kind_for(watch.last), task=watch.last, key=key, at=now))
+            sink.deliver(snapshot_event(watch.last, key=key, at=now))
         if deadline is not None:
             self._push((deadline, next(self._counter), watch, watch.generation, handle))
         return handle
@@ -289,9 +302,9 @@ class Tracker:
         self.queries_sent += 1
         try:
             task = await self._fetch(watch.task_id)
-        except (AuthenticationError, PermissionDeniedError, ValidationError) as exc:
+        except _FINAL_FOR_WATCH as exc:
             self._fail(watch, exc)
-        except NotFoundError as exc:
+        except (NotFoundError, ResponseFormatError) as exc:
             watch.errors += 1
             if watch.errors >= _NOT_FOUND_TOLERANCE:
                 self._fail(watch, exc)
@@ -305,6 +318,10 @@ class Tracker:
             self._retry_later(watch)
         except EvolinkError as exc:
             watch.errors += 1
+            if watch.errors >= _MAX_CONSECUTIVE_ERRORS:
+                logger.warning("query of %s failed %d times in a row, giving up: %s", watch.task_id, watch.errors, exc)
+                self._fail(watch, exc)
+                return
             logger.info("query of %s failed (%d in a row), retrying: %s", watch.task_id, watch.errors, exc)
             self._retry_later(watch)
         except Exception as exc:  # a bug or an unexpected library error: surface it, never loop on it
@@ -333,12 +350,13 @@ class Tracker:
             self._schedule(watch, now + delay)
 
     def _deliver(self, watch: _Watch, kind: EventKind, now: float) -> None:
+        error = error_for(kind, watch.last) if kind.is_terminal else None
         for handle in list(watch.subscribers):
             sink = handle.sink_ref()
             if sink is None:
                 self.unwatch(handle)
                 continue
-            self._deliver_to(handle, sink, TaskEvent(kind=kind, task=watch.last, key=handle.key, at=now))
+            self._deliver_to(handle, sink, TaskEvent(kind=kind, task=watch.last, key=handle.key, at=now, error=error))
         if not watch.subscribers:
             self._drop(watch)
 
