@@ -6,9 +6,16 @@ import logging
 import re
 from typing import Final
 
-__all__ = ["REDACTED", "Secret", "RedactingFilter", "redact"]
+__all__ = ["REDACTED", "RedactingFilter", "Secret", "redact", "scrub_known"]
 
 REDACTED: Final = "***"
+
+# Every key wrapped in this process, whatever its shape: log records and messages are scrubbed of
+# them too, so a key that is not ``sk-evo-`` shaped is still never written out. Keys are few
+# (one per client configuration), and they are in memory anyway. Shorter values are not kept:
+# scrubbing a 1-character "key" would mangle every message (keys are checked to be >= 8).
+_LIVE_SECRETS: set[str] = set()
+_MIN_REMEMBERED = 8
 
 # Defence in depth for log records: anything shaped like an Evolink key or a bearer token.
 _KEY_SHAPES = re.compile(r"(sk-evo-)[A-Za-z0-9_\-]+|(Bearer\s+)\S+", re.IGNORECASE)
@@ -21,6 +28,8 @@ class Secret:
 
     def __init__(self, value: str) -> None:
         self._value = value
+        if len(value) >= _MIN_REMEMBERED:
+            _LIVE_SECRETS.add(value)
 
     def reveal(self) -> str:
         return self._value
@@ -42,11 +51,19 @@ class Secret:
 
 
 def redact(text: str, *secrets: str) -> str:
-    """``text`` with every occurrence of each secret (and anything key-shaped) replaced by ``***``."""
-    for secret in secrets:
-        if secret:
+    """``text`` with each secret, every key this process holds, and anything key-shaped as ``***``."""
+    for secret in (*secrets, *_LIVE_SECRETS):
+        if secret and secret in text:
             text = text.replace(secret, REDACTED)
     return _KEY_SHAPES.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
+
+
+def scrub_known(text: str) -> str:
+    """``text`` without any key this process holds (cheaper than :func:`redact`: no pattern)."""
+    for secret in _LIVE_SECRETS:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
 
 
 class RedactingFilter(logging.Filter):

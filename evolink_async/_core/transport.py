@@ -29,7 +29,9 @@ from ..errors import (
 from .config import ClientConfig
 from .logging import logger
 from .retry import is_retryable_status, parse_retry_after
-from .secret import redact
+from .secret import REDACTED, redact, scrub_known
+
+REDACTED_BYTES = REDACTED.encode()
 
 __all__ = ["Response", "Transport"]
 
@@ -56,7 +58,7 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
     for name in _REQUEST_ID_HEADERS:
         value = headers.get(name)
         if value:
-            return value
+            return scrub_known(value)
     return None
 
 
@@ -165,6 +167,7 @@ class Transport:
         """
         policy = self._config.retry
         secret = self._config.api_key.reveal()
+        secret_bytes = secret.encode()
         attempt = 0
         while True:
             if self._cooldown_until > time.monotonic():
@@ -174,6 +177,10 @@ class Transport:
             started = time.monotonic()
             try:
                 status, raw, resp_headers = await self._send(method, url, json_body, data, headers)
+                if secret_bytes in raw:
+                    # A server that echoes the key back (in an error code, a param, a failed
+                    # task's message) must not carry it into exceptions, tasks, logs or journals.
+                    raw = raw.replace(secret_bytes, REDACTED_BYTES)
             except TimeoutError:
                 error = APITimeoutError(f"{method} {url} timed out after {self._config.timeout:g} s")
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
