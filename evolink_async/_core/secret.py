@@ -52,10 +52,11 @@ class Secret:
 
 def redact(text: str, *secrets: str) -> str:
     """``text`` with each secret, every key this process holds, and anything key-shaped as ``***``."""
+    text = _KEY_SHAPES.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
     for secret in (*secrets, *_LIVE_SECRETS):
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
-    return _KEY_SHAPES.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
+    return text
 
 
 def scrub_known(text: str) -> str:
