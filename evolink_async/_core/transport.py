@@ -10,6 +10,7 @@ import json
 import random
 import time
 from collections.abc import Mapping
+from contextvars import ContextVar
 from typing import Any
 
 import aiohttp
@@ -24,6 +25,7 @@ from ..errors import (
     EvolinkError,
     RateLimitError,
     ResponseFormatError,
+    ServerError,
     status_error_class,
 )
 from .config import ClientConfig
@@ -33,7 +35,7 @@ from .secret import REDACTED, redact, scrub_known
 
 REDACTED_BYTES = REDACTED.encode()
 
-__all__ = ["Response", "Transport"]
+__all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id")
 _USER_AGENT = f"evolink-async/{__version__}"
@@ -52,6 +54,24 @@ class Response:
     def replayed(self) -> bool:
         """True when the server answered an idempotent replay of an earlier submit."""
         return self.headers.get("idempotency-replayed", "").lower() == "true"
+
+
+class RetryTally:
+    """How many retries of one call followed a failure after which the server may have acted."""
+
+    __slots__ = ("uncertain",)
+
+    def __init__(self) -> None:
+        self.uncertain = 0
+
+
+#: Set by a caller that wants to know whether its call was retried after an uncertain failure
+#: (the fan-out, around each submit): on a server that ignores ``Idempotency-Key`` such a retry
+#: may have created a second task. A context variable, so the seam between the fan-out and the
+#: protocol stays one ``submit`` call.
+RETRY_TALLY: ContextVar[RetryTally | None] = ContextVar("evolink_retry_tally", default=None)
+# A broken connection or timeout after sending, a 5xx, a garbled 2xx: the work may have been done.
+_UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
@@ -214,6 +234,8 @@ class Transport:
             if isinstance(error, RateLimitError):
                 self._cooldown_until = max(self._cooldown_until, time.monotonic() + delay)
             logger.info("retrying %s %s in %.2f s after: %s", method, url, delay, error)
+            if isinstance(error, _UNCERTAIN) and (tally := RETRY_TALLY.get()) is not None:
+                tally.uncertain += 1
             await anyio.sleep(delay)
             attempt += 1
 

@@ -22,6 +22,7 @@ import attrs
 from .._core.checks import check_count, check_number, check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import logger
+from .._core.transport import RETRY_TALLY, RetryTally
 from .._models.events import EventKind, TaskEvent, snapshot_event
 from .._models.requests import Request
 from .._models.task import Task
@@ -78,8 +79,12 @@ class FanOutSummary:
     left_in_flight: list[tuple[Hashable, str]] = attrs.field(factory=list)
     #: ``(key, idempotency_key)`` of submits whose outcome is unknown: cut off by leaving the
     #: block, or failed on the network after every retry (the server may have accepted them).
-    #: Resubmitting with the same key cannot bill twice.
+    #: Resubmitting with the same key cannot bill twice on a server that honours the key.
     interrupted_submits: list[tuple[Hashable, str]] = attrs.field(factory=list)
+    #: Submits retried after a failure the server may have acted on (a broken connection, a
+    #: 5xx). Each is safe only where the server honours ``Idempotency-Key``; elsewhere it may
+    #: have created a second task.
+    retried_uncertain_submits: int = 0
 
     @property
     def terminal(self) -> int:
@@ -333,7 +338,12 @@ class FanOut:
                 raise ValidationError("request", f"input {key!r} has neither a request nor a task_id")
             else:
                 assert item.idempotency_key is not None  # fixed by the feeder before the submit
-                task = await self._api.submit(item.request, idempotency_key=item.idempotency_key)
+                tally = RetryTally()
+                RETRY_TALLY.set(tally)  # this task's own context: each submit runs in a task of its own
+                try:
+                    task = await self._api.submit(item.request, idempotency_key=item.idempotency_key)
+                finally:
+                    self.summary.retried_uncertain_submits += tally.uncertain > 0
         except _FATAL as exc:
             self._submitting.pop(key, None)
             self._slots.release()

@@ -39,6 +39,10 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--time-scale", type=float, default=1.0, help="real seconds per API second (0.01: 100x)")
     parser.add_argument("--seed", type=int, default=None, help="makes outcomes and faults repeatable")
     parser.add_argument("--credits", type=float, default=None, help="credit balance (default: unlimited)")
+    parser.add_argument(
+        "--no-idempotency", dest="honor_idempotency_keys", action="store_false",
+        help="ignore Idempotency-Key, as a server without de-duplication does: every submit bills",
+    )
     parser.add_argument("--rate-limit", type=float, default=None, help="requests per API second per key")
     parser.add_argument("--duration-spread", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"))
     for name in _FAULT_RATES:
@@ -64,6 +68,7 @@ async def serve(args: argparse.Namespace) -> None:
         rate_limit=args.rate_limit,
         duration_spread=tuple(args.duration_spread),
         faults=faults,
+        honor_idempotency_keys=args.honor_idempotency_keys,
     ) as sandbox:
         print(f"EVOLINK_BASE_URL={sandbox.base_url}")
         print(f"EVOLINK_FILES_BASE_URL={sandbox.files_base_url}")

@@ -157,6 +157,9 @@ class SandboxConfig:
     file_ttl: float = 72 * 3600.0
     callback_timeout: float = 10.0
     callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
+    #: False emulates a server that ignores ``Idempotency-Key`` (Evolink documents no
+    #: de-duplication): every submit, retried or not, creates and bills a task.
+    honor_idempotency_keys: bool = True
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and self.rate_limit <= 0:

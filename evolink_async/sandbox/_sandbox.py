@@ -60,6 +60,7 @@ class Sandbox:
         model_costs: Mapping[str, float] | None = None,
         max_upload_bytes: int = 20 * 1024 * 1024,
         max_files: int = 2000,
+        honor_idempotency_keys: bool = True,
         port: int = 0,
         files_port: int = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -78,6 +79,7 @@ class Sandbox:
             model_costs={**DEFAULT_MODEL_COSTS, **(model_costs or {})},
             max_upload_bytes=max_upload_bytes,
             max_files=max_files,
+            honor_idempotency_keys=honor_idempotency_keys,
         )
         self.api_key = api_key
         self._ports = (port, files_port)

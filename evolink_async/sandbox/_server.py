@@ -152,7 +152,7 @@ class _Api:
                 param="Idempotency-Key",
             )
         body_fingerprint = fingerprint(body)
-        if idempotency_key is not None:
+        if idempotency_key is not None and self.config.honor_idempotency_keys:
             try:
                 replayed = self.state.book.replay(key, idempotency_key, body_fingerprint)
             except IdempotencyConflict:
