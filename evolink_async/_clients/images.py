@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from .._core.checks import check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._models.requests import Request
 from .._models.task import Task
@@ -37,5 +38,6 @@ class Images:
 
         >>> done = await client.images.generate(RemoveBackground(image_urls=[url]), timeout=600)
         """
+        timeout = check_timeout("timeout", timeout)  # before anything is paid for
         task = await self.submit(request, idempotency_key=idempotency_key)
         return await self._tasks.wait(task, timeout=timeout)

@@ -32,7 +32,7 @@ import anyio.to_thread
 from .._core.checks import check_count, check_number
 from .._core.logging import logger
 from .._version import __version__
-from ..errors import DownloadError
+from ..errors import DownloadError, ValidationError
 from .image_probe import ImageFormat, ImageProbeError, probe_image
 from .safe_paths import create_unique, existing_variants, resolve_inside
 
@@ -213,6 +213,10 @@ async def download_to(
     return path
 
 
+def _is_file(path: str | os.PathLike[str]) -> bool:
+    return os.path.exists(path) and not os.path.isdir(path)
+
+
 async def download_urls(
     session: aiohttp.ClientSession,
     urls: Sequence[str],
@@ -227,6 +231,8 @@ async def download_urls(
     """Save every URL in order (``name_for(index, format)`` names each); stops at the first error."""
     check_count("max_bytes", max_bytes)
     check_number("timeout", timeout, above=True)
+    if await anyio.to_thread.run_sync(_is_file, root):
+        raise ValidationError("dest_dir", f"{os.fspath(root)!r} is a file, not a folder")
     paths = []
     for index, url in enumerate(urls):
         named = functools.partial(name_for, index)

@@ -93,6 +93,9 @@ def _image_tuple(value: Iterable[ImageInput]) -> tuple[ImageInput, ...]:
     # a silent disaster, so it is rejected here rather than split.
     if isinstance(value, (str, bytes, PurePath)):
         raise ValidationError("image_urls", "must be a list of URLs or paths, not a single value")
+    # A dict or a set would be taken by its keys, in no promised order: a list says what is meant.
+    if not isinstance(value, list | tuple):
+        raise ValidationError("image_urls", f"must be a list of URLs or paths, got {type(value).__name__}")
     return tuple(os.fspath(v) if isinstance(v, os.PathLike) and not isinstance(v, PurePath) else v
                  for v in value)
 
@@ -115,6 +118,8 @@ def validate_inputs(
     if not isinstance(model, str) or not model.strip():
         raise ValidationError("model", "must be a non-empty model name")
     rules = MODEL_RULES.get(model, ModelRules())
+    if prompt is not None and not isinstance(prompt, str):
+        raise ValidationError("prompt", f"must be a string, got {type(prompt).__name__}")
     if prompt is not None and not isinstance(prompt, str):
         raise ValidationError("prompt", f"must be a string, got {type(prompt).__name__}")
     if rules.prompt == "required" and (prompt is None or not prompt.strip()):

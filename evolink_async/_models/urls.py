@@ -16,7 +16,9 @@ def check_image_url(field: str, url: str) -> None:
     """An input image URL must be absolute http(s) with a host."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
-        raise ValidationError(field, f"must be an http(s) URL or a local path, got scheme {parts.scheme!r}")
+        if not parts.scheme or len(parts.scheme) == 1:  # "photo.png", "/tmp/a.png", "C:\\a.png"
+            raise ValidationError(field, f"{url!r} is not an http(s) URL; use pathlib.Path for local files")
+        raise ValidationError(field, f"must be an http(s) URL or a pathlib.Path, got scheme {parts.scheme!r}")
     if not parts.hostname:
         raise ValidationError(field, "must name a host")
 

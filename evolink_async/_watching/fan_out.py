@@ -290,6 +290,8 @@ class FanOut:
                 async for raw in items:
                     item = _as_item(raw, index)
                     index += 1
+                    if not isinstance(item.key, Hashable) or _unhashable(item.key):
+                        raise ValidationError("key", f"{item.key!r} cannot be a key: keys must be hashable")
                     if item.key in self._in_flight or item.key in self._submitting:
                         raise ValidationError("key", f"{item.key!r} is already in flight: keys must be unique")
                     if not await self._admit():
@@ -396,6 +398,14 @@ class FanOut:
     def _maybe_finish(self) -> None:
         if not self._feeding and not self._in_flight and not self._submitting:
             self._buffer.finish()
+
+
+def _unhashable(key: object) -> bool:
+    try:
+        hash(key)
+    except TypeError:  # a tuple holding a list is Hashable to isinstance, and still unhashable
+        return True
+    return False
 
 
 def _as_item(raw: FanOutInput, index: int) -> FanOutItem:

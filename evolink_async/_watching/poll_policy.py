@@ -75,7 +75,8 @@ def _below_one(_: object, attribute: attrs.Attribute[float], value: float) -> No
 class PollPolicy:
     """The default schedule of task queries.
 
-    - The first query comes at ``first_query`` x the task's ``estimated_time`` after submit.
+    - The first query comes at ``first_query`` x the task's ``estimated_time`` after submit, and
+      never later than ``max_interval`` after the watch starts.
     - Until ``overdue_after`` x ``estimated_time`` queries come every ``resolution`` x
       ``estimated_time`` (within ``min_interval``..``max_interval``); where progress has been
       seen, the policy extrapolates the finish and skips ahead toward it, and once two answers
@@ -141,7 +142,9 @@ class PollPolicy:
     def first_delay(self, state: PollState, *, now: float, rng: random.Random) -> float:
         """Seconds from ``now`` until the first query of a task submitted at ``state.submitted_at``."""
         target = state.submitted_at + self.first_query * self._estimate(state)
-        return max(0.0, self._jittered(target - now, rng)) if target > now else 0.0
+        # Never more than ``max_interval`` away, like every later query: the estimate comes from
+        # the server, and may guide the schedule but not suspend it.
+        return min(self.max_interval, max(0.0, self._jittered(target - now, rng))) if target > now else 0.0
 
     def next_delay(self, state: PollState, *, now: float, rng: random.Random) -> float:
         """Seconds from ``now`` until the next query, after ``state`` took in the latest answer."""

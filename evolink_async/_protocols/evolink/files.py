@@ -8,8 +8,10 @@ is too large or not an image fails here, with a :class:`~evolink_async.Validatio
 
 from __future__ import annotations
 
+import errno
 import os
 import random
+import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
@@ -19,6 +21,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
+from ..._core.checks import check_count
 from ..._core.logging import logger
 from ..._core.transport import Response, Transport
 from ..._files.image_probe import ImageFormat, probe_image
@@ -112,7 +115,10 @@ def _as_files_error(error: APIStatusError) -> EvolinkError:
 
 
 def _size_of(path: Path) -> int:
-    return path.stat().st_size
+    info = path.stat()
+    if not stat.S_ISREG(info.st_mode):
+        raise IsADirectoryError(errno.EISDIR, "is a folder or a special file, not an image file")
+    return info.st_size
 
 
 class Files:
@@ -143,8 +149,7 @@ class Files:
         >>> uploaded.file_url
         'https://files.evolink.ai/batch-7/cat.png'
         """
-        if max_bytes < 1:
-            raise ValidationError("max_bytes", "must be at least 1")
+        check_count("max_bytes", max_bytes)
         if isinstance(source, bytes | bytearray | memoryview):
             content = bytes(source)
             data: bytes | None = content
