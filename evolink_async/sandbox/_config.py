@@ -16,6 +16,7 @@ from types import MappingProxyType
 import attrs
 
 from .._models.task import CALLER_FIXABLE_CODES
+from ._mj_config import MidjourneyOptions
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_MODEL_COSTS",
     "FAILURE_CODES",
     "Faults",
+    "MidjourneyOptions",
     "SandboxConfig",
     "format_seconds",
 ]
@@ -157,6 +159,7 @@ class SandboxConfig:
     file_ttl: float = 72 * 3600.0
     callback_timeout: float = 10.0
     callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
+    midjourney: MidjourneyOptions = attrs.field(factory=MidjourneyOptions)
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and self.rate_limit <= 0:
