@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 
+import attrs
+
 from ._mj_config import MidjourneyOptions
 
 __all__ = ["add_mj_arguments", "mj_options"]
@@ -37,8 +39,7 @@ def add_mj_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def mj_options(args: argparse.Namespace) -> MidjourneyOptions:
-    extra = {} if args.mj_banned_word is None else {"banned_words": tuple(args.mj_banned_word)}
-    return MidjourneyOptions(
+    options = MidjourneyOptions(
         enabled=not args.no_mj,
         prefix=args.mj_prefix,
         api_key=args.mj_api_key,
@@ -58,5 +59,7 @@ def mj_options(args: argparse.Namespace) -> MidjourneyOptions:
         hook_drop_rate=args.mj_hook_drop_rate,
         hook_duplicate_rate=args.mj_hook_duplicate_rate,
         hook_delay=tuple(args.mj_hook_delay),
-        **extra,
     )
+    if args.mj_banned_word is not None:
+        options = attrs.evolve(options, banned_words=tuple(args.mj_banned_word))
+    return options
