@@ -50,7 +50,8 @@ class Mj:
 
     async def fetch(self, task_id: str) -> dict[str, Any]:
         status, parsed, _ = await self.call("GET", f"/task/{task_id}/fetch")
-        assert status == 200 and isinstance(parsed, dict), (status, parsed)
+        assert status == 200, (status, parsed)
+        assert isinstance(parsed, dict), parsed
         return parsed
 
     async def wait(self, task_id: str, statuses: frozenset[str] = TERMINAL, *, limit: float = LIMIT) -> dict[str, Any]:

@@ -32,7 +32,8 @@ async def test_auth_modes(mj_for: Any, auth: str, headers: dict[str, str], statu
         answer, _, raw = await mj.call("POST", "/submit/imagine", {"prompt": "x"})
         assert answer == status
         if status == 401:
-            assert raw == b"" and sandbox.ledger.billed == []
+            assert raw == b""
+            assert sandbox.ledger.billed == []
         for path, method in (("/task/1/fetch", "GET"), ("/task/list", "GET"), ("/task/list-by-condition", "POST")):
             assert (await mj.call(method, path, {"ids": []}))[0] in ((401,) if status == 401 else (200,))
 
@@ -50,9 +51,12 @@ async def test_server_errors_hit_mj_routes(mj_for: Any) -> None:
     async with Sandbox(**SCALE, faults=Faults(server_error_rate=1.0)) as sandbox:
         mj = mj_for(sandbox)
         status, body, _ = await mj.call("POST", "/submit/imagine", {"prompt": "x"})
-        assert status in (500, 502, 503) and body["status"] == status and body["path"] == "/mj/submit/imagine"
+        assert status in (500, 502, 503)
+        assert body["status"] == status
+        assert body["path"] == "/mj/submit/imagine"
         assert (await mj.call("GET", "/task/1/fetch"))[0] >= 500
-        assert sandbox.ledger.billed == [] and sandbox.ledger.faults["server_error"] == 2
+        assert sandbox.ledger.billed == []
+        assert sandbox.ledger.faults["server_error"] == 2
 
 
 async def test_reset_before_creates_nothing(mj_for: Any) -> None:
@@ -67,18 +71,23 @@ async def test_reset_after_creates_the_task_once(mj_for: Any) -> None:
         mj = mj_for(sandbox)
         with pytest.raises(aiohttp.ClientError):
             await mj.call("POST", "/submit/imagine", {"prompt": "x", "state": "only-once"})
-        assert len(sandbox.ledger.billed) == 1 and sandbox.ledger.faults["reset_after"] == 1
+        assert len(sandbox.ledger.billed) == 1
+        assert sandbox.ledger.faults["reset_after"] == 1
         created = sandbox.mj_task(sandbox.ledger.billed[0])
-        assert created is not None and created["state"] == "only-once"
+        assert created is not None
+        assert created["state"] == "only-once"
 
 
 async def test_malformed_and_rate_limited_answers(mj_for: Any) -> None:
     async with Sandbox(**SCALE, faults=Faults(malformed_rate=1.0)) as sandbox:
         status, body, raw = await mj_for(sandbox).call("POST", "/submit/imagine", {"prompt": "x"})
-        assert status == 200 and body is None and raw.startswith(b"{")
+        assert status == 200
+        assert body is None
+        assert raw.startswith(b"{")
     async with Sandbox(**SCALE, faults=Faults(rate_limit_rate=1.0)) as sandbox:
         status, body, _ = await mj_for(sandbox).call("POST", "/submit/imagine", {"prompt": "x"})
-        assert status == 429 and body["code"] == 30
+        assert status == 429
+        assert body["code"] == 30
 
 
 async def test_token_bucket_applies_to_mj(mj_for: Any) -> None:
@@ -96,6 +105,7 @@ async def test_ledger_json_has_mj_entries(mj_for: Any, http: aiohttp.ClientSessi
         async with http.get(sandbox.base_url + "/_sandbox/ledger") as response:
             ledger = await response.json()
         assert ledger["billed"] == [task_id]
-        assert ledger["mj_tasks"][0]["task_id"] == task_id and ledger["mj_tasks"][0]["action"] == "IMAGINE"
+        assert ledger["mj_tasks"][0]["task_id"] == task_id
+        assert ledger["mj_tasks"][0]["action"] == "IMAGINE"
         assert ledger["mj_refused"] == {"4": 1}
         assert ledger["requests"]["POST /mj/submit/imagine"] == 2

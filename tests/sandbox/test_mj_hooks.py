@@ -23,13 +23,17 @@ async def test_every_change_is_posted_once_with_the_full_task(mj_for: Any) -> No
         await hook.until(_finished(task_id))
         await mj.imagine("no hook here")
         statuses = [b["status"] for b in hook.bodies]
-        assert statuses[0] == "NOT_START" and statuses[1] == "SUBMITTED" and statuses[-1] == "SUCCESS"
+        assert statuses[0] == "NOT_START"
+        assert statuses[1] == "SUBMITTED"
+        assert statuses[-1] == "SUCCESS"
         assert set(statuses[2:-1]) == {"IN_PROGRESS"}
         assert all(b["id"] == task_id and b["state"] == "abc" for b in hook.bodies)
-        assert hook.bodies[-1]["buttons"] and hook.bodies[-1]["progress"] == "100%"
+        assert hook.bodies[-1]["buttons"]
+        assert hook.bodies[-1]["progress"] == "100%"
         assert hook.bodies[-1] == await mj.fetch(task_id)  # the same object as fetch
         attempts = sandbox.ledger.mj_hooks
-        assert len(attempts) == len(hook.bodies) and all(a.ok for a in attempts)
+        assert len(attempts) == len(hook.bodies)
+        assert all(a.ok for a in attempts)
         assert [(a.task_status, a.progress) for a in attempts] == [(b["status"], b["progress"]) for b in hook.bodies]
 
 
@@ -40,7 +44,8 @@ async def test_a_failed_hook_is_not_retried(mj_for: Any) -> None:
         done = await mj.wait(task_id)
         await hook_settle(sandbox, lambda: any(a.task_status == "SUCCESS" for a in sandbox.ledger.mj_hooks))
         attempts = sandbox.ledger.mj_hooks
-        assert len(attempts) >= 4 and all(a.error and not a.ok for a in attempts)
+        assert len(attempts) >= 4
+        assert all(a.error and not a.ok for a in attempts)
         assert len({(a.task_status, a.progress) for a in attempts}) == len(attempts)  # one attempt each
         assert done["status"] == "SUCCESS"
 
@@ -65,7 +70,8 @@ async def test_drop_duplicate_and_delay(mj_for: Any) -> None:
         await hook_settle(sandbox, lambda: len(hook.bodies) == sum(1 for a in ledger.mj_hooks if not a.dropped))
         dropped = [a for a in ledger.mj_hooks if a.dropped]
         duplicates = [a for a in ledger.mj_hooks if a.duplicate]
-        assert dropped and duplicates
+        assert dropped
+        assert duplicates
         received = [(b["id"], b["status"], b["progress"]) for b in hook.bodies]
         assert len(received) > len(set(received))  # some arrived twice
         sent = {(a.task_id, a.task_status, a.progress) for a in ledger.mj_hooks if not a.dropped}

@@ -26,14 +26,20 @@ async def test_imagine_grid_then_u2_is_its_second_quadrant(mj_for: Any) -> None:
         assert parent["imageUrl"].startswith(sandbox.base_url)
         status, data = await mj.download(parent["imageUrl"])
         grid = decode(data)
-        assert status == 200 and grid is not None and (grid.width, grid.height) == (128, 128)
+        assert status == 200
+        assert grid is not None
+        assert (grid.width, grid.height) == (128, 128)
         quadrants = [_quadrant(grid, i) for i in range(4)]
         assert len(set(quadrants)) == 4
         u2 = next(b for b in parent["buttons"] if b["label"] == "U2")
-        child = await mj.wait((await mj.submit("action", {"taskId": parent["id"], "customId": u2["customId"]}))["result"])
+        child = await mj.wait(
+            (await mj.submit("action", {"taskId": parent["id"], "customId": u2["customId"]}))["result"]
+        )
         status, data = await mj.download(child["imageUrl"])
         single = decode(data)
-        assert status == 200 and single is not None and (single.width, single.height) == (64, 64)
+        assert status == 200
+        assert single is not None
+        assert (single.width, single.height) == (64, 64)
         assert single.pixels == quadrants[1]
 
 
@@ -42,14 +48,17 @@ async def test_grid_actions_and_single_images(mj_for: Any) -> None:
         mj = mj_for(sandbox)
         parent = await mj.wait(await mj.imagine())
         v1 = next(b for b in parent["buttons"] if b["label"] == "V1")
-        variation = await mj.wait((await mj.submit("action", {"taskId": parent["id"], "customId": v1["customId"]}))["result"])
+        variation = await mj.wait(
+            (await mj.submit("action", {"taskId": parent["id"], "customId": v1["customId"]}))["result"]
+        )
         blend = await mj.wait((await mj.submit("blend", {"base64Array": [PNG_DATA_URL] * 2}))["result"])
         describe = await mj.wait((await mj.submit("describe", {"base64": PNG_DATA_URL}))["result"])
         sizes = []
         for task in (variation, blend, describe):
             status, data = await mj.download(task["imageUrl"])
             image = decode(data)
-            assert status == 200 and image is not None
+            assert status == 200
+            assert image is not None
             sizes.append(image.width)
         assert sizes == [128, 128, 64]
 
@@ -66,5 +75,6 @@ async def test_preview_while_running_and_nothing_before(mj_for: Any, clock: Any)
                 break
         assert (await mj.download(url + "/result.png"))[0] == 404
         status, data = await mj.download(url + "/preview.png")
-        assert status == 200 and decode(data) is not None
+        assert status == 200
+        assert decode(data) is not None
         assert (await mj.download(f"{sandbox.mj_url}/_images/0/result.png"))[0] == 404

@@ -61,11 +61,11 @@ def test_flags_build_the_options() -> None:
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="prefix"):
         MidjourneyOptions(prefix="mj")
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="unknown_fetch"):
         MidjourneyOptions(unknown_fetch="nope")  # type: ignore[arg-type]
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="hook_drop_rate"):
         MidjourneyOptions(hook_drop_rate=0.8, hook_duplicate_rate=0.5)
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="concurrency"):
         MidjourneyOptions(concurrency=0)
 
 

@@ -18,31 +18,41 @@ async def test_lifecycle_in_order(mj_for: Any, clock: FakeClock) -> None:
         mj = mj_for(sandbox)
         task_id = await mj.imagine("a boat", notifyHook="https://example.com/hook")
         first = await mj.fetch(task_id)
-        assert (first["status"], first["progress"], first["startTime"], first["imageUrl"]) == ("NOT_START", None, None, None)
-        assert first["properties"]["notifyHook"] == "https://example.com/hook" and first["buttons"] == []
+        assert (first["status"], first["progress"], first["startTime"], first["imageUrl"]) == (
+            "NOT_START",
+            None,
+            None,
+            None,
+        )
+        assert first["properties"]["notifyHook"] == "https://example.com/hook"
+        assert first["buttons"] == []
         seen = []
         for _ in range(200):
             task = await mj.fetch(task_id)
             seen.append((task["status"], task["progress"]))
             if task["status"] == "IN_PROGRESS":
-                assert task["imageUrl"].endswith("/preview.png") and task["startTime"] >= task["submitTime"]
+                assert task["imageUrl"].endswith("/preview.png")
+                assert task["startTime"] >= task["submitTime"]
             if task["status"] == "SUCCESS":
                 break
             clock.advance(1.0)
         statuses = [s for s, _ in dict.fromkeys(seen)]
         assert [s for i, s in enumerate(statuses) if i == 0 or statuses[i - 1] != s] == [
             "NOT_START", "SUBMITTED", "IN_PROGRESS", "SUCCESS"]  # fmt: skip
-        assert ("SUBMITTED", "0%") in seen and seen[-1] == ("SUCCESS", "100%")
+        assert ("SUBMITTED", "0%") in seen
+        assert seen[-1] == ("SUCCESS", "100%")
         percents = [int(p[:-1]) for s, p in seen if s == "IN_PROGRESS"]
-        assert percents == sorted(percents) and all(0 < p < 100 for p in percents)
-        assert task["finishTime"] >= task["startTime"] and task["imageUrl"].endswith("/result.png")
+        assert percents == sorted(percents)
+        assert all(0 < p < 100 for p in percents)
+        assert task["finishTime"] >= task["startTime"]
+        assert task["imageUrl"].endswith("/result.png")
         assert task["properties"]["finalPrompt"] == "a boat"
 
 
 @pytest.mark.parametrize(("quirk", "status"), [("empty", 200), ("no_content", 204), ("not_found", 404)])
 async def test_unknown_fetch_quirks(mj_for: Any, quirk: str, status: int) -> None:
     async with Sandbox(**SCALE, midjourney=MidjourneyOptions(unknown_fetch=quirk)) as sandbox:  # type: ignore[arg-type]
-        answer, body, raw = await mj_for(sandbox).call("GET", "/task/1748339029401828/fetch")
+        answer, _body, raw = await mj_for(sandbox).call("GET", "/task/1748339029401828/fetch")
         assert (answer, raw) == (status, b"")
 
 
@@ -51,7 +61,8 @@ async def test_list_by_condition_is_a_bare_array_without_unknown_ids(mj_for: Any
         mj = mj_for(sandbox)
         ids = [await mj.imagine(f"p{i}") for i in range(3)]
         status, body, _ = await mj.call("POST", "/task/list-by-condition", {"ids": [ids[2], "404", ids[0]]})
-        assert status == 200 and isinstance(body, list)
+        assert status == 200
+        assert isinstance(body, list)
         assert {t["id"] for t in body} == {ids[0], ids[2]}
         assert (await mj.call("POST", "/task/list-by-condition", {"ids": []}))[1] == []
         assert (await mj.call("POST", "/task/list-by-condition", {}))[1] == []
@@ -99,7 +110,8 @@ async def test_failure_spelling_and_progress_quirks(mj_for: Any) -> None:
     async with Sandbox(**SCALE, faults=Faults(task_failure_rate=1.0), midjourney=options) as sandbox:
         mj = mj_for(sandbox)
         task = await mj.wait(await mj.imagine())
-        assert (task["status"], task["progress"]) == ("FAILED", "100%") and task["failReason"]
+        assert (task["status"], task["progress"]) == ("FAILED", "100%")
+        assert task["failReason"]
         assert task["buttons"] == []
 
 
@@ -115,7 +127,8 @@ async def test_stuck_task_stalls_at_85_to_93_then_times_out(mj_for: Any, clock: 
         task_id = await mj.imagine()
         clock.advance(200)
         stalled = await mj.fetch(task_id)
-        assert stalled["status"] == "IN_PROGRESS" and 85 <= int(stalled["progress"][:-1]) <= 93
+        assert stalled["status"] == "IN_PROGRESS"
+        assert 85 <= int(stalled["progress"][:-1]) <= 93
         clock.advance(60)
         assert (await mj.fetch(task_id))["progress"] == stalled["progress"]
         clock.advance(300)
@@ -141,7 +154,9 @@ async def test_image_seed(mj_for: Any) -> None:
         assert (await mj.call("GET", f"/task/{task_id}/image-seed"))[0] == 400
         await mj.wait(task_id)
         status, body, _ = await mj.call("GET", f"/task/{task_id}/image-seed")
-        assert status == 200 and body["code"] == 1 and body["result"].isdigit()
+        assert status == 200
+        assert body["code"] == 1
+        assert body["result"].isdigit()
 
 
 async def test_mj_task_accessor_and_prefix(mj_for: Any) -> None:
@@ -151,7 +166,8 @@ async def test_mj_task_accessor_and_prefix(mj_for: Any) -> None:
         mj = mj_for(sandbox)
         task_id = await mj.imagine()
         snapshot = sandbox.mj_task(task_id)
-        assert snapshot is not None and snapshot["id"] == task_id
+        assert snapshot is not None
+        assert snapshot["id"] == task_id
         assert sandbox.mj_task("0") is None
         assert sandbox.ledger.requests["POST /v1/mj/submit/imagine"] == 1
 
