@@ -112,6 +112,7 @@ class MjBook:
         self._rng = random.Random(f"{config.seed}/mj/ids")
         self._slots: list[float] = [float("-inf")] * self.options.concurrency
         self._queued_starts: list[float] = []  # start times of jobs that had to wait
+        self._open: set[MjTask] = set()  # planned tasks that may still be unfinished
 
     def __len__(self) -> int:
         return len(self._tasks)
@@ -127,7 +128,9 @@ class MjBook:
         return newest if limit is None else newest[:limit]
 
     def unfinished(self, now: float) -> int:
-        return sum(1 for t in self._tasks.values() if not t.modal and not t.is_finished(now))
+        """Planned tasks not terminal at ``now`` (MODAL ones wait for the client, not the server)."""
+        self._open = {t for t in self._open if not t.is_finished(now)}
+        return len(self._open)
 
     def waiting(self, now: float) -> int:
         self._queued_starts = [s for s in self._queued_starts if s > now]
@@ -223,6 +226,7 @@ class MjBook:
         task.events = events
         task.generation += 1
         heapq.heappush(self._slots, end)
+        self._open.add(task)
 
     def _failure(self, at: float, reason: str) -> MjEvent:
         return MjEvent(
