@@ -7,7 +7,11 @@ Fixtures (they need pytest-asyncio):
 - ``evolink_sandbox_factory``: ``await factory(**options)`` starts another sandbox, stopped at
   teardown, for a test that needs several or decides its options at run time;
 - ``evolink_sandbox_env``: the ``evolink_sandbox``, with ``EVOLINK_API_KEY``,
-  ``EVOLINK_BASE_URL`` and ``EVOLINK_FILES_BASE_URL`` pointing at it for the test's duration.
+  ``EVOLINK_BASE_URL`` and ``EVOLINK_FILES_BASE_URL`` pointing at it for the test's duration;
+- ``mj_sandbox``: the same sandbox, named for Midjourney-proxy tests (its MJ routes are at
+  ``mj_sandbox.mj_base_url + "/mj/..."``, secret ``mj_sandbox.mj_api_key``; quirks through
+  ``@pytest.mark.evolink_sandbox(midjourney=MidjourneyOptions(...))``);
+- ``mj_sandbox_env``: ``mj_sandbox`` with ``MJ_PROXY_BASE_URL`` and ``MJ_PROXY_API_KEY`` set.
 
 Unless a test says otherwise, sandboxes run 100x faster than the real service
 (``time_scale=0.01``) with ``seed=0``, so a test is fast and repeats exactly.
@@ -32,7 +36,15 @@ import pytest
 if TYPE_CHECKING:
     from .sandbox import Sandbox
 
-__all__ = ["DEFAULT_OPTIONS", "SandboxFactory", "evolink_sandbox", "evolink_sandbox_env", "evolink_sandbox_factory"]
+__all__ = [
+    "DEFAULT_OPTIONS",
+    "SandboxFactory",
+    "evolink_sandbox",
+    "evolink_sandbox_env",
+    "evolink_sandbox_factory",
+    "mj_sandbox",
+    "mj_sandbox_env",
+]
 
 MARKER = "evolink_sandbox"
 #: Options every fixture-made sandbox starts from; a marker or factory call overrides them.
@@ -99,3 +111,17 @@ def evolink_sandbox_env(evolink_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatc
     monkeypatch.setenv("EVOLINK_BASE_URL", evolink_sandbox.base_url)
     monkeypatch.setenv("EVOLINK_FILES_BASE_URL", evolink_sandbox.files_base_url)
     return evolink_sandbox
+
+
+@pytest.fixture
+def mj_sandbox(evolink_sandbox: Sandbox) -> Sandbox:
+    """``evolink_sandbox``, for Midjourney-proxy tests: ``mj_base_url``, ``mj_api_key``, ``mj_task(id)``."""
+    return evolink_sandbox
+
+
+@pytest.fixture
+def mj_sandbox_env(mj_sandbox: Sandbox, monkeypatch: pytest.MonkeyPatch) -> Sandbox:
+    """``mj_sandbox`` with ``MJ_PROXY_BASE_URL`` and ``MJ_PROXY_API_KEY`` pointing at it."""
+    monkeypatch.setenv("MJ_PROXY_BASE_URL", mj_sandbox.mj_base_url)
+    monkeypatch.setenv("MJ_PROXY_API_KEY", mj_sandbox.mj_api_key)
+    return mj_sandbox

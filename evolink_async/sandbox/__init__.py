@@ -13,10 +13,12 @@ from ._config import (
     DEFAULT_MODEL_COSTS,
     FAILURE_CODES,
     Faults,
+    MidjourneyOptions,
     SandboxConfig,
 )
 from ._ledger import CallbackAttempt, Ledger
 from ._lifecycle import TaskTimeline
+from ._mj_ledger import MjHookAttempt, MjSubmission
 from ._sandbox import Sandbox
 
 __all__ = [
@@ -27,6 +29,9 @@ __all__ = [
     "CallbackAttempt",
     "Faults",
     "Ledger",
+    "MidjourneyOptions",
+    "MjHookAttempt",
+    "MjSubmission",
     "Sandbox",
     "SandboxConfig",
     "TaskTimeline",

@@ -2,7 +2,8 @@
 
 When both servers listen it prints, one per line and flushed, shell-ready assignments
 (``EVOLINK_BASE_URL=...``, ``EVOLINK_FILES_BASE_URL=...``, ``EVOLINK_API_KEY=...``) and a final
-``ready`` line, so a script can wait for ``ready`` and ``eval`` the rest. The ledger is served
+``ready`` line, so a script can wait for ``ready`` and ``eval`` the rest. The Midjourney-proxy
+side (``--mj-*`` flags) adds ``MJ_PROXY_BASE_URL=...`` and ``MJ_PROXY_API_KEY=...``. The ledger is served
 as JSON at ``{base_url}/_sandbox/ledger``.
 """
 
@@ -15,6 +16,7 @@ import sys
 from collections.abc import Sequence
 
 from ._config import DEFAULT_API_KEY, Faults
+from ._mj_cli import add_mj_arguments, mj_options
 from ._sandbox import Sandbox
 
 _FAULT_RATES = (
@@ -49,6 +51,7 @@ def _parser() -> argparse.ArgumentParser:
         flag = "--" + name.replace("_", "-")
         parser.add_argument(flag, type=float, default=0.0, dest=name, help=f"fault: {name.replace('_', ' ')}")
     parser.add_argument("--slow-delay", type=float, default=15.0, help="API seconds a slow answer waits")
+    add_mj_arguments(parser)
     return parser
 
 
@@ -69,10 +72,14 @@ async def serve(args: argparse.Namespace) -> None:
         duration_spread=tuple(args.duration_spread),
         faults=faults,
         honor_idempotency_keys=args.honor_idempotency_keys,
+        midjourney=mj_options(args),
     ) as sandbox:
         print(f"EVOLINK_BASE_URL={sandbox.base_url}")
         print(f"EVOLINK_FILES_BASE_URL={sandbox.files_base_url}")
         print(f"EVOLINK_API_KEY={sandbox.api_key}")
+        if sandbox.config.midjourney.enabled:
+            print(f"MJ_PROXY_BASE_URL={sandbox.mj_base_url}")
+            print(f"MJ_PROXY_API_KEY={sandbox.mj_api_key}")
         print(f"ready (seed {sandbox.seed}; Ctrl-C to stop)", flush=True)
         await stop.wait()
     print("stopped", flush=True)

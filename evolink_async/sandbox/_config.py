@@ -16,6 +16,7 @@ from types import MappingProxyType
 import attrs
 
 from .._models.task import CALLER_FIXABLE_CODES
+from ._mj_config import MidjourneyOptions
 
 __all__ = [
     "DEFAULT_API_KEY",
@@ -24,6 +25,7 @@ __all__ = [
     "DEFAULT_MODEL_COSTS",
     "FAILURE_CODES",
     "Faults",
+    "MidjourneyOptions",
     "SandboxConfig",
     "format_seconds",
 ]
@@ -160,6 +162,7 @@ class SandboxConfig:
     #: False emulates a server that ignores ``Idempotency-Key`` (Evolink documents no
     #: de-duplication): every submit, retried or not, creates and bills a task.
     honor_idempotency_keys: bool = True
+    midjourney: MidjourneyOptions = attrs.field(factory=MidjourneyOptions)
 
     def __attrs_post_init__(self) -> None:
         if self.rate_limit is not None and self.rate_limit <= 0:

@@ -11,6 +11,8 @@ from typing import Any
 
 import attrs
 
+from ._mj_ledger import MjHookAttempt, MjSubmission
+
 __all__ = ["CallbackAttempt", "Ledger"]
 
 
@@ -39,7 +41,10 @@ class Ledger:
     - ``faults``: injected faults per kind (``"server_error"``, ``"reset_after"``, ...);
     - ``peak_unfinished``: most tasks of one API key submitted and not yet terminal at one moment
       (``peak_unfinished_by_key`` per key), counted at each accepted submit;
-    - ``callbacks``: every callback attempt; ``callbacks_delivered`` the tasks whose callback got a 2xx.
+    - ``callbacks``: every callback attempt; ``callbacks_delivered`` the tasks whose callback got a 2xx;
+    - Midjourney-proxy side: ``mj_tasks`` every created MJ task (also in ``billed``), ``mj_refused``
+      submits answered without a task, per code (4, 23, 24, ...), ``mj_hooks`` every notifyHook send;
+      MJ peaks are counted under the key ``"mj:<secret>"`` of ``peak_unfinished_by_key``.
 
     >>> sandbox.ledger.billed == [task_id]
     """
@@ -55,6 +60,9 @@ class Ledger:
     peak_unfinished_by_key: dict[str, int] = attrs.field(factory=dict)
     callbacks: list[CallbackAttempt] = attrs.field(factory=list)
     callbacks_delivered: list[str] = attrs.field(factory=list)
+    mj_tasks: list[MjSubmission] = attrs.field(factory=list)
+    mj_refused: Counter[int] = attrs.field(factory=Counter)
+    mj_hooks: list[MjHookAttempt] = attrs.field(factory=list)
 
     def record_billed(self, task_id: str, credits: float) -> None:
         self.billed.append(task_id)
@@ -76,6 +84,10 @@ class Ledger:
         if attempt.ok:
             self.callbacks_delivered.append(attempt.task_id)
 
+    def record_mj_task(self, entry: MjSubmission) -> None:
+        self.mj_tasks.append(entry)
+        self.record_billed(entry.task_id, entry.credits)
+
     def to_json(self) -> dict[str, Any]:
         """A JSON-ready copy (served at ``GET /_sandbox/ledger`` for standalone servers)."""
         return {
@@ -90,4 +102,7 @@ class Ledger:
             "peak_unfinished_by_key": dict(self.peak_unfinished_by_key),
             "callbacks": [attrs.asdict(a) for a in self.callbacks],
             "callbacks_delivered": list(self.callbacks_delivered),
+            "mj_tasks": [attrs.asdict(e) for e in self.mj_tasks],
+            "mj_refused": {str(code): n for code, n in self.mj_refused.items()},
+            "mj_hooks": [attrs.asdict(h) for h in self.mj_hooks],
         }

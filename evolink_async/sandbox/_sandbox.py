@@ -8,10 +8,19 @@ import secrets
 import time
 from collections.abc import Callable, Collection, Mapping
 from types import TracebackType
+from typing import Any
 
+import attrs
 from aiohttp import web
 
-from ._config import DEFAULT_API_KEY, DEFAULT_ESTIMATED_TIMES, DEFAULT_MODEL_COSTS, Faults, SandboxConfig
+from ._config import (
+    DEFAULT_API_KEY,
+    DEFAULT_ESTIMATED_TIMES,
+    DEFAULT_MODEL_COSTS,
+    Faults,
+    MidjourneyOptions,
+    SandboxConfig,
+)
 from ._files_server import build_files_app
 from ._ledger import Ledger
 from ._lifecycle import TaskTimeline
@@ -64,7 +73,11 @@ class Sandbox:
         port: int = 0,
         files_port: int = 0,
         clock: Callable[[], float] = time.monotonic,
+        midjourney: MidjourneyOptions | None = None,
     ) -> None:
+        midjourney = midjourney if midjourney is not None else MidjourneyOptions()
+        if midjourney.api_key is None:
+            midjourney = attrs.evolve(midjourney, api_key=api_key)
         self.seed = secrets.randbits(32) if seed is None else seed
         self.config = SandboxConfig(
             time_scale=time_scale,
@@ -80,6 +93,7 @@ class Sandbox:
             max_upload_bytes=max_upload_bytes,
             max_files=max_files,
             honor_idempotency_keys=honor_idempotency_keys,
+            midjourney=midjourney,
         )
         self.api_key = api_key
         self._ports = (port, files_port)
@@ -111,6 +125,35 @@ class Sandbox:
         return self._running.files_base_url
 
     @property
+    def mj_base_url(self) -> str:
+        """The base URL for a Midjourney-proxy client whose path prefix is ``/mj``.
+
+        ``mj_base_url + "/mj/submit/imagine"`` is the sandbox's imagine route: it is ``base_url``
+        with the default prefix, ``base_url + "/v1"`` with ``prefix="/v1/mj"``. For a prefix not
+        ending in ``/mj``, use ``mj_url`` (the mount point) with an empty client prefix.
+        """
+        prefix = self.config.midjourney.prefix
+        return self.base_url + (prefix[: -len("/mj")] if prefix.endswith("/mj") else prefix)
+
+    @property
+    def mj_url(self) -> str:
+        """Where the MJ routes are mounted: ``base_url + prefix`` (``.../mj``)."""
+        return self.base_url + self.config.midjourney.prefix
+
+    @property
+    def mj_api_key(self) -> str:
+        """The secret the MJ routes accept (``mj-api-secret`` or ``Authorization``)."""
+        key = self.config.midjourney.api_key
+        assert key is not None
+        return key
+
+    def mj_task(self, task_id: str) -> dict[str, Any] | None:
+        """An MJ task as ``task/{id}/fetch`` would answer it now (None for an unknown id)."""
+        mj = self._running.mj
+        task = mj.book.get(task_id)
+        return None if task is None else mj.body(task)
+
+    @property
     def ledger(self) -> Ledger:
         return self._running.ledger
 
@@ -137,7 +180,7 @@ class Sandbox:
             api_port, files_port = self._ports
             state.base_url = await self._serve(build_api_app(state), api_port)
             state.files_base_url = await self._serve(build_files_app(state), files_port)
-            self._background = asyncio.create_task(state.callbacks.run(), name="evolink-sandbox-callbacks")
+            self._background = asyncio.create_task(state.run_background(), name="evolink-sandbox-callbacks")
         except BaseException:
             await self._close()
             raise

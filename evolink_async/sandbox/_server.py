@@ -21,6 +21,7 @@ from ._callbacks import is_loopback_url
 from ._config import format_seconds
 from ._faults import FaultDecision
 from ._http import bearer_key, drop_connection, json_response, request_id_middleware
+from ._mj_routes import add_mj_routes
 from ._state import SandboxState
 from ._tasks import TASK_ID_PREFIX, IdempotencyConflict, fingerprint
 
@@ -257,4 +258,5 @@ def build_api_app(state: SandboxState) -> web.Application:
     app.router.add_get(QUERY, api.query)
     app.router.add_get(RESULT, api.result)
     app.router.add_get(LEDGER, api.ledger)
+    add_mj_routes(app, state)
     return app

@@ -8,6 +8,7 @@ from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
 
+import anyio
 import attrs
 
 from ._callbacks import CallbackDispatcher
@@ -16,6 +17,7 @@ from ._faults import FaultInjector
 from ._files import FileStore
 from ._ledger import Ledger
 from ._lifecycle import TaskRecord, snapshot
+from ._mj_state import MjState
 from ._ratelimit import TokenBuckets
 from ._results import ResultImages
 from ._tasks import TaskBook
@@ -40,6 +42,7 @@ class SandboxState:
     faults: FaultInjector = attrs.field(init=False)
     buckets: TokenBuckets | None = attrs.field(init=False)
     callbacks: CallbackDispatcher = attrs.field(init=False)
+    mj: MjState = attrs.field(init=False)
     base_url: str = ""
     files_base_url: str = ""
 
@@ -54,6 +57,13 @@ class SandboxState:
             rate = config.rate_limit / config.time_scale
             self.buckets = TokenBuckets(rate=rate, burst=max(1.0, config.rate_limit))
         self.callbacks = CallbackDispatcher(config, self.ledger, body_of=self.final_body, clock=self.clock)
+        self.mj = MjState(config, self.ledger, clock=self.clock, base_url=lambda: self.base_url)
+
+    async def run_background(self) -> None:
+        """Evolink callbacks and MJ notifyHooks, until cancelled."""
+        async with anyio.create_task_group() as group:
+            group.start_soon(self.callbacks.run)
+            group.start_soon(self.mj.hooks.run)
 
     def body(self, record: TaskRecord) -> dict[str, Any]:
         return snapshot(record, self.clock(), base_url=self.base_url)

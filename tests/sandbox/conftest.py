@@ -105,3 +105,14 @@ def checker_png(width: int = 8, height: int = 6) -> bytes:
         for x in range(width):
             pixels += b"\xff\x00\x00\xff" if (x + y) % 2 else b"\xff\xff\xff\xff"
     return encode(Image(width, height, bytes(pixels)))
+
+
+@pytest.fixture
+def mj_for(http: aiohttp.ClientSession) -> Any:
+    """``mj_for(sandbox)``: raw calls to a sandbox's Midjourney-proxy routes (tests/sandbox/mj_helpers.py)."""
+    from .mj_helpers import Mj
+
+    def make(sandbox: Sandbox, headers: dict[str, str] | None = None) -> Mj:
+        return Mj(sandbox, http, headers)
+
+    return make
