@@ -127,6 +127,19 @@ class PollPolicy:
             max_estimated_time=self.max_estimated_time * factor,
         )
 
+    def safety_net(self) -> PollPolicy:
+        """The schedule for a task that reports its own end (a callback): one query a little after
+        the task should have ended, then slow back-off, so a lost callback costs latency, not the task.
+        """
+        return attrs.evolve(
+            self,
+            first_query=max(self.first_query, 1.6),
+            overdue_after=max(self.overdue_after, 1.6),
+            resolution=max(self.resolution, 0.5),
+            backoff=max(self.backoff, 2.0),
+            max_interval=self.max_interval * 10,
+        )
+
     def _estimate(self, state: PollState) -> float:
         estimated = state.estimated
         if not estimated or not 0 < estimated < math.inf:  # absent, zero, negative, NaN or infinite

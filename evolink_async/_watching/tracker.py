@@ -65,6 +65,18 @@ class Sink(Protocol):
         ...
 
 
+class PushCoverage(Protocol):
+    """Which tasks report their own changes (callbacks), so that polling is only a safety net."""
+
+    def covers(self, task_id: str) -> bool:
+        """True while updates of ``task_id`` are expected to be pushed (and pushes arrive at all)."""
+        ...
+
+    def missed(self, task_id: str) -> None:
+        """A query, not a push, found ``task_id`` ended: evidence that pushes are not arriving."""
+        ...
+
+
 class WatchHandle:
     """One subscriber of one watched task; pass it to :meth:`Tracker.unwatch`."""
 
@@ -107,12 +119,16 @@ class Tracker:
         max_concurrent_queries: int = 32,
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
+        push_coverage: PushCoverage | None = None,
     ) -> None:
         check_count("max_concurrent_queries", max_concurrent_queries)
         if not isinstance(policy, PollPolicy):
             raise ValidationError("poll_policy", f"must be a PollPolicy, got {type(policy).__name__}")
         self._fetch = fetch
         self.policy = policy
+        # Tasks covered by pushes are queried on the policy's safety-net schedule instead.
+        self._push_coverage = push_coverage
+        self._push_policy = policy.safety_net()
         self._max_concurrent_queries = max_concurrent_queries
         self._clock = clock
         self._rng = random.Random(seed)
@@ -176,7 +192,8 @@ class Tracker:
             state = PollState(submitted_at=_submitted_at(snapshot, now), estimated=_estimate(snapshot))
             watch = _Watch(task_id, state, snapshot)
             self._watches[task_id] = watch
-            first = now + self.policy.first_delay(state, now=now, rng=self._rng) if snapshot is not None else now
+            policy = self._policy_for(task_id)
+            first = now + policy.first_delay(state, now=now, rng=self._rng) if snapshot is not None else now
             self._schedule(watch, first)
         handle = WatchHandle(watch, sink, key, deadline)
         watch.subscribers.append(handle)
@@ -196,6 +213,10 @@ class Tracker:
             watch.subscribers.remove(handle)
         if not watch.subscribers:
             self._drop(watch)
+
+    def _policy_for(self, task_id: str) -> PollPolicy:
+        coverage = self._push_coverage
+        return self._push_policy if coverage is not None and coverage.covers(task_id) else self.policy
 
     def push(self, task: Task) -> None:
         """Take in a snapshot from outside (a webhook), exactly as if a query had returned it."""
@@ -330,6 +351,8 @@ class Tracker:
         else:
             watch.errors = 0
             self._slowdown = max(1.0, self._slowdown / 1.25)
+            if task.is_terminal and self._push_coverage is not None and self._push_coverage.covers(watch.task_id):
+                self._push_coverage.missed(watch.task_id)
             self._apply(watch, task, reschedule=True)
 
     # --- state changes (all synchronous, on the loop) ---------------------------------------
@@ -346,7 +369,7 @@ class Tracker:
         if task.is_terminal:
             self._drop(watch)
         elif reschedule and self._watches.get(watch.task_id) is watch:
-            delay = self.policy.next_delay(watch.state, now=now, rng=self._rng) * self._slowdown
+            delay = self._policy_for(watch.task_id).next_delay(watch.state, now=now, rng=self._rng) * self._slowdown
             self._schedule(watch, now + delay)
 
     def _deliver(self, watch: _Watch, kind: EventKind, now: float) -> None:
