@@ -23,7 +23,7 @@ from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import logger
 from .._models.events import EventKind, TaskEvent, kind_for
 from .._models.requests import Request
-from .._models.task import Task
+from .._models.task import Task, TaskStatus
 from .._protocols.task_api import TaskAPI
 from ..errors import (
     APIConnectionError,
@@ -33,6 +33,7 @@ from ..errors import (
     PermissionDeniedError,
     ResponseFormatError,
     ServerError,
+    TaskNeedsModalError,
     ValidationError,
 )
 from .tracker import Tracker, WatchHandle
@@ -169,6 +170,10 @@ class _InputSink:
 
     def deliver(self, event: TaskEvent) -> None:
         self.last = event.task or self.last
+        if event.task is not None and event.task.status is TaskStatus.MODAL:
+            # A Midjourney task waiting for a Modal submit never moves on by itself: end the input.
+            self.fan_out._end_modal(self, event.task)
+            return
         self.fan_out._emit(event)
 
     def fail(self, error: BaseException) -> None:
@@ -362,6 +367,9 @@ class FanOut:
             if task.is_terminal:  # a replay of a task that already ended
                 self._emit(TaskEvent(kind=kind_for(task), task=task, key=key, at=time.monotonic()))
                 return
+            if task.status is TaskStatus.MODAL:
+                self._end_modal(sink, task)
+                return
         task_id = task.id if task is not None else item.task_id
         assert task_id is not None
         sink.handle = self._tracker.watch(task_id, sink, snapshot=task, key=key, deadline=deadline)
@@ -377,6 +385,12 @@ class FanOut:
         self._buffer.put(event)
         if event.is_terminal:
             self._maybe_finish()
+
+    def _end_modal(self, sink: _InputSink, task: Task) -> None:
+        if sink.handle is not None:
+            self._tracker.unwatch(sink.handle)
+        error = TaskNeedsModalError(task)
+        self._emit(TaskEvent(kind=EventKind.FAILED, task=task, key=sink.key, at=time.monotonic(), error=error))
 
     def _fatal(self, error: BaseException) -> None:
         self._stop_submitting = True
