@@ -40,7 +40,8 @@ def field_of(build: Any, **kwargs: Any) -> str:
 def test_imagine_accepts_paths_bytes_and_data_urls() -> None:
     request = Imagine(prompt="a red fox", images=[Path("ref.png"), png_bytes(8, 8), DATA_URL], bot="NIJI_JOURNEY",
                       mode="relax", state="mine")  # fmt: skip
-    assert request.bot is Bot.NIJI_JOURNEY and request.mode is SpeedMode.RELAX
+    assert request.bot is Bot.NIJI_JOURNEY
+    assert request.mode is SpeedMode.RELAX
     assert len(request.images) == 3
     body = request.body(["a", "b", "c"])
     assert body == {"botType": "NIJI_JOURNEY", "prompt": "a red fox", "base64Array": ["a", "b", "c"],
@@ -136,6 +137,8 @@ def test_public_names() -> None:
     for name in ("MidjourneyClient", "Imagine", "Blend", "Describe", "Shorten", "Change", "Action", "Modal",
                  "TaskNeedsModalError", "UnsupportedOperationError", "BannedPromptError", "MidjourneyError",
                  "QueueFullError", "MidjourneyDetails", "MidjourneyButton"):  # fmt: skip
-        assert name in evolink.__all__ and hasattr(evolink, name)
+        assert name in evolink.__all__
+        assert hasattr(evolink, name)
     for error in (evolink.TaskNeedsModalError, evolink.UnsupportedOperationError, evolink.MidjourneyError):
-        assert issubclass(error, evolink.EvolinkError) and error.__doc__
+        assert issubclass(error, evolink.EvolinkError)
+        assert error.__doc__

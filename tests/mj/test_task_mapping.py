@@ -54,7 +54,9 @@ def test_success_results_and_details() -> None:
                     {"label": "broken"}],
     }  # fmt: skip
     done = structure_mj_task(body)
-    assert done.id == "1748339029401828" and done.status is TaskStatus.COMPLETED and done.progress == 100
+    assert done.id == "1748339029401828"
+    assert done.status is TaskStatus.COMPLETED
+    assert done.progress == 100
     assert done.results == ("https://cdn/x.png",)
     assert done.created == 1748339029
     assert done.raw["extra"] == {"kept": True}
@@ -77,24 +79,31 @@ def test_preview_image_is_not_a_result() -> None:
 
 def test_failure_with_100_percent_is_a_failure() -> None:
     failed = task(status="FAILURE", progress="100%", failReason="[Banned] nope", imageUrl="https://x")
-    assert failed.status is TaskStatus.FAILED and failed.results == ()
-    assert failed.error is not None and failed.error.message == "[Banned] nope"
+    assert failed.status is TaskStatus.FAILED
+    assert failed.results == ()
+    assert failed.error is not None
+    assert failed.error.message == "[Banned] nope"
     assert task(status="FAILED", progress="100%").status is TaskStatus.FAILED
 
 
 def test_failure_reasons() -> None:
     banned = task(status="FAILURE", failReason="可能包含敏感词", progress="")
-    assert banned.error is not None and banned.error.code == "content_policy_violation" and not banned.error.retryable
+    assert banned.error is not None
+    assert banned.error.code == "content_policy_violation"
+    assert not banned.error.retryable
     timeout = task(status="FAILURE", failReason="任务超时")
-    assert timeout.error is not None and timeout.error.retryable
+    assert timeout.error is not None
+    assert timeout.error.retryable
     plain = task(status="FAILURE")
-    assert plain.error is not None and plain.error.message
+    assert plain.error is not None
+    assert plain.error.message
 
 
 def test_trueai_cancel_is_cancelled() -> None:
     cancelled = task(status="FAILURE", failReason="取消任务", progress="")
     assert cancelled.status is TaskStatus.CANCELLED
-    assert cancelled.error is not None and cancelled.error.code == "request_cancelled"
+    assert cancelled.error is not None
+    assert cancelled.error.code == "request_cancelled"
 
 
 @pytest.mark.parametrize(
