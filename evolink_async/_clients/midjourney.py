@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, cast
 
@@ -16,11 +17,15 @@ from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.retry import RetryPolicy
 from .._core.secret import Secret
 from .._core.transport import Transport
+from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
+from .._files.image_probe import ImageFormat
+from .._files.safe_paths import result_file_name
 from .._models.task import Task, TaskStatus
 from .._models.task_ids import task_id_of
 from .._protocols.midjourney.api import MidjourneyAPI
 from .._protocols.midjourney.buttons import request_for_button
 from .._protocols.midjourney.requests import MidjourneyRequest
+from .._protocols.midjourney.tasks import structure_mj_task
 from .._protocols.task_api import TaskAPI
 from .._watching.fan_out import FanOut, FanOutInput
 from .._watching.poll_policy import PollPolicy
@@ -252,6 +257,38 @@ class MidjourneyClient:
             buffer_size=buffer_size,
             timeout=timeout,
         )
+
+    @staticmethod
+    def parse_task(body: object) -> Task:
+        """A task from a proxy's ``notifyHook`` POST body (the fetch shape), e.g. for ``mj.tracker.push``.
+
+        >>> mj.tracker.push(mj.parse_task(await request.json()))
+        """
+        return structure_mj_task(body)
+
+    async def download(
+        self,
+        task: Task,
+        dest_dir: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        timeout: float = 300.0,
+    ) -> tuple[Path, ...]:
+        """Save a completed task's images into ``dest_dir`` as ``EvolinkClient.download`` does
+        (no key is sent to the image host).
+
+        >>> await mj.download(done, "out", name="fox")
+        """
+        if task.status is not TaskStatus.COMPLETED or not task.results:
+            raise ValidationError("task", f"has no results to download (status {task.status.value})")
+        stem = name or task.id
+
+        def name_for(index: int, image_format: ImageFormat) -> str:
+            return result_file_name(stem, index, image_format=image_format)
+
+        return await download_urls(self._transport.session, task.results, dest_dir, name_for,
+                                   max_bytes=max_bytes, timeout=timeout)  # fmt: skip
 
     async def aclose(self) -> None:
         """Close the session (unless it was passed in by the caller)."""

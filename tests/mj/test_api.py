@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import logging
 from pathlib import Path
@@ -288,3 +289,24 @@ async def test_action_needs_a_finished_task(mock_http: aioresponses, mj: Midjour
     mock_http.get(MJ + "task/1/fetch", payload={"id": "1", "status": "IN_PROGRESS", "progress": "100%"})
     with pytest.raises(evolink.ValidationError, match="succeeded"):
         await mj.action("1", "U1")
+
+
+async def test_download(mock_http: aioresponses, mj: MidjourneyClient, tmp_path: Path) -> None:
+    mock_http.get("https://cdn.test/x.png", body=png_bytes(8, 8))
+    done = mj.parse_task({"id": 5, "status": "SUCCESS", "imageUrl": "https://cdn.test/x.png"})
+    (path,) = await mj.download(done, tmp_path, name="fox")
+    assert path.name == "fox.result-0.png"
+    assert path.read_bytes() == png_bytes(8, 8)
+    assert "Authorization" not in (calls(mock_http, "GET", "https://cdn.test/x.png")[0].kwargs.get("headers") or {})
+    with pytest.raises(evolink.ValidationError):
+        await mj.download(mj.parse_task({"id": 5, "status": "IN_PROGRESS"}), tmp_path)
+
+
+async def test_pushed_notify_body_ends_a_wait(mock_http: aioresponses, mj: MidjourneyClient) -> None:
+    mock_http.get(MJ + "task/9/fetch", payload={"id": "9", "status": "IN_PROGRESS", "progress": "10%"}, repeat=True)
+    pending = mj.parse_task({"id": "9", "status": "SUBMITTED", "progress": "0%"})
+    waiter = asyncio.ensure_future(mj.tasks.wait(pending, timeout=10))
+    await asyncio.sleep(0.01)
+    mj.tracker.push(mj.parse_task({"id": "9", "status": "SUCCESS", "progress": "100%", "imageUrl": "https://x"}))
+    done = await asyncio.wait_for(waiter, 5)
+    assert done.results == ("https://x",)
