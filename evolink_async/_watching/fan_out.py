@@ -373,6 +373,8 @@ class FanOut:
         task_id = task.id if task is not None else item.task_id
         assert task_id is not None
         sink.handle = self._tracker.watch(task_id, sink, snapshot=task, key=key, deadline=deadline)
+        if key not in self._in_flight:  # ended while subscribing (a MODAL snapshot delivered at once)
+            self._tracker.unwatch(sink.handle)
 
     # --- events -----------------------------------------------------------------------------
 

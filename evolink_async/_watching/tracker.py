@@ -360,6 +360,7 @@ class Tracker:
             for watch in batch:
                 self._settle_failed_query(watch, exc)
             return
+        self._slowdown = max(1.0, self._slowdown / 1.25)  # once per request, as in ``_query``
         settle_batch(self, batch, tasks)
 
     def _settle_failed_query(self, watch: _Watch, exc: BaseException) -> None:
@@ -382,7 +383,6 @@ class Tracker:
     def _settle_answer(self, watch: _Watch, task: Task) -> None:
         """What ``_query`` does with a successful fetch, for one task of a batch."""
         watch.errors = 0
-        self._slowdown = max(1.0, self._slowdown / 1.25)
         self._apply(watch, task, reschedule=True)
 
     # --- state changes (all synchronous, on the loop) ---------------------------------------
