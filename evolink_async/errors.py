@@ -13,6 +13,7 @@ Catch the narrowest class you can act on::
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -24,20 +25,25 @@ __all__ = [
     "APITimeoutError",
     "AuthenticationError",
     "BadRequestError",
+    "BannedPromptError",
     "ClientClosedError",
     "DownloadError",
     "EvolinkError",
     "FilesAPIError",
     "InsufficientCreditsError",
+    "MidjourneyError",
     "NotFoundError",
     "PermissionDeniedError",
+    "QueueFullError",
     "RateLimitError",
     "RequestTooLargeError",
     "ResponseFormatError",
     "ServerError",
     "TaskCancelledError",
     "TaskFailedError",
+    "TaskNeedsModalError",
     "TaskTimeoutError",
+    "UnsupportedOperationError",
     "ValidationError",
 ]
 
@@ -230,3 +236,60 @@ class DownloadError(EvolinkError):
         self.reason = reason
         self.message = message
         super().__init__(f"{reason}: {message} ({url})")
+
+
+class UnsupportedOperationError(EvolinkError):
+    """Raised when the server has no endpoint for an operation (HTTP 404/405), e.g. a proxy without cancel."""
+
+    def __init__(self, operation: str, message: str) -> None:
+        self.operation = operation
+        self.message = message
+        super().__init__(f"{operation}: {message}")
+
+
+class TaskNeedsModalError(EvolinkError):
+    """Raised by ``wait`` when a Midjourney task waits in ``MODAL`` for a ``Modal(...)`` submit."""
+
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        super().__init__(
+            f"task {task.id} waits for a modal confirmation: submit Modal(task=..., prompt=...) to go on"
+        )
+
+
+class MidjourneyError(EvolinkError):
+    """Raised when a Midjourney proxy refuses a submit with a result code (3, 4, 9, ...) or ``success: false``.
+
+    ``code`` is the proxy's result code (``-1`` for trueai's ``{"success": false}`` shape),
+    ``description`` its text, ``status_code`` the HTTP status (often 200).
+    """
+
+    def __init__(
+        self,
+        description: str,
+        *,
+        code: int | None,
+        properties: Mapping[str, Any] | None = None,
+        status_code: int = 200,
+        request_id: str | None = None,
+    ) -> None:
+        self.code = code
+        self.description = description
+        self.properties = dict(properties or {})
+        self.status_code = status_code
+        self.request_id = request_id
+        suffix = f" (request {request_id})" if request_id else ""
+        super().__init__(f"Midjourney proxy code {code}: {description}{suffix}")
+
+
+class BannedPromptError(MidjourneyError):
+    """Raised when a Midjourney proxy refuses a prompt (code 24); ``banned_word`` is the word it named."""
+
+    @property
+    def banned_word(self) -> str | None:
+        word = self.properties.get("bannedWord")
+        return str(word) if word is not None else None
+
+
+class QueueFullError(MidjourneyError):
+    """Raised when a Midjourney proxy's queue stayed full (code 23, or 9 "queue full") through every retry."""

@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 from .._models.events import EventKind
-from .._models.task import Task
+from .._models.task import Task, TaskStatus
 from .._models.task_ids import task_id_of
 from .._protocols.task_api import TaskAPI
 from .._watching.stream import TaskStream
 from .._watching.tracker import Tracker
-from ..errors import TaskCancelledError, TaskFailedError, TaskTimeoutError
+from ..errors import TaskCancelledError, TaskFailedError, TaskNeedsModalError, TaskTimeoutError
 
 __all__ = ["Tasks"]
 
@@ -37,12 +37,15 @@ class Tasks:
         return TaskStream(self._tracker, task_or_id, task_id_of(task_or_id), timeout=timeout)
 
     async def wait(self, task_or_id: Task | str, *, timeout: float | None = None) -> Task:
-        """The completed task; raises ``TaskFailedError``, ``TaskCancelledError`` or ``TaskTimeoutError``.
+        """The completed task; raises ``TaskFailedError``, ``TaskCancelledError`` or ``TaskTimeoutError``
+        (and ``TaskNeedsModalError`` for a Midjourney task that waits for a ``Modal`` submit).
 
         >>> done = await client.tasks.wait(task, timeout=600)
         >>> done.results
         """
         last: Task | None = task_or_id if isinstance(task_or_id, Task) else None
+        if last is not None and last.status is TaskStatus.MODAL:
+            raise TaskNeedsModalError(last)
         async with self.stream(task_or_id, timeout=timeout) as events:
             async for event in events:
                 last = event.task or last
@@ -52,6 +55,8 @@ class Tasks:
                     raise TaskFailedError(event.task)
                 if event.kind is EventKind.CANCELLED and event.task is not None:
                     raise TaskCancelledError(event.task)
+                if event.task is not None and event.task.status is TaskStatus.MODAL:
+                    raise TaskNeedsModalError(event.task)  # it would never move on by itself
                 if event.kind is EventKind.TIMED_OUT:
                     raise TaskTimeoutError(task_id_of(task_or_id), timeout or 0.0, last)
         raise AssertionError("a task stream ended without a terminal event")  # pragma: no cover

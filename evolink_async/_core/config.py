@@ -36,6 +36,9 @@ class ClientConfig:
     #: The largest JSON answer read into memory, in bytes.
     max_response_bytes: int = 8 * 1024 * 1024
     default_headers: Mapping[str, str] = attrs.field(factory=dict)
+    #: The header that carries the key: ``Authorization`` sends ``Bearer <key>``, any other name
+    #: (a Midjourney proxy's ``mj-api-secret``) the bare key. An empty key sends no auth header.
+    auth_header: str = "Authorization"
 
 
 def _env(name: str) -> str | None:

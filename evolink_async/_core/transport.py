@@ -134,6 +134,8 @@ class Transport:
         # holds it in clear (debuggers and error reporters show attributes).
         self._timeout = aiohttp.ClientTimeout(total=config.timeout, connect=config.connect_timeout)
         self._base_headers = {"Accept": "application/json", "User-Agent": _USER_AGENT, **config.default_headers}
+        # Evolink's Bearer header; a Midjourney proxy may want ``mj-api-secret`` or no auth at all.
+        self._bearer = config.auth_header.lower() == "authorization" and bool(config.api_key.reveal())
 
     @property
     def config(self) -> ClientConfig:
@@ -165,7 +167,12 @@ class Transport:
         self._session = None
 
     def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
-        headers = {"Authorization": f"Bearer {self._config.api_key.reveal()}", **self._base_headers}
+        if self._bearer:
+            headers = {"Authorization": f"Bearer {self._config.api_key.reveal()}", **self._base_headers}
+        else:
+            headers = dict(self._base_headers)
+            if key := self._config.api_key.reveal():
+                headers[self._config.auth_header] = key
         if extra:
             headers.update(extra)
         return headers
@@ -197,7 +204,7 @@ class Transport:
             started = time.monotonic()
             try:
                 status, raw, resp_headers = await self._send(method, url, json_body, data, headers)
-                if secret_bytes in raw:
+                if secret_bytes and secret_bytes in raw:
                     # A server that echoes the key back (in an error code, a param, a failed
                     # task's message) must not carry it into exceptions, tasks, logs or journals.
                     raw = raw.replace(secret_bytes, REDACTED_BYTES)

@@ -8,6 +8,8 @@ from typing import Any
 
 import attrs
 
+from .midjourney import MIDJOURNEY_OBJECT, MidjourneyDetails, midjourney_details
+
 __all__ = ["Task", "TaskError", "TaskInfo", "TaskStatus", "Usage"]
 
 
@@ -19,6 +21,9 @@ class TaskStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
+    #: A Midjourney task waiting for a ``Modal(...)`` submit (remix, custom zoom, vary region):
+    #: not terminal, but it will not move on by itself.
+    MODAL = "modal"
     UNKNOWN = "unknown"
 
     @property
@@ -118,3 +123,9 @@ class Task:
     @property
     def estimated_time(self) -> float | None:
         return self.task_info.estimated_time
+
+    @property
+    def midjourney(self) -> MidjourneyDetails | None:
+        """The Midjourney-proxy fields of a task from ``MidjourneyClient`` (buttons, prompts, state,
+        times); ``None`` for other tasks."""
+        return midjourney_details(self.raw) if self.object == MIDJOURNEY_OBJECT else None

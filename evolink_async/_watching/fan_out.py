@@ -25,7 +25,7 @@ from .._core.logging import logger
 from .._core.transport import RETRY_TALLY, RetryTally
 from .._models.events import EventKind, TaskEvent, snapshot_event
 from .._models.requests import Request
-from .._models.task import Task
+from .._models.task import Task, TaskStatus
 from .._protocols.task_api import TaskAPI
 from ..errors import (
     APIConnectionError,
@@ -35,6 +35,7 @@ from ..errors import (
     PermissionDeniedError,
     ResponseFormatError,
     ServerError,
+    TaskNeedsModalError,
     ValidationError,
 )
 from .tracker import Tracker, WatchHandle
@@ -175,6 +176,10 @@ class _InputSink:
 
     def deliver(self, event: TaskEvent) -> None:
         self.last = event.task or self.last
+        if event.task is not None and event.task.status is TaskStatus.MODAL:
+            # A Midjourney task waiting for a Modal submit never moves on by itself: end the input.
+            self.fan_out._end_modal(self, event.task)
+            return
         self.fan_out._emit(event)
 
     def fail(self, error: BaseException) -> None:
@@ -374,9 +379,14 @@ class FanOut:
             if task.is_terminal:  # a replay of a task that already ended
                 self._emit(snapshot_event(task, key=key, at=time.monotonic()))
                 return
+            if task.status is TaskStatus.MODAL:
+                self._end_modal(sink, task)
+                return
         task_id = task.id if task is not None else item.task_id
         assert task_id is not None
         sink.handle = self._tracker.watch(task_id, sink, snapshot=task, key=key, deadline=deadline)
+        if key not in self._in_flight:  # ended while subscribing (a MODAL snapshot delivered at once)
+            self._tracker.unwatch(sink.handle)
 
     # --- events -----------------------------------------------------------------------------
 
@@ -389,6 +399,12 @@ class FanOut:
         self._buffer.put(event)
         if event.is_terminal:
             self._maybe_finish()
+
+    def _end_modal(self, sink: _InputSink, task: Task) -> None:
+        if sink.handle is not None:
+            self._tracker.unwatch(sink.handle)
+        error = TaskNeedsModalError(task)
+        self._emit(TaskEvent(kind=EventKind.FAILED, task=task, key=sink.key, at=time.monotonic(), error=error))
 
     def _fatal(self, error: BaseException) -> None:
         self._stop_submitting = True

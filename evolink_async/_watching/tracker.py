@@ -24,6 +24,7 @@ from .._core.checks import check_count
 from .._core.logging import logger
 from .._models.events import EventKind, TaskEvent, error_for, kind_for, snapshot_event
 from .._models.task import Task
+from .._protocols.task_api import FetchMany
 from ..errors import (
     AuthenticationError,
     BadRequestError,
@@ -37,6 +38,7 @@ from ..errors import (
     ResponseFormatError,
     ValidationError,
 )
+from .batching import collect_batch, is_missing_endpoint, settle_batch
 from .poll_policy import PollPolicy, PollState
 
 __all__ = ["Sink", "Tracker", "WatchHandle"]
@@ -120,11 +122,21 @@ class Tracker:
         clock: Callable[[], float] = time.monotonic,
         seed: int | None = None,
         push_coverage: PushCoverage | None = None,
+        fetch_many: FetchMany | None = None,
+        fetch_many_limit: int = 50,
+        batch_window: float | None = None,
     ) -> None:
         check_count("max_concurrent_queries", max_concurrent_queries)
+        check_count("fetch_many_limit", fetch_many_limit)
         if not isinstance(policy, PollPolicy):
             raise ValidationError("poll_policy", f"must be a PollPolicy, got {type(policy).__name__}")
         self._fetch = fetch
+        # Batch polling (a protocol that can fetch many tasks in one request): a due query takes
+        # along every other query due within ``batch_window`` seconds, up to the limit. ``None``
+        # once the server turned out not to have the endpoint.
+        self._fetch_many = fetch_many
+        self._fetch_many_limit = fetch_many_limit
+        self._batch_window = policy.min_interval if batch_window is None else batch_window
         self.policy = policy
         # Tasks covered by pushes are queried on the policy's safety-net schedule instead.
         self._push_coverage = push_coverage
@@ -148,6 +160,8 @@ class Tracker:
         self._open = False
         self._slowdown = 1.0
         self.queries_sent = 0
+        #: Of ``queries_sent``, the ``fetch_many`` requests (each for several tasks).
+        self.batch_queries = 0
 
     # --- what callers see -------------------------------------------------------------------
 
@@ -298,7 +312,10 @@ class Tracker:
     async def _work(self, watch: _Watch) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            await self._query(watch)
+            if self._fetch_many is None:
+                await self._query(watch)
+            else:
+                await self._query_batch(watch)
             queued = self._next_ready()
             if queued is not None:
                 watch = queued
@@ -354,6 +371,60 @@ class Tracker:
             if task.is_terminal and self._push_coverage is not None and self._push_coverage.covers(watch.task_id):
                 self._push_coverage.missed(watch.task_id)
             self._apply(watch, task, reschedule=True)
+
+    async def _query_batch(self, first: _Watch) -> None:
+        """One ``fetch_many`` request for ``first`` and every other query due soon (see ``batching``)."""
+        assert self._fetch_many is not None
+        batch = collect_batch(self, first)
+        if len(batch) == 1:
+            # Nothing else due: a plain fetch costs the same request and keeps its error handling.
+            await self._query(first)
+            return
+        self.queries_sent += 1
+        self.batch_queries += 1
+        try:
+            tasks = await self._fetch_many([watch.task_id for watch in batch])
+        except Exception as exc:
+            if is_missing_endpoint(exc):
+                logger.info("the server cannot fetch many tasks at once (%s): one query per task from now on", exc)
+                self._fetch_many = None
+                now = self._clock()
+                for watch in batch:
+                    if self._watches.get(watch.task_id) is watch:
+                        self._schedule(watch, now)
+                return
+            if isinstance(exc, RateLimitError):  # one 429 slows everything once, as in ``_query``
+                self._slowdown = min(_MAX_SLOWDOWN, self._slowdown * 2)
+                logger.warning("task queries slowed down %.0fx after: %s", self._slowdown, exc)
+            else:
+                logger.info("batch query of %d tasks failed, retrying: %s", len(batch), exc)
+            for watch in batch:
+                self._settle_failed_query(watch, exc)
+            return
+        self._slowdown = max(1.0, self._slowdown / 1.25)  # once per request, as in ``_query``
+        settle_batch(self, batch, tasks)
+
+    def _settle_failed_query(self, watch: _Watch, exc: BaseException) -> None:
+        """What ``_query`` does with a failed fetch, for one task of a failed batch fetch."""
+        if isinstance(exc, (AuthenticationError, PermissionDeniedError, ValidationError)):
+            self._fail(watch, exc)
+        elif isinstance(exc, NotFoundError):
+            watch.errors += 1
+            if watch.errors >= _NOT_FOUND_TOLERANCE:
+                self._fail(watch, exc)
+            else:
+                self._retry_later(watch)
+        elif isinstance(exc, EvolinkError):
+            watch.errors += 1
+            self._retry_later(watch)
+        else:
+            logger.error("batch query of %s raised unexpectedly: %r", watch.task_id, exc)
+            self._fail(watch, exc)
+
+    def _settle_answer(self, watch: _Watch, task: Task) -> None:
+        """What ``_query`` does with a successful fetch, for one task of a batch."""
+        watch.errors = 0
+        self._apply(watch, task, reschedule=True)
 
     # --- state changes (all synchronous, on the loop) ---------------------------------------
 

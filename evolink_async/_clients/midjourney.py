@@ -1,0 +1,322 @@
+"""``MidjourneyClient``: a Midjourney proxy with the same tasks, events, streams and fan-out as Evolink."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Literal, Self, cast
+
+import aiohttp
+
+from .._core.config import ClientConfig
+from .._core.idempotency import check_idempotency_key, new_idempotency_key
+from .._core.retry import RetryPolicy
+from .._core.secret import Secret
+from .._core.transport import Transport
+from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
+from .._files.image_probe import ImageFormat
+from .._files.safe_paths import result_file_name
+from .._models.task import Task, TaskStatus
+from .._models.task_ids import task_id_of
+from .._protocols.midjourney.api import MidjourneyAPI
+from .._protocols.midjourney.buttons import request_for_button
+from .._protocols.midjourney.requests import MidjourneyRequest
+from .._protocols.midjourney.tasks import structure_mj_task
+from .._protocols.task_api import TaskAPI
+from .._watching.fan_out import FanOut, FanOutInput
+from .._watching.poll_policy import PollPolicy
+from .._watching.tracker import Tracker
+from ..errors import NotFoundError, UnsupportedOperationError, ValidationError
+from .evolink import MissingAPIKeyError
+from .tasks import Tasks
+
+__all__ = ["MidjourneyClient", "MidjourneyTasks"]
+
+_AUTH_HEADERS = {"bearer": "Authorization", "mj-api-secret": "mj-api-secret"}
+# Parallel single queries when the server cannot fetch many at once.
+_GET_MANY_CONCURRENCY = 8
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+class MidjourneyTasks(Tasks):
+    """``mj.tasks``: ``get``, ``wait``, ``stream`` as for Evolink, plus ``get_many`` and ``cancel``."""
+
+    def __init__(self, api: MidjourneyAPI, tracker: Tracker) -> None:
+        super().__init__(cast(TaskAPI, api), tracker)
+        self._mj = api
+
+    async def get_many(self, task_ids: Iterable[Task | str]) -> list[Task]:
+        """The tasks the server knows, in the order asked (unknown ids are left out).
+
+        One ``POST task/list-by-condition`` per 50 ids where the server has it, else one query each.
+
+        >>> tasks = await mj.tasks.get_many(["1712345678901123", "1712345678901456"])
+        """
+        ids = list(dict.fromkeys(task_id_of(task) for task in task_ids))
+        found: dict[str, Task] = {}
+        fetch_many = self._mj.fetch_many
+        if fetch_many is not None:
+            try:
+                found = {task.id: task for task in await fetch_many(ids)}
+            except UnsupportedOperationError:
+                fetch_many = None
+        if fetch_many is None:
+            limit = asyncio.Semaphore(_GET_MANY_CONCURRENCY)
+
+            async def one(task_id: str) -> None:
+                async with limit:
+                    with contextlib.suppress(NotFoundError):
+                        found[task_id] = await self._mj.fetch(task_id)
+
+            async with asyncio.TaskGroup() as group:
+                for task_id in ids:
+                    group.create_task(one(task_id))
+        return [found[task_id] for task_id in ids if task_id in found]
+
+    async def cancel(self, task_or_id: Task | str) -> Task:
+        """Ask the proxy to cancel the task and return it as it now is.
+
+        Raises ``UnsupportedOperationError`` where the server has no ``task/{id}/cancel`` (or
+        refuses it to non-admin keys, as trueai's does).
+
+        >>> task = await mj.tasks.cancel(task)
+        """
+        cancel = self._mj.cancel
+        if cancel is None:
+            raise UnsupportedOperationError("cancel", "this server has no task/{id}/cancel endpoint")
+        return await cancel(task_id_of(task_or_id))
+
+
+class MidjourneyClient:
+    """An asyncio client for a Midjourney proxy (novicezk or trueai midjourney-proxy, or a gateway).
+
+    The key comes from ``api_key`` or ``MJ_PROXY_API_KEY`` (``api_key=""`` sends none); the host
+    from ``base_url`` or ``MJ_PROXY_BASE_URL``. ``auth="bearer"`` sends ``Authorization: Bearer
+    <key>`` (gateways), ``auth="mj-api-secret"`` the proxies' own header. ``path_prefix`` is
+    ``"/mj"`` upstream, ``"/v1/mj"`` or ``"/mj-fast/mj"`` at some gateways.
+
+    >>> async with MidjourneyClient(base_url="https://proxy.example", path_prefix="/v1/mj") as mj:
+    ...     task = await mj.submit(Imagine(prompt="a red fox"))
+    ...     done = await mj.tasks.wait(task, timeout=900)
+    ...     upscaled = await mj.action(done, "U2")
+    """
+
+    def __init__(
+        self,
+        api_key: str | None = None,
+        *,
+        base_url: str | None = None,
+        path_prefix: str = "/mj",
+        auth: Literal["bearer", "mj-api-secret"] = "bearer",
+        poll_policy: PollPolicy | None = None,
+        timeout: float = 60.0,
+        connect_timeout: float = 10.0,
+        max_retries: int = 3,
+        retry: RetryPolicy | None = None,
+        max_connections: int = 64,
+        default_headers: Mapping[str, str] | None = None,
+        session: aiohttp.ClientSession | None = None,
+        max_concurrent_queries: int = 32,
+        batch_polling: bool = True,
+    ) -> None:
+        key = api_key if api_key is not None else _env("MJ_PROXY_API_KEY")
+        if key is None:
+            raise MissingAPIKeyError(
+                "no API key: pass api_key=... or set MJ_PROXY_API_KEY (api_key='' for a proxy without auth)"
+            )
+        base = (base_url or _env("MJ_PROXY_BASE_URL") or "").rstrip("/")
+        if not base.startswith(("http://", "https://")):
+            raise ValidationError("base_url", "pass base_url='https://...' or set MJ_PROXY_BASE_URL")
+        if auth not in _AUTH_HEADERS:
+            raise ValidationError("auth", f"must be one of {', '.join(_AUTH_HEADERS)}, got {auth!r}")
+        self._config = ClientConfig(
+            api_key=Secret(key),
+            base_url=base,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            retry=retry if retry is not None else RetryPolicy(max_retries=max_retries),
+            max_connections=max_connections,
+            default_headers=dict(default_headers or {}),
+            auth_header=_AUTH_HEADERS[auth],
+        )
+        self._transport = Transport(self._config, session=session)
+        self._api = MidjourneyAPI(self._transport, path_prefix=path_prefix)
+        api = self._api
+
+        async def fetch_many(task_ids: Sequence[str]) -> Sequence[Task]:
+            batch = api.fetch_many
+            if batch is None:
+                raise UnsupportedOperationError("fetch_many", "the server has no task/list-by-condition")
+            return await batch(task_ids)
+
+        self._tracker = Tracker(
+            api.fetch,
+            policy=poll_policy or PollPolicy(),
+            max_concurrent_queries=max_concurrent_queries,
+            fetch_many=fetch_many if batch_polling else None,
+            fetch_many_limit=api.fetch_many_limit,
+        )
+        self._tracker_task: asyncio.Task[None] | None = None
+        self.tasks = MidjourneyTasks(api, self._tracker)
+
+    @property
+    def tracker(self) -> Tracker:
+        """The scheduler watching this client's tasks (``push`` notifyHook bodies into it, parsed)."""
+        return self._tracker
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session this client sends through; the key is added per request."""
+        return self._transport.session
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    @property
+    def api_base(self) -> str:
+        """``base_url`` plus the path prefix, ending in ``/`` (``https://host/mj/``)."""
+        return self._api.base
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    async def submit(self, request: MidjourneyRequest, *, idempotency_key: str | None = None) -> Task:
+        """Submit one request and return its first snapshot (``pending``, or ``modal`` for code 21).
+
+        ``idempotency_key`` (or a fresh one) travels as the task's ``state`` unless the request
+        sets ``state``: a submit whose answer was lost is looked up by it before any resubmit.
+
+        >>> task = await mj.submit(Imagine(prompt="a red fox", images=[Path("ref.png")]))
+        """
+        key = check_idempotency_key(idempotency_key) if idempotency_key is not None else new_idempotency_key()
+        return await self._api.submit(request, idempotency_key=key)
+
+    async def action(
+        self, task: Task | str, label_or_custom_id: str, *, state: str | None = None, idempotency_key: str | None = None
+    ) -> Task:
+        """Press a button of a finished task: a label (``"U1"``..``"V4"``, ``"🔄"``, ``"Vary (Strong)"``)
+        or its ``customId``. Returns the new task's first snapshot.
+
+        >>> upscaled = await mj.tasks.wait(await mj.action(done, "U2"), timeout=600)
+        """
+        if not isinstance(label_or_custom_id, str) or not label_or_custom_id.strip():
+            raise ValidationError("label_or_custom_id", "must be a button label or customId")
+        current = task if isinstance(task, Task) and task.status is TaskStatus.COMPLETED else None
+        if current is None:
+            current = await self.tasks.get(task)
+        if current.status is not TaskStatus.COMPLETED:
+            raise ValidationError(
+                "task", f"must have succeeded before a button is pressed; it is {current.status.value}"
+            )
+        details = current.midjourney
+        buttons = details.buttons if details is not None else ()
+        request = request_for_button(current.id, buttons, label_or_custom_id, state=state)
+        if request is None:
+            names = ", ".join(b.label or b.emoji or b.custom_id for b in buttons) or "none"
+            raise ValidationError(
+                "label_or_custom_id", f"task {current.id} has no button {label_or_custom_id!r} (buttons: {names})"
+            )
+        return await self.submit(request, idempotency_key=idempotency_key)
+
+    def fan_out(
+        self,
+        requests: Iterable[FanOutInput | MidjourneyRequest] | AsyncIterable[FanOutInput | MidjourneyRequest],
+        *,
+        max_in_flight: int = 8,
+        max_submits_per_second: float | None = None,
+        buffer_size: int = 64,
+        timeout: float | None = None,
+    ) -> FanOut:
+        """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
+
+        As ``EvolinkClient.fan_out``; a task left in ``MODAL`` ends its input with a ``FAILED``
+        event whose ``error`` is ``TaskNeedsModalError``.
+
+        >>> async with mj.fan_out([Imagine(prompt=p) for p in prompts], max_in_flight=8) as events:
+        ...     async for event in events:
+        ...         print(event.key, event.kind, event.progress)
+        """
+        # FanOut hands each request to ``TaskAPI.submit`` untouched: any request type of the protocol fits.
+        items = cast("Iterable[FanOutInput] | AsyncIterable[FanOutInput]", requests)
+        return FanOut(
+            cast(TaskAPI, self._api),
+            self._tracker,
+            items,
+            max_in_flight=max_in_flight,
+            max_submits_per_second=max_submits_per_second,
+            buffer_size=buffer_size,
+            timeout=timeout,
+        )
+
+    @staticmethod
+    def parse_task(body: object) -> Task:
+        """A task from a proxy's ``notifyHook`` POST body (the fetch shape), e.g. for ``mj.tracker.push``.
+
+        >>> mj.tracker.push(mj.parse_task(await request.json()))
+        """
+        return structure_mj_task(body)
+
+    async def download(
+        self,
+        task: Task,
+        dest_dir: str | os.PathLike[str],
+        *,
+        name: str | None = None,
+        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
+        timeout: float = 300.0,
+    ) -> tuple[Path, ...]:
+        """Save a completed task's images into ``dest_dir`` as ``EvolinkClient.download`` does
+        (no key is sent to the image host).
+
+        >>> await mj.download(done, "out", name="fox")
+        """
+        if task.status is not TaskStatus.COMPLETED or not task.results:
+            raise ValidationError("task", f"has no results to download (status {task.status.value})")
+        stem = name or task.id
+
+        def name_for(index: int, image_format: ImageFormat) -> str:
+            return result_file_name(stem, index, image_format=image_format)
+
+        return await download_urls(self._transport.session, task.results, dest_dir, name_for,
+                                   max_bytes=max_bytes, timeout=timeout)  # fmt: skip
+
+    async def aclose(self) -> None:
+        """Close the session (unless it was passed in by the caller)."""
+        await self._transport.aclose()
+
+    async def __aenter__(self) -> Self:
+        """Start the tracker; it runs until the ``async with`` block ends."""
+        if self._tracker_task is not None:
+            raise RuntimeError("this client is already entered")
+        self._tracker.open()
+        self._tracker_task = asyncio.create_task(self._tracker.run(), name="evolink-mj-tracker")
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        task, self._tracker_task = self._tracker_task, None
+        try:
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
+                self._tracker.close()
+        finally:
+            await self.aclose()
+
+    def __repr__(self) -> str:
+        return f"MidjourneyClient(base_url={self.base_url!r}, api_key='***')"
+
+    def __reduce__(self) -> Any:
+        raise TypeError("MidjourneyClient objects cannot be pickled")

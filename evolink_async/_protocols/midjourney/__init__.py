@@ -1,0 +1,1 @@
+"""The Midjourney-proxy protocol (novicezk / trueai midjourney-proxy, new-api style gateways)."""

@@ -1,0 +1,371 @@
+"""A Midjourney proxy behind the ``TaskAPI`` seam: submit, fetch, fetch many, cancel.
+
+Submits are never retried blindly: the proxy has no idempotency key, so a submit whose answer
+was lost (connection error, timeout, 5xx) is first looked up by its ``state`` marker in
+``task/list``; only where the server can list, and the task is not there, is it sent again.
+Refusals the server answers for sure (HTTP 429, codes 23 and "queue full" 9) are retried with
+the client's ``RetryPolicy``.
+"""
+
+from __future__ import annotations
+
+import base64
+import time
+from collections.abc import Mapping, Sequence
+from pathlib import Path, PurePath
+from typing import Any
+from urllib.parse import quote
+
+import anyio
+import anyio.to_thread
+
+from ..._core.logging import logger
+from ..._core.transport import Response, Transport
+from ..._files.image_probe import probe_image
+from ..._models.task import Task
+from ..._models.task_ids import task_id_of
+from ...errors import (
+    APIConnectionError,
+    APIStatusError,
+    BadRequestError,
+    BannedPromptError,
+    EvolinkError,
+    MidjourneyError,
+    NotFoundError,
+    QueueFullError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from ..task_api import Cancel, FetchMany
+from .requests import MAX_IMAGE_BYTES, MIDJOURNEY_REQUESTS, MidjourneyImage, MidjourneyRequest
+from .tasks import parse_id, structure_mj_task
+
+__all__ = ["MidjourneyAPI"]
+
+_CREATED = frozenset({1, 22})
+_MODAL = 21
+_BANNED = 24
+_QUEUE_FULL = 23
+_QUEUE_FULL_WORDS = ("队列已满", "queue full", "queue is full")
+_MISSING_ENDPOINT = frozenset({404, 405, 501})
+# Failures after which the proxy may have created the task anyway.
+_UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
+# A caller-chosen ``state`` is matched only against tasks submitted from this long before the
+# submit on (client and server clocks differ); the SDK's own marker is unique and needs no window.
+_CLOCK_SLACK_MS = 10 * 60 * 1000
+
+
+def normalize_prefix(path_prefix: str) -> str:
+    """``"mj"``, ``"/mj/"`` -> ``"/mj"``; ``""`` or ``"/"`` -> ``""``."""
+    stripped = path_prefix.strip().strip("/")
+    return f"/{stripped}" if stripped else ""
+
+
+class MidjourneyAPI:
+    """One Midjourney proxy (novicezk, trueai, or a new-api style gateway) at ``base_url + path_prefix``."""
+
+    fetch_many_limit = 50
+
+    def __init__(self, transport: Transport, *, path_prefix: str = "/mj") -> None:
+        self._transport = transport
+        self._base = f"{transport.config.base_url}{normalize_prefix(path_prefix)}/"
+        # Learned from the server: endpoints it turned out not to have (HTTP 404/405).
+        self._can_fetch_many = True
+        self._can_cancel = True
+
+    @property
+    def base(self) -> str:
+        return self._base
+
+    @property
+    def fetch_many(self) -> FetchMany | None:
+        return self._fetch_many if self._can_fetch_many else None
+
+    @property
+    def cancel(self) -> Cancel | None:
+        return self._cancel if self._can_cancel else None
+
+    # --- submit -----------------------------------------------------------------------------
+
+    async def submit(self, request: MidjourneyRequest, *, idempotency_key: str) -> Task:
+        """Submit under ``idempotency_key``, which travels as the task's ``state`` (unless the
+        request sets its own) so a submit whose answer was lost can be found again."""
+        if not isinstance(request, MIDJOURNEY_REQUESTS):
+            raise ValidationError(
+                "request", f"must be a Midjourney request (Imagine, ...), got {type(request).__name__}"
+            )
+        images = await encode_images(request.images)
+        body = request.body(images)
+        marker = request.state if request.state is not None else idempotency_key
+        body["state"] = marker
+        if request.notify_hook is not None:
+            body["notifyHook"] = request.notify_hook
+        return await self._submit(request.endpoint, body, marker, own_marker=request.state is None)
+
+    async def _submit(self, endpoint: str, body: dict[str, Any], marker: str, *, own_marker: bool) -> Task:
+        policy = self._transport.config.retry
+        started_ms = int(time.time() * 1000)
+        attempt = 0
+        while True:
+            wait: float | None = None
+            try:
+                response = await self._transport.request(
+                    "POST", self._base + endpoint, json_body=body, retry_safe=False
+                )
+                task = self._created_task(response, marker)
+            except (RateLimitError, QueueFullError) as exc:
+                # Refused for sure, nothing created: safe to send again after a pause.
+                error: EvolinkError = exc
+                wait = exc.retry_after if isinstance(exc, RateLimitError) else None
+            except _UNCERTAIN as exc:
+                found = await self._find_by_state(marker, since_ms=None if own_marker else started_ms, cause=exc)
+                if found is not None:
+                    logger.info("submit to %s: answer lost, found task %s by its state", endpoint, found.id)
+                    return found
+                error = exc
+            except APIStatusError as exc:
+                raise _refusal(exc, endpoint) from None
+            else:
+                logger.info("submitted %s as %s", endpoint, task.id)
+                return task
+            if attempt >= policy.max_retries:
+                raise error
+            if wait is not None and wait > policy.max_retry_after:
+                raise error
+            delay = max(wait or 0.0, policy.backoff(attempt))
+            logger.info("resubmitting to %s in %.2f s after: %s", endpoint, delay, error)
+            await anyio.sleep(delay)
+            attempt += 1
+
+    def _created_task(self, response: Response, marker: str) -> Task:
+        """The task a 2xx submit answer created, or the error its code stands for."""
+        body = response.body
+        if not isinstance(body, Mapping):
+            raise ResponseFormatError(
+                f"submit answered {type(body).__name__} instead of a result object", request_id=response.request_id
+            )
+        code = body.get("code")
+        if body.get("success") is False or code == -1:  # trueai's LogicException shape
+            message = str(body.get("message") or body.get("description") or "the proxy refused the submit")
+            raise MidjourneyError(message, code=_int(code), status_code=response.status, request_id=response.request_id)
+        properties = body.get("properties") if isinstance(body.get("properties"), Mapping) else {}
+        assert isinstance(properties, Mapping)
+        code = _int(code)
+        if code in _CREATED or code == _MODAL:
+            task_id = parse_id(body.get("result"))
+            if task_id is None:
+                if code == _MODAL:
+                    raise _submit_error(body, response)
+                raise ResponseFormatError(
+                    f"submit answered code {code} without a task id", request_id=response.request_id
+                )
+            status = "NOT_START"
+            if code == _MODAL:
+                # trueai: the task waits for ``submit/modal``; novicezk: "already exists", with its status.
+                existing = properties.get("status")
+                status = existing if isinstance(existing, str) and existing else "MODAL"
+            snapshot = {
+                "id": task_id,
+                "status": status,
+                "progress": None,
+                "state": marker,
+                "imageUrl": properties.get("imageUrl") if code == _MODAL else None,
+                "properties": dict(properties),
+                "submitResult": {"code": code, "description": body.get("description")},
+            }
+            return structure_mj_task(snapshot, request_id=response.request_id)
+        raise _submit_error(body, response)
+
+    async def _find_by_state(self, marker: str, *, since_ms: int | None, cause: EvolinkError) -> Task | None:
+        """The task whose ``state`` is ``marker``, from ``task/list``; raises ``cause`` when the
+        server cannot list (then nothing may be sent again: the task may exist)."""
+        try:
+            response = await self._transport.request("GET", self._base + "task/list", retry_safe=True)
+        except EvolinkError as exc:
+            logger.warning("a submit's answer was lost and its task cannot be looked up (%s): not resubmitting", exc)
+            raise cause from None
+        items = response.body
+        if isinstance(items, Mapping):  # tolerate {"data": [...]} / {"list": [...]} wrappers
+            items = items.get("data") or items.get("list")
+        if not isinstance(items, list):
+            logger.warning("task/list answered no list: a submit's outcome is unknown, not resubmitting")
+            raise cause
+        candidates: list[tuple[int, Task]] = []
+        for item in items:
+            if not isinstance(item, Mapping) or item.get("state") != marker:
+                continue
+            submitted = item.get("submitTime")
+            submitted_ms = submitted if isinstance(submitted, int) and not isinstance(submitted, bool) else 0
+            if since_ms is not None and submitted_ms and submitted_ms < since_ms - _CLOCK_SLACK_MS:
+                continue
+            try:
+                candidates.append((submitted_ms, structure_mj_task(item)))
+            except ResponseFormatError:
+                continue
+        if not candidates:
+            return None
+        return max(candidates, key=lambda pair: pair[0])[1]
+
+    # --- queries ----------------------------------------------------------------------------
+
+    async def fetch(self, task_id: str) -> Task:
+        """``GET task/{id}/fetch``; an unknown id (empty body, 204, ``null``, 404, code-4
+        ``task_no_found``) raises ``NotFoundError``."""
+        task_id = task_id_of(task_id)
+        url = f"{self._base}task/{quote(task_id, safe='')}/fetch"
+        try:
+            response = await self._transport.request("GET", url, retry_safe=True)
+        except BadRequestError as exc:
+            if _says_not_found(exc.body) or "task_no_found" in exc.message:
+                raise NotFoundError(
+                    f"task {task_id} not found",
+                    status_code=exc.status_code,
+                    code="task_no_found",
+                    request_id=exc.request_id,
+                    body=exc.body,
+                ) from None
+            raise
+        if response.body is None or response.body == "":
+            raise NotFoundError(
+                f"task {task_id} not found", status_code=response.status, request_id=response.request_id
+            )
+        return structure_mj_task(response.body, request_id=response.request_id)
+
+    async def _fetch_many(self, task_ids: Sequence[str]) -> Sequence[Task]:
+        """``POST task/list-by-condition``; unknown ids are left out of the answer."""
+        ids = [task_id_of(task_id) for task_id in task_ids]
+        tasks: list[Task] = []
+        for start in range(0, len(ids), self.fetch_many_limit):
+            tasks.extend(await self._fetch_chunk(ids[start : start + self.fetch_many_limit]))
+        return tasks
+
+    async def _fetch_chunk(self, ids: list[str]) -> list[Task]:
+        if not ids:
+            return []
+        try:
+            response = await self._transport.request(
+                "POST", self._base + "task/list-by-condition", json_body={"ids": ids}, retry_safe=True
+            )
+        except APIStatusError as exc:
+            if exc.status_code in _MISSING_ENDPOINT:
+                self._can_fetch_many = False
+                raise UnsupportedOperationError(
+                    "fetch_many", f"the server has no task/list-by-condition ({exc})"
+                ) from None
+            raise
+        if not isinstance(response.body, list):
+            self._can_fetch_many = False
+            raise UnsupportedOperationError(
+                "fetch_many", f"task/list-by-condition answered {type(response.body).__name__}, not a list"
+            )
+        tasks = []
+        for item in response.body:
+            try:
+                tasks.append(structure_mj_task(item, request_id=response.request_id))
+            except ResponseFormatError as exc:
+                logger.info("skipping a malformed task in a list-by-condition answer: %s", exc)
+        return tasks
+
+    async def _cancel(self, task_id: str) -> Task:
+        """``POST task/{id}/cancel`` (trueai, admin keys only), then the task as it now is."""
+        task_id = task_id_of(task_id)
+        url = f"{self._base}task/{quote(task_id, safe='')}/cancel"
+        try:
+            await self._transport.request("POST", url, retry_safe=True)
+        except APIStatusError as exc:
+            if exc.status_code in _MISSING_ENDPOINT:
+                self._can_cancel = False
+                raise UnsupportedOperationError("cancel", f"the server has no task/{{id}}/cancel ({exc})") from None
+            if exc.status_code == 400 and "禁止操作" in exc.message:
+                raise UnsupportedOperationError(
+                    "cancel", f"the proxy refused (only admin keys may cancel): {exc}"
+                ) from None
+            raise
+        return await self.fetch(task_id)
+
+
+# --- helpers ------------------------------------------------------------------------------
+
+
+def _int(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        try:
+            return int(value.strip())
+        except ValueError:
+            return None
+    return None
+
+
+def _submit_error(
+    body: Mapping[str, Any], response: Response | None = None, *, status: int | None = None
+) -> MidjourneyError:
+    code = _int(body.get("code"))
+    description = str(body.get("description") or body.get("message") or f"result code {code}").strip()
+    properties = body.get("properties") if isinstance(body.get("properties"), Mapping) else None
+    status_code = status if status is not None else (response.status if response is not None else 200)
+    request_id = response.request_id if response is not None else None
+    kind: type[MidjourneyError] = MidjourneyError
+    if code == _BANNED:
+        kind = BannedPromptError
+    elif code == _QUEUE_FULL or (code == 9 and any(word in description.lower() for word in _QUEUE_FULL_WORDS)):
+        kind = QueueFullError
+    return kind(description, code=code, properties=properties, status_code=status_code, request_id=request_id)
+
+
+def _refusal(exc: APIStatusError, endpoint: str) -> EvolinkError:
+    """A non-2xx submit answer as the most useful error: its MJ code where the body has one."""
+    body = exc.body
+    has_code = isinstance(body, Mapping) and "code" in body and ("description" in body or "message" in body)
+    if has_code and exc.status_code not in (401, 403):
+        assert isinstance(body, Mapping)
+        error = _submit_error(body, status=exc.status_code)
+        error.request_id = exc.request_id
+        return error
+    if exc.status_code in _MISSING_ENDPOINT:
+        return UnsupportedOperationError(endpoint, f"the server has no {endpoint} endpoint ({exc})")
+    return exc
+
+
+def _says_not_found(body: object) -> bool:
+    if not isinstance(body, Mapping):
+        return False
+    text = str(body.get("description") or body.get("message") or "")
+    return "task_no_found" in text or "not found" in text.lower()
+
+
+async def encode_images(images: Sequence[MidjourneyImage]) -> list[str]:
+    """Every image as a data URL; files are read (bounded) and encoded off the event loop."""
+    if not images:
+        return []
+
+    def encode_all() -> list[str]:
+        return [_data_url(image, f"images[{index}]") for index, image in enumerate(images)]
+
+    if all(isinstance(image, str) for image in images):
+        return [str(image) for image in images]
+    return await anyio.to_thread.run_sync(encode_all)
+
+
+def _data_url(image: MidjourneyImage, field: str) -> str:
+    if isinstance(image, str):
+        return image
+    if isinstance(image, PurePath):
+        try:
+            with open(Path(image), "rb") as handle:
+                data = handle.read(MAX_IMAGE_BYTES + 1)
+        except OSError as exc:
+            raise ValidationError(field, f"cannot read {image}: {exc.strerror or exc}") from None
+        if len(data) > MAX_IMAGE_BYTES:
+            raise ValidationError(field, f"{image} is larger than {MAX_IMAGE_BYTES} bytes")
+    else:
+        data = bytes(image)
+    info = probe_image(data, field=field)
+    mime = f"image/{info.format.value}"
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
