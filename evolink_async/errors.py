@@ -39,6 +39,7 @@ __all__ = [
     "RequestTooLargeError",
     "ResponseFormatError",
     "ServerError",
+    "SubmitOutcomeUnknownError",
     "TaskCancelledError",
     "TaskFailedError",
     "TaskNeedsModalError",
@@ -173,6 +174,19 @@ def status_error_class(status_code: int) -> type[APIStatusError]:
     if status_code >= 500:
         return ServerError
     return _STATUS_CLASSES.get(status_code, APIStatusError)
+
+
+class SubmitOutcomeUnknownError(APIConnectionError):
+    """Raised when a submit's answer was lost and its task could not be found (no callback came).
+
+    The server may or may not have created (and billed) the task. ``idempotency_key`` is the key
+    it was sent with: submitting again with it is safe only on a server that honours the key.
+    """
+
+    def __init__(self, idempotency_key: str, cause: BaseException) -> None:
+        self.idempotency_key = idempotency_key
+        super().__init__(f"outcome unknown: the answer was lost ({cause}) and no callback named the task "
+                         f"(idempotency key {idempotency_key})")  # fmt: skip
 
 
 class ClientClosedError(EvolinkError):

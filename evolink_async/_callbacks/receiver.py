@@ -18,7 +18,7 @@ import json
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal
+from typing import Any, Literal, Protocol
 from urllib.parse import urlsplit
 
 import attrs
@@ -30,12 +30,15 @@ from .._models.urls import check_callback_url
 from ..errors import EvolinkError, ResponseFormatError, ValidationError
 from .tokens import load_secret, mint_token, token_matches
 
-__all__ = ["CallbackReceiver", "CallbackRoute", "Registration"]
+__all__ = ["CallbackReceiver", "CallbackRoute", "ReceiverBinding", "Registration", "callback_binding"]
 
 #: Evolink's callback is the task JSON (a few KiB); MJ's notifyHook the task object.
 DEFAULT_MAX_BODY_BYTES = 256 * 1024
 #: Submits remembered at once; the oldest are forgotten first (their callbacks then get 404).
 DEFAULT_MAX_REGISTRATIONS = 200_000
+#: Tasks in a row found ended by a query before their callback came: then the receiver is taken
+#: to be unreachable (a wrong public URL, a firewall) and its clients poll as usual again.
+MISSES_BEFORE_UNREACHABLE = 5
 _RANK = {TaskStatus.PENDING: 0, TaskStatus.UNKNOWN: 0, TaskStatus.PROCESSING: 1}
 _TERMINAL_RANK = 2
 
@@ -52,7 +55,7 @@ class CallbackRoute:
 class Registration:
     """One submit's callback URL, and what has arrived on it so far."""
 
-    __slots__ = ("_arrived", "idempotency_key", "latest", "rank", "route", "token", "url")
+    __slots__ = ("_arrived", "idempotency_key", "latest", "rank", "route", "task_id", "token", "url")
 
     def __init__(self, *, idempotency_key: str, token: str, url: str, route: CallbackRoute) -> None:
         self.idempotency_key = idempotency_key
@@ -60,6 +63,7 @@ class Registration:
         self.url = url
         self.route = route
         self.latest: Task | None = None
+        self.task_id: str | None = None
         self.rank: tuple[int, int] = (-1, -1)
         self._arrived: asyncio.Event | None = None
 
@@ -124,6 +128,8 @@ class CallbackReceiver:
         self._secret = load_secret(secret)
         self._max_registrations = max_registrations
         self._registrations: OrderedDict[str, Registration] = OrderedDict()
+        self._by_task: dict[str, Registration] = {}
+        self._misses = 0
         #: Callbacks taken (after checks), and when the last one came: the receiver's reachability.
         self.accepted = 0
         self.last_accepted_at: float | None = None
@@ -141,11 +147,43 @@ class CallbackReceiver:
             )
             self._registrations[token] = registration
             while len(self._registrations) > self._max_registrations:
-                self._registrations.popitem(last=False)
+                _, forgotten = self._registrations.popitem(last=False)
+                if forgotten.task_id is not None:
+                    self._by_task.pop(forgotten.task_id, None)
         return registration
 
     def registration(self, idempotency_key: str) -> Registration | None:
         return self._registrations.get(mint_token(self._secret, idempotency_key))
+
+    def bind(self, registration: Registration, task_id: str) -> None:
+        """The submit's answer named its task: callbacks on this URL belong to ``task_id``."""
+        registration.task_id = task_id
+        self._by_task[task_id] = registration
+
+    @property
+    def reachable(self) -> bool:
+        """False once several tasks in a row ended without their callback (see ``missed``)."""
+        return self._misses < MISSES_BEFORE_UNREACHABLE
+
+    def covers(self, task_id: str) -> bool:
+        """True when ``task_id`` was submitted with a URL of this receiver, and callbacks arrive."""
+        return task_id in self._by_task and self._misses < MISSES_BEFORE_UNREACHABLE
+
+    def latest(self, task_id: str) -> Task | None:
+        """The newest snapshot a callback brought for ``task_id``."""
+        registration = self._by_task.get(task_id)
+        return registration.latest if registration is not None else None
+
+    def missed(self, task_id: str) -> None:
+        """A query found ``task_id`` ended and no callback had come for it."""
+        registration = self._by_task.get(task_id)
+        if registration is not None and registration.rank[0] != _TERMINAL_RANK:
+            self._misses += 1
+            if self._misses == MISSES_BEFORE_UNREACHABLE:
+                logger.warning(
+                    "no callbacks arrive at %s (%d tasks ended without one): polling as usual", self.public_url,
+                    self._misses,
+                )
 
     async def handle(self, token: str, body: bytes) -> int:
         """Take one callback; returns the HTTP status to answer."""
@@ -170,6 +208,9 @@ class CallbackReceiver:
                 return 503
         self.accepted += 1
         self.last_accepted_at = time.monotonic()
+        self._misses = 0
+        if registration.task_id is None:  # an orphan's first callback names its task
+            self.bind(registration, task.id)
         if registration._take(task):
             registration.route.push(task)
         return 200
@@ -194,3 +235,55 @@ def _loads(body: bytes) -> Any:
         return json.loads(scrub_known(body.decode("utf-8")))
     except (ValueError, RecursionError) as exc:
         raise ResponseFormatError(f"not JSON: {type(exc).__name__}") from None
+
+
+class ReceiverBinding:
+    """One client's use of a receiver: its callback URLs, and which of its tasks report by callback."""
+
+    def __init__(self, receiver: CallbackReceiver, route: CallbackRoute) -> None:
+        self._receiver = receiver
+        self._route = route
+
+    def url_for(self, idempotency_key: str) -> str:
+        return self._receiver.register(idempotency_key, self._route).url
+
+    def submitted(self, idempotency_key: str, task: Task) -> None:
+        self._receiver.bind(self._receiver.register(idempotency_key, self._route), task.id)
+
+    async def recover(self, idempotency_key: str, timeout: float) -> Task | None:
+        registration = self._receiver.register(idempotency_key, self._route)
+        return await registration.wait(timeout)
+
+    def covers(self, task_id: str) -> bool:
+        return self._receiver.covers(task_id)
+
+    def missed(self, task_id: str) -> None:
+        self._receiver.missed(task_id)
+
+    def latest(self, task_id: str) -> Task | None:
+        return self._receiver.latest(task_id)
+
+
+class _Client(Protocol):
+    @property
+    def tracker(self) -> Any: ...
+
+    @property
+    def tasks(self) -> Any: ...
+
+
+def callback_binding(
+    receiver: CallbackReceiver | None, *, parse: Callable[[Any], Task], client: _Client
+) -> ReceiverBinding | None:
+    """The binding of ``client`` to ``receiver`` (``None`` without one); checks the argument's type."""
+    if receiver is None:
+        return None
+    if not isinstance(receiver, CallbackReceiver):
+        raise ValidationError("callbacks", f"must be a CallbackReceiver, got {type(receiver).__name__}")
+    # Late-bound: the client's tracker and views are built after this binding.
+    route = CallbackRoute(
+        parse=parse,
+        push=lambda task: client.tracker.push(task),
+        fetch=lambda task_id: client.tasks.get(task_id),
+    )
+    return ReceiverBinding(receiver, route)

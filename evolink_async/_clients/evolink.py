@@ -13,6 +13,7 @@ from typing import Any, Self
 import aiohttp
 import attrs
 
+from .._callbacks.receiver import CallbackReceiver, ReceiverBinding, callback_binding
 from .._core.config import ClientConfig, config_from_env
 from .._core.retry import RetryPolicy
 from .._core.secret import Secret
@@ -20,6 +21,7 @@ from .._core.transport import Transport
 from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
 from .._files.image_probe import ImageFormat
 from .._files.safe_paths import result_file_name
+from .._models.converter import structure_task
 from .._models.task import Task, TaskStatus
 from .._protocols.evolink.api import EvolinkAPI
 from .._protocols.evolink.files import Files
@@ -65,6 +67,7 @@ class EvolinkClient:
         session: aiohttp.ClientSession | None = None,
         poll_policy: PollPolicy | None = None,
         max_concurrent_queries: int = 32,
+        callbacks: CallbackReceiver | None = None,
     ) -> None:
         key, base, files = config_from_env(api_key, base_url=base_url, files_base_url=files_base_url)
         if not key:
@@ -87,11 +90,14 @@ class EvolinkClient:
             default_headers=dict(default_headers or {}),
         )
         transport = Transport(config, session=session)
+        binding = callback_binding(callbacks, parse=structure_task, client=self)
         tracker = Tracker(
             lambda task_id: self._api.fetch(task_id),
             policy=poll_policy or PollPolicy(),
             max_concurrent_queries=max_concurrent_queries,
+            push_coverage=binding,
         )
+        self._binding: ReceiverBinding | None = binding
         self._init(config, transport, tracker)
         self._owns_tracker = True
 
@@ -102,13 +108,16 @@ class EvolinkClient:
         self._tracker = tracker
         self._tracker_task: asyncio.Task[None] | None = None
         self.files = Files(transport)
-        self._api = EvolinkAPI(transport, self.files)
+        self._api: EvolinkAPI = EvolinkAPI(transport, self.files, callbacks=self._binding)
         self.tasks = Tasks(self._api, tracker)
         self.images = Images(self._api, self.tasks)
 
     @classmethod
-    def _from_parts(cls, config: ClientConfig, transport: Transport, tracker: Tracker) -> Self:
+    def _from_parts(
+        cls, config: ClientConfig, transport: Transport, tracker: Tracker, binding: ReceiverBinding | None
+    ) -> Self:
         client = cls.__new__(cls)
+        client._binding = binding  # the same receiver: the shared tracker knows its tasks
         client._init(config, transport, tracker)
         client._owns_tracker = False
         return client
@@ -165,7 +174,7 @@ class EvolinkClient:
         if default_headers is not _UNSET:
             changes["default_headers"] = {**self._config.default_headers, **default_headers}
         config = attrs.evolve(self._config, **changes)
-        return type(self)._from_parts(config, self._transport.derive(config), self._tracker)
+        return type(self)._from_parts(config, self._transport.derive(config), self._tracker, self._binding)
 
     def fan_out(
         self,

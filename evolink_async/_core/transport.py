@@ -185,12 +185,15 @@ class Transport:
         json_body: Any = None,
         headers: Mapping[str, str] | None = None,
         retry_safe: bool,
+        retry_uncertain: bool = True,
         data: Any = None,
     ) -> Response:
         """Send with retries and return the decoded 2xx answer, or raise the mapped error.
 
         ``retry_safe`` says whether sending twice is harmless: true for queries and for submits
         that carry an ``Idempotency-Key``; false otherwise (then nothing is ever retried).
+        ``retry_uncertain=False`` also raises at once after a failure the server may have acted on
+        (a broken connection, a 5xx): for a submit whose outcome is settled some other way.
         """
         policy = self._config.retry
         secret = self._config.api_key.reveal()
@@ -232,6 +235,8 @@ class Transport:
                     retry_after = parse_retry_after(resp_headers.get("retry-after"))
                     error = status_error(status, raw, resp_headers, secret=secret, retry_after=retry_after)
             if not (retry_safe and attempt < policy.max_retries and self._should_retry(error)):
+                raise error
+            if not retry_uncertain and isinstance(error, _UNCERTAIN):
                 raise error
             if retry_after is not None and retry_after > policy.max_retry_after:
                 # Waiting that long inside one call would look like a hang; the error carries

@@ -12,12 +12,31 @@ from typing import Any, Protocol
 
 from .._models.task import Task
 
-__all__ = ["Cancel", "FetchMany", "TaskAPI"]
+__all__ = ["Cancel", "CallbackURLs", "FetchMany", "Recover", "TaskAPI"]
 
 #: Fetch several tasks in one request; tasks the server does not know are left out of the answer.
 FetchMany = Callable[[Sequence[str]], Awaitable[Sequence[Task]]]
 #: Ask the server to cancel one task; the answer is the task as the server now reports it.
 Cancel = Callable[[str], Awaitable[Task]]
+#: Find the task a submit created when its answer was lost (by idempotency key), waiting at most
+#: ``timeout`` seconds; ``None`` when it did not show up (the outcome stays unknown).
+Recover = Callable[[str, float], Awaitable[Task | None]]
+
+
+class CallbackURLs(Protocol):
+    """Where a protocol asks the server to report a submit's task (a callback or notify hook)."""
+
+    def url_for(self, idempotency_key: str) -> str:
+        """The callback URL of the submit made under ``idempotency_key``."""
+        ...
+
+    def submitted(self, idempotency_key: str, task: Task) -> None:
+        """The submit's answer arrived: its callbacks belong to ``task``."""
+        ...
+
+    async def recover(self, idempotency_key: str, timeout: float) -> Task | None:
+        """The task of a submit whose answer was lost, once its first callback arrives."""
+        ...
 
 
 class TaskAPI(Protocol):
@@ -44,4 +63,9 @@ class TaskAPI(Protocol):
     @property
     def cancel(self) -> Cancel | None:
         """Ask the server to cancel a task, when it can (``None`` otherwise)."""
+        ...
+
+    @property
+    def recover(self) -> Recover | None:
+        """Settle a submit whose answer was lost without submitting again (``None``: cannot)."""
         ...

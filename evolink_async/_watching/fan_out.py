@@ -35,6 +35,7 @@ from ..errors import (
     PermissionDeniedError,
     ResponseFormatError,
     ServerError,
+    SubmitOutcomeUnknownError,
     TaskNeedsModalError,
     ValidationError,
 )
@@ -61,6 +62,8 @@ class FanOutItem:
 FanOutInput: TypeAlias = Request | tuple[Hashable, Request] | FanOutItem
 
 _FATAL = (AuthenticationError, PermissionDeniedError)
+#: How long a fan-out without ``timeout`` waits for the task of a submit whose answer was lost.
+RECOVER_TIMEOUT = 1800.0
 # Failures after which the server may still have created (and billed) the task.
 _UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
 
@@ -86,6 +89,8 @@ class FanOutSummary:
     #: 5xx). Each is safe only where the server honours ``Idempotency-Key``; elsewhere it may
     #: have created a second task.
     retried_uncertain_submits: int = 0
+    #: Submits whose answer was lost and whose task was found anyway (by its callback), not paid twice.
+    recovered_submits: int = 0
 
     @property
     def terminal(self) -> int:
@@ -348,7 +353,7 @@ class FanOut:
                 tally = RetryTally()
                 RETRY_TALLY.set(tally)  # this task's own context: each submit runs in a task of its own
                 try:
-                    task = await self._api.submit(item.request, idempotency_key=item.idempotency_key)
+                    task = await self._submit_or_recover(item.request, item.idempotency_key)
                 finally:
                     self.summary.retried_uncertain_submits += tally.uncertain > 0
         except _FATAL as exc:
@@ -387,6 +392,23 @@ class FanOut:
         sink.handle = self._tracker.watch(task_id, sink, snapshot=task, key=key, deadline=deadline)
         if key not in self._in_flight:  # ended while subscribing (a MODAL snapshot delivered at once)
             self._tracker.unwatch(sink.handle)
+
+    async def _submit_or_recover(self, request: Request, idempotency_key: str) -> Task:
+        """Submit; if the answer is lost and the protocol can settle that (a callback, a listed
+        ``state``), wait for the task the submit created instead of submitting again."""
+        try:
+            return await self._api.submit(request, idempotency_key=idempotency_key)
+        except _UNCERTAIN as exc:
+            recover = self._api.recover
+            if recover is None:
+                raise
+            wait = self._timeout if self._timeout is not None else RECOVER_TIMEOUT
+            logger.info("submit %s: answer lost (%s); waiting up to %g s for its task", idempotency_key, exc, wait)
+            task = await recover(idempotency_key, wait)
+            if task is None:
+                raise SubmitOutcomeUnknownError(idempotency_key, exc) from exc
+            self.summary.recovered_submits += 1
+            return task
 
     # --- events -----------------------------------------------------------------------------
 

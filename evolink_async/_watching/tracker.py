@@ -23,7 +23,7 @@ from typing import Protocol
 from .._core.checks import check_count
 from .._core.logging import logger
 from .._models.events import EventKind, TaskEvent, error_for, kind_for, snapshot_event
-from .._models.task import Task
+from .._models.task import Task, TaskStatus
 from .._protocols.task_api import FetchMany
 from ..errors import (
     AuthenticationError,
@@ -76,6 +76,10 @@ class PushCoverage(Protocol):
 
     def missed(self, task_id: str) -> None:
         """A query, not a push, found ``task_id`` ended: evidence that pushes are not arriving."""
+        ...
+
+    def latest(self, task_id: str) -> Task | None:
+        """The newest snapshot pushed for ``task_id`` so far (it may have come before the watch)."""
         ...
 
 
@@ -202,6 +206,9 @@ class Tracker:
             raise RuntimeError("the client is not running: use `async with EvolinkClient() as client:`")
         now = self._clock()
         watch = self._watches.get(task_id)
+        # A push that came before anyone watched (between a submit's answer and this watch) is
+        # not lost: once the subscriber is in, it is applied like any push.
+        pushed = self._push_coverage.latest(task_id) if watch is None and self._push_coverage is not None else None
         if watch is None:
             state = PollState(submitted_at=_submitted_at(snapshot, now), estimated=_estimate(snapshot))
             watch = _Watch(task_id, state, snapshot)
@@ -215,6 +222,8 @@ class Tracker:
             sink.deliver(snapshot_event(watch.last, key=key, at=now))
         if deadline is not None:
             self._push((deadline, next(self._counter), watch, watch.generation, handle))
+        if pushed is not None and (watch.last is None or _newer(pushed, watch.last)):
+            self._apply(watch, pushed, reschedule=False)
         return handle
 
     def unwatch(self, handle: WatchHandle) -> None:
@@ -510,6 +519,14 @@ class Tracker:
 
 def _changed(old: Task, new: Task) -> bool:
     return old.status != new.status or old.progress != new.progress
+
+
+def _newer(pushed: Task, known: Task) -> bool:
+    """True when ``pushed`` is further along than ``known`` (terminal beats running beats waiting)."""
+    def rank(task: Task) -> tuple[int, int]:
+        return (2 if task.is_terminal else 1 if task.status is TaskStatus.PROCESSING else 0, task.progress)
+
+    return rank(pushed) > rank(known)
 
 
 def _estimate(snapshot: Task | None) -> float | None:

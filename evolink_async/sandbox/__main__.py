@@ -20,6 +20,8 @@ from ._mj_cli import add_mj_arguments, mj_options
 from ._sandbox import Sandbox
 
 _FAULT_RATES = (
+    "callback_drop_rate",
+    "callback_duplicate_rate",
     "server_error_rate",
     "rate_limit_rate",
     "reset_before_rate",

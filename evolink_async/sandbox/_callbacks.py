@@ -15,6 +15,7 @@ import heapq
 import ipaddress
 import itertools
 import math
+import random
 from collections.abc import Callable
 from typing import Any
 from urllib.parse import urlsplit
@@ -61,12 +62,16 @@ class CallbackDispatcher:
         self._sequence = itertools.count()
         self._wake = anyio.Event()
         self._limiter = anyio.CapacityLimiter(_MAX_CONCURRENT_DELIVERIES)
+        # Its own stream: callback faults must not shift the per-request fault draws.
+        self._rng = random.Random(config.seed * 7919 + 1)
 
     def schedule(self, record: TaskRecord) -> None:
         """Deliver ``record``'s callback once it is terminal (no-op without a callback_url)."""
         if record.callback_url is None:
             return
-        heapq.heappush(self._due, (record.finishes, next(self._sequence), record))
+        low, high = self._config.faults.callback_delay
+        late = self._config.real(self._rng.uniform(low, high)) if high > 0 else 0.0
+        heapq.heappush(self._due, (record.finishes + late, next(self._sequence), record))
         self._wake.set()
 
     async def run(self, *, task_status: anyio.abc.TaskStatus[None] = anyio.TASK_STATUS_IGNORED) -> None:
@@ -93,6 +98,12 @@ class CallbackDispatcher:
             )
             return
         body = self._body_of(record)
+        faults = self._config.faults
+        if self._rng.random() < faults.callback_drop_rate:
+            self._ledger.record_callback(CallbackAttempt(task_id=record.id, attempt=1, error="dropped (sandbox fault)"))
+            return
+        if self._rng.random() < faults.callback_duplicate_rate:
+            await self._post(session, url, body, record.id, 0)  # a duplicate: the receiver must ignore it
         delays = self._config.callback_retry_delays
         async with self._limiter:
             for attempt in range(1, len(delays) + 2):

@@ -103,6 +103,12 @@ class Faults:
     malformed_rate: float = attrs.field(default=0.0, converter=_rate)
     task_failure_rate: float = attrs.field(default=0.0, converter=_rate)
     stuck_rate: float = attrs.field(default=0.0, converter=_rate)
+    #: Per callback: never sent at all (each retry included), sent twice, and sent late by a
+    #: uniform draw in ``callback_delay`` API seconds (which also reorders callbacks of tasks
+    #: that finish close together).
+    callback_drop_rate: float = attrs.field(default=0.0, converter=_rate)
+    callback_duplicate_rate: float = attrs.field(default=0.0, converter=_rate)
+    callback_delay: tuple[float, float] = (0.0, 0.0)
     slow_delay: float = 15.0
     retry_after: tuple[float, float] = (1.0, 5.0)
     failure_codes: tuple[str, ...] = attrs.field(default=FAILURE_CODES, converter=_codes)

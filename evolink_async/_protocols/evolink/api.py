@@ -20,7 +20,7 @@ from ..._models.requests import ImageRequest, QwenImageEdit, RemoveBackground, R
 from ..._models.task import Task
 from ..._models.task_ids import task_id_of
 from ...errors import ValidationError
-from ..task_api import Cancel, FetchMany
+from ..task_api import CallbackURLs, Cancel, FetchMany, Recover
 from .files import Files
 
 __all__ = ["EvolinkAPI"]
@@ -36,9 +36,10 @@ class EvolinkAPI:
     fetch_many_limit = 1
     cancel: Cancel | None = None
 
-    def __init__(self, transport: Transport, files: Files) -> None:
+    def __init__(self, transport: Transport, files: Files, *, callbacks: CallbackURLs | None = None) -> None:
         self._transport = transport
         self._files = files
+        self._callbacks = callbacks
         self._submit_url = f"{transport.config.base_url}/v1/images/generations"
         self._tasks_url = f"{transport.config.base_url}/v1/tasks/"
 
@@ -48,18 +49,31 @@ class EvolinkAPI:
         if not isinstance(request, _BUILT_IN_REQUESTS) and not isinstance(request, Request):
             raise ValidationError("request", f"must be a request object, got {type(request).__name__}")
         request = await self.upload_local_images(request)
+        body = request.to_body()
+        callbacks = self._callbacks
+        if callbacks is not None and "callback_url" not in body:
+            body["callback_url"] = callbacks.url_for(idempotency_key)
         response = await self._transport.request(
             "POST",
             self._submit_url,
-            json_body=request.to_body(),
+            json_body=body,
             headers={"Idempotency-Key": idempotency_key},
             retry_safe=True,
+            # With callbacks, a submit whose answer was lost is settled by its callback (recover),
+            # not sent again: a server that ignores the key would bill the retry.
+            retry_uncertain=callbacks is None,
         )
         task = structure_task(response.body, request_id=response.request_id)
+        if callbacks is not None:
+            callbacks.submitted(idempotency_key, task)
         logger.info(
             "submitted %s as %s%s", request.model, task.id, " (idempotent replay)" if response.replayed else ""
         )
         return task
+
+    @property
+    def recover(self) -> Recover | None:
+        return self._callbacks.recover if self._callbacks is not None else None
 
     async def fetch(self, task_id: str) -> Task:
         """``GET /v1/tasks/{id}``: the task's current state."""

@@ -1,0 +1,144 @@
+"""Callbacks from the sandbox to a real receiver: push first, polling as the safety net, and
+submits whose answer was lost settled by their callback instead of being paid for twice."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from aiohttp import web
+
+import evolink_async as evolink
+from evolink_async.sandbox import Faults, Sandbox
+
+from ..conftest import SCALE
+
+URL = "https://example.com/in.png"
+# Tasks end by 1.0x their estimate and the safety-net query comes at 1.6x: the 0.6x between is
+# what a callback has to arrive in before a query is spent. At the tests' 100x clock that is
+# ~180 ms, enough on a busy machine; the default spread (up to 1.5x) would leave ~30 ms.
+SPREAD = (0.5, 1.0)
+
+
+@contextlib.asynccontextmanager
+async def served_receiver(**options: Any) -> AsyncIterator[evolink.CallbackReceiver]:
+    """A receiver mounted at /hooks of a real aiohttp server on loopback."""
+    app = web.Application()
+    runner = web.AppRunner(app)
+    # The port is known only once bound, and the public URL must name it: bind first, then mount.
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    receiver = evolink.CallbackReceiver(f"http://127.0.0.1:{port}/hooks", allow_local=True, **options)
+    await runner.cleanup()
+    app = web.Application()
+    app.add_subapp("/hooks", receiver.aiohttp_app())
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        yield receiver
+    finally:
+        await runner.cleanup()
+
+
+async def run_fan_out(
+    client: evolink.EvolinkClient, count: int, *, max_in_flight: int = 50, timeout: float = 60
+) -> tuple[evolink.FanOutSummary, list[evolink.TaskEvent]]:
+    requests = [(i, evolink.RemoveBackground(image_urls=[URL])) for i in range(count)]
+    seen: list[evolink.TaskEvent] = []
+    async with asyncio.timeout(timeout), client.fan_out(requests, max_in_flight=max_in_flight) as events:
+        async for event in events:
+            seen.append(event)
+    return events.summary, seen
+
+
+def assert_one_terminal_each(events: list[evolink.TaskEvent], count: int) -> None:
+    terminal = Counter(e.key for e in events if e.is_terminal)
+    assert sorted(terminal) == list(range(count))
+    assert set(terminal.values()) == {1}
+    for key in range(count):  # change-only: never a repeated or backward event per input
+        progress = [(e.kind, e.progress) for e in events if e.key == key and e.kind is evolink.EventKind.PROGRESS]
+        assert len(progress) == len(set(progress))
+
+
+async def test_all_callbacks_delivered_means_almost_no_queries(
+    scaled_client: Callable[..., evolink.EvolinkClient],
+) -> None:
+    async with Sandbox(time_scale=SCALE, seed=3, duration_spread=SPREAD) as sandbox, served_receiver() as receiver:
+        async with scaled_client(sandbox, callbacks=receiver) as client:
+            summary, events = await run_fan_out(client, 40)
+            queries = client.tracker.queries_sent
+        assert summary.outcomes["completed"] == 40
+        assert_one_terminal_each(events, 40)
+        assert receiver.accepted >= 40
+        assert queries <= 4  # <= 0.1 per task
+        assert len(sandbox.ledger.billed) == 40
+
+
+async def test_dropped_duplicated_and_late_callbacks_still_end_every_task_once(
+    scaled_client: Callable[..., evolink.EvolinkClient],
+) -> None:
+    faults = Faults(callback_drop_rate=0.2, callback_duplicate_rate=0.3, callback_delay=(0.0, 5.0))
+    async with Sandbox(time_scale=SCALE, seed=5, faults=faults) as sandbox, served_receiver() as receiver:
+        async with scaled_client(sandbox, callbacks=receiver) as client:
+            summary, events = await run_fan_out(client, 60)
+            queries = client.tracker.queries_sent
+        assert summary.outcomes["completed"] == 60
+        assert_one_terminal_each(events, 60)
+        dropped = sum(1 for a in sandbox.ledger.callbacks if a.error and "dropped" in a.error)
+        assert dropped > 0
+        # Every dropped callback's task was found by the safety-net query, and little else was queried.
+        assert dropped <= queries < 90  # polling alone spends 2-3 per task
+
+
+async def test_an_unreachable_receiver_falls_back_to_polling(
+    scaled_client: Callable[..., evolink.EvolinkClient],
+) -> None:
+    # The public URL names a port nobody listens on: every callback fails.
+    receiver = evolink.CallbackReceiver("http://127.0.0.1:9/hooks", allow_local=True)
+    async with Sandbox(time_scale=SCALE, seed=9) as sandbox:
+        async with scaled_client(sandbox, callbacks=receiver) as client:
+            summary, events = await run_fan_out(client, 30, max_in_flight=10)
+        assert summary.outcomes["completed"] == 30
+        assert_one_terminal_each(events, 30)
+        assert not receiver.reachable
+
+
+@pytest.mark.parametrize("honor_keys", [True, False])
+async def test_lost_submit_answers_are_settled_by_their_callback_not_paid_twice(
+    honor_keys: bool, scaled_client: Callable[..., evolink.EvolinkClient]
+) -> None:
+    # reset_after: the sandbox creates and bills the task, then drops the connection.
+    faults = Faults(reset_after_rate=0.3)
+    async with (
+        Sandbox(time_scale=SCALE, seed=11, faults=faults, honor_idempotency_keys=honor_keys) as sandbox,
+        served_receiver() as receiver,
+    ):
+        async with scaled_client(sandbox, callbacks=receiver) as client:
+            requests = [(i, evolink.RemoveBackground(image_urls=[URL])) for i in range(30)]
+            async with asyncio.timeout(60), client.fan_out(requests, max_in_flight=30, timeout=30) as events:
+                seen = [event async for event in events]
+        summary = events.summary
+        assert summary.recovered_submits > 0
+        assert summary.retried_uncertain_submits == 0  # with callbacks, lost answers are never resent
+        assert_one_terminal_each(seen, 30)
+        assert summary.outcomes["completed"] == 30
+        assert len(sandbox.ledger.billed) == 30  # one billed task per input, whatever the server does with keys
+
+
+async def test_a_thousand_tasks_through_callbacks_end_exactly_once(
+    scaled_client: Callable[..., evolink.EvolinkClient],
+) -> None:
+    async with Sandbox(time_scale=SCALE, seed=13, duration_spread=SPREAD) as sandbox, served_receiver() as receiver:
+        async with scaled_client(sandbox, callbacks=receiver) as client:
+            summary, events = await run_fan_out(client, 1000, max_in_flight=250, timeout=120)
+            queries = client.tracker.queries_sent
+        assert summary.outcomes["completed"] == 1000
+        assert_one_terminal_each(events, 1000)
+        assert queries <= 100
