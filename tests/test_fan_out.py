@@ -277,3 +277,30 @@ async def test_uncertain_submit_reports_its_idempotency_key(evolink_sandbox: San
     ((key, idempotency_key),) = events.summary.interrupted_submits
     assert key == "photo0"
     assert 16 <= len(idempotency_key) <= 96
+
+
+async def test_unexpected_submit_error_ends_the_iteration(
+    evolink_sandbox: Sandbox, scaled_client: Build, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Submits run as plain asyncio tasks the fan-out owns: a bug in one (not an API error, which
+    # becomes a SUBMIT_FAILED event) must still end the batch, with that error, leaving no task.
+    async with scaled_client(evolink_sandbox) as client:
+        real_submit = client._api.submit
+        calls = 0
+
+        async def flaky_submit(request: object, *, idempotency_key: str) -> evolink.Task:
+            nonlocal calls
+            calls += 1
+            if calls == 3:
+                raise RuntimeError("submit bug")
+            return await real_submit(request, idempotency_key=idempotency_key)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(client._api, "submit", flaky_submit)
+        await anyio.sleep(0)
+        baseline = client_tasks()
+        with pytest.raises(RuntimeError, match="submit bug"):
+            async with client.fan_out(requests(20), max_in_flight=5) as events:
+                await collect(events)
+        assert client.tracker.watched == 0
+        await anyio.sleep(0.05)
+        assert client_tasks() - baseline == set()

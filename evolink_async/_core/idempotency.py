@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import os
 import re
-import uuid
 
 from ..errors import ValidationError
 
@@ -13,8 +13,12 @@ _KEY_SHAPE = re.compile(r"[A-Za-z0-9._-]{16,96}")
 
 
 def new_idempotency_key() -> str:
-    """A fresh random key (36 characters)."""
-    return f"evo-{uuid.uuid4().hex}"
+    """A fresh random key (36 characters): 128 random bits in hex.
+
+    ``os.urandom`` rather than ``uuid.uuid4().hex``: the same randomness without building a
+    ``UUID`` object (a third of the cost), on a path that runs once per submit.
+    """
+    return "evo-" + os.urandom(16).hex()
 
 
 def check_idempotency_key(key: str) -> str:

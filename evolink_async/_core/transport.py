@@ -7,6 +7,7 @@ and logging with the key redacted.
 from __future__ import annotations
 
 import json
+import logging
 import random
 import time
 from collections.abc import Mapping
@@ -196,15 +197,18 @@ class Transport:
         (a broken connection, a 5xx): for a submit whose outcome is settled some other way.
         """
         policy = self._config.retry
-        secret = self._config.api_key.reveal()
-        secret_bytes = secret.encode()
+        secret_bytes = self._config.api_key.reveal().encode()  # to scrub echoes; never kept
         attempt = 0
         while True:
-            if self._cooldown_until > time.monotonic():
+            # ``_cooldown_until`` is 0.0 until the first 429: no clock read on the common path.
+            if self._cooldown_until and self._cooldown_until > time.monotonic():
                 await anyio.sleep(self._cooldown_until - time.monotonic())
             error: EvolinkError
             retry_after: float | None = None
-            started = time.monotonic()
+            # The clock and the debug line only when debug logging is on: this runs once per
+            # request, and their arguments were built even when the record was dropped.
+            debug = logger.isEnabledFor(logging.DEBUG)
+            started = time.monotonic() if debug else 0.0
             try:
                 status, raw, resp_headers = await self._send(method, url, json_body, data, headers)
                 if secret_bytes and secret_bytes in raw:
@@ -214,13 +218,16 @@ class Transport:
             except TimeoutError:
                 error = APITimeoutError(f"{method} {url} timed out after {self._config.timeout:g} s")
             except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
-                error = APIConnectionError(redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", secret))
+                error = APIConnectionError(
+                    redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", self._config.api_key.reveal())
+                )
             else:
                 request_id = _request_id(resp_headers)
-                logger.debug(
-                    "%s %s -> %s in %.3f s (attempt %d, request %s)",
-                    method, url, status, time.monotonic() - started, attempt + 1, request_id,
-                )
+                if debug:
+                    logger.debug(
+                        "%s %s -> %s in %.3f s (attempt %d, request %s)",
+                        method, url, status, time.monotonic() - started, attempt + 1, request_id,
+                    )
                 if 200 <= status < 300:
                     try:
                         body = json.loads(raw) if raw else None
@@ -233,7 +240,9 @@ class Transport:
                         return Response(status=status, body=body, request_id=request_id, headers=resp_headers)
                 else:
                     retry_after = parse_retry_after(resp_headers.get("retry-after"))
-                    error = status_error(status, raw, resp_headers, secret=secret, retry_after=retry_after)
+                    error = status_error(
+                        status, raw, resp_headers, secret=self._config.api_key.reveal(), retry_after=retry_after
+                    )
             if not (retry_safe and attempt < policy.max_retries and self._should_retry(error)):
                 raise error
             if not retry_uncertain and isinstance(error, _UNCERTAIN):
@@ -280,9 +289,10 @@ class Transport:
 
     async def _read_bounded(self, resp: aiohttp.ClientResponse) -> bytes:
         limit = self._config.max_response_bytes
-        if resp.content_length is not None:
-            if resp.content_length > limit:
-                raise ResponseFormatError(f"answer of {resp.content_length} bytes exceeds the {limit}-byte limit")
+        length = resp.content_length  # parsed from the header on every access: read it once
+        if length is not None:
+            if length > limit:
+                raise ResponseFormatError(f"answer of {length} bytes exceeds the {limit}-byte limit")
             if resp.headers.get("content-encoding", "identity").lower() == "identity":
                 # A declared length within the limit, uncompressed: aiohttp reads no more than
                 # that. (A compressed body's length says nothing of what it inflates to.)

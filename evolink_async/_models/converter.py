@@ -15,7 +15,7 @@ import cattrs
 from cattrs.gen import make_dict_structure_fn, override
 
 from ..errors import ResponseFormatError
-from .task import Task, TaskError, TaskInfo, TaskStatus, Usage
+from .task import _STATUS_BY_WIRE, Task, TaskError, TaskInfo, TaskStatus, Usage
 from .task_ids import is_safe_task_id
 
 __all__ = ["converter", "structure_task"]
@@ -82,10 +82,14 @@ def _results(value: Any, _: Any = None) -> tuple[str, ...]:
     return tuple(v for v in value if isinstance(v, str))
 
 
+# ``type(value) is dict`` first: JSON objects are dicts, and ``isinstance(value, Mapping)`` is an
+# ABC check (a Python-level ``__instancecheck__`` call) that ran several times per query.
+
+
 def _task_error(value: Any, _: Any = None) -> TaskError | None:
     if value is None:
         return None
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         return TaskError(message=str(value))
     return TaskError(
         code=_optional_str(value.get("code")),
@@ -95,7 +99,7 @@ def _task_error(value: Any, _: Any = None) -> TaskError | None:
 
 
 def _task_info(value: Any, _: Any = None) -> TaskInfo:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         return TaskInfo()
     return TaskInfo(
         can_cancel=_bool_or_none(value.get("can_cancel")),
@@ -104,7 +108,7 @@ def _task_info(value: Any, _: Any = None) -> TaskInfo:
 
 
 def _usage(value: Any, _: Any = None) -> Usage | None:
-    if not isinstance(value, Mapping):
+    if type(value) is not dict and not isinstance(value, Mapping):
         return None
     return Usage(
         billing_rule=_optional_str(value.get("billing_rule")),
@@ -119,7 +123,16 @@ def _identity(value: Any, _: Any = None) -> Any:
     return value
 
 
-converter.register_structure_hook(TaskStatus, lambda value, _: TaskStatus.parse(value))
+def _status(value: Any, _: Any = None) -> TaskStatus:
+    # The exact wire values without the classmethod call; ``parse`` handles everything else.
+    if type(value) is str:
+        member = _STATUS_BY_WIRE.get(value)
+        if member is not None:
+            return member
+    return TaskStatus.parse(value)
+
+
+converter.register_structure_hook(TaskStatus, _status)
 converter.register_structure_hook(TaskError, _task_error)
 converter.register_structure_hook(TaskInfo, _task_info)
 converter.register_structure_hook(Usage, _usage)
@@ -143,7 +156,7 @@ _structure_task_fields = make_dict_structure_fn(
 
 def structure_task(body: object, *, request_id: str | None = None) -> Task:
     """Parse one task body (submit answer, query answer or callback)."""
-    if not isinstance(body, Mapping):
+    if type(body) is not dict and not isinstance(body, Mapping):
         raise ResponseFormatError(f"expected a task object, got {type(body).__name__}", request_id=request_id)
     task_id = body.get("id")
     if not is_safe_task_id(task_id):
