@@ -12,6 +12,7 @@ from typing import Any, Literal, Self, cast
 
 import aiohttp
 
+from .._callbacks.receiver import CallbackReceiver, callback_binding
 from .._core.config import ClientConfig
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.retry import RetryPolicy
@@ -126,6 +127,7 @@ class MidjourneyClient:
         session: aiohttp.ClientSession | None = None,
         max_concurrent_queries: int = 32,
         batch_polling: bool = True,
+        callbacks: CallbackReceiver | None = None,
     ) -> None:
         key = api_key if api_key is not None else _env("MJ_PROXY_API_KEY")
         if key is None:
@@ -148,7 +150,9 @@ class MidjourneyClient:
             auth_header=_AUTH_HEADERS[auth],
         )
         self._transport = Transport(self._config, session=session)
-        self._api = MidjourneyAPI(self._transport, path_prefix=path_prefix)
+        # notifyHook posts every change, so a receiver makes polling a safety net here too.
+        binding = callback_binding(callbacks, parse=structure_mj_task, client=self)
+        self._api = MidjourneyAPI(self._transport, path_prefix=path_prefix, callbacks=binding)
         api = self._api
 
         async def fetch_many(task_ids: Sequence[str]) -> Sequence[Task]:
@@ -163,6 +167,7 @@ class MidjourneyClient:
             max_concurrent_queries=max_concurrent_queries,
             fetch_many=fetch_many if batch_polling else None,
             fetch_many_limit=api.fetch_many_limit,
+            push_coverage=binding,
         )
         self._tracker_task: asyncio.Task[None] | None = None
         self.tasks = MidjourneyTasks(api, self._tracker)

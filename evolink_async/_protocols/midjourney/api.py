@@ -39,7 +39,7 @@ from ...errors import (
     UnsupportedOperationError,
     ValidationError,
 )
-from ..task_api import Cancel, FetchMany
+from ..task_api import CallbackURLs, Cancel, FetchMany, Recover
 from .requests import MAX_IMAGE_BYTES, MIDJOURNEY_REQUESTS, MidjourneyImage, MidjourneyRequest
 from .tasks import parse_id, structure_mj_task
 
@@ -69,8 +69,11 @@ class MidjourneyAPI:
 
     fetch_many_limit = 50
 
-    def __init__(self, transport: Transport, *, path_prefix: str = "/mj") -> None:
+    def __init__(
+        self, transport: Transport, *, path_prefix: str = "/mj", callbacks: CallbackURLs | None = None
+    ) -> None:
         self._transport = transport
+        self._callbacks = callbacks
         self._base = f"{transport.config.base_url}{normalize_prefix(path_prefix)}/"
         # Learned from the server: endpoints it turned out not to have (HTTP 404/405).
         self._can_fetch_many = True
@@ -103,7 +106,17 @@ class MidjourneyAPI:
         body["state"] = marker
         if request.notify_hook is not None:
             body["notifyHook"] = request.notify_hook
-        return await self._submit(request.endpoint, body, marker, own_marker=request.state is None)
+        elif self._callbacks is not None:
+            body["notifyHook"] = self._callbacks.url_for(idempotency_key)
+        task = await self._submit(request.endpoint, body, marker, own_marker=request.state is None)
+        if self._callbacks is not None and request.notify_hook is None:
+            self._callbacks.submitted(idempotency_key, task)
+        return task
+
+    @property
+    def recover(self) -> Recover | None:
+        """Lost answers are settled inside ``submit`` (by ``state``); a notify hook settles the rest."""
+        return self._callbacks.recover if self._callbacks is not None else None
 
     async def _submit(self, endpoint: str, body: dict[str, Any], marker: str, *, own_marker: bool) -> Task:
         policy = self._transport.config.retry
