@@ -76,7 +76,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"evolink: {exc}. To try it without a key: evolink demo", file=sys.stderr)
         code = _commands.EXIT_USAGE
     except (AuthenticationError, PermissionDeniedError) as exc:  # the error text never contains the key
-        print(f"evolink: the API key was refused ({printable(exc)}); check --api-key, --api-key-file or "
+        print(f"evolink: the API key was refused ({type(exc).__name__}: {printable(exc)}); check --api-key, --api-key-file or "
               "$EVOLINK_API_KEY", file=sys.stderr)  # fmt: skip
         code = _commands.EXIT_USAGE
     except (ValidationError, BatchLockedError, JournalError, _commands.UsageError) as exc:
@@ -85,8 +85,7 @@ def _run(args: argparse.Namespace) -> int:
     except EvolinkError as exc:
         print(f"evolink: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
         code = _commands.EXIT_FAILED
-    if runner.stop_code is not None:
-        if runner.stop_code == _commands.EXIT_INTERRUPTED:
-            hint.show()
+    if runner.stop_code is not None:  # Ctrl-C, or the output's reader went away (141)
+        hint.show()
         return runner.stop_code
     return code
