@@ -70,9 +70,18 @@ _FATAL = (AuthenticationError, PermissionDeniedError)
 _TRANSIENT = (APIConnectionError, ServerError, RateLimitError, InsufficientCreditsError, NotSubmittedError)
 
 
-def _control_characters(name: str) -> bool:
-    """C0/C1 controls and DEL (``Cc``), line and paragraph separators: they forge terminal lines."""
-    return any(unicodedata.category(ch) in ("Cc", "Zl", "Zp") for ch in name)
+def _name_problem(name: str) -> str | None:
+    """Why a file name cannot be an input's key, or None.
+
+    C0/C1 controls and DEL (``Cc``), line and paragraph separators forge terminal lines and break
+    multipart headers; lone surrogates (bytes that are not UTF-8) cannot be stored or sent.
+    """
+    categories = {unicodedata.category(ch) for ch in name}
+    if categories & {"Cc", "Zl", "Zp"}:
+        return "the file name contains control characters; rename the file"
+    if "Cs" in categories:
+        return "the file name is not valid UTF-8; rename the file"
+    return None
 
 
 def _inspect_input(path: Path, root: Path, follow_symlinks: bool) -> tuple[str | None, str | None]:
@@ -91,10 +100,14 @@ def _code_of(error: BaseException) -> str:
         return "invalid_input"
     if isinstance(error, DownloadError):
         return f"download_{error.reason}"
+    if isinstance(error, NotSubmittedError):
+        return "not_submitted"
     return str(code) if code else type(error).__name__
 
 
 def _message_of(error: BaseException) -> str:
+    if isinstance(error, NotSubmittedError):
+        return f"{error}; it stays pending: a re-run submits it"
     return str(getattr(error, "message", None) or error)
 
 
@@ -234,8 +247,8 @@ class Batch:
     async def _prepare(self, path: Path, group: anyio.abc.TaskGroup) -> FanOutItem | None:
         """Bring one input up to the point where fan_out can take it (or finish it here)."""
         spec, key = self._spec, self._key(path)
-        if _control_characters(key):  # one bad name fails alone, before it reaches a header or a terminal
-            self._fail(key, "invalid_input", "the file name contains control characters; rename the file")
+        if (bad_name := _name_problem(key)) is not None:  # fails alone, before a header, a journal or a terminal
+            self._fail(key, "invalid_input", bad_name)
             return None
         try:
             problem, content = await anyio.to_thread.run_sync(_inspect_input, path, spec.input_dir,
@@ -422,8 +435,24 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
         while (path := await anyio.to_thread.run_sync(next, paths, None)) is not None:
             inputs += 1
             key = path.relative_to(spec.input_dir).as_posix()
+            # What the run would refuse, the dry run reports: the same name and link rules.
+            problem = _name_problem(key)
+            content = None
+            if problem is None:
+                try:
+                    problem, content = await anyio.to_thread.run_sync(_inspect_input, path, spec.input_dir,
+                                                                      spec.follow_symlinks)  # fmt: skip
+                except OSError as exc:
+                    problem = f"cannot be read: {exc.strerror or exc}"
+            if problem is not None:
+                invalid.append(FailedInput(key=key, code="invalid_input", message=problem))
+                if on_event is not None:
+                    on_event(BatchEvent(kind="failed", key=key, error_code="invalid_input", message=problem))
+                continue
             entry = await journal.get(key) if journal is not None else None
-            if entry is not None and not entry.needs_submit:
+            same = {request_fingerprint(spec.fingerprint_body(key, content=content)),
+                    request_fingerprint(spec.fingerprint_body(key))}  # fmt: skip
+            if entry is not None and not entry.needs_submit and entry.fingerprint in same:
                 handled += 1
                 continue
             try:

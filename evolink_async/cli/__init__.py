@@ -76,8 +76,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"evolink: {exc}. To try it without a key: evolink demo", file=sys.stderr)
         code = _commands.EXIT_USAGE
     except (AuthenticationError, PermissionDeniedError) as exc:  # the error text never contains the key
-        print(f"evolink: the API key was refused ({type(exc).__name__}: {printable(exc)}); check --api-key, --api-key-file or "
-              "$EVOLINK_API_KEY", file=sys.stderr)  # fmt: skip
+        print(f"evolink: the API key was refused ({type(exc).__name__}: {printable(exc)}); "
+              "check --api-key, --api-key-file or $EVOLINK_API_KEY", file=sys.stderr)  # fmt: skip
         code = _commands.EXIT_USAGE
     except (ValidationError, BatchLockedError, JournalError, _commands.UsageError) as exc:
         print(f"evolink: {printable(exc)}", file=sys.stderr)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 from typing import IO, Any, Self
 
@@ -57,10 +58,8 @@ class LiveReporter(Reporter):
 
     def stop(self) -> None:
         """Stop the refresh thread and restore the cursor; idempotent, safe after a Ctrl-C."""
-        try:
+        with contextlib.suppress(Exception):  # a broken terminal must not hide the real outcome
             self.live.stop()
-        except Exception:  # noqa: S110 - a broken terminal must not hide the real outcome
-            pass
 
     def note(self, text: str, **fields: Any) -> None:
         self.console.print(text, highlight=False, markup=False)

@@ -17,7 +17,8 @@ __all__ = ["json_line", "printable"]
 _ESCAPES = {"\n": "\\n", "\r": "\\r", "\t": "\\t"}
 # Controls (C0, DEL, C1), invisible formatting (bidi overrides), separators, unassigned, surrogates.
 _UNSAFE = frozenset({"Cc", "Cf", "Cs", "Co", "Cn", "Zl", "Zp"})
-_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# Lone surrogates too: an undecodable file name (os.fsdecode's surrogateescape) cannot be encoded.
+_JSON_UNSAFE = re.compile("[\x7f-\x9f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069\ud800-\udfff]")
 
 
 def _escape(char: str) -> str:

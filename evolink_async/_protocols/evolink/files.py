@@ -263,7 +263,10 @@ class Files:
             try:
                 form = aiohttp.FormData()
                 if path is not None:
-                    handle = await anyio.to_thread.run_sync(path.open, "rb")
+                    try:
+                        handle = await anyio.to_thread.run_sync(path.open, "rb")
+                    except OSError as exc:  # gone or unreadable since the checks: this file fails, alone
+                        raise ValidationError(name, f"cannot be read: {exc.strerror or exc}") from None
                     form.add_field("file", handle, filename=name, content_type=mime or "application/octet-stream")
                 else:
                     form.add_field("file", data, filename=name, content_type=mime or "application/octet-stream")
