@@ -34,7 +34,10 @@ def test_printable_and_json_line_escape_every_control() -> None:
     hostile = "a\nb\rc\x1b[2Kd\x7fe\x85f\u202eg\udcff"
     shown = printable(hostile)
     assert shown.isprintable()
-    assert "\\n" in shown and "\\x1b" in shown and "\\x7f" in shown and "\\u202e" in shown
+    assert "\\n" in shown
+    assert "\\x1b" in shown
+    assert "\\x7f" in shown
+    assert "\\u202e" in shown
     line = json_line({"key": hostile})
     assert line.isascii() or line.isprintable()
     assert all(ch not in line for ch in "\n\r\x1b\x7f\x85\u202e")
@@ -88,7 +91,8 @@ async def test_a_wrong_key_is_an_error_of_the_run_not_an_interruption(evolink_sa
         async with client:
             await runner.run()
     assert runner.summary.interrupted is False
-    assert runner.summary.error is not None and "AuthenticationError" in runner.summary.error
+    assert runner.summary.error is not None
+    assert "AuthenticationError" in runner.summary.error
     assert not runner.summary.ok
 
 
