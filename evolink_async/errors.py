@@ -33,6 +33,7 @@ __all__ = [
     "InsufficientCreditsError",
     "MidjourneyError",
     "NotFoundError",
+    "NotSubmittedError",
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
@@ -136,6 +137,17 @@ class AuthenticationError(APIStatusError):
 
 class InsufficientCreditsError(APIStatusError):
     """HTTP 402: the balance or the key's quota is exhausted, or the key may not be used."""
+
+
+class NotSubmittedError(EvolinkError):
+    """An input a fan-out never submitted because submitting had stopped (``reason``: e.g. credits exhausted).
+
+    No request was sent for it and nothing was billed: submitting it later is safe.
+    """
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+        super().__init__(f"not submitted: {reason}")
 
 
 class PermissionDeniedError(APIStatusError):

@@ -51,7 +51,7 @@ async def test_a_folder_becomes_a_folder_of_results(
     assert "not a PNG" in summary.failed[0].message
     assert not summary.ok
     out = tmp_path / "out"
-    for name in ("a.result-0.png", "b.result-0.png", "sub/c.result-0.png"):
+    for name in ("a.png.result-0.png", "b.png.result-0.png", "sub/c.png.result-0.png"):
         assert (out / name).read_bytes().startswith(b"\x89PNG"), name
     assert len(evolink_sandbox.ledger.billed) == 3
     kinds = Counter(e.kind for e in events)
@@ -85,7 +85,7 @@ async def test_results_inside_the_input_folder_are_never_inputs(
     assert second.ok
     assert (first.inputs, second.inputs, second.done_before) == (1, 1, 1)
     assert sorted(p.name for p in folder.iterdir() if not p.name.startswith((".", "evolink-journal"))) == [
-        "a.png", "a.result-0.png",
+        "a.png", "a.png.result-0.png",
     ]  # fmt: skip
     assert len(evolink_sandbox.ledger.billed) == 1
 

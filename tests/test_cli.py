@@ -62,7 +62,7 @@ async def test_json_lines_exit_code_and_failed_inputs(
     assert summary["kind"] == "summary"
     assert summary["failed"] == [{"key": "broken.png", "code": "invalid_input", "message": summary["failed"][0]["message"]}]  # type: ignore[index]
     assert {e["kind"] for e in events} >= {"found", "submitted", "completed", "downloaded", "failed", "summary"}
-    assert (tmp_path / "out" / "a.result-0.png").exists()
+    assert (tmp_path / "out" / "a.png.result-0.png").exists()
 
 
 async def test_dry_run_prints_the_estimate_and_spends_nothing(
@@ -101,7 +101,7 @@ async def test_the_key_is_never_printed(
             *_connect(evolink_sandbox)[:-4], "--api-key", SECRET_KEY]  # fmt: skip
     code = await anyio.to_thread.run_sync(main, argv)
     captured = capsys.readouterr()
-    assert code == 1
+    assert code == 2  # a wrong key is bad configuration (trust item 22), not a failed input
     assert "AuthenticationError" in captured.err
     assert SECRET_KEY not in captured.out + captured.err
     assert SECRET_KEY.encode() not in b"".join(p.read_bytes() for p in (tmp_path / "out").iterdir() if p.is_file())
@@ -155,4 +155,4 @@ async def test_kill_9_then_resume_bills_every_input_exactly_once(evolink_sandbox
     assert len(ledger.billed) == len(set(ledger.billed)) == count  # ...and every input billed exactly once
     assert ledger.requests["POST /v1/images/generations"] >= count
     results = sorted(p.name for p in (tmp_path / "out").glob("*.result-*.png"))
-    assert results == [f"{index:02d}.result-0.png" for index in range(count)]
+    assert results == [f"{index:02d}.png.result-0.png" for index in range(count)]

@@ -304,3 +304,49 @@ async def test_unexpected_submit_error_ends_the_iteration(
         assert client.tracker.watched == 0
         await anyio.sleep(0.05)
         assert client_tasks() - baseline == set()
+
+
+@pytest.mark.evolink_sandbox(credits=5.0)
+async def test_inputs_left_when_credits_run_out_each_end_not_submitted(
+    evolink_sandbox: Sandbox, scaled_client: Build
+) -> None:
+    """After a 402 the fan-out keeps pulling: every input left gets one SUBMIT_FAILED, no request."""
+    errors: dict[Hashable, BaseException] = {}
+    async with scaled_client(evolink_sandbox) as client:
+        with anyio.fail_after(30):
+            async with client.fan_out(requests(20), max_in_flight=3) as events:
+                by_key: dict[Hashable, list[EventKind]] = {}
+                async for event in events:
+                    by_key.setdefault(event.key, []).append(event.kind)
+                    if event.kind is EventKind.SUBMIT_FAILED:
+                        assert event.error is not None
+                        errors[event.key] = event.error
+    assert_one_terminal_each(by_key, 20)  # none dropped, the one pulled when the 402 came included
+    summary = events.summary
+    unsent = {k for k, e in errors.items() if isinstance(e, evolink.NotSubmittedError)}
+    assert summary.not_submitted == len(unsent) > 0
+    assert all("credits" in errors[k].reason for k in unsent)  # type: ignore[attr-defined]
+    refused = {k for k, e in errors.items() if isinstance(e, evolink.InsufficientCreditsError)}
+    assert len(refused) <= 3  # only submits already under way when the first 402 came were sent
+    assert summary.outcomes["completed"] == 5
+    assert summary.terminal == 20
+    assert len(evolink_sandbox.ledger.billed) == 5
+    sent = sum(n for endpoint, n in evolink_sandbox.ledger.requests.items() if endpoint.startswith("POST"))
+    assert 5 < sent <= 5 + 3, evolink_sandbox.ledger.requests  # the never-submitted ones cost no request
+
+
+@pytest.mark.evolink_sandbox(credits=2.0)
+async def test_reattached_inputs_go_on_after_credits_run_out(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
+    async with scaled_client(evolink_sandbox) as client:
+        first = await client.images.submit(QwenImageEdit(prompt="x", image_urls=["https://example.com/a.png"]))
+
+        def items() -> Iterator[FanOutItem | tuple[str, QwenImageEdit]]:
+            yield from requests(4)
+            yield FanOutItem(key="old", task_id=first.id)
+
+        with anyio.fail_after(30):
+            async with client.fan_out(items(), max_in_flight=1) as events:
+                by_key = await collect(events)
+    assert_one_terminal_each(by_key, 5)
+    assert by_key["old"][-1] is EventKind.COMPLETED
+    assert events.summary.not_submitted >= 1

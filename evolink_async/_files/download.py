@@ -1,7 +1,8 @@
 """Streaming, bounded, atomic downloads of result images.
 
 Each result is streamed to a hidden temporary file in the destination folder, probed (it must
-be an image), then moved with ``os.replace`` onto a name claimed with ``create_unique``, so:
+be an image), then given its final name with ``publish_unique`` (a hard link: claim and publish
+in one step; the result gets the umask's mode, not the temporary's 0600), so:
 
 - a crash of the process leaves at most a ``.evolink-*.part`` file, never a truncated result
   under a real name; with ``durable=True`` that holds for a power cut too (the file and then its
@@ -34,9 +35,9 @@ from .._core.logging import logger
 from .._version import __version__
 from ..errors import DownloadError, ValidationError
 from .image_probe import ImageFormat, ImageProbeError, probe_image
-from .safe_paths import create_unique, existing_variants, resolve_inside
+from .safe_paths import existing_variants, publish_unique, resolve_inside
 
-__all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "download_to", "download_urls"]
+__all__ = ["DEFAULT_MAX_DOWNLOAD_BYTES", "download_to", "download_urls", "remove_stale_parts"]
 
 #: The largest result saved unless told otherwise (results are images of a few MB).
 DEFAULT_MAX_DOWNLOAD_BYTES = 64 * 1024 * 1024
@@ -55,9 +56,49 @@ def _check_url(url: str) -> None:
         raise DownloadError(url, "bad_url", "result URLs must be absolute http(s) URLs")
 
 
+_PART_PREFIX, _PART_SUFFIX = ".evolink-", ".part"
+
+
 def _open_temp(folder: Path) -> tuple[int, str]:
     folder.mkdir(parents=True, exist_ok=True)
-    return tempfile.mkstemp(prefix=".evolink-", suffix=".part", dir=folder)
+    return tempfile.mkstemp(prefix=_PART_PREFIX, suffix=_PART_SUFFIX, dir=folder)
+
+
+def remove_stale_parts(folder: str | os.PathLike[str]) -> int:
+    """Delete the ``.evolink-*.part`` temporaries a killed download left in ``folder``; return how many.
+
+    Only safe while no download into ``folder`` runs (a batch holds its run lock).
+    """
+    removed = 0
+    try:
+        entries = list(os.scandir(folder))
+    except FileNotFoundError:
+        return 0
+    for entry in entries:
+        if entry.name.startswith(_PART_PREFIX) and entry.name.endswith(_PART_SUFFIX) and \
+                entry.is_file(follow_symlinks=False):  # fmt: skip
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(entry.path)
+                removed += 1
+    return removed
+
+
+def _read_umask() -> int:
+    try:  # Linux: no need to change the process-wide umask to learn it
+        with open("/proc/self/status", encoding="ascii", errors="replace") as status:
+            for line in status:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+#: Results get the mode any new file of this process gets (0o644 under the usual umask 022),
+#: not mkstemp's 0o600: they are the user's files, to share as the user's umask says.
+_RESULT_MODE = 0o666 & ~_read_umask()
 
 
 def _write_all(fd: int, chunks: list[bytes]) -> None:
@@ -80,6 +121,8 @@ def _write_all(fd: int, chunks: list[bytes]) -> None:
 
 
 def _finish(fd: int, temp: str, root: Path, name: str, durable: bool, reuse_identical: bool) -> Path:
+    if hasattr(os, "fchmod"):
+        os.fchmod(fd, _RESULT_MODE)
     if durable:
         os.fsync(fd)  # the bytes are on disk before the name points at them
     target = resolve_inside(root, name)
@@ -90,8 +133,7 @@ def _finish(fd: int, temp: str, root: Path, name: str, durable: bool, reuse_iden
             if _same_content(existing, temp):
                 os.unlink(temp)
                 return existing
-    claimed = create_unique(target)
-    os.replace(temp, claimed)
+    claimed = publish_unique(temp, target)  # claim and publish in one step: never an empty result
     if durable:
         _fsync_folder(claimed.parent)  # and the rename itself survives a power cut
     return claimed

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import os
 import re
+import stat
 import unicodedata
 from pathlib import Path, PurePosixPath
 from urllib.parse import unquote, urlsplit
@@ -28,6 +29,7 @@ __all__ = [
     "create_unique",
     "existing_variants",
     "is_result_file_name",
+    "publish_unique",
     "resolve_inside",
     "result_file_name",
     "safe_file_name",
@@ -176,6 +178,42 @@ def create_unique(dest: str | os.PathLike[str], *, max_tries: int = 10_000) -> P
     raise FileExistsError(f"no free name like {dest} after {max_tries} tries")
 
 
+def publish_unique(source: str | os.PathLike[str], dest: str | os.PathLike[str], *, max_tries: int = 10_000) -> Path:
+    """Give the finished file ``source`` the name ``dest`` (or the first free ``name (n).ext``); return it.
+
+    Claim and publish are one step: a hard link fails if the name exists, so no empty file is
+    ever visible under a real name, and a process killed at any point leaves either the whole
+    result or nothing (beside the temporary ``source``). An empty regular file under a candidate
+    name (a claim an interrupted run of an older version left) is taken over, not skipped.
+    Where hard links are not supported, falls back to :func:`create_unique` and ``os.replace``.
+    """
+    dest = Path(dest)
+    for number in range(max_tries):
+        candidate = _numbered(dest, number)
+        try:
+            os.link(source, candidate)
+        except FileExistsError:
+            if _is_empty_file(candidate):
+                os.replace(source, candidate)
+                return candidate
+            continue
+        except OSError:  # no hard links here (some network and FAT file systems)
+            claimed = create_unique(dest, max_tries=max_tries)
+            os.replace(source, claimed)
+            return claimed
+        os.unlink(source)
+        return candidate
+    raise FileExistsError(f"no free name like {dest} after {max_tries} tries")
+
+
+def _is_empty_file(path: Path) -> bool:
+    try:
+        info = os.lstat(path)
+    except OSError:
+        return False
+    return stat.S_ISREG(info.st_mode) and info.st_size == 0
+
+
 def result_file_name(
     input_name: str,
     index: int,
@@ -183,6 +221,7 @@ def result_file_name(
     url: str | None = None,
     image_format: ImageFormat | str | None = None,
     max_length: int = 200,
+    keep_suffix: bool = False,
 ) -> str:
     """The file name for result ``index`` of an input: ``photo.jpg`` -> ``photo.result-0.png``.
 
@@ -190,6 +229,9 @@ def result_file_name(
     URL's path if it names an image format, else ``.png``. Every name returned matches
     :func:`is_result_file_name`; a batch that skips such names when it lists its inputs can
     therefore never have a result name equal to an input's.
+
+    ``keep_suffix=True`` keeps the input's own suffix in the stem (``photo.jpg`` ->
+    ``photo.jpg.result-0.png``), so ``a.png`` and ``a.jpg`` never compete for one name.
 
     >>> result_file_name("shots/cat.jpeg", 1, url="https://files.example/x/abc.WEBP?sig=1")
     'cat.result-1.webp'
@@ -204,7 +246,7 @@ def result_file_name(
         suffix = suffix_for_format(known) if known is not None else ".png"
     marker = f".result-{index}{suffix}"
     base = safe_file_name(input_name, default="image", max_length=max_length)
-    stem = base.rsplit(".", 1)[0] if "." in base else base
+    stem = base.rsplit(".", 1)[0] if "." in base and not keep_suffix else base
     room = max(1, max_length - len(marker))
     stem = safe_file_name(stem[:room], default="image", max_length=room)
     return stem + marker

@@ -32,6 +32,7 @@ from ..errors import (
     AuthenticationError,
     EvolinkError,
     InsufficientCreditsError,
+    NotSubmittedError,
     PermissionDeniedError,
     ResponseFormatError,
     ServerError,
@@ -79,6 +80,9 @@ class FanOutSummary:
     credits_reserved: float = 0.0
     #: Why submitting stopped early (``None`` when every input was submitted).
     stopped_reason: str | None = None
+    #: Inputs never submitted because submitting had stopped (credits exhausted): each got a
+    #: ``SUBMIT_FAILED`` event with a :class:`~evolink_async.NotSubmittedError`, and no request.
+    not_submitted: int = 0
     #: ``(key, task_id)`` of tasks still unfinished when the block was left.
     left_in_flight: list[tuple[Hashable, str]] = attrs.field(factory=list)
     #: ``(key, idempotency_key)`` of submits whose outcome is unknown: cut off by leaving the
@@ -234,6 +238,9 @@ class FanOut:
         self._submitting: dict[Hashable, str] = {}
         self._feeding = True
         self._stop_submitting = False
+        # Set by a fatal error or by leaving the block: the feeder stops pulling inputs. Merely
+        # stopped submitting (credits exhausted), it goes on pulling, and ends each input unsent.
+        self._halted = False
         self._next_submit_at = 0.0
         self._group: anyio.abc.TaskGroup | None = None
         # The submits in flight: plain asyncio tasks, not children of the anyio group. Spawning
@@ -264,6 +271,7 @@ class FanOut:
     ) -> bool | None:
         group, self._group = self._group, None
         self._stop_submitting = True
+        self._halted = True
         try:
             for submit in self._submits:
                 submit.cancel()
@@ -313,8 +321,17 @@ class FanOut:
                         raise ValidationError("key", f"{item.key!r} cannot be a key: keys must be hashable")
                     if item.key in self._in_flight or item.key in self._submitting:
                         raise ValidationError("key", f"{item.key!r} is already in flight: keys must be unique")
-                    if not await self._admit():
+                    if self._halted:
                         break
+                    if item.task_id is None and self._stop_submitting:
+                        await self._not_submitted(item)
+                        continue
+                    # Re-attaching costs nothing: it goes on after submitting stopped.
+                    if not await self._admit(submitting=item.task_id is None):
+                        if self._halted:
+                            break
+                        await self._not_submitted(item)
+                        continue
                     assert self._group is not None
                     # The key is fixed here, before the submit, so that an uncertain outcome can
                     # be reported with the key that makes a resubmit safe.
@@ -332,15 +349,25 @@ class FanOut:
             self._feeding = False
             self._maybe_finish()
 
-    async def _admit(self) -> bool:
-        """Wait for a free slot, room in the buffer and the pace; False once submitting stopped."""
+    async def _admit(self, *, submitting: bool = True) -> bool:
+        """Wait for a free slot, room in the buffer and the pace; False once submitting (or all) stopped."""
         await self._slots.acquire()
         await self._buffer.wait_for_room()
         await self._pace()
-        if self._stop_submitting:
+        if self._halted or (submitting and self._stop_submitting):
             self._slots.release()
             return False
         return True
+
+    async def _not_submitted(self, item: FanOutItem) -> None:
+        """End an input that will not be sent: its one terminal event, no request, no slot."""
+        await self._buffer.wait_for_room()  # backpressure still holds
+        reason = self.summary.stopped_reason or "submitting stopped"
+        self.summary.not_submitted += 1
+        self.summary.outcomes[EventKind.SUBMIT_FAILED.value] += 1
+        error = NotSubmittedError(reason)
+        self._buffer.put(TaskEvent(kind=EventKind.SUBMIT_FAILED, task=None, key=item.key, at=time.monotonic(),
+                                   error=error))  # fmt: skip
 
     async def _pace(self) -> None:
         if self._interval:
@@ -450,6 +477,7 @@ class FanOut:
 
     def _fatal(self, error: BaseException) -> None:
         self._stop_submitting = True
+        self._halted = True
         self.summary.stopped_reason = f"{type(error).__name__}: {error}"
         self._buffer.fail(error)
 

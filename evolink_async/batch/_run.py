@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import json
+import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
 from typing import IO, TYPE_CHECKING
@@ -27,18 +28,19 @@ import anyio.abc
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .._files.download import download_urls
+from .._files.download import download_urls, remove_stale_parts
 from .._files.image_probe import ImageFormat, check_image
 from .._files.safe_paths import result_file_name
 from .._models.events import EventKind, TaskEvent
 from .._models.requests import ImageRequest
-from .._watching.fan_out import FanOutItem
+from .._watching.fan_out import FanOut, FanOutItem
 from ..errors import (
     APIConnectionError,
     AuthenticationError,
     DownloadError,
     EvolinkError,
     InsufficientCreditsError,
+    NotSubmittedError,
     PermissionDeniedError,
     RateLimitError,
     ServerError,
@@ -65,7 +67,31 @@ __all__ = ["Batch", "plan_batch"]
 EventSink = Callable[[BatchEvent], None]
 _FATAL = (AuthenticationError, PermissionDeniedError)
 # Submit errors after which the same key may be sent again: the submit may have reached the server.
-_TRANSIENT = (APIConnectionError, ServerError, RateLimitError, InsufficientCreditsError)
+_TRANSIENT = (APIConnectionError, ServerError, RateLimitError, InsufficientCreditsError, NotSubmittedError)
+
+
+def _name_problem(name: str) -> str | None:
+    """Why a file name cannot be an input's key, or None.
+
+    C0/C1 controls and DEL (``Cc``), line and paragraph separators forge terminal lines and break
+    multipart headers; lone surrogates (bytes that are not UTF-8) cannot be stored or sent.
+    """
+    categories = {unicodedata.category(ch) for ch in name}
+    if categories & {"Cc", "Zl", "Zp"}:
+        return "the file name contains control characters; rename the file"
+    if "Cs" in categories:
+        return "the file name is not valid UTF-8; rename the file"
+    return None
+
+
+def _inspect_input(path: Path, root: Path, follow_symlinks: bool) -> tuple[str | None, str | None]:
+    """``(problem, content)``: why the input may not be used, or its content signature (size, mtime)."""
+    if path.is_symlink() and not follow_symlinks:
+        target = path.resolve()
+        if not target.is_relative_to(root.resolve()):
+            return "is a symbolic link to a file outside the input folder (--follow-symlinks takes it)", None
+    info = path.stat()
+    return None, f"{info.st_size}:{info.st_mtime_ns}"
 
 
 def _code_of(error: BaseException) -> str:
@@ -74,10 +100,14 @@ def _code_of(error: BaseException) -> str:
         return "invalid_input"
     if isinstance(error, DownloadError):
         return f"download_{error.reason}"
+    if isinstance(error, NotSubmittedError):
+        return "not_submitted"
     return str(code) if code else type(error).__name__
 
 
 def _message_of(error: BaseException) -> str:
+    if isinstance(error, NotSubmittedError):
+        return f"{error}; it stays pending: a re-run submits it"
     return str(getattr(error, "message", None) or error)
 
 
@@ -124,6 +154,7 @@ class Batch:
         self._on_event = on_event or (lambda event: None)
         self.summary = BatchSummary(output_dir=str(spec.output_dir), journal=str(spec.journal_path))
         self._journal: Journal | None = None
+        self._fan_out: FanOut | None = None
         self._downloads = anyio.Semaphore(spec.max_downloads)
 
     def _emit(self, event: BatchEvent) -> None:
@@ -145,30 +176,42 @@ class Batch:
             raise ValidationError("input_dir", f"{spec.input_dir} is not a folder")
         await anyio.to_thread.run_sync(lambda: spec.output_dir.mkdir(parents=True, exist_ok=True))
         with _run_lock(spec.output_dir):
+            # Under the lock no download runs: what a killed run left half-written can go.
+            await anyio.to_thread.run_sync(remove_stale_parts, spec.output_dir)
             async with Journal(spec.journal_path) as journal:
                 self._journal = journal
                 await journal.ensure_meta(spec.meta())
                 try:
                     await self._run()
                 except BaseExceptionGroup as group:
-                    self.summary.interrupted = True
                     # One cause (a wrong key, say) reads better than a tree of task groups.
-                    raise _first_cause(group) from None
-                except BaseException:
-                    self.summary.interrupted = True
+                    cause = _first_cause(group)
+                    self._stopped_by(cause)
+                    raise cause from None
+                except BaseException as exc:
+                    self._stopped_by(exc)
                     raise
         return self.summary
 
+    def _stopped_by(self, error: BaseException) -> None:
+        if isinstance(error, Exception) and not isinstance(error, anyio.get_cancelled_exc_class()):
+            self.summary.error = f"{type(error).__name__}: {error}"
+        else:  # cancelled, Ctrl-C: a re-run resumes
+            self.summary.interrupted = True
+
     async def _run(self) -> None:
         send, receive = anyio.create_memory_object_stream[FanOutItem](0)
-        async with anyio.create_task_group() as group:
-            group.start_soon(self._prepare_all, send, group)
-            async with self._client.fan_out(
-                receive, max_in_flight=self._spec.max_in_flight, timeout=self._spec.timeout
-            ) as events:
-                async for event in events:
-                    await self._handle(event, group)
-            self.summary.credits_reserved = round(events.summary.credits_reserved, 6)
+        fan_out = self._fan_out = self._client.fan_out(
+            receive, max_in_flight=self._spec.max_in_flight, timeout=self._spec.timeout
+        )
+        try:
+            async with anyio.create_task_group() as group:
+                group.start_soon(self._prepare_all, send, group)
+                async with fan_out as events:
+                    async for event in events:
+                        await self._handle(event, group)
+        finally:  # also when interrupted: the submitted tasks' credits are reserved all the same
+            self.summary.credits_reserved = round(fan_out.summary.credits_reserved, 6)
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -204,7 +247,19 @@ class Batch:
     async def _prepare(self, path: Path, group: anyio.abc.TaskGroup) -> FanOutItem | None:
         """Bring one input up to the point where fan_out can take it (or finish it here)."""
         spec, key = self._spec, self._key(path)
-        entry = await self.journal.reserve(key, request_fingerprint(spec.fingerprint_body(key)))
+        if (bad_name := _name_problem(key)) is not None:  # fails alone, before a header, a journal or a terminal
+            self._fail(key, "invalid_input", bad_name)
+            return None
+        try:
+            problem, content = await anyio.to_thread.run_sync(_inspect_input, path, spec.input_dir,
+                                                              spec.follow_symlinks)  # fmt: skip
+        except OSError as exc:
+            self._fail(key, "invalid_input", f"cannot be read: {exc.strerror or exc}")
+            return None
+        if problem is not None:
+            self._fail(key, "invalid_input", problem)
+            return None
+        entry = await self._reserve(key, content)
         if entry.status in (EntryStatus.FAILED, EntryStatus.CANCELLED, EntryStatus.SUBMIT_FAILED):
             if not spec.retry_failed:
                 message = entry.error_message or "failed in an earlier run"
@@ -222,6 +277,9 @@ class Batch:
             self.summary.reattached += 1
             self._emit(BatchEvent(kind="reattached", key=key, task_id=entry.task_id))
             return FanOutItem(key=key, task_id=entry.task_id)
+        if self._fan_out is not None and self._fan_out.summary.stopped_reason is not None:
+            # Submitting stopped (credits exhausted): no upload; the fan-out ends it, unsent.
+            return FanOutItem(key=key, idempotency_key=entry.idempotency_key)
         try:
             body = await self._request_body(path, key, entry)
         except _FATAL:
@@ -234,6 +292,21 @@ class Batch:
             self._fail(key, _code_of(exc), _message_of(exc))
             return None
         return FanOutItem(key=key, request=ImageRequest.from_body(body), idempotency_key=entry.idempotency_key)
+
+    async def _reserve(self, key: str, content: str | None) -> Entry:
+        """The journal entry of ``key``; a new one (new idempotency key) when the file's content changed."""
+        spec = self._spec
+        fingerprint = request_fingerprint(spec.fingerprint_body(key, content=content))
+        legacy = request_fingerprint(spec.fingerprint_body(key))
+        earlier = await self.journal.get(key)
+        if earlier is None or earlier.fingerprint == fingerprint:
+            return await self.journal.reserve(key, fingerprint)
+        if earlier.fingerprint == legacy:  # a journal from before content signatures: nothing to compare
+            return await self.journal.reserve(key, legacy)
+        # The meta check already refused another model, prompt or parameters: the file changed.
+        self._emit(BatchEvent(kind="changed", key=key, task_id=earlier.task_id,
+                              message="content changed since the last run: a new input, submitted again"))  # fmt: skip
+        return await self.journal.reserve(key, fingerprint, restart_on_mismatch=True)
 
     async def _request_body(self, path: Path, key: str, entry: Entry) -> dict[str, object]:
         if entry.request_body is not None:  # a resume: send exactly what the key was first used for
@@ -327,7 +400,8 @@ class Batch:
         relative = PurePosixPath(key)
 
         def name_for(index: int, image_format: ImageFormat) -> str:
-            name = result_file_name(relative.name, index, image_format=image_format)
+            # The input's suffix stays in the name: a.png and a.jpg never compete for one result name.
+            name = result_file_name(relative.name, index, image_format=image_format, keep_suffix=True)
             return name if str(relative.parent) == "." else f"{relative.parent}/{name}"
 
         # Durable: the journal is about to record these results as saved, and a resumed run
@@ -361,8 +435,24 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
         while (path := await anyio.to_thread.run_sync(next, paths, None)) is not None:
             inputs += 1
             key = path.relative_to(spec.input_dir).as_posix()
+            # What the run would refuse, the dry run reports: the same name and link rules.
+            problem = _name_problem(key)
+            content = None
+            if problem is None:
+                try:
+                    problem, content = await anyio.to_thread.run_sync(_inspect_input, path, spec.input_dir,
+                                                                      spec.follow_symlinks)  # fmt: skip
+                except OSError as exc:
+                    problem = f"cannot be read: {exc.strerror or exc}"
+            if problem is not None:
+                invalid.append(FailedInput(key=key, code="invalid_input", message=problem))
+                if on_event is not None:
+                    on_event(BatchEvent(kind="failed", key=key, error_code="invalid_input", message=problem))
+                continue
             entry = await journal.get(key) if journal is not None else None
-            if entry is not None and not entry.needs_submit:
+            same = {request_fingerprint(spec.fingerprint_body(key, content=content)),
+                    request_fingerprint(spec.fingerprint_body(key))}  # fmt: skip
+            if entry is not None and not entry.needs_submit and entry.fingerprint in same:
                 handled += 1
                 continue
             try:

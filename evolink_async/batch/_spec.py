@@ -68,6 +68,9 @@ class BatchSpec:
     max_downloads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
     #: Start inputs whose task failed in an earlier run afresh (a new, billed submit each).
     retry_failed: bool = False
+    #: Take inputs that are symbolic links to files outside ``input_dir`` (by default such an
+    #: input fails, naming the reason: a link must not smuggle an outside file into an upload).
+    follow_symlinks: bool = False
 
     def request(self, image: ImageInput) -> ImageRequest:
         """The request for one input (validated: raises ``ValidationError`` before any upload)."""
@@ -84,9 +87,14 @@ class BatchSpec:
             "input_dir": str(self.input_dir.resolve()),
         }
 
-    def fingerprint_body(self, key: str) -> dict[str, Any]:
+    def fingerprint_body(self, key: str, *, content: str | None = None) -> dict[str, Any]:
         # Not the uploaded URL: it changes with every upload, while the input stays the same.
-        return {"input": key, "model": self.model, "prompt": self.prompt, "model_params": dict(self.model_params)}
+        # ``content`` (size and mtime) makes a replaced file a new input; journals written before
+        # it existed hold the body without it.
+        body = {"input": key, "model": self.model, "prompt": self.prompt, "model_params": dict(self.model_params)}
+        if content is not None:
+            body["content"] = content
+        return body
 
     @property
     def journal_path(self) -> Path:
@@ -136,7 +144,8 @@ class BatchEvent:
     """Something that happened to one input (or the batch). ``kind`` is one of:
 
     ``found`` (an input joined the batch; ``total`` so far), ``done_before`` (finished in an
-    earlier run), ``uploaded``, ``submitted``, ``reattached``, ``progress``, ``completed``,
+    earlier run), ``changed`` (its content differs from the earlier run's: a new input),
+    ``uploaded``, ``submitted``, ``reattached``, ``progress``, ``completed``,
     ``downloaded`` (``paths``), ``failed`` (``error_code``, ``message``), ``discovered`` (all
     inputs found; ``total``).
     """
@@ -177,13 +186,17 @@ class BatchSummary:
     results_saved: int = 0
     credits_reserved: float = 0.0
     failed: list[FailedInput] = attrs.field(factory=list)
+    #: Cancelled (Ctrl-C): a re-run resumes. Not set when an error stopped the run (``error``).
     interrupted: bool = False
+    #: The error that stopped the run early (a wrong key, say), or ``None``.
+    error: str | None = None
     output_dir: str = ""
     journal: str = ""
 
     @property
     def ok(self) -> bool:
-        return not self.failed and not self.interrupted and self.done_before + self.downloaded == self.inputs
+        return (not self.failed and not self.interrupted and self.error is None
+                and self.done_before + self.downloaded == self.inputs)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
         data = attrs.asdict(self)

@@ -6,21 +6,38 @@
 
 from __future__ import annotations
 
-import asyncio
+import argparse
+import contextlib
 import sys
 from collections.abc import Sequence
 
 from .._clients.evolink import MissingAPIKeyError
 from ..batch._entries import JournalError
 from ..batch._spec import BatchLockedError
-from ..errors import EvolinkError, ValidationError
+from ..errors import AuthenticationError, EvolinkError, PermissionDeniedError, ValidationError
 from . import _commands
 from ._args import build_parser
 from ._reporters import make_reporter
+from ._runner import Runner, exit_promptly
+from ._text import printable
 
 __all__ = ["main"]
 
 _RESUME_HINT = "interrupted: nothing is lost; run the same command again to resume"
+
+
+class _Hint:
+    """The line printed when a command was interrupted: once, whichever path gets there first."""
+
+    def __init__(self, command: str) -> None:
+        self.text = _RESUME_HINT if command == "batch" else "interrupted"
+        self.shown = False
+
+    def show(self) -> None:
+        if not self.shown:
+            self.shown = True
+            with contextlib.suppress(OSError, ValueError):
+                print(self.text, file=sys.stderr, flush=True)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -30,22 +47,45 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Handed over whole: argparse's REMAINDER would not take the sandbox's own --options.
         from ..sandbox.__main__ import main as sandbox_main
 
-        return sandbox_main(arguments[1:])
+        return sandbox_main(arguments[1:], prog="evolink sandbox", export=True)
     args = build_parser().parse_args(arguments)
+    code = _run(args)
+    # As the process itself (not a call from Python code): a worker thread stuck in file or
+    # SQLite I/O must not hold the exit.
+    return exit_promptly(code) if argv is None else code
+
+
+def _run(args: argparse.Namespace) -> int:
     reporter = make_reporter(json_lines=args.json)
-    command = {"batch": _commands.batch, "demo": _commands.demo, "status": _commands.status,
-               "watch": _commands.watch}[args.command]  # fmt: skip
+    command_name: str = args.command
+    hint = _Hint(command_name)
+
+    def on_force() -> None:  # a second Ctrl-C: the live view gives the terminal back, the hint once
+        stop = getattr(reporter, "stop", None)
+        if stop is not None:
+            stop()
+        hint.show()
+
+    runner = Runner(on_force=on_force)
+    reporter.on_broken_pipe = lambda: runner.stop(_commands.EXIT_BROKEN_PIPE)
+    command = {"batch": _commands.batch, "demo": _commands.demo, "download": _commands.download,
+               "status": _commands.status, "watch": _commands.watch}[command_name]  # fmt: skip
     try:
-        return asyncio.run(command(args, reporter))
-    except KeyboardInterrupt:
-        print(_RESUME_HINT if args.command == "batch" else "interrupted", file=sys.stderr)
-        return _commands.EXIT_INTERRUPTED
+        code = runner.run(command(args, reporter))
     except MissingAPIKeyError as exc:
         print(f"evolink: {exc}. To try it without a key: evolink demo", file=sys.stderr)
-        return _commands.EXIT_USAGE
-    except (ValidationError, BatchLockedError, JournalError) as exc:
-        print(f"evolink: {exc}", file=sys.stderr)
-        return _commands.EXIT_USAGE
-    except EvolinkError as exc:  # e.g. a wrong key: the error text never contains the key
-        print(f"evolink: {type(exc).__name__}: {exc}", file=sys.stderr)
-        return _commands.EXIT_FAILED
+        code = _commands.EXIT_USAGE
+    except (AuthenticationError, PermissionDeniedError) as exc:  # the error text never contains the key
+        print(f"evolink: the API key was refused ({type(exc).__name__}: {printable(exc)}); "
+              "check --api-key, --api-key-file or $EVOLINK_API_KEY", file=sys.stderr)  # fmt: skip
+        code = _commands.EXIT_USAGE
+    except (ValidationError, BatchLockedError, JournalError, _commands.UsageError) as exc:
+        print(f"evolink: {printable(exc)}", file=sys.stderr)
+        code = _commands.EXIT_USAGE
+    except EvolinkError as exc:
+        print(f"evolink: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
+        code = _commands.EXIT_FAILED
+    if runner.stop_code is not None:  # Ctrl-C, or the output's reader went away (141)
+        hint.show()
+        return runner.stop_code
+    return code

@@ -12,7 +12,8 @@ __all__ = ["build_parser"]
 _EPILOG = """\
 environment: EVOLINK_API_KEY, EVOLINK_BASE_URL, EVOLINK_FILES_BASE_URL, EVOLINK_POLL_SCALE.
 exit codes: 0 every input has its results; 1 an input failed (see the summary);
-2 bad usage or configuration; 130 interrupted (run the same command again to resume).
+2 bad usage or configuration (a wrong key included); 130 interrupted (run the same command
+again to resume; a second Ctrl-C stops at once); 141 the output's reader went away (| head).
 start here: evolink demo"""
 
 
@@ -32,7 +33,13 @@ def _count(text: str) -> int:
 
 def _connection(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("connection")
-    group.add_argument("--api-key", help="API key (default: $EVOLINK_API_KEY); never printed")
+    keys = group.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--api-key", help="API key (default: $EVOLINK_API_KEY); never printed, but visible to other "
+        "local users in the process list (ps): prefer $EVOLINK_API_KEY or --api-key-file",
+    )  # fmt: skip
+    keys.add_argument("--api-key-file", metavar="FILE",
+                      help="read the API key from FILE (its first line; e.g. a file only you can read)")  # fmt: skip
     group.add_argument("--base-url", help="task API (default: $EVOLINK_BASE_URL or https://api.evolink.ai)")
     group.add_argument("--files-base-url", help="Files API (default: $EVOLINK_FILES_BASE_URL or https://files-api.evolink.ai)")
     group.add_argument(
@@ -68,6 +75,8 @@ def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
     parser.add_argument("--timeout", type=_positive, help="seconds per task before reporting it timed out")
     parser.add_argument("--dry-run", action="store_true", help="check inputs and estimate the cost; spend nothing")
     parser.add_argument("--retry-failed", action="store_true", help="submit inputs that failed in an earlier run again")
+    parser.add_argument("--follow-symlinks", action="store_true",
+                        help="take symbolic links to files outside DIR (by default such an input fails)")  # fmt: skip
     _connection(parser)
     parser.set_defaults(command="batch", operation=name)
 
@@ -89,7 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
             task.add_argument("--timeout", type=_positive, help="give up after this many seconds")
         _connection(task)
         task.set_defaults(command=name)
-    sandbox = sub.add_parser("sandbox", help="serve the local emulator (python -m evolink_async.sandbox)",
+    download = sub.add_parser("download", help="save a completed task's results",
+                              description="save a completed task's results into a folder")  # fmt: skip
+    download.add_argument("task_id")
+    download.add_argument("--out", required=True, help="folder for the results (<task id>.result-<n>.<ext>)")
+    _connection(download)
+    download.set_defaults(command="download")
+    sandbox = sub.add_parser("sandbox", help="serve the local emulator on 127.0.0.1 (evolink sandbox --help)",
                              add_help=False)  # fmt: skip
     sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
     sandbox.set_defaults(command="sandbox")

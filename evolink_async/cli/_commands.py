@@ -3,10 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 from typing import Any
 
+import anyio
+import anyio.to_thread
+
 from .._clients.evolink import EvolinkClient
+from .._files.download import download_urls
+from .._files.image_probe import ImageFormat
+from .._files.safe_paths import result_file_name
 from .._models.events import EventKind
 from .._models.task import Task, TaskStatus
 from .._watching.poll_policy import PollPolicy
@@ -14,22 +21,44 @@ from ..batch._run import Batch, plan_batch
 from ..batch._spec import BatchSpec
 from ._demo import run_demo
 from ._progress import JsonReporter, Reporter
+from ._text import printable
 
-__all__ = ["EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "batch", "demo", "status", "watch"]
+__all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "batch",
+           "demo", "download", "status", "watch"]  # fmt: skip
 
 EXIT_OK = 0
 EXIT_FAILED = 1
 EXIT_USAGE = 2
 EXIT_INTERRUPTED = 130
+EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader went away
+
+
+class UsageError(Exception):
+    """A command line that cannot run (exit 2): a folder that is not one, an unreadable key file."""
 
 _MODELS = {"remove-bg": "mj-v7-remove-bg", "retexture": "mj-v7-retexture"}
+
+
+def _api_key(args: argparse.Namespace) -> str | None:
+    path = getattr(args, "api_key_file", None)
+    if path is None:
+        return str(args.api_key) if args.api_key else None
+    try:
+        with open(path, encoding="utf-8") as handle:
+            key = handle.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise UsageError(f"--api-key-file {printable(path)}: cannot be read ({reason})") from None
+    if not key:
+        raise UsageError(f"--api-key-file {printable(path)}: the file is empty")
+    return key
 
 
 def build_client(args: argparse.Namespace) -> EvolinkClient:
     """A client from the options and the environment (``MissingAPIKeyError`` without a key)."""
     scale = args.poll_scale
     return EvolinkClient(
-        args.api_key,
+        _api_key(args),
         base_url=args.base_url,
         files_base_url=args.files_base_url,
         poll_policy=PollPolicy().scaled(scale) if scale else None,
@@ -42,17 +71,28 @@ def spec_from(args: argparse.Namespace) -> BatchSpec:
     return BatchSpec(
         model=model, prompt=getattr(args, "prompt", None), model_params=params, input_dir=Path(args.input_dir),
         output_dir=Path(args.out), recursive=args.recursive, pattern=args.glob, max_in_flight=args.max_in_flight,
-        timeout=args.timeout, retry_failed=args.retry_failed,
+        timeout=args.timeout, retry_failed=args.retry_failed, follow_symlinks=args.follow_symlinks,
     )  # fmt: skip
+
+
+def _no_inputs(args: argparse.Namespace) -> int:
+    where = printable(args.input_dir) + ("" if args.recursive else " (not its sub-folders: --recursive)")
+    matching = "" if args.glob == "*" else f" matching --glob {printable(args.glob)}"
+    print(f"evolink: no image found in {where}{matching}; nothing to do", file=sys.stderr)
+    return EXIT_FAILED
 
 
 async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
     spec = spec_from(args)
     # The request rules (prompt required or forbidden, its length) fail here, before any key is needed.
     spec.request("https://example.invalid/check.png")
+    if not await anyio.to_thread.run_sync(spec.input_dir.is_dir):
+        raise UsageError(f"{printable(args.input_dir)} is not a folder")
     if args.dry_run:
         plan = await plan_batch(spec)
         reporter.plan(plan)
+        if not plan.inputs:
+            return _no_inputs(args)
         return EXIT_FAILED if plan.invalid else EXIT_OK
     client = build_client(args)
     runner = Batch(client, spec, on_event=reporter.event)
@@ -60,8 +100,13 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
         async with client:
             with reporter:
                 await runner.run()
-    finally:
-        reporter.summary(runner.summary)  # also when interrupted: what was done, and how to resume
+    except anyio.get_cancelled_exc_class():
+        reporter.summary(runner.summary)  # interrupted: what was done (the hint to resume comes last)
+        raise
+    # An error (a wrong key, say) is main's to report; a summary would only read as a run.
+    reporter.summary(runner.summary)
+    if not runner.summary.inputs:
+        return _no_inputs(args)
     return EXIT_OK if runner.summary.ok else EXIT_FAILED
 
 
@@ -85,10 +130,10 @@ def _task_json(task: Task) -> dict[str, Any]:
 
 
 def _task_lines(task: Task) -> list[str]:
-    lines = [f"{task.id}  {task.status.value}  {task.progress}%  {task.model or ''}".rstrip()]
-    lines += [f"  result {url}" for url in task.results]
-    if task.error is not None:
-        lines.append(f"  error {task.error.code}: {task.error.message}")
+    lines = [f"{task.id}  {task.status.value}  {task.progress}%  {printable(task.model or '')}".rstrip()]
+    lines += [f"  result {printable(url)}" for url in task.results]
+    if task.error is not None:  # the server's words: shown, never obeyed by the terminal
+        lines.append(f"  error {printable(task.error.code)}: {printable(task.error.message)}")
     return lines
 
 
@@ -98,6 +143,29 @@ def _show(reporter: Reporter, task: Task, kind: str) -> None:
     else:
         for line in _task_lines(task):
             reporter.note(line)
+
+
+async def download(args: argparse.Namespace, reporter: Reporter) -> int:
+    """``evolink download TASK_ID --out DIR``: a completed task's results, as ``<task id>.result-<n>.<ext>``."""
+    out = Path(args.out)
+    async with build_client(args) as client:
+        task = await client.tasks.get(args.task_id)
+        if task.status is not TaskStatus.COMPLETED or not task.results:
+            _show(reporter, task, "task")
+            reporter.note(f"{task.id} is {task.status.value}: no results to download")
+            return EXIT_FAILED
+
+        def name_for(index: int, image_format: ImageFormat) -> str:
+            return result_file_name(task.id, index, image_format=image_format, keep_suffix=True)
+
+        # reuse_identical: downloading the same task again finds its files instead of copying them.
+        paths = await download_urls(client.session, task.results, out, name_for, reuse_identical=True)
+    if isinstance(reporter, JsonReporter):
+        reporter._emit({"kind": "downloaded", "task_id": task.id, "paths": [str(p) for p in paths]})
+    else:
+        for path in paths:
+            reporter.note(f"saved      {task.id}  -> {printable(path)}")
+    return EXIT_OK
 
 
 async def status(args: argparse.Namespace, reporter: Reporter) -> int:

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 from types import TracebackType
 from typing import IO, Any, Self
 
 from rich.console import Console, Group
 from rich.live import Live
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -21,6 +23,7 @@ from rich.text import Text
 
 from ..batch._spec import BatchEvent, BatchPlan, BatchSummary
 from ._progress import Reporter, plan_lines, summary_lines
+from ._text import printable
 
 _MAX_ROWS = 8
 
@@ -51,17 +54,22 @@ class LiveReporter(Reporter):
     def __exit__(
         self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
     ) -> None:
-        self.live.__exit__(exc_type, exc, tb)
+        self.stop()
+
+    def stop(self) -> None:
+        """Stop the refresh thread and restore the cursor; idempotent, safe after a Ctrl-C."""
+        with contextlib.suppress(Exception):  # a broken terminal must not hide the real outcome
+            self.live.stop()
 
     def note(self, text: str, **fields: Any) -> None:
-        self.console.print(text, highlight=False)
+        self.console.print(text, highlight=False, markup=False)
 
     def _row(self, key: str, *, progress: int | None, status: str) -> None:
         row = self.row_ids.get(key)
         if row is None:
             if len(self.row_ids) >= _MAX_ROWS:
                 return  # the overall bar still counts it
-            row = self.row_ids[key] = self.rows.add_task(key, total=100, status=status)
+            row = self.row_ids[key] = self.rows.add_task(escape(key), total=100, status=status)
         self.rows.update(row, completed=progress if progress is not None else None, status=status)
 
     def _done(self, key: str, *, failed: bool = False) -> None:
@@ -77,7 +85,7 @@ class LiveReporter(Reporter):
         self.overall.update(self.total_id, completed=self.finished, rate=rate + failures)
 
     def event(self, event: BatchEvent) -> None:
-        key = event.key or ""
+        key = printable(event.key or "")
         if event.kind in ("found", "discovered") and event.total is not None:
             self.overall.update(self.total_id, total=event.total)
         elif event.kind in ("submitted", "reattached", "progress"):
@@ -86,14 +94,17 @@ class LiveReporter(Reporter):
             self._row(key, progress=100, status="downloading")
         elif event.kind in ("downloaded", "done_before"):
             self._done(key)
+        elif event.kind == "changed":
+            self.console.print(Text.assemble(("changed ", "yellow"), key, f"  {printable(event.message or '')}"))
         elif event.kind == "failed":
-            self.console.print(Text.assemble(("failed ", "red"), key, f"  {event.error_code}: {event.message}"))
+            message = f"  {printable(event.error_code)}: {printable(event.message)}"
+            self.console.print(Text.assemble(("failed ", "red"), key, message))
             self._done(key, failed=True)
 
     def plan(self, plan: BatchPlan) -> None:
         for line in plan_lines(plan):
-            self.console.print(line, highlight=False)
+            self.console.print(line, highlight=False, markup=False)
 
     def summary(self, summary: BatchSummary) -> None:
         for line in summary_lines(summary):
-            self.console.print(line, highlight=False)
+            self.console.print(line, highlight=False, markup=False)

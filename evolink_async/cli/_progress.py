@@ -6,13 +6,15 @@ care which one is in use. Nothing here ever sees the API key.
 
 from __future__ import annotations
 
-import json
+import os
 import sys
 import time
+from collections.abc import Callable
 from types import TracebackType
 from typing import IO, Any, Self
 
 from ..batch._spec import BatchEvent, BatchPlan, BatchSummary
+from ._text import json_line, printable
 
 __all__ = ["JsonReporter", "PlainReporter", "Reporter"]
 
@@ -25,6 +27,9 @@ class Reporter:
     def __init__(self, stream: IO[str] | None = None) -> None:
         self.stream = stream or sys.stdout
         self._last_progress: dict[str, int] = {}
+        #: Called once when the reader of the output went away (``evolink ... | head -1``).
+        self.on_broken_pipe: Callable[[], None] = lambda: None
+        self.broken = False
 
     def __enter__(self) -> Self:
         return self
@@ -35,13 +40,29 @@ class Reporter:
         return None
 
     def _print(self, text: str) -> None:
-        print(text, file=self.stream, flush=True)
+        if self.broken:
+            return
+        try:
+            print(text, file=self.stream, flush=True)
+        except BrokenPipeError:
+            self._broken_pipe()
+
+    def _broken_pipe(self) -> None:
+        """Nobody reads the output any more: no traceback, no more writes, and stop the run."""
+        self.broken = True
+        try:  # what is still buffered must not raise again at exit (Python's documented recipe)
+            devnull = os.open(os.devnull, os.O_WRONLY)
+            os.dup2(devnull, self.stream.fileno())
+            os.close(devnull)
+        except (OSError, ValueError, AttributeError):
+            pass
+        self.on_broken_pipe()
 
     def note(self, text: str, **fields: Any) -> None:
         self._print(text)
 
     def event(self, event: BatchEvent) -> None:
-        key = event.key or ""
+        key = printable(event.key or "")
         if event.kind == "submitted":
             self._print(f"submitted  {key}  {event.task_id}")
         elif event.kind == "reattached":
@@ -52,11 +73,13 @@ class Reporter:
                 self._last_progress[key] = step
                 self._print(f"progress   {key}  {event.progress}%")
         elif event.kind == "downloaded":
-            self._print(f"saved      {key}  -> {', '.join(event.paths)}")
+            self._print(f"saved      {key}  -> {', '.join(map(printable, event.paths))}")
         elif event.kind == "done_before":
             self._print(f"done       {key}  (earlier run)")
+        elif event.kind == "changed":
+            self._print(f"changed    {key}  {printable(event.message or '')}")
         elif event.kind == "failed":
-            self._print(f"FAILED     {key}  {event.error_code}: {event.message}")
+            self._print(f"FAILED     {key}  {printable(event.error_code)}: {printable(event.message)}")
 
     def plan(self, plan: BatchPlan) -> None:
         for line in plan_lines(plan):
@@ -74,7 +97,7 @@ class JsonReporter(Reporter):
     """One JSON object per line: every event, then a ``summary`` (or ``plan``) object."""
 
     def _emit(self, data: dict[str, Any]) -> None:
-        self._print(json.dumps(data, ensure_ascii=False, sort_keys=True))
+        self._print(json_line(data))
 
     def note(self, text: str, **fields: Any) -> None:
         self._emit({"kind": "note", "message": text, **fields})
@@ -97,22 +120,21 @@ def plan_lines(plan: BatchPlan) -> list[str]:
         f"{plan.to_submit} would be submitted to {plan.model}; {len(plan.invalid)} invalid",
         f"estimated cost: {cost}; nothing was uploaded or submitted",
     ]
-    lines += [f"  invalid  {f.key}  {f.message}" for f in plan.invalid]
+    lines += [f"  invalid  {printable(f.key)}  {printable(f.message)}" for f in plan.invalid]
     return lines
 
 
 def summary_lines(summary: BatchSummary) -> list[str]:
     ok = summary.done_before + summary.downloaded
     lines = [
-        f"{ok}/{summary.inputs} input(s) have results in {summary.output_dir} "
+        f"{ok}/{summary.inputs} input(s) have results in {printable(summary.output_dir)} "
         f"({summary.downloaded} this run, {summary.done_before} earlier); "
         f"{summary.submitted} submitted, {summary.reattached} resumed, {summary.credits_reserved:g} credits reserved",
     ]
     if summary.failed:
         lines.append(f"{len(summary.failed)} failed:")
-        lines += [f"  {f.key}  {f.code}  {f.message}" for f in summary.failed]
-    if summary.interrupted:
-        lines.append("interrupted: nothing is lost; run the same command again to resume")
+        lines += [f"  {printable(f.key)}  {printable(f.code)}  {printable(f.message)}" for f in summary.failed]
+    # The resume hint is the command's to print, once (also after a second Ctrl-C): not here.
     return lines
 
 

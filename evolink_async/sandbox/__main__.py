@@ -3,14 +3,16 @@
 When both servers listen it prints, one per line and flushed, shell-ready assignments
 (``EVOLINK_BASE_URL=...``, ``EVOLINK_FILES_BASE_URL=...``, ``EVOLINK_API_KEY=...``) and a final
 ``ready`` line, so a script can wait for ``ready`` and ``eval`` the rest. The Midjourney-proxy
-side (``--mj-*`` flags) adds ``MJ_PROXY_BASE_URL=...`` and ``MJ_PROXY_API_KEY=...``. The ledger is served
-as JSON at ``{base_url}/_sandbox/ledger``.
+side (``--mj-*`` flags) adds ``MJ_PROXY_BASE_URL=...`` and ``MJ_PROXY_API_KEY=...``. The ledger is
+served as JSON at ``{base_url}/_sandbox/ledger``. As ``evolink sandbox`` the assignments are
+``export NAME='value'`` lines, to paste into another shell as they are.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import shlex
 import signal
 import sys
 from collections.abc import Sequence
@@ -33,10 +35,8 @@ _FAULT_RATES = (
 )
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="python -m evolink_async.sandbox", description="A local emulator of the Evolink API, on 127.0.0.1."
-    )
+def _parser(prog: str = "python -m evolink_async.sandbox") -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog=prog, description="A local emulator of the Evolink API, on 127.0.0.1.")
     parser.add_argument("--port", type=int, default=0, help="task API port (default: any free port)")
     parser.add_argument("--files-port", type=int, default=0, help="Files API port (default: any free port)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the accepted Bearer key")
@@ -57,7 +57,7 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-async def serve(args: argparse.Namespace) -> None:
+async def serve(args: argparse.Namespace, *, export: bool = False) -> None:
     faults = Faults(slow_delay=args.slow_delay, **{name: getattr(args, name) for name in _FAULT_RATES})
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -76,21 +76,23 @@ async def serve(args: argparse.Namespace) -> None:
         honor_idempotency_keys=args.honor_idempotency_keys,
         midjourney=mj_options(args),
     ) as sandbox:
-        print(f"EVOLINK_BASE_URL={sandbox.base_url}")
-        print(f"EVOLINK_FILES_BASE_URL={sandbox.files_base_url}")
-        print(f"EVOLINK_API_KEY={sandbox.api_key}")
+        assignments = [("EVOLINK_BASE_URL", sandbox.base_url), ("EVOLINK_FILES_BASE_URL", sandbox.files_base_url),
+                       ("EVOLINK_API_KEY", sandbox.api_key)]  # fmt: skip
         if sandbox.config.midjourney.enabled:
-            print(f"MJ_PROXY_BASE_URL={sandbox.mj_base_url}")
-            print(f"MJ_PROXY_API_KEY={sandbox.mj_api_key}")
+            assignments += [("MJ_PROXY_BASE_URL", sandbox.mj_base_url), ("MJ_PROXY_API_KEY", sandbox.mj_api_key)]
+        for name, value in assignments:
+            print(f"export {name}={shlex.quote(value)}" if export else f"{name}={value}")
         print(f"ready (seed {sandbox.seed}; Ctrl-C to stop)", flush=True)
         await stop.wait()
     print("stopped", flush=True)
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+def main(argv: Sequence[str] | None = None, *, prog: str = "python -m evolink_async.sandbox",
+         export: bool = False) -> int:  # fmt: skip
+    """Serve until Ctrl-C or SIGTERM; ``export=True`` prints ``export NAME=value`` lines (``evolink sandbox``)."""
+    args = _parser(prog).parse_args(argv)
     try:
-        asyncio.run(serve(args))
+        asyncio.run(serve(args, export=export))
     except ValueError as exc:  # an option the config rejected
         print(f"error: {exc}", file=sys.stderr)
         return 2

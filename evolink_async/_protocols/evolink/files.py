@@ -15,6 +15,7 @@ import stat
 from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
+from urllib.parse import quote
 
 import aiohttp
 import anyio
@@ -25,6 +26,7 @@ from ..._core.checks import check_count
 from ..._core.logging import logger
 from ..._core.transport import Response, Transport
 from ..._files.image_probe import ImageFormat, probe_image
+from ..._files.safe_paths import safe_file_name
 from ...errors import (
     APIStatusError,
     AuthenticationError,
@@ -46,7 +48,8 @@ _MIME = {
     ImageFormat.PNG: "image/png", ImageFormat.JPEG: "image/jpeg", ImageFormat.GIF: "image/gif",
     ImageFormat.WEBP: "image/webp", ImageFormat.BMP: "image/bmp", ImageFormat.TIFF: "image/tiff",
 }  # fmt: skip
-_UPLOAD_STREAM = "/api/v1/files/upload/stream"
+_FILES = "/api/v1/files"
+_UPLOAD_STREAM = f"{_FILES}/upload/stream"
 
 
 @attrs.frozen(kw_only=True)
@@ -84,6 +87,22 @@ def _uploaded(response: Response) -> UploadedFile:
     if not isinstance(data, dict) or not _str(data.get("file_url")) or not _str(data.get("file_id")):
         raise ResponseFormatError("Files API upload answer has no data.file_id / data.file_url",
                                   request_id=response.request_id)
+    return _file_from(data)
+
+
+def _data(response: Response) -> dict[str, Any]:
+    body = response.body
+    if not isinstance(body, dict):
+        raise ResponseFormatError("Files API answered without a JSON object", request_id=response.request_id)
+    if body.get("success") is False:
+        raise _files_error(response.status, body, response.request_id)
+    data = body.get("data")
+    if not isinstance(data, dict):
+        raise ResponseFormatError("Files API answer has no data object", request_id=response.request_id)
+    return data
+
+
+def _file_from(data: Mapping[str, Any]) -> UploadedFile:
     size = data.get("file_size")
     return UploadedFile(
         file_id=str(data["file_id"]), file_url=str(data["file_url"]), file_name=_str(data.get("file_name")),
@@ -112,6 +131,17 @@ def _as_files_error(error: APIStatusError) -> EvolinkError:
     if "code" not in body:
         return error
     return _files_error(error.status_code, body, error.request_id)
+
+
+def _file_path(file_id: str) -> str:
+    if not isinstance(file_id, str) or not file_id or file_id in (".", "..") or len(file_id) > 256:
+        raise ValidationError("file_id", "must be a non-empty file id (at most 256 characters)")
+    return f"{_FILES}/{quote(file_id, safe='')}"
+
+
+def _upload_name(name: str, image_format: ImageFormat | None) -> str:
+    """A name a multipart header can carry: no controls (CR, LF, ESC, DEL), quotes or separators."""
+    return safe_file_name(name, default=f"image{_suffix(image_format)}")
 
 
 def _size_of(path: Path) -> int:
@@ -171,9 +201,49 @@ class Files:
         if size == 0:
             raise ValidationError(label, "is empty")
         image_format = await self._probe(path if path is not None else data, label, check_format)
-        name = file_name or (path.name if path is not None else f"image{_suffix(image_format)}")
+        name = _upload_name(file_name or (path.name if path is not None else ""), image_format)
         mime = _MIME.get(image_format) if image_format is not None else None
         return await self._send(path, data, name=name, upload_path=upload_path, mime=mime)
+
+    async def list(self, *, page: int = 1, page_size: int = 20) -> list[UploadedFile]:
+        """One page of the files this key stored (``GET /api/v1/files/list``), oldest first.
+
+        >>> [f.file_id for f in await client.files.list(page=1, page_size=50)]
+        """
+        if not isinstance(page, int) or isinstance(page, bool) or page < 1:
+            raise ValidationError("page", "must be an integer >= 1")
+        if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 100:
+            raise ValidationError("page_size", "must be an integer from 1 to 100")
+        url = f"{self._transport.config.files_base_url}{_FILES}/list?page={page}&pageSize={page_size}"
+        data = _data(await self._call("GET", url, retry_safe=True))
+        files = data.get("files", data.get("list", []))
+        if not isinstance(files, list):
+            raise ResponseFormatError("Files API list answer has no data.files list")
+        return [_file_from(f) for f in files if isinstance(f, dict) and _str(f.get("file_id"))]
+
+    async def quota(self) -> dict[str, Any]:
+        """This key's storage quota as the Files API reports it (``GET /api/v1/files/quota``).
+
+        >>> (await client.files.quota())["remaining_files"]
+        """
+        url = f"{self._transport.config.files_base_url}{_FILES}/quota"
+        return dict(_data(await self._call("GET", url, retry_safe=True)))
+
+    async def delete(self, file_id: str) -> None:
+        """Delete a stored file before it expires (``DELETE /api/v1/files/{file_id}``).
+
+        >>> await client.files.delete(uploaded.file_id)
+        """
+        url = f"{self._transport.config.files_base_url}{_file_path(file_id)}"
+        _data(await self._call("DELETE", url, retry_safe=True))
+
+    async def _call(self, method: str, url: str, *, retry_safe: bool) -> Response:
+        try:
+            return await self._transport.request(method, url, retry_safe=retry_safe)
+        except FilesAPIError:
+            raise
+        except APIStatusError as exc:
+            raise _as_files_error(exc) from None
 
     @staticmethod
     async def _probe(source: Path | bytes | None, label: str, check_format: bool) -> ImageFormat | None:
@@ -198,7 +268,10 @@ class Files:
             try:
                 form = aiohttp.FormData()
                 if path is not None:
-                    handle = await anyio.to_thread.run_sync(path.open, "rb")
+                    try:
+                        handle = await anyio.to_thread.run_sync(path.open, "rb")
+                    except OSError as exc:  # gone or unreadable since the checks: this file fails, alone
+                        raise ValidationError(name, f"cannot be read: {exc.strerror or exc}") from None
                     form.add_field("file", handle, filename=name, content_type=mime or "application/octet-stream")
                 else:
                     form.add_field("file", data, filename=name, content_type=mime or "application/octet-stream")

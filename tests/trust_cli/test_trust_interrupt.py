@@ -1,0 +1,130 @@
+"""Trust items 1 and 14: Ctrl-C in a real terminal, and the summary of an interrupted run.
+
+The CLI runs under a pseudo-terminal as the leader of its own session (so the pty is its
+controlling terminal and the rich live view is on), against a sandbox in another process that
+is slow enough for the batch to take several seconds. SIGINT goes to the child's process group,
+as a terminal's Ctrl-C does.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import signal
+import struct
+import subprocess
+import termios
+import time
+from pathlib import Path
+
+import pytest
+
+from ._support import (
+    CLI,
+    RESUME_HINT,
+    OutputReader,
+    cli_env,
+    make_inputs,
+    run_cli,
+    sandbox_process,
+    stop,
+    summary_of,
+    wait_for,
+)
+
+COUNT = 20
+SCALE = 0.1  # qwen-image-edit: 30 API s +-50% -> 1.5-4.5 s per task; 20 inputs, 5 in flight: ~15 s
+
+
+def _result_files(out: Path) -> list[Path]:
+    if not out.is_dir():
+        return []
+    return [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".") and "result" in p.name]
+
+
+def _controlling_tty() -> None:  # runs in the child after setsid (start_new_session=True)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def _start_under_pty(argv: list[str]) -> tuple[subprocess.Popen[bytes], OutputReader, int]:
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))  # wide: no wrapped lines
+    env = cli_env(TERM="xterm-256color", COLUMNS="250", LINES="50")
+    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+                               preexec_fn=_controlling_tty, close_fds=True)  # fmt: skip
+    os.close(slave)
+    reader = OutputReader(master)
+    reader.start()
+    return process, reader, master
+
+
+@pytest.mark.parametrize(
+    ("moment", "presses"),
+    [("submitting", 1), ("submitting", 2), ("polling", 1), ("downloading", 1), ("downloading", 2)],
+)
+def test_ctrl_c_in_a_terminal_exits_130_once_and_resumes_cleanly(tmp_path: Path, moment: str, presses: int) -> None:
+    make_inputs(tmp_path / "in", COUNT)
+    out = tmp_path / "out"
+    with sandbox_process(time_scale=SCALE, seed=3) as sandbox:
+        args = ["edit", str(tmp_path / "in"), "--prompt", "make it autumn", "--out", str(out),
+                "--max-in-flight", "5", *sandbox.connect(poll_scale=SCALE)]  # fmt: skip
+        process, reader, master = _start_under_pty([*CLI, *args])
+        try:
+            if moment == "submitting":
+                wait_for(lambda: len(sandbox.ledger()["billed"]) >= 1, 30, "a first submit", process=process)
+            elif moment == "polling":
+                wait_for(lambda: len(sandbox.ledger()["billed"]) >= 1, 30, "a first submit", process=process)
+                time.sleep(1.0)  # tasks take >= 1.5 s: the CLI is polling, nothing is done yet
+            else:
+                wait_for(lambda: _result_files(out), 60, "a first downloaded result", process=process)
+            assert process.poll() is None, "the batch ended before the Ctrl-C moment"
+            for press in range(presses):
+                if press:
+                    time.sleep(0.2)
+                os.killpg(process.pid, signal.SIGINT)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                pytest.fail(f"still running 10 s after the last of {presses} SIGINT(s) ({moment})")
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+            reader.join(5)
+            os.close(master)
+        shown = reader.data.decode("utf-8", "replace")
+        assert process.returncode == 130, f"exit status {process.returncode}, output:\n{shown[-800:]}"
+        assert shown.count(RESUME_HINT) == 1, (
+            f"the resume hint appears {shown.count(RESUME_HINT)} times:\n{shown[-800:]}"
+        )
+
+        # The journal is consistent: the same command finishes the batch, and nothing is paid twice.
+        again = run_cli(args, bound=90)
+        assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+        billed = sandbox.ledger()["billed"]
+        assert len(billed) == len(set(billed)) == COUNT, f"{len(billed)} bills for {COUNT} inputs"
+        assert len(_result_files(out)) == COUNT
+
+
+def test_interrupted_summary_counts_the_credits_of_submitted_tasks(tmp_path: Path) -> None:
+    """Item 14: SIGINT after submits; the --json summary reports credits_reserved > 0."""
+    make_inputs(tmp_path / "in", 10)
+    with sandbox_process(time_scale=SCALE, seed=4) as sandbox:
+        argv = [*CLI, "edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "out"),
+                "--max-in-flight", "4", "--json", *sandbox.connect(poll_scale=SCALE)]  # fmt: skip
+        process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                                   env=cli_env(), start_new_session=True)  # fmt: skip
+        try:
+            wait_for(lambda: len(sandbox.ledger()["billed"]) >= 2, 30, "two submits", process=process)
+            os.killpg(process.pid, signal.SIGINT)
+            stdout, stderr = process.communicate(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("the interrupted run did not exit within 30 s")
+        finally:
+            stop(process)
+        charged = sandbox.ledger()["credits_charged"]
+    assert process.returncode == 130, stderr.decode()[-2000:]
+    summary = summary_of(stdout.decode())
+    assert summary["interrupted"] is True
+    assert summary["submitted"] >= 1
+    assert summary["credits_reserved"] > 0, f"summary says 0 credits reserved; the sandbox charged {charged}"
