@@ -10,10 +10,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections import Counter, deque
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Hashable, Iterable
 from types import TracebackType
-from typing import Self, TypeAlias
+from typing import Self
 
 import anyio
 import anyio.abc
@@ -40,136 +39,18 @@ from ..errors import (
     TaskNeedsModalError,
     ValidationError,
 )
+from .event_buffer import EventBuffer
+from .fan_out_items import FanOutInput, FanOutItem, FanOutSummary, as_item, is_unhashable
 from .tracker import Tracker, WatchHandle
 
 __all__ = ["FanOut", "FanOutItem", "FanOutSummary", "FanOutInput"]
 
-
-@attrs.frozen(kw_only=True)
-class FanOutItem:
-    """One input with everything optional spelled out.
-
-    ``idempotency_key`` makes the submit safe across process restarts; ``task_id`` re-attaches
-    to a task submitted earlier instead of submitting (a resumed batch).
-    """
-
-    key: Hashable
-    request: Request | None = None
-    idempotency_key: str | None = None
-    task_id: str | None = None
-
-
-#: What ``fan_out`` accepts per item: a request (keyed by its index), ``(key, request)``, or an item.
-FanOutInput: TypeAlias = Request | tuple[Hashable, Request] | FanOutItem
 
 _FATAL = (AuthenticationError, PermissionDeniedError)
 #: How long a fan-out without ``timeout`` waits for the task of a submit whose answer was lost.
 RECOVER_TIMEOUT = 1800.0
 # Failures after which the server may still have created (and billed) the task.
 _UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
-
-
-@attrs.define
-class FanOutSummary:
-    """What a fan-out did; complete once its ``async with`` block has ended."""
-
-    #: Terminal events by kind (``completed``, ``failed``, ``submit_failed``, ...).
-    outcomes: Counter[str] = attrs.field(factory=Counter)
-    submitted: int = 0
-    reattached: int = 0
-    credits_reserved: float = 0.0
-    #: Why submitting stopped early (``None`` when every input was submitted).
-    stopped_reason: str | None = None
-    #: Inputs never submitted because submitting had stopped (credits exhausted): each got a
-    #: ``SUBMIT_FAILED`` event with a :class:`~evolink_async.NotSubmittedError`, and no request.
-    not_submitted: int = 0
-    #: ``(key, task_id)`` of tasks still unfinished when the block was left.
-    left_in_flight: list[tuple[Hashable, str]] = attrs.field(factory=list)
-    #: ``(key, idempotency_key)`` of submits whose outcome is unknown: cut off by leaving the
-    #: block, or failed on the network after every retry (the server may have accepted them).
-    #: Resubmitting with the same key cannot bill twice on a server that honours the key.
-    interrupted_submits: list[tuple[Hashable, str]] = attrs.field(factory=list)
-    #: Submits retried after a failure the server may have acted on (a broken connection, a
-    #: 5xx). Each is safe only where the server honours ``Idempotency-Key``; elsewhere it may
-    #: have created a second task.
-    retried_uncertain_submits: int = 0
-    #: Submits whose answer was lost and whose task was found anyway (by its callback), not paid twice.
-    recovered_submits: int = 0
-
-    @property
-    def terminal(self) -> int:
-        return sum(self.outcomes.values())
-
-
-class _EventBuffer:
-    """FIFO of events with a soft capacity; a queued progress event of a key is coalesced."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._queue: deque[list[TaskEvent]] = deque()  # one-element lists: replaceable in place
-        self._pending_progress: dict[Hashable, list[TaskEvent]] = {}
-        # Futures of the coroutines parked in ``_wait`` (the consumer, the feeder waiting for room).
-        # Bare futures rather than anyio Events: this runs once per event, on the hot path.
-        self._waiters: list[asyncio.Future[None]] = []
-        self.error: BaseException | None = None
-        self.finished = False
-
-    def __len__(self) -> int:
-        return len(self._queue)
-
-    def _notify(self) -> None:
-        if self._waiters:
-            waiters, self._waiters = self._waiters, []
-            for waiter in waiters:
-                if not waiter.done():
-                    waiter.set_result(None)
-
-    async def _wait(self) -> None:
-        waiter = asyncio.get_running_loop().create_future()
-        self._waiters.append(waiter)
-        try:
-            await waiter
-        finally:
-            if waiter in self._waiters:  # cancelled before it was woken
-                self._waiters.remove(waiter)
-
-    def put(self, event: TaskEvent) -> None:
-        slot = self._pending_progress.get(event.key) if event.kind is EventKind.PROGRESS else None
-        if slot is not None:
-            slot[0] = event
-            return
-        slot = [event]
-        self._queue.append(slot)
-        if event.kind is EventKind.PROGRESS:
-            self._pending_progress[event.key] = slot
-        self._notify()
-
-    def fail(self, error: BaseException) -> None:
-        if self.error is None:
-            self.error = error
-        self._notify()
-
-    def finish(self) -> None:
-        self.finished = True
-        self._notify()
-
-    async def wait_for_room(self) -> None:
-        while len(self._queue) >= self.capacity and self.error is None:
-            await self._wait()
-
-    async def get(self) -> TaskEvent:
-        while True:
-            if self.error is not None:
-                raise self.error
-            if self._queue:
-                (event,) = slot = self._queue.popleft()
-                if self._pending_progress.get(event.key) is slot:
-                    del self._pending_progress[event.key]
-                self._notify()
-                return event
-            if self.finished:
-                raise StopAsyncIteration
-            await self._wait()
 
 
 class _InputSink:
@@ -231,7 +112,7 @@ class FanOut:
         self._max_in_flight = max_in_flight
         self._interval = 1 / max_submits_per_second if max_submits_per_second else 0.0
         self._timeout = timeout
-        self._buffer = _EventBuffer(buffer_size)
+        self._buffer = EventBuffer(buffer_size)
         self._slots = asyncio.Semaphore(max_in_flight)
         # key -> sink of every input between its submit and its terminal event.
         self._in_flight: dict[Hashable, _InputSink] = {}
@@ -315,9 +196,9 @@ class FanOut:
             index = 0
             async with contextlib.aclosing(_iterate(self._requests)) as items:
                 async for raw in items:
-                    item = _as_item(raw, index)
+                    item = as_item(raw, index)
                     index += 1
-                    if not isinstance(item.key, Hashable) or _unhashable(item.key):
+                    if not isinstance(item.key, Hashable) or is_unhashable(item.key):
                         raise ValidationError("key", f"{item.key!r} cannot be a key: keys must be hashable")
                     if item.key in self._in_flight or item.key in self._submitting:
                         raise ValidationError("key", f"{item.key!r} is already in flight: keys must be unique")
@@ -484,22 +365,6 @@ class FanOut:
     def _maybe_finish(self) -> None:
         if not self._feeding and not self._in_flight and not self._submitting:
             self._buffer.finish()
-
-
-def _unhashable(key: object) -> bool:
-    try:
-        hash(key)
-    except TypeError:  # a tuple holding a list is Hashable to isinstance, and still unhashable
-        return True
-    return False
-
-
-def _as_item(raw: FanOutInput, index: int) -> FanOutItem:
-    if isinstance(raw, FanOutItem):
-        return raw
-    if isinstance(raw, tuple) and len(raw) == 2:
-        return FanOutItem(key=raw[0], request=raw[1])
-    return FanOutItem(key=index, request=raw)
 
 
 async def _iterate(source: Iterable[FanOutInput] | AsyncIterable[FanOutInput]) -> AsyncGenerator[FanOutInput, None]:
