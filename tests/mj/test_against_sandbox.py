@@ -1,0 +1,312 @@
+"""MidjourneyClient against the sandbox's Midjourney-proxy emulation: real HTTP on 127.0.0.1.
+
+Every sandbox runs on a scaled clock and every await is bounded (the conftest runs each async
+test under a deadline, and the waits below carry their own timeouts).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from evolink_async import (
+    AuthenticationError,
+    BannedPromptError,
+    Blend,
+    Change,
+    ChangeAction,
+    Describe,
+    EventKind,
+    Imagine,
+    MidjourneyClient,
+    Modal,
+    NotFoundError,
+    PollPolicy,
+    RetryPolicy,
+    Shorten,
+    TaskFailedError,
+    TaskNeedsModalError,
+    TaskStatus,
+    UnsupportedOperationError,
+)
+from evolink_async.sandbox import Faults, MidjourneyOptions, Sandbox
+from evolink_async.sandbox._png import Image, encode
+
+SCALE = 0.01
+KEY = "mj-e2e-secret-0123456789abcdef"
+PNG = b"\x89PNG\r\n\x1a\n"
+LIMIT = 15.0  # seconds any single wait may take
+
+
+def png(seed: int = 0) -> bytes:
+    pixels = bytes((seed * 40 + i) % 256 for i in range(4 * 4 * 4))
+    return encode(Image(4, 4, pixels))
+
+
+@asynccontextmanager
+async def sandbox(scale: float = SCALE, **options: Any) -> AsyncIterator[Sandbox]:
+    mj = options.pop("midjourney", None) or MidjourneyOptions(api_key=KEY)
+    async with Sandbox(time_scale=scale, seed=options.pop("seed", 0), midjourney=mj, **options) as box:
+        yield box
+
+
+def client(box: Sandbox, scale: float = SCALE, **options: Any) -> MidjourneyClient:
+    options.setdefault("poll_policy", PollPolicy().scaled(scale))
+    options.setdefault("retry", RetryPolicy(max_retries=4, initial_delay=0.001, max_delay=0.01))
+    options.setdefault("auth", "mj-api-secret")
+    return MidjourneyClient(options.pop("api_key", box.mj_api_key), base_url=box.mj_base_url, **options)
+
+
+async def wait(mj: MidjourneyClient, task: Any, limit: float = LIMIT) -> Any:
+    return await asyncio.wait_for(mj.tasks.wait(task, timeout=limit), limit + 1)
+
+
+def fetches(box: Sandbox) -> int:
+    return sum(n for key, n in box.ledger.requests.items() if key.startswith("GET") and key.endswith("/fetch"))
+
+
+def batches(box: Sandbox) -> int:
+    return sum(n for key, n in box.ledger.requests.items() if "list-by-" in key)
+
+
+# --- flows ---------------------------------------------------------------------------------
+
+
+async def test_imagine_upscale_download(tmp_path: Path) -> None:
+    async with sandbox() as box, client(box) as mj:
+        task = await mj.submit(Imagine(prompt="a red fox in snow"))
+        assert task.status is TaskStatus.PENDING
+        done = await wait(mj, task)
+        assert done.status is TaskStatus.COMPLETED and done.results
+        assert done.midjourney is not None and {b.label for b in done.midjourney.buttons} >= {"U1", "U2", "V4"}
+        upscaled = await asyncio.wait_for(mj.action(done, "U2"), LIMIT)
+        assert upscaled.id != done.id
+        up = await wait(mj, upscaled)
+        assert up.status is TaskStatus.COMPLETED and up.type == "UPSCALE"
+        for finished in (done, up):
+            paths = await asyncio.wait_for(mj.download(finished, tmp_path, name=finished.id), LIMIT)
+            assert paths and all(p.read_bytes().startswith(PNG) for p in paths)
+        assert [e.endpoint for e in box.ledger.mj_tasks] == ["imagine", "action"]
+
+
+async def test_blend_describe_shorten_change() -> None:
+    async with sandbox() as box, client(box) as mj:
+        blend = await mj.submit(Blend(images=[png(1), png(2), png(3)], dimensions="LANDSCAPE"))
+        describe = await mj.submit(Describe(image=png(4)))
+        shorten = await mj.submit(Shorten(prompt="a very long and winding prompt about a red fox in deep snow"))
+        blended, described, shortened = await asyncio.gather(*(wait(mj, t) for t in (blend, describe, shorten)))
+        assert blended.status is TaskStatus.COMPLETED and blended.type == "BLEND" and blended.results
+        assert described.status is TaskStatus.COMPLETED and described.midjourney is not None
+        assert (described.midjourney.final_prompt or "").count("\ufe0f\u20e3") == 4
+        assert shortened.status is TaskStatus.COMPLETED and shortened.midjourney is not None
+        assert shortened.midjourney.final_prompt
+        changed = await mj.submit(Change(task=blended, action=ChangeAction.VARIATION, index=3))
+        varied = await wait(mj, changed)
+        assert varied.status is TaskStatus.COMPLETED and varied.type == "VARIATION"
+        rerolled = await wait(mj, await mj.submit(Change(task=blended, action="REROLL")))
+        assert rerolled.status is TaskStatus.COMPLETED
+        endpoints = Counter(e.endpoint for e in box.ledger.mj_tasks)
+        assert endpoints == {"blend": 1, "describe": 1, "shorten": 1, "change": 2}
+
+
+@pytest.mark.parametrize("button", ["Custom Zoom", "Vary (Region)"])
+async def test_modal_flow_never_hangs(button: str) -> None:
+    async with sandbox() as box, client(box) as mj:
+        grid = await wait(mj, await mj.submit(Imagine(prompt="a red fox")))
+        upscaled = await wait(mj, await mj.action(grid, "U1"))
+        waiting = await asyncio.wait_for(mj.action(upscaled, button), LIMIT)
+        assert waiting.status is TaskStatus.MODAL
+        assert [e.code for e in box.ledger.mj_tasks][-1] == 21
+        # As a Task and as a bare id (the first query shows MODAL): wait says what to do, quickly.
+        for handle in (waiting, waiting.id):
+            with pytest.raises(TaskNeedsModalError):
+                await asyncio.wait_for(mj.tasks.wait(handle, timeout=LIMIT), 2.0)
+        confirmed = await mj.submit(Modal(task=waiting, prompt="a red fox, zoomed out --zoom 2"))
+        assert confirmed.id == waiting.id
+        done = await wait(mj, confirmed)
+        assert done.status is TaskStatus.COMPLETED and done.results
+        assert len(box.ledger.mj_tasks) == 3  # the modal confirmation created no new task
+
+
+async def test_describe_prompt_button_goes_through_modal() -> None:
+    async with sandbox() as box, client(box) as mj:
+        described = await wait(mj, await mj.submit(Describe(image=png())))
+        waiting = await mj.action(described, "2")
+        assert waiting.status is TaskStatus.MODAL
+        done = await wait(mj, await mj.submit(Modal(task=waiting)))
+        assert done.status is TaskStatus.COMPLETED and done.type == "IMAGINE"
+        assert box.ledger.mj_tasks[-1].code == 21
+
+
+async def test_fan_out_ends_modal_inputs_with_needs_modal() -> None:
+    async with sandbox() as box, client(box) as mj:
+        grid = await wait(mj, await mj.submit(Imagine(prompt="a red fox")))
+        up = await wait(mj, await mj.action(grid, "U3"))
+        custom_zoom = next(b.custom_id for b in up.midjourney.buttons if b.label == "Custom Zoom")  # type: ignore[union-attr]
+        from evolink_async import Action
+
+        requests = [("zoom", Action(task=up, custom_id=custom_zoom)), ("fox", Imagine(prompt="another fox"))]
+        async with mj.fan_out(requests, timeout=LIMIT) as events:
+            terminal = {e.key: e for e in [e async for e in events] if e.kind.is_terminal}
+        assert terminal["fox"].kind is EventKind.COMPLETED
+        assert terminal["zoom"].kind is EventKind.FAILED
+        assert isinstance(terminal["zoom"].error, TaskNeedsModalError)
+        assert len(box.ledger.mj_tasks) == 4
+
+
+# --- statuses, codes and progress quirks -------------------------------------------------
+
+
+@pytest.mark.parametrize(("status", "progress"), [("FAILURE", ""), ("FAILED", ""), ("FAILURE", "100%"), ("FAILED", "100%")])
+async def test_failures_are_failures(status: str, progress: str) -> None:
+    options = MidjourneyOptions(api_key=KEY, failure_status=status, failure_progress=progress)  # type: ignore[arg-type]
+    async with sandbox(midjourney=options, faults=Faults(task_failure_rate=1.0)) as box, client(box) as mj:
+        task = await mj.submit(Imagine(prompt="a red fox"))
+        with pytest.raises(TaskFailedError) as failed:
+            await wait(mj, task)
+        assert failed.value.task.status is TaskStatus.FAILED
+        assert failed.value.task.results == ()
+        assert box.mj_task(task.id)["progress"] == progress  # type: ignore[index]
+
+
+async def test_blank_status_before_first_upstream_poll_is_pending() -> None:
+    options = MidjourneyOptions(api_key=KEY, blank_status_for=20.0)
+    async with sandbox(midjourney=options) as box, client(box) as mj:
+        task = await mj.submit(Imagine(prompt="a red fox"))
+        seen = await asyncio.wait_for(mj.tasks.get(task), LIMIT)
+        assert box.mj_task(task.id)["status"] == ""  # type: ignore[index]
+        assert seen.status is TaskStatus.PENDING and not seen.is_terminal
+        assert (await wait(mj, task)).status is TaskStatus.COMPLETED
+
+
+async def test_stuck_at_85_to_93_until_server_timeout() -> None:
+    options = MidjourneyOptions(api_key=KEY, timeout=60.0)
+    async with sandbox(midjourney=options, faults=Faults(stuck_rate=1.0)) as box, client(box) as mj:
+        task = await mj.submit(Imagine(prompt="a red fox"))
+        events = [event async for event in mj.tasks.stream(task, timeout=LIMIT)]
+        last = events[-1]
+        assert last.kind is EventKind.FAILED and last.task is not None
+        assert last.task.error is not None and last.task.error.code == "generation_timeout"
+        assert 85 <= max(e.progress for e in events[:-1] if e.progress is not None) <= 93
+        assert box.mj_task(task.id)["failReason"] == "任务超时"  # type: ignore[index]
+
+
+async def test_code_22_queued_tasks_are_kept_and_finish() -> None:
+    options = MidjourneyOptions(api_key=KEY, concurrency=1, queue_size=10)
+    async with sandbox(midjourney=options) as box, client(box) as mj:
+        tasks = [await mj.submit(Imagine(prompt=f"fox {i}")) for i in range(3)]
+        assert [e.code for e in box.ledger.mj_tasks] == [1, 22, 22]
+        assert all(t.status is TaskStatus.PENDING for t in tasks)
+        done = await asyncio.gather(*(wait(mj, t) for t in tasks))
+        assert all(d.status is TaskStatus.COMPLETED for d in done)
+
+
+@pytest.mark.parametrize("code", [23, 9])
+async def test_queue_full_is_retried(code: int) -> None:
+    options = MidjourneyOptions(api_key=KEY, concurrency=1, queue_size=0, queue_full_code=code,
+                                durations={"IMAGINE": 4.0})  # fmt: skip
+    retry = RetryPolicy(max_retries=20, initial_delay=0.01, max_delay=0.05)
+    async with sandbox(midjourney=options) as box, client(box, retry=retry) as mj:
+        first, second = await asyncio.gather(*(mj.submit(Imagine(prompt=f"fox {i}")) for i in range(2)))
+        assert box.ledger.mj_refused[code] >= 1
+        assert len(box.ledger.mj_tasks) == 2
+        for task in (first, second):
+            assert (await wait(mj, task)).status is TaskStatus.COMPLETED
+
+
+async def test_queue_full_through_every_retry_raises() -> None:
+    from evolink_async import QueueFullError
+
+    options = MidjourneyOptions(api_key=KEY, concurrency=1, queue_size=0)
+    retry = RetryPolicy(max_retries=2, initial_delay=0.001, max_delay=0.001)
+    async with sandbox(midjourney=options) as box, client(box, retry=retry) as mj:
+        await mj.submit(Imagine(prompt="fox"))
+        with pytest.raises(QueueFullError) as full:
+            await mj.submit(Imagine(prompt="another fox"))
+        assert full.value.code == 23
+        assert box.ledger.mj_refused[23] == 3 and len(box.ledger.mj_tasks) == 1
+
+
+async def test_banned_prompt_at_submit_and_at_execution() -> None:
+    async with sandbox() as box, client(box) as mj:
+        with pytest.raises(BannedPromptError) as banned:
+            await mj.submit(Imagine(prompt="a Nude statue"))
+        assert banned.value.banned_word == "nude" and banned.value.code == 24
+        assert box.ledger.mj_tasks == [] and box.ledger.mj_refused[24] == 1
+    options = MidjourneyOptions(api_key=KEY, banned_check="execute")
+    async with sandbox(midjourney=options) as box, client(box) as mj:
+        task = await mj.submit(Imagine(prompt="a nude statue"))
+        with pytest.raises(TaskFailedError) as failed:
+            await wait(mj, task)
+        assert failed.value.task.error is not None
+        assert failed.value.task.error.code == "content_policy_violation"
+
+
+@pytest.mark.parametrize("server_auth", ["any", "mj-api-secret", "bearer"])
+@pytest.mark.parametrize("client_auth", ["bearer", "mj-api-secret"])
+async def test_wrong_key_is_authentication_error(
+    server_auth: str, client_auth: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    options = MidjourneyOptions(api_key=KEY, auth=server_auth)  # type: ignore[arg-type]
+    wrong = "mj-wrong-secret-9876543210fedcba"
+    async with sandbox(midjourney=options) as box:
+        async with client(box, auth=client_auth, api_key=wrong) as mj:
+            with pytest.raises(AuthenticationError) as refused:
+                await mj.submit(Imagine(prompt="a red fox"))
+            with pytest.raises(AuthenticationError) as refused_query:
+                await mj.tasks.get("1712345678901123")
+            texts = [repr(mj), str(mj.config), repr(mj.config)]
+            for exc in (refused.value, refused_query.value):
+                texts += [str(exc), repr(exc), repr(getattr(exc, "body", None)), repr(vars(exc))]
+        matching = server_auth == "any" or server_auth == client_auth
+        async with client(box, auth=client_auth) as mj:
+            if matching:
+                task = await mj.submit(Imagine(prompt="a red fox"))
+                assert (await wait(mj, task)).status is TaskStatus.COMPLETED
+            else:
+                with pytest.raises(AuthenticationError) as other:
+                    await mj.submit(Imagine(prompt="a red fox"))
+                texts += [str(other.value), repr(other.value)]
+            texts += [repr(mj), str(mj.config), repr(mj.config)]
+        texts += [record.getMessage() for record in caplog.records]
+        for secret in (KEY, wrong):
+            assert not any(secret in text for text in texts), secret
+
+
+async def test_cancel_and_cancel_switched_off() -> None:
+    async with sandbox() as box, client(box) as mj:
+        task = await mj.submit(Imagine(prompt="a red fox"))
+        cancelled = await asyncio.wait_for(mj.tasks.cancel(task), LIMIT)
+        assert cancelled.status is TaskStatus.CANCELLED
+        with pytest.raises(Exception) as ended:
+            await wait(mj, task)
+        assert getattr(ended.value, "task", cancelled).status is TaskStatus.CANCELLED
+    options = MidjourneyOptions(api_key=KEY, cancel=False)
+    async with sandbox(midjourney=options) as box, client(box) as mj:
+        task = await mj.submit(Imagine(prompt="a red fox"))
+        with pytest.raises(UnsupportedOperationError):
+            await mj.tasks.cancel(task)
+        with pytest.raises(UnsupportedOperationError):  # learned: no second request
+            await mj.tasks.cancel(task)
+        assert (await wait(mj, task)).status is TaskStatus.COMPLETED
+
+
+@pytest.mark.parametrize("quirk", ["empty", "no_content", "not_found"])
+async def test_unknown_task_is_not_found_after_grace(quirk: str) -> None:
+    options = MidjourneyOptions(api_key=KEY, unknown_fetch=quirk)  # type: ignore[arg-type]
+    async with sandbox(midjourney=options) as box, client(box) as mj:
+        with pytest.raises(NotFoundError):
+            await asyncio.wait_for(mj.tasks.get("1712345678901123"), LIMIT)
+        before = fetches(box)
+        with pytest.raises(NotFoundError):
+            await asyncio.wait_for(mj.tasks.wait("1712345678901123", timeout=LIMIT), LIMIT)
+        assert fetches(box) - before >= 2  # a grace of a few queries, then the answer
+        assert await mj.tasks.get_many(["1712345678901123"]) == []
