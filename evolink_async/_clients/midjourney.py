@@ -41,6 +41,17 @@ _AUTH_HEADERS = {"bearer": "Authorization", "mj-api-secret": "mj-api-secret"}
 _GET_MANY_CONCURRENCY = 8
 
 
+def _batch_window(policy: PollPolicy) -> float:
+    """How early a query may be sent along with a due one in a ``list-by-condition`` request.
+
+    One request answers any number of tasks at the cost of one fetch (new-api polls all of a
+    channel's tasks every 15 s this way), so a due query takes along every query due within the
+    spacing the policy keeps near the expected finish (``resolution`` x the estimate), not just
+    within ``min_interval``: with 30 tasks in flight a task then costs well under one request.
+    """
+    return max(policy.min_interval, min(policy.max_interval, policy.resolution * policy.default_estimated_time))
+
+
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
@@ -157,12 +168,14 @@ class MidjourneyClient:
                 raise UnsupportedOperationError("fetch_many", "the server has no task/list-by-condition")
             return await batch(task_ids)
 
+        policy = poll_policy or PollPolicy()
         self._tracker = Tracker(
             api.fetch,
-            policy=poll_policy or PollPolicy(),
+            policy=policy,
             max_concurrent_queries=max_concurrent_queries,
             fetch_many=fetch_many if batch_polling else None,
             fetch_many_limit=api.fetch_many_limit,
+            batch_window=_batch_window(policy),
         )
         self._tracker_task: asyncio.Task[None] | None = None
         self.tasks = MidjourneyTasks(api, self._tracker)

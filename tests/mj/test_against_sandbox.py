@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 
 from evolink_async import (
@@ -310,3 +311,88 @@ async def test_unknown_task_is_not_found_after_grace(quirk: str) -> None:
             await asyncio.wait_for(mj.tasks.wait("1712345678901123", timeout=LIMIT), LIMIT)
         assert fetches(box) - before >= 2  # a grace of a few queries, then the answer
         assert await mj.tasks.get_many(["1712345678901123"]) == []
+
+
+# --- polling cost ------------------------------------------------------------------------
+
+
+def _roomy(**extra: Any) -> MidjourneyOptions:
+    return MidjourneyOptions(api_key=KEY, concurrency=64, queue_size=1000, **extra)
+
+
+@pytest.mark.parametrize("list_by_condition", [True, False])
+async def test_batch_polling_when_available(list_by_condition: bool) -> None:
+    async with sandbox(midjourney=_roomy(list_by_condition=list_by_condition)) as box, client(box) as mj:
+        tasks = [await mj.submit(Imagine(prompt=f"fox {i}")) for i in range(20)]
+        done = await asyncio.gather(*(wait(mj, t) for t in tasks))
+        assert all(d.status is TaskStatus.COMPLETED for d in done)
+        many = await mj.tasks.get_many(tasks)
+        assert [t.id for t in many] == [t.id for t in tasks]
+    if list_by_condition:
+        assert batches(box) >= 2
+        assert fetches(box) < len(tasks) / 2, box.ledger.requests
+    else:
+        assert batches(box) <= 1  # one 404 teaches the client to fetch one by one
+        assert fetches(box) >= len(tasks)
+
+
+async def test_sixty_tasks_thirty_at_a_time_cost_under_one_poll_each() -> None:
+    async with sandbox(midjourney=_roomy()) as box, client(box) as mj:
+        requests = [(i, Imagine(prompt=f"fox {i}")) for i in range(60)]
+        async with mj.fan_out(requests, max_in_flight=30, timeout=LIMIT) as events:
+            terminal = [e async for e in events if e.kind.is_terminal]
+        assert len(terminal) == 60 and all(e.kind is EventKind.COMPLETED for e in terminal)
+    polls = fetches(box) + batches(box)
+    print(f"\n60 tasks, 30 in flight: {fetches(box)} fetches + {batches(box)} list-by-condition = {polls / 60:.2f}/task")
+    assert polls / 60 < 1.0, box.ledger.requests
+
+
+# --- faults: one terminal event each, no task created twice -------------------------------
+
+
+def _states(box: Sandbox) -> Counter[str | None]:
+    return Counter(entry.state for entry in box.ledger.mj_tasks)
+
+
+async def test_uncertain_submit_is_found_by_state_not_resubmitted(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO, logger="evolink_async")
+    async with sandbox(midjourney=_roomy()) as box, client(box) as mj:
+        injector = box._running.faults  # the first request (the submit) takes effect, then its connection drops
+        real, calls = injector.decide, []
+
+        def decide() -> Any:
+            decision = real()
+            calls.append(decision)
+            return attrs.evolve(decision, kind="reset_after") if len(calls) == 1 else decision
+
+        injector.decide = decide  # type: ignore[method-assign]
+        task = await asyncio.wait_for(mj.submit(Imagine(prompt="a red fox")), LIMIT)
+        assert box.ledger.faults["reset_after"] == 1
+        assert len(box.ledger.mj_tasks) == 1 and box.ledger.mj_tasks[0].task_id == task.id
+        assert _states(box) == {task.midjourney.state: 1}  # type: ignore[union-attr]
+        assert any("found task" in r.getMessage() for r in caplog.records)
+        assert (await wait(mj, task)).status is TaskStatus.COMPLETED
+        requests = {k: v for k, v in box.ledger.requests.items() if "submit" in k}
+        assert requests == {"POST /mj/submit/imagine": 1}, requests
+
+
+async def test_five_hundred_imagines_under_faults() -> None:
+    scale = 0.002
+    faults = Faults(server_error_rate=0.04, reset_before_rate=0.03, reset_after_rate=0.03, malformed_rate=0.03)
+    retry = RetryPolicy(max_retries=6, initial_delay=0.001, max_delay=0.01)
+    async with sandbox(scale, midjourney=_roomy(), faults=faults, seed=3) as box:
+        async with client(box, scale, retry=retry) as mj:
+            requests = [(i, Imagine(prompt=f"fox number {i}")) for i in range(500)]
+            async with mj.fan_out(requests, max_in_flight=64, timeout=LIMIT) as events:
+                seen = [e async for e in events]
+    terminal = Counter(e.key for e in seen if e.kind.is_terminal)
+    assert set(terminal) == set(range(500)) and set(terminal.values()) == {1}
+    kinds = Counter(e.kind for e in seen if e.kind.is_terminal)
+    states = _states(box)
+    assert set(states.values()) == {1}, [s for s, n in states.items() if n > 1]
+    assert len(box.ledger.mj_tasks) == len(states) <= 500
+    faults_seen = box.ledger.faults
+    print(f"\n500 under faults: {dict(kinds)}; faults {dict(faults_seen)}; requests {dict(box.ledger.requests)}")
+    assert min(faults_seen["server_error"], faults_seen["reset_before"], faults_seen["reset_after"],
+               faults_seen["malformed"]) > 0  # fmt: skip
+    assert kinds[EventKind.COMPLETED] >= 490, kinds
