@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, cast
 
 import aiohttp
+import attrs
 
 from .._core.config import ClientConfig
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
@@ -36,6 +37,7 @@ from .tasks import Tasks
 
 __all__ = ["MidjourneyClient", "MidjourneyTasks"]
 
+_UNSET: Any = object()
 _AUTH_HEADERS = {"bearer": "Authorization", "mj-api-secret": "mj-api-secret"}
 # Parallel single queries when the server cannot fetch many at once.
 _GET_MANY_CONCURRENCY = 8
@@ -178,7 +180,48 @@ class MidjourneyClient:
             batch_window=_batch_window(policy),
         )
         self._tracker_task: asyncio.Task[None] | None = None
+        self._owns_tracker = True
         self.tasks = MidjourneyTasks(api, self._tracker)
+
+    def with_options(
+        self,
+        *,
+        timeout: float = _UNSET,
+        connect_timeout: float = _UNSET,
+        max_retries: int = _UNSET,
+        retry: RetryPolicy = _UNSET,
+        default_headers: Mapping[str, str] = _UNSET,
+    ) -> MidjourneyClient:
+        """A client with some options changed that shares this one's connection pool and tracker.
+
+        Closing the derived client does not close the shared session; close the original (whose
+        ``async with`` also runs the tracker the derived client's waits use).
+
+        >>> patient = mj.with_options(timeout=300, max_retries=6)
+        """
+        changes: dict[str, Any] = {}
+        if timeout is not _UNSET:
+            changes["timeout"] = timeout
+        if connect_timeout is not _UNSET:
+            changes["connect_timeout"] = connect_timeout
+        if retry is not _UNSET:
+            if not isinstance(retry, RetryPolicy):
+                raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
+            changes["retry"] = retry
+        elif max_retries is not _UNSET:
+            changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
+        if default_headers is not _UNSET:
+            changes["default_headers"] = {**self._config.default_headers, **default_headers}
+        config = attrs.evolve(self._config, **changes)
+        client = type(self).__new__(type(self))
+        client._config = config
+        client._transport = self._transport.derive(config)
+        client._api = MidjourneyAPI(client._transport, path_prefix=self._api.path_prefix)
+        client._tracker = self._tracker
+        client._tracker_task = None
+        client._owns_tracker = False
+        client.tasks = MidjourneyTasks(client._api, self._tracker)
+        return client
 
     @property
     def tracker(self) -> Tracker:
@@ -309,6 +352,8 @@ class MidjourneyClient:
 
     async def __aenter__(self) -> Self:
         """Start the tracker; it runs until the ``async with`` block ends."""
+        if not self._owns_tracker:
+            return self  # a ``with_options`` view: the original client runs the tracker
         if self._tracker_task is not None:
             raise RuntimeError("this client is already entered")
         self._tracker.open()

@@ -90,9 +90,13 @@ class MjSubmit:
         if new:
             self.mj.ledger.record_mj_task(
                 MjSubmission(
-                    task_id=task.id, action=task.action, endpoint=endpoint, code=code, credits=self.options.cost,
+                    task_id=task.id,
+                    action=task.action,
+                    endpoint=endpoint,
+                    code=code,
+                    credits=self.options.cost,
                     state=_state(task),
-                )  # fmt: skip
+                )
             )
         self.mj.ledger.record_unfinished(f"mj:{self.secret}", self.book.unfinished(now))
         properties = {"discordInstanceId": DISCORD_INSTANCE_ID, "discordChannelId": DISCORD_INSTANCE_ID}
@@ -103,8 +107,9 @@ class MjSubmit:
     def _modal_task(self, task: MjTask, endpoint: str) -> web.Response:
         self.book.add(task)
         entry = MjSubmission(
-            task_id=task.id, action=task.action, endpoint=endpoint, code=21, credits=self.options.cost, state=_state(task)
-        )
+            task_id=task.id, action=task.action, endpoint=endpoint, code=21, credits=self.options.cost,
+            state=_state(task),
+        )  # fmt: skip
         self.mj.ledger.record_mj_task(entry)
         properties = {"finalPrompt": task.final_prompt or task.prompt, "remix": True}
         return envelope(21, "Waiting for window confirm", task.id, properties)

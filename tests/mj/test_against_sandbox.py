@@ -32,6 +32,7 @@ from evolink_async import (
     PollPolicy,
     RetryPolicy,
     Shorten,
+    TaskCancelledError,
     TaskFailedError,
     TaskNeedsModalError,
     TaskStatus,
@@ -85,15 +86,19 @@ async def test_imagine_upscale_download(tmp_path: Path) -> None:
         task = await mj.submit(Imagine(prompt="a red fox in snow"))
         assert task.status is TaskStatus.PENDING
         done = await wait(mj, task)
-        assert done.status is TaskStatus.COMPLETED and done.results
-        assert done.midjourney is not None and {b.label for b in done.midjourney.buttons} >= {"U1", "U2", "V4"}
+        assert done.status is TaskStatus.COMPLETED
+        assert done.results
+        assert done.midjourney is not None
+        assert {b.label for b in done.midjourney.buttons} >= {"U1", "U2", "V4"}
         upscaled = await asyncio.wait_for(mj.action(done, "U2"), LIMIT)
         assert upscaled.id != done.id
         up = await wait(mj, upscaled)
-        assert up.status is TaskStatus.COMPLETED and up.type == "UPSCALE"
+        assert up.status is TaskStatus.COMPLETED
+        assert up.type == "UPSCALE"
         for finished in (done, up):
             paths = await asyncio.wait_for(mj.download(finished, tmp_path, name=finished.id), LIMIT)
-            assert paths and all(p.read_bytes().startswith(PNG) for p in paths)
+            assert paths
+            assert all(p.read_bytes().startswith(PNG) for p in paths)
         assert [e.endpoint for e in box.ledger.mj_tasks] == ["imagine", "action"]
 
 
@@ -103,14 +108,19 @@ async def test_blend_describe_shorten_change() -> None:
         describe = await mj.submit(Describe(image=png(4)))
         shorten = await mj.submit(Shorten(prompt="a very long and winding prompt about a red fox in deep snow"))
         blended, described, shortened = await asyncio.gather(*(wait(mj, t) for t in (blend, describe, shorten)))
-        assert blended.status is TaskStatus.COMPLETED and blended.type == "BLEND" and blended.results
-        assert described.status is TaskStatus.COMPLETED and described.midjourney is not None
+        assert blended.status is TaskStatus.COMPLETED
+        assert blended.type == "BLEND"
+        assert blended.results
+        assert described.status is TaskStatus.COMPLETED
+        assert described.midjourney is not None
         assert (described.midjourney.final_prompt or "").count("\ufe0f\u20e3") == 4
-        assert shortened.status is TaskStatus.COMPLETED and shortened.midjourney is not None
+        assert shortened.status is TaskStatus.COMPLETED
+        assert shortened.midjourney is not None
         assert shortened.midjourney.final_prompt
         changed = await mj.submit(Change(task=blended, action=ChangeAction.VARIATION, index=3))
         varied = await wait(mj, changed)
-        assert varied.status is TaskStatus.COMPLETED and varied.type == "VARIATION"
+        assert varied.status is TaskStatus.COMPLETED
+        assert varied.type == "VARIATION"
         rerolled = await wait(mj, await mj.submit(Change(task=blended, action="REROLL")))
         assert rerolled.status is TaskStatus.COMPLETED
         endpoints = Counter(e.endpoint for e in box.ledger.mj_tasks)
@@ -132,7 +142,8 @@ async def test_modal_flow_never_hangs(button: str) -> None:
         confirmed = await mj.submit(Modal(task=waiting, prompt="a red fox, zoomed out --zoom 2"))
         assert confirmed.id == waiting.id
         done = await wait(mj, confirmed)
-        assert done.status is TaskStatus.COMPLETED and done.results
+        assert done.status is TaskStatus.COMPLETED
+        assert done.results
         assert len(box.ledger.mj_tasks) == 3  # the modal confirmation created no new task
 
 
@@ -142,7 +153,8 @@ async def test_describe_prompt_button_goes_through_modal() -> None:
         waiting = await mj.action(described, "2")
         assert waiting.status is TaskStatus.MODAL
         done = await wait(mj, await mj.submit(Modal(task=waiting)))
-        assert done.status is TaskStatus.COMPLETED and done.type == "IMAGINE"
+        assert done.status is TaskStatus.COMPLETED
+        assert done.type == "IMAGINE"
         assert box.ledger.mj_tasks[-1].code == 21
 
 
@@ -165,7 +177,9 @@ async def test_fan_out_ends_modal_inputs_with_needs_modal() -> None:
 # --- statuses, codes and progress quirks -------------------------------------------------
 
 
-@pytest.mark.parametrize(("status", "progress"), [("FAILURE", ""), ("FAILED", ""), ("FAILURE", "100%"), ("FAILED", "100%")])
+@pytest.mark.parametrize(
+    ("status", "progress"), [("FAILURE", ""), ("FAILED", ""), ("FAILURE", "100%"), ("FAILED", "100%")]
+)
 async def test_failures_are_failures(status: str, progress: str) -> None:
     options = MidjourneyOptions(api_key=KEY, failure_status=status, failure_progress=progress)  # type: ignore[arg-type]
     async with sandbox(midjourney=options, faults=Faults(task_failure_rate=1.0)) as box, client(box) as mj:
@@ -183,7 +197,8 @@ async def test_blank_status_before_first_upstream_poll_is_pending() -> None:
         task = await mj.submit(Imagine(prompt="a red fox"))
         seen = await asyncio.wait_for(mj.tasks.get(task), LIMIT)
         assert box.mj_task(task.id)["status"] == ""  # type: ignore[index]
-        assert seen.status is TaskStatus.PENDING and not seen.is_terminal
+        assert seen.status is TaskStatus.PENDING
+        assert not seen.is_terminal
         assert (await wait(mj, task)).status is TaskStatus.COMPLETED
 
 
@@ -193,8 +208,10 @@ async def test_stuck_at_85_to_93_until_server_timeout() -> None:
         task = await mj.submit(Imagine(prompt="a red fox"))
         events = [event async for event in mj.tasks.stream(task, timeout=LIMIT)]
         last = events[-1]
-        assert last.kind is EventKind.FAILED and last.task is not None
-        assert last.task.error is not None and last.task.error.code == "generation_timeout"
+        assert last.kind is EventKind.FAILED
+        assert last.task is not None
+        assert last.task.error is not None
+        assert last.task.error.code == "generation_timeout"
         assert 85 <= max(e.progress for e in events[:-1] if e.progress is not None) <= 93
         assert box.mj_task(task.id)["failReason"] == "任务超时"  # type: ignore[index]
 
@@ -232,15 +249,18 @@ async def test_queue_full_through_every_retry_raises() -> None:
         with pytest.raises(QueueFullError) as full:
             await mj.submit(Imagine(prompt="another fox"))
         assert full.value.code == 23
-        assert box.ledger.mj_refused[23] == 3 and len(box.ledger.mj_tasks) == 1
+        assert box.ledger.mj_refused[23] == 3
+        assert len(box.ledger.mj_tasks) == 1
 
 
 async def test_banned_prompt_at_submit_and_at_execution() -> None:
     async with sandbox() as box, client(box) as mj:
         with pytest.raises(BannedPromptError) as banned:
             await mj.submit(Imagine(prompt="a Nude statue"))
-        assert banned.value.banned_word == "nude" and banned.value.code == 24
-        assert box.ledger.mj_tasks == [] and box.ledger.mj_refused[24] == 1
+        assert banned.value.banned_word == "nude"
+        assert banned.value.code == 24
+        assert box.ledger.mj_tasks == []
+        assert box.ledger.mj_refused[24] == 1
     options = MidjourneyOptions(api_key=KEY, banned_check="execute")
     async with sandbox(midjourney=options) as box, client(box) as mj:
         task = await mj.submit(Imagine(prompt="a nude statue"))
@@ -287,9 +307,10 @@ async def test_cancel_and_cancel_switched_off() -> None:
         task = await mj.submit(Imagine(prompt="a red fox"))
         cancelled = await asyncio.wait_for(mj.tasks.cancel(task), LIMIT)
         assert cancelled.status is TaskStatus.CANCELLED
-        with pytest.raises(Exception) as ended:
+        with pytest.raises(TaskCancelledError) as ended:
             await wait(mj, task)
-        assert getattr(ended.value, "task", cancelled).status is TaskStatus.CANCELLED
+        assert ended.value.task.status is TaskStatus.CANCELLED
+        assert box.mj_task(task.id)["status"] == "FAILURE"  # type: ignore[index]  # trueai: FAILURE "取消任务"
     options = MidjourneyOptions(api_key=KEY, cancel=False)
     async with sandbox(midjourney=options) as box, client(box) as mj:
         task = await mj.submit(Imagine(prompt="a red fox"))
@@ -341,9 +362,12 @@ async def test_sixty_tasks_thirty_at_a_time_cost_under_one_poll_each() -> None:
         requests = [(i, Imagine(prompt=f"fox {i}")) for i in range(60)]
         async with mj.fan_out(requests, max_in_flight=30, timeout=LIMIT) as events:
             terminal = [e async for e in events if e.kind.is_terminal]
-        assert len(terminal) == 60 and all(e.kind is EventKind.COMPLETED for e in terminal)
+        assert len(terminal) == 60
+        assert all(e.kind is EventKind.COMPLETED for e in terminal)
     polls = fetches(box) + batches(box)
-    print(f"\n60 tasks, 30 in flight: {fetches(box)} fetches + {batches(box)} list-by-condition = {polls / 60:.2f}/task")
+    print(
+        f"\n60 tasks, 30 in flight: {fetches(box)} fetches + {batches(box)} list-by-condition = {polls / 60:.2f}/task"
+    )
     assert polls / 60 < 1.0, box.ledger.requests
 
 
@@ -368,7 +392,8 @@ async def test_uncertain_submit_is_found_by_state_not_resubmitted(caplog: pytest
         injector.decide = decide  # type: ignore[method-assign]
         task = await asyncio.wait_for(mj.submit(Imagine(prompt="a red fox")), LIMIT)
         assert box.ledger.faults["reset_after"] == 1
-        assert len(box.ledger.mj_tasks) == 1 and box.ledger.mj_tasks[0].task_id == task.id
+        assert len(box.ledger.mj_tasks) == 1
+        assert box.ledger.mj_tasks[0].task_id == task.id
         assert _states(box) == {task.midjourney.state: 1}  # type: ignore[union-attr]
         assert any("found task" in r.getMessage() for r in caplog.records)
         assert (await wait(mj, task)).status is TaskStatus.COMPLETED
@@ -380,13 +405,15 @@ async def test_five_hundred_imagines_under_faults() -> None:
     scale = 0.002
     faults = Faults(server_error_rate=0.04, reset_before_rate=0.03, reset_after_rate=0.03, malformed_rate=0.03)
     retry = RetryPolicy(max_retries=6, initial_delay=0.001, max_delay=0.01)
-    async with sandbox(scale, midjourney=_roomy(), faults=faults, seed=3) as box:
+    # novicezk's task/list holds every task (trueai's the newest 100: see the test below).
+    async with sandbox(scale, midjourney=_roomy(list_limit=None), faults=faults, seed=3) as box:
         async with client(box, scale, retry=retry) as mj:
             requests = [(i, Imagine(prompt=f"fox number {i}")) for i in range(500)]
             async with mj.fan_out(requests, max_in_flight=64, timeout=LIMIT) as events:
                 seen = [e async for e in events]
     terminal = Counter(e.key for e in seen if e.kind.is_terminal)
-    assert set(terminal) == set(range(500)) and set(terminal.values()) == {1}
+    assert set(terminal) == set(range(500))
+    assert set(terminal.values()) == {1}
     kinds = Counter(e.kind for e in seen if e.kind.is_terminal)
     states = _states(box)
     assert set(states.values()) == {1}, [s for s, n in states.items() if n > 1]
@@ -396,3 +423,53 @@ async def test_five_hundred_imagines_under_faults() -> None:
     assert min(faults_seen["server_error"], faults_seen["reset_before"], faults_seen["reset_after"],
                faults_seen["malformed"]) > 0  # fmt: skip
     assert kinds[EventKind.COMPLETED] >= 490, kinds
+
+
+async def test_uncertain_submit_cut_off_a_truncated_list_is_not_resubmitted() -> None:
+    """trueai lists the newest 100 tasks: when 100 newer ones push the lost submit's task out of
+    ``task/list``, not finding it there proves nothing, and the submit must not be sent again."""
+    faults = Faults(slow_delay=100.0)  # 1 s on this clock: the lookup waits while others submit
+    async with sandbox(midjourney=_roomy(list_limit=100), faults=faults) as box, client(box) as mj:
+        injector = box._running.faults
+        real, calls = injector.decide, []
+        listing = asyncio.Event()
+
+        def decide() -> Any:
+            decision = real()
+            calls.append(decision)
+            if len(calls) == 1:
+                return attrs.evolve(decision, kind="reset_after")  # the submit: created, answer lost
+            if len(calls) == 2:
+                listing.set()
+                return attrs.evolve(decision, slow=True)  # task/list, answered after the others
+            return decision
+
+        injector.decide = decide  # type: ignore[method-assign]
+        lost = asyncio.create_task(mj.submit(Imagine(prompt="the lost one"), idempotency_key="lost-one-000000001"))
+        await asyncio.wait_for(listing.wait(), LIMIT)
+        await asyncio.gather(*(mj.submit(Imagine(prompt=f"fox {i}")) for i in range(100)))
+        from evolink_async import APIConnectionError
+
+        with pytest.raises(APIConnectionError):
+            await asyncio.wait_for(lost, LIMIT)
+        assert _states(box)["lost-one-000000001"] == 1
+        assert len(box.ledger.mj_tasks) == 101
+
+
+async def test_with_options_shares_pool_and_tracker() -> None:
+    async with sandbox() as box, client(box) as mj:
+        patient = mj.with_options(timeout=120, max_retries=7, default_headers={"X-Trace": "e2e"})
+        assert patient.config.timeout == 120
+        assert patient.config.retry.max_retries == 7
+        assert mj.config.timeout == 60
+        assert mj.config.retry.max_retries == 4
+        assert patient.session is mj.session
+        assert patient.tracker is mj.tracker
+        assert patient.api_base == mj.api_base
+        assert repr(patient) == repr(mj)
+        assert KEY not in repr(patient)
+        async with patient:  # a view: entering it starts nothing, leaving it closes nothing shared
+            task = await patient.submit(Imagine(prompt="a red fox"))
+        done = await wait(patient, task)
+        assert done.status is TaskStatus.COMPLETED
+        assert (await wait(mj, await mj.action(done, "U1"))).status is TaskStatus.COMPLETED
