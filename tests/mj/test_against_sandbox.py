@@ -473,3 +473,29 @@ async def test_with_options_shares_pool_and_tracker() -> None:
         done = await wait(patient, task)
         assert done.status is TaskStatus.COMPLETED
         assert (await wait(mj, await mj.action(done, "U1"))).status is TaskStatus.COMPLETED
+
+
+async def test_uncertain_modal_submit_is_checked_on_the_task_itself() -> None:
+    """A modal confirmation keeps the MODAL task's id (and its first ``state``): when its answer
+    is lost, the task itself says whether it went through; it is not confirmed twice."""
+    async with sandbox() as box, client(box) as mj:
+        grid = await wait(mj, await mj.submit(Imagine(prompt="a red fox")))
+        upscaled = await wait(mj, await mj.action(grid, "U1"))
+        waiting = await mj.action(upscaled, "Custom Zoom")
+        injector = box._running.faults
+        real, armed = injector.decide, [True]
+
+        def decide() -> Any:
+            decision = real()
+            if armed and armed.pop():
+                return attrs.evolve(decision, kind="reset_after")  # the modal submit: accepted, answer lost
+            return decision
+
+        injector.decide = decide  # type: ignore[method-assign]
+        confirmed = await asyncio.wait_for(mj.submit(Modal(task=waiting, prompt="zoomed out")), LIMIT)
+        assert confirmed.id == waiting.id
+        assert confirmed.status is not TaskStatus.MODAL
+        assert box.ledger.faults["reset_after"] == 1
+        assert box.ledger.requests["POST /mj/submit/modal"] == 1
+        assert box.ledger.mj_refused == {}
+        assert (await wait(mj, confirmed)).status is TaskStatus.COMPLETED

@@ -22,7 +22,7 @@ import anyio.to_thread
 from ..._core.logging import logger
 from ..._core.transport import Response, Transport
 from ..._files.image_probe import probe_image
-from ..._models.task import Task
+from ..._models.task import Task, TaskStatus
 from ..._models.task_ids import task_id_of
 from ...errors import (
     APIConnectionError,
@@ -40,7 +40,7 @@ from ...errors import (
     ValidationError,
 )
 from ..task_api import Cancel, FetchMany
-from .requests import MAX_IMAGE_BYTES, MIDJOURNEY_REQUESTS, MidjourneyImage, MidjourneyRequest
+from .requests import MAX_IMAGE_BYTES, MIDJOURNEY_REQUESTS, MidjourneyImage, MidjourneyRequest, Modal
 from .tasks import parse_id, structure_mj_task
 
 __all__ = ["MidjourneyAPI"]
@@ -109,9 +109,14 @@ class MidjourneyAPI:
         body["state"] = marker
         if request.notify_hook is not None:
             body["notifyHook"] = request.notify_hook
-        return await self._submit(request.endpoint, body, marker, own_marker=request.state is None)
+        # A modal confirmation goes to a task that exists already (and keeps its first ``state``):
+        # when its answer is lost, that task says whether it went through.
+        confirms = request.task if isinstance(request, Modal) else None
+        return await self._submit(request.endpoint, body, marker, own_marker=request.state is None, confirms=confirms)
 
-    async def _submit(self, endpoint: str, body: dict[str, Any], marker: str, *, own_marker: bool) -> Task:
+    async def _submit(
+        self, endpoint: str, body: dict[str, Any], marker: str, *, own_marker: bool, confirms: str | None = None
+    ) -> Task:
         policy = self._transport.config.retry
         started_ms = int(time.time() * 1000)
         attempt = 0
@@ -127,11 +132,14 @@ class MidjourneyAPI:
                 error: EvolinkError = exc
                 wait = exc.retry_after if isinstance(exc, RateLimitError) else None
             except _UNCERTAIN as exc:
-                found = await self._find_by_state(
-                    marker, since_ms=None if own_marker else started_ms, started_ms=started_ms, cause=exc
-                )
+                if confirms is not None:
+                    found = await self._confirmed(confirms, cause=exc)
+                else:
+                    found = await self._find_by_state(
+                        marker, since_ms=None if own_marker else started_ms, started_ms=started_ms, cause=exc
+                    )
                 if found is not None:
-                    logger.info("submit to %s: answer lost, found task %s by its state", endpoint, found.id)
+                    logger.info("submit to %s: answer lost, found task %s", endpoint, found.id)
                     return found
                 error = exc
             except APIStatusError as exc:
@@ -186,6 +194,17 @@ class MidjourneyAPI:
             }
             return structure_mj_task(snapshot, request_id=response.request_id)
         raise _submit_error(body, response)
+
+    async def _confirmed(self, task_id: str, *, cause: EvolinkError) -> Task | None:
+        """The task a lost ``submit/modal`` answer was for, if it left ``MODAL`` (the confirmation
+        went through); None while it still waits (sending again is safe); raises ``cause`` when
+        the task cannot be read."""
+        try:
+            task = await self.fetch(task_id)
+        except EvolinkError as exc:
+            logger.warning("a modal submit's answer was lost and its task cannot be read (%s): not resubmitting", exc)
+            raise cause from None
+        return None if task.status is TaskStatus.MODAL else task
 
     async def _find_by_state(
         self, marker: str, *, since_ms: int | None, started_ms: int, cause: EvolinkError
