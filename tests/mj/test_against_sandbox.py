@@ -499,3 +499,40 @@ async def test_uncertain_modal_submit_is_checked_on_the_task_itself() -> None:
         assert box.ledger.requests["POST /mj/submit/modal"] == 1
         assert box.ledger.mj_refused == {}
         assert (await wait(mj, confirmed)).status is TaskStatus.COMPLETED
+
+
+async def test_notify_hook_bodies_pushed_into_the_tracker_end_waits() -> None:
+    """The proxy's notifyHook POSTs (the fetch shape) parsed and pushed: waits end on them, with
+    polling (here slowed 100x) only as the fallback; dropped and duplicated hooks do no harm."""
+    from aiohttp import web
+
+    options = MidjourneyOptions(api_key=KEY, concurrency=16, hook_drop_rate=0.3, hook_duplicate_rate=0.2)
+    async with sandbox(midjourney=options) as box, client(box, poll_policy=PollPolicy().scaled(SCALE * 3)) as mj:
+
+        async def hook(request: web.Request) -> web.Response:
+            mj.tracker.push(mj.parse_task(await request.json()))
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post("/hook", hook)
+        runner = web.AppRunner(app, access_log=None)
+        await runner.setup()
+        try:
+            site = web.TCPSite(runner, "127.0.0.1", 0)
+            await site.start()
+            url = f"http://127.0.0.1:{runner.addresses[0][1]}/hook"
+            tasks = [await mj.submit(Imagine(prompt=f"fox {i}", notify_hook=url)) for i in range(8)]
+            done = await asyncio.gather(*(wait(mj, t) for t in tasks))
+        finally:
+            await runner.cleanup()
+        assert all(d.status is TaskStatus.COMPLETED for d in done)
+        assert any(h.ok for h in box.ledger.mj_hooks)
+        assert any(h.dropped for h in box.ledger.mj_hooks)
+
+
+async def test_trueai_401_text_is_authentication_error() -> None:
+    options = MidjourneyOptions(api_key=KEY, unauthorized_body="Authorization header missing.")
+    async with sandbox(midjourney=options) as box, client(box, api_key="mj-wrong-secret-0000000000") as mj:
+        with pytest.raises(AuthenticationError, match="Authorization header missing"):
+            await mj.submit(Imagine(prompt="a red fox"))
+        assert box.ledger.mj_tasks == []
