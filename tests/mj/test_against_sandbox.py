@@ -536,3 +536,28 @@ async def test_trueai_401_text_is_authentication_error() -> None:
         with pytest.raises(AuthenticationError, match="Authorization header missing"):
             await mj.submit(Imagine(prompt="a red fox"))
         assert box.ledger.mj_tasks == []
+
+
+async def test_refusal_codes_3_and_4() -> None:
+    from evolink_async import Action, MidjourneyError
+
+    async with sandbox() as box, client(box) as mj:
+        pending = await mj.submit(Imagine(prompt="a red fox"))
+        with pytest.raises(MidjourneyError) as not_done:  # the parent is not SUCCESS yet
+            await mj.submit(Change(task=pending, action="UPSCALE", index=1))
+        assert (not_done.value.code, not_done.value.status_code) == (4, 200)
+        with pytest.raises(MidjourneyError) as gone:  # trueai: an unknown parent is HTTP 404, code 3
+            await mj.submit(Action(task="1712345678901123", custom_id="MJ::JOB::upsample::1::abc"))
+        assert (gone.value.code, gone.value.status_code) == (3, 404)
+        assert box.ledger.mj_refused == {4: 1, 3: 1}
+        assert len(box.ledger.mj_tasks) == 1
+
+
+async def test_rate_limited_answers_are_waited_out() -> None:
+    faults = Faults(rate_limit_rate=0.3, retry_after=(0.5, 1.0))
+    async with sandbox(midjourney=_roomy(), faults=faults, seed=5) as box, client(box) as mj:
+        tasks = [await mj.submit(Imagine(prompt=f"fox {i}")) for i in range(10)]
+        done = await asyncio.gather(*(wait(mj, t) for t in tasks))
+        assert all(d.status is TaskStatus.COMPLETED for d in done)
+        assert box.ledger.faults["rate_limit"] > 0
+        assert len(box.ledger.mj_tasks) == 10
