@@ -7,7 +7,7 @@ the same ``PollPolicy``, one after the other so neither slows the other's event 
 - ``one fetch per task``: ``MidjourneyClient(batch_polling=False)``, a ``GET task/{id}/fetch``
   per due query, as every proxy client does;
 - ``batch (list-by-condition)``: the default, where the tracker asks for every task due within
-  ``batch_window`` (the policy's ``min_interval``) in one ``POST task/list-by-condition`` of up
+  ``batch_window`` (the policy's spacing near the finish) in one ``POST task/list-by-condition`` of up
   to 50 ids.
 
 Requests are counted by the server. Latency is the time the client saw the terminal state minus

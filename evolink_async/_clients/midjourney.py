@@ -11,6 +11,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, cast
 
 import aiohttp
+import attrs
 
 from .._callbacks.receiver import CallbackReceiver, callback_binding
 from .._core.config import ClientConfig
@@ -37,9 +38,21 @@ from .tasks import Tasks
 
 __all__ = ["MidjourneyClient", "MidjourneyTasks"]
 
+_UNSET: Any = object()
 _AUTH_HEADERS = {"bearer": "Authorization", "mj-api-secret": "mj-api-secret"}
 # Parallel single queries when the server cannot fetch many at once.
 _GET_MANY_CONCURRENCY = 8
+
+
+def _batch_window(policy: PollPolicy) -> float:
+    """How early a query may be sent along with a due one in a ``list-by-condition`` request.
+
+    One request answers any number of tasks at the cost of one fetch (new-api polls all of a
+    channel's tasks every 15 s this way), so a due query takes along every query due within the
+    spacing the policy keeps near the expected finish (``resolution`` x the estimate), not just
+    within ``min_interval``: with 30 tasks in flight a task then costs well under one request.
+    """
+    return max(policy.min_interval, min(policy.max_interval, policy.resolution * policy.default_estimated_time))
 
 
 def _env(name: str) -> str | None:
@@ -152,6 +165,7 @@ class MidjourneyClient:
         self._transport = Transport(self._config, session=session)
         # notifyHook posts every change, so a receiver makes polling a safety net here too.
         binding = callback_binding(callbacks, parse=structure_mj_task, client=self)
+        self._binding = binding
         self._api = MidjourneyAPI(self._transport, path_prefix=path_prefix, callbacks=binding)
         api = self._api
 
@@ -161,16 +175,60 @@ class MidjourneyClient:
                 raise UnsupportedOperationError("fetch_many", "the server has no task/list-by-condition")
             return await batch(task_ids)
 
+        policy = poll_policy or PollPolicy()
         self._tracker = Tracker(
             api.fetch,
-            policy=poll_policy or PollPolicy(),
+            policy=policy,
             max_concurrent_queries=max_concurrent_queries,
             fetch_many=fetch_many if batch_polling else None,
             fetch_many_limit=api.fetch_many_limit,
             push_coverage=binding,
+            batch_window=_batch_window(policy),
         )
         self._tracker_task: asyncio.Task[None] | None = None
+        self._owns_tracker = True
         self.tasks = MidjourneyTasks(api, self._tracker)
+
+    def with_options(
+        self,
+        *,
+        timeout: float = _UNSET,
+        connect_timeout: float = _UNSET,
+        max_retries: int = _UNSET,
+        retry: RetryPolicy = _UNSET,
+        default_headers: Mapping[str, str] = _UNSET,
+    ) -> MidjourneyClient:
+        """A client with some options changed that shares this one's connection pool and tracker.
+
+        Closing the derived client does not close the shared session; close the original (whose
+        ``async with`` also runs the tracker the derived client's waits use).
+
+        >>> patient = mj.with_options(timeout=300, max_retries=6)
+        """
+        changes: dict[str, Any] = {}
+        if timeout is not _UNSET:
+            changes["timeout"] = timeout
+        if connect_timeout is not _UNSET:
+            changes["connect_timeout"] = connect_timeout
+        if retry is not _UNSET:
+            if not isinstance(retry, RetryPolicy):
+                raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
+            changes["retry"] = retry
+        elif max_retries is not _UNSET:
+            changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
+        if default_headers is not _UNSET:
+            changes["default_headers"] = {**self._config.default_headers, **default_headers}
+        config = attrs.evolve(self._config, **changes)
+        client = type(self).__new__(type(self))
+        client._config = config
+        client._transport = self._transport.derive(config)
+        client._binding = self._binding  # the same receiver: the shared tracker knows its tasks
+        client._api = MidjourneyAPI(client._transport, path_prefix=self._api.path_prefix, callbacks=self._binding)
+        client._tracker = self._tracker
+        client._tracker_task = None
+        client._owns_tracker = False
+        client.tasks = MidjourneyTasks(client._api, self._tracker)
+        return client
 
     @property
     def tracker(self) -> Tracker:
@@ -301,6 +359,8 @@ class MidjourneyClient:
 
     async def __aenter__(self) -> Self:
         """Start the tracker; it runs until the ``async with`` block ends."""
+        if not self._owns_tracker:
+            return self  # a ``with_options`` view: the original client runs the tracker
         if self._tracker_task is not None:
             raise RuntimeError("this client is already entered")
         self._tracker.open()

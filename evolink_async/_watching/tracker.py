@@ -298,7 +298,12 @@ class Tracker:
                 self._expire(entry[4], now)
             else:
                 self._ready.append(entry)
-        while self._ready and (self._idle or self._worker_count < self._max_concurrent_queries):
+        # With batch polling one worker's request takes up to ``fetch_many_limit`` of the due
+        # queries along (``collect_batch``): wake one worker per that many, not one per query.
+        per_worker = 1 if self._fetch_many is None else self._fetch_many_limit
+        wake = -(-len(self._ready) // per_worker)
+        while wake > 0 and self._ready and (self._idle or self._worker_count < self._max_concurrent_queries):
+            wake -= 1
             watch = self._next_ready()
             if watch is None:
                 break

@@ -10,13 +10,15 @@ __all__ = ["MjHookAttempt", "MjSubmission"]
 @attrs.frozen(kw_only=True)
 class MjSubmission:
     """A created MJ task: the submit ``code`` it was answered with (1, 21 or 22), the
-    ``endpoint`` (``"imagine"``, ``"action"``, ...) and the ``credits`` charged for it."""
+    ``endpoint`` (``"imagine"``, ``"action"``, ...), the ``credits`` charged for it and the
+    request's ``state`` (a client's marker: count by it to prove no submit created two tasks)."""
 
     task_id: str
     action: str
     endpoint: str
     code: int
     credits: float
+    state: str | None = None
 
 
 @attrs.frozen(kw_only=True)

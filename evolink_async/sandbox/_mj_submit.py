@@ -49,6 +49,10 @@ class _Refused(Exception):
         self.response = envelope(code, description, properties=properties, status=status)
 
 
+def _state(task: MjTask) -> str | None:
+    return task.state if isinstance(task.state, str) else None
+
+
 def _text(body: dict[str, Any], name: str) -> str:
     value = body.get(name)
     return value.strip() if isinstance(value, str) else ""
@@ -86,7 +90,12 @@ class MjSubmit:
         if new:
             self.mj.ledger.record_mj_task(
                 MjSubmission(
-                    task_id=task.id, action=task.action, endpoint=endpoint, code=code, credits=self.options.cost
+                    task_id=task.id,
+                    action=task.action,
+                    endpoint=endpoint,
+                    code=code,
+                    credits=self.options.cost,
+                    state=_state(task),
                 )
             )
         self.mj.ledger.record_unfinished(f"mj:{self.secret}", self.book.unfinished(now))
@@ -97,7 +106,10 @@ class MjSubmit:
 
     def _modal_task(self, task: MjTask, endpoint: str) -> web.Response:
         self.book.add(task)
-        entry = MjSubmission(task_id=task.id, action=task.action, endpoint=endpoint, code=21, credits=self.options.cost)
+        entry = MjSubmission(
+            task_id=task.id, action=task.action, endpoint=endpoint, code=21, credits=self.options.cost,
+            state=_state(task),
+        )  # fmt: skip
         self.mj.ledger.record_mj_task(entry)
         properties = {"finalPrompt": task.final_prompt or task.prompt, "remix": True}
         return envelope(21, "Waiting for window confirm", task.id, properties)

@@ -22,7 +22,7 @@ import anyio.to_thread
 from ..._core.logging import logger
 from ..._core.transport import Response, Transport
 from ..._files.image_probe import probe_image
-from ..._models.task import Task
+from ..._models.task import Task, TaskStatus
 from ..._models.task_ids import task_id_of
 from ...errors import (
     APIConnectionError,
@@ -40,7 +40,7 @@ from ...errors import (
     ValidationError,
 )
 from ..task_api import CallbackURLs, Cancel, FetchMany, Recover
-from .requests import MAX_IMAGE_BYTES, MIDJOURNEY_REQUESTS, MidjourneyImage, MidjourneyRequest
+from .requests import MAX_IMAGE_BYTES, MIDJOURNEY_REQUESTS, MidjourneyImage, MidjourneyRequest, Modal
 from .tasks import parse_id, structure_mj_task
 
 __all__ = ["MidjourneyAPI"]
@@ -56,6 +56,11 @@ _UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
 # A caller-chosen ``state`` is matched only against tasks submitted from this long before the
 # submit on (client and server clocks differ); the SDK's own marker is unique and needs no window.
 _CLOCK_SLACK_MS = 10 * 60 * 1000
+# trueai's ``task/list`` holds only the newest 100 tasks (novicezk's holds all): a list of exactly
+# that many, every one submitted after (this much before) the lost submit, may have cut that
+# submit's task off, and proves nothing.
+_TRUNCATED_LIST_LENGTH = 100
+_LIST_SKEW_MS = 60 * 1000
 
 
 def normalize_prefix(path_prefix: str) -> str:
@@ -74,7 +79,8 @@ class MidjourneyAPI:
     ) -> None:
         self._transport = transport
         self._callbacks = callbacks
-        self._base = f"{transport.config.base_url}{normalize_prefix(path_prefix)}/"
+        self.path_prefix = normalize_prefix(path_prefix)
+        self._base = f"{transport.config.base_url}{self.path_prefix}/"
         # Learned from the server: endpoints it turned out not to have (HTTP 404/405).
         self._can_fetch_many = True
         self._can_cancel = True
@@ -108,7 +114,12 @@ class MidjourneyAPI:
             body["notifyHook"] = request.notify_hook
         elif self._callbacks is not None:
             body["notifyHook"] = self._callbacks.url_for(idempotency_key)
-        task = await self._submit(request.endpoint, body, marker, own_marker=request.state is None)
+        # A modal confirmation goes to a task that exists already (and keeps its first ``state``):
+        # when its answer is lost, that task says whether it went through.
+        confirms = request.task if isinstance(request, Modal) else None
+        task = await self._submit(
+            request.endpoint, body, marker, own_marker=request.state is None, confirms=confirms
+        )
         if self._callbacks is not None and request.notify_hook is None:
             self._callbacks.submitted(idempotency_key, task)
         return task
@@ -118,7 +129,9 @@ class MidjourneyAPI:
         """Lost answers are settled inside ``submit`` (by ``state``); a notify hook settles the rest."""
         return self._callbacks.recover if self._callbacks is not None else None
 
-    async def _submit(self, endpoint: str, body: dict[str, Any], marker: str, *, own_marker: bool) -> Task:
+    async def _submit(
+        self, endpoint: str, body: dict[str, Any], marker: str, *, own_marker: bool, confirms: str | None = None
+    ) -> Task:
         policy = self._transport.config.retry
         started_ms = int(time.time() * 1000)
         attempt = 0
@@ -134,9 +147,14 @@ class MidjourneyAPI:
                 error: EvolinkError = exc
                 wait = exc.retry_after if isinstance(exc, RateLimitError) else None
             except _UNCERTAIN as exc:
-                found = await self._find_by_state(marker, since_ms=None if own_marker else started_ms, cause=exc)
+                if confirms is not None:
+                    found = await self._confirmed(confirms, cause=exc)
+                else:
+                    found = await self._find_by_state(
+                        marker, since_ms=None if own_marker else started_ms, started_ms=started_ms, cause=exc
+                    )
                 if found is not None:
-                    logger.info("submit to %s: answer lost, found task %s by its state", endpoint, found.id)
+                    logger.info("submit to %s: answer lost, found task %s", endpoint, found.id)
                     return found
                 error = exc
             except APIStatusError as exc:
@@ -192,9 +210,23 @@ class MidjourneyAPI:
             return structure_mj_task(snapshot, request_id=response.request_id)
         raise _submit_error(body, response)
 
-    async def _find_by_state(self, marker: str, *, since_ms: int | None, cause: EvolinkError) -> Task | None:
+    async def _confirmed(self, task_id: str, *, cause: EvolinkError) -> Task | None:
+        """The task a lost ``submit/modal`` answer was for, if it left ``MODAL`` (the confirmation
+        went through); None while it still waits (sending again is safe); raises ``cause`` when
+        the task cannot be read."""
+        try:
+            task = await self.fetch(task_id)
+        except EvolinkError as exc:
+            logger.warning("a modal submit's answer was lost and its task cannot be read (%s): not resubmitting", exc)
+            raise cause from None
+        return None if task.status is TaskStatus.MODAL else task
+
+    async def _find_by_state(
+        self, marker: str, *, since_ms: int | None, started_ms: int, cause: EvolinkError
+    ) -> Task | None:
         """The task whose ``state`` is ``marker``, from ``task/list``; raises ``cause`` when the
-        server cannot list (then nothing may be sent again: the task may exist)."""
+        server cannot list, or lists only tasks newer than the submit (trueai's newest 100 on a
+        busy server): then nothing may be sent again, the task may exist."""
         try:
             response = await self._transport.request("GET", self._base + "task/list", retry_safe=True)
         except EvolinkError as exc:
@@ -207,11 +239,16 @@ class MidjourneyAPI:
             logger.warning("task/list answered no list: a submit's outcome is unknown, not resubmitting")
             raise cause
         candidates: list[tuple[int, Task]] = []
+        oldest_ms: int | None = None
         for item in items:
-            if not isinstance(item, Mapping) or item.get("state") != marker:
+            if not isinstance(item, Mapping):
                 continue
             submitted = item.get("submitTime")
             submitted_ms = submitted if isinstance(submitted, int) and not isinstance(submitted, bool) else 0
+            if submitted_ms:
+                oldest_ms = submitted_ms if oldest_ms is None else min(oldest_ms, submitted_ms)
+            if item.get("state") != marker:
+                continue
             if since_ms is not None and submitted_ms and submitted_ms < since_ms - _CLOCK_SLACK_MS:
                 continue
             try:
@@ -219,6 +256,13 @@ class MidjourneyAPI:
             except ResponseFormatError:
                 continue
         if not candidates:
+            truncated = len(items) == _TRUNCATED_LIST_LENGTH
+            if truncated and oldest_ms is not None and oldest_ms > started_ms - _LIST_SKEW_MS:
+                logger.warning(
+                    "a submit's answer was lost and task/list holds only newer tasks: its outcome is unknown,"
+                    " not resubmitting"
+                )
+                raise cause
             return None
         return max(candidates, key=lambda pair: pair[0])[1]
 
