@@ -259,7 +259,8 @@ class PgJournal:
             if room > 0:
                 candidates = await conn.fetch(
                     "SELECT key, credits_estimate, credits_reserved FROM evolink_entries"
-                    " WHERE status = 'pending_submit' AND NOT slot AND lease_owner IS NULL ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    " WHERE status = 'pending_submit' AND NOT slot AND lease_owner IS NULL"
+                    " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
                     room,
                 )  # fmt: skip
                 reserved = float(fleet["credits_reserved"])

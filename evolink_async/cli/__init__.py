@@ -14,7 +14,7 @@ from .._clients.evolink import MissingAPIKeyError
 from ..batch._entries import JournalError
 from ..batch._spec import BatchLockedError
 from ..errors import EvolinkError, ValidationError
-from . import _commands
+from . import _commands, _fleet
 from ._args import build_parser
 from ._reporters import make_reporter
 
@@ -34,7 +34,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(arguments)
     reporter = make_reporter(json_lines=args.json)
     command = {"batch": _commands.batch, "demo": _commands.demo, "status": _commands.status,
-               "watch": _commands.watch}[args.command]  # fmt: skip
+               "watch": _commands.watch, "fleet": _fleet.run}[args.command]  # fmt: skip
     try:
         return asyncio.run(command(args, reporter))
     except KeyboardInterrupt:
