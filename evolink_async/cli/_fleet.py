@@ -217,7 +217,8 @@ def _export_row(row: dict[str, Any]) -> dict[str, Any]:
     data: dict[str, Any] = {"key": row["key"], "outcome": outcome, "task_id": row["task_id"],
                             "result_urls": json.loads(row["result_urls"]),
                             "result_paths": json.loads(row["result_paths"]),
-                            "credits_reserved": row["credits_reserved"]}  # fmt: skip
+                            "credits_reserved": row["credits_reserved"], "submitted_by": row["submitted_by"],
+                            "finished_by": row["finished_by"]}  # fmt: skip
     if row["error_code"]:
         data["error"] = {"code": row["error_code"], "message": row["error_message"]}
     if row["line"]:
