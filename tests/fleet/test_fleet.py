@@ -122,7 +122,6 @@ async def test_kill_9_of_a_worker_others_take_over_without_a_second_submit(
         assert code in (0, 1), stderr  # 1: an input is left uncertain (reported, not resubmitted)
     rows = await _export(journal_url)
     outcomes = Counter(row["outcome"] for row in rows)
-    print("OUTCOMES", outcomes, "billed", len(ledger.billed))
     assert set(outcomes) <= {"completed", "uncertain"}
     assert outcomes["completed"] + outcomes["uncertain"] == count
     # Never a fresh submit: one task per input, and every billed task belongs to one input.
