@@ -26,11 +26,12 @@ import attrs
 
 from .._core.idempotency import new_idempotency_key
 from ._entries import OUTCOMES, Entry, EntryStatus, JournalError, JournalMismatchError
-from ._journal_api import is_postgres_url
 from ._manifest import ManifestInput
 from ._pg_schema import migrate
 
-__all__ = ["Claim", "PgJournal", "PlanResult", "is_postgres_url"]
+__all__ = ["Claim", "Claimed", "PgJournal", "PlanResult"]
+
+_SCHEMES = ("postgresql://", "postgres://")
 
 _COLUMNS = (
     "key, fingerprint, idempotency_key, status, task_id, request_body, error_code, error_message, result_urls,"
@@ -90,7 +91,7 @@ class PgJournal:
     """
 
     def __init__(self, url: str, *, connections: int = 4, command_timeout: float = 30.0) -> None:
-        if not is_postgres_url(url):
+        if not url.startswith(_SCHEMES):
             raise ValueError("a PostgreSQL journal needs a postgresql:// URL")
         self.url = url
         self._connections = connections

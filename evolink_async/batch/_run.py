@@ -125,6 +125,7 @@ class Batch:
         self.summary = BatchSummary(output_dir=str(spec.output_dir), journal=str(spec.journal_path))
         self._journal: Journal | None = None
         self._downloads = anyio.Semaphore(spec.max_downloads)
+        self._credits_committed = 0.0  # estimated credits of the submits this run let through
 
     def _emit(self, event: BatchEvent) -> None:
         self._on_event(event)
@@ -143,6 +144,8 @@ class Batch:
         spec = self._spec
         if not await anyio.to_thread.run_sync(spec.input_dir.is_dir):
             raise ValidationError("input_dir", f"{spec.input_dir} is not a folder")
+        if spec.max_credits is not None and spec.estimated_credits_per_input is None:
+            raise ValidationError("max_credits", f"needs a known cost per input; {spec.model} has none")
         await anyio.to_thread.run_sync(lambda: spec.output_dir.mkdir(parents=True, exist_ok=True))
         with _run_lock(spec.output_dir):
             async with Journal(spec.journal_path) as journal:
@@ -222,6 +225,10 @@ class Batch:
             self.summary.reattached += 1
             self._emit(BatchEvent(kind="reattached", key=key, task_id=entry.task_id))
             return FanOutItem(key=key, task_id=entry.task_id)
+        if not self._within_budget():  # the entry stays pending: a later run with more budget submits it
+            self._fail(key, "not_submitted", f"the credit budget ({spec.max_credits:g}) is reached; "
+                       "run again with a bigger --max-credits to submit it")  # fmt: skip
+            return None
         try:
             body = await self._request_body(path, key, entry)
         except _FATAL:
@@ -234,6 +241,15 @@ class Batch:
             self._fail(key, _code_of(exc), _message_of(exc))
             return None
         return FanOutItem(key=key, request=ImageRequest.from_body(body), idempotency_key=entry.idempotency_key)
+
+    def _within_budget(self) -> bool:
+        cost, budget = self._spec.estimated_credits_per_input, self._spec.max_credits
+        if budget is None or cost is None:
+            return True
+        if self._credits_committed + cost > budget + 1e-9:
+            return False
+        self._credits_committed += cost
+        return True
 
     async def _request_body(self, path: Path, key: str, entry: Entry) -> dict[str, object]:
         if entry.request_body is not None:  # a resume: send exactly what the key was first used for

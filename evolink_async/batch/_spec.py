@@ -68,6 +68,9 @@ class BatchSpec:
     max_downloads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
     #: Start inputs whose task failed in an earlier run afresh (a new, billed submit each).
     retry_failed: bool = False
+    #: Credits this run may reserve (estimated per input before each submit); inputs past it end
+    #: ``not_submitted`` and stay in the journal for a later run.
+    max_credits: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
 
     def request(self, image: ImageInput) -> ImageRequest:
         """The request for one input (validated: raises ``ValidationError`` before any upload)."""

@@ -69,6 +69,7 @@ def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
     parser.add_argument("--timeout", type=_positive, help="seconds per task before reporting it timed out")
     parser.add_argument("--dry-run", action="store_true", help="check inputs and estimate the cost; spend nothing")
     parser.add_argument("--retry-failed", action="store_true", help="submit inputs that failed in an earlier run again")
+    parser.add_argument("--max-credits", type=_positive, help="stop new submits before this run's credits exceed it")
     _connection(parser)
     parser.set_defaults(command="batch", operation=name)
 

@@ -188,7 +188,8 @@ async def test_two_plans_of_one_manifest_racing_load_it_once(journal_url: str, t
     changed = _manifest(tmp_path / "changed.jsonl", 2000, prompt="winter")
     refused = await _plan(journal_url, changed)
     assert refused.returncode == 2
-    assert "in/0000.png" in refused.stderr.decode() and "winter" in refused.stderr.decode()
+    assert "in/0000.png" in refused.stderr.decode()
+    assert "winter" in refused.stderr.decode()
     conn = await asyncpg.connect(journal_url)
     try:
         assert await conn.fetchval("SELECT count(*) FROM evolink_entries") == 2000

@@ -64,7 +64,8 @@ async def test_an_expired_submit_without_a_task_id_becomes_uncertain_not_resubmi
         assert [c.entry.key for c in taken] == [second.entry.key]  # re-attached by its task id
         assert taken[0].entry.task_id == "task-unified-1-abc"
         uncertain = await journal.get(first.entry.key)
-        assert uncertain is not None and uncertain.status is EntryStatus.UNCERTAIN
+        assert uncertain is not None
+        assert uncertain.status is EntryStatus.UNCERTAIN
         # The dead worker's late submit attempt is fenced off.
         assert await journal.begin_submit(first.entry.key, "dead", "{}") is None
         # Settling by resubmitting: back in the pool with the *same* idempotency key and body.
@@ -87,7 +88,8 @@ async def test_the_budget_stops_claims_and_a_refused_submit_gives_credits_back(j
         await journal.plan(_inputs(5))
         await journal.set_limits(max_in_flight=10, max_credits=2.5)
         claim = await journal.claim("w", limit=10, lease=30)
-        assert len(claim.items) == 2 and claim.budget_exhausted
+        assert len(claim.items) == 2
+        assert claim.budget_exhausted
         await journal.record_outcome(claim.items[0].entry.key, EntryStatus.SUBMIT_FAILED, owner="w",
                                      error_code="invalid", error_message="bad")  # fmt: skip
         assert (await journal.limits())["credits_reserved"] == 1.0
