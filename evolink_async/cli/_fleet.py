@@ -16,6 +16,9 @@ from typing import IO, Any
 
 import anyio
 
+from .._clients.evolink import EvolinkClient
+from .._core.retry import RetryPolicy
+from .._watching.poll_policy import PollPolicy
 from ..batch._journal_api import is_postgres_url
 from ..batch._manifest import ManifestInput, folder_manifest, read_manifest
 from ..batch._spec import BatchEvent
@@ -140,14 +143,18 @@ def _print_event(stream: IO[str], as_json: bool) -> Callable[[BatchEvent], None]
 async def _work(args: argparse.Namespace) -> int:
     from ..batch._pg_store import PgJournal
     from ..batch._worker import Worker, WorkerOptions
-    from ._commands import build_client
 
     options = WorkerOptions(
         max_in_flight=args.max_in_flight, max_credits=args.max_credits, out_dir=args.out, root=args.root,
         claim_size=args.claim_size, max_held=args.max_held, lease=args.lease, poll_interval=args.poll_interval,
         resubmit_uncertain=args.resubmit_uncertain,
     )  # fmt: skip
-    client = build_client(args)
+    scale = args.poll_scale
+    # With a time-scaled sandbox, retries scale too: an unscaled backoff after a 429 would idle a
+    # worker for a hundred "API seconds" and stall the fleet below the rate limit.
+    retry = RetryPolicy(max_retries=8, initial_delay=0.5 * scale, max_delay=8.0 * scale) if scale else None
+    client = EvolinkClient(args.api_key, base_url=args.base_url, files_base_url=args.files_base_url,
+                           poll_policy=PollPolicy().scaled(scale) if scale else None, retry=retry)  # fmt: skip
     async with client, PgJournal(args.journal, connections=4) as journal:
         worker = Worker(client, journal, options, on_event=_print_event(sys.stdout, args.json))
         try:
