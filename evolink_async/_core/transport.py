@@ -167,8 +167,9 @@ class Transport:
         secret = self._config.api_key.reveal()
         attempt = 0
         while True:
-            if self._cooldown_until > time.monotonic():
-                await anyio.sleep(self._cooldown_until - time.monotonic())
+            cooldown = self._cooldown_until - time.monotonic()  # read once: a second read may be negative
+            if cooldown > 0:
+                await anyio.sleep(cooldown)
             error: EvolinkError
             retry_after: float | None = None
             started = time.monotonic()
