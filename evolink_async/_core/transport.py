@@ -169,7 +169,8 @@ class Transport:
         while True:
             cooldown = self._cooldown_until - time.monotonic()  # read once: a second read may be negative
             if cooldown > 0:
-                await anyio.sleep(cooldown)
+                # Spread the wake-ups: callers parked by one 429 must not all retry at the same instant.
+                await anyio.sleep(cooldown * (1.0 + self._rng.random()))
             error: EvolinkError
             retry_after: float | None = None
             started = time.monotonic()
