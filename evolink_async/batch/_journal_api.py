@@ -59,3 +59,9 @@ async def open_journal(target: str | os.PathLike[str], **options: Any) -> Journa
     from ._journal import Journal
 
     return await Journal.open(target, **options)
+
+
+if TYPE_CHECKING:  # mypy proves both stores answer the interface
+
+    def _both_stores_fit(sqlite: Journal, postgres: PgJournal) -> tuple[JournalStore, JournalStore]:
+        return sqlite, postgres

@@ -170,6 +170,18 @@ async def test_credit_budget_holds_and_the_rest_stays_resumable(
     assert len(ledger.billed) == 10  # qwen-image-edit: 1 credit each
     rows = await _export(journal_url)
     assert Counter(row["outcome"] for row in rows) == {"completed": 10, "not_submitted": 30}
+    with anyio.fail_after(60):
+        shown = await anyio.run_process(_evolink("batch", "status", "--journal", journal_url, "--json"), env=ENV)
+    status = json.loads(shown.stdout)
+    assert status["states"] == {"completed": 10, "not_submitted": 30}
+    assert status["credits_reserved"] == 10.0
+    assert status["max_credits"] == 10.5
+    assert len(status["workers"]) == 2
+    assert sum(w["finished"] for w in status["workers"]) == 10
+    with anyio.fail_after(60):
+        text = await anyio.run_process(_evolink("batch", "status", "--journal", journal_url, "--watch", "0.1"),
+                                       env=ENV)  # fmt: skip
+    assert "40/40 finished, 0 in flight (max 8), credits 10 of 10.5" in text.stdout.decode()
     # A bigger budget later: the same journal picks up where the budget stopped it.
     more = _work_argv(journal_url, evolink_sandbox, None, "--max-credits", "100")
     assert (await _run_workers([more]))[0][0] == 0
