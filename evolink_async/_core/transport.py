@@ -201,8 +201,11 @@ class Transport:
         attempt = 0
         while True:
             # ``_cooldown_until`` is 0.0 until the first 429: no clock read on the common path.
-            if self._cooldown_until and self._cooldown_until > time.monotonic():
-                await anyio.sleep(self._cooldown_until - time.monotonic())
+            if self._cooldown_until:
+                cooldown = self._cooldown_until - time.monotonic()  # read once: a second read may be negative
+                if cooldown > 0:
+                    # Spread the wake-ups: callers parked by one 429 must not all retry at the same instant.
+                    await anyio.sleep(cooldown * (1.0 + self._rng.random()))
             error: EvolinkError
             retry_after: float | None = None
             # The clock and the debug line only when debug logging is on: this runs once per

@@ -1,10 +1,21 @@
 """Batch: many inputs, resumable through a journal (an embedded SQLite file), never paid twice.
 
+A fleet of workers on many machines shares one batch through a PostgreSQL journal
+(:class:`PgJournal`, :class:`Worker`; asyncpg is imported only when one is opened).
+
 Loaded on first use: ``import evolink_async`` does not import this package (nor ``sqlite3``).
 """
 
+from ._fleet_status import FleetStatus, fleet_status
+from ._journal_api import JournalStore, is_postgres_url, open_journal
+from ._manifest import ManifestInput, folder_manifest, read_manifest
+from ._pg_schema import PG_SCHEMA_VERSION
+from ._pg_store import Claim, PgJournal, PlanResult
 from ._run import Batch, plan_batch
 from ._spec import BatchEvent, BatchLockedError, BatchPlan, BatchSpec, BatchSummary, FailedInput
+from ._worker import Worker, WorkerOptions, WorkerSummary
 
-__all__ = ["Batch", "BatchEvent", "BatchLockedError", "BatchPlan", "BatchSpec", "BatchSummary", "FailedInput",
-           "plan_batch"]  # fmt: skip
+__all__ = ["PG_SCHEMA_VERSION", "Batch", "BatchEvent", "BatchLockedError", "BatchPlan", "BatchSpec", "BatchSummary",
+           "Claim", "FailedInput", "FleetStatus", "JournalStore", "ManifestInput", "PgJournal", "PlanResult", "Worker",
+           "WorkerOptions", "WorkerSummary", "fleet_status", "folder_manifest", "is_postgres_url", "open_journal",
+           "plan_batch", "read_manifest"]  # fmt: skip

@@ -48,10 +48,14 @@ class EntryStatus(enum.StrEnum):
     TIMED_OUT = "timed_out"  # the client's deadline passed; the server task may still finish
     SUBMIT_FAILED = "submit_failed"  # the server definitively refused the submit (e.g. HTTP 400)
     DOWNLOADED = "downloaded"
+    #: A fleet journal only: a submit began, its worker's lease expired before a task id was
+    #: recorded; the server may or may not have the task. Never resubmitted blindly.
+    UNCERTAIN = "uncertain"
 
 
 #: The statuses that are an outcome of the task itself (not a step of the batch).
-OUTCOMES = frozenset(EntryStatus) - {EntryStatus.PENDING_SUBMIT, EntryStatus.SUBMITTED, EntryStatus.DOWNLOADED}
+OUTCOMES = frozenset(EntryStatus) - {EntryStatus.PENDING_SUBMIT, EntryStatus.SUBMITTED, EntryStatus.DOWNLOADED,
+                                     EntryStatus.UNCERTAIN}  # fmt: skip
 
 
 @attrs.frozen(kw_only=True)

@@ -156,6 +156,7 @@ class Batch:
         self._journal: Journal | None = None
         self._fan_out: FanOut | None = None
         self._downloads = anyio.Semaphore(spec.max_downloads)
+        self._credits_committed = 0.0  # estimated credits of the submits this run let through
 
     def _emit(self, event: BatchEvent) -> None:
         self._on_event(event)
@@ -174,6 +175,8 @@ class Batch:
         spec = self._spec
         if not await anyio.to_thread.run_sync(spec.input_dir.is_dir):
             raise ValidationError("input_dir", f"{spec.input_dir} is not a folder")
+        if spec.max_credits is not None and spec.estimated_credits_per_input is None:
+            raise ValidationError("max_credits", f"needs a known cost per input; {spec.model} has none")
         await anyio.to_thread.run_sync(lambda: spec.output_dir.mkdir(parents=True, exist_ok=True))
         with _run_lock(spec.output_dir):
             # Under the lock no download runs: what a killed run left half-written can go.
@@ -280,6 +283,10 @@ class Batch:
         if self._fan_out is not None and self._fan_out.summary.stopped_reason is not None:
             # Submitting stopped (credits exhausted): no upload; the fan-out ends it, unsent.
             return FanOutItem(key=key, idempotency_key=entry.idempotency_key)
+        if not self._within_budget():  # the entry stays pending: a later run with more budget submits it
+            self._fail(key, "not_submitted", f"the credit budget ({spec.max_credits:g}) is reached; "
+                       "run again with a bigger --max-credits to submit it")  # fmt: skip
+            return None
         try:
             body = await self._request_body(path, key, entry)
         except _FATAL:
@@ -307,6 +314,15 @@ class Batch:
         self._emit(BatchEvent(kind="changed", key=key, task_id=earlier.task_id,
                               message="content changed since the last run: a new input, submitted again"))  # fmt: skip
         return await self.journal.reserve(key, fingerprint, restart_on_mismatch=True)
+
+    def _within_budget(self) -> bool:
+        cost, budget = self._spec.estimated_credits_per_input, self._spec.max_credits
+        if budget is None or cost is None:
+            return True
+        if self._credits_committed + cost > budget + 1e-9:
+            return False
+        self._credits_committed += cost
+        return True
 
     async def _request_body(self, path: Path, key: str, entry: Entry) -> dict[str, object]:
         if entry.request_body is not None:  # a resume: send exactly what the key was first used for

@@ -71,6 +71,9 @@ class BatchSpec:
     #: Take inputs that are symbolic links to files outside ``input_dir`` (by default such an
     #: input fails, naming the reason: a link must not smuggle an outside file into an upload).
     follow_symlinks: bool = False
+    #: Credits this run may reserve (estimated per input before each submit); inputs past it end
+    #: ``not_submitted`` and stay in the journal for a later run.
+    max_credits: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
 
     def request(self, image: ImageInput) -> ImageRequest:
         """The request for one input (validated: raises ``ValidationError`` before any upload)."""

@@ -15,7 +15,7 @@ from .._clients.evolink import MissingAPIKeyError
 from ..batch._entries import JournalError
 from ..batch._spec import BatchLockedError
 from ..errors import AuthenticationError, EvolinkError, PermissionDeniedError, ValidationError
-from . import _commands
+from . import _commands, _fleet
 from ._args import build_parser
 from ._reporters import make_reporter
 from ._runner import Runner, exit_promptly
@@ -69,7 +69,7 @@ def _run(args: argparse.Namespace) -> int:
     runner = Runner(on_force=on_force)
     reporter.on_broken_pipe = lambda: runner.stop(_commands.EXIT_BROKEN_PIPE)
     command = {"batch": _commands.batch, "demo": _commands.demo, "download": _commands.download,
-               "status": _commands.status, "watch": _commands.watch}[command_name]  # fmt: skip
+               "status": _commands.status, "watch": _commands.watch, "fleet": _fleet.run}[command_name]  # fmt: skip
     try:
         code = runner.run(command(args, reporter))
     except MissingAPIKeyError as exc:

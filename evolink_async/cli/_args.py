@@ -6,6 +6,7 @@ import argparse
 import os
 
 from .._version import __version__
+from ._fleet import add_fleet_parsers
 
 __all__ = ["build_parser"]
 
@@ -77,6 +78,7 @@ def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
     parser.add_argument("--retry-failed", action="store_true", help="submit inputs that failed in an earlier run again")
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="take symbolic links to files outside DIR (by default such an input fails)")  # fmt: skip
+    parser.add_argument("--max-credits", type=_positive, help="stop new submits before this run's credits exceed it")
     _connection(parser)
     parser.set_defaults(command="batch", operation=name)
 
@@ -91,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     _batch(sub, "edit", "edit every image of a folder as the prompt says", prompt=True, model="qwen-image-edit")
     _batch(sub, "remove-bg", "cut the subject of every image out of its background", prompt=False)
     _batch(sub, "retexture", "restyle every image of a folder to the prompt's texture", prompt=True, speed=True)
+    add_fleet_parsers(sub, _connection)
     for name, help_text in (("status", "show a task once"), ("watch", "follow a task until it ends")):
         task = sub.add_parser(name, help=help_text, description=help_text)
         task.add_argument("task_id")

@@ -90,6 +90,7 @@ class _Api:
         if self.state.buckets is not None:
             wait = self.state.buckets.take(key, self.state.clock())
             if wait > 0:
+                self.state.ledger.faults["rate_limited"] += 1  # the real limit, not an injected fault
                 raise ApiError(
                     429, "rate_limit_exceeded", "Too many requests.", headers={"Retry-After": format_seconds(wait)}
                 )

@@ -1,0 +1,67 @@
+"""One journal interface, two stores: the embedded SQLite file (one machine, the default) and
+PostgreSQL (a fleet of workers on many machines).
+
+Both hold the same facts per input (key, request, idempotency key written before the submit, task
+id after it, status, result URLs and files); :class:`JournalStore` is what they share. The fleet's
+claims and leases exist only in PostgreSQL (:class:`~evolink_async.batch.PgJournal`).
+
+>>> journal = await open_journal("out/evolink-journal.sqlite3")      # a Journal
+>>> journal = await open_journal("postgresql://db.internal/edits")   # a PgJournal (needs asyncpg)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any, Protocol
+
+from ._entries import Entry, EntryStatus
+
+if TYPE_CHECKING:
+    from ._journal import Journal
+    from ._pg_store import PgJournal
+
+__all__ = ["JournalStore", "is_postgres_url", "open_journal"]
+
+
+class JournalStore(Protocol):
+    """What every journal store answers (``Journal`` and ``PgJournal`` both satisfy it)."""
+
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def find_task(self, task_id: str) -> Entry | None: ...
+
+    async def counts(self) -> dict[EntryStatus, int]: ...
+
+    async def get_meta(self, name: str) -> str | None: ...
+
+    async def set_meta(self, name: str, value: str) -> None: ...
+
+    async def ensure_meta(self, values: Mapping[str, str]) -> None: ...
+
+    async def aclose(self) -> None: ...
+
+
+def is_postgres_url(target: str | os.PathLike[str]) -> bool:
+    """Whether ``target`` names a PostgreSQL journal (``postgresql://`` or ``postgres://``)."""
+    return isinstance(target, str) and target.startswith(("postgresql://", "postgres://"))
+
+
+async def open_journal(target: str | os.PathLike[str], **options: Any) -> Journal | PgJournal:
+    """Open the journal ``target`` names: a PostgreSQL URL, else an SQLite file path.
+
+    asyncpg is imported only for a PostgreSQL URL; the caller must ``await journal.aclose()``.
+    """
+    if is_postgres_url(target):
+        from ._pg_store import PgJournal
+
+        return await PgJournal.open(str(target), **options)
+    from ._journal import Journal
+
+    return await Journal.open(target, **options)
+
+
+if TYPE_CHECKING:  # mypy proves both stores answer the interface
+
+    def _both_stores_fit(sqlite: Journal, postgres: PgJournal) -> tuple[JournalStore, JournalStore]:
+        return sqlite, postgres

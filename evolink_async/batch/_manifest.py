@@ -1,0 +1,145 @@
+"""Inputs that span machines: a JSON Lines manifest, one input per line.
+
+Each line is an object ``{"key": ..., "model": ..., "prompt": ..., "image_urls": [...],
+"model_params": {...}}``; ``image_urls`` holds URLs (``https://...``) or paths relative to a
+shared ``root`` (uploaded by whichever worker submits the input). A folder becomes the same
+lines (key and image: the file's path relative to the folder), so ``evolink edit DIR`` can be
+planned for a fleet on a shared file system::
+
+    for item in read_manifest("edits.jsonl"):
+        print(item.key, item.fingerprint)
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path, PurePosixPath
+from typing import Any
+
+import attrs
+
+from .._models.requests import ImageInput, ImageRequest
+from ..errors import ValidationError
+from ._entries import request_fingerprint
+from ._spec import ESTIMATED_CREDITS, iter_inputs
+
+__all__ = ["ManifestInput", "folder_manifest", "parse_line", "read_manifest"]
+
+_FIELDS = frozenset({"key", "model", "prompt", "image_urls", "model_params"})
+
+
+def _is_url(image: str) -> bool:
+    return image.startswith(("https://", "http://"))
+
+
+def estimated_credits(model: str, model_params: Mapping[str, Any]) -> float:
+    """The credits one input is expected to reserve (budget accounting; the server's answer wins later)."""
+    cost = ESTIMATED_CREDITS.get(model, 1.0)
+    return cost * 2 if model_params.get("speed") == "turbo" else cost
+
+
+@attrs.frozen(kw_only=True)
+class ManifestInput:
+    """One input of a fleet batch, as planned (paths stay relative to the shared root)."""
+
+    key: str
+    model: str
+    prompt: str | None = None
+    image_urls: tuple[str, ...] = ()
+    model_params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+
+    def to_json(self) -> dict[str, Any]:
+        return {"key": self.key, "model": self.model, "prompt": self.prompt, "image_urls": list(self.image_urls),
+                "model_params": dict(self.model_params)}  # fmt: skip
+
+    def canonical(self) -> str:
+        """The line as stored in the journal (sorted keys: the same input always reads the same)."""
+        return json.dumps(self.to_json(), sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+    @property
+    def fingerprint(self) -> str:
+        return request_fingerprint(self.to_json())
+
+    @property
+    def credits_estimate(self) -> float:
+        return estimated_credits(self.model, self.model_params)
+
+    def local_paths(self, root: Path) -> list[Path]:
+        return [root / image for image in self.image_urls if not _is_url(image)]
+
+    def request(self, root: Path | None) -> ImageRequest:
+        """The request, local paths resolved under ``root`` (validated; nothing is read or sent)."""
+        images: list[ImageInput] = []
+        for image in self.image_urls:
+            if _is_url(image):
+                images.append(image)
+            elif root is None:
+                raise ValidationError("image_urls", f"{self.key}: {image!r} is a path, but no --root was given")
+            else:
+                images.append(root / image)
+        return ImageRequest(model=self.model, prompt=self.prompt, image_urls=tuple(images),
+                            model_params=dict(self.model_params) or None)  # fmt: skip
+
+
+def parse_line(text: str, *, line_number: int = 0) -> ManifestInput:
+    """One manifest line -> a checked :class:`ManifestInput` (``ValidationError`` names the line)."""
+    where = f"line {line_number}" if line_number else "manifest line"
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise ValidationError(where, f"is not JSON: {exc.msg}") from None
+    if not isinstance(data, dict):
+        raise ValidationError(where, "must be a JSON object")
+    unknown = set(data) - _FIELDS
+    if unknown:
+        raise ValidationError(where, f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_FIELDS)}")
+    key, model, prompt = data.get("key"), data.get("model"), data.get("prompt")
+    images, params = data.get("image_urls", []), data.get("model_params") or {}
+    if not isinstance(key, str) or not key:
+        raise ValidationError(where, "needs a non-empty string 'key'")
+    if not isinstance(model, str) or not model:
+        raise ValidationError(where, f"{key}: needs a string 'model'")
+    if prompt is not None and not isinstance(prompt, str):
+        raise ValidationError(where, f"{key}: 'prompt' must be a string")
+    if not isinstance(images, list) or not all(isinstance(i, str) and i for i in images):
+        raise ValidationError(where, f"{key}: 'image_urls' must be an array of URLs or relative paths")
+    if not isinstance(params, dict):
+        raise ValidationError(where, f"{key}: 'model_params' must be an object")
+    for image in images:
+        if not _is_url(image):
+            path = PurePosixPath(image)
+            if path.is_absolute() or ".." in path.parts:
+                raise ValidationError(where, f"{key}: {image!r} must be relative to --root, without '..'")
+    item = ManifestInput(key=key, model=model, prompt=prompt, image_urls=tuple(images), model_params=params)
+    try:
+        # The model's rules (prompt, image count, suffixes), with paths as stand-ins.
+        item.request(Path("/"))
+    except ValidationError as exc:
+        raise ValidationError(where, f"{key}: {exc}") from None
+    return item
+
+
+def read_manifest(path: str | os.PathLike[str]) -> Iterator[ManifestInput]:
+    """The manifest's inputs, lazily (blank lines skipped); a bad line raises, naming its number."""
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if line.strip():
+                yield parse_line(line, line_number=number)
+
+
+def folder_manifest(
+    folder: Path,
+    *,
+    model: str,
+    prompt: str | None,
+    model_params: Mapping[str, Any] | None = None,
+    recursive: bool = False,
+    pattern: str = "*",
+) -> Iterator[ManifestInput]:
+    """A folder's images as manifest inputs (keys and paths relative to ``folder``, the root)."""
+    for path in iter_inputs(folder, recursive=recursive, pattern=pattern):
+        relative = path.relative_to(folder).as_posix()
+        yield ManifestInput(key=relative, model=model, prompt=prompt, image_urls=(relative,),
+                            model_params=dict(model_params or {}))  # fmt: skip

@@ -1,0 +1,489 @@
+"""The PostgreSQL journal: the same per-input facts as the SQLite one, shared by a fleet of workers.
+
+Work is handed out with the standard claim pattern: a worker takes a few rows with
+``SELECT ... FOR UPDATE SKIP LOCKED`` and stamps them with its id and a lease expiry, renews the
+lease while it works, and loses the rows at expiry if it dies. Global bounds live in one row
+(``evolink_fleet``): a claim locks it, counts the batch's held slots (inputs claimed for submit
+whose task is not finished) and the credits reserved, and takes new inputs only within both
+bounds, in the same transaction, so no two workers can overshoot together.
+
+A submit is fenced: ``begin_submit`` stamps ``submit_started_at`` only if this worker still holds
+an unexpired lease. An input found with that stamp, no task id and an expired lease had a submit
+whose outcome nobody knows; it becomes ``uncertain`` instead of being submitted again.
+
+``asyncpg`` is imported here only, and this module only when a ``postgresql://`` journal is opened.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from types import TracebackType
+from typing import Any, Self
+
+import attrs
+
+from .._core.idempotency import new_idempotency_key
+from ._entries import OUTCOMES, Entry, EntryStatus, JournalError, JournalMismatchError
+from ._manifest import ManifestInput
+from ._pg_schema import migrate
+
+__all__ = ["Claim", "Claimed", "PgJournal", "PlanResult"]
+
+_SCHEMES = ("postgresql://", "postgres://")
+
+_COLUMNS = (
+    "key, fingerprint, idempotency_key, status, task_id, request_body, error_code, error_message, result_urls,"
+    " result_paths, extract(epoch FROM created_at), extract(epoch FROM updated_at),"
+    " extract(epoch FROM submitted_at), line, submit_started_at IS NOT NULL"
+)
+_UNCERTAIN_MESSAGE = (
+    "a submit began but its worker's lease expired before a task id was recorded: the server may or may "
+    "not have the task; settle it (or `evolink batch work --resubmit-uncertain` against a server that honours "
+    "Idempotency-Key) before paying for it again"
+)
+
+
+@attrs.frozen(kw_only=True)
+class Claimed:
+    """A claimed input: its entry, its manifest line, and whether a submit had already begun."""
+
+    entry: Entry
+    line: str | None
+    submit_started: bool
+
+
+@attrs.frozen(kw_only=True)
+class Claim:
+    """What one claim gave this worker, and why it gave no more."""
+
+    items: tuple[Claimed, ...]
+    budget_exhausted: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class PlanResult:
+    """What a plan did: ``added`` new inputs, ``already`` planned before with identical lines."""
+
+    inputs: int
+    added: int
+    already: int
+
+
+def _entry(row: Sequence[Any]) -> Entry:
+    return Entry(
+        key=row[0], fingerprint=row[1], idempotency_key=row[2], status=EntryStatus(row[3]), task_id=row[4],
+        request_body=row[5], error_code=row[6], error_message=row[7], result_urls=tuple(json.loads(row[8])),
+        result_paths=tuple(json.loads(row[9])), created_at=float(row[10]), updated_at=float(row[11]),
+        submitted_at=None if row[12] is None else float(row[12]),
+    )  # fmt: skip
+
+
+def _claimed(row: Sequence[Any]) -> Claimed:
+    return Claimed(entry=_entry(row), line=row[13], submit_started=bool(row[14]))
+
+
+class PgJournal:
+    """A fleet journal in PostgreSQL: ``async with PgJournal("postgresql://host/db") as journal``.
+
+    ``connections`` bounds the pool (one per concurrent journal call; 4 suits a worker).
+    """
+
+    def __init__(self, url: str, *, connections: int = 4, command_timeout: float = 30.0) -> None:
+        if not url.startswith(_SCHEMES):
+            raise ValueError("a PostgreSQL journal needs a postgresql:// URL")
+        self.url = url
+        self._connections = connections
+        self._command_timeout = command_timeout
+        self._pool: Any = None
+
+    @classmethod
+    async def open(cls, url: str, **options: Any) -> Self:
+        journal = cls(url, **options)
+        await journal.__aenter__()
+        return journal
+
+    async def __aenter__(self) -> Self:
+        try:
+            import asyncpg
+        except ImportError:  # pragma: no cover - the extra is part of dev
+            raise JournalError("a postgresql:// journal needs asyncpg: pip install 'evolink-async[postgres]'") from None
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url, min_size=1, max_size=self._connections, command_timeout=self._command_timeout, timeout=15
+            )
+        except (OSError, asyncpg.PostgresError) as exc:
+            raise JournalError(f"cannot connect to the journal: {exc}") from exc
+        try:
+            async with self._pool.acquire() as conn:
+                await migrate(conn)
+        except BaseException:
+            await self.aclose()
+            raise
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            try:
+                await pool.close()
+            except BaseException:
+                pool.terminate()
+                raise
+
+    @property
+    def pool(self) -> Any:
+        if self._pool is None:
+            raise JournalError("journal is not open")
+        return self._pool
+
+    # --- meta and limits ----------------------------------------------------------------------
+
+    async def get_meta(self, name: str) -> str | None:
+        value = await self.pool.fetchval("SELECT value FROM evolink_meta WHERE name = $1", name)
+        return None if value is None else str(value)
+
+    async def set_meta(self, name: str, value: str) -> None:
+        await self.pool.execute(
+            "INSERT INTO evolink_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2",
+            name, value,
+        )  # fmt: skip
+
+    async def ensure_meta(self, values: Mapping[str, str]) -> None:
+        async with self.pool.acquire() as conn, conn.transaction():
+            for name, value in values.items():
+                await conn.execute(
+                    "INSERT INTO evolink_meta (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", name, value
+                )
+                stored = await conn.fetchval("SELECT value FROM evolink_meta WHERE name = $1", name)
+                if stored != value:
+                    raise JournalMismatchError(f"meta:{name}", stored=stored, given=value,
+                                               hint="this journal belongs to another batch")  # fmt: skip
+
+    async def set_limits(self, *, max_in_flight: int | None = None, max_credits: float | None = None) -> None:
+        """Set the batch-wide bounds every worker's claims obey (a later call replaces them)."""
+        if max_in_flight is not None:
+            await self.pool.execute("UPDATE evolink_fleet SET max_in_flight = $1", max_in_flight)
+        if max_credits is not None:
+            await self.pool.execute("UPDATE evolink_fleet SET max_credits = $1", max_credits)
+
+    async def limits(self) -> dict[str, Any]:
+        row = await self.pool.fetchrow("SELECT max_in_flight, max_credits, credits_reserved FROM evolink_fleet")
+        return dict(row)
+
+    # --- planning -----------------------------------------------------------------------------
+
+    async def plan(
+        self, inputs: Iterable[ManifestInput], *, root: str | os.PathLike[str] | None = None, chunk: int = 1000
+    ) -> PlanResult:
+        """Load inputs once; re-planning identical lines is a no-op, a changed line raises (nothing loaded).
+
+        One transaction: a refused plan leaves nothing behind, and two plans racing on the same
+        keys wait for each other on the primary key, then find identical lines. ``root`` (where
+        manifest paths live on the shared file system) is recorded for workers that give none.
+        """
+        total = added = 0
+        async with self.pool.acquire() as conn, conn.transaction():
+            if root is not None:
+                await conn.execute("INSERT INTO evolink_meta (name, value) VALUES ('root', $1)"
+                                   " ON CONFLICT (name) DO UPDATE SET value = $1", os.fspath(root))  # fmt: skip
+            batch: list[ManifestInput] = []
+            for item in inputs:
+                batch.append(item)
+                if len(batch) >= chunk:
+                    added += await self._plan_chunk(conn, batch)
+                    total += len(batch)
+                    batch = []
+            if batch:
+                added += await self._plan_chunk(conn, batch)
+                total += len(batch)
+        return PlanResult(inputs=total, added=added, already=total - added)
+
+    @staticmethod
+    async def _plan_chunk(conn: Any, items: list[ManifestInput]) -> int:
+        inserted = await conn.fetch(
+            "INSERT INTO evolink_entries (key, fingerprint, line, idempotency_key, status, credits_estimate)"
+            " SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::float8[])"
+            " ON CONFLICT (key) DO NOTHING RETURNING key",
+            [i.key for i in items], [i.fingerprint for i in items], [i.canonical() for i in items],
+            [new_idempotency_key() for _ in items], [EntryStatus.PENDING_SUBMIT.value] * len(items),
+            [i.credits_estimate for i in items],
+        )  # fmt: skip
+        new = {row[0] for row in inserted}
+        if len(new) < len(items):
+            old = [i for i in items if i.key not in new]
+            rows = await conn.fetch("SELECT key, fingerprint, line FROM evolink_entries WHERE key = ANY($1::text[])",
+                                    [i.key for i in old])  # fmt: skip
+            stored = {row[0]: (row[1], row[2]) for row in rows}
+            for item in old:
+                fingerprint, line = stored[item.key]
+                if fingerprint != item.fingerprint:
+                    raise JournalMismatchError(item.key, stored=line or fingerprint, given=item.canonical(),
+                                               hint="this input was planned with another request; give it a new "
+                                               "key, or plan into another journal")  # fmt: skip
+        return len(new)
+
+    # --- claims and leases --------------------------------------------------------------------
+
+    async def claim(self, owner: str, *, limit: int, lease: float) -> Claim:
+        """Take up to ``limit`` inputs for ``owner``: expired leases first, then new inputs within the bounds."""
+        items: list[Claimed] = []
+        budget_exhausted = False
+        async with self.pool.acquire() as conn, conn.transaction():
+            fleet = await conn.fetchrow(
+                "SELECT max_in_flight, max_credits, credits_reserved FROM evolink_fleet WHERE id = 1 FOR UPDATE"
+            )
+            # Submits whose outcome is unknown: never handed out again as if nothing had happened.
+            await conn.execute(
+                "UPDATE evolink_entries SET status = 'uncertain', slot = false, lease_owner = NULL, "
+                "lease_expires = NULL, error_code = 'uncertain', error_message = $1, finished_at = now(),"
+                " updated_at = now() WHERE lease_owner IS NOT NULL AND lease_expires < now()"
+                " AND status = 'pending_submit' AND submit_started_at IS NOT NULL AND task_id IS NULL",
+                _UNCERTAIN_MESSAGE,
+            )
+            rows = await conn.fetch(
+                f"UPDATE evolink_entries SET lease_owner = $1, lease_expires = now() + $2 * interval '1 second',"  # noqa: S608
+                " updated_at = now() WHERE key IN (SELECT key FROM evolink_entries WHERE lease_owner IS NOT NULL"
+                " AND lease_expires < now() ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)"
+                f" RETURNING {_COLUMNS}",
+                owner, lease, limit,
+            )  # fmt: skip
+            items.extend(_claimed(row) for row in rows)
+            in_flight = await conn.fetchval("SELECT count(*) FROM evolink_entries WHERE slot")
+            room = min(limit - len(items), fleet["max_in_flight"] - in_flight)
+            if room > 0:
+                candidates = await conn.fetch(
+                    "SELECT key, credits_estimate, credits_reserved FROM evolink_entries"
+                    " WHERE status = 'pending_submit' AND NOT slot AND lease_owner IS NULL"
+                    " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
+                    room,
+                )  # fmt: skip
+                reserved = float(fleet["credits_reserved"])
+                budget = fleet["max_credits"]
+                chosen: list[str] = []
+                added = 0.0
+                for key, estimate, already in candidates:
+                    extra = 0.0 if already > 0 else float(estimate)
+                    if budget is not None and reserved + added + extra > budget + 1e-9:
+                        budget_exhausted = True
+                        break
+                    added += extra
+                    chosen.append(key)
+                if chosen:
+                    rows = await conn.fetch(
+                        "UPDATE evolink_entries SET slot = true, lease_owner = $1, lease_expires = now() + $2 *"  # noqa: S608
+                        " interval '1 second', credits_reserved = CASE WHEN credits_reserved > 0 THEN"
+                        " credits_reserved ELSE credits_estimate END, error_code = NULL, error_message = NULL,"
+                        f" updated_at = now() WHERE key = ANY($3::text[]) RETURNING {_COLUMNS}",
+                        owner, lease, chosen,
+                    )  # fmt: skip
+                    items.extend(_claimed(row) for row in rows)
+                    await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved + $1", added)
+        return Claim(items=tuple(items), budget_exhausted=budget_exhausted)
+
+    async def renew(self, owner: str, *, lease: float) -> set[str]:
+        """Extend every lease ``owner`` holds; returns the keys it still holds (others were taken over)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            rows = await conn.fetch(
+                "UPDATE evolink_entries SET lease_expires = now() + $2 * interval '1 second'"
+                " WHERE lease_owner = $1 RETURNING key",
+                owner, lease,
+            )  # fmt: skip
+            await conn.execute("UPDATE evolink_workers SET heartbeat_at = now() WHERE id = $1", owner)
+        return {row[0] for row in rows}
+
+    async def register_worker(self, owner: str, *, host: str, pid: int) -> None:
+        await self.pool.execute(
+            "INSERT INTO evolink_workers (id, host, pid) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+            owner, host, pid,
+        )  # fmt: skip
+
+    async def stop_worker(self, owner: str) -> None:
+        """A clean exit: unsubmitted inputs go back to the pool, the rest can be taken over at once."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM evolink_fleet WHERE id = 1 FOR UPDATE")
+            refund = await conn.fetchval(
+                "WITH freed AS (UPDATE evolink_entries SET slot = false, lease_owner = NULL, lease_expires = NULL,"
+                " credits_reserved = 0, updated_at = now() WHERE lease_owner = $1 AND status = 'pending_submit'"
+                " AND submit_started_at IS NULL RETURNING credits_estimate)"
+                " SELECT coalesce(sum(credits_estimate), 0) FROM freed",
+                owner,
+            )  # fmt: skip
+            await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved - $1", float(refund))
+            await conn.execute("UPDATE evolink_entries SET lease_expires = now() WHERE lease_owner = $1", owner)
+            await conn.execute("UPDATE evolink_workers SET stopped_at = now() WHERE id = $1", owner)
+
+    async def remaining(self, owner: str) -> dict[str, int]:
+        """``pending``: unclaimed inputs; ``others``: inputs leased by other workers (alive or not yet expired)."""
+        row = await self.pool.fetchrow(
+            "SELECT (SELECT count(*) FROM evolink_entries WHERE status = 'pending_submit' AND NOT slot"
+            " AND lease_owner IS NULL) AS pending, (SELECT count(*) FROM evolink_entries WHERE lease_owner"
+            " IS NOT NULL AND lease_owner <> $1) AS others",
+            owner,
+        )  # fmt: skip
+        return {"pending": int(row["pending"]), "others": int(row["others"])}
+
+    async def mark_not_submitted(self, reason: str) -> int:
+        """Give every unclaimed input the outcome ``not_submitted`` (it stays claimable by a later run)."""
+        result = await self.pool.execute(
+            "UPDATE evolink_entries SET error_code = 'not_submitted', error_message = $1, updated_at = now()"
+            " WHERE status = 'pending_submit' AND NOT slot AND lease_owner IS NULL",
+            reason,
+        )  # fmt: skip
+        return int(str(result).split()[-1])
+
+    async def requeue_uncertain(self) -> int:
+        """Return ``uncertain`` inputs to the pool, to be resubmitted with their *same* idempotency key."""
+        result = await self.pool.execute(
+            "UPDATE evolink_entries SET status = 'pending_submit', error_code = NULL, error_message = NULL,"
+            " finished_at = NULL, updated_at = now() WHERE status = 'uncertain' AND task_id IS NULL"
+        )
+        return int(str(result).split()[-1])
+
+    # --- per-input facts ----------------------------------------------------------------------
+
+    async def begin_submit(self, key: str, owner: str, body: str) -> str | None:
+        """Fence and record a submit: the body to send, or None if ``owner`` lost the input's lease.
+
+        A body stored earlier (a resubmit under the same key) wins: the key must carry the same body.
+        """
+        value = await self.pool.fetchval(
+            "UPDATE evolink_entries SET submit_started_at = now(), request_body = coalesce(request_body, $3),"
+            " submitted_by = $2, updated_at = now() WHERE key = $1 AND lease_owner = $2 AND lease_expires > now()"
+            " AND status = 'pending_submit' RETURNING request_body",
+            key, owner, body,
+        )  # fmt: skip
+        return None if value is None else str(value)
+
+    async def record_submitted(self, key: str, task_id: str, *, owner: str, lease: float,
+                               credits: float | None = None) -> Entry:  # fmt: skip
+        """Record the task id (a fact, kept even if the lease lapsed meanwhile; then this worker takes it back)."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            row = await conn.fetchrow(
+                "UPDATE evolink_entries SET task_id = $2, status = 'submitted', slot = true, error_code = NULL,"  # noqa: S608
+                " error_message = NULL, finished_at = NULL, submitted_at = now(), updated_at = now(),"
+                " lease_owner = coalesce(lease_owner, $3), lease_expires = CASE WHEN lease_owner IS NULL THEN now()"
+                " + $4 * interval '1 second' ELSE lease_expires END"
+                " WHERE key = $1 AND task_id IS NULL AND status IN ('pending_submit', 'uncertain')"
+                f" RETURNING {_COLUMNS}, credits_reserved",
+                key, task_id, owner, lease,
+            )  # fmt: skip
+            if row is None:
+                return await self._require(conn, key)
+            if credits is not None and abs(credits - row["credits_reserved"]) > 1e-9:
+                await conn.execute("SELECT 1 FROM evolink_fleet WHERE id = 1 FOR UPDATE")
+                await conn.execute("UPDATE evolink_entries SET credits_reserved = $2 WHERE key = $1", key, credits)
+                await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved + $1",
+                                   credits - row["credits_reserved"])  # fmt: skip
+            return _entry(row)
+
+    async def record_outcome(
+        self,
+        key: str,
+        status: EntryStatus | str,
+        *,
+        owner: str,
+        error_code: str | None = None,
+        error_message: str | None = None,
+        result_urls: Iterable[str] = (),
+        final: bool = True,
+    ) -> None:
+        """How the task (or, for ``submit_failed``, the submit) ended; frees its slot.
+
+        ``final=False`` for ``completed`` with a download still to do: the lease stays with ``owner``.
+        A ``submit_failed`` input gets its reserved credits back (the server refused it, nothing was billed).
+        """
+        new = EntryStatus(status)
+        if new not in OUTCOMES:
+            raise ValueError(f"status must be one of {sorted(OUTCOMES)}, got {new.value!r}")
+        done = final or new is not EntryStatus.COMPLETED
+        async with self.pool.acquire() as conn, conn.transaction():
+            if new is EntryStatus.SUBMIT_FAILED:
+                await conn.execute("SELECT 1 FROM evolink_fleet WHERE id = 1 FOR UPDATE")
+                refund = await conn.fetchval("SELECT credits_reserved FROM evolink_entries WHERE key = $1"
+                                             " AND task_id IS NULL FOR UPDATE", key)  # fmt: skip
+                if refund:
+                    await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved - $1", refund)
+                    await conn.execute("UPDATE evolink_entries SET credits_reserved = 0 WHERE key = $1", key)
+            await conn.execute(
+                "UPDATE evolink_entries SET status = $2, error_code = $3, error_message = $4, result_urls = $5,"
+                " slot = false, updated_at = now(), lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END,"
+                " lease_expires = CASE WHEN $6 THEN NULL ELSE lease_expires END,"
+                " finished_at = CASE WHEN $6 THEN now() ELSE finished_at END,"
+                " finished_by = CASE WHEN $6 THEN $7 ELSE finished_by END"
+                " WHERE key = $1 AND status NOT IN ('downloaded')",
+                key, new.value, error_code, error_message, json.dumps(list(result_urls)), done, owner,
+            )  # fmt: skip
+
+    async def release_submit(self, key: str, *, owner: str, error_code: str, error_message: str) -> None:
+        """A submit the server definitely did not take (rate limited, no credits): back to the pool, refunded."""
+        async with self.pool.acquire() as conn, conn.transaction():
+            await conn.execute("SELECT 1 FROM evolink_fleet WHERE id = 1 FOR UPDATE")
+            refund = await conn.fetchval(
+                "UPDATE evolink_entries SET slot = false, lease_owner = NULL, lease_expires = NULL,"
+                " submit_started_at = NULL, credits_reserved = 0, error_code = $3, error_message = $4,"
+                " updated_at = now() WHERE key = $1 AND lease_owner = $2 AND task_id IS NULL"
+                " AND status = 'pending_submit' RETURNING credits_estimate",
+                key, owner, error_code, error_message,
+            )  # fmt: skip
+            if refund:
+                await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved - $1", refund)
+
+    async def mark_uncertain(self, key: str, *, owner: str, message: str) -> None:
+        """A submit that got no answer: the task may exist; the input waits to be settled, keeps its credits."""
+        await self.pool.execute(
+            "UPDATE evolink_entries SET status = 'uncertain', slot = false, lease_owner = NULL, lease_expires = NULL,"
+            " error_code = 'uncertain', error_message = $3, finished_at = now(), finished_by = $2, updated_at = now()"
+            " WHERE key = $1 AND status = 'pending_submit' AND task_id IS NULL",
+            key, owner, f"{message}; {_UNCERTAIN_MESSAGE}",
+        )  # fmt: skip
+
+    async def record_downloads(self, key: str, paths: Iterable[str | os.PathLike[str]], *, owner: str) -> None:
+        await self.pool.execute(
+            "UPDATE evolink_entries SET status = 'downloaded', result_paths = $2, lease_owner = NULL,"
+            " lease_expires = NULL, slot = false, finished_at = now(), finished_by = $3, updated_at = now()"
+            " WHERE key = $1 AND status IN ('completed', 'downloaded')",
+            key, json.dumps([os.fspath(p) for p in paths]), owner,
+        )  # fmt: skip
+
+    async def _require(self, conn: Any, key: str) -> Entry:
+        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM evolink_entries WHERE key = $1", key)  # noqa: S608
+        if row is None:
+            raise JournalError(f"no journal entry for {key!r}; plan it first")
+        return _entry(row)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    async def get(self, key: str) -> Entry | None:
+        row = await self.pool.fetchrow(f"SELECT {_COLUMNS} FROM evolink_entries WHERE key = $1", key)  # noqa: S608
+        return None if row is None else _entry(row)
+
+    async def find_task(self, task_id: str) -> Entry | None:
+        row = await self.pool.fetchrow(f"SELECT {_COLUMNS} FROM evolink_entries WHERE task_id = $1", task_id)  # noqa: S608
+        return None if row is None else _entry(row)
+
+    async def counts(self) -> dict[EntryStatus, int]:
+        rows = await self.pool.fetch("SELECT status, count(*) FROM evolink_entries GROUP BY status")
+        return dict.fromkeys(EntryStatus, 0) | {EntryStatus(status): int(n) for status, n in rows}
+
+    async def entries(self, *, page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
+        """Every input's row as a dict, in plan order, one query per page (flat memory)."""
+        after = 0
+        while True:
+            rows = await self.pool.fetch(
+                "SELECT seq, key, status, task_id, error_code, error_message, result_urls, result_paths,"
+                " credits_reserved, line, submitted_by, finished_by FROM evolink_entries WHERE seq > $1"
+                " ORDER BY seq LIMIT $2",
+                after, page_size,
+            )  # fmt: skip
+            for row in rows:
+                yield dict(row)
+            if len(rows) < page_size:
+                return
+            after = rows[-1]["seq"]

@@ -1,0 +1,367 @@
+"""A fleet worker: claims inputs from a PostgreSQL journal, submits, watches, downloads, records.
+
+Run any number of them, on any number of machines, against one journal::
+
+    async with EvolinkClient() as client, PgJournal(url) as journal:
+        summary = await Worker(client, journal, WorkerOptions(out_dir=Path("/shared/out"))).run()
+
+Per input: claim (a lease) -> ``begin_submit`` (fenced by the lease; the body is stored) -> submit
+with the journal's idempotency key -> ``record_submitted`` -> watch (the client's tracker) ->
+outcome -> download (to a shared ``out_dir``) or only the result URLs. Leases are renewed every
+third of their length; a worker that dies loses them at expiry and another one takes its inputs
+over: by task id where one was recorded, as ``uncertain`` where a submit began without one.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import uuid
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path, PurePosixPath
+from typing import TYPE_CHECKING, Any
+
+import anyio
+import anyio.abc
+import attrs
+
+from .._core.logging import logger
+from .._files.download import download_urls
+from .._files.image_probe import ImageFormat
+from .._files.safe_paths import result_file_name
+from .._models.events import EventKind, TaskEvent
+from .._models.requests import ImageRequest
+from .._watching.fan_out import FanOutItem
+from ..errors import (
+    APIConnectionError,
+    AuthenticationError,
+    EvolinkError,
+    InsufficientCreditsError,
+    PermissionDeniedError,
+    RateLimitError,
+    ResponseFormatError,
+    ServerError,
+    ValidationError,
+)
+from ._entries import EntryStatus
+from ._manifest import parse_line
+from ._pg_store import Claimed, PgJournal
+from ._spec import BatchEvent
+
+if TYPE_CHECKING:
+    from .._clients.evolink import EvolinkClient
+
+__all__ = ["Worker", "WorkerOptions", "WorkerSummary"]
+
+# The server answered, and did not create the task: the input can go back to the pool as it is.
+_NOT_CREATED = (RateLimitError, InsufficientCreditsError)
+# No answer (after the client's own retries with the same key): the task may exist.
+_UNKNOWN = (APIConnectionError, ServerError, ResponseFormatError)
+_FATAL = (AuthenticationError, PermissionDeniedError)
+
+
+@attrs.frozen(kw_only=True)
+class WorkerOptions:
+    """How one worker behaves. ``max_in_flight`` and ``max_credits`` are batch-wide: a worker given
+    them writes them to the journal, and every worker's claims obey what the journal holds."""
+
+    max_in_flight: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
+    max_credits: float | None = None
+    #: Shared results folder; without it only the result URLs are recorded (they expire in 24 h).
+    out_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    #: Where manifest paths resolve on this machine (default: the ``root`` recorded by the plan).
+    root: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    #: Inputs taken per claim, and at most held by this worker at once.
+    claim_size: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    max_held: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+    #: Seconds a claim stays this worker's without renewal (renewed every third of it).
+    lease: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    #: Seconds between claims when there was nothing to take.
+    poll_interval: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+    #: Put ``uncertain`` inputs back and resubmit them with their *same* idempotency key. Only for
+    #: servers known to de-duplicate by that key (the sandbox does; Evolink's is not confirmed).
+    resubmit_uncertain: bool = False
+    max_downloads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    worker_id: str | None = None
+
+
+@attrs.define(kw_only=True)
+class WorkerSummary:
+    """What one worker did."""
+
+    worker: str = ""
+    claimed: int = 0
+    submitted: int = 0
+    reattached: int = 0
+    completed: int = 0
+    downloaded: int = 0
+    failed: int = 0
+    uncertain: int = 0
+    released: int = 0
+    lost_leases: int = 0
+    not_submitted: int = 0
+    credits_reserved: float = 0.0
+    interrupted: bool = False
+
+    def to_json(self) -> dict[str, Any]:
+        return attrs.asdict(self)
+
+
+def _code_of(error: BaseException) -> str:
+    if isinstance(error, ValidationError):
+        return "invalid_input"
+    code = getattr(error, "code", None)
+    return str(code) if code else type(error).__name__
+
+
+def _message_of(error: BaseException) -> str:
+    return str(getattr(error, "message", None) or error)
+
+
+class Worker:
+    """One worker of a fleet batch; ``run()`` returns when the batch has nothing left for anyone."""
+
+    def __init__(self, client: EvolinkClient, journal: PgJournal, options: WorkerOptions | None = None, *,
+                 on_event: Callable[[BatchEvent], None] | None = None) -> None:  # fmt: skip
+        self._client = client
+        self._journal = journal
+        self._options = options or WorkerOptions()
+        self.id = self._options.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
+        self.summary = WorkerSummary(worker=self.id)
+        self._on_event = on_event or (lambda event: None)
+        self._held: set[str] = set()
+        self._wake = anyio.Event()
+        self._downloads = anyio.Semaphore(self._options.max_downloads)
+        self._root: Path | None = self._options.root
+
+    def _emit(self, kind: str, key: str | None = None, **fields: Any) -> None:
+        self._on_event(BatchEvent(kind=kind, key=key, **fields))
+
+    def _finish(self, key: str) -> None:
+        self._held.discard(key)
+        self._wake.set()
+
+    async def run(self) -> WorkerSummary:
+        journal, options = self._journal, self._options
+        await journal.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())
+        await journal.set_limits(max_in_flight=options.max_in_flight, max_credits=options.max_credits)
+        if options.resubmit_uncertain:
+            requeued = await journal.requeue_uncertain()
+            if requeued:
+                logger.warning("resubmitting %d uncertain input(s) with their original idempotency keys", requeued)
+        if self._root is None and (root := await journal.get_meta("root")):
+            self._root = Path(root)
+        if options.out_dir is not None:
+            await anyio.to_thread.run_sync(lambda: options.out_dir.mkdir(parents=True, exist_ok=True))  # type: ignore[union-attr]
+        try:
+            async with anyio.create_task_group() as outer:
+                outer.start_soon(self._renew_loop)
+                try:
+                    async with anyio.create_task_group() as work, self._client.fan_out(
+                        self._items(work), max_in_flight=options.max_held, buffer_size=max(64, options.max_held)
+                    ) as events:
+                        async for event in events:
+                            await self._handle(event, work)
+                finally:
+                    outer.cancel_scope.cancel()
+        except BaseException:
+            self.summary.interrupted = True
+            raise
+        finally:
+            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                await journal.stop_worker(self.id)
+        return self.summary
+
+    # --- leases -------------------------------------------------------------------------------
+
+    async def _renew_loop(self) -> None:
+        lease = self._options.lease
+        while True:
+            await anyio.sleep(lease / 3)
+            try:
+                with anyio.fail_after(lease / 3):
+                    still = await self._journal.renew(self.id, lease=lease)
+            except (Exception, TimeoutError) as exc:  # the journal is unreachable: the fence keeps submits safe
+                logger.warning("lease renewal failed (%s); retrying", exc)
+                continue
+            lost = {key for key in self._held if key not in still}
+            for key in lost:
+                self.summary.lost_leases += 1
+                logger.warning("lease on %r was taken over by another worker", key)
+                self._finish(key)
+
+    # --- claiming -----------------------------------------------------------------------------
+
+    async def _items(self, work: anyio.abc.TaskGroup) -> AsyncIterator[FanOutItem]:
+        options = self._options
+        budget_exhausted = False
+        while True:
+            room = options.max_held - len(self._held)
+            if room > 0:
+                claim = await self._journal.claim(self.id, limit=min(options.claim_size, room), lease=options.lease)
+                budget_exhausted = claim.budget_exhausted
+                for claimed in claim.items:
+                    self._held.add(claimed.entry.key)
+                    self.summary.claimed += 1
+                    item = await self._prepare(claimed, work)
+                    if item is not None:
+                        yield item
+                if claim.items:
+                    continue
+            if not self._held:
+                remaining = await self._journal.remaining(self.id)
+                if remaining["others"] == 0 and (remaining["pending"] == 0 or budget_exhausted):
+                    if remaining["pending"]:
+                        reason = "the credit budget (--max-credits) was reached before this input's submit"
+                        self.summary.not_submitted = await self._journal.mark_not_submitted(reason)
+                        self._emit("budget_reached", total=self.summary.not_submitted)
+                    return
+            self._wake = anyio.Event()
+            with anyio.move_on_after(options.poll_interval):
+                await self._wake.wait()
+
+    async def _prepare(self, claimed: Claimed, work: anyio.abc.TaskGroup) -> FanOutItem | None:
+        entry = claimed.entry
+        key = entry.key
+        if entry.task_id is not None and entry.status in (EntryStatus.SUBMITTED, EntryStatus.TIMED_OUT):
+            self.summary.reattached += 1
+            self._emit("reattached", key, task_id=entry.task_id)
+            return FanOutItem(key=key, task_id=entry.task_id)
+        if entry.status is EntryStatus.COMPLETED:
+            await self._completed(key, entry.task_id, entry.result_urls, work)
+            return None
+        if entry.status is not EntryStatus.PENDING_SUBMIT:  # finished meanwhile: nothing to do
+            self._finish(key)
+            return None
+        try:
+            body = entry.request_body or json.dumps(await self._request_body(claimed))
+        except (EvolinkError, OSError) as exc:
+            if isinstance(exc, _FATAL):
+                raise
+            if isinstance(exc, _UNKNOWN + _NOT_CREATED):  # an upload that did not go through: try later
+                await self._journal.release_submit(key, owner=self.id, error_code=_code_of(exc),
+                                                   error_message=_message_of(exc))  # fmt: skip
+                self.summary.released += 1
+            else:
+                code, message = _code_of(exc), _message_of(exc)
+                await self._journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, owner=self.id, error_code=code,
+                                                   error_message=message)  # fmt: skip
+                self.summary.failed += 1
+                self._emit("failed", key, error_code=code, message=message)
+            self._finish(key)
+            return None
+        sent = await self._journal.begin_submit(key, self.id, body)
+        if sent is None:  # the lease lapsed: another worker owns this input now
+            self.summary.lost_leases += 1
+            self._finish(key)
+            return None
+        return FanOutItem(key=key, request=ImageRequest.from_body(json.loads(sent)),
+                          idempotency_key=entry.idempotency_key)  # fmt: skip
+
+    async def _request_body(self, claimed: Claimed) -> dict[str, Any]:
+        if claimed.line is None:
+            raise ValidationError(claimed.entry.key, "has no manifest line in the journal")
+        item = parse_line(claimed.line)
+        request = item.request(self._root)
+        urls: list[str] = []
+        for image in request.image_urls:
+            if isinstance(image, str):
+                urls.append(image)
+            else:
+                uploaded = await self._client.files.upload(Path(image), file_name=Path(image).name)
+                urls.append(uploaded.file_url)
+        return ImageRequest(model=request.model, prompt=request.prompt, image_urls=tuple(urls),
+                            model_params=request.model_params or None).to_body()  # fmt: skip
+
+    # --- events -------------------------------------------------------------------------------
+
+    async def _handle(self, event: TaskEvent, work: anyio.abc.TaskGroup) -> None:
+        key = str(event.key)
+        task = event.task
+        journal = self._journal
+        if event.kind is EventKind.SUBMITTED and task is not None:
+            credits = task.usage.credits_reserved if task.usage is not None else None
+            await journal.record_submitted(key, task.id, owner=self.id, lease=self._options.lease, credits=credits)
+            self.summary.submitted += 1
+            self.summary.credits_reserved = round(self.summary.credits_reserved + (credits or 0.0), 6)
+            self._emit("submitted", key, task_id=task.id)
+        elif event.kind is EventKind.COMPLETED and task is not None:
+            self.summary.completed += 1
+            await self._completed(key, task.id, task.results, work, record=True)
+        elif event.kind is EventKind.SUBMIT_FAILED:
+            error = event.error or EvolinkError("submit failed")
+            if isinstance(error, _NOT_CREATED):
+                await journal.release_submit(key, owner=self.id, error_code=_code_of(error),
+                                             error_message=_message_of(error))  # fmt: skip
+                self.summary.released += 1
+            elif isinstance(error, _UNKNOWN):
+                await journal.mark_uncertain(key, owner=self.id, message=_message_of(error))
+                self.summary.uncertain += 1
+                self._emit("uncertain", key, error_code=_code_of(error), message=_message_of(error))
+            else:
+                await journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, owner=self.id,
+                                             error_code=_code_of(error), error_message=_message_of(error))  # fmt: skip
+                self.summary.failed += 1
+                self._emit("failed", key, error_code=_code_of(error), message=_message_of(error))
+            self._finish(key)
+        elif event.is_terminal:
+            code, message = _task_error(event)
+            status = {EventKind.CANCELLED: EntryStatus.CANCELLED,
+                      EventKind.TIMED_OUT: EntryStatus.TIMED_OUT}.get(event.kind, EntryStatus.FAILED)  # fmt: skip
+            await journal.record_outcome(key, status, owner=self.id, error_code=code, error_message=message)
+            self.summary.failed += 1
+            self._emit("failed", key, task_id=task.id if task else None, error_code=code, message=message)
+            self._finish(key)
+
+    async def _completed(self, key: str, task_id: str | None, urls: tuple[str, ...], work: anyio.abc.TaskGroup,
+                         *, record: bool = False) -> None:  # fmt: skip
+        final = self._options.out_dir is None
+        if record or final:
+            await self._journal.record_outcome(key, EntryStatus.COMPLETED, owner=self.id, result_urls=urls,
+                                               final=final)  # fmt: skip
+        self._emit("completed", key, task_id=task_id)
+        if final:
+            self._finish(key)
+        else:
+            work.start_soon(self._download, key, task_id, urls)
+
+    async def _download(self, key: str, task_id: str | None, urls: tuple[str, ...]) -> None:
+        out_dir = self._options.out_dir
+        assert out_dir is not None
+        relative = PurePosixPath(key)
+
+        def name_for(index: int, image_format: ImageFormat) -> str:
+            name = result_file_name(relative.name, index, image_format=image_format)
+            return name if str(relative.parent) == "." else f"{relative.parent}/{name}"
+
+        try:
+            async with self._downloads:
+                try:
+                    paths = await download_urls(self._client.session, urls, out_dir, name_for, durable=True,
+                                                reuse_identical=True)  # fmt: skip
+                except EvolinkError:
+                    if task_id is None:
+                        raise
+                    fresh = await self._client.tasks.get(task_id)  # result links expire: ask again
+                    paths = await download_urls(self._client.session, fresh.results, out_dir, name_for,
+                                                durable=True, reuse_identical=True)  # fmt: skip
+            await self._journal.record_downloads(key, [str(p) for p in paths], owner=self.id)
+            self.summary.downloaded += 1
+            self._emit("downloaded", key, task_id=task_id, paths=tuple(map(str, paths)))
+        except EvolinkError as exc:  # the result URLs stay recorded, the download error beside them
+            await self._journal.record_outcome(key, EntryStatus.COMPLETED, owner=self.id, result_urls=urls,
+                                               error_code=_code_of(exc), error_message=_message_of(exc))  # fmt: skip
+            self.summary.failed += 1
+            self._emit("failed", key, task_id=task_id, error_code=_code_of(exc), message=_message_of(exc))
+        finally:
+            self._finish(key)
+
+
+def _task_error(event: TaskEvent) -> tuple[str, str]:
+    task = event.task
+    if task is not None and task.error is not None:
+        return task.error.code or "failed", task.error.message or "the task failed"
+    if event.error is not None:
+        return _code_of(event.error), _message_of(event.error)
+    return event.kind.value, f"the task ended {event.kind.value}"

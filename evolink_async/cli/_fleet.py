@@ -1,0 +1,233 @@
+"""``evolink batch plan|work|status|export``: one batch shared by workers on many machines.
+
+>>> main(["batch", "plan", "edits.jsonl", "--journal", "postgresql://db/edits", "--root", "/shared/in"])
+>>> main(["batch", "work", "--journal", "postgresql://db/edits", "--max-in-flight", "32", "--out", "/shared/out"])
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import anyio
+
+from .._clients.evolink import EvolinkClient
+from .._core.retry import RetryPolicy
+from .._watching.poll_policy import PollPolicy
+from ..batch._journal_api import is_postgres_url
+from ..batch._manifest import ManifestInput, folder_manifest, read_manifest
+from ..batch._spec import BatchEvent
+from ..errors import ValidationError
+
+__all__ = ["add_fleet_parsers", "run"]
+
+_EXIT_OK, _EXIT_FAILED, _EXIT_USAGE = 0, 1, 2
+
+
+def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], None]) -> None:
+    """``evolink batch ...``; ``connection`` adds the API options (key, URLs, --json) to ``work``."""
+    batch = sub.add_parser("batch", help="a batch shared by workers on many machines (PostgreSQL journal)",
+                           description="One batch, many workers: plan it once, run `work` anywhere.")  # fmt: skip
+    ops = batch.add_subparsers(metavar="OPERATION", required=True, dest="operation")
+
+    def journal(parser: argparse.ArgumentParser) -> None:
+        parser.add_argument("--journal", required=True, metavar="URL", help="postgresql://user@host/db")
+        parser.set_defaults(command="fleet")
+
+    plan = ops.add_parser("plan", help="load a manifest (or a folder) into the journal, once")
+    plan.add_argument("source", metavar="MANIFEST.jsonl|DIR", help="JSON Lines manifest, or a folder of images")
+    journal(plan)
+    plan.add_argument("--root", help="where manifest paths live on the shared file system (a folder: itself)")
+    plan.add_argument("--model", default="qwen-image-edit", help="for a folder: the model (default: qwen-image-edit)")
+    plan.add_argument("--prompt", help="for a folder: the prompt")
+    plan.add_argument("--speed", choices=("fast", "turbo"), help="for a folder: model_params.speed")
+    plan.add_argument("-r", "--recursive", action="store_true", help="for a folder: include sub-folders")
+    plan.add_argument("--glob", default="*", help="for a folder: only matching files")
+    plan.add_argument("--json", action="store_true", help="one JSON object")
+
+    work = ops.add_parser("work", help="claim inputs and work on them until the batch is done")
+    journal(work)
+    work.add_argument("--max-in-flight", type=int, help="batch-wide bound on unfinished tasks (kept in the journal)")
+    work.add_argument("--max-credits", type=float, help="batch-wide credit budget for new submits")
+    work.add_argument("--out", help="shared results folder (default: record result URLs only)")
+    work.add_argument("--root", help="where manifest paths live on this machine (default: the plan's --root)")
+    work.add_argument("--claim-size", type=int, default=8, help="inputs per claim (default: 8)")
+    work.add_argument("--max-held", type=int, default=64, help="inputs this worker holds at most (default: 64)")
+    work.add_argument("--lease", type=float, default=30.0, help="lease seconds, renewed every third (default: 30)")
+    work.add_argument("--poll-interval", type=float, default=0.5, help="seconds between empty claims")
+    work.add_argument("--resubmit-uncertain", action="store_true",
+                      help="resubmit 'uncertain' inputs with their same Idempotency-Key (only against a server that "
+                      "de-duplicates by it)")  # fmt: skip
+    connection(work)
+
+    status = ops.add_parser("status", help="counts by state, per worker, credits, rate, ETA")
+    journal(status)
+    status.add_argument("--json", action="store_true", help="one JSON object (per refresh with --watch)")
+    status.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
+                        help="refresh until every input is finished (default every 2 s)")  # fmt: skip
+
+    export = ops.add_parser("export", help="JSON Lines: every input's outcome and results")
+    journal(export)
+    export.add_argument("-o", "--output", help="file to write (default: standard output)")
+    export.set_defaults(json=True)
+
+
+def _check_url(url: str) -> None:
+    if not is_postgres_url(url):
+        raise ValidationError("--journal", "must be a postgresql:// URL (the one-machine batch keeps its "
+                              "SQLite journal in --out)")  # fmt: skip
+
+
+async def run(args: argparse.Namespace, reporter: object = None) -> int:
+    """Run ``evolink batch <operation>`` (the reporter of the other commands is not used here)."""
+    _check_url(args.journal)
+    command = {"plan": _plan, "work": _work, "status": _status, "export": _export}[args.operation]
+    return await command(args)
+
+
+def _inputs(args: argparse.Namespace) -> tuple[Iterator[ManifestInput], Path | None]:
+    source = Path(args.source)
+    if source.is_dir():
+        if args.prompt is None and args.model == "qwen-image-edit":
+            raise ValidationError("--prompt", "is required to plan a folder for qwen-image-edit")
+        params = {"speed": args.speed} if args.speed else {}
+        root = Path(args.root or source).resolve()
+        items = folder_manifest(source, model=args.model, prompt=args.prompt, model_params=params,
+                                recursive=args.recursive, pattern=args.glob)  # fmt: skip
+        return items, root
+    if not source.is_file():
+        raise ValidationError("source", f"{source} is neither a manifest file nor a folder")
+    return read_manifest(source), Path(args.root).resolve() if args.root else None
+
+
+async def _plan(args: argparse.Namespace) -> int:
+    from ..batch._pg_store import PgJournal
+
+    items, root = _inputs(args)
+    checked = _checked(items, root)
+    async with PgJournal(args.journal) as journal:
+        result = await journal.plan(checked, root=root)
+    data = {"kind": "planned", "inputs": result.inputs, "added": result.added, "already": result.already}
+    print(json.dumps(data) if args.json else
+          f"planned {result.inputs} input(s): {result.added} added, {result.already} already planned")  # fmt: skip
+    return _EXIT_OK
+
+
+def _checked(items: Iterator[ManifestInput], root: Path | None) -> Iterator[ManifestInput]:
+    for item in items:
+        for path in item.local_paths(root) if root is not None else ():
+            if not path.is_file():
+                raise ValidationError(item.key, f"{path} is not a file under --root")
+        if root is None and any(not i.startswith(("http://", "https://")) for i in item.image_urls):
+            raise ValidationError(item.key, "has local paths: give --root (the shared folder they are under)")
+        yield item
+
+
+def _print_event(stream: IO[str], as_json: bool) -> Callable[[BatchEvent], None]:
+    def show(event: BatchEvent) -> None:
+        if as_json:
+            print(json.dumps(event.to_json()), file=stream, flush=True)
+        elif event.kind in ("failed", "uncertain"):
+            print(f"{event.kind.upper():10} {event.key}  {event.error_code}: {event.message}", file=stream, flush=True)
+        elif event.kind in ("submitted", "reattached", "downloaded", "completed"):
+            print(f"{event.kind:10} {event.key}  {event.task_id or ''}", file=stream, flush=True)
+
+    return show
+
+
+async def _work(args: argparse.Namespace) -> int:
+    from ..batch._pg_store import PgJournal
+    from ..batch._worker import Worker, WorkerOptions
+
+    options = WorkerOptions(
+        max_in_flight=args.max_in_flight, max_credits=args.max_credits, out_dir=args.out, root=args.root,
+        claim_size=args.claim_size, max_held=args.max_held, lease=args.lease, poll_interval=args.poll_interval,
+        resubmit_uncertain=args.resubmit_uncertain,
+    )  # fmt: skip
+    scale = args.poll_scale
+    # With a time-scaled sandbox, retries scale too: an unscaled backoff after a 429 would idle a
+    # worker for a hundred "API seconds" and stall the fleet below the rate limit.
+    retry = RetryPolicy(max_retries=8, initial_delay=0.5 * scale, max_delay=8.0 * scale) if scale else None
+    client = EvolinkClient(args.api_key, base_url=args.base_url, files_base_url=args.files_base_url,
+                           poll_policy=PollPolicy().scaled(scale) if scale else None, retry=retry)  # fmt: skip
+    async with client, PgJournal(args.journal, connections=4) as journal:
+        worker = Worker(client, journal, options, on_event=_print_event(sys.stdout, args.json))
+        try:
+            summary = await worker.run()
+        finally:
+            print(json.dumps({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
+    return _EXIT_FAILED if summary.failed or summary.uncertain else _EXIT_OK
+
+
+async def _status(args: argparse.Namespace) -> int:
+    from ..batch._fleet_status import fleet_status
+    from ..batch._pg_store import PgJournal
+
+    async with PgJournal(args.journal, connections=1) as journal:
+        if args.watch is None:
+            status = await fleet_status(journal)
+            print(json.dumps(status.to_json()) if args.json else "\n".join(status.lines()))
+            return _EXIT_OK
+        if args.json or not sys.stdout.isatty():
+            while True:
+                status = await fleet_status(journal)
+                print(json.dumps(status.to_json()) if args.json else "\n".join(status.lines()), flush=True)
+                if status.remaining == 0:
+                    return _EXIT_OK
+                await anyio.sleep(args.watch)
+        return await _live_status(journal, args.watch)
+
+
+async def _live_status(journal: Any, interval: float) -> int:
+    from rich.live import Live
+    from rich.text import Text
+
+    from ..batch._fleet_status import fleet_status
+
+    with Live(Text("reading the journal ..."), refresh_per_second=4) as live:
+        while True:
+            status = await fleet_status(journal)
+            live.update(Text("\n".join(status.lines()) + f"\n(updated {time.strftime('%H:%M:%S')}; Ctrl-C to stop)"))
+            if status.remaining == 0:
+                return _EXIT_OK
+            await anyio.sleep(interval)
+
+
+async def _export(args: argparse.Namespace) -> int:
+    from ..batch._pg_store import PgJournal
+
+    output = await anyio.open_file(args.output, "w", encoding="utf-8") if args.output else None
+    try:
+        async with PgJournal(args.journal, connections=1) as journal:
+            async for row in journal.entries():
+                line = json.dumps(_export_row(row), ensure_ascii=False) + "\n"
+                if output is not None:
+                    await output.write(line)
+                else:
+                    sys.stdout.write(line)
+    finally:
+        if output is not None:
+            await output.aclose()
+    sys.stdout.flush()
+    return _EXIT_OK
+
+
+def _export_row(row: dict[str, Any]) -> dict[str, Any]:
+    status = row["status"]
+    outcome = "not_submitted" if status == "pending_submit" and row["error_code"] == "not_submitted" else \
+        "pending" if status == "pending_submit" else status  # fmt: skip
+    data: dict[str, Any] = {"key": row["key"], "outcome": outcome, "task_id": row["task_id"],
+                            "result_urls": json.loads(row["result_urls"]),
+                            "result_paths": json.loads(row["result_paths"]),
+                            "credits_reserved": row["credits_reserved"], "submitted_by": row["submitted_by"],
+                            "finished_by": row["finished_by"]}  # fmt: skip
+    if row["error_code"]:
+        data["error"] = {"code": row["error_code"], "message": row["error_message"]}
+    if row["line"]:
+        data["input"] = json.loads(row["line"])
+    return data

@@ -1,0 +1,21 @@
+"""A real PostgreSQL for the fleet tests: one throwaway cluster per session, a fresh database per test."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from .pgcluster import PgCluster, pg_cluster
+
+
+@pytest.fixture(scope="session")
+def pg() -> Iterator[PgCluster]:
+    # Not skipped when PostgreSQL is missing: .ci/run installs it, and a fleet left untested is a failure.
+    with pg_cluster() as cluster:
+        yield cluster
+
+
+@pytest.fixture
+def journal_url(pg: PgCluster) -> str:
+    return pg.create_database()

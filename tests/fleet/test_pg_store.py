@@ -1,0 +1,109 @@
+"""The PostgreSQL journal's promises, one call at a time (no sandbox, no worker processes)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import anyio
+import pytest
+
+from evolink_async.batch import ManifestInput, PgJournal, open_journal
+from evolink_async.batch._entries import EntryStatus, JournalError, JournalMismatchError
+
+
+def _inputs(count: int, prompt: str = "autumn") -> list[ManifestInput]:
+    return [ManifestInput(key=f"k{i:03d}", model="qwen-image-edit", prompt=prompt,
+                          image_urls=(f"https://img.example.com/{i}.png",)) for i in range(count)]  # fmt: skip
+
+
+async def test_open_journal_picks_the_store_by_url(journal_url: str, tmp_path: object) -> None:
+    journal = await open_journal(journal_url)
+    try:
+        assert isinstance(journal, PgJournal)
+        assert (await journal.counts())[EntryStatus.PENDING_SUBMIT] == 0
+    finally:
+        await journal.aclose()
+
+
+def test_the_sqlite_path_never_imports_asyncpg() -> None:
+    code = ("import sys, evolink_async, evolink_async.batch, evolink_async.cli; "
+            "assert 'asyncpg' not in sys.modules, 'asyncpg imported'")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=60)
+
+
+async def test_claims_hand_each_input_to_one_worker_within_the_bound(journal_url: str) -> None:
+    async with PgJournal(journal_url) as journal:
+        await journal.plan(_inputs(20))
+        await journal.set_limits(max_in_flight=6)
+        claims = await asyncio_gather(*(journal.claim(f"w{i}", limit=4, lease=30) for i in range(4)))
+        keys = [c.entry.key for claim in claims for c in claim.items]
+        assert len(keys) == len(set(keys)) == 6  # the batch-wide bound, not 4 workers x 4
+
+
+async def asyncio_gather(*coroutines: object) -> list[object]:
+    results: list[object] = [None] * len(coroutines)
+
+    async def one(index: int, coroutine: object) -> None:
+        results[index] = await coroutine  # type: ignore[misc]
+
+    async with anyio.create_task_group() as group:
+        for index, coroutine in enumerate(coroutines):
+            group.start_soon(one, index, coroutine)
+    return results
+
+
+async def test_an_expired_submit_without_a_task_id_becomes_uncertain_not_resubmitted(journal_url: str) -> None:
+    async with PgJournal(journal_url) as journal:
+        await journal.plan(_inputs(2))
+        (first, second) = (await journal.claim("dead", limit=2, lease=0.2)).items
+        assert await journal.begin_submit(first.entry.key, "dead", '{"model":"qwen-image-edit"}') is not None
+        await journal.record_submitted(second.entry.key, "task-unified-1-abc", owner="dead", lease=0.2)
+        await anyio.sleep(0.4)
+        taken = (await journal.claim("alive", limit=5, lease=30)).items
+        assert [c.entry.key for c in taken] == [second.entry.key]  # re-attached by its task id
+        assert taken[0].entry.task_id == "task-unified-1-abc"
+        uncertain = await journal.get(first.entry.key)
+        assert uncertain is not None
+        assert uncertain.status is EntryStatus.UNCERTAIN
+        # The dead worker's late submit attempt is fenced off.
+        assert await journal.begin_submit(first.entry.key, "dead", "{}") is None
+        # Settling by resubmitting: back in the pool with the *same* idempotency key and body.
+        assert await journal.requeue_uncertain() == 1
+        (again,) = (await journal.claim("alive", limit=5, lease=30)).items
+        assert again.entry.idempotency_key == first.entry.idempotency_key
+        assert await journal.begin_submit(again.entry.key, "alive", '{"other":1}') == '{"model":"qwen-image-edit"}'
+
+
+async def test_a_changed_line_is_refused_and_nothing_is_loaded(journal_url: str) -> None:
+    async with PgJournal(journal_url) as journal:
+        assert (await journal.plan(_inputs(5))).added == 5
+        with pytest.raises(JournalMismatchError, match="k000"):
+            await journal.plan([*_inputs(7)[5:], *_inputs(1, prompt="winter")])
+        assert sum((await journal.counts()).values()) == 5  # k005, k006 rolled back with the refusal
+
+
+async def test_the_budget_stops_claims_and_a_refused_submit_gives_credits_back(journal_url: str) -> None:
+    async with PgJournal(journal_url) as journal:
+        await journal.plan(_inputs(5))
+        await journal.set_limits(max_in_flight=10, max_credits=2.5)
+        claim = await journal.claim("w", limit=10, lease=30)
+        assert len(claim.items) == 2
+        assert claim.budget_exhausted
+        await journal.record_outcome(claim.items[0].entry.key, EntryStatus.SUBMIT_FAILED, owner="w",
+                                     error_code="invalid", error_message="bad")  # fmt: skip
+        assert (await journal.limits())["credits_reserved"] == 1.0
+        assert len((await journal.claim("w", limit=10, lease=30)).items) == 1
+
+
+async def test_a_newer_schema_is_refused(journal_url: str) -> None:
+    async with PgJournal(journal_url) as journal:
+        await journal.pool.execute("UPDATE evolink_schema SET version = 2")
+    with pytest.raises(JournalError, match="journal schema 2 is newer"):
+        await PgJournal.open(journal_url)
+
+
+async def test_concurrent_first_opens_create_the_schema_once(journal_url: str) -> None:
+    journals = await asyncio_gather(*(PgJournal.open(journal_url) for _ in range(6)))
+    for journal in journals:
+        await journal.aclose()  # type: ignore[attr-defined]
