@@ -14,6 +14,7 @@ import signal
 import struct
 import subprocess
 import termios
+import threading
 import time
 from pathlib import Path
 
@@ -114,10 +115,19 @@ def test_interrupted_summary_counts_the_credits_of_submitted_tasks(tmp_path: Pat
                 "--max-in-flight", "4", "--json", *sandbox.connect(poll_scale=SCALE)]  # fmt: skip
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                    env=cli_env(), start_new_session=True)  # fmt: skip
+        lines: list[bytes] = []
+        assert process.stdout is not None
+        reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, b"")), daemon=True)
+        reader.start()
         try:
-            wait_for(lambda: len(sandbox.ledger()["billed"]) >= 2, 30, "two submits", process=process)
+            # Interrupt once the CLI itself has seen a submit answer: the sandbox bills a task
+            # before its answer reaches the client, so its ledger alone would race the summary.
+            wait_for(lambda: any(b'"kind": "submitted"' in line for line in lines), 30, "a submitted event",
+                     process=process)  # fmt: skip
             os.killpg(process.pid, signal.SIGINT)
-            stdout, stderr = process.communicate(timeout=30)
+            _, stderr = process.communicate(timeout=30)
+            reader.join(10)
+            stdout = b"".join(lines)
         except subprocess.TimeoutExpired:
             pytest.fail("the interrupted run did not exit within 30 s")
         finally:
