@@ -116,18 +116,25 @@ def test_interrupted_summary_counts_the_credits_of_submitted_tasks(tmp_path: Pat
         process = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                    env=cli_env(), start_new_session=True)  # fmt: skip
         lines: list[bytes] = []
+        errors: list[bytes] = []
         assert process.stdout is not None
-        reader = threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, b"")), daemon=True)
-        reader.start()
+        assert process.stderr is not None
+        readers = [  # both pipes drained by threads: communicate() would take stdout's lines from us
+            threading.Thread(target=lambda: lines.extend(iter(process.stdout.readline, b"")), daemon=True),
+            threading.Thread(target=lambda: errors.extend(iter(process.stderr.readline, b"")), daemon=True),
+        ]
+        for reader in readers:
+            reader.start()
         try:
             # Interrupt once the CLI itself has seen a submit answer: the sandbox bills a task
             # before its answer reaches the client, so its ledger alone would race the summary.
             wait_for(lambda: any(b'"kind": "submitted"' in line for line in lines), 30, "a submitted event",
                      process=process)  # fmt: skip
             os.killpg(process.pid, signal.SIGINT)
-            _, stderr = process.communicate(timeout=30)
-            reader.join(10)
-            stdout = b"".join(lines)
+            process.wait(timeout=30)
+            for reader in readers:
+                reader.join(10)
+            stdout, stderr = b"".join(lines), b"".join(errors)
         except subprocess.TimeoutExpired:
             pytest.fail("the interrupted run did not exit within 30 s")
         finally:
