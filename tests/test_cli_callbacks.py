@@ -99,6 +99,19 @@ def test_dropped_callbacks_cost_queries_never_inputs(tmp_path: Path) -> None:
     assert summary["updates"]["by_query"] >= 1, summary["updates"]
 
 
+def test_an_unreachable_public_url_falls_back_to_queries_and_says_so(tmp_path: Path) -> None:
+    make_inputs(tmp_path / "in", 4)
+    nowhere = free_port()  # the public URL names a port nobody listens on
+    flags = ["--callbacks", f"http://127.0.0.1:{nowhere}/hooks", "--listen", f"127.0.0.1:{free_port()}",
+             "--allow-local-callbacks"]  # fmt: skip
+    with sandbox_process(*SPREAD, time_scale=SCALE, seed=9) as sandbox:
+        done = run_cli(["remove-bg", str(tmp_path / "in"), "--out", str(tmp_path / "out"), *flags,
+                        *sandbox.connect(poll_scale=SCALE)], bound=90)  # fmt: skip
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    assert "updates: 0 by callback" in done.stdout, done.stdout[-800:]
+    assert "no callback arrived" in done.stdout, done.stdout[-800:]
+
+
 # --- usage errors: exit 2, a clear message, nothing contacted ----------------------------------------
 
 

@@ -107,7 +107,7 @@ class LiveReporter(Reporter):
             self.console.print(line, highlight=False, markup=False)
 
     def summary(self, summary: BatchSummary) -> None:
-        for line in summary_lines(summary) + updates_lines(self.update_counts):
+        for line in summary_lines(summary) + updates_lines(self.update_counts, final=True):
             self.console.print(line, highlight=False, markup=False)
 
 

@@ -88,7 +88,7 @@ class Reporter:
             self._print(line)
 
     def summary(self, summary: BatchSummary) -> None:
-        for line in summary_lines(summary) + updates_lines(self.update_counts):
+        for line in summary_lines(summary) + updates_lines(self.update_counts, final=True):
             self._print(line)
 
 
@@ -141,12 +141,15 @@ def summary_lines(summary: BatchSummary) -> list[str]:
     return lines
 
 
-def updates_lines(counts: Callable[[], dict[str, int]] | None) -> list[str]:
-    """The summary's line on how task updates came (only with ``--callbacks``)."""
+def updates_lines(counts: Callable[[], dict[str, int]] | None, *, final: bool = False) -> list[str]:
+    """The line on how task updates came (only with ``--callbacks``); at the end, a hint if none came by callback."""
     if counts is None:
         return []
     now = counts()
-    return [f"updates: {now['by_callback']} by callback, {now['by_query']} by query"]
+    lines = [f"updates: {now['by_callback']} by callback, {now['by_query']} by query"]
+    if final and now["by_query"] and not now["by_callback"]:
+        lines.append("no callback arrived: check that the --callbacks URL reaches --listen from outside")
+    return lines
 
 
 def elapsed(started: float) -> str:
