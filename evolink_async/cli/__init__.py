@@ -17,6 +17,7 @@ from ..batch._spec import BatchLockedError
 from ..errors import AuthenticationError, EvolinkError, PermissionDeniedError, ValidationError
 from . import _commands, _fleet
 from ._args import build_parser
+from ._callbacks import CallbackUsageError
 from ._reporters import make_reporter
 from ._runner import Runner, exit_promptly
 from ._text import printable
@@ -79,7 +80,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"evolink: the API key was refused ({type(exc).__name__}: {printable(exc)}); "
               "check --api-key, --api-key-file or $EVOLINK_API_KEY", file=sys.stderr)  # fmt: skip
         code = _commands.EXIT_USAGE
-    except (ValidationError, BatchLockedError, JournalError, _commands.UsageError) as exc:
+    except (ValidationError, BatchLockedError, JournalError, _commands.UsageError, CallbackUsageError) as exc:
         print(f"evolink: {printable(exc)}", file=sys.stderr)
         code = _commands.EXIT_USAGE
     except EvolinkError as exc:

@@ -6,6 +6,7 @@ import argparse
 import os
 
 from .._version import __version__
+from ._callbacks import add_callback_arguments
 from ._fleet import add_fleet_parsers
 
 __all__ = ["build_parser"]
@@ -79,6 +80,7 @@ def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="take symbolic links to files outside DIR (by default such an input fails)")  # fmt: skip
     parser.add_argument("--max-credits", type=_positive, help="stop new submits before this run's credits exceed it")
+    add_callback_arguments(parser)
     _connection(parser)
     parser.set_defaults(command="batch", operation=name)
 

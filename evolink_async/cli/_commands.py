@@ -10,6 +10,7 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
+from .._callbacks.receiver import CallbackReceiver
 from .._clients.evolink import EvolinkClient
 from .._files.download import download_urls
 from .._files.image_probe import ImageFormat
@@ -19,6 +20,7 @@ from .._models.task import Task, TaskStatus
 from .._watching.poll_policy import PollPolicy
 from ..batch._run import Batch, plan_batch
 from ..batch._spec import BatchSpec
+from ._callbacks import callback_options, callback_receiver, start_listening, update_counts
 from ._demo import run_demo
 from ._progress import JsonReporter, Reporter
 from ._text import printable
@@ -54,7 +56,7 @@ def _api_key(args: argparse.Namespace) -> str | None:
     return key
 
 
-def build_client(args: argparse.Namespace) -> EvolinkClient:
+def build_client(args: argparse.Namespace, *, callbacks: CallbackReceiver | None = None) -> EvolinkClient:
     """A client from the options and the environment (``MissingAPIKeyError`` without a key)."""
     scale = args.poll_scale
     return EvolinkClient(
@@ -62,6 +64,7 @@ def build_client(args: argparse.Namespace) -> EvolinkClient:
         base_url=args.base_url,
         files_base_url=args.files_base_url,
         poll_policy=PollPolicy().scaled(scale) if scale else None,
+        callbacks=callbacks,
     )
 
 
@@ -84,6 +87,7 @@ def _no_inputs(args: argparse.Namespace) -> int:
 
 
 async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
+    callbacks = callback_options(args)  # --callbacks and --listen, checked before anything else
     spec = spec_from(args)
     # The request rules (prompt required or forbidden, its length) fail here, before any key is needed.
     spec.request("https://example.invalid/check.png")
@@ -95,8 +99,14 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
         if not plan.inputs:
             return _no_inputs(args)
         return EXIT_FAILED if plan.invalid else EXIT_OK
-    client = build_client(args)
+    receiver = callback_receiver(callbacks)
+    client = build_client(args, callbacks=receiver)
     runner = Batch(client, spec, on_event=reporter.event)
+    # The receiver listens from before the first submit to the end of the run, Ctrl-C included.
+    listener = await start_listening(receiver, callbacks)
+    if receiver is not None:
+        reporter.update_counts = lambda: update_counts(receiver, client.tracker)
+        reporter.note(f"callbacks: {printable(receiver.public_url)}/<token>, listening on {printable(args.listen)}")
     try:
         async with client:
             with reporter:
@@ -104,6 +114,9 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
     except anyio.get_cancelled_exc_class():
         reporter.summary(runner.summary)  # interrupted: what was done (the hint to resume comes last)
         raise
+    finally:
+        if listener is not None:
+            await listener.stop()
     # An error (a wrong key, say) is main's to report; a summary would only read as a run.
     reporter.summary(runner.summary)
     if not runner.summary.inputs:

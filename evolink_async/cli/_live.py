@@ -6,7 +6,7 @@ import contextlib
 from types import TracebackType
 from typing import IO, Any, Self
 
-from rich.console import Console, Group
+from rich.console import Console, ConsoleOptions, Group, RenderResult
 from rich.live import Live
 from rich.markup import escape
 from rich.progress import (
@@ -22,7 +22,7 @@ from rich.progress import (
 from rich.text import Text
 
 from ..batch._spec import BatchEvent, BatchPlan, BatchSummary
-from ._progress import Reporter, plan_lines, summary_lines
+from ._progress import Reporter, plan_lines, summary_lines, updates_lines
 from ._text import printable
 
 _MAX_ROWS = 8
@@ -45,7 +45,8 @@ class LiveReporter(Reporter):
         self.row_ids: dict[str, TaskID] = {}
         self.finished = 0
         self.failed = 0
-        self.live = Live(Group(self.overall, self.rows), console=self.console, refresh_per_second=8, transient=False)
+        self.live = Live(Group(self.overall, _Updates(self), self.rows), console=self.console, refresh_per_second=8,
+                         transient=False)  # fmt: skip
 
     def __enter__(self) -> Self:
         self.live.__enter__()
@@ -106,5 +107,16 @@ class LiveReporter(Reporter):
             self.console.print(line, highlight=False, markup=False)
 
     def summary(self, summary: BatchSummary) -> None:
-        for line in summary_lines(summary):
+        for line in summary_lines(summary) + updates_lines(self.update_counts, final=True):
             self.console.print(line, highlight=False, markup=False)
+
+
+class _Updates:
+    """The live line "updates: N by callback, M by query", read at each refresh (``--callbacks`` only)."""
+
+    def __init__(self, reporter: Reporter) -> None:
+        self._reporter = reporter
+
+    def __rich_console__(self, console: Console, options: ConsoleOptions) -> RenderResult:
+        for line in updates_lines(self._reporter.update_counts):
+            yield Text(line, style="dim")

@@ -30,6 +30,8 @@ class Reporter:
         #: Called once when the reader of the output went away (``evolink ... | head -1``).
         self.on_broken_pipe: Callable[[], None] = lambda: None
         self.broken = False
+        #: With ``--callbacks``: how many updates came by callback and by query, so far.
+        self.update_counts: Callable[[], dict[str, int]] | None = None
 
     def __enter__(self) -> Self:
         return self
@@ -86,7 +88,7 @@ class Reporter:
             self._print(line)
 
     def summary(self, summary: BatchSummary) -> None:
-        for line in summary_lines(summary):
+        for line in summary_lines(summary) + updates_lines(self.update_counts, final=True):
             self._print(line)
 
 
@@ -109,7 +111,8 @@ class JsonReporter(Reporter):
         self._emit({"kind": "plan", **plan.to_json()})
 
     def summary(self, summary: BatchSummary) -> None:
-        self._emit({"kind": "summary", **summary.to_json()})
+        updates = {} if self.update_counts is None else {"updates": self.update_counts()}
+        self._emit({"kind": "summary", **summary.to_json(), **updates})
 
 
 def plan_lines(plan: BatchPlan) -> list[str]:
@@ -135,6 +138,17 @@ def summary_lines(summary: BatchSummary) -> list[str]:
         lines.append(f"{len(summary.failed)} failed:")
         lines += [f"  {printable(f.key)}  {printable(f.code)}  {printable(f.message)}" for f in summary.failed]
     # The resume hint is the command's to print, once (also after a second Ctrl-C): not here.
+    return lines
+
+
+def updates_lines(counts: Callable[[], dict[str, int]] | None, *, final: bool = False) -> list[str]:
+    """The line on how task updates came (only with ``--callbacks``); at the end, a hint if none came by callback."""
+    if counts is None:
+        return []
+    now = counts()
+    lines = [f"updates: {now['by_callback']} by callback, {now['by_query']} by query"]
+    if final and now["by_query"] and not now["by_callback"]:
+        lines.append("no callback arrived: check that the --callbacks URL reaches --listen from outside")
     return lines
 
 

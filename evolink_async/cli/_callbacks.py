@@ -1,0 +1,188 @@
+"""``--callbacks URL --listen HOST:PORT``: a batch that takes its tasks' callbacks itself.
+
+The command line runs a :class:`CallbackReceiver` in its own process: an aiohttp server on
+``--listen`` serves ``receiver.aiohttp_app()`` at the path of the public URL (``https://public/hooks``
+-> ``/hooks``), started before the first submit and stopped, in bounded time, when the batch ends
+or is interrupted. What reaches ``--listen`` from the public URL (a reverse proxy, a tunnel, the
+sandbox on loopback) is the user's to arrange; the receiver only checks each callback's token.
+
+>>> receiver = callback_receiver(options := callback_options(args))   # None without --callbacks
+>>> client = build_client(args, callbacks=receiver)
+>>> listener = await start_listening(receiver, options)               # before the first submit
+>>> try: ...
+... finally: await listener.stop()
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import os
+from urllib.parse import urlsplit
+
+import anyio
+import attrs
+from aiohttp import web
+
+from .._callbacks.receiver import CallbackReceiver
+from .._watching.tracker import Tracker
+from ..errors import ValidationError
+from ._text import printable
+
+__all__ = ["CallbackOptions", "CallbackUsageError", "Listener", "add_callback_arguments", "callback_options",
+           "callback_receiver", "start_listening", "update_counts"]
+
+#: Seconds the server may take to stop (open connections are cut after that).
+STOP_BOUND = 2.0
+_SECRET_ENV = "EVOLINK_CALLBACK_SECRET"  # noqa: S105 - the variable's name, not a secret
+
+
+class CallbackUsageError(Exception):
+    """Callback options that cannot run (exit 2): one of --callbacks/--listen alone, a port in use."""
+
+
+@attrs.frozen(kw_only=True)
+class CallbackOptions:
+    public_url: str
+    host: str
+    port: int
+    secret: str | None = attrs.field(repr=False)
+    allow_local: bool
+
+    @property
+    def path(self) -> str:
+        """Where the receiver is mounted: the public URL's path, '' for its root."""
+        return urlsplit(self.public_url).path.rstrip("/")
+
+
+def add_callback_arguments(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group(
+        "callbacks", "take each task's end by callback instead of polling (polling stays the safety net)"
+    )
+    group.add_argument("--callbacks", metavar="URL",
+                       help="public URL that reaches --listen (e.g. https://hooks.example.com/evolink); "
+                       "each submit gets URL/<token>")  # fmt: skip
+    group.add_argument("--listen", metavar="HOST:PORT",
+                       help="where the receiver listens (e.g. 127.0.0.1:8080 behind a proxy or tunnel; "
+                       "PORT alone: 127.0.0.1)")  # fmt: skip
+    group.add_argument("--callback-secret-file", metavar="FILE",
+                       help=f"the secret of the callback tokens (first line, 16+ bytes; default: ${_SECRET_ENV}, "
+                       "else random per run: a resumed run then cannot match earlier runs' callbacks)")  # fmt: skip
+    group.add_argument("--allow-local-callbacks", action="store_true",
+                       help="accept an http:// or loopback --callbacks URL (the sandbox, a local tunnel)")  # fmt: skip
+
+
+def _listen_address(text: str) -> tuple[str, int]:
+    host, colon, port_text = text.rpartition(":")
+    if not colon:
+        host, port_text = "", text
+    host = host.strip()
+    if host.startswith("[") and host.endswith("]"):  # [::1]:8080
+        host = host[1:-1]
+    try:
+        port = int(port_text)
+    except ValueError:
+        port = -1
+    if not 1 <= port <= 65535:
+        raise CallbackUsageError(f"--listen {printable(text)}: expected HOST:PORT with a port in 1..65535")
+    return host or "127.0.0.1", port
+
+
+def _read_secret(path: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as handle:
+            secret = handle.readline().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or exc
+        raise CallbackUsageError(f"--callback-secret-file {printable(path)}: cannot be read ({reason})") from None
+    if not secret:
+        raise CallbackUsageError(f"--callback-secret-file {printable(path)}: the file is empty")
+    return secret
+
+
+def callback_options(args: argparse.Namespace) -> CallbackOptions | None:
+    """The callback options of a batch command, checked; None without ``--callbacks``."""
+    url: str | None = getattr(args, "callbacks", None)
+    listen: str | None = getattr(args, "listen", None)
+    secret_file: str | None = getattr(args, "callback_secret_file", None)
+    if url is None and listen is None:
+        others = [flag for flag, value in (("--callback-secret-file", secret_file),
+                                           ("--allow-local-callbacks", getattr(args, "allow_local_callbacks", False)))
+                  if value]  # fmt: skip
+        if others:
+            raise CallbackUsageError(f"{others[0]} needs --callbacks URL and --listen HOST:PORT")
+        return None
+    if url is None:
+        raise CallbackUsageError("--listen needs --callbacks URL (the public URL that reaches it)")
+    if listen is None:
+        raise CallbackUsageError("--callbacks needs --listen HOST:PORT (where the receiver listens)")
+    host, port = _listen_address(listen)
+    secret = _read_secret(secret_file) if secret_file is not None else os.environ.get(_SECRET_ENV) or None
+    return CallbackOptions(public_url=url, host=host, port=port, secret=secret,
+                           allow_local=bool(getattr(args, "allow_local_callbacks", False)))  # fmt: skip
+
+
+def callback_receiver(options: CallbackOptions | None) -> CallbackReceiver | None:
+    """The receiver of ``options`` (None without them); a bad public URL or secret is a ``ValidationError``."""
+    if options is None:
+        return None
+    try:
+        return CallbackReceiver(options.public_url, secret=options.secret, allow_local=options.allow_local)
+    except ValidationError as exc:
+        field = {"public_url": "--callbacks", "secret": "--callback-secret-file" if options.secret else _SECRET_ENV}
+        hint = " (--allow-local-callbacks accepts http:// and loopback URLs)" \
+            if exc.field == "public_url" and not options.allow_local else ""  # fmt: skip
+        raise ValidationError(field.get(exc.field, exc.field), exc.rule + hint) from None
+
+
+def _bind_failure(options: CallbackOptions, exc: OSError) -> CallbackUsageError:
+    where = f"--listen {printable(options.host)}:{options.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return CallbackUsageError(f"{where}: the port is in use (another process listens there); choose another")
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        return CallbackUsageError(f"{where}: not allowed to listen there (ports below 1024 need privileges)")
+    reason = exc.strerror or str(exc) or type(exc).__name__
+    return CallbackUsageError(f"{where}: cannot listen there ({printable(reason)})")
+
+
+class Listener:
+    """The receiver's aiohttp server on ``--listen``; ``stop`` is bounded and survives a cancellation."""
+
+    def __init__(self, runner: web.AppRunner) -> None:
+        self._runner = runner
+
+    async def stop(self) -> None:
+        # Shielded: after a Ctrl-C the cancelled command must still close its listening socket.
+        with anyio.move_on_after(STOP_BOUND + 1, shield=True):
+            await self._runner.cleanup()
+
+
+async def start_listening(receiver: CallbackReceiver | None, options: CallbackOptions | None) -> Listener | None:
+    """Serve ``receiver`` at the public URL's path on ``options.host:options.port`` (None without one).
+
+    A port in use, or an address this machine cannot listen on, is a ``CallbackUsageError``.
+    """
+    if receiver is None or options is None:
+        return None
+    app = web.Application()
+    if options.path:
+        app.add_subapp(options.path, receiver.aiohttp_app())
+    else:
+        app = receiver.aiohttp_app()
+    runner = web.AppRunner(app, handle_signals=False, access_log=None, shutdown_timeout=STOP_BOUND)
+    await runner.setup()
+    listener = Listener(runner)
+    try:
+        await web.TCPSite(runner, options.host, options.port).start()
+    except OSError as exc:
+        await listener.stop()
+        raise _bind_failure(options, exc) from None
+    except BaseException:
+        await listener.stop()
+        raise
+    return listener
+
+
+def update_counts(receiver: CallbackReceiver, tracker: Tracker) -> dict[str, int]:
+    """How the batch learnt of its tasks' changes: callbacks taken, and queries sent."""
+    return {"by_callback": receiver.accepted, "by_query": tracker.queries_sent}
