@@ -184,6 +184,8 @@ class EvolinkClient:
         max_submits_per_second: float | None = None,
         buffer_size: int = 64,
         timeout: float | None = None,
+        max_credits: float | None = None,
+        credits_per_task: float | None = None,
     ) -> FanOut:
         """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
 
@@ -193,6 +195,15 @@ class EvolinkClient:
         error ends the batch with that error; exhausted credits stop new submits while the
         unfinished tasks go on. Leaving the block early stops submitting and watching; what was
         left unfinished is listed in ``events.summary``.
+
+        ``max_credits`` bounds the credits the submits may reserve (``usage.credits_reserved`` of
+        their answers). A submit goes out only while the credits reserved so far plus an estimate
+        for it and for each submit still awaiting its answer fit the budget; the estimate is
+        ``credits_per_task`` or the largest cost seen so far, whichever is bigger. Without
+        ``credits_per_task`` submits go out one at a time until a first answer tells the cost, so
+        only that first submit can overshoot the budget; afterwards only a task dearer than every
+        one seen before can. Once the budget is reached, inputs left get one ``SUBMIT_FAILED``
+        event each with a ``NotSubmittedError`` (no request) and count in ``summary.not_submitted``.
 
         >>> async with client.fan_out(requests, max_in_flight=16) as events:
         ...     async for event in events:
@@ -206,6 +217,8 @@ class EvolinkClient:
             max_submits_per_second=max_submits_per_second,
             buffer_size=buffer_size,
             timeout=timeout,
+            max_credits=max_credits,
+            credits_per_task=credits_per_task,
         )
 
     async def download(

@@ -299,11 +299,14 @@ class MidjourneyClient:
         max_submits_per_second: float | None = None,
         buffer_size: int = 64,
         timeout: float | None = None,
+        max_credits: float | None = None,
+        credits_per_task: float | None = None,
     ) -> FanOut:
         """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
 
         As ``EvolinkClient.fan_out``; a task left in ``MODAL`` ends its input with a ``FAILED``
-        event whose ``error`` is ``TaskNeedsModalError``.
+        event whose ``error`` is ``TaskNeedsModalError``. A proxy's answers carry no cost, so
+        ``max_credits`` needs ``credits_per_task``: each submit counts that much.
 
         >>> async with mj.fan_out([Imagine(prompt=p) for p in prompts], max_in_flight=8) as events:
         ...     async for event in events:
@@ -311,6 +314,8 @@ class MidjourneyClient:
         """
         # FanOut hands each request to ``TaskAPI.submit`` untouched: any request type of the protocol fits.
         items = cast("Iterable[FanOutInput] | AsyncIterable[FanOutInput]", requests)
+        if max_credits is not None and credits_per_task is None:
+            raise ValidationError("credits_per_task", "is needed with max_credits: proxy answers carry no cost")
         return FanOut(
             cast(TaskAPI, self._api),
             self._tracker,
@@ -319,6 +324,8 @@ class MidjourneyClient:
             max_submits_per_second=max_submits_per_second,
             buffer_size=buffer_size,
             timeout=timeout,
+            max_credits=max_credits,
+            credits_per_task=credits_per_task,
         )
 
     @staticmethod
