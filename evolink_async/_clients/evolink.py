@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
 from typing import Any, Self
 
 import aiohttp
@@ -30,6 +28,7 @@ from .._watching.poll_policy import PollPolicy
 from .._watching.tracker import Tracker
 from ..errors import EvolinkError, ValidationError
 from .images import Images
+from .lifecycle import TrackerLifecycle
 from .tasks import Tasks
 
 __all__ = ["EvolinkClient", "MissingAPIKeyError"]
@@ -42,7 +41,7 @@ class MissingAPIKeyError(EvolinkError, ValueError):
 _UNSET: Any = object()
 
 
-class EvolinkClient:
+class EvolinkClient(TrackerLifecycle):
     """An asyncio client for the Evolink API. Use it as an async context manager.
 
     The key comes from ``api_key`` or ``EVOLINK_API_KEY``; the hosts from ``base_url`` /
@@ -184,6 +183,8 @@ class EvolinkClient:
         max_submits_per_second: float | None = None,
         buffer_size: int = 64,
         timeout: float | None = None,
+        max_credits: float | None = None,
+        credits_per_task: float | None = None,
     ) -> FanOut:
         """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
 
@@ -193,6 +194,15 @@ class EvolinkClient:
         error ends the batch with that error; exhausted credits stop new submits while the
         unfinished tasks go on. Leaving the block early stops submitting and watching; what was
         left unfinished is listed in ``events.summary``.
+
+        ``max_credits`` bounds the credits the submits may reserve (``usage.credits_reserved`` of
+        their answers). A submit goes out only while the credits reserved so far plus an estimate
+        for it and for each submit still awaiting its answer fit the budget; the estimate is
+        ``credits_per_task`` or the largest cost seen so far, whichever is bigger. Without
+        ``credits_per_task`` submits go out one at a time until a first answer tells the cost, so
+        only that first submit can overshoot the budget; afterwards only a task dearer than every
+        one seen before can. Once the budget is reached, inputs left get one ``SUBMIT_FAILED``
+        event each with a ``NotSubmittedError`` (no request) and count in ``summary.not_submitted``.
 
         >>> async with client.fan_out(requests, max_in_flight=16) as events:
         ...     async for event in events:
@@ -206,6 +216,8 @@ class EvolinkClient:
             max_submits_per_second=max_submits_per_second,
             buffer_size=buffer_size,
             timeout=timeout,
+            max_credits=max_credits,
+            credits_per_task=credits_per_task,
         )
 
     async def download(
@@ -252,39 +264,6 @@ class EvolinkClient:
         return await download_urls(
             self._transport.session, urls, dest_dir, name_for, max_bytes=max_bytes, timeout=timeout, durable=durable
         )
-
-    async def aclose(self) -> None:
-        """Close the session (unless it was passed in by the caller)."""
-        await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        """Start the tracker; it runs until the ``async with`` block ends."""
-        if not self._owns_tracker:
-            return self  # a ``with_options`` view: the original client runs the tracker
-        if self._tracker_task is not None:
-            raise RuntimeError("this client is already entered")
-        # A plain asyncio task rather than an anyio task group: pytest-asyncio fixtures (and some
-        # frameworks' lifespans) enter and exit in different tasks, which a task group forbids.
-        # The ``async with`` still bounds its life: __aexit__ cancels and awaits it.
-        self._tracker.open()
-        self._tracker_task = asyncio.create_task(self._tracker.run(), name="evolink-tracker")
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        task, self._tracker_task = self._tracker_task, None
-        try:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                self._tracker.close()
-        finally:
-            await self.aclose()
 
     def __repr__(self) -> str:
         return f"EvolinkClient(base_url={self.base_url!r}, api_key='***')"

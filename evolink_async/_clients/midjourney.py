@@ -7,8 +7,7 @@ import contextlib
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Literal, Self, cast
+from typing import Any, Literal, cast
 
 import aiohttp
 import attrs
@@ -34,6 +33,7 @@ from .._watching.poll_policy import PollPolicy
 from .._watching.tracker import Tracker
 from ..errors import NotFoundError, UnsupportedOperationError, ValidationError
 from .evolink import MissingAPIKeyError
+from .lifecycle import TrackerLifecycle
 from .tasks import Tasks
 
 __all__ = ["MidjourneyClient", "MidjourneyTasks"]
@@ -109,7 +109,7 @@ class MidjourneyTasks(Tasks):
         return await cancel(task_id_of(task_or_id))
 
 
-class MidjourneyClient:
+class MidjourneyClient(TrackerLifecycle):
     """An asyncio client for a Midjourney proxy (novicezk or trueai midjourney-proxy, or a gateway).
 
     The key comes from ``api_key`` or ``MJ_PROXY_API_KEY`` (``api_key=""`` sends none); the host
@@ -122,6 +122,8 @@ class MidjourneyClient:
     ...     done = await mj.tasks.wait(task, timeout=900)
     ...     upscaled = await mj.action(done, "U2")
     """
+
+    TRACKER_TASK_NAME = "evolink-mj-tracker"
 
     def __init__(
         self,
@@ -299,11 +301,14 @@ class MidjourneyClient:
         max_submits_per_second: float | None = None,
         buffer_size: int = 64,
         timeout: float | None = None,
+        max_credits: float | None = None,
+        credits_per_task: float | None = None,
     ) -> FanOut:
         """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
 
         As ``EvolinkClient.fan_out``; a task left in ``MODAL`` ends its input with a ``FAILED``
-        event whose ``error`` is ``TaskNeedsModalError``.
+        event whose ``error`` is ``TaskNeedsModalError``. A proxy's answers carry no cost, so
+        ``max_credits`` needs ``credits_per_task``: each submit counts that much.
 
         >>> async with mj.fan_out([Imagine(prompt=p) for p in prompts], max_in_flight=8) as events:
         ...     async for event in events:
@@ -311,6 +316,8 @@ class MidjourneyClient:
         """
         # FanOut hands each request to ``TaskAPI.submit`` untouched: any request type of the protocol fits.
         items = cast("Iterable[FanOutInput] | AsyncIterable[FanOutInput]", requests)
+        if max_credits is not None and credits_per_task is None:
+            raise ValidationError("credits_per_task", "is needed with max_credits: proxy answers carry no cost")
         return FanOut(
             cast(TaskAPI, self._api),
             self._tracker,
@@ -319,6 +326,8 @@ class MidjourneyClient:
             max_submits_per_second=max_submits_per_second,
             buffer_size=buffer_size,
             timeout=timeout,
+            max_credits=max_credits,
+            credits_per_task=credits_per_task,
         )
 
     @staticmethod
@@ -352,33 +361,6 @@ class MidjourneyClient:
 
         return await download_urls(self._transport.session, task.results, dest_dir, name_for,
                                    max_bytes=max_bytes, timeout=timeout)  # fmt: skip
-
-    async def aclose(self) -> None:
-        """Close the session (unless it was passed in by the caller)."""
-        await self._transport.aclose()
-
-    async def __aenter__(self) -> Self:
-        """Start the tracker; it runs until the ``async with`` block ends."""
-        if not self._owns_tracker:
-            return self  # a ``with_options`` view: the original client runs the tracker
-        if self._tracker_task is not None:
-            raise RuntimeError("this client is already entered")
-        self._tracker.open()
-        self._tracker_task = asyncio.create_task(self._tracker.run(), name="evolink-mj-tracker")
-        return self
-
-    async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        task, self._tracker_task = self._tracker_task, None
-        try:
-            if task is not None:
-                task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await task
-                self._tracker.close()
-        finally:
-            await self.aclose()
 
     def __repr__(self) -> str:
         return f"MidjourneyClient(base_url={self.base_url!r}, api_key='***')"

@@ -5,6 +5,7 @@ A protocol that can fetch many tasks in one request (a Midjourney proxy's
 already waiting for a worker and those due within ``batch_window`` seconds. Those are queried a
 little early, never late, so detection latency does not suffer, while the requests per task drop
 by the batch size. Kept apart from the scheduler: without ``fetch_many`` none of this runs.
+(Functions over the tracker's state rather than methods, as ``collect_batch`` always was.)
 """
 
 from __future__ import annotations
@@ -13,16 +14,60 @@ import heapq
 from collections.abc import Sequence
 from typing import TYPE_CHECKING
 
+from .._core.logging import logger
 from .._models.task import Task
-from ..errors import APIStatusError, NotFoundError, UnsupportedOperationError
+from ..errors import (
+    APIStatusError,
+    AuthenticationError,
+    EvolinkError,
+    NotFoundError,
+    PermissionDeniedError,
+    RateLimitError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from .watches import _NOT_FOUND_TOLERANCE
 
 if TYPE_CHECKING:
-    from .tracker import Tracker, _Entry, _Watch
+    from .tracker import Tracker
+    from .watches import _Entry, _Watch
 
-__all__ = ["collect_batch", "is_missing_endpoint", "settle_batch"]
+__all__ = ["collect_batch", "is_missing_endpoint", "query_batch", "settle_batch"]
 
 # Statuses that say the endpoint does not exist (rather than that a task does not).
 _MISSING_ENDPOINT_STATUSES = frozenset({404, 405, 501})
+
+
+async def query_batch(tracker: Tracker, first: _Watch) -> None:
+    """One ``fetch_many`` request for ``first`` and every other query due soon."""
+    assert tracker._fetch_many is not None
+    batch = collect_batch(tracker, first)
+    if len(batch) == 1:
+        # Nothing else due: a plain fetch costs the same request and keeps its error handling.
+        await tracker._query(first)
+        return
+    tracker.queries_sent += 1
+    tracker.batch_queries += 1
+    try:
+        tasks = await tracker._fetch_many([watch.task_id for watch in batch])
+    except Exception as exc:
+        if is_missing_endpoint(exc):
+            logger.info("the server cannot fetch many tasks at once (%s): one query per task from now on", exc)
+            tracker._fetch_many = None
+            now = tracker._clock()
+            for watch in batch:
+                if tracker._watches.get(watch.task_id) is watch:
+                    tracker._schedule(watch, now)
+            return
+        if isinstance(exc, RateLimitError):  # one 429 slows everything once, as in ``Tracker._query``
+            tracker._slow_down(exc)
+        else:
+            logger.info("batch query of %d tasks failed, retrying: %s", len(batch), exc)
+        for watch in batch:
+            settle_failed_query(tracker, watch, exc)
+        return
+    tracker._slowdown = max(1.0, tracker._slowdown / 1.25)  # once per request, as in ``Tracker._query``
+    settle_batch(tracker, batch, tasks)
 
 
 def collect_batch(tracker: Tracker, first: _Watch) -> list[_Watch]:
@@ -67,10 +112,29 @@ def settle_batch(tracker: Tracker, batch: Sequence[_Watch], tasks: Sequence[Task
     for watch in batch:
         task = by_id.get(watch.task_id)
         if task is not None:
-            tracker._settle_answer(watch, task)
+            watch.errors = 0  # what ``Tracker._query`` does with a successful fetch
+            tracker._apply(watch, task, reschedule=True)
         else:
             missing = NotFoundError(f"task {watch.task_id} is not in the batch answer", status_code=404)
-            tracker._settle_failed_query(watch, missing)
+            settle_failed_query(tracker, watch, missing)
+
+
+def settle_failed_query(tracker: Tracker, watch: _Watch, exc: BaseException) -> None:
+    """What ``Tracker._query`` does with a failed fetch, for one task of a failed batch fetch."""
+    if isinstance(exc, (AuthenticationError, PermissionDeniedError, ValidationError)):
+        tracker._fail(watch, exc)
+    elif isinstance(exc, NotFoundError):
+        watch.errors += 1
+        if watch.errors >= _NOT_FOUND_TOLERANCE:
+            tracker._fail(watch, exc)
+        else:
+            tracker._retry_later(watch)
+    elif isinstance(exc, EvolinkError):
+        watch.errors += 1
+        tracker._retry_later(watch)
+    else:
+        logger.error("batch query of %s raised unexpectedly: %r", watch.task_id, exc)
+        tracker._fail(watch, exc)
 
 
 def is_missing_endpoint(error: BaseException) -> bool:

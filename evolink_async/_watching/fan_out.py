@@ -39,6 +39,7 @@ from ..errors import (
     TaskNeedsModalError,
     ValidationError,
 )
+from .credit_budget import CreditBudget, credits_of
 from .event_buffer import EventBuffer
 from .fan_out_items import FanOutInput, FanOutItem, FanOutSummary, as_item, is_unhashable
 from .tracker import Tracker, WatchHandle
@@ -98,6 +99,8 @@ class FanOut:
         max_submits_per_second: float | None,
         buffer_size: int,
         timeout: float | None,
+        max_credits: float | None = None,
+        credits_per_task: float | None = None,
     ) -> None:
         check_count("max_in_flight", max_in_flight)
         check_count("buffer_size", buffer_size)
@@ -113,6 +116,9 @@ class FanOut:
         self._interval = 1 / max_submits_per_second if max_submits_per_second else 0.0
         self._timeout = timeout
         self._buffer = EventBuffer(buffer_size)
+        if credits_per_task is not None and max_credits is None:
+            raise ValidationError("credits_per_task", "is the estimate for max_credits: pass max_credits too")
+        self._budget = None if max_credits is None else CreditBudget(max_credits, credits_per_task)
         self._slots = asyncio.Semaphore(max_in_flight)
         # key -> sink of every input between its submit and its terminal event.
         self._in_flight: dict[Hashable, _InputSink] = {}
@@ -231,10 +237,20 @@ class FanOut:
             self._maybe_finish()
 
     async def _admit(self, *, submitting: bool = True) -> bool:
-        """Wait for a free slot, room in the buffer and the pace; False once submitting (or all) stopped."""
+        """Wait for a free slot, room in the buffer, the pace and the credit budget; False once
+        submitting (or all) stopped."""
         await self._slots.acquire()
         await self._buffer.wait_for_room()
         await self._pace()
+        budget = self._budget if submitting else None
+        if budget is not None and not (self._halted or self._stop_submitting):
+            if await budget.admit():
+                if self._halted or self._stop_submitting:  # stopped while waiting for answers
+                    budget.withdraw()
+            elif not self._stop_submitting:
+                self._stop_submitting = True
+                self.summary.stopped_reason = budget.reason
+                logger.warning("%s: no new submits; unfinished tasks continue", budget.reason)
         if self._halted or (submitting and self._stop_submitting):
             self._slots.release()
             return False
@@ -266,15 +282,24 @@ class FanOut:
                 task = None
                 self.summary.reattached += 1
             elif item.request is None:
+                if self._budget is not None:
+                    self._budget.withdraw()
                 raise ValidationError("request", f"input {key!r} has neither a request nor a task_id")
             else:
                 assert item.idempotency_key is not None  # fixed by the feeder before the submit
                 tally = RetryTally()
                 RETRY_TALLY.set(tally)  # this task's own context: each submit runs in a task of its own
+                cost: float | None = 0.0  # refused (or cut off): nothing reserved
                 try:
                     task = await self._submit_or_recover(item.request, item.idempotency_key)
+                    cost = credits_of(task)
+                except _UNCERTAIN:
+                    cost = None  # the server may have billed it
+                    raise
                 finally:
                     self.summary.retried_uncertain_submits += tally.uncertain > 0
+                    if self._budget is not None:
+                        self._budget.settle(cost)
         except _FATAL as exc:
             self._submitting.pop(key, None)
             self._slots.release()

@@ -15,15 +15,13 @@ import itertools
 import math
 import random
 import time
-import weakref
 from collections import deque
 from collections.abc import Awaitable, Callable, Hashable
-from typing import Protocol
 
 from .._core.checks import check_count
 from .._core.logging import logger
 from .._models.events import EventKind, TaskEvent, error_for, kind_for, snapshot_event
-from .._models.task import Task, TaskStatus
+from .._models.task import Task
 from .._protocols.task_api import FetchMany
 from ..errors import (
     AuthenticationError,
@@ -38,14 +36,23 @@ from ..errors import (
     ResponseFormatError,
     ValidationError,
 )
-from .batching import collect_batch, is_missing_endpoint, settle_batch
+from .batching import query_batch
 from .poll_policy import PollPolicy, PollState
+from .watches import (
+    _NOT_FOUND_TOLERANCE,
+    PushCoverage,
+    Sink,
+    WatchHandle,
+    _changed,
+    _Entry,
+    _estimate,
+    _newer,
+    _submitted_at,
+    _Watch,
+)
 
-__all__ = ["Sink", "Tracker", "WatchHandle"]
+__all__ = ["PushCoverage", "Sink", "Tracker", "WatchHandle"]
 
-# A 404 right after a submit may be replication lag; this many in a row mean the task is gone.
-# A malformed answer gets the same short grace: a proxy's hiccup passes, a hostile server does not.
-_NOT_FOUND_TOLERANCE = 3
 # Connection and server errors: about five minutes of doubling waits (PollPolicy.error_delay)
 # before the watch ends with the last error instead of polling a dead host for ever.
 _MAX_CONSECUTIVE_ERRORS = 10
@@ -55,63 +62,6 @@ _FINAL_FOR_WATCH = (
     RequestTooLargeError, ValidationError,
 )  # fmt: skip
 _MAX_SLOWDOWN = 16.0
-
-
-class Sink(Protocol):
-    """Where a subscriber's events go. Both methods are called on the event loop and must not block."""
-
-    def deliver(self, event: TaskEvent) -> None: ...
-
-    def fail(self, error: BaseException) -> None:
-        """The task can no longer be watched (bad key, task gone, client closed)."""
-        ...
-
-
-class PushCoverage(Protocol):
-    """Which tasks report their own changes (callbacks), so that polling is only a safety net."""
-
-    def covers(self, task_id: str) -> bool:
-        """True while updates of ``task_id`` are expected to be pushed (and pushes arrive at all)."""
-        ...
-
-    def missed(self, task_id: str) -> None:
-        """A query, not a push, found ``task_id`` ended: evidence that pushes are not arriving."""
-        ...
-
-    def latest(self, task_id: str) -> Task | None:
-        """The newest snapshot pushed for ``task_id`` so far (it may have come before the watch)."""
-        ...
-
-
-class WatchHandle:
-    """One subscriber of one watched task; pass it to :meth:`Tracker.unwatch`."""
-
-    __slots__ = ("active", "deadline", "key", "sink_ref", "watch")
-
-    def __init__(self, watch: _Watch, sink: Sink, key: Hashable | None, deadline: float | None) -> None:
-        self.watch = watch
-        self.sink_ref: weakref.ref[Sink] = weakref.ref(sink)
-        self.key = key
-        self.deadline = deadline
-        self.active = True
-
-
-class _Watch:
-    __slots__ = ("errors", "generation", "last", "state", "subscribers", "task_id")
-
-    def __init__(self, task_id: str, state: PollState, last: Task | None) -> None:
-        self.task_id = task_id
-        self.state = state
-        self.last = last
-        self.subscribers: list[WatchHandle] = []
-        # Bumped whenever the watch is rescheduled or dropped: older heap entries are stale.
-        self.generation = 0
-        self.errors = 0
-
-
-# Heap entries: (when, tie-breaker, watch, generation, handle-or-None). A None handle is a
-# query; a handle is that subscriber's deadline.
-_Entry = tuple[float, int, _Watch, int, WatchHandle | None]
 
 
 class Tracker:
@@ -329,7 +279,7 @@ class Tracker:
             if self._fetch_many is None:
                 await self._query(watch)
             else:
-                await self._query_batch(watch)
+                await query_batch(self, watch)
             queued = self._next_ready()
             if queued is not None:
                 watch = queued
@@ -363,10 +313,8 @@ class Tracker:
             else:
                 self._retry_later(watch)
         except RateLimitError as exc:
-            # A 429 slows every watched task, not just this one.
-            self._slowdown = min(_MAX_SLOWDOWN, self._slowdown * 2)
+            self._slow_down(exc)
             watch.errors += 1
-            logger.warning("task queries slowed down %.0fx after: %s", self._slowdown, exc)
             self._retry_later(watch)
         except EvolinkError as exc:
             watch.errors += 1
@@ -386,59 +334,10 @@ class Tracker:
                 self._push_coverage.missed(watch.task_id)
             self._apply(watch, task, reschedule=True)
 
-    async def _query_batch(self, first: _Watch) -> None:
-        """One ``fetch_many`` request for ``first`` and every other query due soon (see ``batching``)."""
-        assert self._fetch_many is not None
-        batch = collect_batch(self, first)
-        if len(batch) == 1:
-            # Nothing else due: a plain fetch costs the same request and keeps its error handling.
-            await self._query(first)
-            return
-        self.queries_sent += 1
-        self.batch_queries += 1
-        try:
-            tasks = await self._fetch_many([watch.task_id for watch in batch])
-        except Exception as exc:
-            if is_missing_endpoint(exc):
-                logger.info("the server cannot fetch many tasks at once (%s): one query per task from now on", exc)
-                self._fetch_many = None
-                now = self._clock()
-                for watch in batch:
-                    if self._watches.get(watch.task_id) is watch:
-                        self._schedule(watch, now)
-                return
-            if isinstance(exc, RateLimitError):  # one 429 slows everything once, as in ``_query``
-                self._slowdown = min(_MAX_SLOWDOWN, self._slowdown * 2)
-                logger.warning("task queries slowed down %.0fx after: %s", self._slowdown, exc)
-            else:
-                logger.info("batch query of %d tasks failed, retrying: %s", len(batch), exc)
-            for watch in batch:
-                self._settle_failed_query(watch, exc)
-            return
-        self._slowdown = max(1.0, self._slowdown / 1.25)  # once per request, as in ``_query``
-        settle_batch(self, batch, tasks)
-
-    def _settle_failed_query(self, watch: _Watch, exc: BaseException) -> None:
-        """What ``_query`` does with a failed fetch, for one task of a failed batch fetch."""
-        if isinstance(exc, (AuthenticationError, PermissionDeniedError, ValidationError)):
-            self._fail(watch, exc)
-        elif isinstance(exc, NotFoundError):
-            watch.errors += 1
-            if watch.errors >= _NOT_FOUND_TOLERANCE:
-                self._fail(watch, exc)
-            else:
-                self._retry_later(watch)
-        elif isinstance(exc, EvolinkError):
-            watch.errors += 1
-            self._retry_later(watch)
-        else:
-            logger.error("batch query of %s raised unexpectedly: %r", watch.task_id, exc)
-            self._fail(watch, exc)
-
-    def _settle_answer(self, watch: _Watch, task: Task) -> None:
-        """What ``_query`` does with a successful fetch, for one task of a batch."""
-        watch.errors = 0
-        self._apply(watch, task, reschedule=True)
+    def _slow_down(self, exc: RateLimitError) -> None:
+        """A 429 slows every watched task, not just the one queried."""
+        self._slowdown = min(_MAX_SLOWDOWN, self._slowdown * 2)
+        logger.warning("task queries slowed down %.0fx after: %s", self._slowdown, exc)
 
     # --- state changes (all synchronous, on the loop) ---------------------------------------
 
@@ -520,29 +419,3 @@ class Tracker:
             self._fail(watch, error)
         self._heap.clear()
         self._ready.clear()
-
-
-def _changed(old: Task, new: Task) -> bool:
-    return old.status != new.status or old.progress != new.progress
-
-
-def _newer(pushed: Task, known: Task) -> bool:
-    """True when ``pushed`` is further along than ``known`` (terminal beats running beats waiting)."""
-    def rank(task: Task) -> tuple[int, int]:
-        return (2 if task.is_terminal else 1 if task.status is TaskStatus.PROCESSING else 0, task.progress)
-
-    return rank(pushed) > rank(known)
-
-
-def _estimate(snapshot: Task | None) -> float | None:
-    return snapshot.estimated_time if snapshot is not None else None
-
-
-def _submitted_at(snapshot: Task | None, now: float) -> float:
-    # ``created`` has one-second resolution: only trust it for tasks clearly older than that,
-    # such as one a resumed batch re-attaches to.
-    if snapshot is not None and snapshot.created is not None:
-        age = time.time() - snapshot.created
-        if age > 2.0:
-            return now - age
-    return now

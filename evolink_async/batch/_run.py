@@ -204,9 +204,14 @@ class Batch:
 
     async def _run(self) -> None:
         send, receive = anyio.create_memory_object_stream[FanOutItem](0)
+        spec = self._spec
+        # The fan-out holds the budget to the credits the server's answers reserve; the estimate
+        # check in ``_prepare`` stops earlier, before an input is uploaded for nothing.
+        credits_per_task = spec.estimated_credits_per_input if spec.max_credits is not None else None
         fan_out = self._fan_out = self._client.fan_out(
-            receive, max_in_flight=self._spec.max_in_flight, timeout=self._spec.timeout
-        )
+            receive, max_in_flight=spec.max_in_flight, timeout=spec.timeout,
+            max_credits=spec.max_credits, credits_per_task=credits_per_task,
+        )  # fmt: skip
         try:
             async with anyio.create_task_group() as group:
                 group.start_soon(self._prepare_all, send, group)
@@ -215,6 +220,7 @@ class Batch:
                         await self._handle(event, group)
         finally:  # also when interrupted: the submitted tasks' credits are reserved all the same
             self.summary.credits_reserved = round(fan_out.summary.credits_reserved, 6)
+            self.summary.retried_uncertain_submits = fan_out.summary.retried_uncertain_submits
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -281,7 +287,7 @@ class Batch:
             self._emit(BatchEvent(kind="reattached", key=key, task_id=entry.task_id))
             return FanOutItem(key=key, task_id=entry.task_id)
         if self._fan_out is not None and self._fan_out.summary.stopped_reason is not None:
-            # Submitting stopped (credits exhausted): no upload; the fan-out ends it, unsent.
+            # Submitting stopped (credits exhausted, budget reached): no upload; the fan-out ends it, unsent.
             return FanOutItem(key=key, idempotency_key=entry.idempotency_key)
         if not self._within_budget():  # the entry stays pending: a later run with more budget submits it
             self._fail(key, "not_submitted", f"the credit budget ({spec.max_credits:g}) is reached; "

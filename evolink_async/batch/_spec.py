@@ -13,6 +13,7 @@ from typing import Any
 
 import attrs
 
+from .._core.checks import number_at_least
 from .._files.safe_paths import is_result_file_name
 from .._models.requests import MODEL_RULES, ImageInput, ImageRequest
 from ..errors import EvolinkError
@@ -73,7 +74,7 @@ class BatchSpec:
     follow_symlinks: bool = False
     #: Credits this run may reserve (estimated per input before each submit); inputs past it end
     #: ``not_submitted`` and stay in the journal for a later run.
-    max_credits: float | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(0)))
+    max_credits: float | None = attrs.field(default=None, validator=attrs.validators.optional(number_at_least(0)))
 
     def request(self, image: ImageInput) -> ImageRequest:
         """The request for one input (validated: raises ``ValidationError`` before any upload)."""
@@ -188,6 +189,9 @@ class BatchSummary:
     reattached: int = 0
     results_saved: int = 0
     credits_reserved: float = 0.0
+    #: Submits retried after a failure the server may have acted on (see ``FanOutSummary``): each
+    #: is safe only where the server honours ``Idempotency-Key``.
+    retried_uncertain_submits: int = 0
     failed: list[FailedInput] = attrs.field(factory=list)
     #: Cancelled (Ctrl-C): a re-run resumes. Not set when an error stopped the run (``error``).
     interrupted: bool = False
