@@ -42,6 +42,7 @@ from ..errors import (
     InsufficientCreditsError,
     NotSubmittedError,
     PermissionDeniedError,
+    QueueFullError,
     RateLimitError,
     ServerError,
     ValidationError,
@@ -67,8 +68,10 @@ __all__ = ["Batch", "plan_batch"]
 
 EventSink = Callable[[BatchEvent], None]
 _FATAL = (AuthenticationError, PermissionDeniedError)
-# Submit errors after which the same key may be sent again: the submit may have reached the server.
-_TRANSIENT = (APIConnectionError, ServerError, RateLimitError, InsufficientCreditsError, NotSubmittedError)
+# Submit errors after which the same key may be sent again: the submit may have reached the server
+# (or was refused for sure, nothing created: a Midjourney proxy's full queue).
+_TRANSIENT = (APIConnectionError, ServerError, RateLimitError, InsufficientCreditsError, NotSubmittedError,
+              QueueFullError)  # fmt: skip
 
 
 def _name_problem(name: str) -> str | None:
