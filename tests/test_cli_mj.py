@@ -228,3 +228,27 @@ def test_a_submit_whose_task_id_was_never_recorded_is_found_not_sent_again(tmp_p
 
 def _fingerprint(spec: Any, key: str) -> str:
     return request_fingerprint(spec.fingerprint_body(key, content=prompt_content("a red fox")))
+
+
+def test_a_queue_that_stays_full_leaves_inputs_pending_and_exits_1(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    # One job at a time, no queue: the 2nd and 3rd submits are refused (code 23) through every retry
+    # (about 3.5 s of back-off) while the first job runs 8 s.
+    options = ("--mj-concurrency", "1", "--mj-queue-size", "0", "--duration-spread", "1", "1")
+    with sandbox_process(*options, time_scale=0.2) as box:
+        done = run_cli(["imagine", "a red fox", "--count", "3", "--max-in-flight", "3", "--out", str(out), "--json",
+                        *connect(box, scale=0.2)], bound=90)  # fmt: skip
+        assert done.returncode == 1, done.stderr
+        summary = summary_of(done.stdout)
+        assert summary["downloaded"] == 1
+        failed = summary["failed"]
+        assert sorted(f["code"] for f in failed) == ["queue_full", "queue_full"]
+        assert all("stays pending" in f["message"] for f in failed)
+        assert len(imagine_states(box)) == 1
+        assert box.ledger()["mj_refused"].get("23", 0) >= 2
+
+        async def statuses() -> list[str]:
+            async with Journal(out / JOURNAL_NAME) as journal:
+                return sorted([entry.status.value async for entry in journal.entries()])
+
+        assert asyncio.run(statuses()) == ["downloaded", "pending_submit", "pending_submit"]

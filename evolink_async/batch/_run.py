@@ -106,11 +106,13 @@ def _code_of(error: BaseException) -> str:
         return f"download_{error.reason}"
     if isinstance(error, NotSubmittedError):
         return "not_submitted"
+    if isinstance(error, QueueFullError):
+        return "queue_full"
     return str(code) if code else type(error).__name__
 
 
 def _message_of(error: BaseException) -> str:
-    if isinstance(error, NotSubmittedError):
+    if isinstance(error, NotSubmittedError | QueueFullError):
         return f"{error}; it stays pending: a re-run submits it"
     return str(getattr(error, "message", None) or error)
 
