@@ -79,11 +79,12 @@ def test_imagine_count_completes_each_prompt_once(tmp_path: Path) -> None:
 
 def test_imagine_json_lines_and_prompts_file(tmp_path: Path) -> None:
     prompts = tmp_path / "prompts.txt"
-    prompts.write_text("a red fox\n\na blue whale\x1b[2J\na green owl\n", encoding="utf-8")
+    prompts.write_bytes(b"a red fox\n\na blue whale\x1b[2J\na green owl\n" + b"bad \xff line\n")
     out = tmp_path / "out"
     with sandbox_process(time_scale=FAST) as box:
         done = run_cli(["imagine", "--prompts", str(prompts), "--out", str(out), "--json", *connect(box, scale=FAST)])
-        assert done.returncode == 0, done.stderr
+        assert done.returncode == 1, done.stderr  # line 5 is not UTF-8: it fails alone
+        assert [(f["key"], f["code"]) for f in summary_of(done.stdout)["failed"]] == [("prompt-0005", "invalid_input")]
         events = json_lines(done.stdout)  # every line is JSON
         assert all("\x1b" not in line for line in done.stdout.splitlines())
         kinds = collections.Counter(e["kind"] for e in events)
@@ -252,3 +253,29 @@ def test_a_queue_that_stays_full_leaves_inputs_pending_and_exits_1(tmp_path: Pat
                 return sorted([entry.status.value async for entry in journal.entries()])
 
         assert asyncio.run(statuses()) == ["downloaded", "pending_submit", "pending_submit"]
+
+
+def test_ctrl_c_in_a_terminal_shows_the_live_view_exits_130_and_resumes(tmp_path: Path) -> None:
+    from tests.trust_cli.test_trust_interrupt import _start_under_pty
+
+    out = tmp_path / "out"
+    with sandbox_process(time_scale=SLOW) as box:
+        args = ["imagine", "a red fox", "--count", "8", "--out", str(out), *connect(box, scale=SLOW)]
+        process, reader, master = _start_under_pty([*CLI, *args])
+        try:
+            wait_for(lambda: len(imagine_states(box)) >= 2, 30, "two submits", process=process)
+            os.killpg(process.pid, signal.SIGINT)
+            process.wait(15)
+        finally:
+            if process.poll() is None:
+                os.killpg(process.pid, signal.SIGKILL)
+                process.wait(10)
+            reader.join(5)
+            os.close(master)
+        shown = reader.data.decode("utf-8", "replace")
+        assert process.returncode == 130, shown[-800:]
+        assert shown.count(RESUME_HINT) == 1, shown[-800:]
+        again = run_cli(args, bound=90)
+        assert again.returncode == 0, again.stderr
+        states = imagine_states(box)
+        assert len(states) == 8 == len(set(states))

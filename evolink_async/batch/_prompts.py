@@ -85,7 +85,7 @@ class PromptSource:
             for number in range(1, self.count + 1):
                 yield PromptInput(key=prompt_key(number), prompt=self.prompt or "")
             return
-        with self.path.open(encoding="utf-8") as lines:
+        with self.path.open(encoding="utf-8", errors="surrogateescape") as lines:  # a bad line fails alone
             for number, line in enumerate(lines, start=1):
                 text = line.strip()
                 if text:
@@ -142,6 +142,8 @@ class PromptBatch(Batch):
 
     async def _inspect(self, path: Any) -> tuple[str | None, str | None]:
         prompt = cast(PromptInput, path).prompt
+        if any("\ud800" <= ch <= "\udfff" for ch in prompt):
+            return "the line is not valid UTF-8", None
         try:
             self._imagine(prompt)
         except ValidationError as exc:
