@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import time
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, Literal, cast
@@ -31,7 +32,13 @@ from .._protocols.task_api import TaskAPI
 from .._watching.fan_out import FanOut, FanOutInput
 from .._watching.poll_policy import PollPolicy
 from .._watching.tracker import Tracker
-from ..errors import NotFoundError, UnsupportedOperationError, ValidationError
+from ..errors import (
+    EvolinkError,
+    NotFoundError,
+    SubmitOutcomeUnknownError,
+    UnsupportedOperationError,
+    ValidationError,
+)
 from .evolink import MissingAPIKeyError
 from .lifecycle import TrackerLifecycle
 from .tasks import Tasks
@@ -292,6 +299,25 @@ class MidjourneyClient(TrackerLifecycle):
                 "label_or_custom_id", f"task {current.id} has no button {label_or_custom_id!r} (buttons: {names})"
             )
         return await self.submit(request, idempotency_key=idempotency_key)
+
+    async def find_submitted(self, idempotency_key: str, *, submitted_after: float | None = None) -> Task | None:
+        """The task an earlier ``submit`` under ``idempotency_key`` created (found by its ``state`` in
+        ``task/list``), or None when the list proves there is none: e.g. a resumed batch settles a
+        submit its killed run never recorded. ``submitted_after`` (epoch seconds) is when that submit
+        started at the earliest. Raises ``SubmitOutcomeUnknownError`` when the list cannot tell (no
+        ``task/list``, or one cut short that holds only newer tasks): then do not submit again.
+
+        >>> task = await mj.find_submitted(entry.idempotency_key, submitted_after=entry.updated_at)
+        """
+        key = check_idempotency_key(idempotency_key)
+        started = submitted_after if submitted_after is not None else time.time()
+        cause = SubmitOutcomeUnknownError(key, UnsupportedOperationError("task/list", "cannot be read"))
+        try:
+            return await self._api._find_by_state(key, since_ms=None, started_ms=int(started * 1000), cause=cause)
+        except SubmitOutcomeUnknownError:
+            raise
+        except EvolinkError as exc:
+            raise SubmitOutcomeUnknownError(key, exc) from None
 
     def fan_out(
         self,

@@ -11,6 +11,7 @@ from ._journal_api import JournalStore, is_postgres_url, open_journal
 from ._manifest import ManifestInput, folder_manifest, read_manifest
 from ._pg_schema import PG_SCHEMA_VERSION
 from ._pg_store import Claim, PgJournal, PlanResult
+from ._prompts import PromptBatch, PromptSource, PromptSpec
 from ._run import Batch, plan_batch
 from ._spec import BatchEvent, BatchLockedError, BatchPlan, BatchSpec, BatchSummary, FailedInput
 from ._worker import Worker, WorkerOptions, WorkerSummary
@@ -18,4 +19,4 @@ from ._worker import Worker, WorkerOptions, WorkerSummary
 __all__ = ["PG_SCHEMA_VERSION", "Batch", "BatchEvent", "BatchLockedError", "BatchPlan", "BatchSpec", "BatchSummary",
            "Claim", "FailedInput", "FleetStatus", "JournalStore", "ManifestInput", "PgJournal", "PlanResult", "Worker",
            "WorkerOptions", "WorkerSummary", "fleet_status", "folder_manifest", "is_postgres_url", "open_journal",
-           "plan_batch", "read_manifest"]  # fmt: skip
+           "plan_batch", "read_manifest", "PromptBatch", "PromptSource", "PromptSpec"]  # fmt: skip

@@ -21,7 +21,7 @@ import json
 import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path, PurePosixPath
-from typing import IO, TYPE_CHECKING
+from typing import IO, TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.abc
@@ -32,7 +32,7 @@ from .._files.download import download_urls, remove_stale_parts
 from .._files.image_probe import ImageFormat, check_image
 from .._files.safe_paths import result_file_name
 from .._models.events import EventKind, TaskEvent
-from .._models.requests import ImageRequest
+from .._models.requests import ImageRequest, Request
 from .._watching.fan_out import FanOut, FanOutItem
 from ..errors import (
     APIConnectionError,
@@ -42,10 +42,12 @@ from ..errors import (
     InsufficientCreditsError,
     NotSubmittedError,
     PermissionDeniedError,
+    QueueFullError,
     RateLimitError,
     ServerError,
     ValidationError,
 )
+from ._client_api import BatchClient
 from ._entries import Entry, EntryStatus, request_fingerprint
 from ._journal import Journal
 from ._spec import (  # fmt: skip
@@ -66,8 +68,10 @@ __all__ = ["Batch", "plan_batch"]
 
 EventSink = Callable[[BatchEvent], None]
 _FATAL = (AuthenticationError, PermissionDeniedError)
-# Submit errors after which the same key may be sent again: the submit may have reached the server.
-_TRANSIENT = (APIConnectionError, ServerError, RateLimitError, InsufficientCreditsError, NotSubmittedError)
+# Submit errors after which the same key may be sent again: the submit may have reached the server
+# (or was refused for sure, nothing created: a Midjourney proxy's full queue).
+_TRANSIENT = (APIConnectionError, ServerError, RateLimitError, InsufficientCreditsError, NotSubmittedError,
+              QueueFullError)  # fmt: skip
 
 
 def _name_problem(name: str) -> str | None:
@@ -102,11 +106,13 @@ def _code_of(error: BaseException) -> str:
         return f"download_{error.reason}"
     if isinstance(error, NotSubmittedError):
         return "not_submitted"
+    if isinstance(error, QueueFullError):
+        return "queue_full"
     return str(code) if code else type(error).__name__
 
 
 def _message_of(error: BaseException) -> str:
-    if isinstance(error, NotSubmittedError):
+    if isinstance(error, NotSubmittedError | QueueFullError):
         return f"{error}; it stays pending: a re-run submits it"
     return str(getattr(error, "message", None) or error)
 
@@ -146,9 +152,14 @@ def _run_lock(folder: Path) -> Iterator[None]:
 
 
 class Batch:
-    """Runs one :class:`BatchSpec` with a client; ``on_event`` sees every :class:`BatchEvent`."""
+    """Runs one :class:`BatchSpec` with a client; ``on_event`` sees every :class:`BatchEvent`.
 
-    def __init__(self, client: EvolinkClient, spec: BatchSpec, *, on_event: EventSink | None = None) -> None:
+    The inputs are the images of ``spec.input_dir``; a subclass takes others by overriding the
+    input hooks (``_check_inputs``, ``_inputs``, ``_key``, ``_inspect``, ``_request_body``,
+    ``_request_from_body``), as ``PromptBatch`` does for Midjourney prompts.
+    """
+
+    def __init__(self, client: BatchClient, spec: BatchSpec, *, on_event: EventSink | None = None) -> None:
         self._client = client
         self._spec = spec
         self._on_event = on_event or (lambda event: None)
@@ -173,8 +184,7 @@ class Batch:
     async def run(self) -> BatchSummary:
         """Process every input; returns the summary (also on Ctrl-C, with ``interrupted`` set, re-raised)."""
         spec = self._spec
-        if not await anyio.to_thread.run_sync(spec.input_dir.is_dir):
-            raise ValidationError("input_dir", f"{spec.input_dir} is not a folder")
+        await self._check_inputs()
         if spec.max_credits is not None and spec.estimated_credits_per_input is None:
             raise ValidationError("max_credits", f"needs a known cost per input; {spec.model} has none")
         await anyio.to_thread.run_sync(lambda: spec.output_dir.mkdir(parents=True, exist_ok=True))
@@ -224,13 +234,32 @@ class Batch:
 
     # --- inputs -----------------------------------------------------------------------------
 
-    async def _prepare_all(self, send: MemoryObjectSendStream[FanOutItem], group: anyio.abc.TaskGroup) -> None:
+    async def _check_inputs(self) -> None:
+        """Refuse a batch whose inputs cannot be found at all, before the journal is opened."""
+        if not await anyio.to_thread.run_sync(self._spec.input_dir.is_dir):
+            raise ValidationError("input_dir", f"{self._spec.input_dir} is not a folder")
+
+    def _inputs(self) -> Iterator[Any]:
+        """The inputs, lazily (advanced in a worker thread, one at a time)."""
         spec = self._spec
         exclude = spec.output_dir if spec.output_dir.resolve().is_relative_to(spec.input_dir.resolve()) else None
-        paths = iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude)
+        return iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude)
+
+    async def _inspect(self, path: Any) -> tuple[str | None, str | None]:
+        """``(problem, content)`` of one input (see ``_inspect_input``); may raise ``OSError``."""
+        spec = self._spec
+        return await anyio.to_thread.run_sync(_inspect_input, path, spec.input_dir, spec.follow_symlinks)
+
+    def _request_from_body(self, body: dict[str, object]) -> Request:
+        """The request fan_out submits, from the body the journal stored."""
+        return ImageRequest.from_body(body)
+
+    async def _prepare_all(self, send: MemoryObjectSendStream[FanOutItem], group: anyio.abc.TaskGroup) -> None:
+        spec = self._spec
+        paths = self._inputs()
         walk_lock = anyio.Lock()
 
-        async def next_path() -> Path | None:
+        async def next_path() -> Any:
             async with walk_lock:  # one thread advances the generator at a time
                 found = await anyio.to_thread.run_sync(next, paths, None)
             if found is not None:
@@ -250,18 +279,17 @@ class Batch:
                 workers.start_soon(worker, send.clone())
         self._emit(BatchEvent(kind="discovered", total=self.summary.inputs))
 
-    def _key(self, path: Path) -> str:
-        return path.relative_to(self._spec.input_dir).as_posix()
+    def _key(self, path: Any) -> str:
+        return Path(path).relative_to(self._spec.input_dir).as_posix()
 
-    async def _prepare(self, path: Path, group: anyio.abc.TaskGroup) -> FanOutItem | None:
+    async def _prepare(self, path: Any, group: anyio.abc.TaskGroup) -> FanOutItem | None:
         """Bring one input up to the point where fan_out can take it (or finish it here)."""
         spec, key = self._spec, self._key(path)
         if (bad_name := _name_problem(key)) is not None:  # fails alone, before a header, a journal or a terminal
             self._fail(key, "invalid_input", bad_name)
             return None
         try:
-            problem, content = await anyio.to_thread.run_sync(_inspect_input, path, spec.input_dir,
-                                                              spec.follow_symlinks)  # fmt: skip
+            problem, content = await self._inspect(path)
         except OSError as exc:
             self._fail(key, "invalid_input", f"cannot be read: {exc.strerror or exc}")
             return None
@@ -304,7 +332,7 @@ class Batch:
                 )
             self._fail(key, _code_of(exc), _message_of(exc))
             return None
-        return FanOutItem(key=key, request=ImageRequest.from_body(body), idempotency_key=entry.idempotency_key)
+        return FanOutItem(key=key, request=self._request_from_body(body), idempotency_key=entry.idempotency_key)
 
     async def _reserve(self, key: str, content: str | None) -> Entry:
         """The journal entry of ``key``; a new one (new idempotency key) when the file's content changed."""
@@ -330,7 +358,7 @@ class Batch:
         self._credits_committed += cost
         return True
 
-    async def _request_body(self, path: Path, key: str, entry: Entry) -> dict[str, object]:
+    async def _request_body(self, path: Any, key: str, entry: Entry) -> dict[str, object]:
         if entry.request_body is not None:  # a resume: send exactly what the key was first used for
             stored: dict[str, object] = json.loads(entry.request_body)
             return stored
@@ -340,7 +368,7 @@ class Batch:
             await anyio.to_thread.run_sync(lambda: check_image(path, model=spec.model, field=key))
         except OSError as exc:
             raise ValidationError(key, f"cannot be read: {exc.strerror or exc}") from None
-        uploaded = await self._client.files.upload(path, file_name=path.name)
+        uploaded = await cast("EvolinkClient", self._client).files.upload(path, file_name=path.name)
         self._emit(BatchEvent(kind="uploaded", key=key))
         body = spec.request(uploaded.file_url).to_body()
         result: dict[str, object] = json.loads(await self.journal.record_request(key, json.dumps(body)))

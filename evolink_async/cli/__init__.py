@@ -15,7 +15,7 @@ from .._clients.evolink import MissingAPIKeyError
 from ..batch._entries import JournalError
 from ..batch._spec import BatchLockedError
 from ..errors import AuthenticationError, EvolinkError, PermissionDeniedError, ValidationError
-from . import _commands, _fleet
+from . import _commands, _fleet, _imagine
 from ._args import build_parser
 from ._callbacks import CallbackUsageError
 from ._reporters import make_reporter
@@ -31,7 +31,7 @@ class _Hint:
     """The line printed when a command was interrupted: once, whichever path gets there first."""
 
     def __init__(self, command: str) -> None:
-        self.text = _RESUME_HINT if command == "batch" else "interrupted"
+        self.text = _RESUME_HINT if command in ("batch", "imagine") else "interrupted"
         self.shown = False
 
     def show(self) -> None:
@@ -70,15 +70,17 @@ def _run(args: argparse.Namespace) -> int:
     runner = Runner(on_force=on_force)
     reporter.on_broken_pipe = lambda: runner.stop(_commands.EXIT_BROKEN_PIPE)
     command = {"batch": _commands.batch, "demo": _commands.demo, "download": _commands.download,
-               "status": _commands.status, "watch": _commands.watch, "fleet": _fleet.run}[command_name]  # fmt: skip
+               "status": _commands.status, "watch": _commands.watch, "fleet": _fleet.run,
+               "imagine": _imagine.imagine, "mj-action": _imagine.mj_action}[command_name]  # fmt: skip
     try:
         code = runner.run(command(args, reporter))
     except MissingAPIKeyError as exc:
         print(f"evolink: {exc}. To try it without a key: evolink demo", file=sys.stderr)
         code = _commands.EXIT_USAGE
     except (AuthenticationError, PermissionDeniedError) as exc:  # the error text never contains the key
+        key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
         print(f"evolink: the API key was refused ({type(exc).__name__}: {printable(exc)}); "
-              "check --api-key, --api-key-file or $EVOLINK_API_KEY", file=sys.stderr)  # fmt: skip
+              f"check --api-key, --api-key-file or ${key_env}", file=sys.stderr)  # fmt: skip
         code = _commands.EXIT_USAGE
     except (ValidationError, BatchLockedError, JournalError, _commands.UsageError, CallbackUsageError) as exc:
         print(f"evolink: {printable(exc)}", file=sys.stderr)

@@ -8,6 +8,7 @@ import os
 from .._version import __version__
 from ._callbacks import add_callback_arguments
 from ._fleet import add_fleet_parsers
+from ._imagine import add_mj_parsers
 
 __all__ = ["build_parser"]
 
@@ -96,6 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     _batch(sub, "remove-bg", "cut the subject of every image out of its background", prompt=False)
     _batch(sub, "retexture", "restyle every image of a folder to the prompt's texture", prompt=True, speed=True)
     add_fleet_parsers(sub, _connection)
+    add_mj_parsers(sub, positive=_positive, count=_count, poll_scale=_env_float("EVOLINK_POLL_SCALE"))
     for name, help_text in (("status", "show a task once"), ("watch", "follow a task until it ends")):
         task = sub.add_parser(name, help=help_text, description=help_text)
         task.add_argument("task_id")

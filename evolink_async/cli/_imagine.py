@@ -1,0 +1,191 @@
+"""``evolink imagine`` (a resumable batch of Midjourney prompts) and ``evolink mj-action`` (press a
+button of a finished task), through a Midjourney proxy (``MJ_PROXY_BASE_URL``, ``MJ_PROXY_API_KEY``).
+
+>>> main(["imagine", "a red fox", "--count", "6", "--out", "foxes"])
+>>> main(["mj-action", "1712345678901123", "U2", "--out", "foxes"])
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import anyio
+import anyio.to_thread
+
+from .._clients.midjourney import MidjourneyClient
+from .._files.download import download_urls
+from .._files.image_probe import ImageFormat
+from .._files.safe_paths import result_file_name
+from .._models.events import EventKind
+from .._models.task import Task, TaskStatus
+from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
+from .._watching.poll_policy import PollPolicy
+from ..batch._prompts import PromptBatch, PromptSource, PromptSpec
+from ._commands import EXIT_FAILED, EXIT_OK, UsageError, _api_key, _show, _task_lines
+from ._progress import JsonReporter, Reporter
+from ._text import printable
+
+__all__ = ["add_mj_parsers", "imagine", "mj_action"]
+
+_KEY_ENV = "MJ_PROXY_API_KEY"
+_EPILOG = """\
+environment: MJ_PROXY_BASE_URL, MJ_PROXY_API_KEY, EVOLINK_POLL_SCALE (try: evolink sandbox).
+exit codes: 0 every prompt has its images; 1 an input failed (see the summary); 2 bad usage or
+configuration (a wrong key included); 130 interrupted (run the same command again to resume)."""
+
+
+Number = Callable[[str], Any]
+
+
+def _mj_connection(parser: argparse.ArgumentParser, positive: Number, poll_scale: float | None) -> None:
+    group = parser.add_argument_group("Midjourney proxy")
+    keys = group.add_mutually_exclusive_group()
+    keys.add_argument("--api-key", help="the proxy's key (default: $MJ_PROXY_API_KEY); visible in the process list "
+                      "(ps): prefer $MJ_PROXY_API_KEY or --api-key-file")  # fmt: skip
+    keys.add_argument("--api-key-file", metavar="FILE", help="read the key from FILE (its first line)")
+    group.add_argument("--base-url", help="the proxy (default: $MJ_PROXY_BASE_URL)")
+    group.add_argument("--path-prefix", default="/mj", help="path of the MJ routes (default: /mj; /v1/mj at gateways)")
+    group.add_argument("--auth", choices=("bearer", "mj-api-secret"), default="bearer",
+                       help="how the key is sent (default: bearer)")  # fmt: skip
+    group.add_argument("--poll-scale", type=positive, default=poll_scale, help="poll faster by this factor, to "
+                       "match a time-scaled sandbox (default: $EVOLINK_POLL_SCALE or 1)")  # fmt: skip
+    parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
+    parser.set_defaults(key_env=_KEY_ENV)
+
+
+def add_mj_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *, positive: Number, count: Number,
+                   poll_scale: float | None) -> None:  # fmt: skip
+    """``imagine`` and ``mj-action`` (``positive`` and ``count`` are the shared argument types)."""
+    text = "generate images from a prompt (N times) or from each line of a file, resumably"
+    parser = sub.add_parser("imagine", help=text, description=text, epilog=_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    parser.add_argument("prompt", nargs="?", help="the prompt (or --prompts FILE)")
+    source = parser.add_mutually_exclusive_group()
+    source.add_argument("--count", type=count, help="how many times to run the prompt (default: 1)")
+    source.add_argument("--prompts", metavar="FILE", help="one prompt per line (blank lines are skipped)")
+    parser.add_argument("--out", required=True, help="results folder (prompt-0001.result-0.png, ...); its journal "
+                        "makes a re-run resume")  # fmt: skip
+    parser.add_argument("--bot", choices=[b.value for b in Bot], default=Bot.MID_JOURNEY.value, help="which bot draws")
+    parser.add_argument("--mode", choices=[m.value for m in SpeedMode], help="account speed (gateways)")
+    parser.add_argument("--max-in-flight", type=count, default=4, help="unfinished tasks at most (default: 4)")
+    parser.add_argument("--timeout", type=positive, help="seconds per task before reporting it timed out")
+    parser.add_argument("--retry-failed", action="store_true", help="submit failed prompts of an earlier run again")
+    _mj_connection(parser, positive, poll_scale)
+    parser.set_defaults(command="imagine")
+
+    text = "press a button (U1-U4, V1-V4, 🔄, ...) of a finished Midjourney task and follow the new task"
+    action = sub.add_parser("mj-action", help=text, description=text, epilog=_EPILOG,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
+    action.add_argument("task_id")
+    action.add_argument("button", help="a button label (U2, V1, ...) or its customId")
+    action.add_argument("--out", help="save the new task's images here (<task id>.result-<n>.<ext>)")
+    action.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
+                        help="wait for the new task to end (default); --no-wait prints its id and returns")  # fmt: skip
+    action.add_argument("--timeout", type=positive, default=900.0, help="give up waiting after this many seconds "
+                        "(default: 900)")  # fmt: skip
+    _mj_connection(action, positive, poll_scale)
+    action.set_defaults(command="mj-action")
+
+
+def build_mj_client(args: argparse.Namespace) -> MidjourneyClient:
+    """A Midjourney client from the options and the environment (``MissingAPIKeyError`` without a key)."""
+    scale = args.poll_scale
+    return MidjourneyClient(
+        _api_key(args),
+        base_url=args.base_url,
+        path_prefix=args.path_prefix,
+        auth=args.auth,
+        poll_policy=PollPolicy().scaled(scale) if scale else None,
+    )
+
+
+def _source(args: argparse.Namespace) -> PromptSource:
+    if args.prompts is not None:
+        if args.prompt is not None:
+            raise UsageError("give the prompt or --prompts FILE, not both")
+        return PromptSource.from_file(args.prompts)
+    if args.prompt is None:
+        raise UsageError("give a prompt (evolink imagine 'a red fox' --out DIR) or --prompts FILE")
+    Imagine(prompt=args.prompt)  # the prompt's rules fail here, before any key is needed
+    return PromptSource.repeat(args.prompt, args.count or 1)
+
+
+async def imagine(args: argparse.Namespace, reporter: Reporter) -> int:
+    """``evolink imagine``: the folder batch's journal, resume, progress and exit codes, for prompts."""
+    source = _source(args)
+    if source.path is not None and not await anyio.to_thread.run_sync(source.path.is_file):
+        raise UsageError(f"--prompts {printable(args.prompts)} is not a file")
+    spec = PromptSpec(prompts=source, output_dir=Path(args.out), bot=Bot(args.bot),
+                      mode=SpeedMode(args.mode) if args.mode else None, max_in_flight=args.max_in_flight,
+                      timeout=args.timeout, retry_failed=args.retry_failed)  # fmt: skip
+    client = build_mj_client(args)
+    runner = PromptBatch(client, spec, on_event=reporter.event)
+    try:
+        async with client:
+            with reporter:
+                await runner.run()
+    except anyio.get_cancelled_exc_class():
+        reporter.summary(runner.summary)  # interrupted: what was done (the hint to resume comes last)
+        raise
+    reporter.summary(runner.summary)
+    if not runner.summary.inputs:
+        print(f"evolink: no prompt found in {printable(args.prompts)}; nothing to do", file=sys.stderr)
+        return EXIT_FAILED
+    return EXIT_OK if runner.summary.ok else EXIT_FAILED
+
+
+def _progress(reporter: Reporter, task: Task, kind: str) -> None:
+    if isinstance(reporter, JsonReporter):
+        _show(reporter, task, kind)
+    else:
+        reporter.note(f"{task.id}  {task.status.value}  {task.progress}%")
+
+
+async def mj_action(args: argparse.Namespace, reporter: Reporter) -> int:
+    """``evolink mj-action TASK_ID BUTTON``: submit the button's task, follow it, optionally save its images."""
+    if args.out is not None and not args.wait:
+        raise UsageError("--out needs the new task to finish: drop --no-wait")
+    async with build_mj_client(args) as mj:
+        task = await mj.action(args.task_id, args.button)
+        _progress(reporter, task, "submitted")
+        if not args.wait:
+            return EXIT_OK
+        kind = EventKind.TIMED_OUT
+        last = task
+        async with mj.tasks.stream(task.id, timeout=args.timeout) as events:
+            async for event in events:
+                kind = event.kind
+                if event.task is not None and (event.task.progress, event.task.status) != (last.progress, last.status):
+                    last = event.task
+                    _progress(reporter, last, event.kind.value)
+        if isinstance(reporter, JsonReporter):
+            _show(reporter, last, "task")
+        else:
+            for line in _task_lines(last)[1:]:
+                reporter.note(line)
+        if kind is EventKind.TIMED_OUT:
+            reporter.note(f"{last.id} still not finished after {args.timeout:g} s")
+        if last.status is not TaskStatus.COMPLETED or not last.results:
+            return EXIT_FAILED
+        if args.out is None:
+            return EXIT_OK
+        paths = await _save(mj, last, Path(args.out))
+    if isinstance(reporter, JsonReporter):
+        reporter._emit({"kind": "downloaded", "task_id": last.id, "paths": [str(p) for p in paths]})
+    else:
+        for path in paths:
+            reporter.note(f"saved      {last.id}  -> {printable(path)}")
+    return EXIT_OK
+
+
+async def _save(mj: MidjourneyClient, task: Task, out: Path) -> tuple[Path, ...]:
+    def name_for(index: int, image_format: ImageFormat) -> str:
+        return result_file_name(task.id, index, image_format=image_format, keep_suffix=True)
+
+    # reuse_identical: saving the same task again finds its files instead of copying them.
+    paths: tuple[Path, ...] = tuple(await download_urls(mj.session, task.results, out, name_for, reuse_identical=True))
+    return paths
