@@ -31,6 +31,14 @@ class BatchClient(Protocol):
     @property
     def session(self) -> aiohttp.ClientSession: ...
 
-    def fan_out(self, requests: AsyncIterable[FanOutItem], *, max_in_flight: int, timeout: float | None) -> FanOut:
-        """Submit with at most ``max_in_flight`` unfinished; stream every input's events."""
+    def fan_out(
+        self,
+        requests: AsyncIterable[FanOutItem],
+        *,
+        max_in_flight: int,
+        timeout: float | None,
+        max_credits: float | None = None,
+        credits_per_task: float | None = None,
+    ) -> FanOut:
+        """Submit with at most ``max_in_flight`` unfinished, within ``max_credits``; stream every input's events."""
         ...
