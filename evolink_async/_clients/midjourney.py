@@ -14,7 +14,7 @@ import aiohttp
 import attrs
 
 from .._callbacks.receiver import CallbackReceiver, callback_binding
-from .._core.config import ClientConfig
+from .._core.config import ClientConfig, check_base_url
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.retry import RetryPolicy
 from .._core.secret import Secret
@@ -156,9 +156,12 @@ class MidjourneyClient(TrackerLifecycle):
             raise MissingAPIKeyError(
                 "no API key: pass api_key=... or set MJ_PROXY_API_KEY (api_key='' for a proxy without auth)"
             )
-        base = (base_url or _env("MJ_PROXY_BASE_URL") or "").rstrip("/")
-        if not base.startswith(("http://", "https://")):
+        base = base_url if base_url is not None else _env("MJ_PROXY_BASE_URL")
+        if not base:
             raise ValidationError("base_url", "pass base_url='https://...' or set MJ_PROXY_BASE_URL")
+        base = check_base_url("base_url", base)
+        if not isinstance(path_prefix, str):
+            raise ValidationError("path_prefix", f"must be a string such as '/mj', got {type(path_prefix).__name__}")
         if auth not in _AUTH_HEADERS:
             raise ValidationError("auth", f"must be one of {', '.join(_AUTH_HEADERS)}, got {auth!r}")
         self._config = ClientConfig(

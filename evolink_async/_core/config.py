@@ -85,6 +85,12 @@ def config_from_env(
 ) -> tuple[str | None, str, str]:
     """Resolve key and URLs: explicit arguments first, then ``EVOLINK_*`` variables, then defaults."""
     key = api_key if api_key is not None else _env("EVOLINK_API_KEY")
-    base = check_base_url("base_url", base_url or _env("EVOLINK_BASE_URL") or DEFAULT_BASE_URL)
-    files = check_base_url("files_base_url", files_base_url or _env("EVOLINK_FILES_BASE_URL") or DEFAULT_FILES_BASE_URL)
+    # An explicit "" is a mistake to report, not a reason to fall back to the paid default host.
+    base = check_base_url(
+        "base_url", base_url if base_url is not None else _env("EVOLINK_BASE_URL") or DEFAULT_BASE_URL
+    )
+    files = check_base_url(
+        "files_base_url",
+        files_base_url if files_base_url is not None else _env("EVOLINK_FILES_BASE_URL") or DEFAULT_FILES_BASE_URL,
+    )
     return (None if key is None or key == "" else check_api_key(key)), base, files

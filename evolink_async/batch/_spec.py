@@ -7,16 +7,16 @@ from __future__ import annotations
 import fnmatch
 import json
 import os
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
 
 import attrs
 
-from .._core.checks import number_at_least
+from .._core.checks import count_at_least, number_at_least
 from .._files.safe_paths import is_result_file_name
 from .._models.requests import MODEL_RULES, ImageInput, ImageRequest
-from ..errors import EvolinkError
+from ..errors import EvolinkError, ValidationError
 
 __all__ = [
     "ESTIMATED_CREDITS",
@@ -45,6 +45,41 @@ class BatchLockedError(EvolinkError):
     """Raised when another run is already using the same output folder (its journal)."""
 
 
+def _folder(value: object, field: str) -> Path:
+    if not isinstance(value, str | os.PathLike) or str(value) == "":
+        raise ValidationError(field, f"must be a folder path, got {value!r}")
+    return Path(value)
+
+
+def _input_dir(value: object) -> Path:
+    return _folder(value, "input_dir")
+
+
+def _output_dir(value: object) -> Path:
+    return _folder(value, "output_dir")
+
+
+def _string(field: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def validate(_: object, __: attrs.Attribute[Any], value: object) -> None:
+        if not isinstance(value, str) or not value:
+            raise ValidationError(field, f"must be a non-empty string, got {value!r}")
+
+    return validate
+
+
+def _optional_string(field: str) -> Callable[[object, attrs.Attribute[Any], object], None]:
+    def validate(_: object, __: attrs.Attribute[Any], value: object) -> None:
+        if value is not None and not isinstance(value, str):
+            raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+
+    return validate
+
+
+def _flag(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    if not isinstance(value, bool):
+        raise ValidationError(attribute.name, f"must be True or False, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class BatchSpec:
     """One folder batch: every image under ``input_dir`` -> results under ``output_dir``.
@@ -53,25 +88,27 @@ class BatchSpec:
     ...           output_dir=Path("out"), recursive=True, pattern="*.jpg", max_in_flight=16)
     """
 
-    model: str
-    input_dir: Path = attrs.field(converter=Path)
-    output_dir: Path = attrs.field(converter=Path)
-    prompt: str | None = None
+    model: str = attrs.field(validator=_string("model"))
+    input_dir: Path = attrs.field(converter=_input_dir)
+    output_dir: Path = attrs.field(converter=_output_dir)
+    prompt: str | None = attrs.field(default=None, validator=_optional_string("prompt"))
     model_params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
-    recursive: bool = False
+    recursive: bool = attrs.field(default=False, validator=_flag)
     #: A glob matched against each file's name and its path relative to ``input_dir``.
-    pattern: str = "*"
-    max_in_flight: int = attrs.field(default=8, validator=attrs.validators.ge(1))
+    pattern: str = attrs.field(default="*", validator=_string("pattern"))
+    max_in_flight: int = attrs.field(default=8, validator=count_at_least(1))
     #: Seconds each task may take before it is reported timed out (a re-run keeps waiting).
-    timeout: float | None = None
+    timeout: float | None = attrs.field(
+        default=None, validator=attrs.validators.optional(number_at_least(0, above=True))
+    )
     #: Uploads (and local checks) running at once, ahead of the submits.
-    max_uploads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
-    max_downloads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    max_uploads: int = attrs.field(default=4, validator=count_at_least(1))
+    max_downloads: int = attrs.field(default=4, validator=count_at_least(1))
     #: Start inputs whose task failed in an earlier run afresh (a new, billed submit each).
-    retry_failed: bool = False
+    retry_failed: bool = attrs.field(default=False, validator=_flag)
     #: Take inputs that are symbolic links to files outside ``input_dir`` (by default such an
     #: input fails, naming the reason: a link must not smuggle an outside file into an upload).
-    follow_symlinks: bool = False
+    follow_symlinks: bool = attrs.field(default=False, validator=_flag)
     #: Credits this run may reserve (estimated per input before each submit); inputs past it end
     #: ``not_submitted`` and stay in the journal for a later run.
     max_credits: float | None = attrs.field(default=None, validator=attrs.validators.optional(number_at_least(0)))

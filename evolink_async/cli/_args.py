@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 from .._version import __version__
@@ -22,8 +23,8 @@ start here: evolink demo"""
 
 def _positive(text: str) -> float:
     value = float(text)
-    if value <= 0:
-        raise argparse.ArgumentTypeError(f"must be positive, got {text}")
+    if not math.isfinite(value) or value <= 0:  # "nan" and "inf" parse as floats
+        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text}")
     return value
 
 

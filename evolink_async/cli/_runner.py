@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["EXIT_INTERRUPTED", "Runner", "exit_promptly"]
+__all__ = ["EXIT_INTERRUPTED", "Runner", "exit_promptly", "flush_output"]
 
 EXIT_INTERRUPTED = 130
 _CLEANUP_BOUND = 3.0  # seconds the loop's own clean-up may take once the command has ended
@@ -61,7 +61,7 @@ class Runner:
         try:
             self._on_force()
         finally:
-            _flush()
+            flush_output()
             os._exit(self.stop_code if self.stop_code is not None else EXIT_INTERRUPTED)
 
     def _on_sigint(self) -> None:
@@ -114,7 +114,7 @@ def _close(loop: asyncio.AbstractEventLoop) -> None:
         loop.close()
 
 
-def _flush() -> None:
+def flush_output() -> None:
     for stream in (sys.stdout, sys.stderr):
         with contextlib.suppress(OSError, ValueError):
             stream.flush()
@@ -132,6 +132,6 @@ def exit_promptly(code: int, *, bound: float = 2.0) -> int:
             continue
         thread.join(max(0.0, deadline - time.monotonic()))
         if thread.is_alive():
-            _flush()
+            flush_output()
             os._exit(code)
     return code

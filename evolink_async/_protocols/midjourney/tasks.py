@@ -74,8 +74,10 @@ def parse_progress(value: Any) -> int:
     """``"31%"`` -> 31; null, ``""`` and text without a number -> 0; clamped to 0-100."""
     if isinstance(value, bool) or value is None:
         return 0
-    if isinstance(value, (int, float)):
-        number = float(value)
+    if isinstance(value, int):
+        return max(0, min(100, value))  # no float(): 10**400 would overflow it
+    if isinstance(value, float):
+        number = value
     elif isinstance(value, str):
         match = _PERCENT.search(value) or _NUMBER.fullmatch(value.strip())
         if match is None:
@@ -117,9 +119,14 @@ def _error(status: TaskStatus, reason: Any) -> TaskError | None:
     return TaskError(code=code, message=message)
 
 
+# Epoch milliseconds up to the year 9999: anything larger is nonsense from a server, and as a
+# Python int would only fail later (``math.isfinite(10**400)`` raises OverflowError).
+_MAX_EPOCH_MS = 253_402_300_800_000
+
+
 def _seconds(value: Any) -> int | None:
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value) or value <= 0:
-        return None
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 < value < _MAX_EPOCH_MS:
+        return None  # NaN fails the comparison too
     return int(value) // 1000
 
 

@@ -1,0 +1,105 @@
+"""``evolink``'s dispatch: parse the arguments, run one command under the Ctrl-C runner, map errors
+to exit codes (0 ok, 1 an input failed, 2 usage or configuration, 130 Ctrl-C, 141 closed pipe)."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import signal
+import sys
+from collections.abc import Sequence
+
+from .._clients.evolink import MissingAPIKeyError
+from ..batch._entries import JournalError
+from ..batch._spec import BatchLockedError
+from ..errors import AuthenticationError, EvolinkError, PermissionDeniedError, ValidationError
+from . import _commands, _fleet, _imagine
+from ._args import build_parser
+from ._callbacks import CallbackUsageError
+from ._reporters import make_reporter
+from ._runner import EXIT_INTERRUPTED, Runner, exit_promptly, flush_output
+from ._text import printable
+
+__all__ = ["main"]
+
+_RESUME_HINT = "interrupted: nothing is lost; run the same command again to resume"
+
+
+class _Hint:
+    """The line printed when a command was interrupted: once, whichever path gets there first."""
+
+    def __init__(self, command: str) -> None:
+        self.text = _RESUME_HINT if command in ("batch", "imagine") else "interrupted"
+        self.shown = False
+
+    def show(self) -> None:
+        if not self.shown:
+            self.shown = True
+            with contextlib.suppress(OSError, ValueError):
+                print(self.text, file=sys.stderr, flush=True)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run one ``evolink`` command; returns the exit code (0 ok, 1 an input failed, 2 usage, 130 Ctrl-C)."""
+    arguments = list(sys.argv[1:] if argv is None else argv)
+    if arguments[:1] == ["sandbox"]:
+        # Handed over whole: argparse's REMAINDER would not take the sandbox's own --options.
+        from ..sandbox.__main__ import main as sandbox_main
+
+        return sandbox_main(arguments[1:], prog="evolink sandbox", export=True)
+    args = build_parser().parse_args(arguments)
+    try:
+        code = _run(args)
+    except KeyboardInterrupt:  # a Ctrl-C after the runner gave SIGINT back (printing the summary)
+        code = EXIT_INTERRUPTED
+    if argv is not None:
+        return code
+    # As the process itself (not a call from Python code): from here on a Ctrl-C ends the process
+    # at once with 130 (never by the signal, which a supervisor would see as -2), and a worker
+    # thread stuck in file or SQLite I/O must not hold the exit.
+    signal.signal(signal.SIGINT, _exit_interrupted)
+    return exit_promptly(code)
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    flush_output()
+    os._exit(EXIT_INTERRUPTED)
+
+
+def _run(args: argparse.Namespace) -> int:
+    reporter = make_reporter(json_lines=args.json)
+    command_name: str = args.command
+    hint = _Hint(command_name)
+
+    def on_force() -> None:  # a second Ctrl-C: the live view gives the terminal back, the hint once
+        stop = getattr(reporter, "stop", None)
+        if stop is not None:
+            stop()
+        hint.show()
+
+    runner = Runner(on_force=on_force)
+    reporter.on_broken_pipe = lambda: runner.stop(_commands.EXIT_BROKEN_PIPE)
+    command = {"batch": _commands.batch, "demo": _commands.demo, "download": _commands.download,
+               "status": _commands.status, "watch": _commands.watch, "fleet": _fleet.run,
+               "imagine": _imagine.imagine, "mj-action": _imagine.mj_action}[command_name]  # fmt: skip
+    try:
+        code = runner.run(command(args, reporter))
+    except MissingAPIKeyError as exc:
+        print(f"evolink: {exc}. To try it without a key: evolink demo", file=sys.stderr)
+        code = _commands.EXIT_USAGE
+    except (AuthenticationError, PermissionDeniedError) as exc:  # the error text never contains the key
+        key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
+        print(f"evolink: the API key was refused ({type(exc).__name__}: {printable(exc)}); "
+              f"check --api-key, --api-key-file or ${key_env}", file=sys.stderr)  # fmt: skip
+        code = _commands.EXIT_USAGE
+    except (ValidationError, BatchLockedError, JournalError, _commands.UsageError, CallbackUsageError) as exc:
+        print(f"evolink: {printable(exc)}", file=sys.stderr)
+        code = _commands.EXIT_USAGE
+    except EvolinkError as exc:
+        print(f"evolink: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
+        code = _commands.EXIT_FAILED
+    if runner.stop_code is not None:  # Ctrl-C, or the output's reader went away (141)
+        hint.show()
+        return runner.stop_code
+    return code
