@@ -54,6 +54,11 @@ class EvolinkError(Exception):
     """Root of every error raised by evolink_async."""
 
 
+def _clip(text: str, limit: int = 1000) -> str:
+    """Server text in a message, bounded: a hostile answer must not make a megabyte-long line."""
+    return text if len(text) <= limit else f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
 class ValidationError(EvolinkError, ValueError):
     """Raised before any network call when a request breaks a documented rule.
 
@@ -116,15 +121,15 @@ class APIStatusError(EvolinkError):
     def _line(self) -> str:
         parts = [f"HTTP {self.status_code}"]
         if self.code:
-            parts.append(self.code)
+            parts.append(_clip(self.code, 100))
         head = " ".join(parts)
         tail = []
         if self.param:
-            tail.append(f"param={self.param}")
+            tail.append(f"param={_clip(self.param, 200)}")
         if self.request_id:
             tail.append(f"request_id={self.request_id}")
         suffix = f" ({', '.join(tail)})" if tail else ""
-        return f"{head}: {self.message}{suffix}"
+        return f"{head}: {_clip(self.message)}{suffix}"
 
 
 class BadRequestError(APIStatusError):
@@ -305,7 +310,7 @@ class MidjourneyError(EvolinkError):
         self.status_code = status_code
         self.request_id = request_id
         suffix = f" (request {request_id})" if request_id else ""
-        super().__init__(f"Midjourney proxy code {code}: {description}{suffix}")
+        super().__init__(f"Midjourney proxy code {_clip(str(code), 24)}: {_clip(description)}{suffix}")
 
 
 class BannedPromptError(MidjourneyError):

@@ -65,9 +65,9 @@ class TestRemoveBackground:
     def test_prompt_forbidden_via_generic_request(self) -> None:
         rejects("prompt", "not accepted", lambda: ImageRequest(model="mj-v7-remove-bg", prompt="x", image_urls=[URL]))
 
-    def test_prompt_is_not_a_field(self) -> None:
-        with pytest.raises(TypeError):
-            RemoveBackground(prompt="x", image_urls=[URL])  # type: ignore[call-arg]
+    def test_a_prompt_is_refused_naming_the_rule(self) -> None:
+        # Was a TypeError ("unexpected keyword argument"); the README promises the rule by name.
+        rejects("prompt", "not accepted", lambda: RemoveBackground(prompt="x", image_urls=[URL]))
 
     @pytest.mark.parametrize("suffix", [".png", ".gif", ".webp", ".jpg", ".jpeg", ".JPG"])
     def test_allowed_formats(self, suffix: str) -> None:

@@ -21,8 +21,12 @@ def check_number(field: str, value: object, *, minimum: float = 0.0, above: bool
     """A finite real ``>= minimum`` (``> minimum`` with ``above``)."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(field, f"must be a number, got {type(value).__name__}")
-    if not math.isfinite(value):
-        raise ValidationError(field, f"must be a finite number, got {value!r}")
+    try:
+        finite = math.isfinite(value)
+    except OverflowError:  # an int beyond any float, such as 10**400
+        finite = False
+    if not finite:
+        raise ValidationError(field, f"must be a finite number, got {str(value)[:40]}")
     if value < minimum or (above and value == minimum):
         raise ValidationError(field, f"must be {'greater than' if above else 'at least'} {minimum:g}, got {value!r}")
     return float(value)

@@ -8,6 +8,7 @@ request fails at the caller before any credit is reserved.
 from __future__ import annotations
 
 import enum
+import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
@@ -259,6 +260,13 @@ class RemoveBackground(_ModelRequest):
 
     MODEL: ClassVar[str] = "mj-v7-remove-bg"
 
+    #: Not accepted by the model: a field only so that passing one is a ``ValidationError``
+    #: naming the rule rather than Python's "unexpected keyword argument".
+    prompt: str | None = attrs.field(default=None, repr=False)
+
+    def _prompt(self) -> str | None:
+        return self.prompt
+
 
 @attrs.frozen(kw_only=True)
 class QwenImageEdit(_ModelRequest):
@@ -272,16 +280,21 @@ class QwenImageEdit(_ModelRequest):
         return self.prompt
 
 
-def _params(value: Mapping[str, Any] | None) -> dict[str, Any]:
+def _params(value: Mapping[str, Any] | None, field: str = "model_params") -> dict[str, Any]:
     if value is None:
         return {}
     if not isinstance(value, Mapping):
-        raise ValidationError("model_params", f"must be a mapping, got {type(value).__name__}")
+        raise ValidationError(field, f"must be a mapping, got {type(value).__name__}")
+    try:
+        # What cannot be sent as JSON (NaN, a set, an object) fails here, not at the submit.
+        json.dumps(value, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ValidationError(field, f"must be JSON data (no NaN, infinity or objects): {exc}") from None
     return dict(value)
 
 
 def _extra(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    extra = _params(value)
+    extra = _params(value, "extra")
     clash = sorted(_RESERVED_KEYS & extra.keys())
     if clash:
         raise ValidationError(f"extra[{clash[0]!r}]", "must not override a field the request sets itself")

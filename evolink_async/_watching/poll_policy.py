@@ -12,7 +12,7 @@ import random
 
 import attrs
 
-from .._core.checks import number_at_least
+from .._core.checks import check_number, number_at_least
 from ..errors import ValidationError
 
 __all__ = ["PollPolicy", "PollState"]
@@ -118,6 +118,7 @@ class PollPolicy:
 
     def scaled(self, factor: float) -> PollPolicy:
         """This policy on a clock running ``1/factor`` times faster (for a time-scaled sandbox)."""
+        check_number("factor", factor, above=True)
         return attrs.evolve(
             self,
             min_interval=self.min_interval * factor,

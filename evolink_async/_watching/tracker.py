@@ -49,6 +49,8 @@ from .watches import (
     _newer,
     _submitted_at,
     _Watch,
+    earliest_deadline,
+    query_before_deadline,
 )
 
 __all__ = ["PushCoverage", "Sink", "Tracker", "WatchHandle"]
@@ -165,7 +167,7 @@ class Tracker:
             self._watches[task_id] = watch
             policy = self._policy_for(task_id)
             first = now + policy.first_delay(state, now=now, rng=self._rng) if snapshot is not None else now
-            self._schedule(watch, first)
+            self._schedule(watch, query_before_deadline(first, now=now, deadline=deadline, min_gap=policy.min_interval))
         handle = WatchHandle(watch, sink, key, deadline)
         watch.subscribers.append(handle)
         if watch.last is not None and (snapshot is None or _changed(snapshot, watch.last)):
@@ -353,8 +355,10 @@ class Tracker:
         if task.is_terminal:
             self._drop(watch)
         elif reschedule and self._watches.get(watch.task_id) is watch:
-            delay = self._policy_for(watch.task_id).next_delay(watch.state, now=now, rng=self._rng) * self._slowdown
-            self._schedule(watch, now + delay)
+            policy = self._policy_for(watch.task_id)
+            when = now + policy.next_delay(watch.state, now=now, rng=self._rng) * self._slowdown
+            deadline = earliest_deadline(watch)
+            self._schedule(watch, query_before_deadline(when, now=now, deadline=deadline, min_gap=policy.min_interval))
 
     def _deliver(self, watch: _Watch, kind: EventKind, now: float) -> None:
         error = error_for(kind, watch.last) if kind.is_terminal else None

@@ -103,3 +103,20 @@ def _submitted_at(snapshot: Task | None, now: float) -> float:
         if age > 2.0:
             return now - age
     return now
+
+
+def query_before_deadline(when: float, *, now: float, deadline: float | None, min_gap: float) -> float:
+    """``when``, or a last query a little before ``deadline`` when the schedule would skip past it.
+
+    Without it a caller's ``wait(timeout=20)`` on a task whose next query is due in 30 s raises
+    ``TaskTimeoutError`` although the server may long have reported the task ended.
+    """
+    if deadline is None or when < deadline:
+        return when
+    last_chance = deadline - min(1.0, 0.1 * (deadline - now))
+    return last_chance if last_chance > now + min_gap else when
+
+
+def earliest_deadline(watch: _Watch) -> float | None:
+    deadlines = [handle.deadline for handle in watch.subscribers if handle.deadline is not None]
+    return min(deadlines) if deadlines else None
