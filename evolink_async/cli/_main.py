@@ -86,7 +86,9 @@ def _run(args: argparse.Namespace) -> int:
     try:
         code = runner.run(command(args, reporter))
     except MissingAPIKeyError as exc:
-        print(f"evolink: {exc}. To try it without a key: evolink demo", file=sys.stderr)
+        key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
+        print(f"evolink: no API key: set ${key_env}, or pass --api-key-file FILE (--api-key works too, but shows "
+              "in the process list). To try it without a key: evolink demo", file=sys.stderr)  # fmt: skip
         code = _commands.EXIT_USAGE
     except (AuthenticationError, PermissionDeniedError) as exc:  # the error text never contains the key
         key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
