@@ -85,7 +85,7 @@ def _run(args: argparse.Namespace) -> int:
                "imagine": _imagine.imagine, "mj-action": _imagine.mj_action}[command_name]  # fmt: skip
     try:
         code = runner.run(command(args, reporter))
-    except MissingAPIKeyError as exc:
+    except MissingAPIKeyError:
         key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
         print(f"evolink: no API key: set ${key_env}, or pass --api-key-file FILE (--api-key works too, but shows "
               "in the process list). To try it without a key: evolink demo", file=sys.stderr)  # fmt: skip
