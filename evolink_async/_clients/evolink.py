@@ -6,10 +6,9 @@ import asyncio
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import aiohttp
-import attrs
 
 from .._callbacks.receiver import CallbackReceiver, ReceiverBinding, callback_binding
 from .._core.config import ClientConfig, config_from_env
@@ -28,7 +27,7 @@ from .._watching.poll_policy import PollPolicy
 from .._watching.tracker import Tracker
 from ..errors import EvolinkError, ValidationError
 from .images import Images
-from .lifecycle import TrackerLifecycle
+from .lifecycle import UNSET, TrackerLifecycle
 from .tasks import Tasks
 
 __all__ = ["EvolinkClient", "MissingAPIKeyError"]
@@ -38,7 +37,6 @@ class MissingAPIKeyError(EvolinkError, ValueError):
     """Raised at construction when no API key was given and ``EVOLINK_API_KEY`` is not set."""
 
 
-_UNSET: Any = object()
 
 
 class EvolinkClient(TrackerLifecycle):
@@ -122,38 +120,17 @@ class EvolinkClient(TrackerLifecycle):
         return client
 
     @property
-    def tracker(self) -> Tracker:
-        """The scheduler watching this client's tasks (``push`` webhook snapshots into it)."""
-        return self._tracker
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The aiohttp session this client sends through (yours, if you passed ``session=``).
-
-        For downloads from result hosts; the API key is added per request, never to the session.
-        """
-        return self._transport.session
-
-    @property
-    def base_url(self) -> str:
-        return self._config.base_url
-
-    @property
     def files_base_url(self) -> str:
         return self._config.files_base_url
-
-    @property
-    def config(self) -> ClientConfig:
-        return self._config
 
     def with_options(
         self,
         *,
-        timeout: float = _UNSET,
-        connect_timeout: float = _UNSET,
-        max_retries: int = _UNSET,
-        retry: RetryPolicy = _UNSET,
-        default_headers: Mapping[str, str] = _UNSET,
+        timeout: float = UNSET,
+        connect_timeout: float = UNSET,
+        max_retries: int = UNSET,
+        retry: RetryPolicy = UNSET,
+        default_headers: Mapping[str, str] = UNSET,
     ) -> EvolinkClient:
         """A client with some options changed that shares this one's connection pool.
 
@@ -161,18 +138,10 @@ class EvolinkClient(TrackerLifecycle):
 
         >>> patient = client.with_options(timeout=300, max_retries=6)
         """
-        changes: dict[str, Any] = {}
-        if timeout is not _UNSET:
-            changes["timeout"] = timeout
-        if connect_timeout is not _UNSET:
-            changes["connect_timeout"] = connect_timeout
-        if retry is not _UNSET:
-            changes["retry"] = retry
-        elif max_retries is not _UNSET:
-            changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
-        if default_headers is not _UNSET:
-            changes["default_headers"] = {**self._config.default_headers, **default_headers}
-        config = attrs.evolve(self._config, **changes)
+        config = self._changed_config(
+            timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries, retry=retry,
+            default_headers=default_headers,
+        )
         return type(self)._from_parts(config, self._transport.derive(config), self._tracker, self._binding)
 
     def fan_out(

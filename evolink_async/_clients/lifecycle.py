@@ -1,16 +1,27 @@
-"""The ``async with`` of a client: the tracker runs while the block runs, the session closes after."""
+"""What every client shares: the ``async with`` (the tracker runs while the block runs, the session
+closes after), its read-only properties, and the option arithmetic of ``with_options``."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Mapping
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import Any, ClassVar, Self
 
+import aiohttp
+import attrs
+
+from .._core.config import ClientConfig
+from .._core.retry import RetryPolicy
 from .._core.transport import Transport
 from .._watching.tracker import Tracker
+from ..errors import ValidationError
 
-__all__ = ["TrackerLifecycle"]
+__all__ = ["UNSET", "TrackerLifecycle"]
+
+#: "Not given" for ``with_options`` arguments, where ``None`` could be a value.
+UNSET: Any = object()
 
 
 class TrackerLifecycle:
@@ -23,10 +34,57 @@ class TrackerLifecycle:
     #: The name of the asyncio task running the tracker (seen in task dumps and debuggers).
     TRACKER_TASK_NAME: ClassVar[str] = "evolink-tracker"
 
+    _config: ClientConfig
     _transport: Transport
     _tracker: Tracker
     _tracker_task: asyncio.Task[None] | None
     _owns_tracker: bool
+
+    @property
+    def tracker(self) -> Tracker:
+        """The scheduler watching this client's tasks (``push`` parsed callback bodies into it)."""
+        return self._tracker
+
+    @property
+    def session(self) -> aiohttp.ClientSession:
+        """The aiohttp session this client sends through (yours, if you passed ``session=``).
+
+        For downloads from result hosts; the API key is added per request, never to the session.
+        """
+        return self._transport.session
+
+    @property
+    def base_url(self) -> str:
+        return self._config.base_url
+
+    @property
+    def config(self) -> ClientConfig:
+        return self._config
+
+    def _changed_config(
+        self,
+        *,
+        timeout: float = UNSET,
+        connect_timeout: float = UNSET,
+        max_retries: int = UNSET,
+        retry: RetryPolicy = UNSET,
+        default_headers: Mapping[str, str] = UNSET,
+    ) -> ClientConfig:
+        """This client's configuration with the ``with_options`` arguments that were given."""
+        changes: dict[str, Any] = {}
+        if timeout is not UNSET:
+            changes["timeout"] = timeout
+        if connect_timeout is not UNSET:
+            changes["connect_timeout"] = connect_timeout
+        if retry is not UNSET:
+            if not isinstance(retry, RetryPolicy):
+                raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
+            changes["retry"] = retry
+        elif max_retries is not UNSET:
+            changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
+        if default_headers is not UNSET:
+            changes["default_headers"] = {**self._config.default_headers, **default_headers}
+        return attrs.evolve(self._config, **changes)
 
     async def aclose(self) -> None:
         """Close the session (unless it was passed in by the caller)."""

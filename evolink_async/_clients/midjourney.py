@@ -11,7 +11,6 @@ from pathlib import Path
 from typing import Any, Literal, cast
 
 import aiohttp
-import attrs
 
 from .._callbacks.receiver import CallbackReceiver, callback_binding
 from .._core.config import ClientConfig, check_base_url
@@ -40,12 +39,11 @@ from ..errors import (
     ValidationError,
 )
 from .evolink import MissingAPIKeyError
-from .lifecycle import TrackerLifecycle
+from .lifecycle import UNSET, TrackerLifecycle
 from .tasks import Tasks
 
 __all__ = ["MidjourneyClient", "MidjourneyTasks"]
 
-_UNSET: Any = object()
 _AUTH_HEADERS = {"bearer": "Authorization", "mj-api-secret": "mj-api-secret"}
 # Parallel single queries when the server cannot fetch many at once.
 _GET_MANY_CONCURRENCY = 8
@@ -204,11 +202,11 @@ class MidjourneyClient(TrackerLifecycle):
     def with_options(
         self,
         *,
-        timeout: float = _UNSET,
-        connect_timeout: float = _UNSET,
-        max_retries: int = _UNSET,
-        retry: RetryPolicy = _UNSET,
-        default_headers: Mapping[str, str] = _UNSET,
+        timeout: float = UNSET,
+        connect_timeout: float = UNSET,
+        max_retries: int = UNSET,
+        retry: RetryPolicy = UNSET,
+        default_headers: Mapping[str, str] = UNSET,
     ) -> MidjourneyClient:
         """A client with some options changed that shares this one's connection pool and tracker.
 
@@ -217,20 +215,10 @@ class MidjourneyClient(TrackerLifecycle):
 
         >>> patient = mj.with_options(timeout=300, max_retries=6)
         """
-        changes: dict[str, Any] = {}
-        if timeout is not _UNSET:
-            changes["timeout"] = timeout
-        if connect_timeout is not _UNSET:
-            changes["connect_timeout"] = connect_timeout
-        if retry is not _UNSET:
-            if not isinstance(retry, RetryPolicy):
-                raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
-            changes["retry"] = retry
-        elif max_retries is not _UNSET:
-            changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
-        if default_headers is not _UNSET:
-            changes["default_headers"] = {**self._config.default_headers, **default_headers}
-        config = attrs.evolve(self._config, **changes)
+        config = self._changed_config(
+            timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries, retry=retry,
+            default_headers=default_headers,
+        )
         client = type(self).__new__(type(self))
         client._config = config
         client._transport = self._transport.derive(config)
@@ -243,27 +231,9 @@ class MidjourneyClient(TrackerLifecycle):
         return client
 
     @property
-    def tracker(self) -> Tracker:
-        """The scheduler watching this client's tasks (``push`` notifyHook bodies into it, parsed)."""
-        return self._tracker
-
-    @property
-    def session(self) -> aiohttp.ClientSession:
-        """The aiohttp session this client sends through; the key is added per request."""
-        return self._transport.session
-
-    @property
-    def base_url(self) -> str:
-        return self._config.base_url
-
-    @property
     def api_base(self) -> str:
         """``base_url`` plus the path prefix, ending in ``/`` (``https://host/mj/``)."""
         return self._api.base
-
-    @property
-    def config(self) -> ClientConfig:
-        return self._config
 
     async def submit(self, request: MidjourneyRequest, *, idempotency_key: str | None = None) -> Task:
         """Submit one request and return its first snapshot (``pending``, or ``modal`` for code 21).
