@@ -50,6 +50,7 @@ from ..errors import (
 from ._client_api import BatchClient
 from ._entries import Entry, EntryStatus, request_fingerprint
 from ._journal import Journal
+from ._outcomes import error_code, error_message, task_error
 from ._spec import (  # fmt: skip
     LOCK_NAME,
     BatchEvent,
@@ -96,25 +97,6 @@ def _inspect_input(path: Path, root: Path, follow_symlinks: bool) -> tuple[str |
             return "is a symbolic link to a file outside the input folder (--follow-symlinks takes it)", None
     info = path.stat()
     return None, f"{info.st_size}:{info.st_mtime_ns}"
-
-
-def _code_of(error: BaseException) -> str:
-    code = getattr(error, "code", None)
-    if isinstance(error, ValidationError):
-        return "invalid_input"
-    if isinstance(error, DownloadError):
-        return f"download_{error.reason}"
-    if isinstance(error, NotSubmittedError):
-        return "not_submitted"
-    if isinstance(error, QueueFullError):
-        return "queue_full"
-    return str(code) if code else type(error).__name__
-
-
-def _message_of(error: BaseException) -> str:
-    if isinstance(error, NotSubmittedError | QueueFullError):
-        return f"{error}; it stays pending: a re-run submits it"
-    return str(getattr(error, "message", None) or error)
 
 
 def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -328,9 +310,9 @@ class Batch:
         except EvolinkError as exc:
             if not isinstance(exc, _TRANSIENT):  # transient: the entry stays pending, a re-run tries again
                 await self.journal.record_outcome(
-                    key, EntryStatus.SUBMIT_FAILED, error_code=_code_of(exc), error_message=_message_of(exc)
+                    key, EntryStatus.SUBMIT_FAILED, error_code=error_code(exc), error_message=error_message(exc)
                 )
-            self._fail(key, _code_of(exc), _message_of(exc))
+            self._fail(key, error_code(exc), error_message(exc))
             return None
         return FanOutItem(key=key, request=self._request_from_body(body), idempotency_key=entry.idempotency_key)
 
@@ -397,27 +379,18 @@ class Batch:
             error = event.error or EvolinkError("submit failed")
             if not isinstance(error, _TRANSIENT):
                 await journal.record_outcome(
-                    key, EntryStatus.SUBMIT_FAILED, error_code=_code_of(error), error_message=_message_of(error)
+                    key, EntryStatus.SUBMIT_FAILED, error_code=error_code(error), error_message=error_message(error)
                 )
-            self._fail(key, _code_of(error), _message_of(error))
+            self._fail(key, error_code(error), error_message(error))
         elif event.kind is EventKind.TIMED_OUT:
             await journal.record_outcome(key, EntryStatus.TIMED_OUT)
             self._fail(key, "timed_out", f"not finished after {self._spec.timeout:g} s; run again to keep waiting",
                        task_id=task_id)  # fmt: skip
         elif event.kind in (EventKind.FAILED, EventKind.CANCELLED):
-            code, message = self._task_error(event)
+            code, message = task_error(event)
             status = EntryStatus.FAILED if event.kind is EventKind.FAILED else EntryStatus.CANCELLED
             await journal.record_outcome(key, status, error_code=code, error_message=message)
             self._fail(key, code, message, task_id=task_id)
-
-    @staticmethod
-    def _task_error(event: TaskEvent) -> tuple[str, str]:
-        task = event.task
-        if task is not None and task.error is not None:
-            return task.error.code or "failed", task.error.message or "the task failed"
-        if event.error is not None:
-            return _code_of(event.error), _message_of(event.error)
-        return event.kind.value, f"the task ended {event.kind.value}"
 
     # --- downloads --------------------------------------------------------------------------
 
@@ -427,17 +400,17 @@ class Batch:
                 paths = await self._save(key, urls)
             except DownloadError as exc:
                 if exc.reason != "http_status" or task_id is None:
-                    self._fail(key, _code_of(exc), _message_of(exc), task_id=task_id)
+                    self._fail(key, error_code(exc), error_message(exc), task_id=task_id)
                     return
                 # Result links expire after 24 h: a fresh query of the task gives new ones.
                 try:
                     fresh = await self._client.tasks.get(task_id)
                     paths = await self._save(key, fresh.results)
                 except EvolinkError as retry_exc:
-                    self._fail(key, _code_of(retry_exc), _message_of(retry_exc), task_id=task_id)
+                    self._fail(key, error_code(retry_exc), error_message(retry_exc), task_id=task_id)
                     return
             except EvolinkError as exc:  # UnsafePathError and friends
-                self._fail(key, _code_of(exc), _message_of(exc), task_id=task_id)
+                self._fail(key, error_code(exc), error_message(exc), task_id=task_id)
                 return
             await self.journal.record_downloads(key, [str(p) for p in paths])
         self.summary.downloaded += 1
@@ -509,9 +482,9 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
                 spec.request(path)
                 await anyio.to_thread.run_sync(functools.partial(check_image, path, model=spec.model, field=key))
             except (ValidationError, OSError) as exc:
-                invalid.append(FailedInput(key=key, code="invalid_input", message=_message_of(exc)))
+                invalid.append(FailedInput(key=key, code="invalid_input", message=error_message(exc)))
                 if on_event is not None:
-                    on_event(BatchEvent(kind="failed", key=key, error_code="invalid_input", message=_message_of(exc)))
+                    on_event(BatchEvent(kind="failed", key=key, error_code="invalid_input", message=error_message(exc)))
                 continue
             to_submit += 1
     finally:

@@ -46,6 +46,7 @@ from ..errors import (
 )
 from ._entries import EntryStatus
 from ._manifest import parse_line
+from ._outcomes import error_code, error_message, task_error
 from ._pg_store import Claimed, PgJournal
 from ._spec import BatchEvent
 
@@ -106,17 +107,6 @@ class WorkerSummary:
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
-
-
-def _code_of(error: BaseException) -> str:
-    if isinstance(error, ValidationError):
-        return "invalid_input"
-    code = getattr(error, "code", None)
-    return str(code) if code else type(error).__name__
-
-
-def _message_of(error: BaseException) -> str:
-    return str(getattr(error, "message", None) or error)
 
 
 class Worker:
@@ -240,11 +230,11 @@ class Worker:
             if isinstance(exc, _FATAL):
                 raise
             if isinstance(exc, _UNKNOWN + _NOT_CREATED):  # an upload that did not go through: try later
-                await self._journal.release_submit(key, owner=self.id, error_code=_code_of(exc),
-                                                   error_message=_message_of(exc))  # fmt: skip
+                await self._journal.release_submit(key, owner=self.id, error_code=error_code(exc),
+                                                   error_message=error_message(exc))  # fmt: skip
                 self.summary.released += 1
             else:
-                code, message = _code_of(exc), _message_of(exc)
+                code, message = error_code(exc), error_message(exc)
                 await self._journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, owner=self.id, error_code=code,
                                                    error_message=message)  # fmt: skip
                 self.summary.failed += 1
@@ -292,21 +282,23 @@ class Worker:
         elif event.kind is EventKind.SUBMIT_FAILED:
             error = event.error or EvolinkError("submit failed")
             if isinstance(error, _NOT_CREATED):
-                await journal.release_submit(key, owner=self.id, error_code=_code_of(error),
-                                             error_message=_message_of(error))  # fmt: skip
+                await journal.release_submit(key, owner=self.id, error_code=error_code(error),
+                                             error_message=error_message(error))  # fmt: skip
                 self.summary.released += 1
             elif isinstance(error, _UNKNOWN):
-                await journal.mark_uncertain(key, owner=self.id, message=_message_of(error))
+                await journal.mark_uncertain(key, owner=self.id, message=error_message(error))
                 self.summary.uncertain += 1
-                self._emit("uncertain", key, error_code=_code_of(error), message=_message_of(error))
+                self._emit("uncertain", key, error_code=error_code(error), message=error_message(error))
             else:
-                await journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, owner=self.id,
-                                             error_code=_code_of(error), error_message=_message_of(error))  # fmt: skip
+                await journal.record_outcome(
+                    key, EntryStatus.SUBMIT_FAILED, owner=self.id,
+                    error_code=error_code(error), error_message=error_message(error),
+                )  # fmt: skip
                 self.summary.failed += 1
-                self._emit("failed", key, error_code=_code_of(error), message=_message_of(error))
+                self._emit("failed", key, error_code=error_code(error), message=error_message(error))
             self._finish(key)
         elif event.is_terminal:
-            code, message = _task_error(event)
+            code, message = task_error(event)
             status = {EventKind.CANCELLED: EntryStatus.CANCELLED,
                       EventKind.TIMED_OUT: EntryStatus.TIMED_OUT}.get(event.kind, EntryStatus.FAILED)  # fmt: skip
             await journal.record_outcome(key, status, owner=self.id, error_code=code, error_message=message)
@@ -350,18 +342,13 @@ class Worker:
             self.summary.downloaded += 1
             self._emit("downloaded", key, task_id=task_id, paths=tuple(map(str, paths)))
         except EvolinkError as exc:  # the result URLs stay recorded, the download error beside them
-            await self._journal.record_outcome(key, EntryStatus.COMPLETED, owner=self.id, result_urls=urls,
-                                               error_code=_code_of(exc), error_message=_message_of(exc))  # fmt: skip
+            await self._journal.record_outcome(
+                key, EntryStatus.COMPLETED, owner=self.id, result_urls=urls,
+                error_code=error_code(exc), error_message=error_message(exc),
+            )  # fmt: skip
             self.summary.failed += 1
-            self._emit("failed", key, task_id=task_id, error_code=_code_of(exc), message=_message_of(exc))
+            self._emit("failed", key, task_id=task_id, error_code=error_code(exc), message=error_message(exc))
         finally:
             self._finish(key)
 
 
-def _task_error(event: TaskEvent) -> tuple[str, str]:
-    task = event.task
-    if task is not None and task.error is not None:
-        return task.error.code or "failed", task.error.message or "the task failed"
-    if event.error is not None:
-        return _code_of(event.error), _message_of(event.error)
-    return event.kind.value, f"the task ended {event.kind.value}"

@@ -1,0 +1,36 @@
+"""How a batch records an input's failure: a short machine-readable code and a message."""
+
+from __future__ import annotations
+
+from .._models.events import TaskEvent
+from ..errors import DownloadError, NotSubmittedError, QueueFullError, ValidationError
+
+__all__ = ["error_code", "error_message", "task_error"]
+
+
+def error_code(error: BaseException) -> str:
+    code = getattr(error, "code", None)
+    if isinstance(error, ValidationError):
+        return "invalid_input"
+    if isinstance(error, DownloadError):
+        return f"download_{error.reason}"
+    if isinstance(error, NotSubmittedError):
+        return "not_submitted"
+    if isinstance(error, QueueFullError):
+        return "queue_full"
+    return str(code) if code else type(error).__name__
+
+
+def error_message(error: BaseException) -> str:
+    if isinstance(error, NotSubmittedError | QueueFullError):
+        return f"{error}; it stays pending: a re-run submits it"
+    return str(getattr(error, "message", None) or error)
+
+
+def task_error(event: TaskEvent) -> tuple[str, str]:
+    task = event.task
+    if task is not None and task.error is not None:
+        return task.error.code or "failed", task.error.message or "the task failed"
+    if event.error is not None:
+        return error_code(event.error), error_message(event.error)
+    return event.kind.value, f"the task ended {event.kind.value}"
