@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import logging
 import re
+import weakref
 from typing import Final
 
 __all__ = ["REDACTED", "RedactingFilter", "Secret", "redact", "scrub_known"]
 
 REDACTED: Final = "***"
 
-# Every key wrapped in this process, whatever its shape: log records and messages are scrubbed of
-# them too, so a key that is not ``sk-evo-`` shaped is still never written out. Keys are few
-# (one per client configuration), and they are in memory anyway. Shorter values are not kept:
-# scrubbing a 1-character "key" would mangle every message (keys are checked to be >= 8).
-_LIVE_SECRETS: set[str] = set()
+# Every key wrapped in this process and still in use, whatever its shape: log records and
+# messages are scrubbed of them too, so a key that is not ``sk-evo-`` shaped is still never
+# written out. Held weakly: a server that makes a client per tenant and drops it does not make
+# every later message scan a growing list. Shorter values are not kept: scrubbing a 1-character
+# "key" would mangle every message (keys are checked to be >= 8).
+_LIVE_SECRETS: weakref.WeakSet[Secret] = weakref.WeakSet()
 _MIN_REMEMBERED = 8
 
 # Defence in depth for log records: anything shaped like an Evolink key or a bearer token.
@@ -24,12 +26,12 @@ _KEY_SHAPES = re.compile(r"(sk-evo-)[A-Za-z0-9_\-]+|(Bearer\s+)\S+", re.IGNORECA
 class Secret:
     """A string that only :meth:`reveal` gives back; ``repr`` and ``str`` show ``***``."""
 
-    __slots__ = ("_value",)
+    __slots__ = ("__weakref__", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
         if len(value) >= _MIN_REMEMBERED:
-            _LIVE_SECRETS.add(value)
+            _LIVE_SECRETS.add(self)
 
     def reveal(self) -> str:
         return self._value
@@ -53,7 +55,7 @@ class Secret:
 def redact(text: str, *secrets: str) -> str:
     """``text`` with each secret, every key this process holds, and anything key-shaped as ``***``."""
     text = _KEY_SHAPES.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
-    for secret in (*secrets, *_LIVE_SECRETS):
+    for secret in (*secrets, *(live._value for live in list(_LIVE_SECRETS))):
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -61,9 +63,9 @@ def redact(text: str, *secrets: str) -> str:
 
 def scrub_known(text: str) -> str:
     """``text`` without any key this process holds (cheaper than :func:`redact`: no pattern)."""
-    for secret in _LIVE_SECRETS:
-        if secret in text:
-            text = text.replace(secret, REDACTED)
+    for live in list(_LIVE_SECRETS):
+        if live._value in text:
+            text = text.replace(live._value, REDACTED)
     return text
 
 
