@@ -211,7 +211,10 @@ async def download_to(
     _check_url(url)
     root_path = Path(root)
     folder = root_path  # the temp file lives beside its final name: os.replace stays on one file system
-    fd, temp = await anyio.to_thread.run_sync(_open_temp, folder)
+    try:
+        fd, temp = await anyio.to_thread.run_sync(_open_temp, folder)
+    except (FileExistsError, NotADirectoryError):  # checked here, in the hop the download makes anyway
+        raise ValidationError("dest_dir", f"{os.fspath(root)!r} is a file, not a folder") from None
     try:
         size = 0
         client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=30.0)
@@ -255,10 +258,6 @@ async def download_to(
     return path
 
 
-def _is_file(path: str | os.PathLike[str]) -> bool:
-    return os.path.exists(path) and not os.path.isdir(path)
-
-
 async def download_urls(
     session: aiohttp.ClientSession,
     urls: Sequence[str],
@@ -273,8 +272,6 @@ async def download_urls(
     """Save every URL in order (``name_for(index, format)`` names each); stops at the first error."""
     check_count("max_bytes", max_bytes)
     check_number("timeout", timeout, above=True)
-    if await anyio.to_thread.run_sync(_is_file, root):
-        raise ValidationError("dest_dir", f"{os.fspath(root)!r} is a file, not a folder")
     paths = []
     for index, url in enumerate(urls):
         named = functools.partial(name_for, index)
