@@ -54,3 +54,21 @@ def test_foreign_log_calls_through_the_package_logger_are_scrubbed(caplog: pytes
     caplog.set_level(logging.INFO, logger="evolink_async")
     logging.getLogger("evolink_async").info("header was %s", f"Bearer {API_KEY}")
     assert API_KEY not in caplog.text
+
+
+def test_a_key_in_use_stays_scrubbed_after_an_equal_one_is_dropped() -> None:
+    """Secrets compare equal by value: the scrub list must not forget a value when the first of
+    two equal secrets dies while the second one is still in use (it did, held in a WeakSet)."""
+    import gc
+
+    from evolink_async._core.secret import Secret, redact
+
+    value = "K3y-not-evo-shaped-weak-0001"
+    first = Secret(value)
+    second = Secret(value)
+    del first
+    gc.collect()
+    assert redact(f"echo {value}") == "echo ***"
+    del second
+    gc.collect()
+    assert redact(f"echo {value}") == f"echo {value}"  # held weakly: nothing left to scrub for

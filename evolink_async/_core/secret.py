@@ -15,8 +15,10 @@ REDACTED: Final = "***"
 # messages are scrubbed of them too, so a key that is not ``sk-evo-`` shaped is still never
 # written out. Held weakly: a server that makes a client per tenant and drops it does not make
 # every later message scan a growing list. Shorter values are not kept: scrubbing a 1-character
-# "key" would mangle every message (keys are checked to be >= 8).
-_LIVE_SECRETS: weakref.WeakSet[Secret] = weakref.WeakSet()
+# "key" would mangle every message (keys are checked to be >= 8). Keyed by identity, not by value:
+# secrets compare equal by value, and a WeakSet would keep only the first of two equal keys and
+# forget the value once that first one died, while the second is still in use.
+_LIVE_SECRETS: weakref.WeakValueDictionary[int, Secret] = weakref.WeakValueDictionary()
 _MIN_REMEMBERED = 8
 
 # Defence in depth for log records: anything shaped like an Evolink key or a bearer token.
@@ -31,7 +33,7 @@ class Secret:
     def __init__(self, value: str) -> None:
         self._value = value
         if len(value) >= _MIN_REMEMBERED:
-            _LIVE_SECRETS.add(self)
+            _LIVE_SECRETS[id(self)] = self
 
     def reveal(self) -> str:
         return self._value
@@ -55,7 +57,7 @@ class Secret:
 def redact(text: str, *secrets: str) -> str:
     """``text`` with each secret, every key this process holds, and anything key-shaped as ``***``."""
     text = _KEY_SHAPES.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
-    for secret in (*secrets, *(live._value for live in list(_LIVE_SECRETS))):
+    for secret in (*secrets, *{live._value for live in list(_LIVE_SECRETS.values())}):
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -63,9 +65,9 @@ def redact(text: str, *secrets: str) -> str:
 
 def scrub_known(text: str) -> str:
     """``text`` without any key this process holds (cheaper than :func:`redact`: no pattern)."""
-    for live in list(_LIVE_SECRETS):
-        if live._value in text:
-            text = text.replace(live._value, REDACTED)
+    for value in {live._value for live in list(_LIVE_SECRETS.values())}:
+        if value in text:
+            text = text.replace(value, REDACTED)
     return text
 
 
