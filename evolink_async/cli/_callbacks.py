@@ -27,6 +27,7 @@ from aiohttp import web
 from .._callbacks.receiver import CallbackReceiver
 from .._watching.tracker import Tracker
 from ..errors import ValidationError
+from ._secret_files import read_secret_file
 from ._text import printable
 
 __all__ = ["CallbackOptions", "CallbackUsageError", "Listener", "add_callback_arguments", "callback_options",
@@ -89,15 +90,7 @@ def _listen_address(text: str) -> tuple[str, int]:
 
 
 def _read_secret(path: str) -> str:
-    try:
-        with open(path, encoding="utf-8") as handle:
-            secret = handle.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise CallbackUsageError(f"--callback-secret-file {printable(path)}: cannot be read ({reason})") from None
-    if not secret:
-        raise CallbackUsageError(f"--callback-secret-file {printable(path)}: the file is empty")
-    return secret
+    return read_secret_file(path, flag="--callback-secret-file", error=CallbackUsageError)
 
 
 def callback_options(args: argparse.Namespace) -> CallbackOptions | None:

@@ -23,6 +23,7 @@ from ..batch._spec import BatchSpec
 from ._callbacks import callback_options, callback_receiver, start_listening, update_counts
 from ._demo import run_demo
 from ._progress import JsonReporter, Reporter
+from ._secret_files import read_secret_file
 from ._text import printable
 
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "batch",
@@ -45,15 +46,7 @@ def _api_key(args: argparse.Namespace) -> str | None:
     path = getattr(args, "api_key_file", None)
     if path is None:
         return str(args.api_key) if args.api_key else None
-    try:
-        with open(path, encoding="utf-8") as handle:
-            key = handle.readline().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = getattr(exc, "strerror", None) or exc
-        raise UsageError(f"--api-key-file {printable(path)}: cannot be read ({reason})") from None
-    if not key:
-        raise UsageError(f"--api-key-file {printable(path)}: the file is empty")
-    return key
+    return read_secret_file(path, flag="--api-key-file", error=UsageError)
 
 
 def build_client(args: argparse.Namespace, *, callbacks: CallbackReceiver | None = None) -> EvolinkClient:
