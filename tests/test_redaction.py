@@ -72,3 +72,21 @@ def test_a_key_in_use_stays_scrubbed_after_an_equal_one_is_dropped() -> None:
     del second
     gc.collect()
     assert redact(f"echo {value}") == f"echo {value}"  # held weakly: nothing left to scrub for
+
+
+def test_the_scrub_list_follows_keys_made_and_dropped_after_a_scrub() -> None:
+    """The values scrubbed are cached between answers: a key made after a scrub must be scrubbed
+    by the next one, and a dropped key must leave the cache (no clear copy kept alive)."""
+    import gc
+
+    from evolink_async._core.secret import Secret, scrub_known
+
+    old = Secret("K3y-old-not-evo-shaped-0002")
+    assert scrub_known("id K3y-old-not-evo-shaped-0002") == "id ***"  # fills the cache
+    new = Secret("K3y-new-not-evo-shaped-0003")
+    assert scrub_known("id K3y-new-not-evo-shaped-0003") == "id ***"
+    del old
+    gc.collect()
+    assert scrub_known("id K3y-old-not-evo-shaped-0002") == "id K3y-old-not-evo-shaped-0002"
+    assert scrub_known("id K3y-new-not-evo-shaped-0003") == "id ***"
+    del new

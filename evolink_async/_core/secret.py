@@ -20,6 +20,12 @@ REDACTED: Final = "***"
 # forget the value once that first one died, while the second is still in use.
 _LIVE_SECRETS: weakref.WeakValueDictionary[int, Secret] = weakref.WeakValueDictionary()
 _MIN_REMEMBERED = 8
+# The distinct values of ``_LIVE_SECRETS``, rebuilt only after a key was added or died: every
+# API answer's request id is scrubbed, and walking the weak dictionary each time was a visible
+# share of a query's CPU. ``_generation`` tells a rebuild that raced with a key's death to not
+# keep its (then stale) result.
+_live_values: tuple[str, ...] | None = ()
+_generation = 0
 
 # Defence in depth for log records: anything shaped like an Evolink key or a bearer token.
 _KEY_SHAPES = re.compile(r"(sk-evo-)[A-Za-z0-9_\-]+|(Bearer\s+)\S+", re.IGNORECASE)
@@ -34,6 +40,8 @@ class Secret:
         self._value = value
         if len(value) >= _MIN_REMEMBERED:
             _LIVE_SECRETS[id(self)] = self
+            _forget_live_values()
+            weakref.finalize(self, _forget_live_values)
 
     def reveal(self) -> str:
         return self._value
@@ -54,10 +62,27 @@ class Secret:
         raise TypeError("Secret objects cannot be pickled")
 
 
+def _forget_live_values() -> None:
+    global _live_values, _generation
+    _generation += 1
+    _live_values = None
+
+
+def _known_values() -> tuple[str, ...]:
+    global _live_values
+    values = _live_values
+    if values is None:
+        generation = _generation
+        values = tuple({live._value for live in list(_LIVE_SECRETS.values())})
+        if generation == _generation:
+            _live_values = values
+    return values
+
+
 def redact(text: str, *secrets: str) -> str:
     """``text`` with each secret, every key this process holds, and anything key-shaped as ``***``."""
     text = _KEY_SHAPES.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
-    for secret in (*secrets, *{live._value for live in list(_LIVE_SECRETS.values())}):
+    for secret in (*secrets, *_known_values()):
         if secret and secret in text:
             text = text.replace(secret, REDACTED)
     return text
@@ -65,7 +90,7 @@ def redact(text: str, *secrets: str) -> str:
 
 def scrub_known(text: str) -> str:
     """``text`` without any key this process holds (cheaper than :func:`redact`: no pattern)."""
-    for value in {live._value for live in list(_LIVE_SECRETS.values())}:
+    for value in _known_values():
         if value in text:
             text = text.replace(value, REDACTED)
     return text

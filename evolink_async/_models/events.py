@@ -26,7 +26,12 @@ class EventKind(enum.StrEnum):
 
     @property
     def is_terminal(self) -> bool:
-        return self not in (EventKind.SUBMITTED, EventKind.PROGRESS)
+        # A set built once: this runs several times per event, and a tuple of two members
+        # looked up on the class each time cost more than the rest of the check.
+        return self in _TERMINAL_KINDS
+
+
+_TERMINAL_KINDS = frozenset(EventKind) - {EventKind.SUBMITTED, EventKind.PROGRESS}
 
 
 _KIND_OF_TERMINAL_STATUS = {

@@ -118,7 +118,7 @@ class Task:
 
     @property
     def is_terminal(self) -> bool:
-        return self.status.is_terminal
+        return self.status in _TERMINAL
 
     @property
     def estimated_time(self) -> float | None:

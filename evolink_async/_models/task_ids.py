@@ -15,16 +15,13 @@ from .task import Task
 __all__ = ["MAX_TASK_ID_CHARS", "is_safe_task_id", "task_id_of"]
 
 MAX_TASK_ID_CHARS = 256
-_SAFE_ID = re.compile(r"[A-Za-z0-9._~:-]+")
+# One pattern for every rule (it runs for every answer): the alphabet, the length, and not dots
+# alone ("." and ".." are path steps, not names).
+_SAFE_ID = re.compile(rf"(?!\.+\Z)[A-Za-z0-9._~:-]{{1,{MAX_TASK_ID_CHARS}}}")
 
 
 def is_safe_task_id(task_id: object) -> bool:
-    return (
-        isinstance(task_id, str)
-        and 0 < len(task_id) <= MAX_TASK_ID_CHARS
-        and _SAFE_ID.fullmatch(task_id) is not None
-        and task_id.strip(".") != ""  # "." and ".." are path steps, not names
-    )
+    return isinstance(task_id, str) and _SAFE_ID.fullmatch(task_id) is not None
 
 
 def task_id_of(task_or_id: Task | str) -> str:
