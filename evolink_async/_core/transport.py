@@ -286,20 +286,23 @@ class Transport:
             headers=self._headers(headers),
             timeout=self._timeout,
         ) as resp:
-            raw = await self._read_bounded(resp)
             # aiohttp's header view is case-insensitive, which the lookups above rely on.
-            return resp.status, raw, resp.headers
+            headers_in = resp.headers
+            limit = self._config.max_response_bytes
+            length = resp.content_length  # parsed from the header on every access: read it once
+            if length is not None:
+                if length > limit:
+                    raise ResponseFormatError(f"answer of {length} bytes exceeds the {limit}-byte limit")
+                if headers_in.get("content-encoding", "identity").lower() == "identity":
+                    # A declared length within the limit, uncompressed: aiohttp reads no more than
+                    # that. (A compressed body's length says nothing of what it inflates to.) Read
+                    # here, not in a helper coroutine: this is every answer's path.
+                    return resp.status, await resp.read(), headers_in
+            return resp.status, await self._read_bounded(resp, limit), headers_in
 
-    async def _read_bounded(self, resp: aiohttp.ClientResponse) -> bytes:
-        limit = self._config.max_response_bytes
-        length = resp.content_length  # parsed from the header on every access: read it once
-        if length is not None:
-            if length > limit:
-                raise ResponseFormatError(f"answer of {length} bytes exceeds the {limit}-byte limit")
-            if resp.headers.get("content-encoding", "identity").lower() == "identity":
-                # A declared length within the limit, uncompressed: aiohttp reads no more than
-                # that. (A compressed body's length says nothing of what it inflates to.)
-                return await resp.read()
+    @staticmethod
+    async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:
+        """The body of an answer with no declared length, or a compressed one, within ``limit``."""
         chunks: list[bytes] = []
         size = 0
         async for chunk in resp.content.iter_chunked(64 * 1024):

@@ -16,7 +16,6 @@ from typing import Self
 
 import anyio
 import anyio.abc
-import attrs
 
 from .._core.checks import check_count, check_number, check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
@@ -225,7 +224,8 @@ class FanOut:
                     if item.idempotency_key is not None:
                         check_idempotency_key(item.idempotency_key)
                     elif item.task_id is None:
-                        item = attrs.evolve(item, idempotency_key=new_idempotency_key())
+                        # Not ``attrs.evolve``: it inspects the class on every call (twice the cost).
+                        item = FanOutItem(key=item.key, request=item.request, idempotency_key=new_idempotency_key())
                     self._submitting[item.key] = item.idempotency_key or ""
                     submit = asyncio.get_running_loop().create_task(self._submit(item))
                     self._submits.add(submit)

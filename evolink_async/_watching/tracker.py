@@ -344,31 +344,37 @@ class Tracker:
     # --- state changes (all synchronous, on the loop) ---------------------------------------
 
     def _apply(self, watch: _Watch, task: Task, *, reschedule: bool) -> None:
-        if watch.last is not None and watch.last.is_terminal:
+        last = watch.last
+        if last is not None and last.is_terminal:
             return
         now = self._clock()
-        watch.state.observe(at=now, progress=task.progress, estimated=task.estimated_time)
-        changed = watch.last is None or _changed(watch.last, task)
+        watch.state.observe(at=now, progress=task.progress, estimated=task.task_info.estimated_time)
         watch.last = task
-        if changed:
+        if last is None or last.status != task.status or last.progress != task.progress:
             self._deliver(watch, kind_for(task), now)
         if task.is_terminal:
             self._drop(watch)
         elif reschedule and self._watches.get(watch.task_id) is watch:
-            policy = self._policy_for(watch.task_id)
+            policy = self._policy_for(watch.task_id) if self._push_coverage is not None else self.policy
             when = now + policy.next_delay(watch.state, now=now, rng=self._rng) * self._slowdown
             deadline = earliest_deadline(watch)
-            self._schedule(watch, query_before_deadline(when, now=now, deadline=deadline, min_gap=policy.min_interval))
+            if deadline is not None:
+                when = query_before_deadline(when, now=now, deadline=deadline, min_gap=policy.min_interval)
+            self._schedule(watch, when)
 
     def _deliver(self, watch: _Watch, kind: EventKind, now: float) -> None:
-        error = error_for(kind, watch.last) if kind.is_terminal else None
-        for handle in list(watch.subscribers):
+        task = watch.last
+        error = error_for(kind, task) if kind.is_terminal else None
+        subscribers = watch.subscribers
+        # A copy only when there are several: a sink may unsubscribe (itself or another) while
+        # its event is delivered. One subscriber is the common case (a stream, a fan-out input).
+        for handle in subscribers if len(subscribers) == 1 else list(subscribers):
             sink = handle.sink_ref()
             if sink is None:
                 self.unwatch(handle)
                 continue
-            self._deliver_to(handle, sink, TaskEvent(kind=kind, task=watch.last, key=handle.key, at=now, error=error))
-        if not watch.subscribers:
+            self._deliver_to(handle, sink, TaskEvent(kind=kind, task=task, key=handle.key, at=now, error=error))
+        if not subscribers:
             self._drop(watch)
 
     def _deliver_to(self, handle: WatchHandle, sink: Sink, event: TaskEvent) -> None:

@@ -118,5 +118,8 @@ def query_before_deadline(when: float, *, now: float, deadline: float | None, mi
 
 
 def earliest_deadline(watch: _Watch) -> float | None:
-    deadlines = [handle.deadline for handle in watch.subscribers if handle.deadline is not None]
+    subscribers = watch.subscribers
+    if len(subscribers) == 1:  # the common case, once per answer
+        return subscribers[0].deadline
+    deadlines = [handle.deadline for handle in subscribers if handle.deadline is not None]
     return min(deadlines) if deadlines else None
