@@ -25,7 +25,8 @@ class Tasks:
 
         >>> task = await client.tasks.get("task-unified-1757165031-mjv7")
         """
-        return await self._api.fetch(task_id_of(task_or_id))
+        # The protocol's ``fetch`` checks the id (every protocol does): checked once, not twice.
+        return await self._api.fetch(task_or_id.id if isinstance(task_or_id, Task) else task_or_id)
 
     def stream(self, task_or_id: Task | str, *, timeout: float | None = None) -> TaskStream:
         """Events of the task until it is terminal: ``PROGRESS`` on each change, then exactly one of

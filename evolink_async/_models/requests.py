@@ -121,8 +121,6 @@ def validate_inputs(
     rules = MODEL_RULES.get(model, ModelRules())
     if prompt is not None and not isinstance(prompt, str):
         raise ValidationError("prompt", f"must be a string, got {type(prompt).__name__}")
-    if prompt is not None and not isinstance(prompt, str):
-        raise ValidationError("prompt", f"must be a string, got {type(prompt).__name__}")
     if rules.prompt == "required" and (prompt is None or not prompt.strip()):
         raise ValidationError("prompt", f"is required for {model}")
     if rules.prompt == "forbidden" and prompt is not None:
