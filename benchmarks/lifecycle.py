@@ -295,11 +295,11 @@ async def run(quick: bool) -> Scenario:
     everyone = list(CONTESTANTS)
     regimes = [
         _Regime(
-            "long", n=150 if quick else 1000, rounds=1 if quick else 5, time_scale=0.01,
+            "long", n=150 if quick else 1000, rounds=1 if quick else 7, time_scale=0.01,
             interval_model_s=INTERVAL, contestants=everyone,
         ),
         _Regime(
-            "short", n=300 if quick else 1500, rounds=1 if quick else 5, time_scale=SHORT_TIME_SCALE,
+            "short", n=300 if quick else 1500, rounds=1 if quick else 7, time_scale=SHORT_TIME_SCALE,
             interval_model_s=SHORT_INTERVAL, contestants=[name for name in everyone if name != HTTPX],
         ),
     ]

@@ -331,7 +331,8 @@ class Tracker:
             self._fail(watch, exc)
         else:
             watch.errors = 0
-            self._slowdown = max(1.0, self._slowdown / 1.25)
+            if self._slowdown != 1.0:
+                self._slowdown = max(1.0, self._slowdown / 1.25)
             if task.is_terminal and self._push_coverage is not None and self._push_coverage.covers(watch.task_id):
                 self._push_coverage.missed(watch.task_id)
             self._apply(watch, task, reschedule=True)
