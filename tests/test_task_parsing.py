@@ -138,3 +138,16 @@ def test_out_of_range_numbers_are_dropped_not_raised() -> None:
     assert task.task_info.estimated_time is None
     assert task.usage is not None
     assert task.usage.credits_reserved is None
+
+
+def test_huge_usage_labels_are_not_kept_after_their_task() -> None:
+    """Equal billing blocks are shared between tasks, but only short ones: a server sending huge
+    labels must not leave them held by the parser once its tasks are gone."""
+    from evolink_async._models import converter
+
+    huge = "x" * 100_000
+    task = structure_task({**SUBMITTED, "usage": {"billing_rule": huge, "credits_reserved": 1.0}})
+    assert task.usage is not None and task.usage.billing_rule == huge
+    assert all(len(key[0] or "") < 1000 for key in converter._usages)
+    again = structure_task(SUBMITTED)
+    assert again.usage is structure_task(SUBMITTED).usage  # short labels: one shared value

@@ -186,3 +186,32 @@ async def test_closing_while_workers_are_busy_leaves_no_callback_errors() -> Non
         loop.set_exception_handler(None)
     assert errors == []
     assert all(isinstance(e, evolink.ClientClosedError) for s in sinks for e in s.errors)
+
+
+async def test_a_sink_that_subscribes_another_during_delivery_gives_it_one_terminal_event() -> None:
+    """Delivery iterates a snapshot of the subscribers: a sink subscribed from inside another
+    sink's ``deliver`` gets the watch's snapshot once, not that and the event being delivered."""
+
+    async def fetch(task_id: str) -> Task:
+        return Task(id=task_id, status=TaskStatus.COMPLETED, progress=100)
+
+    tracker = Tracker(fetch, policy=FAST)
+    late = Recorder()
+
+    class SubscribesAnother(Recorder):
+        def deliver(self, event: evolink.TaskEvent) -> None:
+            super().deliver(event)
+            tracker.watch("t", late)
+
+    first = SubscribesAnother()
+    async with anyio.create_task_group() as group:
+        tracker.open()
+        group.start_soon(tracker.run)
+        tracker.watch("t", first)
+        with anyio.fail_after(2):
+            while not late.events:
+                await anyio.sleep(0.005)
+        await anyio.sleep(0.05)
+        group.cancel_scope.cancel()
+    assert [event.kind for event in first.events] == [EventKind.COMPLETED]
+    assert [event.kind for event in late.events] == [EventKind.COMPLETED]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import logging
 import re
 import weakref
@@ -25,6 +26,7 @@ _MIN_REMEMBERED = 8
 # share of a query's CPU. ``_generation`` tells a rebuild that raced with a key's death to not
 # keep its (then stale) result.
 _live_values: tuple[str, ...] | None = ()
+_GENERATIONS = itertools.count(1)
 _generation = 0
 
 # Defence in depth for log records: anything shaped like an Evolink key or a bearer token.
@@ -64,7 +66,7 @@ class Secret:
 
 def _forget_live_values() -> None:
     global _live_values, _generation
-    _generation += 1
+    _generation = next(_GENERATIONS)  # ``next`` on a count is atomic; ``+= 1`` is not everywhere
     _live_values = None
 
 
@@ -74,8 +76,11 @@ def _known_values() -> tuple[str, ...]:
     if values is None:
         generation = _generation
         values = tuple({live._value for live in list(_LIVE_SECRETS.values())})
-        if generation == _generation:
-            _live_values = values
+        _live_values = values
+        # Checked after storing, not before: a key made between a check and the store would
+        # otherwise stay out of the cache until the next change, and go unscrubbed.
+        if generation != _generation:
+            _live_values = None
     return values
 
 

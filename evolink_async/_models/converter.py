@@ -101,8 +101,9 @@ def _task_error(value: Any, _: Any = None) -> TaskError | None:
 # price), and these values are frozen: equal blocks are built once and shared. The caches are
 # bounded (cleared when full) so that a server sending ever-new numbers cannot grow them.
 _SHARED_LIMIT = 256
+_SHARED_TEXT_LIMIT = 128
 _task_infos: dict[tuple[bool | None, float | None], TaskInfo] = {}
-_usages: dict[tuple[str | None, float | None, float | None, float | None, str | None], Usage] = {}
+_usages: dict[tuple[str | None, str | None, float | None, float | None, float | None], Usage] = {}
 _NO_TASK_INFO = TaskInfo()
 
 
@@ -123,18 +124,22 @@ def _usage(value: Any, _: Any = None) -> Usage | None:
         return None
     key = (
         _optional_str(value.get("billing_rule")),
+        _optional_str(value.get("user_group")),
         _optional_float(value.get("credits_reserved")),
         _optional_float(value.get("credits_used")),
         _optional_float(value.get("estimated_cost")),
-        _optional_str(value.get("user_group")),
     )
     usage = _usages.get(key)
     if usage is None:
-        if len(_usages) >= _SHARED_LIMIT:
-            _usages.clear()
-        usage = _usages[key] = Usage(
-            billing_rule=key[0], credits_reserved=key[1], credits_used=key[2], estimated_cost=key[3], user_group=key[4]
+        usage = Usage(
+            billing_rule=key[0], user_group=key[1], credits_reserved=key[2], credits_used=key[3], estimated_cost=key[4]
         )
+        # Short labels only: a server sending huge strings must not park them here after its
+        # tasks are gone.
+        if len(key[0] or "") + len(key[1] or "") <= _SHARED_TEXT_LIMIT:
+            if len(_usages) >= _SHARED_LIMIT:
+                _usages.clear()
+            _usages[key] = usage
     return usage
 
 

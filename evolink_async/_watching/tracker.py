@@ -367,9 +367,9 @@ class Tracker:
         task = watch.last
         error = error_for(kind, task) if kind.is_terminal else None
         subscribers = watch.subscribers
-        # A copy only when there are several: a sink may unsubscribe (itself or another) while
-        # its event is delivered. One subscriber is the common case (a stream, a fan-out input).
-        for handle in subscribers if len(subscribers) == 1 else list(subscribers):
+        # Never the live list: a sink may unsubscribe, or subscribe another sink, while its event
+        # is delivered. One subscriber (a stream, a fan-out input) is the common case: a 1-tuple.
+        for handle in (subscribers[0],) if len(subscribers) == 1 else list(subscribers):
             sink = handle.sink_ref()
             if sink is None:
                 self.unwatch(handle)
