@@ -189,3 +189,29 @@ async def test_an_unreadable_sub_folder_is_listed_and_exits_1(
     assert "1 folder(s) could not be read" in out
     assert "  locked  Permission denied" in out
 
+
+def test_the_live_rate_and_eta_count_only_inputs_finished_in_this_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume: 1000 inputs done in earlier runs arrive at once, then one is saved after 20 s.
+    The rate is 3/min (not 3000/min) and the 9 inputs left take 3 minutes (not a fraction of a second)."""
+    import io
+
+    import rich.console
+
+    from evolink_async.batch._spec import BatchEvent
+    from evolink_async.cli._live import LiveReporter
+
+    now = [1000.0]
+    monkeypatch.setattr(rich.console, "monotonic", lambda: now[0])  # the clock rich's Progress reads
+    reporter = LiveReporter(io.StringIO())
+    reporter.event(BatchEvent(kind="discovered", total=1010))
+    for index in range(1000):
+        reporter.event(BatchEvent(kind="done_before", key=f"{index}.png"))
+    now[0] += 20
+    reporter.event(BatchEvent(kind="downloaded", key="new.png", paths=("out/new.png.result-0.png",)))
+    screen = rich.console.Console(file=io.StringIO(), width=200)
+    screen.print(reporter.overall.get_renderable())
+    line = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert "1001/1010" in line  # the bar still counts every input with results
+    assert "3.0/min" in line  # 1 input in 20 s
+    assert "0:00:20" in line  # elapsed
+    assert "ETA 0:03:00" in line
