@@ -13,7 +13,8 @@ from evolink_async import EvolinkClient
 from evolink_async.batch._entries import EntryStatus
 from evolink_async.batch._journal import Journal
 from evolink_async.batch._run import Batch, plan_batch
-from evolink_async.batch._spec import BatchEvent, BatchLockedError, BatchSpec
+from evolink_async.batch._spec import BatchEvent, BatchLockedError, BatchSpec, iter_inputs
+from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Faults, Sandbox
 
 from ._images import write_png
@@ -160,3 +161,50 @@ async def test_one_run_per_output_folder(evolink_sandbox: Sandbox, scaled_client
         await started.wait()
         with pytest.raises(BatchLockedError):
             await Batch(client, _spec(tmp_path)).run()
+
+
+def _refuse_listing(monkeypatch: pytest.MonkeyPatch, locked: Path) -> None:
+    """``chmod 000 locked`` as root would change nothing (root reads it anyway): listing it raises instead."""
+    import os
+
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if Path(str(path)).resolve() == locked.resolve():
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+
+
+async def test_an_unreadable_sub_folder_is_reported_and_the_rest_runs(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A sub-folder that cannot be listed (``os.scandir`` raises ``PermissionError`` for it, as a
+    ``chmod 000`` folder would for a non-root user) is skipped, reported once, and fails the run."""
+    write_png(tmp_path / "in" / "a.png")
+    write_png(tmp_path / "in" / "locked" / "b.png")
+    _refuse_listing(monkeypatch, tmp_path / "in" / "locked")
+    async with scaled_client(evolink_sandbox) as client:
+        summary = await Batch(client, _spec(tmp_path)).run()
+    assert (summary.inputs, summary.downloaded) == (1, 1)
+    assert (tmp_path / "out" / "a.png.result-0.png").exists()
+    assert [(f.path, f.message) for f in summary.unreadable_folders] == [("locked", "Permission denied")]
+    assert summary.error is None
+    assert not summary.ok  # b.png was never seen: the batch is not complete
+    assert summary.to_json()["unreadable_folders"] == [{"path": "locked", "message": "Permission denied"}]
+    warnings = [r for r in caplog.records if r.levelname == "WARNING" and "locked" in r.getMessage()]
+    assert len(warnings) == 1
+
+    plan = await plan_batch(_spec(tmp_path))  # the dry run finds the same
+    assert plan.inputs == 1
+    assert [f.path for f in plan.unreadable_folders] == ["locked"]
+
+
+def test_an_unreadable_input_folder_is_a_validation_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The input folder itself cannot be listed (``os.scandir`` raises for it): a clear error, not an ``OSError``."""
+    write_png(tmp_path / "in" / "a.png")
+    _refuse_listing(monkeypatch, tmp_path / "in")
+    with pytest.raises(ValidationError, match="cannot be read: Permission denied"):
+        list(iter_inputs(tmp_path / "in", recursive=True))

@@ -156,3 +156,62 @@ async def test_kill_9_then_resume_bills_every_input_exactly_once(evolink_sandbox
     assert ledger.requests["POST /v1/images/generations"] >= count
     results = sorted(p.name for p in (tmp_path / "out").glob("*.result-*.png"))
     assert results == [f"{index:02d}.png.result-0.png" for index in range(count)]
+
+
+async def test_an_unreadable_sub_folder_is_listed_and_exits_1(
+    evolink_sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``os.scandir`` raises ``PermissionError`` for ``locked/`` (root would read a ``chmod 000``
+    folder anyway): the run saves ``a.png``, names the folder in the summary, and exits 1, no traceback."""
+    write_png(tmp_path / "in" / "a.png")
+    write_png(tmp_path / "in" / "locked" / "b.png")
+    locked = (tmp_path / "in" / "locked").resolve()
+    real_scandir = os.scandir
+
+    def scandir(path: object = ".") -> object:
+        if Path(str(path)).resolve() == locked:
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_scandir(path)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(os, "scandir", scandir)
+    base = ["remove-bg", str(tmp_path / "in"), "--recursive", "--out", str(tmp_path / "out"), *_connect(evolink_sandbox)]
+    code = await anyio.to_thread.run_sync(main, [*base, "--json"])
+    summary = _json_lines(capsys.readouterr().out)[-1]
+    assert code == 1
+    assert summary["kind"] == "summary"
+    assert summary["ok"] is False
+    assert summary["unreadable_folders"] == [{"path": "locked", "message": "Permission denied"}]
+    assert (tmp_path / "out" / "a.png.result-0.png").exists()
+
+    code = await anyio.to_thread.run_sync(main, base)  # plain lines: a resume, the folder still unreadable
+    out = capsys.readouterr().out
+    assert code == 1
+    assert "1 folder(s) could not be read" in out
+    assert "  locked  Permission denied" in out
+
+
+def test_the_live_rate_and_eta_count_only_inputs_finished_in_this_run(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A resume: 1000 inputs done in earlier runs arrive at once, then one is saved after 20 s.
+    The rate is 3/min (not 3000/min) and the 9 inputs left take 3 minutes (not a fraction of a second)."""
+    import io
+
+    import rich.console
+
+    from evolink_async.batch._spec import BatchEvent
+    from evolink_async.cli._live import LiveReporter
+
+    now = [1000.0]
+    monkeypatch.setattr(rich.console, "monotonic", lambda: now[0])  # the clock rich's Progress reads
+    reporter = LiveReporter(io.StringIO())
+    reporter.event(BatchEvent(kind="discovered", total=1010))
+    for index in range(1000):
+        reporter.event(BatchEvent(kind="done_before", key=f"{index}.png"))
+    now[0] += 20
+    reporter.event(BatchEvent(kind="downloaded", key="new.png", paths=("out/new.png.result-0.png",)))
+    screen = rich.console.Console(file=io.StringIO(), width=200)
+    screen.print(reporter.overall.get_renderable())
+    line = screen.file.getvalue()  # type: ignore[attr-defined]
+    assert "1001/1010" in line  # the bar still counts every input with results
+    assert "3.0/min" in line  # 1 input in 20 s
+    assert "0:00:20" in line  # elapsed
+    assert "ETA 0:03:00" in line

@@ -13,10 +13,10 @@ from ._pg_schema import PG_SCHEMA_VERSION
 from ._pg_store import Claim, PgJournal, PlanResult
 from ._prompts import PromptBatch, PromptSource, PromptSpec
 from ._run import Batch, plan_batch
-from ._spec import BatchEvent, BatchLockedError, BatchPlan, BatchSpec, BatchSummary, FailedInput
+from ._spec import BatchEvent, BatchLockedError, BatchPlan, BatchSpec, BatchSummary, FailedInput, UnreadableFolder
 from ._worker import Worker, WorkerOptions, WorkerSummary
 
 __all__ = ["PG_SCHEMA_VERSION", "Batch", "BatchEvent", "BatchLockedError", "BatchPlan", "BatchSpec", "BatchSummary",
            "Claim", "FailedInput", "FleetStatus", "JournalStore", "ManifestInput", "PgJournal", "PlanResult", "Worker",
            "WorkerOptions", "WorkerSummary", "fleet_status", "folder_manifest", "is_postgres_url", "open_journal",
-           "plan_batch", "read_manifest", "PromptBatch", "PromptSource", "PromptSpec"]  # fmt: skip
+           "plan_batch", "read_manifest", "PromptBatch", "PromptSource", "PromptSpec", "UnreadableFolder"]  # fmt: skip

@@ -28,6 +28,7 @@ import anyio.abc
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
+from .._core.logging import logger
 from .._files.download import download_urls, remove_stale_parts
 from .._files.image_probe import ImageFormat, check_image
 from .._files.safe_paths import result_file_name
@@ -59,6 +60,7 @@ from ._spec import (  # fmt: skip
     BatchSpec,
     BatchSummary,
     FailedInput,
+    UnreadableFolder,
     iter_inputs,
 )
 
@@ -97,6 +99,14 @@ def _inspect_input(path: Path, root: Path, follow_symlinks: bool) -> tuple[str |
             return "is a symbolic link to a file outside the input folder (--follow-symlinks takes it)", None
     info = path.stat()
     return None, f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def _unreadable_folder(root: Path, folder: Path, error: OSError) -> UnreadableFolder:
+    """The summary's record of a sub-folder ``iter_inputs`` could not list, warned about once."""
+    found = UnreadableFolder(path=folder.relative_to(root).as_posix(), message=error.strerror or str(error))
+    # %r: a folder name with a newline must not forge a log line.
+    logger.warning("cannot read the folder %r; its inputs are left out of the batch: %s", found.path, found.message)
+    return found
 
 
 def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -225,7 +235,13 @@ class Batch:
         """The inputs, lazily (advanced in a worker thread, one at a time)."""
         spec = self._spec
         exclude = spec.output_dir if spec.output_dir.resolve().is_relative_to(spec.input_dir.resolve()) else None
-        return iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude)
+
+        def unreadable(folder: Path, error: OSError) -> None:
+            # Called in the worker thread that advances the walk; the loop only reads the list.
+            self.summary.unreadable_folders.append(_unreadable_folder(spec.input_dir, folder, error))
+
+        return iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude,
+                           on_unreadable=unreadable)  # fmt: skip
 
     async def _inspect(self, path: Any) -> tuple[str | None, str | None]:
         """``(problem, content)`` of one input (see ``_inspect_input``); may raise ``OSError``."""
@@ -449,7 +465,10 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
     if not await anyio.to_thread.run_sync(spec.input_dir.is_dir):
         raise ValidationError("input_dir", f"{spec.input_dir} is not a folder")
     exclude = spec.output_dir if spec.output_dir.resolve().is_relative_to(spec.input_dir.resolve()) else None
-    paths = iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude)
+    unreadable: list[UnreadableFolder] = []
+    paths = iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude,
+                        on_unreadable=lambda folder, error: unreadable.append(
+                            _unreadable_folder(spec.input_dir, folder, error)))  # fmt: skip
     journal = await Journal.open(spec.journal_path) if await anyio.to_thread.run_sync(spec.journal_path.exists) \
         else None  # fmt: skip
     inputs = to_submit = handled = 0
@@ -492,6 +511,6 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
             await journal.aclose()
     return BatchPlan(
         inputs=inputs, to_submit=to_submit, already_handled=handled, invalid=tuple(invalid),
-        credits_per_input=spec.estimated_credits_per_input, model=spec.model,
+        credits_per_input=spec.estimated_credits_per_input, model=spec.model, unreadable_folders=tuple(unreadable),
     )  # fmt: skip
 

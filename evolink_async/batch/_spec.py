@@ -28,6 +28,7 @@ __all__ = [
     "BatchSpec",
     "BatchSummary",
     "FailedInput",
+    "UnreadableFolder",
     "iter_inputs",
 ]
 
@@ -149,19 +150,39 @@ class BatchSpec:
         return cost
 
 
-def iter_inputs(root: Path, *, recursive: bool, pattern: str = "*", exclude: Path | None = None) -> Iterator[Path]:
+def iter_inputs(
+    root: Path,
+    *,
+    recursive: bool,
+    pattern: str = "*",
+    exclude: Path | None = None,
+    on_unreadable: Callable[[Path, OSError], None] | None = None,
+) -> Iterator[Path]:
     """Image files under ``root`` in a stable order, lazily, one folder listing at a time.
 
     Skips hidden entries, symlinked folders, files that look like results
     (``*.result-<n>.<ext>``: a re-run never pays for its own outputs) and, when ``exclude`` is
     given, that folder (an output folder inside the input folder).
+
+    A sub-folder that cannot be listed (no permission, removed meanwhile) is passed to
+    ``on_unreadable`` and skipped: one such folder must not stop a batch of thousands of
+    readable inputs. Without ``on_unreadable`` its ``OSError`` is raised. ``root`` itself
+    unreadable raises ``ValidationError`` (there is nothing to run).
     """
     excluded = exclude.resolve() if exclude is not None else None
     pending = [root]
     while pending:
         folder = pending.pop()
-        with os.scandir(folder) as listing:
-            entries = sorted(listing, key=lambda entry: entry.name)
+        try:
+            with os.scandir(folder) as listing:
+                entries = sorted(listing, key=lambda entry: entry.name)
+        except OSError as exc:
+            if folder == root:
+                raise ValidationError("input_dir", f"{root} cannot be read: {exc.strerror or exc}") from None
+            if on_unreadable is None:
+                raise
+            on_unreadable(folder, exc)
+            continue
         subfolders = []
         for entry in entries:
             if entry.name.startswith("."):
@@ -215,6 +236,14 @@ class FailedInput:
     message: str
 
 
+@attrs.frozen(kw_only=True)
+class UnreadableFolder:
+    """A sub-folder that could not be listed: its inputs are not in the run (``path``: relative to the input)."""
+
+    path: str
+    message: str
+
+
 @attrs.define(kw_only=True)
 class BatchSummary:
     """What a run did. ``ok`` is true when every input found has its results on disk."""
@@ -230,6 +259,8 @@ class BatchSummary:
     #: is safe only where the server honours ``Idempotency-Key``.
     retried_uncertain_submits: int = 0
     failed: list[FailedInput] = attrs.field(factory=list)
+    #: Sub-folders that could not be listed: the run is not complete (``ok`` is false) until they can.
+    unreadable_folders: list[UnreadableFolder] = attrs.field(factory=list)
     #: Cancelled (Ctrl-C): a re-run resumes. Not set when an error stopped the run (``error``).
     interrupted: bool = False
     #: The error that stopped the run early (a wrong key, say), or ``None``.
@@ -239,7 +270,7 @@ class BatchSummary:
 
     @property
     def ok(self) -> bool:
-        return (not self.failed and not self.interrupted and self.error is None
+        return (not self.failed and not self.unreadable_folders and not self.interrupted and self.error is None
                 and self.done_before + self.downloaded == self.inputs)  # fmt: skip
 
     def to_json(self) -> dict[str, Any]:
@@ -258,6 +289,7 @@ class BatchPlan:
     invalid: tuple[FailedInput, ...]
     credits_per_input: float | None
     model: str
+    unreadable_folders: tuple[UnreadableFolder, ...] = ()
 
     @property
     def estimated_credits(self) -> float | None:

@@ -91,7 +91,7 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
         reporter.plan(plan)
         if not plan.inputs:
             return _no_inputs(args)
-        return EXIT_FAILED if plan.invalid else EXIT_OK
+        return EXIT_FAILED if plan.invalid or plan.unreadable_folders else EXIT_OK
     receiver = callback_receiver(callbacks)
     client = build_client(args, callbacks=receiver)
     runner = Batch(client, spec, on_event=reporter.event)

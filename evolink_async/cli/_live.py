@@ -13,11 +13,12 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
+    Task,
     TaskID,
     TaskProgressColumn,
     TextColumn,
     TimeElapsedColumn,
-    TimeRemainingColumn,
 )
 from rich.text import Text
 
@@ -28,22 +29,54 @@ from ._text import printable
 _MAX_ROWS = 8
 
 
+def _this_run_rate(task: Task) -> float | None:
+    """Inputs per second finished by this run (its ``this_run`` field over its elapsed time).
+
+    Not rich's ``task.speed``: that counts every step of ``completed``, and on a resume the
+    inputs done in earlier runs arrive within the first second, so a resumed run would show
+    thousands per minute and an ETA of seconds.
+    """
+    finished: int = task.fields.get("this_run", 0)
+    elapsed = task.elapsed
+    return finished / elapsed if finished and elapsed else None
+
+
+class _RateColumn(ProgressColumn):
+    def render(self, task: Task) -> Text:
+        rate = _this_run_rate(task)
+        return Text("" if rate is None else f"{rate * 60:.1f}/min")
+
+
+class _RemainingColumn(ProgressColumn):
+    """Time left at this run's rate (rich's ``TimeRemainingColumn`` format)."""
+
+    def render(self, task: Task) -> Text:
+        rate = _this_run_rate(task)
+        if rate is None or task.total is None:
+            return Text("-:--:--", style="progress.remaining")
+        minutes, seconds = divmod(int(max(task.total - task.completed, 0) / rate), 60)
+        hours, minutes = divmod(minutes, 60)
+        return Text(f"{hours:d}:{minutes:02d}:{seconds:02d}", style="progress.remaining")
+
+
 class LiveReporter(Reporter):
     def __init__(self, stream: IO[str]) -> None:
         super().__init__(stream)
         self.console = Console(file=stream)
         self.overall = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"), TimeElapsedColumn(), TextColumn("ETA"), TimeRemainingColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+            TextColumn("{task.fields[failures]}"), TimeElapsedColumn(), TextColumn("ETA"), _RemainingColumn(),
             console=self.console,
         )  # fmt: skip
         self.rows = Progress(
             TextColumn("  {task.description}", style="cyan"), BarColumn(bar_width=24), TaskProgressColumn(),
             TextColumn("{task.fields[status]}", style="dim"), console=self.console,
         )  # fmt: skip
-        self.total_id = self.overall.add_task("images", total=None, rate="")
+        self.total_id = self.overall.add_task("images", total=None, failures="", this_run=0)
         self.row_ids: dict[str, TaskID] = {}
         self.finished = 0
+        #: Finished by this run, not found done from an earlier one: what the rate and the ETA count.
+        self.finished_this_run = 0
         self.failed = 0
         self.live = Live(Group(self.overall, _Updates(self), self.rows), console=self.console, refresh_per_second=8,
                          transient=False)  # fmt: skip
@@ -73,17 +106,15 @@ class LiveReporter(Reporter):
             row = self.row_ids[key] = self.rows.add_task(escape(key), total=100, status=status)
         self.rows.update(row, completed=progress if progress is not None else None, status=status)
 
-    def _done(self, key: str, *, failed: bool = False) -> None:
+    def _done(self, key: str, *, failed: bool = False, earlier: bool = False) -> None:
         row = self.row_ids.pop(key, None)
         if row is not None:
             self.rows.remove_task(row)
         self.finished += 1
+        self.finished_this_run += not earlier
         self.failed += failed
-        task = self.overall.tasks[0]
-        speed = task.speed
-        rate = f"{speed * 60:.1f}/min" if speed else ""
-        failures = f" [red]{self.failed} failed[/]" if self.failed else ""
-        self.overall.update(self.total_id, completed=self.finished, rate=rate + failures)
+        failures = f"[red]{self.failed} failed[/]" if self.failed else ""
+        self.overall.update(self.total_id, completed=self.finished, failures=failures, this_run=self.finished_this_run)
 
     def event(self, event: BatchEvent) -> None:
         key = printable(event.key or "")
@@ -94,7 +125,7 @@ class LiveReporter(Reporter):
         elif event.kind == "completed":
             self._row(key, progress=100, status="downloading")
         elif event.kind in ("downloaded", "done_before"):
-            self._done(key)
+            self._done(key, earlier=event.kind == "done_before")
         elif event.kind == "changed":
             self.console.print(Text.assemble(("changed ", "yellow"), key, f"  {printable(event.message or '')}"))
         elif event.kind == "failed":

@@ -9,11 +9,11 @@ from __future__ import annotations
 import os
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import IO, Any, Self
 
-from ..batch._spec import BatchEvent, BatchPlan, BatchSummary
+from ..batch._spec import BatchEvent, BatchPlan, BatchSummary, UnreadableFolder
 from ._text import json_line, printable
 
 __all__ = ["JsonReporter", "PlainReporter", "Reporter"]
@@ -124,7 +124,14 @@ def plan_lines(plan: BatchPlan) -> list[str]:
         f"estimated cost: {cost}; nothing was uploaded or submitted",
     ]
     lines += [f"  invalid  {printable(f.key)}  {printable(f.message)}" for f in plan.invalid]
-    return lines
+    return lines + unreadable_lines(plan.unreadable_folders)
+
+
+def unreadable_lines(folders: Sequence[UnreadableFolder]) -> list[str]:
+    if not folders:
+        return []
+    lines = [f"{len(folders)} folder(s) could not be read; their inputs are not in this run:"]
+    return lines + [f"  {printable(f.path)}  {printable(f.message)}" for f in folders]
 
 
 def summary_lines(summary: BatchSummary) -> list[str]:
@@ -137,6 +144,7 @@ def summary_lines(summary: BatchSummary) -> list[str]:
     if summary.failed:
         lines.append(f"{len(summary.failed)} failed:")
         lines += [f"  {printable(f.key)}  {printable(f.code)}  {printable(f.message)}" for f in summary.failed]
+    lines += unreadable_lines(summary.unreadable_folders)
     # The resume hint is the command's to print, once (also after a second Ctrl-C): not here.
     return lines
 
