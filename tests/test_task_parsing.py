@@ -147,7 +147,8 @@ def test_huge_usage_labels_are_not_kept_after_their_task() -> None:
 
     huge = "x" * 100_000
     task = structure_task({**SUBMITTED, "usage": {"billing_rule": huge, "credits_reserved": 1.0}})
-    assert task.usage is not None and task.usage.billing_rule == huge
+    assert task.usage is not None
+    assert task.usage.billing_rule == huge
     assert all(len(key[0] or "") < 1000 for key in converter._usages)
     again = structure_task(SUBMITTED)
     assert again.usage is structure_task(SUBMITTED).usage  # short labels: one shared value
