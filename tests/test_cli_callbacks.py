@@ -6,7 +6,9 @@ loopback URLs; every wait is bounded, every port is on 127.0.0.1 and found free 
 
 from __future__ import annotations
 
+import argparse
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -14,6 +16,9 @@ import time
 from pathlib import Path
 
 import pytest
+
+from evolink_async._callbacks.receiver import CallbackReceiver
+from evolink_async.cli._callbacks import CallbackUsageError, callback_options, start_listening
 
 from .trust_cli._support import (
     CLI,
@@ -132,6 +137,8 @@ def _usage(tmp_path: Path, *flags: str) -> subprocess.CompletedProcess[str]:
         (["--callbacks", "ftp://hooks.example.com/x", "--listen", "8080", "--allow-local-callbacks"], "--callbacks: must"),
         (["--callbacks", "https://hooks.example.com/x", "--listen", "127.0.0.1:http"], "--listen 127.0.0.1:http"),
         (["--callbacks", "https://hooks.example.com/x", "--listen", "127.0.0.1:70000"], "1..65535"),
+        (["--callbacks", "https://hooks.example.com/x", "--listen", "::1:8080"], "write [::1]:8080"),
+        (["--callbacks", "https://hooks.example.com/x", "--listen", ":8080"], "--listen :8080: the host is empty"),
     ],
 )
 def test_callback_usage_errors_exit_2(tmp_path: Path, flags: list[str], message: str) -> None:
@@ -139,6 +146,103 @@ def test_callback_usage_errors_exit_2(tmp_path: Path, flags: list[str], message:
     assert done.returncode == 2, done.stdout + done.stderr
     assert message in done.stderr, done.stderr
     assert "Traceback" not in done.stderr
+
+
+# --- --listen HOST:PORT, parsed without running anything ----------------------------------------------
+
+
+def _namespace(listen: str) -> argparse.Namespace:
+    return argparse.Namespace(callbacks="http://127.0.0.1:9/hooks", listen=listen, callback_secret_file=None,
+                              allow_local_callbacks=True)  # fmt: skip
+
+
+def _listen(text: str) -> tuple[str, int]:
+    options = callback_options(_namespace(text))
+    assert options is not None
+    return options.host, options.port
+
+
+@pytest.mark.parametrize(
+    ("text", "address"),
+    [
+        ("127.0.0.1:8080", ("127.0.0.1", 8080)),
+        ("8080", ("127.0.0.1", 8080)),  # PORT alone: this machine only
+        ("localhost:1", ("localhost", 1)),
+        ("0.0.0.0:65535", ("0.0.0.0", 65535)),  # parsed only: nothing listens
+        ("[::1]:8080", ("::1", 8080)),
+        ("[fe80::1%eth0]:8080", ("fe80::1%eth0", 8080)),
+    ],
+)
+def test_listen_addresses_that_parse(text: str, address: tuple[str, int]) -> None:
+    assert _listen(text) == address
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        # An unbracketed IPv6 address: "::1:8080" is ::1 port 8080, or the address ::1:8080. Never guessed.
+        ("::1:8080", "--listen ::1:8080: an IPv6 address with a port is ambiguous without brackets; write [::1]:8080"),
+        ("::1", "--listen ::1: needs a port, and an IPv6 address needs brackets; write [::1]:PORT"),
+        ("fe80::1", "write [fe80::1]:PORT"),
+        ("a:b:c", "--listen a:b:c: expected HOST:PORT (an IPv6 host in brackets, e.g. [::1]:8080)"),
+        ("[::1]", "--listen [::1]: needs a port; write [::1]:PORT"),
+        ("[::1", "--listen [::1: expected [IPV6]:PORT"),
+        ("[::1]8080", "--listen [::1]8080: expected [IPV6]:PORT"),
+        ("[127.0.0.1]:8080", "brackets are for an IPv6 address only; write 127.0.0.1:8080"),
+        # An empty host: every interface to some tools, this machine to others.
+        (":8080", "--listen :8080: the host is empty; write 127.0.0.1:8080 (this machine only), 0.0.0.0:8080"),
+        ("[]:8080", "--listen []:8080: the host is empty"),
+        ("", "--listen: empty"),
+        ("localhost", "--listen localhost: needs a port; write localhost:PORT"),
+        ("127.0.0.1:", "--listen 127.0.0.1:: the port is missing"),
+        ("127.0.0.1:0", "--listen 127.0.0.1:0: the port 0 is out of range"),
+        ("127.0.0.1:65536", "the port 65536 is out of range; expected HOST:PORT with a port in 1..65535"),
+        ("127.0.0.1:" + "9" * 5000, "is out of range"),  # int() alone would raise its own ValueError
+        ("127.0.0.1:http", "--listen 127.0.0.1:http: the port 'http' is not a number"),
+        ("127.0.0.1:+80", "the port '+80' is not a number"),  # int() takes these three
+        ("127.0.0.1:8_0", "the port '8_0' is not a number"),
+        ("127.0.0.1:\u0668\u0660", "is not a number"),
+        ("local host:8080", "--listen 'local host:8080': spaces and control characters are not allowed"),
+        (" 127.0.0.1:8080", "--listen ' 127.0.0.1:8080': spaces"),  # int() and strip() forgave these
+        ("127.0.0.1: 8080", "spaces and control characters are not allowed"),
+        ("127.0.0.1:8080\n", "--listen '127.0.0.1:8080\\n': spaces and control characters"),
+        ("evil\x1b[31m:80", "--listen 'evil\\x1b[31m:80': spaces and control characters"),
+        ("a/b:80", "--listen a/b:80: 'a/b' is not a host name or an IP address"),
+    ],
+)
+def test_bad_listen_addresses_are_usage_errors_naming_listen(text: str, message: str) -> None:
+    with pytest.raises(CallbackUsageError) as caught:
+        _listen(text)
+    assert message in str(caught.value)
+    assert str(caught.value).startswith("--listen")
+    assert str(caught.value).isprintable()
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.skipif(not _ipv6_loopback(), reason="no IPv6 loopback on this machine")
+async def test_an_ipv6_listen_address_binds_and_a_port_in_use_is_shown_in_brackets() -> None:
+    receiver = CallbackReceiver("http://127.0.0.1:9/hooks", allow_local=True)
+    with socket.socket(socket.AF_INET6) as taken:
+        taken.bind(("::1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        with pytest.raises(CallbackUsageError, match=re.escape(f"--listen [::1]:{port}: the port is in use")):
+            await start_listening(receiver, callback_options(_namespace(f"[::1]:{port}")))
+    listener = await start_listening(receiver, callback_options(_namespace("[::1]:" + str(port))))
+    assert listener is not None
+    try:
+        with socket.create_connection(("::1", port), timeout=5):
+            pass
+    finally:
+        await listener.stop()
 
 
 def test_a_short_or_missing_secret_file_is_a_usage_error(tmp_path: Path) -> None:

@@ -15,14 +15,16 @@ from ._pg_store import PgJournal
 __all__ = ["FINISHED_STATES", "FleetStatus", "fleet_status"]
 
 #: States after which nothing is left to do for an input in this batch.
+#: ``download_failed`` and ``not_submitted`` too, like the one-machine batch: a later run takes them up again.
 FINISHED_STATES = frozenset({"downloaded", "completed", "failed", "cancelled", "timed_out", "submit_failed",
-                             "uncertain", "not_submitted"})  # fmt: skip
+                             "uncertain", "not_submitted", "download_failed"})  # fmt: skip
 
 
 @attrs.frozen(kw_only=True)
 class FleetStatus:
     """A snapshot. ``states``: inputs per state (``claimed`` = leased, not yet submitted; ``completed``
-    counts only those left with URLs); ``rate``: inputs finished per second over the last ``window``."""
+    counts only those left with URLs; ``download_failed``: completed, but the results could not be
+    saved); ``rate``: inputs finished per second over the last ``window``."""
 
     total: int
     states: dict[str, int]
@@ -74,7 +76,8 @@ async def fleet_status(journal: PgJournal, *, window: float = 60.0) -> FleetStat
         rows = await conn.fetch(
             "SELECT CASE WHEN status = 'pending_submit' AND lease_owner IS NOT NULL THEN 'claimed'"
             " WHEN status = 'pending_submit' AND error_code = 'not_submitted' THEN 'not_submitted'"
-            " WHEN status = 'pending_submit' THEN 'pending' ELSE status END, count(*)"
+            " WHEN status = 'pending_submit' THEN 'pending'"
+            " WHEN status = 'completed' AND error_code IS NOT NULL THEN 'download_failed' ELSE status END, count(*)"
             " FROM evolink_entries GROUP BY 1"
         )
         states = {str(state): int(n) for state, n in rows}

@@ -22,6 +22,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterable
+from datetime import datetime
 from typing import Any
 
 from ._entries import OUTCOMES, Entry, EntryStatus, JournalError
@@ -111,11 +112,30 @@ class PgJournal(PgJournalBase):
             await conn.execute("UPDATE evolink_workers SET heartbeat_at = now() WHERE id = $1", owner)
         return {row[0] for row in rows}
 
-    async def register_worker(self, owner: str, *, host: str, pid: int) -> None:
-        await self.pool.execute(
-            "INSERT INTO evolink_workers (id, host, pid) VALUES ($1, $2, $3) ON CONFLICT (id) DO NOTHING",
+    async def claim_downloads(self, owner: str, *, limit: int, lease: float, failed_before: datetime) -> list[Claimed]:
+        """Take up to ``limit`` inputs whose task completed but whose download failed before ``failed_before``.
+
+        Only failures from before the worker's start (the database's clock, see ``register_worker``):
+        a run retries what earlier runs could not download, never in a loop what it just failed itself.
+        No slot and no credits: the task is finished and paid for; only its results are fetched again.
+        """
+        rows = await self.pool.fetch(
+            "UPDATE evolink_entries SET lease_owner = $1, lease_expires = now() + $2 * interval '1 second',"  # noqa: S608
+            " updated_at = now() WHERE key IN (SELECT key FROM evolink_entries WHERE status = 'completed'"
+            " AND error_code IS NOT NULL AND lease_owner IS NULL AND finished_at < $4 ORDER BY seq LIMIT $3"
+            f" FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
+            owner, lease, limit, failed_before,
+        )  # fmt: skip
+        return [_claimed(row) for row in rows]
+
+    async def register_worker(self, owner: str, *, host: str, pid: int) -> datetime:
+        """Record the worker; returns the database's time of its start (what ``claim_downloads`` compares with)."""
+        started: datetime = await self.pool.fetchval(
+            "WITH added AS (INSERT INTO evolink_workers (id, host, pid) VALUES ($1, $2, $3)"
+            " ON CONFLICT (id) DO NOTHING) SELECT now()",
             owner, host, pid,
         )  # fmt: skip
+        return started
 
     async def stop_worker(self, owner: str) -> None:
         """A clean exit: unsubmitted inputs go back to the pool, the rest can be taken over at once."""
@@ -210,6 +230,9 @@ class PgJournal(PgJournalBase):
         """How the task (or, for ``submit_failed``, the submit) ended; frees its slot.
 
         ``final=False`` for ``completed`` with a download still to do: the lease stays with ``owner``.
+        ``completed`` with an error is a download that failed (as the one-machine journal, the state
+        stays ``completed``, "not downloaded yet"); status and export show it as ``download_failed``
+        and a later run's ``claim_downloads`` fetches it again.
         A ``submit_failed`` input gets its reserved credits back (the server refused it, nothing was billed).
         """
         new = EntryStatus(status)
@@ -260,7 +283,8 @@ class PgJournal(PgJournalBase):
     async def record_downloads(self, key: str, paths: Iterable[str | os.PathLike[str]], *, owner: str) -> None:
         await self.pool.execute(
             "UPDATE evolink_entries SET status = 'downloaded', result_paths = $2, lease_owner = NULL,"
-            " lease_expires = NULL, slot = false, finished_at = now(), finished_by = $3, updated_at = now()"
+            " lease_expires = NULL, slot = false, error_code = NULL, error_message = NULL, finished_at = now(),"
+            " finished_by = $3, updated_at = now()"
             " WHERE key = $1 AND status IN ('completed', 'downloaded')",
             key, json.dumps([os.fspath(p) for p in paths]), owner,
         )  # fmt: skip

@@ -9,7 +9,9 @@ Per input: claim (a lease) -> ``begin_submit`` (fenced by the lease; the body is
 with the journal's idempotency key -> ``record_submitted`` -> watch (the client's tracker) ->
 outcome -> download (to a shared ``out_dir``) or only the result URLs. Leases are renewed every
 third of their length; a worker that dies loses them at expiry and another one takes its inputs
-over: by task id where one was recorded, as ``uncertain`` where a submit began without one.
+over: by task id where one was recorded, as ``uncertain`` where a submit began without one. A
+download that fails leaves the input ``completed`` with the error (``download_failed`` in status
+and export); a worker started later downloads it again, by the recorded task id.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ import os
 import socket
 import uuid
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 from pathlib import Path, PurePosixPath
 from typing import TYPE_CHECKING, Any
 
@@ -124,6 +127,9 @@ class Worker:
         self._wake = anyio.Event()
         self._downloads = anyio.Semaphore(self._options.max_downloads)
         self._root: Path | None = self._options.root
+        #: The journal's time at this worker's start: downloads that failed before it are retried
+        #: (once per run: the same one-try-per-run rule as the one-machine batch). None: none left.
+        self._retry_downloads_before: datetime | None = None
 
     def _emit(self, kind: str, key: str | None = None, **fields: Any) -> None:
         self._on_event(BatchEvent(kind=kind, key=key, **fields))
@@ -134,7 +140,9 @@ class Worker:
 
     async def run(self) -> WorkerSummary:
         journal, options = self._journal, self._options
-        await journal.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())
+        started = await journal.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())
+        # Without --out only URLs are recorded: re-taking a failed download would only record them again.
+        self._retry_downloads_before = started if options.out_dir is not None else None
         await journal.set_limits(max_in_flight=options.max_in_flight, max_credits=options.max_credits)
         if options.resubmit_uncertain:
             requeued = await journal.requeue_uncertain()
@@ -188,6 +196,18 @@ class Worker:
         budget_exhausted = False
         while True:
             room = options.max_held - len(self._held)
+            if room > 0 and self._retry_downloads_before is not None:
+                limit = min(options.claim_size, room)
+                retries = await self._journal.claim_downloads(self.id, limit=limit, lease=options.lease,
+                                                              failed_before=self._retry_downloads_before)  # fmt: skip
+                if len(retries) < limit:
+                    self._retry_downloads_before = None
+                for claimed in retries:
+                    self._held.add(claimed.entry.key)
+                    self.summary.claimed += 1
+                    await self._prepare(claimed, work)  # a completed input: only its download, no fan-out item
+                if retries:
+                    continue
             if room > 0:
                 claim = await self._journal.claim(self.id, limit=min(options.claim_size, room), lease=options.lease)
                 budget_exhausted = claim.budget_exhausted
@@ -341,7 +361,9 @@ class Worker:
             await self._journal.record_downloads(key, [str(p) for p in paths], owner=self.id)
             self.summary.downloaded += 1
             self._emit("downloaded", key, task_id=task_id, paths=tuple(map(str, paths)))
-        except EvolinkError as exc:  # the result URLs stay recorded, the download error beside them
+        except EvolinkError as exc:
+            # Still ``completed`` (the task did; its results are not here), with the error beside the
+            # URLs: shown as ``download_failed``, fetched again by a later run, never submitted again.
             await self._journal.record_outcome(
                 key, EntryStatus.COMPLETED, owner=self.id, result_urls=urls,
                 error_code=error_code(exc), error_message=error_message(exc),

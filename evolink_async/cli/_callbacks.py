@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import argparse
 import errno
+import ipaddress
 import os
+import re
 from urllib.parse import urlsplit
 
 import anyio
@@ -36,6 +38,8 @@ __all__ = ["CallbackOptions", "CallbackUsageError", "Listener", "add_callback_ar
 #: Seconds the server may take to stop (open connections are cut after that).
 STOP_BOUND = 2.0
 _SECRET_ENV = "EVOLINK_CALLBACK_SECRET"  # noqa: S105 - the variable's name, not a secret
+#: A host name --listen accepts besides an IP address: dot-separated labels (``_`` too, as in some local names).
+_HOST_NAME = re.compile(r"[A-Za-z0-9_-]{1,63}(?:\.[A-Za-z0-9_-]{1,63})*\.?")
 
 
 class CallbackUsageError(Exception):
@@ -65,7 +69,7 @@ def add_callback_arguments(parser: argparse.ArgumentParser) -> None:
                        "each submit gets URL/<token>")  # fmt: skip
     group.add_argument("--listen", metavar="HOST:PORT",
                        help="where the receiver listens (e.g. 127.0.0.1:8080 behind a proxy or tunnel; "
-                       "PORT alone: 127.0.0.1)")  # fmt: skip
+                       "IPv6 in brackets: [::1]:8080; PORT alone: 127.0.0.1)")  # fmt: skip
     group.add_argument("--callback-secret-file", metavar="FILE",
                        help=f"the secret of the callback tokens (first line, 16+ bytes; default: ${_SECRET_ENV}, "
                        "else random per run: a resumed run then cannot match earlier runs' callbacks)")  # fmt: skip
@@ -73,20 +77,80 @@ def add_callback_arguments(parser: argparse.ArgumentParser) -> None:
                        help="accept an http:// or loopback --callbacks URL (the sandbox, a local tunnel)")  # fmt: skip
 
 
+def _ip_address(text: str, *, version: int | None = None) -> bool:
+    try:
+        address = ipaddress.ip_address(text)
+    except ValueError:
+        return False
+    return version is None or address.version == version
+
+
+def _port(text: str, where: str) -> int:
+    # Digits only: int() would also take "+80", " 80", "8_0" and non-ASCII digits.
+    if not (text.isascii() and text.isdigit()):
+        shown = f"the port {text!r} is not a number" if text else "the port is missing"
+        raise CallbackUsageError(f"{where}: {shown}; expected HOST:PORT with a port in 1..65535")
+    # The length first: int() refuses a string of thousands of digits with its own ValueError.
+    if len(text) > 5 or not 1 <= int(text) <= 65535:
+        shown = text if len(text) <= 12 else f"{text[:12]}..."
+        raise CallbackUsageError(f"{where}: the port {shown} is out of range; expected HOST:PORT with a port in "
+                                 "1..65535")  # fmt: skip
+    return int(text)
+
+
+def _unbracketed_ipv6(text: str, where: str) -> CallbackUsageError:
+    # "::1:8080" is the address ::1 with port 8080, or the address ::1:8080 without one: never guess.
+    head, _, tail = text.rpartition(":")
+    if _ip_address(head, version=6) and tail.isascii() and tail.isdigit():
+        hint = f"write [{head}]:{tail}"
+        if _ip_address(text, version=6):
+            hint += f" (or [{text}]:PORT if {text} is the whole address)"
+        return CallbackUsageError(f"{where}: an IPv6 address with a port is ambiguous without brackets; {hint}")
+    if _ip_address(text, version=6):
+        return CallbackUsageError(f"{where}: needs a port, and an IPv6 address needs brackets; write [{text}]:PORT "
+                                  "(e.g. [::1]:8080)")  # fmt: skip
+    return CallbackUsageError(f"{where}: expected HOST:PORT (an IPv6 host in brackets, e.g. [::1]:8080)")
+
+
 def _listen_address(text: str) -> tuple[str, int]:
+    """``HOST:PORT``, ``[IPV6]:PORT`` or ``PORT`` alone (then 127.0.0.1); anything else is a usage error."""
+    shown = printable(text if len(text) <= 80 else text[:60] + "...")
+    where = f"--listen {shown}"
+    if not text:
+        raise CallbackUsageError("--listen: empty; expected HOST:PORT (e.g. 127.0.0.1:8080)")
+    if any(char.isspace() or not char.isprintable() for char in text):
+        # Quoted: a space at either end would be invisible in the message.
+        raise CallbackUsageError(f"--listen '{shown}': spaces and control characters are not allowed; "
+                                 "expected HOST:PORT")  # fmt: skip
+    if text.startswith("["):  # [::1]:8080
+        host, closed, rest = text[1:].partition("]")
+        if not closed or (rest and not rest.startswith(":")):
+            raise CallbackUsageError(f"{where}: expected [IPV6]:PORT (e.g. [::1]:8080)")
+        if not host:
+            raise CallbackUsageError(f"{where}: the host is empty; expected [IPV6]:PORT (e.g. [::1]:8080)")
+        if not _ip_address(host, version=6):
+            raise CallbackUsageError(f"{where}: brackets are for an IPv6 address only; write {host}{rest or ':PORT'}")
+        if not rest:
+            raise CallbackUsageError(f"{where}: needs a port; write [{host}]:PORT (e.g. [{host}]:8080)")
+        return host, _port(rest[1:], where)
+    if text.count(":") > 1:
+        raise _unbracketed_ipv6(text, where)
     host, colon, port_text = text.rpartition(":")
     if not colon:
-        host, port_text = "", text
-    host = host.strip()
-    if host.startswith("[") and host.endswith("]"):  # [::1]:8080
-        host = host[1:-1]
-    try:
-        port = int(port_text)
-    except ValueError:
-        port = -1
-    if not 1 <= port <= 65535:
-        raise CallbackUsageError(f"--listen {printable(text)}: expected HOST:PORT with a port in 1..65535")
-    return host or "127.0.0.1", port
+        if not text.isdigit() and (_ip_address(text) or _HOST_NAME.fullmatch(text)):
+            raise CallbackUsageError(f"{where}: needs a port; write {text}:PORT (e.g. {text}:8080) or the port alone")
+        return "127.0.0.1", _port(text, where)
+    if not host:
+        # ":8080" means every interface to some tools and this machine to others: ask which.
+        raise CallbackUsageError(f"{where}: the host is empty; write 127.0.0.1{text} (this machine only), "
+                                 f"0.0.0.0{text} (every interface) or the port alone")  # noqa: S104 - advice, not a bind  # fmt: skip
+    if not (_ip_address(host) or _HOST_NAME.fullmatch(host)):
+        raise CallbackUsageError(f"{where}: {host!r} is not a host name or an IP address; expected HOST:PORT")
+    return host, _port(port_text, where)
+
+
+def _shown_address(host: str, port: int) -> str:
+    return f"[{printable(host)}]:{port}" if ":" in host else f"{printable(host)}:{port}"
 
 
 def _read_secret(path: str) -> str:
@@ -129,7 +193,7 @@ def callback_receiver(options: CallbackOptions | None) -> CallbackReceiver | Non
 
 
 def _bind_failure(options: CallbackOptions, exc: OSError) -> CallbackUsageError:
-    where = f"--listen {printable(options.host)}:{options.port}"
+    where = f"--listen {_shown_address(options.host, options.port)}"
     if exc.errno == errno.EADDRINUSE:
         return CallbackUsageError(f"{where}: the port is in use (another process listens there); choose another")
     if exc.errno in (errno.EACCES, errno.EPERM):

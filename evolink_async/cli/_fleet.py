@@ -219,8 +219,10 @@ async def _export(args: argparse.Namespace) -> int:
 
 def _export_row(row: dict[str, Any]) -> dict[str, Any]:
     status = row["status"]
+    # The states `batch status` shows: a completed task with an error is a download that failed.
     outcome = "not_submitted" if status == "pending_submit" and row["error_code"] == "not_submitted" else \
-        "pending" if status == "pending_submit" else status  # fmt: skip
+        "pending" if status == "pending_submit" else \
+        "download_failed" if status == "completed" and row["error_code"] else status  # fmt: skip
     data: dict[str, Any] = {"key": row["key"], "outcome": outcome, "task_id": row["task_id"],
                             "result_urls": json.loads(row["result_urls"]),
                             "result_paths": json.loads(row["result_paths"]),

@@ -20,6 +20,7 @@ import asyncpg
 import pytest
 
 from evolink_async.sandbox import Sandbox
+from evolink_async.sandbox._state import SandboxState
 
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01)
 
@@ -223,3 +224,44 @@ async def test_a_worker_against_a_newer_schema_is_refused(
     assert code == 2
     assert "journal schema 99 is newer than this evolink_async's (1)" in stderr
     assert evolink_sandbox.ledger.billed == []
+
+
+async def _status(url: str) -> dict[str, Any]:
+    with anyio.fail_after(60):
+        done = await anyio.run_process(_evolink("batch", "status", "--journal", url, "--json"), env=ENV, check=False)
+    assert done.returncode == 0, done.stderr.decode()
+    status: dict[str, Any] = json.loads(done.stdout.decode())
+    return status
+
+
+async def test_a_failed_download_is_download_failed_and_a_later_run_downloads_it_without_a_submit(
+    evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = 4
+    assert (await _plan(journal_url, _manifest(tmp_path / "m.jsonl", count))).returncode == 0
+    out = tmp_path / "out"
+    # Every result link has expired: each download (and the one after a fresh query) answers 404.
+    monkeypatch.setattr(SandboxState, "result_expired", lambda self, record, now: True)
+    # One run tries each download once (with a fresh query), then ends: no loop on its own failures.
+    ((code, _, stderr),) = await _run_workers([_work_argv(journal_url, evolink_sandbox, out)], timeout=60)
+    assert code == 1, stderr
+    assert json.loads(stderr.strip().splitlines()[-1])["failed"] == count
+    rows = await _export(journal_url)
+    assert [row["outcome"] for row in rows] == ["download_failed"] * count, rows
+    assert all(row["error"]["code"] == "download_http_status" and row["task_id"] for row in rows), rows
+    status = await _status(journal_url)
+    assert {state: n for state, n in status["states"].items() if n} == {"download_failed": count}, status
+    assert status["remaining"] == 0  # nothing left for this run; a later `work` run retries them
+    billed = list(evolink_sandbox.ledger.billed)
+    assert len(billed) == count
+
+    monkeypatch.setattr(SandboxState, "result_expired", lambda self, record, now: False)
+    ((code, _, stderr),) = await _run_workers([_work_argv(journal_url, evolink_sandbox, out)], timeout=60)
+    assert code == 0, stderr
+    summary = json.loads(stderr.strip().splitlines()[-1])
+    assert (summary["submitted"], summary["downloaded"], summary["failed"]) == (0, count, 0), summary
+    rows = await _export(journal_url)
+    assert [row["outcome"] for row in rows] == ["downloaded"] * count, rows
+    assert all("error" not in row for row in rows), rows
+    assert all(Path(path).is_file() for row in rows for path in row["result_paths"])
+    assert evolink_sandbox.ledger.billed == billed  # downloaded again, never submitted again

@@ -107,3 +107,34 @@ async def test_concurrent_first_opens_create_the_schema_once(journal_url: str) -
     journals = await asyncio_gather(*(PgJournal.open(journal_url) for _ in range(6)))
     for journal in journals:
         await journal.aclose()  # type: ignore[attr-defined]
+
+
+async def test_a_failed_download_is_retried_by_a_later_worker_only_and_a_success_clears_its_error(
+    journal_url: str,
+) -> None:
+    async with PgJournal(journal_url) as journal:
+        await journal.plan(_inputs(2))
+        first_start = await journal.register_worker("w1", host="h", pid=1)
+        (one, two) = (await journal.claim("w1", limit=2, lease=30)).items
+        for number, claimed in enumerate((one, two)):
+            key = claimed.entry.key
+            await journal.record_submitted(key, f"task-unified-1-{number}", owner="w1", lease=30)
+            await journal.record_outcome(key, EntryStatus.COMPLETED, owner="w1", result_urls=["http://r/0.png"],
+                                         final=False)  # fmt: skip
+            await journal.record_outcome(key, EntryStatus.COMPLETED, owner="w1", result_urls=["http://r/0.png"],
+                                         error_code="download_http_status", error_message="HTTP 404")  # fmt: skip
+        # The worker that failed them does not take them again in the same run (no retry loop) ...
+        assert await journal.claim_downloads("w1", limit=5, lease=30, failed_before=first_start) == []
+        assert (await journal.claim("w1", limit=5, lease=30)).items == ()
+        # ... a worker started later does, as completed tasks with their task ids: no submit, no slot.
+        later_start = await journal.register_worker("w2", host="h", pid=2)
+        retries = await journal.claim_downloads("w2", limit=5, lease=30, failed_before=later_start)
+        assert sorted((c.entry.key, c.entry.status, c.entry.task_id) for c in retries) == [
+            (one.entry.key, EntryStatus.COMPLETED, "task-unified-1-0"),
+            (two.entry.key, EntryStatus.COMPLETED, "task-unified-1-1"),
+        ]
+        assert await journal.claim_downloads("w3", limit=5, lease=30, failed_before=later_start) == []  # held
+        await journal.record_downloads(one.entry.key, ["out/k000.result-0.png"], owner="w2")
+        done = await journal.get(one.entry.key)
+        assert done is not None
+        assert (done.status, done.error_code, done.error_message) == (EntryStatus.DOWNLOADED, None, None)
