@@ -208,3 +208,18 @@ def test_an_unreadable_input_folder_is_a_validation_error(tmp_path: Path, monkey
     _refuse_listing(monkeypatch, tmp_path / "in")
     with pytest.raises(ValidationError, match="cannot be read: Permission denied"):
         list(iter_inputs(tmp_path / "in", recursive=True))
+
+
+def test_a_fleet_plan_of_a_folder_with_an_unreadable_sub_folder_is_refused(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``evolink batch plan FOLDER``: a plan is written once for the whole fleet, so a sub-folder
+    that cannot be listed is a ``ValidationError`` naming it (no ``OSError`` traceback, and no plan
+    that silently leaves the folder out)."""
+    from evolink_async.batch._manifest import folder_manifest
+
+    write_png(tmp_path / "in" / "a.png")
+    write_png(tmp_path / "in" / "locked" / "b.png")
+    _refuse_listing(monkeypatch, tmp_path / "in" / "locked")
+    with pytest.raises(ValidationError, match="locked cannot be read"):
+        list(folder_manifest(tmp_path / "in", model="qwen-image-edit", prompt="p", recursive=True))

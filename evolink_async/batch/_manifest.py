@@ -138,8 +138,18 @@ def folder_manifest(
     recursive: bool = False,
     pattern: str = "*",
 ) -> Iterator[ManifestInput]:
-    """A folder's images as manifest inputs (keys and paths relative to ``folder``, the root)."""
-    for path in iter_inputs(folder, recursive=recursive, pattern=pattern):
+    """A folder's images as manifest inputs (keys and paths relative to ``folder``, the root).
+
+    A sub-folder that cannot be listed is refused, not skipped: a plan is written once for the
+    whole fleet, and one that silently left a folder out could never be completed.
+    """
+
+    def refuse(sub_folder: Path, error: OSError) -> None:
+        where = sub_folder.relative_to(folder).as_posix()
+        reason = error.strerror or error
+        raise ValidationError("input_dir", f"{where} cannot be read ({reason}): fix it, then plan again")
+
+    for path in iter_inputs(folder, recursive=recursive, pattern=pattern, on_unreadable=refuse):
         relative = path.relative_to(folder).as_posix()
         yield ManifestInput(key=relative, model=model, prompt=prompt, image_urls=(relative,),
                             model_params=dict(model_params or {}))  # fmt: skip
