@@ -223,3 +223,45 @@ def test_a_fleet_plan_of_a_folder_with_an_unreadable_sub_folder_is_refused(
     _refuse_listing(monkeypatch, tmp_path / "in" / "locked")
     with pytest.raises(ValidationError, match="locked cannot be read"):
         list(folder_manifest(tmp_path / "in", model="qwen-image-edit", prompt="p", recursive=True))
+
+
+async def test_a_full_disk_stops_the_run_and_a_re_run_downloads_without_paying_again(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A result that cannot be written (``ENOSPC``, simulated in the write step) is the machine's
+    problem, not the input's: the run stops with a typed ``DownloadError`` (reason ``disk``) rather
+    than go on paying for results it cannot keep, and a re-run once there is room downloads what
+    finished without submitting it again."""
+    import errno
+
+    from evolink_async._files import download
+    from evolink_async.errors import DownloadError
+
+    for index in range(4):
+        write_png(tmp_path / "in" / f"{index}.png", shade=index * 40)
+    spec = _spec(tmp_path, max_in_flight=2)
+
+    def full(fd: int, chunks: list[bytes]) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(download, "_write_all", full)
+        async with scaled_client(evolink_sandbox) as client:
+            batch = Batch(client, spec)
+            with pytest.raises(DownloadError) as caught:
+                await batch.run()
+    assert caught.value.reason == "disk"
+    assert "No space left on device" in str(caught.value)
+    assert "run the same command again" in str(caught.value)
+    assert batch.summary.error is not None
+    assert not batch.summary.ok
+    assert not list((tmp_path / "out").glob("*.result-*")), "nothing half-written under a result name"
+    billed_before = len(evolink_sandbox.ledger.billed)
+    assert 1 <= billed_before < 4  # it stopped before submitting every input
+
+    async with scaled_client(evolink_sandbox) as client:
+        summary = await Batch(client, spec).run()
+    assert summary.ok
+    billed = evolink_sandbox.ledger.billed
+    assert len(billed) == len(set(billed)) == 4  # every input paid for once, across both runs
+    assert len(list((tmp_path / "out").glob("*.result-0.png"))) == 4

@@ -195,3 +195,26 @@ async def test_reuse_identical_finds_its_own_file_and_never_takes_a_different_on
         (fresh,) = await download_urls(session, done.results, tmp_path, name_for)
         assert fresh.name == "cat.result-0 (2).png"
     assert _listing(tmp_path) == ["cat.result-0 (1).png", "cat.result-0 (2).png", "cat.result-0.png"]
+
+
+@pytest.mark.parametrize("step", ["_write_all", "publish_unique", "_open_temp"])
+async def test_a_result_that_cannot_be_written_is_a_disk_download_error(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, step: str
+) -> None:
+    """A full disk (``ENOSPC`` from opening, writing or publishing, simulated: tests run as root) is
+    a typed ``DownloadError`` with reason ``disk``, not a bare ``OSError``, and leaves no file."""
+    import errno
+
+    from evolink_async._files import download
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    async with scaled_client(evolink_sandbox) as client:
+        done = await _completed(client)
+        monkeypatch.setattr(download, step, full)
+        with pytest.raises(evolink.DownloadError) as info:
+            await client.download(done, tmp_path / "out")
+    assert info.value.reason == "disk"
+    assert "No space left on device" in str(info.value)
+    assert not (tmp_path / "out").exists() or _listing(tmp_path / "out") == []

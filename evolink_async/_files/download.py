@@ -177,6 +177,13 @@ def _complete(
     return _finish(fd, temp, root, name_for(info.format), durable, reuse_identical)
 
 
+def _disk_error(url: str, error: OSError) -> DownloadError:
+    """A result that could not be written here (disk full, read-only, no permission): a typed
+    error, not a bare ``OSError``. Its cause is this machine, not the result: callers that save
+    many results (a batch) stop on it rather than pay for more results they cannot keep."""
+    return DownloadError(url, "disk", f"cannot write the result: {error.strerror or error}")
+
+
 def _discard(fd: int, temp: str) -> None:
     with contextlib.suppress(OSError):
         os.close(fd)
@@ -198,7 +205,8 @@ async def download_to(
     """Save ``url`` under ``root`` as ``name_for(format)`` (a relative name) and return the path.
 
     Raises :class:`~evolink_async.DownloadError` (``reason``: ``bad_url``, ``http_status``,
-    ``too_large``, ``not_an_image``, ``connection``) and
+    ``too_large``, ``not_an_image``, ``connection``, ``disk``: the result could not be written
+    here) and
     :class:`~evolink_async._files.safe_paths.UnsafePathError` when the name would leave ``root``.
     ``durable=True`` fsyncs the file and its folder before returning (see the module docstring).
     ``reuse_identical=True`` returns an existing file under the name (or a numbered variant of
@@ -215,6 +223,8 @@ async def download_to(
         fd, temp = await anyio.to_thread.run_sync(_open_temp, folder)
     except (FileExistsError, NotADirectoryError):  # checked here, in the hop the download makes anyway
         raise ValidationError("dest_dir", f"{os.fspath(root)!r} is a file, not a folder") from None
+    except OSError as exc:
+        raise _disk_error(url, exc) from None
     try:
         size = 0
         client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=30.0)
@@ -240,6 +250,8 @@ async def download_to(
                         pending, pending_size = [], 0
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DownloadError(url, "connection", f"{type(exc).__name__}: {exc}") from None
+        except OSError as exc:  # after the two above: aiohttp's connection errors are OSErrors too
+            raise _disk_error(url, exc) from None
         try:
             # The last write, the probe and the rename in one thread call: each hop to a worker
             # thread costs the loop a wake-up, and a download is only a few of them.
@@ -248,6 +260,8 @@ async def download_to(
             )
         except ImageProbeError as exc:
             raise DownloadError(url, "not_an_image", exc.rule) from None
+        except OSError as exc:
+            raise _disk_error(url, exc) from None
     except BaseException:
         with anyio.CancelScope(shield=True):
             await anyio.to_thread.run_sync(_discard, fd, temp)

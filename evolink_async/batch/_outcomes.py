@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import anyio
+
 from .._models.events import TaskEvent
 from ..errors import DownloadError, NotSubmittedError, QueueFullError, ValidationError
 
-__all__ = ["error_code", "error_message", "task_error"]
+__all__ = ["error_code", "error_message", "first_cause", "task_error"]
 
 
 def error_code(error: BaseException) -> str:
@@ -34,3 +36,20 @@ def task_error(event: TaskEvent) -> tuple[str, str]:
     if event.error is not None:
         return error_code(event.error), error_message(event.error)
     return event.kind.value, f"the task ended {event.kind.value}"
+
+
+def first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    """The error that stopped a run, out of the task groups' tree: the first that is not a
+    cancellation (one cause, a wrong key or a full disk, reads better than a tree)."""
+    leaves: list[BaseException] = []
+    pending: list[BaseException] = [group]
+    while pending:
+        error = pending.pop(0)
+        if isinstance(error, BaseExceptionGroup):
+            pending.extend(error.exceptions)
+        else:
+            leaves.append(error)
+    for leaf in leaves:
+        if not isinstance(leaf, anyio.get_cancelled_exc_class()):
+            return leaf
+    return leaves[0] if leaves else group

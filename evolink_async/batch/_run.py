@@ -51,7 +51,7 @@ from ..errors import (
 from ._client_api import BatchClient
 from ._entries import Entry, EntryStatus, request_fingerprint
 from ._journal import Journal
-from ._outcomes import error_code, error_message, task_error
+from ._outcomes import error_code, error_message, first_cause, task_error
 from ._spec import (  # fmt: skip
     LOCK_NAME,
     BatchEvent,
@@ -109,19 +109,18 @@ def _unreadable_folder(root: Path, folder: Path, error: OSError) -> UnreadableFo
     return found
 
 
-def _first_cause(group: BaseExceptionGroup[BaseException]) -> BaseException:
-    leaves: list[BaseException] = []
-    pending: list[BaseException] = [group]
-    while pending:
-        error = pending.pop(0)
-        if isinstance(error, BaseExceptionGroup):
-            pending.extend(error.exceptions)
-        else:
-            leaves.append(error)
-    for leaf in leaves:
-        if not isinstance(leaf, anyio.get_cancelled_exc_class()):
-            return leaf
-    return leaves[0] if leaves else group
+def _disk_stop(error: DownloadError, output_dir: Path) -> DownloadError:
+    """The error that stops a run whose results cannot be written (disk full, read-only folder).
+
+    Not one input's failure: every later result would fail the same way after being paid for.
+    The journal keeps the task as completed and not yet downloaded, so a re-run downloads it
+    without submitting it again.
+    """
+    return DownloadError(
+        error.url, "disk",
+        f"{error.message} in {output_dir}; free space (or fix the folder) and run the same command again: "
+        "finished tasks are downloaded, not paid for again",
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
@@ -190,7 +189,7 @@ class Batch:
                     await self._run()
                 except BaseExceptionGroup as group:
                     # One cause (a wrong key, say) reads better than a tree of task groups.
-                    cause = _first_cause(group)
+                    cause = first_cause(group)
                     self._stopped_by(cause)
                     raise cause from None
                 except BaseException as exc:
@@ -415,6 +414,8 @@ class Batch:
             try:
                 paths = await self._save(key, urls)
             except DownloadError as exc:
+                if exc.reason == "disk":
+                    raise _disk_stop(exc, self._spec.output_dir) from None
                 if exc.reason != "http_status" or task_id is None:
                     self._fail(key, error_code(exc), error_message(exc), task_id=task_id)
                     return

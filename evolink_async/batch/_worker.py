@@ -39,6 +39,7 @@ from .._watching.fan_out import FanOutItem
 from ..errors import (
     APIConnectionError,
     AuthenticationError,
+    DownloadError,
     EvolinkError,
     InsufficientCreditsError,
     PermissionDeniedError,
@@ -49,7 +50,7 @@ from ..errors import (
 )
 from ._entries import EntryStatus
 from ._manifest import parse_line
-from ._outcomes import error_code, error_message, task_error
+from ._outcomes import error_code, error_message, first_cause, task_error
 from ._pg_store import Claimed, PgJournal
 from ._spec import BatchEvent
 
@@ -163,6 +164,9 @@ class Worker:
                             await self._handle(event, work)
                 finally:
                     outer.cancel_scope.cancel()
+        except BaseExceptionGroup as group:
+            self.summary.interrupted = True
+            raise first_cause(group) from None  # a full disk, a wrong key: one cause, not a tree
         except BaseException:
             self.summary.interrupted = True
             raise
@@ -370,6 +374,10 @@ class Worker:
             )  # fmt: skip
             self.summary.failed += 1
             self._emit("failed", key, task_id=task_id, error_code=error_code(exc), message=error_message(exc))
+            if isinstance(exc, DownloadError) and exc.reason == "disk":
+                # This machine cannot keep results (disk full, read-only folder): it stops claiming
+                # inputs it would pay for and lose; other workers go on.
+                raise
         finally:
             self._finish(key)
 

@@ -265,3 +265,32 @@ async def test_a_failed_download_is_download_failed_and_a_later_run_downloads_it
     assert all("error" not in row for row in rows), rows
     assert all(Path(path).is_file() for row in rows for path in row["result_paths"])
     assert evolink_sandbox.ledger.billed == billed  # downloaded again, never submitted again
+
+
+async def test_a_worker_that_cannot_write_results_stops_and_a_later_run_downloads_them(
+    evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    """A real write failure, not a patched one: the worker runs under ``ulimit -f`` (files of at most
+    512 bytes; Python ignores SIGXFSZ, so writes fail with EFBIG). It stops claiming inputs with a
+    typed ``DownloadError`` (reason ``disk``, no traceback), the inputs it finished are
+    ``download_failed``, and a later run with room downloads them without a second submit."""
+    count = 6
+    assert (await _plan(journal_url, _manifest(tmp_path / "m.jsonl", count))).returncode == 0
+    out = tmp_path / "out"
+    limited = ["sh", "-c", 'ulimit -f 1 && exec "$@"', "sh", *_work_argv(journal_url, evolink_sandbox, out)]
+    ((code, _, stderr),) = await _run_workers([limited], timeout=60)
+    assert code == 1, stderr
+    assert "Traceback" not in stderr, stderr
+    assert "DownloadError: disk: cannot write the result: File too large" in stderr, stderr
+    rows = await _export(journal_url)
+    failed = [row for row in rows if row["outcome"] == "download_failed"]
+    assert failed, rows
+    assert all(row["error"]["code"] == "download_disk" for row in failed), rows
+    assert not list(out.rglob("*.result-*")), "nothing half-written under a result name"
+
+    ((code, _, stderr),) = await _run_workers([_work_argv(journal_url, evolink_sandbox, out)], timeout=60)
+    assert code == 0, stderr
+    rows = await _export(journal_url)
+    assert [row["outcome"] for row in rows] == ["downloaded"] * count, rows
+    billed = evolink_sandbox.ledger.billed
+    assert len(billed) == len(set(billed)) == count  # every input paid for once, across both runs
