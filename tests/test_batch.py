@@ -237,9 +237,10 @@ async def test_a_full_disk_stops_the_run_and_a_re_run_downloads_without_paying_a
     from evolink_async._files import download
     from evolink_async.errors import DownloadError
 
-    for index in range(4):
-        write_png(tmp_path / "in" / f"{index}.png", shade=index * 40)
-    spec = _spec(tmp_path, max_in_flight=2)
+    for index in range(8):
+        write_png(tmp_path / "in" / f"{index}.png", shade=index * 30)
+    # One at a time: the first result's failed write comes long before the last task would be submitted.
+    spec = _spec(tmp_path, max_in_flight=1)
 
     def full(fd: int, chunks: list[bytes]) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
@@ -257,11 +258,11 @@ async def test_a_full_disk_stops_the_run_and_a_re_run_downloads_without_paying_a
     assert not batch.summary.ok
     assert not list((tmp_path / "out").glob("*.result-*")), "nothing half-written under a result name"
     billed_before = len(evolink_sandbox.ledger.billed)
-    assert 1 <= billed_before < 4  # it stopped before submitting every input
+    assert 1 <= billed_before < 8  # it stopped before submitting every input
 
     async with scaled_client(evolink_sandbox) as client:
         summary = await Batch(client, spec).run()
     assert summary.ok
     billed = evolink_sandbox.ledger.billed
-    assert len(billed) == len(set(billed)) == 4  # every input paid for once, across both runs
-    assert len(list((tmp_path / "out").glob("*.result-0.png"))) == 4
+    assert len(billed) == len(set(billed)) == 8  # every input paid for once, across both runs
+    assert len(list((tmp_path / "out").glob("*.result-0.png"))) == 8

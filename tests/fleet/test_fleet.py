@@ -270,14 +270,14 @@ async def test_a_failed_download_is_download_failed_and_a_later_run_downloads_it
 async def test_a_worker_that_cannot_write_results_stops_and_a_later_run_downloads_them(
     evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
 ) -> None:
-    """A real write failure, not a patched one: the worker runs under ``ulimit -f`` (files of at most
-    512 bytes; Python ignores SIGXFSZ, so writes fail with EFBIG). It stops claiming inputs with a
+    """A real write failure, not a patched one: the worker runs under ``ulimit -f 0`` (no file may
+    grow; Python ignores SIGXFSZ, so writes fail with EFBIG). It stops claiming inputs with a
     typed ``DownloadError`` (reason ``disk``, no traceback), the inputs it finished are
     ``download_failed``, and a later run with room downloads them without a second submit."""
     count = 6
     assert (await _plan(journal_url, _manifest(tmp_path / "m.jsonl", count))).returncode == 0
     out = tmp_path / "out"
-    limited = ["sh", "-c", 'ulimit -f 1 && exec "$@"', "sh", *_work_argv(journal_url, evolink_sandbox, out)]
+    limited = ["sh", "-c", 'ulimit -f 0 && exec "$@"', "sh", *_work_argv(journal_url, evolink_sandbox, out)]
     ((code, _, stderr),) = await _run_workers([limited], timeout=60)
     assert code == 1, stderr
     assert "Traceback" not in stderr, stderr
@@ -286,7 +286,7 @@ async def test_a_worker_that_cannot_write_results_stops_and_a_later_run_download
     failed = [row for row in rows if row["outcome"] == "download_failed"]
     assert failed, rows
     assert all(row["error"]["code"] == "download_disk" for row in failed), rows
-    assert not list(out.rglob("*.result-*")), "nothing half-written under a result name"
+    assert not list(out.rglob("*.result-*")), "no result name over a file that could not be written"
 
     ((code, _, stderr),) = await _run_workers([_work_argv(journal_url, evolink_sandbox, out)], timeout=60)
     assert code == 0, stderr
