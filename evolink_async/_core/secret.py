@@ -23,8 +23,8 @@ _LIVE_SECRETS: weakref.WeakValueDictionary[int, Secret] = weakref.WeakValueDicti
 _MIN_REMEMBERED = 8
 # The distinct values of ``_LIVE_SECRETS``, rebuilt only after a key was added or died: every
 # API answer's request id is scrubbed, and walking the weak dictionary each time was a visible
-# share of a query's CPU. ``_generation`` tells a rebuild that raced with a key's death to not
-# keep its (then stale) result.
+# share of a query's CPU. ``_generation`` tells a rebuild that raced with a key being made or
+# dying to not keep its (then stale) result.
 _live_values: tuple[str, ...] | None = ()
 _GENERATIONS = itertools.count(1)
 _generation = 0

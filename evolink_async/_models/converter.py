@@ -107,15 +107,21 @@ _usages: dict[tuple[str | None, str | None, float | None, float | None, float | 
 _NO_TASK_INFO = TaskInfo()
 
 
+def _remember(cache: dict[Any, Any], key: Any, value: Any) -> None:
+    """Keep ``value`` for the next equal block, within the bound."""
+    if len(cache) >= _SHARED_LIMIT:
+        cache.clear()
+    cache[key] = value
+
+
 def _task_info(value: Any, _: Any = None) -> TaskInfo:
     if type(value) is not dict and not isinstance(value, Mapping):
         return _NO_TASK_INFO
     key = (_bool_or_none(value.get("can_cancel")), _optional_float(value.get("estimated_time")))
     info = _task_infos.get(key)
     if info is None:
-        if len(_task_infos) >= _SHARED_LIMIT:
-            _task_infos.clear()
-        info = _task_infos[key] = TaskInfo(can_cancel=key[0], estimated_time=key[1])
+        info = TaskInfo(can_cancel=key[0], estimated_time=key[1])
+        _remember(_task_infos, key, info)
     return info
 
 
@@ -137,14 +143,8 @@ def _usage(value: Any, _: Any = None) -> Usage | None:
         # Short labels only: a server sending huge strings must not park them here after its
         # tasks are gone.
         if len(key[0] or "") + len(key[1] or "") <= _SHARED_TEXT_LIMIT:
-            if len(_usages) >= _SHARED_LIMIT:
-                _usages.clear()
-            _usages[key] = usage
+            _remember(_usages, key, usage)
     return usage
-
-
-def _identity(value: Any, _: Any = None) -> Any:
-    return value
 
 
 def _status(value: Any, _: Any = None) -> TaskStatus:
@@ -160,7 +160,6 @@ converter.register_structure_hook(TaskStatus, _status)
 converter.register_structure_hook(TaskError, _task_error)
 converter.register_structure_hook(TaskInfo, _task_info)
 converter.register_structure_hook(Usage, _usage)
-
 
 
 def _task(body: Mapping[str, Any], _: Any = None) -> Task:
