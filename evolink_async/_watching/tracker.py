@@ -351,12 +351,12 @@ class Tracker:
         now = self._clock()
         watch.state.observe(at=now, progress=task.progress, estimated=task.task_info.estimated_time)
         watch.last = task
-        if last is None or last.status != task.status or last.progress != task.progress:
+        if last is None or _changed(last, task):
             self._deliver(watch, kind_for(task), now)
         if task.is_terminal:
             self._drop(watch)
         elif reschedule and self._watches.get(watch.task_id) is watch:
-            policy = self._policy_for(watch.task_id) if self._push_coverage is not None else self.policy
+            policy = self._policy_for(watch.task_id)
             when = now + policy.next_delay(watch.state, now=now, rng=self._rng) * self._slowdown
             deadline = earliest_deadline(watch)
             if deadline is not None:
