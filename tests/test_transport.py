@@ -243,3 +243,32 @@ async def test_a_compressed_answer_is_bounded_by_what_it_inflates_to() -> None:
             assert (await small.tasks.get("t")).raw["padding"] == "x" * 50_000
     finally:
         await runner.cleanup()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"id": "täsk", "n": 1}'.encode(),
+        b'\xef\xbb\xbf{"id": "bom", "n": 1}',  # a UTF-8 byte order mark
+        '{"id": "wide", "n": 1}'.encode("utf-16"),
+        '{"id": "le", "n": 1}'.encode("utf-16-le"),  # starts with "{", then NULs
+    ],
+)
+def test_answers_in_every_encoding_json_loads_reads_still_decode(raw: bytes) -> None:
+    """The fast UTF-8 path falls back to ``json.loads(bytes)``, so no body that parsed before fails."""
+    import json
+
+    from evolink_async._core.transport import decode_json
+
+    assert decode_json(raw) == json.loads(raw)
+
+
+def test_invalid_json_still_raises_from_both_paths() -> None:
+    import json
+
+    from evolink_async._core.transport import decode_json
+
+    with pytest.raises(json.JSONDecodeError):
+        decode_json(b'{"id": ')
+    with pytest.raises(UnicodeDecodeError):
+        decode_json(b"\xff\xfe\xfa")

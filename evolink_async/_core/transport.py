@@ -10,7 +10,7 @@ import json
 import logging
 import random
 import time
-from collections.abc import Mapping
+from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
 from typing import Any
 
@@ -36,7 +36,7 @@ from .secret import REDACTED, redact, scrub_known
 
 REDACTED_BYTES = REDACTED.encode()
 
-__all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport"]
+__all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport", "decode_json"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id")
 _USER_AGENT = f"evolink-async/{__version__}"
@@ -83,6 +83,19 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
+def decode_json(raw: bytes) -> Any:
+    """``json.loads(raw)``, with UTF-8 (what RFC 8259 requires on the wire) decoded in C first.
+
+    ``json.loads`` on bytes first guesses the encoding in Python, on every answer. A body that
+    is not valid UTF-8 JSON (a BOM, UTF-16) takes that full path, so nothing that parsed before
+    fails now.
+    """
+    try:
+        return json.loads(raw.decode())
+    except ValueError:
+        return json.loads(raw)
+
+
 def status_error(
     status: int, raw: bytes, headers: Mapping[str, str], *, secret: str = "", retry_after: float | None = None
 ) -> APIStatusError:
@@ -92,7 +105,7 @@ def status_error(
     message = ""
     body: Any = None
     try:
-        body = json.loads(raw) if raw else None
+        body = decode_json(raw) if raw else None
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         body = None
     error = body.get("error") if isinstance(body, dict) else None
@@ -196,6 +209,28 @@ class Transport:
         ``retry_uncertain=False`` also raises at once after a failure the server may have acted on
         (a broken connection, a 5xx): for a submit whose outcome is settled some other way.
         """
+        status, body, request_id, resp_headers = await self.exchange(
+            method, url, json_body=json_body, headers=headers, retry_safe=retry_safe,
+            retry_uncertain=retry_uncertain, data=data,
+        )  # fmt: skip
+        return Response(status=status, body=body, request_id=request_id, headers=resp_headers)
+
+    async def exchange(
+        self,
+        method: str,
+        url: str,
+        *,
+        json_body: Any = None,
+        headers: Mapping[str, str] | None = None,
+        retry_safe: bool,
+        retry_uncertain: bool = True,
+        data: Any = None,
+    ) -> tuple[int, Any, str | None, Mapping[str, str]]:
+        """:meth:`request` as a tuple (status, decoded body, request id, headers).
+
+        The task query calls this directly: it runs once per query of every watched task, and
+        the ``Response`` object and the coroutine around it were a measurable share of its CPU.
+        """
         policy = self._config.retry
         secret_bytes = self._config.api_key.reveal().encode()  # to scrub echoes; never kept
         attempt = 0
@@ -213,7 +248,20 @@ class Transport:
             debug = logger.isEnabledFor(logging.DEBUG)
             started = time.monotonic() if debug else 0.0
             try:
-                status, raw, resp_headers = await self._send(method, url, json_body, data, headers)
+                # The exchange is written out here rather than in a helper coroutine: one
+                # coroutine fewer on every request.
+                async with self._get_session().request(
+                    method,
+                    url,
+                    json=json_body,
+                    data=data,
+                    headers=self._headers(headers),
+                    timeout=self._timeout,
+                ) as resp:
+                    status = resp.status
+                    # aiohttp's header view is case-insensitive, which the lookups below rely on.
+                    resp_headers = resp.headers
+                    raw = await self._read_body(resp, resp_headers)
                 if secret_bytes and secret_bytes in raw:
                     # A server that echoes the key back (in an error code, a param, a failed
                     # task's message) must not carry it into exceptions, tasks, logs or journals.
@@ -233,14 +281,14 @@ class Transport:
                     )
                 if 200 <= status < 300:
                     try:
-                        body = json.loads(raw) if raw else None
+                        body = decode_json(raw) if raw else None
                     except (ValueError, RecursionError) as exc:  # nested too deep counts as invalid
                         error = ResponseFormatError(
                             f"{method} {url} answered {status} with invalid JSON ({type(exc).__name__})",
                             request_id=request_id,
                         )
                     else:
-                        return Response(status=status, body=body, request_id=request_id, headers=resp_headers)
+                        return status, body, request_id, resp_headers
                 else:
                     retry_after = parse_retry_after(resp_headers.get("retry-after"))
                     error = status_error(
@@ -270,35 +318,19 @@ class Transport:
         # Connection errors, timeouts and garbled bodies are transient by nature.
         return isinstance(error, (APIConnectionError, ResponseFormatError))
 
-    async def _send(
-        self,
-        method: str,
-        url: str,
-        json_body: Any,
-        data: Any,
-        headers: Mapping[str, str] | None,
-    ) -> tuple[int, bytes, Mapping[str, str]]:
-        async with self._get_session().request(
-            method,
-            url,
-            json=json_body,
-            data=data,
-            headers=self._headers(headers),
-            timeout=self._timeout,
-        ) as resp:
-            # aiohttp's header view is case-insensitive, which the lookups above rely on.
-            headers_in = resp.headers
-            limit = self._config.max_response_bytes
-            length = resp.content_length  # parsed from the header on every access: read it once
-            if length is not None:
-                if length > limit:
-                    raise ResponseFormatError(f"answer of {length} bytes exceeds the {limit}-byte limit")
-                if headers_in.get("content-encoding", "identity").lower() == "identity":
-                    # A declared length within the limit, uncompressed: aiohttp reads no more than
-                    # that. (A compressed body's length says nothing of what it inflates to.) Read
-                    # here, not in a helper coroutine: this is every answer's path.
-                    return resp.status, await resp.read(), headers_in
-            return resp.status, await self._read_bounded(resp, limit), headers_in
+    def _read_body(self, resp: aiohttp.ClientResponse, headers: Mapping[str, str]) -> Awaitable[bytes]:
+        """The answer's body within ``max_response_bytes`` (an awaitable, so that the common case
+        awaits aiohttp's ``read`` directly instead of a coroutine of ours around it)."""
+        limit = self._config.max_response_bytes
+        length = resp.content_length  # parsed from the header on every access: read it once
+        if length is not None:
+            if length > limit:
+                raise ResponseFormatError(f"answer of {length} bytes exceeds the {limit}-byte limit")
+            if headers.get("content-encoding", "identity").lower() == "identity":
+                # A declared length within the limit, uncompressed: aiohttp reads no more than
+                # that. (A compressed body's length says nothing of what it inflates to.)
+                return resp.read()
+        return self._read_bounded(resp, limit)
 
     @staticmethod
     async def _read_bounded(resp: aiohttp.ClientResponse, limit: int) -> bytes:

@@ -17,7 +17,7 @@ from typing import Any, ClassVar, Literal, Protocol, TypeAlias, runtime_checkabl
 import attrs
 
 from ..errors import ValidationError
-from .urls import check_callback_url, check_image_url, url_suffix
+from .urls import check_callback_url, check_image_url
 
 __all__ = [
     "MODEL_RULES",
@@ -85,6 +85,9 @@ MODEL_RULES: Mapping[str, ModelRules] = {
     ),
 }
 
+# An unknown model's rules: the generic checks only. Built once, not per request.
+_GENERIC_RULES = ModelRules()
+
 # Keys the generic request builds itself; ``extra`` may not override them.
 _RESERVED_KEYS = frozenset({"model", "prompt", "image_urls", "model_params", "callback_url"})
 
@@ -118,7 +121,7 @@ def validate_inputs(
     """Check one request against its model's documented rules (unknown models: generic checks only)."""
     if not isinstance(model, str) or not model.strip():
         raise ValidationError("model", "must be a non-empty model name")
-    rules = MODEL_RULES.get(model, ModelRules())
+    rules = MODEL_RULES.get(model, _GENERIC_RULES)
     if prompt is not None and not isinstance(prompt, str):
         raise ValidationError("prompt", f"must be a string, got {type(prompt).__name__}")
     if rules.prompt == "required" and (prompt is None or not prompt.strip()):
@@ -139,9 +142,8 @@ def validate_inputs(
         if isinstance(image, PurePath):
             _check_suffix(field, image.suffix.lower(), rules, model)
         elif isinstance(image, str):
-            check_image_url(field, image)
             # A URL without an extension (a signed or API download link) cannot be judged here.
-            _check_suffix(field, url_suffix(image), rules, model)
+            _check_suffix(field, check_image_url(field, image), rules, model)
         else:
             raise ValidationError(field, f"must be a URL string or a path, got {type(image).__name__}")
     if speed is not None and rules.speeds is not None and speed not in rules.speeds:

@@ -12,8 +12,9 @@ from ..errors import ValidationError
 MAX_CALLBACK_URL_CHARS = 2048
 
 
-def check_image_url(field: str, url: str) -> None:
-    """An input image URL must be absolute http(s) with a host."""
+def check_image_url(field: str, url: str) -> str:
+    """An input image URL must be absolute http(s) with a host; returns its path's lower-cased
+    extension (``""`` when it has none), from the same parse."""
     parts = urlsplit(url)
     if parts.scheme not in ("http", "https"):
         if not parts.scheme or len(parts.scheme) == 1:  # "photo.png", "/tmp/a.png", "C:\\a.png"
@@ -21,12 +22,7 @@ def check_image_url(field: str, url: str) -> None:
         raise ValidationError(field, f"must be an http(s) URL or a pathlib.Path, got scheme {parts.scheme!r}")
     if not parts.hostname:
         raise ValidationError(field, "must name a host")
-
-
-def url_suffix(url: str) -> str:
-    """The lower-cased extension of the URL's path (``""`` when it has none)."""
-    path = urlsplit(url).path
-    name = path.rsplit("/", 1)[-1]
+    name = parts.path.rsplit("/", 1)[-1]
     if "." not in name:
         return ""
     return "." + name.rsplit(".", 1)[-1].lower()

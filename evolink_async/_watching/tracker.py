@@ -333,8 +333,9 @@ class Tracker:
             watch.errors = 0
             if self._slowdown != 1.0:
                 self._slowdown = max(1.0, self._slowdown / 1.25)
-            if task.is_terminal and self._push_coverage is not None and self._push_coverage.covers(watch.task_id):
-                self._push_coverage.missed(watch.task_id)
+            coverage = self._push_coverage
+            if coverage is not None and task.is_terminal and coverage.covers(watch.task_id):
+                coverage.missed(watch.task_id)
             self._apply(watch, task, reschedule=True)
 
     def _slow_down(self, exc: RateLimitError) -> None:
@@ -351,9 +352,10 @@ class Tracker:
         now = self._clock()
         watch.state.observe(at=now, progress=task.progress, estimated=task.task_info.estimated_time)
         watch.last = task
+        kind = kind_for(task)  # a terminal kind exactly when the task is terminal
         if last is None or _changed(last, task):
-            self._deliver(watch, kind_for(task), now)
-        if task.is_terminal:
+            self._deliver(watch, kind, now)
+        if kind is not EventKind.PROGRESS:
             self._drop(watch)
         elif reschedule and self._watches.get(watch.task_id) is watch:
             policy = self._policy_for(watch.task_id)

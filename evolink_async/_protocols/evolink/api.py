@@ -84,8 +84,8 @@ class EvolinkAPI:
         task_id = task_id_of(task_id)
         # Of a safe id's alphabet only ":" is not left alone by ``quote`` (an encode and a scan).
         segment = task_id if ":" not in task_id else quote(task_id, safe="")
-        response = await self._transport.request("GET", self._tasks_url + segment, retry_safe=True)
-        return structure_task(response.body, request_id=response.request_id)
+        _, body, request_id, _ = await self._transport.exchange("GET", self._tasks_url + segment, retry_safe=True)
+        return structure_task(body, request_id=request_id, checked_id=task_id)
 
     async def upload_local_images(self, request: Request) -> Request:
         """A copy of ``request`` whose local images (checked against the model's rules first) are
