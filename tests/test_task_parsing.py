@@ -190,3 +190,23 @@ def test_a_query_answer_for_another_id_is_still_checked() -> None:
         structure_task({**SUBMITTED, "id": "../etc/passwd"}, checked_id=SUBMITTED["id"])
     with pytest.raises(ResponseFormatError):
         structure_task({**SUBMITTED, "id": 5}, checked_id="5")
+
+    class AgreesWithEverything(str):
+        def __eq__(self, other: object) -> bool:
+            return True
+
+        def __ne__(self, other: object) -> bool:
+            return False
+
+        __hash__ = str.__hash__
+
+    with pytest.raises(ResponseFormatError):
+        structure_task({**SUBMITTED, "id": "../../v1/x"}, checked_id=AgreesWithEverything("abc"))
+
+
+def test_results_that_are_not_a_list_are_empty_whatever_they_are() -> None:
+    class Unjudgeable:
+        def __bool__(self) -> bool:
+            raise ValueError("no truth value")
+
+    assert structure_task({**SUBMITTED, "results": Unjudgeable()}).results == ()

@@ -272,3 +272,16 @@ def test_invalid_json_still_raises_from_both_paths() -> None:
         decode_json(b'{"id": ')
     with pytest.raises(UnicodeDecodeError):
         decode_json(b"\xff\xfe\xfa")
+
+
+def test_invalid_utf8_json_is_parsed_once() -> None:
+    """A garbled answer (an HTML error page) fails from the one parse, not after a second one."""
+    import json
+    from unittest import mock
+
+    from evolink_async._core import transport
+
+    with mock.patch.object(transport.json, "loads", wraps=json.loads) as loads:
+        with pytest.raises(json.JSONDecodeError):
+            transport.decode_json(b"<html><body>502 Bad Gateway</body></html>")
+    assert loads.call_count == 1

@@ -6,6 +6,7 @@ and logging with the key redacted.
 
 from __future__ import annotations
 
+import codecs
 import json
 import logging
 import random
@@ -86,14 +87,18 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
 def decode_json(raw: bytes) -> Any:
     """``json.loads(raw)``, with UTF-8 (what RFC 8259 requires on the wire) decoded in C first.
 
-    ``json.loads`` on bytes first guesses the encoding in Python, on every answer. A body that
-    is not valid UTF-8 JSON (a BOM, UTF-16) takes that full path, so nothing that parsed before
-    fails now.
+    ``json.loads`` on bytes guesses the encoding in Python, on every answer. What that guess would
+    not read as plain UTF-8 (a byte order mark, a NUL in the first two bytes as UTF-16 and UTF-32
+    have, bytes that are not UTF-8) still goes its way, so every body parses or fails as before,
+    and each is parsed once.
     """
-    try:
-        return json.loads(raw.decode())
-    except ValueError:
+    if raw[:3] == codecs.BOM_UTF8 or b"\0" in raw[:2]:
         return json.loads(raw)
+    try:
+        text = raw.decode()
+    except UnicodeDecodeError:
+        return json.loads(raw)
+    return json.loads(text)
 
 
 def status_error(

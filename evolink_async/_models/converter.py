@@ -76,7 +76,7 @@ def _bool_or_none(value: Any) -> bool | None:
 
 
 def _results(value: Any, _: Any = None) -> tuple[str, ...]:
-    if not value or not isinstance(value, list):  # no generator for the empty list of a running task
+    if not isinstance(value, list) or not value:  # no generator for the empty list of a running task
         return ()
     return tuple(v for v in value if isinstance(v, str))
 
@@ -215,7 +215,10 @@ def structure_task(body: object, *, request_id: str | None = None, checked_id: s
     if type(body) is not dict and not isinstance(body, Mapping):
         raise ResponseFormatError(f"expected a task object, got {type(body).__name__}", request_id=request_id)
     task_id = body.get("id")
-    if (checked_id is None or task_id != checked_id or type(task_id) is not str) and not is_safe_task_id(task_id):
+    # Exact ``str`` on both sides: a subclass could answer the comparison any way it likes.
+    if not (type(task_id) is str and type(checked_id) is str and task_id == checked_id) and not is_safe_task_id(
+        task_id
+    ):
         raise ResponseFormatError("task body has no 'id' that is one safe path segment", request_id=request_id)
     if body.get("status") is None:
         raise ResponseFormatError(f"task body {task_id} has no 'status'", request_id=request_id)
