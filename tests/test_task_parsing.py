@@ -154,34 +154,6 @@ def test_huge_usage_labels_are_not_kept_after_their_task() -> None:
     assert again.usage is structure_task(SUBMITTED).usage  # short labels: one shared value
 
 
-def test_the_written_out_constructor_matches_task_init() -> None:
-    """The parser sets ``Task``'s slots itself instead of calling its ``__init__``. That is sound
-    only while ``__init__`` does nothing but store each field: no validator, converter, setattr
-    hook or post-init, and exactly the fields the parser sets."""
-    import attrs
-
-    from evolink_async._models import converter
-
-    fields = attrs.fields(Task)
-    assert [field.name for field in fields] == [
-        "id", "status", "model", "progress", "created", "results",
-        "task_info", "usage", "error", "type", "object", "raw",
-    ]  # fmt: skip
-    assert all(field.validator is None and field.converter is None and field.on_setattr is None for field in fields)
-    assert not hasattr(Task, "__attrs_post_init__")
-    assert not hasattr(Task, "__attrs_pre_init__")
-    for body in (SUBMITTED, COMPLETED, FAILED, {"id": "task-unified-1", "status": "processing"}):
-        parsed = converter._task(body)
-        built = Task(
-            **{field.name: getattr(parsed, field.name) for field in fields if field.name != "raw"}, raw=body
-        )
-        assert parsed == built
-        assert repr(parsed) == repr(built)
-        assert parsed.raw is body
-        with pytest.raises(attrs.exceptions.FrozenInstanceError):
-            parsed.progress = 5  # type: ignore[misc]
-
-
 def test_a_query_answer_for_another_id_is_still_checked() -> None:
     """The query's own id is checked once; an answer naming another id is checked as before."""
     ok = structure_task(SUBMITTED, checked_id=SUBMITTED["id"])

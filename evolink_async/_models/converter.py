@@ -165,7 +165,7 @@ converter.register_structure_hook(Usage, _usage)
 # ``Task``'s slots, set one by one on a bare instance: attrs' generated ``__init__`` of a frozen
 # class goes through ``object.__setattr__`` per field, about half of a parse that runs once per
 # query. Sound only while ``Task`` has no validators, converters or ``__attrs_post_init__``:
-# tests/test_task_parsing.py checks that, and that the result equals ``Task(...)``.
+# tests/test_fast_constructors.py checks that, and that the result equals ``Task(...)``.
 _new_task = object.__new__
 (
     _set_id, _set_status, _set_model, _set_progress, _set_created, _set_results,

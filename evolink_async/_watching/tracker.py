@@ -20,7 +20,7 @@ from collections.abc import Awaitable, Callable, Hashable
 
 from .._core.checks import check_count
 from .._core.logging import logger
-from .._models.events import EventKind, TaskEvent, error_for, kind_for, snapshot_event
+from .._models.events import EventKind, TaskEvent, error_for, kind_for, make_event, snapshot_event
 from .._models.task import Task
 from .._protocols.task_api import FetchMany
 from ..errors import (
@@ -376,7 +376,12 @@ class Tracker:
             if sink is None:
                 self.unwatch(handle)
                 continue
-            self._deliver_to(handle, sink, TaskEvent(kind=kind, task=task, key=handle.key, at=now, error=error))
+            # ``_deliver_to`` written out: this runs once per event.
+            event = make_event(kind, task, now, handle.key, error)
+            try:
+                sink.deliver(event)
+            except Exception:
+                self._sink_raised(handle, event)
         if not subscribers:
             self._drop(watch)
 
@@ -386,8 +391,11 @@ class Tracker:
         try:
             sink.deliver(event)
         except Exception:
-            logger.exception("a sink of %s raised on %s; it is no longer subscribed", handle.watch.task_id, event.kind)
-            self.unwatch(handle)
+            self._sink_raised(handle, event)
+
+    def _sink_raised(self, handle: WatchHandle, event: TaskEvent) -> None:
+        logger.exception("a sink of %s raised on %s; it is no longer subscribed", handle.watch.task_id, event.kind)
+        self.unwatch(handle)
 
     def _expire(self, handle: WatchHandle, now: float) -> None:
         if not handle.active:
