@@ -126,4 +126,5 @@ def test_ctrl_c_during_the_demo_exits_130_once(tmp_path: Path) -> None:
             process.wait(10)
     assert process.returncode == 130, stderr.decode()[-2000:]
     assert stderr.decode().count("interrupted") == 1, stderr.decode()[-2000:]
+    assert "starts afresh" in stderr.decode()  # the demo says it will not resume
     assert b"Traceback" not in stderr

@@ -24,13 +24,16 @@ from ._text import printable
 __all__ = ["main"]
 
 _RESUME_HINT = "interrupted: nothing is lost; run the same command again to resume"
+# The demo's sandbox lives in its process: a second run cannot resume the first's tasks.
+_DEMO_HINT = "interrupted: the demo's sandbox ended with it; the next `evolink demo` starts afresh"
+_HINTS = {"batch": _RESUME_HINT, "imagine": _RESUME_HINT, "demo": _DEMO_HINT}
 
 
 class _Hint:
     """The line printed when a command was interrupted: once, whichever path gets there first."""
 
     def __init__(self, command: str) -> None:
-        self.text = _RESUME_HINT if command in ("batch", "imagine") else "interrupted"
+        self.text = _HINTS.get(command, "interrupted")
         self.shown = False
 
     def show(self) -> None:
@@ -102,6 +105,7 @@ def _run(args: argparse.Namespace) -> int:
         print(f"evolink: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
         code = _commands.EXIT_FAILED
     if runner.stop_code is not None:  # Ctrl-C, or the output's reader went away (141)
-        hint.show()
+        if runner.stop_code != _commands.EXIT_BROKEN_PIPE:  # `| head` got what it wanted: no news
+            hint.show()
         return runner.stop_code
     return code

@@ -56,6 +56,12 @@ def request_id_middleware(ledger: Ledger, *, on_http_error: Callable[[web.HTTPEx
             response = await handler(request)
         except web.HTTPException as exc:
             response = on_http_error(exc)
+        except ConnectionResetError:
+            # The client went away while its body was read (a CLI stopped by ``| head``, a killed
+            # process): a real service shrugs that off. Raised on, aiohttp would log a traceback
+            # into the output of whatever runs this sandbox in-process (``evolink demo``); an
+            # answer to a closed connection fails to write quietly.
+            return web.Response(status=400)
         response.headers["x-request-id"] = request_id
         return response
 

@@ -237,3 +237,41 @@ async def test_a_missing_sandbox_input_fails_the_task(clock: FakeClock, api_for:
         _, _, task = await api.task(body["id"])
         assert task["status"] == "failed"
         assert task["error"]["code"] == "image_processing_error"
+
+
+async def test_a_client_that_goes_away_mid_upload_leaves_no_traceback_in_the_log(
+    evolink_sandbox: Sandbox, caplog: Any
+) -> None:
+    """``evolink demo --json | head`` stops the CLI mid-upload; the in-process sandbox used to
+    log aiohttp's "Error handling request" traceback into the terminal."""
+    import asyncio
+    import logging
+    from urllib.parse import urlsplit
+
+    caplog.set_level(logging.DEBUG)
+    url = urlsplit(evolink_sandbox.files_base_url)
+    assert url.hostname is not None
+    _, writer = await asyncio.open_connection(url.hostname, url.port)
+    part = b'--b\r\nContent-Disposition: form-data; name="file"; filename="a.png"\r\nContent-Type: image/png\r\n\r\n'
+    writer.write(
+        b"POST /api/v1/files/upload/stream HTTP/1.1\r\nHost: sandbox\r\n"
+        + f"Authorization: Bearer {evolink_sandbox.api_key}\r\n".encode()
+        + b"Content-Type: multipart/form-data; boundary=b\r\nContent-Length: 100000\r\n\r\n"
+        + part
+        + b"x" * 1000
+    )
+    await writer.drain()
+    deadline = asyncio.get_running_loop().time() + 10
+    while not any("upload/stream" in endpoint for endpoint in evolink_sandbox.ledger.requests):
+        assert asyncio.get_running_loop().time() < deadline, "the upload never reached the handler"
+        await asyncio.sleep(0.01)
+    writer.close()  # gone, 99 kB short
+    await asyncio.sleep(0.3)  # the handler finds the connection lost and returns (nothing to wait on)
+    assert not [record for record in caplog.records if record.levelno >= logging.ERROR], caplog.text[-2000:]
+    # And the server goes on answering.
+    async with aiohttp.ClientSession() as session:
+        async with session.get(
+            f"{evolink_sandbox.files_base_url}/api/v1/files/quota",
+            headers={"Authorization": f"Bearer {evolink_sandbox.api_key}"},
+        ) as response:
+            assert response.status == 200

@@ -111,6 +111,7 @@ def test_json_into_a_closed_pipe_prints_no_broken_pipe_traceback(tmp_path: Path)
     text = stderr.decode(errors="replace")
     assert "BrokenPipeError" not in text, text[-3000:]
     assert "Traceback" not in text, text[-3000:]
+    assert "interrupted" not in text, text[-3000:]  # nobody pressed Ctrl-C
 
 
 def test_a_wrong_api_key_exits_2_with_a_message_about_the_key(tmp_path: Path) -> None:
