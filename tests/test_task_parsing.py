@@ -154,14 +154,14 @@ def test_huge_usage_labels_are_not_kept_after_their_task() -> None:
     assert again.usage is structure_task(SUBMITTED).usage  # short labels: one shared value
 
 
-def test_a_query_answer_for_another_id_is_still_checked() -> None:
-    """The query's own id is checked once; an answer naming another id is checked as before."""
-    ok = structure_task(SUBMITTED, checked_id=SUBMITTED["id"])
+def test_a_query_answer_about_another_task_is_refused() -> None:
+    """A query's answer must be about the task asked for: a server answering with another task
+    (its results included) must not make ``wait()`` return that task."""
+    ok = structure_task(SUBMITTED, expected_id=SUBMITTED["id"])
     assert ok.id == SUBMITTED["id"]
-    with pytest.raises(ResponseFormatError):
-        structure_task({**SUBMITTED, "id": "../etc/passwd"}, checked_id=SUBMITTED["id"])
-    with pytest.raises(ResponseFormatError):
-        structure_task({**SUBMITTED, "id": 5}, checked_id="5")
+    for other in ("task-unified-9-other", "../etc/passwd", 5, None, "x" * 5000):
+        with pytest.raises(ResponseFormatError, match="about another task"):
+            structure_task({**SUBMITTED, "id": other}, expected_id=SUBMITTED["id"])
 
     class AgreesWithEverything(str):
         def __eq__(self, other: object) -> bool:
@@ -173,7 +173,9 @@ def test_a_query_answer_for_another_id_is_still_checked() -> None:
         __hash__ = str.__hash__
 
     with pytest.raises(ResponseFormatError):
-        structure_task({**SUBMITTED, "id": "../../v1/x"}, checked_id=AgreesWithEverything("abc"))
+        structure_task({**SUBMITTED, "id": AgreesWithEverything("../../v1/x")}, expected_id="abc")
+    with pytest.raises(ResponseFormatError):
+        structure_task({**SUBMITTED, "id": "../../v1/x"}, expected_id=AgreesWithEverything("abc"))
 
 
 def test_results_that_are_not_a_list_are_empty_whatever_they_are() -> None:

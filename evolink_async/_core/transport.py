@@ -37,7 +37,7 @@ from .secret import REDACTED, redact, scrub_known
 
 REDACTED_BYTES = REDACTED.encode()
 
-__all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport", "decode_json"]
+__all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport", "decode_json", "scrub_decoded"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id")
 _USER_AGENT = f"evolink-async/{__version__}"
@@ -101,6 +101,42 @@ def decode_json(raw: bytes) -> Any:
     return json.loads(text)
 
 
+def _may_hide_echo(raw: bytes) -> bool:
+    """True when the key could be in ``raw`` without its bytes being there: written with JSON
+    ``\\u`` escapes, or in UTF-16/32 (NUL bytes). Plain echoes were replaced in ``raw`` already."""
+    return b"\\u" in raw or b"\0" in raw
+
+
+def scrub_decoded(body: Any, secret: str) -> Any:
+    """``body`` (decoded JSON) with ``secret`` replaced in every string, keys included.
+
+    Iterative, not recursive: a body nested close to the parser's limit must not raise here.
+    The containers were decoded for this answer alone, so they are changed in place.
+    """
+    if isinstance(body, str):
+        return body.replace(secret, REDACTED)
+    stack = [body]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, dict):
+            for key in list(node):
+                value = node[key]
+                if isinstance(value, str):
+                    value = node[key] = value.replace(secret, REDACTED)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+                if isinstance(key, str) and secret in key:
+                    del node[key]
+                    node[key.replace(secret, REDACTED)] = value
+        elif isinstance(node, list):
+            for index, value in enumerate(node):
+                if isinstance(value, str):
+                    node[index] = value.replace(secret, REDACTED)
+                elif isinstance(value, dict | list):
+                    stack.append(value)
+    return body
+
+
 def status_error(
     status: int, raw: bytes, headers: Mapping[str, str], *, secret: str = "", retry_after: float | None = None
 ) -> APIStatusError:
@@ -113,11 +149,14 @@ def status_error(
         body = decode_json(raw) if raw else None
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         body = None
+    if secret and _may_hide_echo(raw):
+        body = scrub_decoded(body, secret)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
-        code = None if error.get("code") is None else str(error["code"])
-        type_ = None if error.get("type") is None else str(error["type"])
-        param = None if error.get("param") is None else str(error["param"])
+        # Every field through ``redact``, not only the message: a server may echo the key in any.
+        code = None if error.get("code") is None else redact(str(error["code"]), secret)
+        type_ = None if error.get("type") is None else redact(str(error["type"]), secret)
+        param = None if error.get("param") is None else redact(str(error["param"]), secret)
         message = str(error.get("message") or "")
     elif isinstance(body, dict) and isinstance(body.get("message") or body.get("msg"), str):
         message = str(body.get("message") or body.get("msg"))
@@ -273,7 +312,10 @@ class Transport:
                     raw = raw.replace(secret_bytes, REDACTED_BYTES)
             except TimeoutError:
                 error = APITimeoutError(f"{method} {url} timed out after {self._config.timeout:g} s")
-            except (aiohttp.ClientConnectionError, aiohttp.ClientPayloadError) as exc:
+            except aiohttp.ClientError as exc:
+                # Every aiohttp failure, not only connection and payload errors: a malformed answer
+                # (a lying Content-Length) raises ClientResponseError, whose repr and request_info
+                # carry the request's headers, the key among them. Only the redacted text goes on.
                 error = APIConnectionError(
                     redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", self._config.api_key.reveal())
                 )
@@ -287,6 +329,8 @@ class Transport:
                 if 200 <= status < 300:
                     try:
                         body = decode_json(raw) if raw else None
+                        if secret_bytes and _may_hide_echo(raw):
+                            body = scrub_decoded(body, secret_bytes.decode())
                     except (ValueError, RecursionError) as exc:  # nested too deep counts as invalid
                         error = ResponseFormatError(
                             f"{method} {url} answered {status} with invalid JSON ({type(exc).__name__})",

@@ -206,19 +206,23 @@ def _task(body: Mapping[str, Any], _: Any = None) -> Task:
 converter.register_structure_hook(Task, _task)
 
 
-def structure_task(body: object, *, request_id: str | None = None, checked_id: str | None = None) -> Task:
+def structure_task(body: object, *, request_id: str | None = None, expected_id: str | None = None) -> Task:
     """Parse one task body (submit answer, query answer or callback).
 
-    ``checked_id`` is an id the caller has already checked to be safe (the one it queried): a
-    body carrying that same id is not checked again.
+    ``expected_id`` is the id a query asked for (already checked to be safe, an exact ``str``):
+    an answer about any other task is a ``ResponseFormatError``, not that task's state.
     """
     if type(body) is not dict and not isinstance(body, Mapping):
         raise ResponseFormatError(f"expected a task object, got {type(body).__name__}", request_id=request_id)
     task_id = body.get("id")
-    # Exact ``str`` on both sides: a subclass could answer the comparison any way it likes.
-    if not (type(task_id) is str and type(checked_id) is str and task_id == checked_id) and not is_safe_task_id(
-        task_id
-    ):
+    if expected_id is not None:
+        # Exact ``str`` on both sides: a subclass could answer the comparison any way it likes.
+        if type(task_id) is not str or type(expected_id) is not str or task_id != expected_id:
+            other = f" ({task_id})" if is_safe_task_id(task_id) else ""
+            raise ResponseFormatError(
+                f"the answer to a query of task {expected_id} is about another task{other}", request_id=request_id
+            )
+    elif not is_safe_task_id(task_id):
         raise ResponseFormatError("task body has no 'id' that is one safe path segment", request_id=request_id)
     if body.get("status") is None:
         raise ResponseFormatError(f"task body {task_id} has no 'status'", request_id=request_id)

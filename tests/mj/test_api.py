@@ -209,6 +209,12 @@ async def test_fetch(mock_http: aioresponses, mj: MidjourneyClient) -> None:
     assert (task.id, task.status, task.progress) == ("1", TaskStatus.PROCESSING, 31)
 
 
+async def test_a_fetch_answered_with_another_task_is_refused(mock_http: aioresponses, mj: MidjourneyClient) -> None:
+    mock_http.get(MJ + "task/1/fetch", payload={"id": "2", "status": "SUCCESS", "imageUrl": "https://cdn.example/2.png"})
+    with pytest.raises(evolink.ResponseFormatError, match="about another task"):
+        await mj.tasks.get("1")
+
+
 async def test_get_many(mock_http: aioresponses, mj: MidjourneyClient) -> None:
     mock_http.post(MJ + "task/list-by-condition", payload=[{"id": "2", "status": "SUCCESS"}, {"id": 1, "status": ""},
                                                            {"bad": True}])  # fmt: skip

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import logging
 
 import pytest
@@ -74,6 +76,90 @@ async def test_key_echoed_in_a_failed_task_message_never_leaks(caplog: pytest.Lo
                 await client.tasks.wait(task)
     _assert_no_leak(exc.value, caplog)
     assert KEY not in exc.value.message
+
+
+def _escaped(text: str) -> str:
+    """``text`` with every character as a JSON ``\\uXXXX`` escape (what some servers send)."""
+    return "".join(f"\\u{ord(ch):04x}" for ch in text)
+
+
+@pytest.mark.parametrize("encoding", ["escaped", "utf-16", "utf-32"])
+async def test_key_echoed_in_an_escaped_or_wide_answer_never_leaks(
+    encoding: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A failed task (and a 400) echoing the key where its bytes never appear literally: as JSON
+    escapes, or in UTF-16/32. Neither the task (``raw`` included), its error, nor the 400 shows it."""
+    caplog.set_level(logging.DEBUG, logger="evolink_async")
+    task_id = "task-unified-1-wide"
+
+    def encode(body: dict[str, object]) -> bytes:
+        text = json.dumps(body)
+        if encoding == "escaped":
+            return text.replace(KEY, _escaped(KEY)).encode()
+        return text.encode(encoding)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST" and request.path == SUBMIT:
+            if request.headers.get("Idempotency-Key", "").endswith("-refuse"):
+                body = {"error": {"code": KEY, "param": KEY, "message": f"bad key {KEY}", "type": KEY}}
+                return web.Response(status=400, body=encode(body), content_type="application/json")
+            return json_answer(task_body(task_id))
+        error = {"code": "service_error", "message": f"upstream refused key {KEY}", KEY: [KEY, {"k": KEY}]}
+        failed = task_body(task_id, status="failed", error=error, echo={KEY: KEY})
+        return web.Response(body=encode(failed), content_type="application/json")
+
+    async with hostile_server(handler) as server, client_for(server, api_key=KEY) as client:
+        async with asyncio.timeout(10):
+            task = await client.images.submit(edit())
+            with pytest.raises(evolink.TaskFailedError) as failed:
+                await client.tasks.wait(task)
+            with pytest.raises(evolink.BadRequestError) as refused:
+                await client.images.submit(edit(), idempotency_key="key-0123456789-refuse")
+    _assert_no_leak(failed.value, caplog)
+    _assert_no_leak(refused.value, caplog)
+    assert KEY not in json.dumps(failed.value.task.raw)
+    assert "upstream refused key ***" in failed.value.message  # scrubbed, not dropped
+    assert KEY not in repr(refused.value.body)
+    for field in (refused.value.code, refused.value.param, refused.value.type):
+        assert field is not None
+        assert KEY not in field
+
+
+@pytest.mark.parametrize("length", ["12abc", "-5", "10"])
+async def test_a_malformed_answer_is_a_typed_error_without_the_key(length: str) -> None:
+    """A Content-Length that is no number, or shorter than the body, makes aiohttp raise
+    ClientResponseError, whose repr and request_info carry the request's headers (the key): it
+    must come out as an APIConnectionError that does not. aiohttp's own server refuses to send
+    such an answer, so this one is written by hand on a plain socket."""
+    body = json.dumps(task_body("task-unified-1-bad")).encode()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError):
+            while (await reader.readline()).strip():  # the request line and headers
+                pass
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\n"
+                + f"Content-Length: {length}\r\n\r\n".encode()
+                + body
+            )
+            await writer.drain()
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        client = evolink.EvolinkClient(KEY, base_url=f"http://127.0.0.1:{port}", max_retries=0)
+        async with client, asyncio.timeout(10):
+            with pytest.raises(evolink.EvolinkError) as exc:
+                await client.tasks.get("task-unified-1-bad")
+    finally:
+        server.close()
+        await server.wait_closed()
+    assert isinstance(exc.value, evolink.APIConnectionError | evolink.ResponseFormatError), repr(exc.value)
+    assert KEY not in str(exc.value)
+    assert KEY not in repr(exc.value)
+    assert exc.value.__cause__ is None
+    assert exc.value.__context__ is None
 
 
 async def test_key_echoed_in_a_files_api_msg_never_leaks(caplog: pytest.LogCaptureFixture) -> None:

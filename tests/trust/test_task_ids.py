@@ -60,3 +60,21 @@ async def test_unsafe_task_id_in_a_submit_answer_is_a_response_format_error(task
         async with asyncio.timeout(10):
             with pytest.raises(evolink.ResponseFormatError):
                 await client.images.submit(edit())
+
+
+async def test_an_answer_about_another_task_is_never_taken_for_the_task_asked_for() -> None:
+    """A server that answers a query with another (completed) task: ``tasks.get`` raises
+    ``ResponseFormatError``, and ``wait`` never returns the other task's results."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST" and request.path == SUBMIT:
+            return json_answer(task_body("task-unified-1-mine"))
+        return json_answer(task_body("task-unified-1-someone-else", status="completed"))
+
+    async with hostile_server(handler) as server, client_for(server) as client:
+        async with asyncio.timeout(10):
+            with pytest.raises(evolink.ResponseFormatError, match="about another task"):
+                await client.tasks.get("task-unified-1-mine")
+            task = await client.images.submit(edit())
+            with pytest.raises(evolink.ResponseFormatError):
+                await client.tasks.wait(task)

@@ -82,10 +82,12 @@ class EvolinkAPI:
     async def fetch(self, task_id: str) -> Task:
         """``GET /v1/tasks/{id}``: the task's current state."""
         task_id = task_id_of(task_id)
+        if type(task_id) is not str:  # a str subclass: the plain string, for the comparison below
+            task_id = str.__str__(task_id)
         # Of a safe id's alphabet only ":" is not left alone by ``quote`` (an encode and a scan).
         segment = task_id if ":" not in task_id else quote(task_id, safe="")
         _, body, request_id, _ = await self._transport.exchange("GET", self._tasks_url + segment, retry_safe=True)
-        return structure_task(body, request_id=request_id, checked_id=task_id)
+        return structure_task(body, request_id=request_id, expected_id=task_id)
 
     async def upload_local_images(self, request: Request) -> Request:
         """A copy of ``request`` whose local images (checked against the model's rules first) are

@@ -289,7 +289,13 @@ class MidjourneyAPI:
             raise NotFoundError(
                 f"task {task_id} not found", status_code=response.status, request_id=response.request_id
             )
-        return structure_mj_task(response.body, request_id=response.request_id)
+        task = structure_mj_task(response.body, request_id=response.request_id)
+        if task.id != task_id:  # another task's state (its images included) is not this one's
+            raise ResponseFormatError(
+                f"the answer to a query of task {task_id} is about another task ({task.id})",
+                request_id=response.request_id,
+            )
+        return task
 
     async def _fetch_many(self, task_ids: Sequence[str]) -> Sequence[Task]:
         """``POST task/list-by-condition``; unknown ids are left out of the answer."""
