@@ -148,7 +148,7 @@ async def test_retry_after_is_honoured_then_success(
 
     monkeypatch.setattr("evolink_async._core.transport.anyio.sleep", fake_sleep)
     mock_http.get(f"{BASE}/v1/tasks/t", status=429, headers={"Retry-After": "2"})
-    mock_http.get(f"{BASE}/v1/tasks/t", payload=TASK)
+    mock_http.get(f"{BASE}/v1/tasks/t", payload={**TASK, "id": "t"})
     await client.tasks.get("t")
     assert slept
     assert slept[0] == pytest.approx(2.0)
@@ -188,8 +188,8 @@ async def test_idempotency_conflict_is_not_retried(mock_http: aioresponses, clie
 
 async def test_malformed_json_is_retried_then_reported(mock_http: aioresponses, client: EvolinkClient) -> None:
     mock_http.get(f"{BASE}/v1/tasks/t", body="{not json")
-    mock_http.get(f"{BASE}/v1/tasks/t", payload=TASK)
-    assert (await client.tasks.get("t")).id == TASK["id"]
+    mock_http.get(f"{BASE}/v1/tasks/t", payload={**TASK, "id": "t"})
+    assert (await client.tasks.get("t")).id == "t"
     for _ in range(4):
         mock_http.get(f"{BASE}/v1/tasks/u", body="{not json", headers={"x-request-id": "rq-bad"})
     with pytest.raises(evolink.ResponseFormatError, match="rq-bad"):
@@ -207,7 +207,7 @@ async def test_zero_retries_sends_once(mock_http: aioresponses, client: EvolinkC
 async def test_oversized_answer_is_refused(mock_http: aioresponses, client: EvolinkClient) -> None:
     small = EvolinkClient(API_KEY, base_url=BASE)
     small._config = small._transport._config = __import__("attrs").evolve(small._config, max_response_bytes=100)
-    mock_http.get(f"{BASE}/v1/tasks/t", payload={**TASK, "padding": "x" * 500})
+    mock_http.get(f"{BASE}/v1/tasks/t", payload={**TASK, "id": "t", "padding": "x" * 500})
     with pytest.raises(evolink.ResponseFormatError, match="limit"):
         await small.tasks.get("t")
     await small.aclose()
@@ -220,7 +220,7 @@ async def test_a_compressed_answer_is_bounded_by_what_it_inflates_to() -> None:
     import attrs
     from aiohttp import web
 
-    inflated = json.dumps({**TASK, "padding": "x" * 50_000}).encode()
+    inflated = json.dumps({**TASK, "id": "t", "padding": "x" * 50_000}).encode()
     compressed = gzip.compress(inflated)
 
     async def handler(_request: web.Request) -> web.Response:
@@ -285,3 +285,29 @@ def test_invalid_utf8_json_is_parsed_once() -> None:
         with pytest.raises(json.JSONDecodeError):
             transport.decode_json(b"<html><body>502 Bad Gateway</body></html>")
     assert loads.call_count == 1
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b'{"id": "t", "error": {"message": "bad \\ud800 here", "\\udfff": ["\\ud83d"]}}',  # lone escapes
+        b'{"id": "t", "error": {"message": "bad \xed\xa0\x80 here"}}',  # a surrogate encoded as bytes
+        '{"id": "t", "error": {"message": "bad \\ud800 here"}}'.encode("utf-16"),
+    ],
+)
+def test_lone_surrogates_from_an_answer_become_replacement_characters(raw: bytes) -> None:
+    """No encoder takes a lone surrogate (SQLite, files, the terminal): a hostile answer's text
+    must not carry one into the journal or the CLI's output."""
+    import json
+
+    from evolink_async._core.transport import decode_json
+
+    body = decode_json(raw)
+    json.dumps(body, ensure_ascii=False).encode()  # raises UnicodeEncodeError on a lone surrogate
+    assert body["error"]["message"] == "bad \ufffd here"
+
+
+def test_a_surrogate_pair_written_as_escapes_stays_one_character() -> None:
+    from evolink_async._core.transport import decode_json
+
+    assert decode_json(b'{"m": "smile \\ud83d\\ude00 \\u00e9"}') == {"m": "smile \U0001f600 \u00e9"}

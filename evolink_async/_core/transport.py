@@ -10,6 +10,7 @@ import codecs
 import json
 import logging
 import random
+import re
 import time
 from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
@@ -37,7 +38,7 @@ from .secret import REDACTED, redact, scrub_known
 
 REDACTED_BYTES = REDACTED.encode()
 
-__all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport", "decode_json", "scrub_decoded"]
+__all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport", "decode_json"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id")
 _USER_AGENT = f"evolink-async/{__version__}"
@@ -84,37 +85,46 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def decode_json(raw: bytes) -> Any:
-    """``json.loads(raw)``, with UTF-8 (what RFC 8259 requires on the wire) decoded in C first.
+def decode_json(raw: bytes, *, secret: str = "") -> Any:
+    """``json.loads(raw)``, with UTF-8 (what RFC 8259 requires on the wire) decoded in C first,
+    and the decoded strings cleaned where the bytes could not show what they hold.
 
     ``json.loads`` on bytes guesses the encoding in Python, on every answer. What that guess would
     not read as plain UTF-8 (a byte order mark, a NUL in the first two bytes as UTF-16 and UTF-32
     have, bytes that are not UTF-8) still goes its way, so every body parses or fails as before,
-    and each is parsed once.
+    and each is parsed once. Such a body, or one with ``\\u`` escapes, may hold ``secret`` (an
+    echoed key the caller's byte replacement could not see) or lone surrogates (which no encoder
+    takes: the journal, a file, the terminal); both are replaced in every decoded string.
     """
     if raw[:3] == codecs.BOM_UTF8 or b"\0" in raw[:2]:
-        return json.loads(raw)
+        return _clean_decoded(json.loads(raw), secret)
     try:
         text = raw.decode()
-    except UnicodeDecodeError:
-        return json.loads(raw)
-    return json.loads(text)
+    except UnicodeDecodeError:  # not UTF-8, or surrogates encoded as bytes (json reads those)
+        return _clean_decoded(json.loads(raw), secret)
+    body = json.loads(text)
+    return _clean_decoded(body, secret) if b"\\u" in raw else body
 
 
-def _may_hide_echo(raw: bytes) -> bool:
-    """True when the key could be in ``raw`` without its bytes being there: written with JSON
-    ``\\u`` escapes, or in UTF-16/32 (NUL bytes). Plain echoes were replaced in ``raw`` already."""
-    return b"\\u" in raw or b"\0" in raw
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def scrub_decoded(body: Any, secret: str) -> Any:
-    """``body`` (decoded JSON) with ``secret`` replaced in every string, keys included.
+def _clean_text(text: str, secret: str) -> str:
+    if secret and secret in text:
+        text = text.replace(secret, REDACTED)
+    if not text.isascii():
+        text = _LONE_SURROGATE.sub("\ufffd", text)
+    return text
+
+
+def _clean_decoded(body: Any, secret: str) -> Any:
+    """``body`` (decoded JSON) with every string, keys included, through ``_clean_text``.
 
     Iterative, not recursive: a body nested close to the parser's limit must not raise here.
     The containers were decoded for this answer alone, so they are changed in place.
     """
     if isinstance(body, str):
-        return body.replace(secret, REDACTED)
+        return _clean_text(body, secret)
     stack = [body]
     while stack:
         node = stack.pop()
@@ -122,16 +132,17 @@ def scrub_decoded(body: Any, secret: str) -> Any:
             for key in list(node):
                 value = node[key]
                 if isinstance(value, str):
-                    value = node[key] = value.replace(secret, REDACTED)
+                    value = node[key] = _clean_text(value, secret)
                 elif isinstance(value, dict | list):
                     stack.append(value)
-                if isinstance(key, str) and secret in key:
+                clean_key = _clean_text(key, secret)
+                if clean_key != key:
                     del node[key]
-                    node[key.replace(secret, REDACTED)] = value
+                    node[clean_key] = value
         elif isinstance(node, list):
             for index, value in enumerate(node):
                 if isinstance(value, str):
-                    node[index] = value.replace(secret, REDACTED)
+                    node[index] = _clean_text(value, secret)
                 elif isinstance(value, dict | list):
                     stack.append(value)
     return body
@@ -146,11 +157,9 @@ def status_error(
     message = ""
     body: Any = None
     try:
-        body = decode_json(raw) if raw else None
+        body = decode_json(raw, secret=secret) if raw else None
     except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
         body = None
-    if secret and _may_hide_echo(raw):
-        body = scrub_decoded(body, secret)
     error = body.get("error") if isinstance(body, dict) else None
     if isinstance(error, dict):
         # Every field through ``redact``, not only the message: a server may echo the key in any.
@@ -276,7 +285,8 @@ class Transport:
         the ``Response`` object and the coroutine around it were a measurable share of its CPU.
         """
         policy = self._config.retry
-        secret_bytes = self._config.api_key.reveal().encode()  # to scrub echoes; never kept
+        secret = self._config.api_key.reveal()  # to scrub echoes; never kept
+        secret_bytes = secret.encode()
         attempt = 0
         while True:
             # ``_cooldown_until`` is 0.0 until the first 429: no clock read on the common path.
@@ -317,7 +327,7 @@ class Transport:
                 # (a lying Content-Length) raises ClientResponseError, whose repr and request_info
                 # carry the request's headers, the key among them. Only the redacted text goes on.
                 error = APIConnectionError(
-                    redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", self._config.api_key.reveal())
+                    redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", secret)
                 )
             else:
                 request_id = _request_id(resp_headers)
@@ -328,9 +338,7 @@ class Transport:
                     )
                 if 200 <= status < 300:
                     try:
-                        body = decode_json(raw) if raw else None
-                        if secret_bytes and _may_hide_echo(raw):
-                            body = scrub_decoded(body, secret_bytes.decode())
+                        body = decode_json(raw, secret=secret) if raw else None
                     except (ValueError, RecursionError) as exc:  # nested too deep counts as invalid
                         error = ResponseFormatError(
                             f"{method} {url} answered {status} with invalid JSON ({type(exc).__name__})",
@@ -341,7 +349,7 @@ class Transport:
                 else:
                     retry_after = parse_retry_after(resp_headers.get("retry-after"))
                     error = status_error(
-                        status, raw, resp_headers, secret=self._config.api_key.reveal(), retry_after=retry_after
+                        status, raw, resp_headers, secret=secret, retry_after=retry_after
                     )
             if not (retry_safe and attempt < policy.max_retries and self._should_retry(error)):
                 raise error
