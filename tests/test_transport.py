@@ -208,9 +208,10 @@ async def test_oversized_answer_is_refused(mock_http: aioresponses, client: Evol
     small = EvolinkClient(API_KEY, base_url=BASE)
     small._config = small._transport._config = __import__("attrs").evolve(small._config, max_response_bytes=100)
     mock_http.get(f"{BASE}/v1/tasks/t", payload={**TASK, "id": "t", "padding": "x" * 500})
-    with pytest.raises(evolink.ResponseFormatError, match="limit"):
+    with pytest.raises(evolink.ResponseFormatError, match="limit") as refused:
         await small.tasks.get("t")
     await small.aclose()
+    assert f"GET {BASE}/v1/tasks/t" in str(refused.value)  # which call it was
 
 
 async def test_a_compressed_answer_is_bounded_by_what_it_inflates_to() -> None:

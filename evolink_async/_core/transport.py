@@ -148,6 +148,13 @@ def _clean_decoded(body: Any, secret: str) -> Any:
     return body
 
 
+def _too_large(resp: aiohttp.ClientResponse, what: str) -> ResponseFormatError:
+    # Scrubbed: the URL is the caller's, and a query string could hold anything.
+    return ResponseFormatError(
+        scrub_known(f"{resp.method.upper()} {resp.url}: {what}"), request_id=_request_id(resp.headers)
+    )
+
+
 def status_error(
     status: int, raw: bytes, headers: Mapping[str, str], *, secret: str = "", retry_after: float | None = None
 ) -> APIStatusError:
@@ -382,7 +389,7 @@ class Transport:
         length = resp.content_length  # parsed from the header on every access: read it once
         if length is not None:
             if length > limit:
-                raise ResponseFormatError(f"answer of {length} bytes exceeds the {limit}-byte limit")
+                raise _too_large(resp, f"answer of {length} bytes exceeds the {limit}-byte limit")
             if headers.get("content-encoding", "identity").lower() == "identity":
                 # A declared length within the limit, uncompressed: aiohttp reads no more than
                 # that. (A compressed body's length says nothing of what it inflates to.)
@@ -397,6 +404,6 @@ class Transport:
         async for chunk in resp.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > limit:
-                raise ResponseFormatError(f"answer exceeds the {limit}-byte limit")
+                raise _too_large(resp, f"answer exceeds the {limit}-byte limit")
             chunks.append(chunk)
         return b"".join(chunks)
