@@ -238,14 +238,21 @@ class TaskCancelledError(EvolinkError):
 class TaskTimeoutError(EvolinkError):
     """Raised by ``wait`` when the client's deadline passed before the task was terminal.
 
-    The task may still finish on the server: ``task`` is the last snapshot seen.
+    The task may still finish on the server: ``task`` is the last snapshot seen. ``last_error`` is
+    why the latest queries failed, when they did (a 503, a timeout): then the deadline passed
+    because the server could not be asked, not because the task was slow. It is also the
+    exception's ``__cause__``.
     """
 
-    def __init__(self, task_id: str, timeout: float, task: Task | None = None) -> None:
+    def __init__(
+        self, task_id: str, timeout: float, task: Task | None = None, *, last_error: BaseException | None = None
+    ) -> None:
         self.task_id = task_id
         self.timeout = timeout
         self.task = task
-        super().__init__(f"task {task_id} was not terminal after {timeout:g} s")
+        self.last_error = last_error
+        why = f"; its last query failed: {type(last_error).__name__}: {last_error}" if last_error is not None else ""
+        super().__init__(f"task {task_id} was not terminal after {timeout:g} s{why}")
 
 
 class FilesAPIError(APIStatusError):

@@ -59,5 +59,7 @@ class Tasks:
                 if event.task is not None and event.task.status is TaskStatus.MODAL:
                     raise TaskNeedsModalError(event.task)  # it would never move on by itself
                 if event.kind is EventKind.TIMED_OUT:
-                    raise TaskTimeoutError(task_id_of(task_or_id), timeout or 0.0, last)
+                    raise TaskTimeoutError(
+                        task_id_of(task_or_id), timeout or 0.0, last, last_error=event.error
+                    ) from event.error
         raise AssertionError("a task stream ended without a terminal event")  # pragma: no cover

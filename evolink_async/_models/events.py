@@ -71,7 +71,8 @@ class TaskEvent:
     only for ``SUBMIT_FAILED``). ``key`` identifies the input in a fan-out. ``error`` is set for
     ``SUBMIT_FAILED``, for failures the client detected itself, and for a task that failed or was
     cancelled on the server (a ``TaskFailedError`` / ``TaskCancelledError`` with its code and
-    message). ``at`` is ``time.monotonic()``.
+    message); on ``TIMED_OUT`` it is the latest query's error when the queries were failing up to
+    the deadline, else ``None``. ``at`` is ``time.monotonic()``.
     """
 
     kind: EventKind

@@ -128,10 +128,10 @@ def settle_failed_query(tracker: Tracker, watch: _Watch, exc: BaseException) -> 
         if watch.errors >= _NOT_FOUND_TOLERANCE:
             tracker._fail(watch, exc)
         else:
-            tracker._retry_later(watch)
+            tracker._retry_later(watch, exc)
     elif isinstance(exc, EvolinkError):
         watch.errors += 1
-        tracker._retry_later(watch)
+        tracker._retry_later(watch, exc)
     else:
         logger.error("batch query of %s raised unexpectedly: %r", watch.task_id, exc)
         tracker._fail(watch, exc)

@@ -313,11 +313,11 @@ class Tracker:
             if watch.errors >= _NOT_FOUND_TOLERANCE:
                 self._fail(watch, exc)
             else:
-                self._retry_later(watch)
+                self._retry_later(watch, exc)
         except RateLimitError as exc:
             self._slow_down(exc)
             watch.errors += 1
-            self._retry_later(watch)
+            self._retry_later(watch, exc)
         except EvolinkError as exc:
             watch.errors += 1
             if watch.errors >= _MAX_CONSECUTIVE_ERRORS:
@@ -325,7 +325,7 @@ class Tracker:
                 self._fail(watch, exc)
                 return
             logger.info("query of %s failed (%d in a row), retrying: %s", watch.task_id, watch.errors, exc)
-            self._retry_later(watch)
+            self._retry_later(watch, exc)
         except Exception as exc:  # a bug or an unexpected library error: surface it, never loop on it
             logger.exception("query of %s raised unexpectedly", watch.task_id)
             self._fail(watch, exc)
@@ -403,7 +403,11 @@ class Tracker:
         sink = handle.sink_ref()
         self.unwatch(handle)
         if sink is not None:
-            event = TaskEvent(kind=EventKind.TIMED_OUT, task=handle.watch.last, key=handle.key, at=now)
+            watch = handle.watch
+            event = TaskEvent(
+                kind=EventKind.TIMED_OUT, task=watch.last, key=handle.key, at=now,
+                error=watch.last_error if watch.errors else None,
+            )  # fmt: skip
             self._deliver_to(handle, sink, event)
 
     def _fail(self, watch: _Watch, error: BaseException) -> None:
@@ -415,7 +419,9 @@ class Tracker:
             if sink is not None:
                 sink.fail(error)
 
-    def _retry_later(self, watch: _Watch) -> None:
+    def _retry_later(self, watch: _Watch, error: BaseException) -> None:
+        # Kept for a deadline that passes before a query succeeds: its TIMED_OUT event says why.
+        watch.last_error = error
         if self._watches.get(watch.task_id) is watch:
             delay = self.policy.error_delay(watch.errors, rng=self._rng) * self._slowdown
             self._schedule(watch, self._clock() + delay)

@@ -62,7 +62,7 @@ class WatchHandle:
 
 
 class _Watch:
-    __slots__ = ("errors", "generation", "last", "state", "subscribers", "task_id")
+    __slots__ = ("errors", "generation", "last", "last_error", "state", "subscribers", "task_id")
 
     def __init__(self, task_id: str, state: PollState, last: Task | None) -> None:
         self.task_id = task_id
@@ -71,7 +71,9 @@ class _Watch:
         self.subscribers: list[WatchHandle] = []
         # Bumped whenever the watch is rescheduled or dropped: older heap entries are stale.
         self.generation = 0
+        # Failed queries in a row, and the latest one's error (meaningful only while ``errors``).
         self.errors = 0
+        self.last_error: BaseException | None = None
 
 
 # Heap entries: (when, tie-breaker, watch, generation, handle-or-None). A None handle is a

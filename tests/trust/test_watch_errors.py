@@ -90,6 +90,38 @@ async def test_wait_on_a_query_that_always_fails_ends_with_the_last_error(
         assert server.count("GET", QUERY_PREFIX) >= 2  # retried a few times, but not forever
 
 
+async def test_a_deadline_that_passes_while_queries_fail_says_why() -> None:
+    """Queries answering 503 until the caller's deadline: ``TaskTimeoutError`` carries the last
+    query's error (``last_error``, ``__cause__``, its message), and so does the stream's
+    ``TIMED_OUT`` event; a deadline reached while queries answer carries none."""
+    failing = True
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if failing:
+            return error_answer(503, "service_unavailable", "upstream is down")
+        return json_answer(task_body(TASK_ID, status="processing"))
+
+    # Error waits of 0.05, 0.1, 0.2, ... up to 1 s: about six failed queries in the 2 s, fewer
+    # than the ten after which the watch would end with the error itself.
+    patient = evolink.PollPolicy(min_interval=0.05, max_interval=0.1, max_error_interval=1.0, first_query=0.0)
+    async with hostile_server(handler) as server, client_for(server, poll_policy=patient) as client:
+        async with asyncio.timeout(20):
+            with pytest.raises(evolink.TaskTimeoutError) as timed_out:
+                await client.tasks.wait(TASK_ID, timeout=2.0)
+            events = [event async for event in client.tasks.stream(TASK_ID, timeout=1.0)]
+            failing = False
+            with pytest.raises(evolink.TaskTimeoutError) as slow:
+                await client.tasks.wait(TASK_ID, timeout=0.5)
+    assert server.count("GET", QUERY_PREFIX) >= 2
+    assert isinstance(timed_out.value.last_error, evolink.ServerError)
+    assert timed_out.value.__cause__ is timed_out.value.last_error
+    assert "upstream is down" in str(timed_out.value)
+    assert events[-1].kind is evolink.EventKind.TIMED_OUT
+    assert isinstance(events[-1].error, evolink.ServerError)
+    assert slow.value.last_error is None
+    assert slow.value.__cause__ is None
+
+
 # --- item 5: an absurd estimated_time must not suspend polling ------------------------------
 
 
