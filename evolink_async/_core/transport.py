@@ -14,7 +14,7 @@ import re
 import time
 from collections.abc import Awaitable, Mapping
 from contextvars import ContextVar
-from typing import Any
+from typing import Any, Required, TypedDict, Unpack
 
 import aiohttp
 import anyio
@@ -57,6 +57,16 @@ class Response:
     def replayed(self) -> bool:
         """True when the server answered an idempotent replay of an earlier submit."""
         return self.headers.get("idempotency-replayed", "").lower() == "true"
+
+
+class RequestOptions(TypedDict, total=False):
+    """The keyword options of :meth:`Transport.exchange`, which :meth:`Transport.request` passes on."""
+
+    json_body: Any
+    headers: Mapping[str, str] | None
+    retry_safe: Required[bool]
+    retry_uncertain: bool
+    data: Any
 
 
 class RetryTally:
@@ -251,28 +261,10 @@ class Transport:
             headers.update(extra)
         return headers
 
-    async def request(
-        self,
-        method: str,
-        url: str,
-        *,
-        json_body: Any = None,
-        headers: Mapping[str, str] | None = None,
-        retry_safe: bool,
-        retry_uncertain: bool = True,
-        data: Any = None,
-    ) -> Response:
-        """Send with retries and return the decoded 2xx answer, or raise the mapped error.
-
-        ``retry_safe`` says whether sending twice is harmless: true for queries and for submits
-        that carry an ``Idempotency-Key``; false otherwise (then nothing is ever retried).
-        ``retry_uncertain=False`` also raises at once after a failure the server may have acted on
-        (a broken connection, a 5xx): for a submit whose outcome is settled some other way.
-        """
-        status, body, request_id, resp_headers = await self.exchange(
-            method, url, json_body=json_body, headers=headers, retry_safe=retry_safe,
-            retry_uncertain=retry_uncertain, data=data,
-        )  # fmt: skip
+    async def request(self, method: str, url: str, **options: Unpack[RequestOptions]) -> Response:
+        """Send with retries and return the decoded 2xx answer, or raise the mapped error (the
+        options are :meth:`exchange`'s)."""
+        status, body, request_id, resp_headers = await self.exchange(method, url, **options)
         return Response(status=status, body=body, request_id=request_id, headers=resp_headers)
 
     async def exchange(
@@ -287,6 +279,11 @@ class Transport:
         data: Any = None,
     ) -> tuple[int, Any, str | None, Mapping[str, str]]:
         """:meth:`request` as a tuple (status, decoded body, request id, headers).
+
+        ``retry_safe`` says whether sending twice is harmless: true for queries and for submits
+        that carry an ``Idempotency-Key``; false otherwise (then nothing is ever retried).
+        ``retry_uncertain=False`` also raises at once after a failure the server may have acted on
+        (a broken connection, a 5xx): for a submit whose outcome is settled some other way.
 
         The task query calls this directly: it runs once per query of every watched task, and
         the ``Response`` object and the coroutine around it were a measurable share of its CPU.
