@@ -76,7 +76,9 @@ class PollPolicy:
     """The default schedule of task queries.
 
     - The first query comes at ``first_query`` x the task's ``estimated_time`` after submit, and
-      never later than ``max_interval`` after the watch starts.
+      never later than ``max_interval`` after the watch starts. Where that is below
+      ``min_interval`` (a short task, or a scaled clock), it comes at ``overdue_after`` x the
+      estimate instead (at most ``min_interval``): past the finish, not racing it.
     - Until ``overdue_after`` x ``estimated_time`` queries come every ``resolution`` x
       ``estimated_time`` (within ``min_interval``..``max_interval``); where progress has been
       seen, the policy extrapolates the finish and skips ahead toward it, and once two answers
@@ -156,7 +158,18 @@ class PollPolicy:
 
     def first_delay(self, state: PollState, *, now: float, rng: random.Random) -> float:
         """Seconds from ``now`` until the first query of a task submitted at ``state.submitted_at``."""
-        target = state.submitted_at + self.first_query * self._estimate(state)
+        estimated = self._estimate(state)
+        aim = self.first_query * estimated
+        if aim < self.min_interval:
+            # The floor binds: every later query is ``min_interval`` apart, so a first query that
+            # races the finish costs a whole ``min_interval`` (1 s against a 30 ms task). Aim past
+            # the latest plausible finish instead (still no later than the floor), and let jitter
+            # only lengthen the wait: a query that lands early is the expensive mistake here.
+            target = state.submitted_at + min(self.min_interval, self.overdue_after * estimated)
+            if target <= now:
+                return 0.0
+            return min(self.max_interval, (target - now) * (1.0 + self.jitter * rng.random()))
+        target = state.submitted_at + aim
         # Never more than ``max_interval`` away, like every later query: the estimate comes from
         # the server, and may guide the schedule but not suspend it.
         return min(self.max_interval, max(0.0, self._jittered(target - now, rng))) if target > now else 0.0
