@@ -18,7 +18,7 @@ from ._models.events import EventKind, TaskEvent
 from ._models.midjourney import MidjourneyButton, MidjourneyDetails
 from ._models.requests import ImageInput, ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture, Speed
 from ._models.task import Task, TaskError, TaskInfo, TaskStatus, Usage
-from ._protocols.evolink.files import UploadedFile
+from ._protocols.evolink.files import FilesPage, FilesQuota, UploadedFile
 from ._protocols.midjourney.requests import (
     Action,
     Blend,
@@ -119,6 +119,8 @@ __all__ = [
     "FanOutItem",
     "FanOutSummary",
     "FilesAPIError",
+    "FilesPage",
+    "FilesQuota",
     "ImageInput",
     "ImageRequest",
     "Imagine",

@@ -1,18 +1,24 @@
-"""``client.files``: turn local images into URLs with the Files API (API.md A6).
+"""``client.files``: the Files API (API.md A6): turn local images into URLs, list, quota, delete.
 
 Uploads go to ``{files_base_url}/api/v1/files/upload/stream`` as multipart, streamed from the file
 (aiohttp reads a file payload in chunks off the event loop), so a large image is never read whole
-into memory. Before any byte is sent the file is size-checked and its header probed: a file that
-is too large or not an image fails here, with a :class:`~evolink_async.ValidationError` naming it.
+into memory; ``upload_bytes`` sends bytes already in memory as base64 (``upload/base64``) and
+``upload_url`` asks the service to fetch a URL itself (``upload/url``). Before any byte is sent a
+local file is size-checked and its header probed: a file that is too large, or an image type the
+Files API does not store (JPEG, PNG, GIF, WebP by content), fails here with a
+:class:`~evolink_async.ValidationError` naming it.
+
+The key's quota is small (100 files by default): a caller that uploads one file per input must
+delete the files whose tasks ended (``client.fan_out`` and the batches do, unless told to keep them).
 """
 
 from __future__ import annotations
 
+import base64
 import errno
 import os
 import random
 import stat
-from collections.abc import Mapping
 from pathlib import Path
 from typing import IO, Any
 from urllib.parse import quote
@@ -20,12 +26,12 @@ from urllib.parse import quote
 import aiohttp
 import anyio
 import anyio.to_thread
-import attrs
 
 from ..._core.checks import check_count
 from ..._core.logging import logger
 from ..._core.transport import Response, Transport
 from ..._files.image_probe import ImageFormat, probe_image
+from ..._files.local_images import FILES_API_FORMATS, check_upload_format
 from ..._files.safe_paths import safe_file_name
 from ...errors import (
     APIStatusError,
@@ -33,92 +39,36 @@ from ...errors import (
     EvolinkError,
     FilesAPIError,
     PermissionDeniedError,
-    ResponseFormatError,
     ValidationError,
 )
+from .file_answers import (
+    FilesPage,
+    FilesQuota,
+    UploadedFile,
+    envelope,
+    files_error,
+    page_from,
+    quota_from,
+    uploaded_from,
+)
 
-__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "UPLOAD_FORMATS", "Files", "UploadedFile"]
+__all__ = ["DEFAULT_MAX_UPLOAD_BYTES", "UPLOAD_FORMATS", "Files", "FilesPage", "FilesQuota", "UploadedFile"]
 
-#: The largest file ``upload`` sends unless told otherwise. A6 publishes no limit; the sandbox
-#: enforces 20 MiB, and the server's own limit (code 40001) still applies to whatever is sent.
-DEFAULT_MAX_UPLOAD_BYTES = 20 * 1024 * 1024
-#: What A6 says the Files API stores ("images only: jpeg, png, gif, webp").
-UPLOAD_FORMATS = frozenset({ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF, ImageFormat.WEBP})
+#: The largest file an upload sends unless told otherwise: the Files API's own limit (A6: 100 MB;
+#: code 40001 beyond it).
+DEFAULT_MAX_UPLOAD_BYTES = 100 * 1024 * 1024
+#: What A6 says the Files API stores of images (JPEG, PNG, GIF, WebP); kept for callers of 0.x.
+UPLOAD_FORMATS = FILES_API_FORMATS
 _MIME = {
     ImageFormat.PNG: "image/png", ImageFormat.JPEG: "image/jpeg", ImageFormat.GIF: "image/gif",
     ImageFormat.WEBP: "image/webp", ImageFormat.BMP: "image/bmp", ImageFormat.TIFF: "image/tiff",
 }  # fmt: skip
 _FILES = "/api/v1/files"
 _UPLOAD_STREAM = f"{_FILES}/upload/stream"
-
-
-@attrs.frozen(kw_only=True)
-class UploadedFile:
-    """A stored file; put ``file_url`` in a request's ``image_urls``. Files expire after 72 h.
-
-    >>> uploaded = await client.files.upload(Path("cat.png"))
-    >>> QwenImageEdit(prompt="make it autumn", image_urls=[uploaded.file_url])
-    """
-
-    file_id: str
-    file_url: str
-    file_name: str | None = None
-    original_name: str | None = None
-    file_size: int | None = None
-    mime_type: str | None = None
-    upload_path: str | None = None
-    download_url: str | None = None
-    upload_time: str | None = None
-    expires_at: str | None = None
-    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False, hash=False)
-
-
-def _str(value: object) -> str | None:
-    return value if isinstance(value, str) and value else None
-
-
-def _uploaded(response: Response) -> UploadedFile:
-    body = response.body
-    if not isinstance(body, dict):
-        raise ResponseFormatError("Files API answered without a JSON object", request_id=response.request_id)
-    if body.get("success") is False:  # an error envelope with a 2xx status
-        raise _files_error(response.status, body, response.request_id)
-    data = body.get("data")
-    if not isinstance(data, dict) or not _str(data.get("file_url")) or not _str(data.get("file_id")):
-        raise ResponseFormatError("Files API upload answer has no data.file_id / data.file_url",
-                                  request_id=response.request_id)
-    return _file_from(data)
-
-
-def _data(response: Response) -> dict[str, Any]:
-    body = response.body
-    if not isinstance(body, dict):
-        raise ResponseFormatError("Files API answered without a JSON object", request_id=response.request_id)
-    if body.get("success") is False:
-        raise _files_error(response.status, body, response.request_id)
-    data = body.get("data")
-    if not isinstance(data, dict):
-        raise ResponseFormatError("Files API answer has no data object", request_id=response.request_id)
-    return data
-
-
-def _file_from(data: Mapping[str, Any]) -> UploadedFile:
-    size = data.get("file_size")
-    return UploadedFile(
-        file_id=str(data["file_id"]), file_url=str(data["file_url"]), file_name=_str(data.get("file_name")),
-        original_name=_str(data.get("original_name")), file_size=size if isinstance(size, int) else None,
-        mime_type=_str(data.get("mime_type")), upload_path=_str(data.get("upload_path")),
-        download_url=_str(data.get("download_url")), upload_time=_str(data.get("upload_time")),
-        expires_at=_str(data.get("expires_at")), raw=data,
-    )  # fmt: skip
-
-
-def _files_error(status: int, body: Mapping[str, Any], request_id: str | None) -> FilesAPIError:
-    code = body.get("code")
-    message = str(body.get("msg") or body.get("message") or "the Files API refused the request")
-    return FilesAPIError(
-        message, status_code=status, code=None if code is None else str(code), request_id=request_id, body=body
-    )
+_UPLOAD_BASE64 = f"{_FILES}/upload/base64"
+_UPLOAD_URL = f"{_FILES}/upload/url"
+#: ``files.list`` pages hold at most this many files (A6: ``pageSize`` at most 100).
+MAX_PAGE_SIZE = 100
 
 
 def _as_files_error(error: APIStatusError) -> EvolinkError:
@@ -130,7 +80,7 @@ def _as_files_error(error: APIStatusError) -> EvolinkError:
         body = {"code": 40001, "msg": error.message}
     if "code" not in body:
         return error
-    return _files_error(error.status_code, body, error.request_id)
+    return files_error(error.status_code, body, error.request_id)
 
 
 def _file_path(file_id: str) -> str:
@@ -152,7 +102,7 @@ def _size_of(path: Path) -> int:
 
 
 class Files:
-    """Upload local images to the Files API."""
+    """The Files API: upload (a path, bytes, a URL), list, quota, delete."""
 
     def __init__(self, transport: Transport) -> None:
         self._transport = transport
@@ -205,41 +155,111 @@ class Files:
         mime = _MIME.get(image_format) if image_format is not None else None
         return await self._send(path, data, name=name, upload_path=upload_path, mime=mime)
 
-    async def list(self, *, page: int = 1, page_size: int = 20) -> list[UploadedFile]:
-        """One page of the files this key stored (``GET /api/v1/files/list``), oldest first.
+    async def upload_bytes(
+        self,
+        data: bytes,
+        *,
+        file_name: str | None = None,
+        mime_type: str | None = None,
+        upload_path: str | None = None,
+        max_bytes: int = DEFAULT_MAX_UPLOAD_BYTES,
+    ) -> UploadedFile:
+        """Upload bytes held in memory as base64 (``POST /api/v1/files/upload/base64``).
 
-        >>> [f.file_id for f in await client.files.list(page=1, page_size=50)]
+        An image (``mime_type`` None or ``image/...``) must be a JPEG, PNG, GIF or WebP by
+        content, and ``mime_type`` (when given) must agree with the content; ``audio/...`` and
+        ``video/...`` bytes are sent as they are. Base64 makes the body a third larger: for a big
+        file on disk, ``upload(path)`` streams it instead.
+
+        >>> uploaded = await client.files.upload_bytes(png, file_name="cat.png")
+        """
+        check_count("max_bytes", max_bytes)
+        if not isinstance(data, bytes | bytearray | memoryview):
+            raise ValidationError("data", f"must be bytes, got {type(data).__name__}")
+        content = bytes(data)
+        label = file_name or "data"
+        if not content:
+            raise ValidationError(label, "is empty")
+        if len(content) > max_bytes:
+            raise ValidationError(label, f"is {len(content)} bytes; uploads may be at most {max_bytes} bytes")
+        if mime_type is not None and (not isinstance(mime_type, str) or "/" not in mime_type):
+            raise ValidationError("mime_type", f"must be a MIME type like image/png, got {mime_type!r}")
+        image_format: ImageFormat | None = None
+        if mime_type is None or mime_type.startswith("image/"):
+            image_format = await self._probe(content, label, check_format=True)
+            assert image_format is not None
+            if mime_type is not None and mime_type != _MIME[image_format]:
+                raise ValidationError("mime_type", f"is {mime_type}, but the content is {_MIME[image_format]}")
+            mime_type = _MIME[image_format]
+        elif not mime_type.startswith(("audio/", "video/")):
+            raise ValidationError("mime_type", f"the Files API stores images, audio and video, not {mime_type}")
+        body: dict[str, str] = {
+            "base64_data": f"data:{mime_type};base64,{base64.b64encode(content).decode('ascii')}",
+            "file_name": _upload_name(file_name or "", image_format),
+        }
+        if upload_path:
+            body["upload_path"] = upload_path
+        url = f"{self._transport.config.files_base_url}{_UPLOAD_BASE64}"
+        uploaded = uploaded_from(await self._call("POST", url, json_body=body, retry_safe=True))
+        logger.info("uploaded %s as %s", body["file_name"], uploaded.file_id)
+        return uploaded
+
+    async def upload_url(
+        self, url: str, *, file_name: str | None = None, upload_path: str | None = None
+    ) -> UploadedFile:
+        """Have the Files API fetch ``url`` and store it (``POST /api/v1/files/upload/url``).
+
+        The service downloads the file itself: a link it cannot reach is a
+        :class:`~evolink_async.FilesAPIError` with code ``"40004"``.
+
+        >>> uploaded = await client.files.upload_url("https://example.com/cat.png")
+        """
+        if not isinstance(url, str) or not url.startswith(("http://", "https://")) or len(url) > 2048:
+            raise ValidationError("url", "must be an http(s) URL of at most 2048 characters")
+        if any(ord(ch) < 0x21 or ord(ch) == 0x7F for ch in url):
+            raise ValidationError("url", "must not contain spaces or control characters")
+        body: dict[str, str] = {"file_url": url}
+        if file_name:
+            body["file_name"] = _upload_name(file_name, None)
+        if upload_path:
+            body["upload_path"] = upload_path
+        endpoint = f"{self._transport.config.files_base_url}{_UPLOAD_URL}"
+        return uploaded_from(await self._call("POST", endpoint, json_body=body, retry_safe=True))
+
+    async def list(self, *, page: int = 1, page_size: int = MAX_PAGE_SIZE) -> FilesPage:
+        """One page of the files this key stores (``GET /api/v1/files/list``), with their ``total``.
+
+        >>> page = await client.files.list(page=1, page_size=100)
+        >>> page.total, [f.file_id for f in page.files]
         """
         if not isinstance(page, int) or isinstance(page, bool) or page < 1:
             raise ValidationError("page", "must be an integer >= 1")
-        if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= 100:
-            raise ValidationError("page_size", "must be an integer from 1 to 100")
+        if not isinstance(page_size, int) or isinstance(page_size, bool) or not 1 <= page_size <= MAX_PAGE_SIZE:
+            raise ValidationError("page_size", f"must be an integer from 1 to {MAX_PAGE_SIZE}")
         url = f"{self._transport.config.files_base_url}{_FILES}/list?page={page}&pageSize={page_size}"
-        data = _data(await self._call("GET", url, retry_safe=True))
-        files = data.get("files", data.get("list", []))
-        if not isinstance(files, list):
-            raise ResponseFormatError("Files API list answer has no data.files list")
-        return [_file_from(f) for f in files if isinstance(f, dict) and _str(f.get("file_id"))]
+        return page_from(await self._call("GET", url, retry_safe=True), page=page, page_size=page_size)
 
-    async def quota(self) -> dict[str, Any]:
-        """This key's storage quota as the Files API reports it (``GET /api/v1/files/quota``).
+    async def quota(self) -> FilesQuota:
+        """This key's file quota (``GET /api/v1/files/quota``): used, max and remaining files.
 
-        >>> (await client.files.quota())["remaining_files"]
+        >>> (await client.files.quota()).remain_files
         """
         url = f"{self._transport.config.files_base_url}{_FILES}/quota"
-        return dict(_data(await self._call("GET", url, retry_safe=True)))
+        return quota_from(await self._call("GET", url, retry_safe=True))
 
     async def delete(self, file_id: str) -> None:
-        """Delete a stored file before it expires (``DELETE /api/v1/files/{file_id}``).
+        """Delete a stored file before it expires (``DELETE /api/v1/files/{file_id}``); frees quota.
+
+        The answer needs no ``data`` (Evolink's own client checks only ``success``).
 
         >>> await client.files.delete(uploaded.file_id)
         """
         url = f"{self._transport.config.files_base_url}{_file_path(file_id)}"
-        _data(await self._call("DELETE", url, retry_safe=True))
+        envelope(await self._call("DELETE", url, retry_safe=True), need_data=False)
 
-    async def _call(self, method: str, url: str, *, retry_safe: bool) -> Response:
+    async def _call(self, method: str, url: str, *, retry_safe: bool, json_body: Any = None) -> Response:
         try:
-            return await self._transport.request(method, url, retry_safe=retry_safe)
+            return await self._transport.request(method, url, json_body=json_body, retry_safe=retry_safe)
         except FilesAPIError:
             raise
         except APIStatusError as exc:
@@ -250,9 +270,7 @@ class Files:
         if not check_format or source is None:
             return None
         info = await anyio.to_thread.run_sync(lambda: probe_image(source, field=label))
-        if info.format not in UPLOAD_FORMATS:
-            allowed = ", ".join(sorted(f.value.upper() for f in UPLOAD_FORMATS))
-            raise ValidationError(label, f"the Files API stores {allowed} images, this is {info.format.value.upper()}")
+        check_upload_format(info, field=label)
         return info.format
 
     async def _send(
@@ -279,7 +297,7 @@ class Files:
                 if upload_path:
                     form.add_field("upload_path", upload_path)
                 response = await transport.request("POST", url, data=form, retry_safe=False)
-                uploaded = _uploaded(response)
+                uploaded = uploaded_from(response)
             except APIStatusError as exc:
                 error: EvolinkError = _as_files_error(exc) if not isinstance(exc, FilesAPIError) else exc
             except EvolinkError as exc:
