@@ -1,4 +1,9 @@
-"""A real PostgreSQL for the fleet tests: one throwaway cluster per session, a fresh database per test."""
+"""A real PostgreSQL for the fleet tests: one throwaway cluster per session, a fresh database per test.
+
+Under pytest-xdist every worker is its own session, so every worker that runs a fleet test starts
+its own cluster: a private temporary folder, a private Unix socket, no TCP port (pgcluster.py),
+so clusters of parallel workers never meet.
+"""
 
 from __future__ import annotations
 

@@ -80,7 +80,8 @@ def pg_cluster() -> Iterator[PgCluster]:
     bindir = find_bindir()
     if bindir is None:
         raise RuntimeError("PostgreSQL server binaries not found (apt-get install -y postgresql)")
-    root = Path(tempfile.mkdtemp(prefix="evolink-pg-"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "")  # only names the folder, for a reader of /tmp
+    root = Path(tempfile.mkdtemp(prefix=f"evolink-pg-{worker}-" if worker else "evolink-pg-"))
     cluster = PgCluster(root, bindir)
     try:
         cluster.start()
