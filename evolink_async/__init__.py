@@ -10,7 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._callbacks.receiver import CallbackReceiver
-from ._clients.evolink import EvolinkClient, MissingAPIKeyError
+from ._clients.evolink import EvolinkClient
 from ._clients.midjourney import MidjourneyClient, MidjourneyTasks
 from ._core.config import ClientConfig
 from ._core.retry import RetryPolicy
@@ -45,12 +45,15 @@ from .errors import (
     AuthenticationError,
     BadRequestError,
     BannedPromptError,
+    BatchLockedError,
     ClientClosedError,
     DownloadError,
     EvolinkError,
     FilesAPIError,
     InsufficientCreditsError,
+    JournalError,
     MidjourneyError,
+    MissingAPIKeyError,
     NotFoundError,
     NotSubmittedError,
     PermissionDeniedError,
@@ -69,10 +72,10 @@ from .errors import (
 )
 
 if TYPE_CHECKING:
-    from .batch import Batch, BatchLockedError, BatchPlan, BatchSpec, BatchSummary, plan_batch
+    from .batch import Batch, BatchPlan, BatchSpec, BatchSummary, plan_batch
 
 # name -> module that defines it, imported on first access (PEP 562).
-_LAZY = {name: ".batch" for name in ("Batch", "BatchLockedError", "BatchPlan", "BatchSpec", "BatchSummary",
+_LAZY = {name: ".batch" for name in ("Batch", "BatchPlan", "BatchSpec", "BatchSummary",
                                       "plan_batch")}  # fmt: skip
 
 
@@ -125,6 +128,7 @@ __all__ = [
     "ImageRequest",
     "Imagine",
     "InsufficientCreditsError",
+    "JournalError",
     "MidjourneyButton",
     "MidjourneyClient",
     "MidjourneyDetails",

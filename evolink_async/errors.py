@@ -26,12 +26,17 @@ __all__ = [
     "AuthenticationError",
     "BadRequestError",
     "BannedPromptError",
+    "BatchLockedError",
     "ClientClosedError",
     "DownloadError",
     "EvolinkError",
     "FilesAPIError",
     "InsufficientCreditsError",
+    "JournalError",
+    "JournalMismatchError",
+    "JournalStateError",
     "MidjourneyError",
+    "MissingAPIKeyError",
     "NotFoundError",
     "NotSubmittedError",
     "PermissionDeniedError",
@@ -47,6 +52,10 @@ __all__ = [
     "TaskTimeoutError",
     "UnsupportedOperationError",
     "ValidationError",
+    "is_fatal_to_batch",
+    "may_have_been_billed",
+    "means_endpoint_missing",
+    "was_refused_for_now",
 ]
 
 
@@ -69,6 +78,10 @@ class ValidationError(EvolinkError, ValueError):
         self.field = field
         self.rule = rule
         super().__init__(f"{field}: {rule}")
+
+
+class MissingAPIKeyError(EvolinkError, ValueError):
+    """Raised at a client's construction when no API key was given and ``EVOLINK_API_KEY`` is not set."""
 
 
 class APIConnectionError(EvolinkError):
@@ -331,3 +344,90 @@ class BannedPromptError(MidjourneyError):
 
 class QueueFullError(MidjourneyError):
     """Raised when a Midjourney proxy's queue stayed full (code 23, or 9 "queue full") through every retry."""
+
+
+class BatchLockedError(EvolinkError):
+    """Raised when another run is already using the same output folder (its journal)."""
+
+
+class JournalError(EvolinkError):
+    """Raised when a batch journal cannot be used (not a journal, newer schema, not open, unknown key)."""
+
+
+class JournalMismatchError(JournalError):
+    """Raised when a resumed run asks for something other than what the journal recorded.
+
+    ``what`` is the entry key or ``meta:<name>``; ``stored`` and ``given`` are the two values.
+    """
+
+    def __init__(self, what: str, *, stored: str, given: str, hint: str) -> None:
+        self.what = what
+        self.stored = stored
+        self.given = given
+        super().__init__(f"{what}: journal has {stored!r}, this run has {given!r}; {hint}")
+
+
+class JournalStateError(JournalError):
+    """Raised for a transition that would break the journal's promises (e.g. a second task id)."""
+
+
+# --- what an error means to whoever handles it ---------------------------------------------------
+# One function per question, asked by the transport, the tracker, the fan-out, the batch, the fleet
+# worker and the protocols alike: a rule written once cannot drift between its copies.
+
+# A broken connection or a timeout after sending, a 5xx, a garbled 2xx: the server may have done
+# the work. (``SubmitOutcomeUnknownError`` is an ``APIConnectionError``: the same holds.)
+_MAY_HAVE_BEEN_BILLED = (APIConnectionError, ServerError, ResponseFormatError)
+# The key is wrong, revoked, or may not do this: every other input would fail the same way.
+_FATAL_TO_BATCH = (AuthenticationError, PermissionDeniedError)
+# Answered for sure, nothing created, and the same request may be accepted later: slowed down, out
+# of credits, a proxy's queue full, or never sent because submitting had stopped.
+_REFUSED_FOR_NOW = (RateLimitError, InsufficientCreditsError, QueueFullError, NotSubmittedError)
+# Statuses that say the server has no such endpoint (rather than no such task).
+_ENDPOINT_MISSING_STATUSES = frozenset({404, 405, 501})
+
+
+def may_have_been_billed(error: BaseException) -> bool:
+    """True when the server may have acted on a request although the caller saw it fail.
+
+    A submit that failed so may have created (and billed) its task: it may be sent again only
+    under the same idempotency key, or once its outcome is settled (a callback, a listed state).
+
+    >>> may_have_been_billed(ServerError("upstream broke", status_code=502))
+    True
+    """
+    return isinstance(error, _MAY_HAVE_BEEN_BILLED)
+
+
+def is_fatal_to_batch(error: BaseException) -> bool:
+    """True when no other input of a fan-out or batch can succeed either (a wrong or forbidden key):
+    stop at once instead of failing every input the same way.
+
+    >>> is_fatal_to_batch(AuthenticationError("invalid key", status_code=401))
+    True
+    """
+    return isinstance(error, _FATAL_TO_BATCH)
+
+
+def was_refused_for_now(error: BaseException) -> bool:
+    """True when the server surely created nothing but may accept the same request later (HTTP
+    429, 402, a Midjourney proxy's full queue) or it was never sent: keep the input for a later run.
+
+    >>> was_refused_for_now(QueueFullError("queue full", code=23))
+    True
+    """
+    return isinstance(error, _REFUSED_FOR_NOW)
+
+
+def means_endpoint_missing(error: BaseException) -> bool:
+    """True when an answer says the server has no such endpoint (HTTP 404, 405 or 501, or an
+    ``UnsupportedOperationError``): an optional call (fetch many, cancel) is not worth trying again.
+
+    Ask it only of a call to a fixed endpoint: a 404 for one task's own URL means the task is unknown.
+
+    >>> means_endpoint_missing(APIStatusError("Method Not Allowed", status_code=405))
+    True
+    """
+    if isinstance(error, UnsupportedOperationError):
+        return True
+    return isinstance(error, APIStatusError) and error.status_code in _ENDPOINT_MISSING_STATUSES

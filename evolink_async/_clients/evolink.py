@@ -25,16 +25,12 @@ from .._protocols.evolink.files import Files
 from .._watching.fan_out import FanOut, FanOutInput
 from .._watching.poll_policy import PollPolicy
 from .._watching.tracker import Tracker
-from ..errors import EvolinkError, ValidationError
+from ..errors import MissingAPIKeyError, ValidationError
 from .images import Images
 from .lifecycle import UNSET, TrackerLifecycle
 from .tasks import Tasks
 
 __all__ = ["EvolinkClient", "MissingAPIKeyError"]
-
-
-class MissingAPIKeyError(EvolinkError, ValueError):
-    """Raised at construction when no API key was given and ``EVOLINK_API_KEY`` is not set."""
 
 
 

@@ -33,12 +33,12 @@ from .._watching.poll_policy import PollPolicy
 from .._watching.tracker import Tracker
 from ..errors import (
     EvolinkError,
+    MissingAPIKeyError,
     NotFoundError,
     SubmitOutcomeUnknownError,
     UnsupportedOperationError,
     ValidationError,
 )
-from .evolink import MissingAPIKeyError
 from .lifecycle import UNSET, TrackerLifecycle
 from .tasks import Tasks
 

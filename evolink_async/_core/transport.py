@@ -28,7 +28,7 @@ from ..errors import (
     EvolinkError,
     RateLimitError,
     ResponseFormatError,
-    ServerError,
+    may_have_been_billed,
     status_error_class,
 )
 from .config import ClientConfig
@@ -83,8 +83,6 @@ class RetryTally:
 #: may have created a second task. A context variable, so the seam between the fan-out and the
 #: protocol stays one ``submit`` call.
 RETRY_TALLY: ContextVar[RetryTally | None] = ContextVar("evolink_retry_tally", default=None)
-# A broken connection or timeout after sending, a 5xx, a garbled 2xx: the work may have been done.
-_UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
 
 
 def _request_id(headers: Mapping[str, str]) -> str | None:
@@ -357,7 +355,7 @@ class Transport:
                     )
             if not (retry_safe and attempt < policy.max_retries and self._should_retry(error)):
                 raise error
-            if not retry_uncertain and isinstance(error, _UNCERTAIN):
+            if not retry_uncertain and may_have_been_billed(error):
                 raise error
             if retry_after is not None and retry_after > policy.max_retry_after:
                 # Waiting that long inside one call would look like a hang; the error carries
@@ -367,7 +365,7 @@ class Transport:
             if isinstance(error, RateLimitError):
                 self._cooldown_until = max(self._cooldown_until, time.monotonic() + delay)
             logger.info("retrying %s %s in %.2f s after: %s", method, url, delay, error)
-            if isinstance(error, _UNCERTAIN) and (tally := RETRY_TALLY.get()) is not None:
+            if may_have_been_billed(error) and (tally := RETRY_TALLY.get()) is not None:
                 tally.uncertain += 1
             await anyio.sleep(delay)
             attempt += 1

@@ -17,14 +17,12 @@ from typing import TYPE_CHECKING
 from .._core.logging import logger
 from .._models.task import Task
 from ..errors import (
-    APIStatusError,
-    AuthenticationError,
     EvolinkError,
     NotFoundError,
-    PermissionDeniedError,
     RateLimitError,
-    UnsupportedOperationError,
     ValidationError,
+    is_fatal_to_batch,
+    means_endpoint_missing,
 )
 from .watches import _NOT_FOUND_TOLERANCE
 
@@ -32,10 +30,7 @@ if TYPE_CHECKING:
     from .tracker import Tracker
     from .watches import _Entry, _Watch
 
-__all__ = ["collect_batch", "is_missing_endpoint", "query_batch", "settle_batch"]
-
-# Statuses that say the endpoint does not exist (rather than that a task does not).
-_MISSING_ENDPOINT_STATUSES = frozenset({404, 405, 501})
+__all__ = ["collect_batch", "query_batch", "settle_batch"]
 
 
 async def query_batch(tracker: Tracker, first: _Watch) -> None:
@@ -51,7 +46,7 @@ async def query_batch(tracker: Tracker, first: _Watch) -> None:
     try:
         tasks = await tracker._fetch_many([watch.task_id for watch in batch])
     except Exception as exc:
-        if is_missing_endpoint(exc):
+        if means_endpoint_missing(exc):
             logger.info("the server cannot fetch many tasks at once (%s): one query per task from now on", exc)
             tracker._fetch_many = None
             now = tracker._clock()
@@ -121,7 +116,7 @@ def settle_batch(tracker: Tracker, batch: Sequence[_Watch], tasks: Sequence[Task
 
 def settle_failed_query(tracker: Tracker, watch: _Watch, exc: BaseException) -> None:
     """What ``Tracker._query`` does with a failed fetch, for one task of a failed batch fetch."""
-    if isinstance(exc, (AuthenticationError, PermissionDeniedError, ValidationError)):
+    if is_fatal_to_batch(exc) or isinstance(exc, ValidationError):
         tracker._fail(watch, exc)
     elif isinstance(exc, NotFoundError):
         watch.errors += 1
@@ -136,9 +131,3 @@ def settle_failed_query(tracker: Tracker, watch: _Watch, exc: BaseException) -> 
         logger.error("batch query of %s raised unexpectedly: %r", watch.task_id, exc)
         tracker._fail(watch, exc)
 
-
-def is_missing_endpoint(error: BaseException) -> bool:
-    """True when ``error`` says the server has no batch endpoint (so stop trying it)."""
-    if isinstance(error, UnsupportedOperationError):
-        return True
-    return isinstance(error, APIStatusError) and error.status_code in _MISSING_ENDPOINT_STATUSES

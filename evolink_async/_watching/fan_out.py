@@ -26,17 +26,14 @@ from .._models.requests import Request
 from .._models.task import Task, TaskStatus
 from .._protocols.task_api import TaskAPI
 from ..errors import (
-    APIConnectionError,
-    AuthenticationError,
     EvolinkError,
     InsufficientCreditsError,
     NotSubmittedError,
-    PermissionDeniedError,
-    ResponseFormatError,
-    ServerError,
     SubmitOutcomeUnknownError,
     TaskNeedsModalError,
     ValidationError,
+    is_fatal_to_batch,
+    may_have_been_billed,
 )
 from .credit_budget import CreditBudget, credits_of
 from .event_buffer import EventBuffer
@@ -46,11 +43,8 @@ from .tracker import Tracker, WatchHandle
 __all__ = ["FanOut", "FanOutItem", "FanOutSummary", "FanOutInput"]
 
 
-_FATAL = (AuthenticationError, PermissionDeniedError)
 #: How long a fan-out without ``timeout`` waits for the task of a submit whose answer was lost.
 RECOVER_TIMEOUT = 1800.0
-# Failures after which the server may still have created (and billed) the task.
-_UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
 
 
 class _InputSink:
@@ -73,7 +67,7 @@ class _InputSink:
         self.fan_out._emit(event)
 
     def fail(self, error: BaseException) -> None:
-        if isinstance(error, _FATAL):
+        if is_fatal_to_batch(error):
             self.fan_out._fatal(error)
             return
         # The task can no longer be watched (gone, or the client closed): this input ends here.
@@ -293,24 +287,25 @@ class FanOut:
                 try:
                     task = await self._submit_or_recover(item.request, item.idempotency_key)
                     cost = credits_of(task)
-                except _UNCERTAIN:
-                    cost = None  # the server may have billed it
+                except EvolinkError as exc:
+                    if may_have_been_billed(exc):
+                        cost = None  # the server may have billed it
                     raise
                 finally:
                     self.summary.retried_uncertain_submits += tally.uncertain > 0
                     if self._budget is not None:
                         self._budget.settle(cost)
-        except _FATAL as exc:
-            self._submitting.pop(key, None)
-            self._slots.release()
-            self._fatal(exc)
-            return
         except EvolinkError as exc:
+            if is_fatal_to_batch(exc):
+                self._submitting.pop(key, None)
+                self._slots.release()
+                self._fatal(exc)
+                return
             if isinstance(exc, InsufficientCreditsError) and not self._stop_submitting:
                 self._stop_submitting = True
                 self.summary.stopped_reason = f"credits exhausted: {exc}"
                 logger.warning("credits exhausted: no new submits; unfinished tasks continue")
-            if isinstance(exc, _UNCERTAIN) and item.idempotency_key is not None:
+            if may_have_been_billed(exc) and item.idempotency_key is not None:
                 self.summary.interrupted_submits.append((key, item.idempotency_key))
             self._submitting.pop(key, None)
             self._in_flight[key] = sink
@@ -342,9 +337,9 @@ class FanOut:
         ``state``), wait for the task the submit created instead of submitting again."""
         try:
             return await self._api.submit(request, idempotency_key=idempotency_key)
-        except _UNCERTAIN as exc:
+        except EvolinkError as exc:
             recover = self._api.recover
-            if recover is None:
+            if recover is None or not may_have_been_billed(exc):
                 raise
             wait = self._timeout if self._timeout is not None else RECOVER_TIMEOUT
             logger.info("submit %s: answer lost (%s); waiting up to %g s for its task", idempotency_key, exc, wait)

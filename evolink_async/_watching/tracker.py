@@ -24,17 +24,16 @@ from .._models.events import EventKind, TaskEvent, error_for, kind_for, make_eve
 from .._models.task import Task
 from .._protocols.task_api import FetchMany
 from ..errors import (
-    AuthenticationError,
     BadRequestError,
     ClientClosedError,
     EvolinkError,
     InsufficientCreditsError,
     NotFoundError,
-    PermissionDeniedError,
     RateLimitError,
     RequestTooLargeError,
     ResponseFormatError,
     ValidationError,
+    is_fatal_to_batch,
 )
 from .batching import query_batch
 from .poll_policy import PollPolicy, PollState
@@ -58,11 +57,9 @@ __all__ = ["PushCoverage", "Sink", "Tracker", "WatchHandle"]
 # Connection and server errors: about five minutes of doubling waits (PollPolicy.error_delay)
 # before the watch ends with the last error instead of polling a dead host for ever.
 _MAX_CONSECUTIVE_ERRORS = 10
-# Answers that another query cannot change: the request, the key or the permission is wrong.
-_FINAL_FOR_WATCH = (
-    AuthenticationError, BadRequestError, InsufficientCreditsError, PermissionDeniedError,
-    RequestTooLargeError, ValidationError,
-)  # fmt: skip
+# Answers that another query cannot change (besides a wrong key, ``is_fatal_to_batch``): the
+# request is wrong, or the balance is.
+_CANNOT_CHANGE = (BadRequestError, InsufficientCreditsError, RequestTooLargeError, ValidationError)
 _MAX_SLOWDOWN = 16.0
 
 
@@ -306,8 +303,6 @@ class Tracker:
         self.queries_sent += 1
         try:
             task = await self._fetch(watch.task_id)
-        except _FINAL_FOR_WATCH as exc:
-            self._fail(watch, exc)
         except (NotFoundError, ResponseFormatError) as exc:
             watch.errors += 1
             if watch.errors >= _NOT_FOUND_TOLERANCE:
@@ -319,6 +314,9 @@ class Tracker:
             watch.errors += 1
             self._retry_later(watch, exc)
         except EvolinkError as exc:
+            if is_fatal_to_batch(exc) or isinstance(exc, _CANNOT_CHANGE):
+                self._fail(watch, exc)
+                return
             watch.errors += 1
             if watch.errors >= _MAX_CONSECUTIVE_ERRORS:
                 logger.warning("query of %s failed %d times in a row, giving up: %s", watch.task_id, watch.errors, exc)

@@ -10,31 +10,10 @@ from typing import Any
 
 import attrs
 
-from ..errors import EvolinkError
+from ..errors import JournalError, JournalMismatchError, JournalStateError
 
 __all__ = ["OUTCOMES", "Entry", "EntryStatus", "JournalError", "JournalMismatchError", "JournalStateError",
            "request_fingerprint"]  # fmt: skip
-
-
-class JournalError(EvolinkError):
-    """Raised when the journal cannot be used (not a journal, newer schema, not open, unknown key)."""
-
-
-class JournalMismatchError(JournalError):
-    """Raised when a resumed run asks for something other than what the journal recorded.
-
-    ``what`` is the entry key or ``meta:<name>``; ``stored`` and ``given`` are the two values.
-    """
-
-    def __init__(self, what: str, *, stored: str, given: str, hint: str) -> None:
-        self.what = what
-        self.stored = stored
-        self.given = given
-        super().__init__(f"{what}: journal has {stored!r}, this run has {given!r}; {hint}")
-
-
-class JournalStateError(JournalError):
-    """Raised for a transition that would break the journal's promises (e.g. a second task id)."""
 
 
 class EntryStatus(enum.StrEnum):

@@ -36,17 +36,12 @@ from .._models.events import EventKind, TaskEvent
 from .._models.requests import ImageRequest, Request
 from .._watching.fan_out import FanOut, FanOutItem
 from ..errors import (
-    APIConnectionError,
-    AuthenticationError,
     DownloadError,
     EvolinkError,
-    InsufficientCreditsError,
-    NotSubmittedError,
-    PermissionDeniedError,
-    QueueFullError,
-    RateLimitError,
-    ServerError,
     ValidationError,
+    is_fatal_to_batch,
+    may_have_been_billed,
+    was_refused_for_now,
 )
 from ._client_api import BatchClient
 from ._entries import Entry, EntryStatus, request_fingerprint
@@ -70,11 +65,12 @@ if TYPE_CHECKING:
 __all__ = ["Batch", "plan_batch"]
 
 EventSink = Callable[[BatchEvent], None]
-_FATAL = (AuthenticationError, PermissionDeniedError)
-# Submit errors after which the same key may be sent again: the submit may have reached the server
-# (or was refused for sure, nothing created: a Midjourney proxy's full queue).
-_TRANSIENT = (APIConnectionError, ServerError, RateLimitError, InsufficientCreditsError, NotSubmittedError,
-              QueueFullError)  # fmt: skip
+
+
+def _transient(error: BaseException) -> bool:
+    """A submit error after which the entry stays pending and a re-run sends the same key again:
+    the submit may have reached the server, or was refused for sure with nothing created."""
+    return may_have_been_billed(error) or was_refused_for_now(error)
 
 
 def _name_problem(name: str) -> str | None:
@@ -320,10 +316,10 @@ class Batch:
             return None
         try:
             body = await self._request_body(path, key, entry)
-        except _FATAL:
-            raise
         except EvolinkError as exc:
-            if not isinstance(exc, _TRANSIENT):  # transient: the entry stays pending, a re-run tries again
+            if is_fatal_to_batch(exc):
+                raise
+            if not _transient(exc):  # transient: the entry stays pending, a re-run tries again
                 await self.journal.record_outcome(
                     key, EntryStatus.SUBMIT_FAILED, error_code=error_code(exc), error_message=error_message(exc)
                 )
@@ -392,7 +388,7 @@ class Batch:
             group.start_soon(self._download, key, task.id, task.results)
         elif event.kind is EventKind.SUBMIT_FAILED:
             error = event.error or EvolinkError("submit failed")
-            if not isinstance(error, _TRANSIENT):
+            if not _transient(error):
                 await journal.record_outcome(
                     key, EntryStatus.SUBMIT_FAILED, error_code=error_code(error), error_message=error_message(error)
                 )

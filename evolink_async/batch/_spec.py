@@ -16,7 +16,7 @@ import attrs
 from .._core.checks import count_at_least, number_at_least
 from .._files.safe_paths import is_result_file_name
 from .._models.requests import MODEL_RULES, ImageInput, ImageRequest
-from ..errors import EvolinkError, ValidationError
+from ..errors import BatchLockedError, ValidationError
 
 __all__ = [
     "ESTIMATED_CREDITS",
@@ -40,10 +40,6 @@ INPUT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".
 #: Credits per call for the dry run's estimate, from the API's published examples (A1 shows 1.8
 #: for mj-v7-retexture). The server's ``usage.credits_reserved`` is what is actually charged.
 ESTIMATED_CREDITS: Mapping[str, float] = {"mj-v7-retexture": 1.8, "mj-v7-remove-bg": 1.8, "qwen-image-edit": 1.0}
-
-
-class BatchLockedError(EvolinkError):
-    """Raised when another run is already using the same output folder (its journal)."""
 
 
 def _folder(value: object, field: str) -> Path:

@@ -37,16 +37,13 @@ from .._models.events import EventKind, TaskEvent
 from .._models.requests import ImageRequest
 from .._watching.fan_out import FanOutItem
 from ..errors import (
-    APIConnectionError,
-    AuthenticationError,
     DownloadError,
     EvolinkError,
     InsufficientCreditsError,
-    PermissionDeniedError,
     RateLimitError,
-    ResponseFormatError,
-    ServerError,
     ValidationError,
+    is_fatal_to_batch,
+    may_have_been_billed,
 )
 from ._entries import EntryStatus
 from ._manifest import parse_line
@@ -61,9 +58,6 @@ __all__ = ["Worker", "WorkerOptions", "WorkerSummary"]
 
 # The server answered, and did not create the task: the input can go back to the pool as it is.
 _NOT_CREATED = (RateLimitError, InsufficientCreditsError)
-# No answer (after the client's own retries with the same key): the task may exist.
-_UNKNOWN = (APIConnectionError, ServerError, ResponseFormatError)
-_FATAL = (AuthenticationError, PermissionDeniedError)
 
 
 @attrs.frozen(kw_only=True)
@@ -251,9 +245,10 @@ class Worker:
         try:
             body = entry.request_body or json.dumps(await self._request_body(claimed))
         except (EvolinkError, OSError) as exc:
-            if isinstance(exc, _FATAL):
+            if is_fatal_to_batch(exc):
                 raise
-            if isinstance(exc, _UNKNOWN + _NOT_CREATED):  # an upload that did not go through: try later
+            # An upload that did not go through: try later.
+            if may_have_been_billed(exc) or isinstance(exc, _NOT_CREATED):
                 await self._journal.release_submit(key, owner=self.id, error_code=error_code(exc),
                                                    error_message=error_message(exc))  # fmt: skip
                 self.summary.released += 1
@@ -309,7 +304,7 @@ class Worker:
                 await journal.release_submit(key, owner=self.id, error_code=error_code(error),
                                              error_message=error_message(error))  # fmt: skip
                 self.summary.released += 1
-            elif isinstance(error, _UNKNOWN):
+            elif may_have_been_billed(error):  # no answer (after retries with the same key): the task may exist
                 await journal.mark_uncertain(key, owner=self.id, message=error_message(error))
                 self.summary.uncertain += 1
                 self._emit("uncertain", key, error_code=error_code(error), message=error_message(error))

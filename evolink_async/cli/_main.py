@@ -10,10 +10,15 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .._clients.evolink import MissingAPIKeyError
-from ..batch._entries import JournalError
-from ..batch._spec import BatchLockedError
-from ..errors import AuthenticationError, EvolinkError, PermissionDeniedError, ValidationError
+from ..errors import (
+    AuthenticationError,
+    BatchLockedError,
+    EvolinkError,
+    JournalError,
+    MissingAPIKeyError,
+    PermissionDeniedError,
+    ValidationError,
+)
 from . import _commands, _fleet, _imagine
 from ._args import build_parser
 from ._callbacks import CallbackUsageError

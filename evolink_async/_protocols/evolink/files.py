@@ -35,11 +35,10 @@ from ..._files.local_images import FILES_API_FORMATS, check_upload_format
 from ..._files.safe_paths import safe_file_name
 from ...errors import (
     APIStatusError,
-    AuthenticationError,
     EvolinkError,
     FilesAPIError,
-    PermissionDeniedError,
     ValidationError,
+    is_fatal_to_batch,
 )
 from .file_answers import (
     FilesPage,
@@ -73,7 +72,7 @@ MAX_PAGE_SIZE = 100
 
 def _as_files_error(error: APIStatusError) -> EvolinkError:
     # 401/403 keep their classes: a batch treats them as fatal, whichever host said it.
-    if isinstance(error, (AuthenticationError, PermissionDeniedError)):
+    if is_fatal_to_batch(error):
         return error
     body = error.body if isinstance(error.body, dict) else {}
     if "code" not in body and error.status_code == 413:

@@ -25,7 +25,6 @@ from ..._files.image_probe import probe_image
 from ..._models.task import Task, TaskStatus
 from ..._models.task_ids import task_id_of
 from ...errors import (
-    APIConnectionError,
     APIStatusError,
     BadRequestError,
     BannedPromptError,
@@ -35,9 +34,10 @@ from ...errors import (
     QueueFullError,
     RateLimitError,
     ResponseFormatError,
-    ServerError,
     UnsupportedOperationError,
     ValidationError,
+    may_have_been_billed,
+    means_endpoint_missing,
 )
 from ..task_api import CallbackURLs, Cancel, FetchMany, Recover
 from .requests import MAX_IMAGE_BYTES, MIDJOURNEY_REQUESTS, MidjourneyImage, MidjourneyRequest, Modal
@@ -50,9 +50,6 @@ _MODAL = 21
 _BANNED = 24
 _QUEUE_FULL = 23
 _QUEUE_FULL_WORDS = ("队列已满", "queue full", "queue is full")
-_MISSING_ENDPOINT = frozenset({404, 405, 501})
-# Failures after which the proxy may have created the task anyway.
-_UNCERTAIN = (APIConnectionError, ServerError, ResponseFormatError)
 # A caller-chosen ``state`` is matched only against tasks submitted from this long before the
 # submit on (client and server clocks differ); the SDK's own marker is unique and needs no window.
 _CLOCK_SLACK_MS = 10 * 60 * 1000
@@ -146,7 +143,12 @@ class MidjourneyAPI:
                 # Refused for sure, nothing created: safe to send again after a pause.
                 error: EvolinkError = exc
                 wait = exc.retry_after if isinstance(exc, RateLimitError) else None
-            except _UNCERTAIN as exc:
+            except EvolinkError as exc:
+                if not may_have_been_billed(exc):
+                    if isinstance(exc, APIStatusError):  # refused for sure: as its MJ code where it has one
+                        raise _refusal(exc, endpoint) from None
+                    raise
+                # The proxy may have created the task anyway: look for it before sending again.
                 if confirms is not None:
                     found = await self._confirmed(confirms, cause=exc)
                 else:
@@ -157,8 +159,6 @@ class MidjourneyAPI:
                     logger.info("submit to %s: answer lost, found task %s", endpoint, found.id)
                     return found
                 error = exc
-            except APIStatusError as exc:
-                raise _refusal(exc, endpoint) from None
             else:
                 logger.info("submitted %s as %s", endpoint, task.id)
                 return task
@@ -313,7 +313,7 @@ class MidjourneyAPI:
                 "POST", self._base + "task/list-by-condition", json_body={"ids": ids}, retry_safe=True
             )
         except APIStatusError as exc:
-            if exc.status_code in _MISSING_ENDPOINT:
+            if means_endpoint_missing(exc):
                 self._can_fetch_many = False
                 raise UnsupportedOperationError(
                     "fetch_many", f"the server has no task/list-by-condition ({exc})"
@@ -339,7 +339,7 @@ class MidjourneyAPI:
         try:
             await self._transport.request("POST", url, retry_safe=True)
         except APIStatusError as exc:
-            if exc.status_code in _MISSING_ENDPOINT:
+            if means_endpoint_missing(exc):
                 self._can_cancel = False
                 raise UnsupportedOperationError("cancel", f"the server has no task/{{id}}/cancel ({exc})") from None
             if exc.status_code == 400 and "禁止操作" in exc.message:
@@ -391,7 +391,7 @@ def _refusal(exc: APIStatusError, endpoint: str) -> EvolinkError:
         error = _submit_error(body, status=exc.status_code)
         error.request_id = exc.request_id
         return error
-    if exc.status_code in _MISSING_ENDPOINT:
+    if means_endpoint_missing(exc):
         return UnsupportedOperationError(endpoint, f"the server has no {endpoint} endpoint ({exc})")
     return exc
 
