@@ -32,7 +32,9 @@ __all__ = [
     "EvolinkError",
     "FilesAPIError",
     "InsufficientCreditsError",
+    "JournalCorruptError",
     "JournalError",
+    "JournalLostError",
     "JournalMismatchError",
     "JournalStateError",
     "MidjourneyError",
@@ -369,6 +371,39 @@ class JournalMismatchError(JournalError):
 
 class JournalStateError(JournalError):
     """Raised for a transition that would break the journal's promises (e.g. a second task id)."""
+
+
+class JournalCorruptError(JournalError):
+    """Raised when a journal file is damaged: not an SQLite file, malformed pages, unreadable rows.
+
+    ``path`` is the file, ``reason`` what is wrong with it.
+    """
+
+    def __init__(self, path: str, reason: str) -> None:
+        self.path = path
+        self.reason = reason
+        super().__init__(f"journal {path} is damaged: {reason}")
+
+
+class JournalLostError(JournalError):
+    """Raised when a batch's journal is missing, empty or damaged while its output folder shows an earlier run.
+
+    Without its journal a run cannot tell which inputs were already submitted, and would pay for
+    them again; a batch with ``new_journal=True`` starts another instead. ``path`` is the journal,
+    ``problem`` what is wrong with it, ``evidence`` what the folder holds of the earlier run.
+    """
+
+    def __init__(self, path: str, *, problem: str, evidence: str) -> None:
+        self.path = path
+        self.problem = problem
+        self.evidence = evidence
+        super().__init__(
+            f"journal {path} {problem}, but its folder holds {evidence} of an earlier run: without the journal "
+            "this run cannot tell which inputs were already submitted, and would pay for them again. Restore "
+            "the journal, or start a new one (new_journal=True; on the command line --new-journal): inputs "
+            "with results in the folder are kept as done, the others are submitted again (a task still "
+            "running when the journal was lost is paid for twice)"
+        )
 
 
 # --- what an error means to whoever handles it ---------------------------------------------------

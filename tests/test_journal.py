@@ -16,6 +16,7 @@ import pytest
 
 from evolink_async.batch._entries import (
     EntryStatus,
+    JournalCorruptError,
     JournalError,
     JournalMismatchError,
     JournalStateError,
@@ -190,8 +191,9 @@ async def test_schema_is_versioned_and_foreign_files_are_refused(tmp_path: Path,
 
     garbage = tmp_path / "garbage.sqlite3"
     garbage.write_bytes(b"this is not a database, just text " * 100)
-    with pytest.raises(JournalError, match="not a usable journal"):
+    with pytest.raises(JournalCorruptError, match="is damaged: file is not a database") as caught:
         await Journal.open(garbage)
+    assert caught.value.path == str(garbage)
 
 
 async def test_open_and_close(path: Path) -> None:

@@ -10,10 +10,10 @@ from typing import Any
 
 import attrs
 
-from ..errors import JournalError, JournalMismatchError, JournalStateError
+from ..errors import JournalCorruptError, JournalError, JournalLostError, JournalMismatchError, JournalStateError
 
-__all__ = ["OUTCOMES", "Entry", "EntryStatus", "JournalError", "JournalMismatchError", "JournalStateError",
-           "request_fingerprint"]  # fmt: skip
+__all__ = ["OUTCOMES", "Entry", "EntryStatus", "JournalCorruptError", "JournalError", "JournalLostError",
+           "JournalMismatchError", "JournalStateError", "request_fingerprint"]  # fmt: skip
 
 
 class EntryStatus(enum.StrEnum):

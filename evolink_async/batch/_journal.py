@@ -29,6 +29,10 @@ task that may already be paid for. Both are the user's decision, so the default 
 
 SQLite runs in worker threads via ``anyio.to_thread.run_sync`` behind a ``CapacityLimiter(1)``:
 one connection, used by one thread at a time, and the event loop never waits on disk (invariant 6).
+
+A damaged file (not SQLite, malformed pages, rows this module could not have written) raises
+:class:`JournalCorruptError` naming the file, at open (``PRAGMA quick_check``) or when read.
+Over 400 lines: one class whose methods are the steps above, each with its SQL beside it.
 """
 
 from __future__ import annotations
@@ -46,7 +50,15 @@ import anyio
 import anyio.to_thread
 
 from .._core.idempotency import new_idempotency_key
-from ._entries import OUTCOMES, Entry, EntryStatus, JournalError, JournalMismatchError, JournalStateError
+from ._entries import (  # fmt: skip
+    OUTCOMES,
+    Entry,
+    EntryStatus,
+    JournalCorruptError,
+    JournalError,
+    JournalMismatchError,
+    JournalStateError,
+)
 
 __all__ = ["SCHEMA_VERSION", "Journal"]
 
@@ -73,12 +85,31 @@ _COLUMNS = (
 )
 
 
+class _DamagedRow(Exception):
+    """A row whose values cannot be what this module wrote (overwritten bytes): the file is damaged."""
+
+
 def _entry(row: Sequence[Any]) -> Entry:
-    return Entry(
-        key=row[0], fingerprint=row[1], idempotency_key=row[2], status=EntryStatus(row[3]), task_id=row[4],
-        request_body=row[5], error_code=row[6], error_message=row[7], result_urls=tuple(json.loads(row[8])),
-        result_paths=tuple(json.loads(row[9])), created_at=row[10], updated_at=row[11], submitted_at=row[12],
-    )  # fmt: skip
+    try:
+        return Entry(
+            key=row[0], fingerprint=row[1], idempotency_key=row[2], status=EntryStatus(row[3]), task_id=row[4],
+            request_body=row[5], error_code=row[6], error_message=row[7], result_urls=tuple(json.loads(row[8])),
+            result_paths=tuple(json.loads(row[9])), created_at=row[10], updated_at=row[11], submitted_at=row[12],
+        )  # fmt: skip
+    except (ValueError, TypeError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise _DamagedRow(f"the row of {str(row[0])[:200]!r} cannot be read ({type(exc).__name__})") from None
+
+
+def _corruption(exc: BaseException) -> str | None:
+    """What is damaged, if ``exc`` says the file is (not merely busy, locked or read-only), else None."""
+    if isinstance(exc, _DamagedRow):
+        return str(exc)
+    # SQLITE_CORRUPT and SQLITE_NOTADB come as DatabaseError itself; busy, locked, I/O as its subclasses.
+    if type(exc) is sqlite3.DatabaseError:
+        return str(exc)
+    if isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("Could not decode"):
+        return "a text value is not UTF-8"
+    return None
 
 
 def _fetchall(conn: sqlite3.Connection, *, sql: str, params: Sequence[Any] = ()) -> list[Any]:
@@ -147,9 +178,16 @@ def _connect(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connec
         if str(mode).lower() != "wal":
             raise JournalError(f"journal {path}: the file system refused WAL mode (got {mode!r})")
         conn.execute(f"PRAGMA synchronous = {synchronous}")
+        # A damaged page is found now, naming the file, not halfway through the batch. One
+        # pass over the pages (benchmarks/journal.py measures it), once per run.
+        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
+        if verdict != "ok":
+            raise JournalCorruptError(path, " ".join(str(verdict).split()))
         _write(conn, _migrate)
     except sqlite3.DatabaseError as exc:
         conn.close()
+        if (damage := _corruption(exc)) is not None:
+            raise JournalCorruptError(path, damage) from None
         raise JournalError(f"{path} is not a usable journal: {exc}") from exc
     except BaseException:
         conn.close()
@@ -214,7 +252,9 @@ class Journal:
             # Not abandoned on cancellation: anyio waits for the thread, so a cancelled caller never
             # leaves a write whose fate it cannot know running behind the next call.
             return await anyio.to_thread.run_sync(job, limiter=self._limiter)
-        except sqlite3.Error as exc:  # e.g. "database is locked" by another process past busy_timeout
+        except (sqlite3.Error, _DamagedRow) as exc:  # e.g. "database is locked" by another process past busy_timeout
+            if (damage := _corruption(exc)) is not None:
+                raise JournalCorruptError(self.path, damage) from None
             raise JournalError(f"journal {self.path}: {exc}") from exc
 
     async def reserve(self, key: str, fingerprint: str, *, restart_on_mismatch: bool = False) -> Entry:
@@ -332,6 +372,26 @@ class Journal:
 
         return await self._run(work, write=True)
 
+    async def record_found_results(self, key: str, fingerprint: str, paths: Iterable[str | os.PathLike[str]]) -> Entry:
+        """Record a new ``key`` as done from results already in the output folder (no task, nothing submitted).
+
+        For a journal started again after the old one was lost: the results on disk are the
+        evidence that the input was paid for. An existing entry is returned as it is.
+        """
+        stored = json.dumps([os.fspath(p) for p in paths])
+
+        def work(conn: sqlite3.Connection) -> Entry:
+            if (entry := _select(conn, key)) is not None:
+                return entry
+            conn.execute(
+                "INSERT INTO entries (key, fingerprint, idempotency_key, status, result_paths, created_at, updated_at)"
+                " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (key, fingerprint, new_idempotency_key(), EntryStatus.DOWNLOADED.value, stored, *[time.time()] * 2),
+            )
+            return _require(conn, key)
+
+        return await self._run(work, write=True)
+
     async def get(self, key: str) -> Entry | None:
         """The entry for ``key``, or None."""
         return await self._run(functools.partial(_select, key=key))
@@ -367,7 +427,10 @@ class Journal:
         """How many entries are in each status (every status present, zeros included)."""
         sql = "SELECT status, count(*) FROM entries GROUP BY status"
         rows = await self._run(functools.partial(_fetchall, sql=sql))
-        return dict.fromkeys(EntryStatus, 0) | {EntryStatus(status): n for status, n in rows}
+        try:
+            return dict.fromkeys(EntryStatus, 0) | {EntryStatus(status): n for status, n in rows}
+        except ValueError:
+            raise JournalCorruptError(self.path, "a row has a status this module never writes") from None
 
     async def set_meta(self, name: str, value: str) -> None:
         """Store one batch-level value (command line, model, prompt ...), replacing any earlier one."""

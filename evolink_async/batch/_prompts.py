@@ -103,6 +103,8 @@ class PromptSpec:
     max_in_flight: int = attrs.field(default=4, validator=attrs.validators.ge(1))
     timeout: float | None = None
     retry_failed: bool = False
+    #: As ``BatchSpec.new_journal``: start a new journal when the folder's one is lost.
+    new_journal: bool = False
 
     def batch_spec(self) -> BatchSpec:
         """The folder batch's spec this batch runs under: its journal meta names the command, the
@@ -111,6 +113,7 @@ class PromptSpec:
         return BatchSpec(
             model=IMAGINE_MODEL, model_params=params, input_dir=self.output_dir, output_dir=self.output_dir,
             max_in_flight=self.max_in_flight, timeout=self.timeout, retry_failed=self.retry_failed,
+            new_journal=self.new_journal,
         )  # fmt: skip
 
 

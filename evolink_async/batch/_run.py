@@ -20,7 +20,7 @@ import functools
 import json
 import unicodedata
 from collections.abc import Callable, Iterator
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any, cast
 
 import anyio
@@ -31,7 +31,6 @@ from anyio.streams.memory import MemoryObjectSendStream
 from .._core.logging import logger
 from .._files.download import download_urls, remove_stale_parts
 from .._files.image_probe import ImageFormat, check_image
-from .._files.safe_paths import result_file_name
 from .._models.events import EventKind, TaskEvent
 from .._models.requests import ImageRequest, Request
 from .._watching.fan_out import FanOut, FanOutItem
@@ -45,6 +44,7 @@ from ..errors import (
 )
 from ._client_api import BatchClient
 from ._entries import Entry, EntryStatus, request_fingerprint
+from ._evidence import open_batch_journal, result_file_name_of, result_files
 from ._journal import Journal
 from ._outcomes import error_code, error_message, first_cause, task_error
 from ._spec import (  # fmt: skip
@@ -175,10 +175,12 @@ class Batch:
         if spec.max_credits is not None and spec.estimated_credits_per_input is None:
             raise ValidationError("max_credits", f"needs a known cost per input; {spec.model} has none")
         await anyio.to_thread.run_sync(lambda: spec.output_dir.mkdir(parents=True, exist_ok=True))
+        # Evidence of an earlier run, should its journal be lost: the lock file is made before the journal.
+        lock_existed = await anyio.to_thread.run_sync((spec.output_dir / LOCK_NAME).exists)
         with _run_lock(spec.output_dir):
             # Under the lock no download runs: what a killed run left half-written can go.
             await anyio.to_thread.run_sync(remove_stale_parts, spec.output_dir)
-            async with Journal(spec.journal_path) as journal:
+            async with contextlib.aclosing(await open_batch_journal(spec, lock_existed=lock_existed)) as journal:
                 self._journal = journal
                 await journal.ensure_meta(spec.meta())
                 try:
@@ -333,6 +335,9 @@ class Batch:
         fingerprint = request_fingerprint(spec.fingerprint_body(key, content=content))
         legacy = request_fingerprint(spec.fingerprint_body(key))
         earlier = await self.journal.get(key)
+        if earlier is None and (found := await anyio.to_thread.run_sync(result_files, spec.output_dir, key)):
+            # Results, but no record (a journal started anew): paid for already, not submitted again.
+            return await self.journal.record_found_results(key, fingerprint, map(str, found))
         if earlier is None or earlier.fingerprint == fingerprint:
             return await self.journal.reserve(key, fingerprint)
         if earlier.fingerprint == legacy:  # a journal from before content signatures: nothing to compare
@@ -433,12 +438,9 @@ class Batch:
     async def _save(self, key: str, urls: tuple[str, ...]) -> tuple[Path, ...]:
         if not urls:
             raise DownloadError("", "no_results", "the task completed without result URLs")
-        relative = PurePosixPath(key)
 
         def name_for(index: int, image_format: ImageFormat) -> str:
-            # The input's suffix stays in the name: a.png and a.jpg never compete for one result name.
-            name = result_file_name(relative.name, index, image_format=image_format, keep_suffix=True)
-            return name if str(relative.parent) == "." else f"{relative.parent}/{name}"
+            return result_file_name_of(key, index, image_format)
 
         # Durable: the journal is about to record these results as saved, and a resumed run
         # trusts it; a power cut must not leave an empty file behind that record. Reusing an

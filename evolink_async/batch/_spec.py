@@ -109,6 +109,12 @@ class BatchSpec:
     #: Credits this run may reserve (estimated per input before each submit); inputs past it end
     #: ``not_submitted`` and stay in the journal for a later run.
     max_credits: float | None = attrs.field(default=None, validator=attrs.validators.optional(number_at_least(0)))
+    #: Start a new journal when this folder's journal is missing, empty or damaged while the folder
+    #: shows an earlier run (its lock file, results); without it such a run is refused
+    #: (``JournalLostError``), as it could not tell what was already paid for. Inputs with results in
+    #: the folder are then taken as done; the damaged journal is moved aside. Ignored when the
+    #: journal is usable.
+    new_journal: bool = attrs.field(default=False, validator=_flag)
 
     def request(self, image: ImageInput) -> ImageRequest:
         """The request for one input (validated: raises ``ValidationError`` before any upload)."""

@@ -79,6 +79,9 @@ def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
     parser.add_argument("--timeout", type=_positive, help="seconds per task before reporting it timed out")
     parser.add_argument("--dry-run", action="store_true", help="check inputs and estimate the cost; spend nothing")
     parser.add_argument("--retry-failed", action="store_true", help="submit inputs that failed in an earlier run again")
+    parser.add_argument("--new-journal", action="store_true",
+                        help="start a new journal when the one in --out is missing or damaged (refused otherwise: "
+                        "it could pay again for what was done); results already in --out are kept as done")  # fmt: skip
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="take symbolic links to files outside DIR (by default such an input fails)")  # fmt: skip
     parser.add_argument("--max-credits", type=_positive, help="stop new submits before this run's credits exceed it")

@@ -74,6 +74,9 @@ def add_mj_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *, 
     parser.add_argument("--max-in-flight", type=count, default=4, help="unfinished tasks at most (default: 4)")
     parser.add_argument("--timeout", type=positive, help="seconds per task before reporting it timed out")
     parser.add_argument("--retry-failed", action="store_true", help="submit failed prompts of an earlier run again")
+    parser.add_argument("--new-journal", action="store_true",
+                        help="start a new journal when the one in --out is missing or damaged (refused otherwise: "
+                        "it could pay again for what was done); results already in --out are kept as done")  # fmt: skip
     _mj_connection(parser, positive, poll_scale)
     parser.set_defaults(command="imagine")
 
@@ -121,7 +124,7 @@ async def imagine(args: argparse.Namespace, reporter: Reporter) -> int:
         raise UsageError(f"--prompts {printable(args.prompts)} is not a file")
     spec = PromptSpec(prompts=source, output_dir=Path(args.out), bot=Bot(args.bot),
                       mode=SpeedMode(args.mode) if args.mode else None, max_in_flight=args.max_in_flight,
-                      timeout=args.timeout, retry_failed=args.retry_failed)  # fmt: skip
+                      timeout=args.timeout, retry_failed=args.retry_failed, new_journal=args.new_journal)  # fmt: skip
     client = build_mj_client(args)
     runner = PromptBatch(client, spec, on_event=reporter.event)
     try:
