@@ -12,7 +12,6 @@ import re
 import signal
 import socket
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -283,12 +282,11 @@ def test_ctrl_c_with_callbacks_exits_130_promptly(tmp_path: Path) -> None:
             wait_for(lambda: len(sandbox.ledger()["billed"]) >= 1, 30, "a first submit", process=process)
             assert process.poll() is None, "the batch ended before the Ctrl-C"
             os.killpg(process.pid, signal.SIGINT)
-            pressed = time.monotonic()
             try:
                 process.wait(10)
             except subprocess.TimeoutExpired:
                 pytest.fail("still running 10 s after SIGINT")
-            took = time.monotonic() - pressed
+            billed = len(sandbox.ledger()["billed"])
         finally:
             if process.poll() is None:
                 os.killpg(process.pid, signal.SIGKILL)
@@ -297,6 +295,7 @@ def test_ctrl_c_with_callbacks_exits_130_promptly(tmp_path: Path) -> None:
             os.close(master)
     shown = reader.data.decode("utf-8", "replace")
     assert process.returncode == 130, f"exit status {process.returncode}, output:\n{shown[-800:]}"
-    assert took < 8, f"exit took {took:.1f} s"
+    # Promptly: it stopped at the Ctrl-C instead of running the batch out (12 inputs, 4 at a time).
+    assert billed < 12, f"all {billed} inputs were submitted before the exit"
     assert shown.count(RESUME_HINT) == 1, shown[-800:]
     assert "by callback" in shown, shown[-800:]  # the interrupted summary still counts updates

@@ -53,7 +53,12 @@ async def test_tasks_shorter_than_the_floor_are_found_by_their_first_query(
         evolink_sandbox.api_key, base_url=evolink_sandbox.base_url, poll_policy=PollPolicy()
     ) as client:
         async with client.fan_out(requests, max_in_flight=max_in_flight) as events:
-            completed = [event async for event in events if event.kind is EventKind.COMPLETED]
-    assert len(completed) == count
-    # One query per task: none raced the finish (today's code queried most of them twice).
-    assert evolink_sandbox.ledger.requests[TASKS_ENDPOINT] == count
+            seen = [event async for event in events]
+    assert sum(event.kind is EventKind.COMPLETED for event in seen) == count
+    # A 20 ms task can be over before its own submit answer is written when the machine is busy
+    # (the sandbox is descheduled between the two): that answer says completed, no query needed.
+    done_at_submit = sum(
+        1 for e in seen if e.kind is EventKind.SUBMITTED and e.task is not None and e.task.status.is_terminal
+    )
+    # One query per other task: none raced the finish (today's code queried most of them twice).
+    assert evolink_sandbox.ledger.requests[TASKS_ENDPOINT] == count - done_at_submit

@@ -35,24 +35,24 @@ async def test_a_deadline_fires_on_time_while_every_worker_is_busy() -> None:
         group.start_soon(tracker.run)
         tracker.watch("busy", busy)
         await anyio.sleep(0.05)
-        started = time.monotonic()
-        tracker.watch("timed", timed, deadline=started + 0.1)
-        with anyio.fail_after(2):
+        deadline = time.monotonic() + 0.1
+        tracker.watch("timed", timed, deadline=deadline)
+        # The only worker is stuck until release: a timeout that waited for a worker never comes.
+        with anyio.fail_after(10):
             while not timed.events:
                 await anyio.sleep(0.005)
-        waited = time.monotonic() - started
         assert timed.events[-1].kind is EventKind.TIMED_OUT
-        assert 0.09 <= waited < 1.0
+        assert timed.events[-1].at >= deadline  # on the tracker's clock: not before its deadline
         assert tracker.queries_sent == 1  # "timed" never got a worker: its timeout did not wait for one
         release.set()
         group.cancel_scope.cancel()
 
 
 async def test_an_earlier_watch_moves_the_timer_forward() -> None:
-    queried: list[tuple[str, float]] = []
+    queried: list[str] = []
 
     async def fetch(task_id: str) -> Task:
-        queried.append((task_id, time.monotonic()))
+        queried.append(task_id)
         return Task(id=task_id, status=TaskStatus.COMPLETED, progress=100)
 
     tracker = Tracker(fetch, policy=PollPolicy(jitter=0.0))
@@ -63,14 +63,13 @@ async def test_an_earlier_watch_moves_the_timer_forward() -> None:
         await anyio.sleep(0.01)
         # First query of "late" is half of a one-hour estimate away: the timer is armed for it.
         tracker.watch("late", late, snapshot=snapshot("late", estimated=3600.0))
-        started = time.monotonic()
         tracker.watch("now", now)  # no snapshot: queried at once, so the timer must move
-        with anyio.fail_after(2):
+        # The armed timer is 30 minutes away: "now" answered at all means the timer moved.
+        with anyio.fail_after(10):
             while not now.events:
                 await anyio.sleep(0.005)
         group.cancel_scope.cancel()
-    assert [task_id for task_id, _ in queried] == ["now"]
-    assert queried[0][1] - started < 0.5
+    assert queried == ["now"]
     assert now.events[-1].kind is EventKind.COMPLETED
 
 

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import json
-import time
 from typing import Any
 
 import aiohttp
+import anyio
 import pytest
 
 from evolink_async.sandbox import FAILURE_CODES, Faults, Sandbox
@@ -82,22 +82,40 @@ async def test_reset_after_without_a_key_pays_twice(evolink_sandbox_factory: Any
     assert len(sandbox.ledger.billed) == 2
 
 
-async def test_slow_answers_wait_the_scaled_delay(evolink_sandbox_factory: Any, api_for: Any) -> None:
+async def test_slow_answers_wait_the_scaled_delay(
+    evolink_sandbox_factory: Any, api_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The delay the sandbox asks for, not a stopwatch: a busy machine only ever makes it longer.
+    asked: list[float] = []
+    real_sleep = anyio.sleep
+
+    async def recorded_sleep(delay: float) -> None:
+        asked.append(delay)
+        await real_sleep(delay)
+
     sandbox = await evolink_sandbox_factory(faults=Faults(slow_rate=1.0, slow_delay=10.0), time_scale=0.02)
-    start = time.monotonic()
+    monkeypatch.setattr(anyio, "sleep", recorded_sleep)
     status, _, _ = await api_for(sandbox).submit(qwen())
     assert status == 200
-    assert time.monotonic() - start >= 0.2
+    assert asked == [pytest.approx(0.2)]  # 10 API seconds at time_scale 0.02
     assert sandbox.ledger.faults["slow"] == 1
 
 
 async def test_a_slow_submit_takes_effect_even_if_the_client_gives_up(
     evolink_sandbox_factory: Any, api_for: Any
 ) -> None:
-    sandbox = await evolink_sandbox_factory(faults=Faults(slow_rate=1.0, slow_delay=10.0), time_scale=0.01)
-    with pytest.raises(asyncio.TimeoutError):
-        async with asyncio.timeout(0.02):
-            await api_for(sandbox).submit(qwen())
+    sandbox = await evolink_sandbox_factory(faults=Faults(slow_rate=1.0, slow_delay=50.0), time_scale=0.01)
+    submit = asyncio.ensure_future(api_for(sandbox).submit(qwen()))
+    # Give up once the sandbox holds the request (its slow answer has begun), however long the
+    # request took to get there on a busy machine; the answer itself is 0.5 s away.
+    async with asyncio.timeout(10):
+        while not sandbox.ledger.faults["slow"]:
+            await asyncio.sleep(0.005)
+    assert not submit.done()
+    submit.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await submit
+    assert not sandbox.ledger.billed  # not yet: the sandbox is still in its slow delay
     # The handler goes on after the client left: wait for it (bounded), not a fixed sleep that a
     # busy machine outruns.
     async with asyncio.timeout(10):
