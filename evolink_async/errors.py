@@ -29,6 +29,7 @@ __all__ = [
     "BatchLockedError",
     "ClientClosedError",
     "DownloadError",
+    "EndpointMissingError",
     "EvolinkError",
     "FilesAPIError",
     "InsufficientCreditsError",
@@ -54,6 +55,7 @@ __all__ = [
     "TaskTimeoutError",
     "UnsupportedOperationError",
     "ValidationError",
+    "ends_submitting",
     "is_fatal_to_batch",
     "may_have_been_billed",
     "means_endpoint_missing",
@@ -122,9 +124,12 @@ class APIStatusError(EvolinkError):
         request_id: str | None = None,
         retry_after: float | None = None,
         body: Any = None,
+        url: str | None = None,
     ) -> None:
         self.message = message
         self.status_code = status_code
+        #: The call that was answered (``POST https://...``, secrets scrubbed), when the transport knows it.
+        self.url = url
         self.code = code
         self.type = type
         self.param = param
@@ -452,6 +457,47 @@ def was_refused_for_now(error: BaseException) -> bool:
     True
     """
     return isinstance(error, _REFUSED_FOR_NOW)
+
+
+class EndpointMissingError(APIStatusError):
+    """Raised to end a fan-out or batch when its submit (or upload) endpoint answered 404, 405 or 501:
+    a wrong base URL, which would fail every input alike.
+
+    That call created nothing; the inputs not yet submitted stay pending, so running again with
+    the right base URL takes them all. ``url`` names the call (secrets scrubbed).
+    """
+
+    @classmethod
+    def of(cls, error: APIStatusError | UnsupportedOperationError) -> EndpointMissingError:
+        # A Midjourney submit says UnsupportedOperationError, raised while handling the HTTP answer.
+        answer = error if isinstance(error, APIStatusError) else error.__context__
+        status = answer.status_code if isinstance(answer, APIStatusError) else 404
+        url = answer.url if isinstance(answer, APIStatusError) else None
+        detail = answer.message if isinstance(answer, APIStatusError) else error.message
+        where = url or (error.operation if isinstance(error, UnsupportedOperationError) else "the endpoint")
+        message = (f"no such endpoint: {where} (is the base URL right?); nothing was submitted there, and "
+                   f"running again with the right base URL submits every input left: {detail}")  # fmt: skip
+        return cls(_clip(message, 1500), status_code=status, url=url,
+                   request_id=answer.request_id if isinstance(answer, APIStatusError) else None)  # fmt: skip
+
+
+def ends_submitting(error: BaseException) -> BaseException | None:
+    """The error that ends a whole fan-out or batch because one submit (or upload) raised ``error``,
+    or None when only that input fails: a wrong or forbidden key (``is_fatal_to_batch``) as it is,
+    a missing endpoint (``means_endpoint_missing``: a wrong base URL) as an ``EndpointMissingError``.
+
+    Ask it only of a submit or an upload (fixed endpoints), never of one task's query.
+
+    >>> isinstance(ends_submitting(NotFoundError("Not Found", status_code=404)), EndpointMissingError)
+    True
+    """
+    if is_fatal_to_batch(error):
+        return error
+    if isinstance(error, EndpointMissingError):
+        return error
+    if isinstance(error, APIStatusError | UnsupportedOperationError) and means_endpoint_missing(error):
+        return EndpointMissingError.of(error)
+    return None
 
 
 def means_endpoint_missing(error: BaseException) -> bool:

@@ -19,6 +19,7 @@ from typing import Any, Required, TypedDict, Unpack
 import aiohttp
 import anyio
 import attrs
+import yarl
 
 from .._version import __version__
 from ..errors import (
@@ -163,8 +164,23 @@ def _too_large(resp: aiohttp.ClientResponse, what: str) -> ResponseFormatError:
     )
 
 
+def _call_name(method: str, url: str, secret: str) -> str:
+    """``POST https://host/path`` for an error, without user or password in the URL, nor any key."""
+    try:
+        shown = str(yarl.URL(url).with_user(None))
+    except (ValueError, TypeError):
+        shown = url
+    return redact(f"{method} {shown}", secret)
+
+
 def status_error(
-    status: int, raw: bytes, headers: Mapping[str, str], *, secret: str = "", retry_after: float | None = None
+    status: int,
+    raw: bytes,
+    headers: Mapping[str, str],
+    *,
+    secret: str = "",
+    retry_after: float | None = None,
+    url: str | None = None,
 ) -> APIStatusError:
     """The error for a non-2xx answer, from its body (``{"error": {...}}``) where it has one."""
     request_id = _request_id(headers)
@@ -196,6 +212,7 @@ def status_error(
         request_id=request_id,
         retry_after=retry_after,
         body=body,
+        url=url,
     )
 
 
@@ -351,7 +368,8 @@ class Transport:
                 else:
                     retry_after = parse_retry_after(resp_headers.get("retry-after"))
                     error = status_error(
-                        status, raw, resp_headers, secret=secret, retry_after=retry_after
+                        status, raw, resp_headers, secret=secret, retry_after=retry_after,
+                        url=_call_name(method, url, secret),
                     )
             if not (retry_safe and attempt < policy.max_retries and self._should_retry(error)):
                 raise error

@@ -32,8 +32,10 @@ from ..errors import (
     SubmitOutcomeUnknownError,
     TaskNeedsModalError,
     ValidationError,
+    ends_submitting,
     is_fatal_to_batch,
     may_have_been_billed,
+    means_endpoint_missing,
 )
 from .credit_budget import CreditBudget, credits_of
 from .event_buffer import EventBuffer
@@ -296,10 +298,10 @@ class FanOut:
                     if self._budget is not None:
                         self._budget.settle(cost)
         except EvolinkError as exc:
-            if is_fatal_to_batch(exc):
+            if (fatal := ends_submitting(exc)) is not None:  # a wrong key or base URL: every submit would fail so
                 self._submitting.pop(key, None)
                 self._slots.release()
-                self._fatal(exc)
+                self._fatal(fatal)
                 return
             if isinstance(exc, InsufficientCreditsError) and not self._stop_submitting:
                 self._stop_submitting = True
@@ -339,7 +341,7 @@ class FanOut:
             return await self._api.submit(request, idempotency_key=idempotency_key)
         except EvolinkError as exc:
             recover = self._api.recover
-            if recover is None or not may_have_been_billed(exc):
+            if recover is None or not may_have_been_billed(exc) or means_endpoint_missing(exc):  # 501: nothing made
                 raise
             wait = self._timeout if self._timeout is not None else RECOVER_TIMEOUT
             logger.info("submit %s: answer lost (%s); waiting up to %g s for its task", idempotency_key, exc, wait)

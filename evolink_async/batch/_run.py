@@ -38,7 +38,7 @@ from ..errors import (
     DownloadError,
     EvolinkError,
     ValidationError,
-    is_fatal_to_batch,
+    ends_submitting,
     may_have_been_billed,
     was_refused_for_now,
 )
@@ -319,8 +319,8 @@ class Batch:
         try:
             body = await self._request_body(path, key, entry)
         except EvolinkError as exc:
-            if is_fatal_to_batch(exc):
-                raise
+            if (fatal := ends_submitting(exc)) is not None:  # a wrong key or Files API URL: stop, inputs stay pending
+                raise fatal from None
             if not _transient(exc):  # transient: the entry stays pending, a re-run tries again
                 await self.journal.record_outcome(
                     key, EntryStatus.SUBMIT_FAILED, error_code=error_code(exc), error_message=error_message(exc)

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ..errors import (
     AuthenticationError,
     BatchLockedError,
+    EndpointMissingError,
     EvolinkError,
     JournalError,
     MissingAPIKeyError,
@@ -105,6 +106,9 @@ def _run(args: argparse.Namespace) -> int:
         code = _commands.EXIT_USAGE
     except (ValidationError, BatchLockedError, JournalError, _commands.UsageError, CallbackUsageError) as exc:
         print(f"evolink: {printable(exc)}", file=sys.stderr)
+        code = _commands.EXIT_USAGE
+    except EndpointMissingError as exc:  # a wrong --base-url: configuration, every input left pending
+        print(f"evolink: {printable(exc)}; check --base-url (or --files-base-url)", file=sys.stderr)
         code = _commands.EXIT_USAGE
     except EvolinkError as exc:
         print(f"evolink: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
