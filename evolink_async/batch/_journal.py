@@ -59,11 +59,12 @@ from ._entries import (  # fmt: skip
     JournalMismatchError,
     JournalStateError,
 )
+from ._journal_uploads import UPLOADS_SCHEMA, JournalUpload, delete_upload, insert_upload, select_uploads
 
 __all__ = ["SCHEMA_VERSION", "Journal"]
 
 T = TypeVar("T")
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2  # 2: the uploads table
 Synchronous = Literal["full", "normal"]
 
 
@@ -116,7 +117,9 @@ def _fetchall(conn: sqlite3.Connection, *, sql: str, params: Sequence[Any] = ())
     return conn.execute(sql, params).fetchall()
 
 
-def _select(conn: sqlite3.Connection, key: str, *, column: Literal["key", "task_id"] = "key") -> Entry | None:
+def _select(
+    conn: sqlite3.Connection, key: str, *, column: Literal["key", "task_id", "idempotency_key"] = "key"
+) -> Entry | None:
     row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE {column} = ?", (key,)).fetchone()  # noqa: S608
     return None if row is None else _entry(row)
 
@@ -165,8 +168,11 @@ def _migrate(conn: sqlite3.Connection) -> None:
             raise JournalError("the file is an SQLite database, but not an evolink journal")
         for statement in filter(str.strip, _SCHEMA.split(";")):
             conn.execute(statement)
+    if version < 2:  # in the same transaction: a journal of 0.x gains the table on its first resume
+        for statement in filter(str.strip, UPLOADS_SCHEMA.split(";")):
+            conn.execute(statement)
+    if version < SCHEMA_VERSION:
         conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-    # A schema 2 adds `if version < 2: ALTER TABLE ...` here, in the same transaction.
 
 
 def _connect(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
@@ -392,6 +398,18 @@ class Journal:
 
         return await self._run(work, write=True)
 
+    async def record_upload(self, key: str, file_id: str, file_url: str) -> None:
+        """Record a file uploaded for ``key`` (before its submit), so a later run can reuse or delete it."""
+        await self._run(functools.partial(insert_upload, key=key, file_id=file_id, file_url=file_url), write=True)
+
+    async def forget_upload(self, file_id: str) -> None:
+        """The file was deleted (or found gone): forget it."""
+        await self._run(functools.partial(delete_upload, file_id=file_id), write=True)
+
+    async def uploads(self, key: str | None = None) -> list[JournalUpload]:
+        """Files recorded as uploaded and not yet deleted (of ``key``, or of every input), oldest first."""
+        return await self._run(functools.partial(select_uploads, key=key))
+
     async def get(self, key: str) -> Entry | None:
         """The entry for ``key``, or None."""
         return await self._run(functools.partial(_select, key=key))
@@ -399,6 +417,10 @@ class Journal:
     async def find_task(self, task_id: str) -> Entry | None:
         """The entry that owns ``task_id`` (e.g. to route a webhook), or None."""
         return await self._run(functools.partial(_select, key=task_id, column="task_id"))
+
+    async def find_idempotency_key(self, idempotency_key: str) -> Entry | None:
+        """The entry whose current idempotency key is ``idempotency_key`` (e.g. to match an upload), or None."""
+        return await self._run(functools.partial(_select, key=idempotency_key, column="idempotency_key"))
 
     async def entries(
         self, *, status: EntryStatus | str | Iterable[EntryStatus | str] | None = None, page_size: int = 500

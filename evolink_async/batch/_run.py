@@ -21,7 +21,7 @@ import json
 import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, Any, cast
+from typing import IO, Any
 
 import anyio
 import anyio.abc
@@ -30,9 +30,11 @@ from anyio.streams.memory import MemoryObjectSendStream
 
 from .._core.logging import logger
 from .._files.download import download_urls, remove_stale_parts
-from .._files.image_probe import ImageFormat, check_image
+from .._files.image_probe import ImageFormat
+from .._files.local_images import local_image_problem
 from .._models.events import EventKind, TaskEvent
 from .._models.requests import ImageRequest, Request
+from .._protocols.evolink.files import Files
 from .._watching.fan_out import FanOut, FanOutItem
 from ..errors import (
     DownloadError,
@@ -58,9 +60,7 @@ from ._spec import (  # fmt: skip
     UnreadableFolder,
     iter_inputs,
 )
-
-if TYPE_CHECKING:
-    from .._clients.evolink import EvolinkClient
+from ._uploads import BatchUploads
 
 __all__ = ["Batch", "plan_batch"]
 
@@ -155,6 +155,7 @@ class Batch:
         self._fan_out: FanOut | None = None
         self._downloads = anyio.Semaphore(spec.max_downloads)
         self._credits_committed = 0.0  # estimated credits of the submits this run let through
+        self._uploads: BatchUploads | None = None  # the Files API uploads, when the client has one
 
     def _emit(self, event: BatchEvent) -> None:
         self._on_event(event)
@@ -184,6 +185,7 @@ class Batch:
                 self._journal = journal
                 await journal.ensure_meta(spec.meta())
                 try:
+                    await self._start_uploads(journal)
                     await self._run()
                 except BaseExceptionGroup as group:
                     # One cause (a wrong key, say) reads better than a tree of task groups.
@@ -220,6 +222,21 @@ class Batch:
         finally:  # also when interrupted: the submitted tasks' credits are reserved all the same
             self.summary.credits_reserved = round(fan_out.summary.credits_reserved, 6)
             self.summary.retried_uncertain_submits = fan_out.summary.retried_uncertain_submits
+            if self._uploads is not None:
+                self.summary.quota_waits = self._uploads.budget.quota_waits
+                self.summary.uploads_deleted = self._uploads.deleted + self._uploads.reclaimed
+
+    async def _start_uploads(self, journal: Journal) -> None:
+        """Settle an earlier run's uploads and read the file quota (only clients with a Files API)."""
+        files = getattr(self._client, "files", None)
+        if isinstance(files, Files):
+            self._uploads = BatchUploads(files, journal, keep=self._spec.keep_uploads, emit=self._emit)
+            await self._uploads.start()
+
+    async def _input_ended(self, key: str) -> None:
+        """``key`` has ended (results saved, failed, refused): its uploaded file is not needed any more."""
+        if self._uploads is not None:
+            await self._uploads.ended(key)
 
     # --- inputs -----------------------------------------------------------------------------
 
@@ -363,12 +380,14 @@ class Batch:
         spec = self._spec
         spec.request(path)  # suffix and prompt rules, before anything is read or sent
         try:
-            await anyio.to_thread.run_sync(lambda: check_image(path, model=spec.model, field=key))
+            await anyio.to_thread.run_sync(lambda: local_image_problem(path, model=spec.model, field=key))
         except OSError as exc:
             raise ValidationError(key, f"cannot be read: {exc.strerror or exc}") from None
-        uploaded = await cast("EvolinkClient", self._client).files.upload(path, file_name=path.name)
+        if self._uploads is None:
+            raise ValidationError(key, "is a local file, and this client has no Files API to upload it to")
+        file_url = await self._uploads.file_for(key, entry, path)
         self._emit(BatchEvent(kind="uploaded", key=key))
-        body = spec.request(uploaded.file_url).to_body()
+        body = spec.request(file_url).to_body()
         result: dict[str, object] = json.loads(await self.journal.record_request(key, json.dumps(body)))
         return result
 
@@ -397,6 +416,7 @@ class Batch:
                 await journal.record_outcome(
                     key, EntryStatus.SUBMIT_FAILED, error_code=error_code(error), error_message=error_message(error)
                 )
+                group.start_soon(self._input_ended, key)  # refused: never submitted with this file
             self._fail(key, error_code(error), error_message(error))
         elif event.kind is EventKind.TIMED_OUT:
             await journal.record_outcome(key, EntryStatus.TIMED_OUT)
@@ -407,10 +427,17 @@ class Batch:
             status = EntryStatus.FAILED if event.kind is EventKind.FAILED else EntryStatus.CANCELLED
             await journal.record_outcome(key, status, error_code=code, error_message=message)
             self._fail(key, code, message, task_id=task_id)
+            group.start_soon(self._input_ended, key)
 
     # --- downloads --------------------------------------------------------------------------
 
     async def _download(self, key: str, task_id: str | None, urls: tuple[str, ...]) -> None:
+        try:
+            await self._download_results(key, task_id, urls)
+        finally:  # saved or not, the task has ended: its input file is not needed for a re-download
+            await self._input_ended(key)
+
+    async def _download_results(self, key: str, task_id: str | None, urls: tuple[str, ...]) -> None:
         async with self._downloads:
             try:
                 paths = await self._save(key, urls)
@@ -498,7 +525,8 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
                 continue
             try:
                 spec.request(path)
-                await anyio.to_thread.run_sync(functools.partial(check_image, path, model=spec.model, field=key))
+                check = functools.partial(local_image_problem, path, model=spec.model, field=key)
+                await anyio.to_thread.run_sync(check)
             except (ValidationError, OSError) as exc:
                 invalid.append(FailedInput(key=key, code="invalid_input", message=error_message(exc)))
                 if on_event is not None:

@@ -115,6 +115,13 @@ class BatchSpec:
     #: the folder are then taken as done; the damaged journal is moved aside. Ignored when the
     #: journal is usable.
     new_journal: bool = attrs.field(default=False, validator=_flag)
+    #: Keep each uploaded input file after its task ended (by default it is deleted: the Files API
+    #: keeps 100 files per key, so a batch of more inputs finishes only by deleting as it goes).
+    keep_uploads: bool = attrs.field(default=False, validator=_flag)
+    #: Convert local images the service would refuse (BMP, TIFF, HEIC; EXIF rotation; sides out of
+    #: the model's range) into PNGs next to the journal instead of failing them (needs the
+    #: ``[images]`` extra: Pillow).
+    normalize: bool = attrs.field(default=False, validator=_flag)
 
     def request(self, image: ImageInput) -> ImageRequest:
         """The request for one input (validated: raises ``ValidationError`` before any upload)."""
@@ -211,7 +218,8 @@ class BatchEvent:
     earlier run), ``changed`` (its content differs from the earlier run's: a new input),
     ``uploaded``, ``submitted``, ``reattached``, ``progress``, ``completed``,
     ``downloaded`` (``paths``), ``failed`` (``error_code``, ``message``), ``discovered`` (all
-    inputs found; ``total``).
+    inputs found; ``total``), ``quota_wait`` (the Files API quota is full: an upload waits for a
+    deletion; ``total`` is the attempt, ``message`` says how long).
     """
 
     kind: str
@@ -257,6 +265,10 @@ class BatchSummary:
     reattached: int = 0
     results_saved: int = 0
     credits_reserved: float = 0.0
+    #: Uploads that waited because the Files API quota was full (code 40003: another client of the key).
+    quota_waits: int = 0
+    #: Uploaded input files deleted by this run (its own, and those an earlier run left behind).
+    uploads_deleted: int = 0
     #: Submits retried after a failure the server may have acted on (see ``FanOutSummary``): each
     #: is safe only where the server honours ``Idempotency-Key``.
     retried_uncertain_submits: int = 0

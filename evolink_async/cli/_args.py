@@ -85,6 +85,13 @@ def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="take symbolic links to files outside DIR (by default such an input fails)")  # fmt: skip
     parser.add_argument("--max-credits", type=_positive, help="stop new submits before this run's credits exceed it")
+    parser.add_argument("--keep-uploads", action="store_true",
+                        help="keep each uploaded input file after its task ended (by default it is deleted: "
+                        "the Files API keeps 100 files per key)")  # fmt: skip
+    parser.add_argument("--normalize", action="store_true",
+                        help="convert images the service would refuse (BMP, TIFF, HEIC, sides out of range) to "
+                        "PNG next to the journal instead of failing them "
+                        '(needs pip install "evolink-async[images]")')  # fmt: skip
     add_callback_arguments(parser)
     _connection(parser)
     parser.set_defaults(command="batch", operation=name)

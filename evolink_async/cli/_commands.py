@@ -68,7 +68,8 @@ def spec_from(args: argparse.Namespace) -> BatchSpec:
         model=model, prompt=getattr(args, "prompt", None), model_params=params, input_dir=Path(args.input_dir),
         output_dir=Path(args.out), recursive=args.recursive, pattern=args.glob, max_in_flight=args.max_in_flight,
         timeout=args.timeout, retry_failed=args.retry_failed, follow_symlinks=args.follow_symlinks,
-        max_credits=args.max_credits, new_journal=args.new_journal,
+        max_credits=args.max_credits, new_journal=args.new_journal, keep_uploads=args.keep_uploads,
+        normalize=args.normalize,
     )  # fmt: skip
 
 

@@ -128,6 +128,8 @@ class LiveReporter(Reporter):
             self._done(key, earlier=event.kind == "done_before")
         elif event.kind == "changed":
             self.console.print(Text.assemble(("changed ", "yellow"), key, f"  {printable(event.message or '')}"))
+        elif event.kind == "quota_wait":
+            self.console.print(Text.assemble(("waiting ", "yellow"), printable(event.message or "")))
         elif event.kind == "failed":
             message = f"  {printable(event.error_code)}: {printable(event.message)}"
             self.console.print(Text.assemble(("failed ", "red"), key, message))

@@ -80,6 +80,8 @@ class Reporter:
             self._print(f"done       {key}  (earlier run)")
         elif event.kind == "changed":
             self._print(f"changed    {key}  {printable(event.message or '')}")
+        elif event.kind == "quota_wait":
+            self._print(f"waiting    {printable(event.message or '')}")
         elif event.kind == "failed":
             self._print(f"FAILED     {key}  {printable(event.error_code)}: {printable(event.message)}")
 
@@ -144,6 +146,9 @@ def summary_lines(summary: BatchSummary) -> list[str]:
     if summary.failed:
         lines.append(f"{len(summary.failed)} failed:")
         lines += [f"  {printable(f.key)}  {printable(f.code)}  {printable(f.message)}" for f in summary.failed]
+    if summary.quota_waits:
+        lines.append(f"the Files API quota was full {summary.quota_waits} time(s) (another client of this key?): "
+                     "uploads waited for deletions")  # fmt: skip
     lines += unreadable_lines(summary.unreadable_folders)
     # The resume hint is the command's to print, once (also after a second Ctrl-C): not here.
     return lines

@@ -93,6 +93,7 @@ class _Files:
             expires=now + self.state.config.real(self.state.config.file_ttl),
             now=now,
         )
+        self.state.ledger.record_file_stored(key, sum(1 for _ in self.store.owned(key, now)))
         return _ok(self._describe(stored))
 
     @staticmethod

@@ -41,6 +41,8 @@ class Ledger:
     - ``faults``: injected faults per kind (``"server_error"``, ``"reset_after"``, ...);
     - ``peak_unfinished``: most tasks of one API key submitted and not yet terminal at one moment
       (``peak_unfinished_by_key`` per key), counted at each accepted submit;
+    - ``files_stored``: uploads the Files API stored; ``peak_files_by_key``: most files one key had
+      stored at one moment (counted at each stored upload);
     - ``callbacks``: every callback attempt; ``callbacks_delivered`` the tasks whose callback got a 2xx;
     - Midjourney-proxy side: ``mj_tasks`` every created MJ task (also in ``billed``), ``mj_refused``
       submits answered without a task, per code (4, 23, 24, ...), ``mj_hooks`` every notifyHook send;
@@ -58,6 +60,8 @@ class Ledger:
     faults: Counter[str] = attrs.field(factory=Counter)
     peak_unfinished: int = 0
     peak_unfinished_by_key: dict[str, int] = attrs.field(factory=dict)
+    files_stored: int = 0
+    peak_files_by_key: dict[str, int] = attrs.field(factory=dict)
     callbacks: list[CallbackAttempt] = attrs.field(factory=list)
     callbacks_delivered: list[str] = attrs.field(factory=list)
     mj_tasks: list[MjSubmission] = attrs.field(factory=list)
@@ -73,6 +77,11 @@ class Ledger:
     def record_replay(self, task_id: str) -> None:
         self.replays += 1
         self.replayed_ids.append(task_id)
+
+    def record_file_stored(self, api_key: str, stored: int) -> None:
+        self.files_stored += 1
+        if stored > self.peak_files_by_key.get(api_key, 0):
+            self.peak_files_by_key[api_key] = stored
 
     def record_unfinished(self, api_key: str, unfinished: int) -> None:
         if unfinished > self.peak_unfinished_by_key.get(api_key, 0):

@@ -1,0 +1,151 @@
+"""A folder batch's uploads: within the key's file quota, journalled, deleted once their input ends.
+
+One file is uploaded per input; the Files API keeps 100 per key by default (API.md A6), so a batch
+of more inputs than that only finishes if it deletes as it goes. The rules, in one place:
+
+- a file is *needed* while its input may still be submitted (``pending_submit``: a resume resends
+  the stored body, whose URL is this file) or its task may still be running (``submitted``,
+  ``timed_out``); once the input has ended (results downloaded, failed, cancelled, refused) the
+  file is deleted, unless the caller keeps uploads (``keep_uploads``);
+- each upload is committed to the journal (``file_id``, ``file_url``) right after the Files API
+  answers, before the submit; an input that already has a live file reuses it, never uploads again;
+- at the start of a run, files an earlier run left behind are settled: those of ended inputs are
+  deleted; a file stored by a run killed before it could record the answer is found by its name
+  (``evb-<batch tag>-<idempotency key>``): adopted when its input still needs it and nothing else,
+  deleted otherwise;
+- the quota's ``remain_files`` (plus the files this batch already owns) is the budget of files
+  alive at once (:class:`~evolink_async._protocols.evolink.uploads.UploadBudget`); a 40003 caused by
+  another client of the key waits for a deletion or a back-off, bounded, reported as ``quota_wait``.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+from pathlib import Path
+
+from .._core.logging import logger
+from .._protocols.evolink.files import Files
+from .._protocols.evolink.uploads import UploadBudget, is_gone
+from ..errors import EvolinkError, FilesAPIError
+from ._entries import Entry
+from ._journal import Journal
+from ._spec import BatchEvent
+
+__all__ = ["BatchUploads", "upload_needed"]
+
+_TAG_META = "upload_tag"
+_NAME_PREFIX = "evb-"
+_MAX_LISTED_PAGES = 100  # 10,000 files: far past any quota; bounds the work on a hostile listing
+
+
+def upload_needed(entry: Entry | None) -> bool:
+    """Whether an input's uploaded file may still be used: it may be submitted, or its task runs."""
+    return entry is not None and (entry.needs_submit or entry.needs_watch)
+
+
+class BatchUploads:
+    """The uploads of one batch run. ``start()`` once, then ``file_for`` per input and ``ended`` per end."""
+
+    def __init__(self, files: Files, journal: Journal, *, keep: bool, emit: Callable[[BatchEvent], None]) -> None:
+        self._files = files
+        self._journal = journal
+        self._keep = keep
+        self._emit = emit
+        self.budget = UploadBudget(files, on_quota_wait=self._quota_wait)
+        self._prefix = ""
+        #: Files deleted by this run, and files an earlier run left that this one deleted or adopted.
+        self.deleted = 0
+        self.reclaimed = 0
+        self.adopted = 0
+
+    def _quota_wait(self, attempt: int, delay: float) -> None:
+        self._emit(BatchEvent(kind="quota_wait", error_code="40003", total=attempt,
+                              message=f"the Files API quota is full (another client of this key?): waiting up to "
+                                      f"{delay:.1f} s for a deletion before upload attempt {attempt + 1}"))  # fmt: skip
+
+    async def start(self) -> None:
+        """Settle what earlier runs left, then read the quota: the budget of this run."""
+        tag = await self._journal.get_meta(_TAG_META)
+        if tag is None:
+            tag = secrets.token_hex(6)
+            await self._journal.set_meta(_TAG_META, tag)
+        self._prefix = f"{_NAME_PREFIX}{tag}-"
+        recorded = await self._journal.uploads()
+        alive = 0
+        for upload in recorded:
+            if upload_needed(await self._journal.get(upload.key)) or self._keep:
+                alive += 1
+            elif await self._delete_quietly(upload.file_id):
+                self.reclaimed += 1
+        if not self._keep:
+            alive += await self._settle_orphans({u.file_id for u in recorded})
+        await self.budget.start(alive=alive)
+
+    async def _settle_orphans(self, known: set[str]) -> int:
+        """Files named for this batch that the journal does not know: adopt or delete them; how many adopted."""
+        adopted = 0
+        for page_number in range(1, _MAX_LISTED_PAGES + 1):
+            page = await self._files.list(page=page_number)
+            for stored in page.files:
+                name = stored.file_name or ""
+                if stored.file_id in known or not name.startswith(self._prefix):
+                    continue
+                entry = await self._journal.find_idempotency_key(Path(name[len(self._prefix):]).stem)
+                if entry is not None and entry.needs_submit and entry.request_body is None and stored.file_url \
+                        and not await self._journal.uploads(entry.key):  # fmt: skip
+                    # Stored, its answer lost with the killed run: the input's file, not to upload again.
+                    await self._journal.record_upload(entry.key, stored.file_id, stored.file_url)
+                    known.add(stored.file_id)
+                    adopted += 1
+                    self.adopted += 1
+                elif await self._delete_quietly(stored.file_id, forget=False):
+                    self.reclaimed += 1
+            if not page.has_more or not page.files:
+                break
+        return adopted
+
+    async def file_for(self, key: str, entry: Entry, path: Path) -> str:
+        """The ``file_url`` of ``key``'s input: its live file if it has one, else a new upload (recorded)."""
+        for upload in await self._journal.uploads(key):
+            return upload.file_url
+        name = f"{self._prefix}{entry.idempotency_key}{path.suffix.lower()}"
+        if self._keep:
+            uploaded = await self.budget.after_quota_waits(
+                lambda: self._files.upload(path, file_name=name, check_format=False)
+            )
+        else:
+            uploaded = await self.budget.upload(path, file_name=name)
+        try:
+            await self._journal.record_upload(key, uploaded.file_id, uploaded.file_url)
+        except BaseException:
+            if not self._keep:  # unrecorded, it would be an orphan until the next run's sweep
+                await self._delete_quietly(uploaded.file_id, forget=False)
+            raise
+        return uploaded.file_url
+
+    async def ended(self, key: str) -> None:
+        """``key``'s input has ended: delete its files (unless kept). A failed delete is left to a later run."""
+        if self._keep:
+            return
+        for upload in await self._journal.uploads(key):
+            if await self._delete_quietly(upload.file_id):
+                self.deleted += 1
+
+    async def _delete_quietly(self, file_id: str, *, forget: bool = True) -> bool:
+        """Delete a file (and forget it); False when that failed for a reason other than it being gone."""
+        try:
+            if self.budget.room is None:  # an earlier run's file, before this run's budget exists
+                try:
+                    await self._files.delete(file_id)
+                except FilesAPIError as exc:
+                    if not is_gone(exc):
+                        raise
+            else:
+                await self.budget.delete(file_id)
+        except EvolinkError as exc:
+            logger.warning("could not delete uploaded file %s (%s); a later run deletes it", file_id, exc)
+            return False
+        if forget:
+            await self._journal.forget_upload(file_id)
+        return True
