@@ -17,7 +17,7 @@ from ._core.retry import RetryPolicy
 from ._models.events import EventKind, TaskEvent
 from ._models.midjourney import MidjourneyButton, MidjourneyDetails
 from ._models.requests import ImageInput, ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture, Speed
-from ._models.task import Task, TaskError, TaskInfo, TaskStatus, Usage
+from ._models.task import ResultItem, Task, TaskError, TaskInfo, TaskStatus, Usage
 from ._protocols.evolink.files import FilesPage, FilesQuota, UploadedFile
 from ._protocols.midjourney.requests import (
     Action,
@@ -155,6 +155,7 @@ __all__ = [
     "Request",
     "RequestTooLargeError",
     "ResponseFormatError",
+    "ResultItem",
     "Retexture",
     "RetryPolicy",
     "ServerError",

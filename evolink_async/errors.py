@@ -111,7 +111,11 @@ class ResponseFormatError(EvolinkError):
 
 
 class APIStatusError(EvolinkError):
-    """Raised for a non-2xx HTTP answer; the subclasses name the common statuses."""
+    """Raised for a non-2xx HTTP answer; the subclasses name the common statuses.
+
+    ``suggestion`` is the server's hint for the person, when it sent one
+    (``error.fallback_suggestion``, or ``error.suggestion``; API.md A6), e.g. another model to use.
+    """
 
     def __init__(
         self,
@@ -125,6 +129,7 @@ class APIStatusError(EvolinkError):
         retry_after: float | None = None,
         body: Any = None,
         url: str | None = None,
+        suggestion: str | None = None,
     ) -> None:
         self.message = message
         self.status_code = status_code
@@ -136,6 +141,7 @@ class APIStatusError(EvolinkError):
         self.request_id = request_id
         self.retry_after = retry_after
         self.body = body
+        self.suggestion = suggestion
         super().__init__(self._line())
 
     def _line(self) -> str:

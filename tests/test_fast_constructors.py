@@ -44,8 +44,8 @@ def _same(fast: object, built: object) -> None:
 def test_the_parser_builds_the_task_that_task_init_builds(body: dict[str, Any]) -> None:
     fields = _plain_fields(
         Task,
-        ["id", "status", "model", "progress", "created", "results", "task_info", "usage", "error", "type", "object",
-         "raw"],
+        ["id", "status", "model", "progress", "created", "results", "result_data", "task_info", "usage", "error",
+         "type", "object", "raw"],
     )  # fmt: skip
     parsed = converter._task(body)
     built = Task(**{field.name: getattr(parsed, field.name) for field in fields if field.name != "raw"}, raw=body)

@@ -10,7 +10,7 @@ import pytest
 
 import evolink_async as evolink
 from evolink_async import EventKind, EvolinkClient, QwenImageEdit, TaskStatus
-from evolink_async._models.task import CALLER_FIXABLE_CODES
+from evolink_async._models.task import NOT_RETRYABLE_CODES
 from evolink_async.sandbox import Faults, Sandbox
 
 REQUEST = QwenImageEdit(prompt="make it autumn", image_urls=["https://example.com/park.png"])
@@ -64,7 +64,7 @@ async def test_failed_task(evolink_sandbox: Sandbox, scaled_client: Build) -> No
             await client.images.generate(REQUEST)
         assert info.value.code
         assert info.value.task.status is TaskStatus.FAILED
-        assert info.value.retryable == (info.value.code not in CALLER_FIXABLE_CODES)
+        assert info.value.retryable == (info.value.code not in NOT_RETRYABLE_CODES)
 
 
 @pytest.mark.evolink_sandbox(faults=Faults(stuck_rate=1.0))

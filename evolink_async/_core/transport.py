@@ -184,7 +184,7 @@ def status_error(
 ) -> APIStatusError:
     """The error for a non-2xx answer, from its body (``{"error": {...}}``) where it has one."""
     request_id = _request_id(headers)
-    code = type_ = param = None
+    code = type_ = param = suggestion = None
     message = ""
     body: Any = None
     try:
@@ -197,6 +197,8 @@ def status_error(
         code = None if error.get("code") is None else redact(str(error["code"]), secret)
         type_ = None if error.get("type") is None else redact(str(error["type"]), secret)
         param = None if error.get("param") is None else redact(str(error["param"]), secret)
+        hint = error.get("fallback_suggestion") or error.get("suggestion")
+        suggestion = None if hint is None else redact(str(hint)[:2000], secret)  # bounded, like every field
         message = str(error.get("message") or "")
     elif isinstance(body, dict) and isinstance(body.get("message") or body.get("msg"), str):
         message = str(body.get("message") or body.get("msg"))
@@ -213,6 +215,7 @@ def status_error(
         retry_after=retry_after,
         body=body,
         url=url,
+        suggestion=suggestion,
     )
 
 

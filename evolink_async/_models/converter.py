@@ -14,7 +14,7 @@ from typing import Any
 import cattrs
 
 from ..errors import ResponseFormatError
-from .task import _STATUS_BY_WIRE, Task, TaskError, TaskInfo, TaskStatus, Usage
+from .task import _STATUS_BY_WIRE, ResultItem, Task, TaskError, TaskInfo, TaskStatus, Usage
 from .task_ids import is_safe_task_id
 
 __all__ = ["converter", "structure_task"]
@@ -81,6 +81,32 @@ def _results(value: Any, _: Any = None) -> tuple[str, ...]:
     return tuple(v for v in value if isinstance(v, str))
 
 
+# A hostile answer could list millions of items; a real one has a few (``n`` is at most 10).
+_MAX_RESULT_ITEMS = 1000
+
+
+def _result_item(value: Mapping[str, Any]) -> ResultItem:
+    duration = _optional_float(value.get("duration"))
+    return ResultItem(
+        image_url=_optional_url(value.get("image_url")),
+        video_url=_optional_url(value.get("video_url")),
+        audio_url=_optional_url(value.get("audio_url")),
+        title=_optional_str(value.get("title")),
+        duration=duration if duration is not None and duration >= 0 else None,
+        raw=value,
+    )
+
+
+def _optional_url(value: Any) -> str | None:
+    return value if type(value) is str and value else None
+
+
+def _result_data(value: Any, _: Any = None) -> tuple[ResultItem, ...]:
+    if type(value) is not list or not value:  # absent on most answers: no work at all
+        return ()
+    return tuple(_result_item(v) for v in value[:_MAX_RESULT_ITEMS] if type(v) is dict or isinstance(v, Mapping))
+
+
 # ``type(value) is dict`` first: JSON objects are dicts, and ``isinstance(value, Mapping)`` is an
 # ABC check (a Python-level ``__instancecheck__`` call) that ran several times per query.
 
@@ -93,7 +119,9 @@ def _task_error(value: Any, _: Any = None) -> TaskError | None:
     return TaskError(
         code=_optional_str(value.get("code")),
         message=str(value.get("message") or ""),
-        suggestion=_optional_str(value.get("suggestion")),
+        # Evolink's clients read ``suggestion`` on task errors and ``fallback_suggestion`` on HTTP
+        # errors (API.md A3, A6): either is the hint for the person.
+        suggestion=_optional_str(value.get("suggestion") or value.get("fallback_suggestion")),
     )
 
 
@@ -168,10 +196,10 @@ converter.register_structure_hook(Usage, _usage)
 # tests/test_fast_constructors.py checks that, and that the result equals ``Task(...)``.
 _new_task = object.__new__
 (
-    _set_id, _set_status, _set_model, _set_progress, _set_created, _set_results,
+    _set_id, _set_status, _set_model, _set_progress, _set_created, _set_results, _set_result_data,
     _set_task_info, _set_usage, _set_error, _set_type, _set_object, _set_raw,
 ) = (Task.__dict__[name].__set__ for name in (
-    "id", "status", "model", "progress", "created", "results",
+    "id", "status", "model", "progress", "created", "results", "result_data",
     "task_info", "usage", "error", "type", "object", "raw",
 ))  # fmt: skip
 
@@ -184,7 +212,8 @@ def _task(body: Mapping[str, Any], _: Any = None) -> Task:
     get = body.get
     task_id, status = body["id"], _status(body["status"])
     model, progress, created = _optional_str(get("model")), _progress(get("progress")), _optional_int(get("created"))
-    results, task_info, usage = _results(get("results")), _task_info(get("task_info")), _usage(get("usage"))
+    results, result_data = _results(get("results")), _result_data(get("result_data"))
+    task_info, usage = _task_info(get("task_info")), _usage(get("usage"))
     error, type_, object_ = _task_error(get("error")), _optional_str(get("type")), _optional_str(get("object"))
     task = _new_task(Task)
     _set_id(task, task_id)
@@ -193,6 +222,7 @@ def _task(body: Mapping[str, Any], _: Any = None) -> Task:
     _set_progress(task, progress)
     _set_created(task, created)
     _set_results(task, results)
+    _set_result_data(task, result_data)
     _set_task_info(task, task_info)
     _set_usage(task, usage)
     _set_error(task, error)

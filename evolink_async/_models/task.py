@@ -10,7 +10,7 @@ import attrs
 
 from .midjourney import MIDJOURNEY_OBJECT, MidjourneyDetails, midjourney_details
 
-__all__ = ["Task", "TaskError", "TaskInfo", "TaskStatus", "Usage"]
+__all__ = ["NOT_RETRYABLE_CODES", "ResultItem", "Task", "TaskError", "TaskInfo", "TaskStatus", "Usage"]
 
 
 class TaskStatus(enum.StrEnum):
@@ -49,15 +49,17 @@ class TaskStatus(enum.StrEnum):
 _STATUS_BY_WIRE = {member.value: member for member in TaskStatus}
 _TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
-# Task-level error codes (API.md A3) that the caller has to fix; anything else is the server's
-# problem and may succeed when submitted again later.
-CALLER_FIXABLE_CODES = frozenset(
+# Evolink's own table of task-level error codes (API.md A6): these mean "fix the input" and fail
+# the same way when submitted again. Every other code, known or not, is the server's problem and
+# may succeed later (their table marks the rest retryable and falls back to ``unknown_error``).
+NOT_RETRYABLE_CODES = frozenset(
     {
         "content_policy_violation",
         "invalid_parameters",
-        "image_processing_error",
         "image_dimension_mismatch",
+        "image_processing_error",
         "request_cancelled",
+        "resource_not_found",
     }
 )
 
@@ -72,8 +74,31 @@ class TaskError:
 
     @property
     def retryable(self) -> bool:
-        """True when submitting the same request again later may succeed."""
-        return self.code not in CALLER_FIXABLE_CODES
+        """True when submitting the same request again later may succeed (Evolink's table, API.md A6;
+        an unknown code is retryable)."""
+        return self.code not in NOT_RETRYABLE_CODES
+
+
+@attrs.frozen(kw_only=True)
+class ResultItem:
+    """One entry of ``result_data[]`` (API.md A6): a typed view of a result beside ``results``.
+
+    Image tasks carry ``image_url``; video and audio tasks ``video_url`` / ``audio_url``, with a
+    ``title`` and a ``duration`` in seconds. ``raw`` keeps the whole object, unknown fields
+    included (``result_id``, ``tags``, ``stream_audio_url``, ...).
+    """
+
+    image_url: str | None = None
+    video_url: str | None = None
+    audio_url: str | None = None
+    title: str | None = None
+    duration: float | None = None
+    raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False, hash=False)
+
+    @property
+    def url(self) -> str | None:
+        """Whichever of the three URLs the item has (image first)."""
+        return self.image_url or self.video_url or self.audio_url
 
 
 @attrs.frozen(kw_only=True)
@@ -100,7 +125,8 @@ class Task:
     """One snapshot of a task. ``raw`` holds the whole body as received, unknown fields included.
 
     ``results`` are the output image URLs, present once ``status`` is completed; they expire
-    24 hours after completion, so download them promptly.
+    24 hours after completion, so download them promptly. ``result_data`` is the same outcome as
+    typed items, when the server sends ``result_data[]`` (empty otherwise).
     """
 
     id: str
@@ -109,6 +135,7 @@ class Task:
     progress: int = 0
     created: int | None = None
     results: tuple[str, ...] = ()
+    result_data: tuple[ResultItem, ...] = ()
     task_info: TaskInfo = attrs.field(factory=TaskInfo)
     usage: Usage | None = None
     error: TaskError | None = None

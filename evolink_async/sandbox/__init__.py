@@ -10,6 +10,7 @@ It imports nothing of the client: only aiohttp, attrs, anyio and the SDK's reque
 from ._config import (
     DEFAULT_API_KEY,
     DEFAULT_ESTIMATED_TIMES,
+    DEFAULT_MAX_FILES,
     DEFAULT_MODEL_COSTS,
     FAILURE_CODES,
     Faults,
@@ -24,6 +25,7 @@ from ._sandbox import Sandbox
 __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_ESTIMATED_TIMES",
+    "DEFAULT_MAX_FILES",
     "DEFAULT_MODEL_COSTS",
     "FAILURE_CODES",
     "CallbackAttempt",

@@ -17,7 +17,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from ._config import DEFAULT_API_KEY, Faults
+from ._config import DEFAULT_API_KEY, DEFAULT_MAX_FILES, Faults
 from ._mj_cli import add_mj_arguments, mj_options
 from ._sandbox import Sandbox
 
@@ -47,6 +47,14 @@ def _parser(prog: str = "python -m evolink_async.sandbox") -> argparse.ArgumentP
         "--no-idempotency", dest="honor_idempotency_keys", action="store_false",
         help="ignore Idempotency-Key, as a server without de-duplication does: every submit bills",
     )
+    parser.add_argument(
+        "--max-files", type=int, default=DEFAULT_MAX_FILES,
+        help=f"live Files API uploads per key (default: {DEFAULT_MAX_FILES}, the real default; VIP keys have 500)",
+    )
+    parser.add_argument(
+        "--accept-any-model", action="store_true",
+        help="accept any model name (default: models outside the documented catalogue get 400 model_unavailable)",
+    )
     parser.add_argument("--rate-limit", type=float, default=None, help="requests per API second per key")
     parser.add_argument("--duration-spread", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"))
     for name in _FAULT_RATES:
@@ -74,6 +82,8 @@ async def serve(args: argparse.Namespace, *, export: bool = False) -> None:
         duration_spread=tuple(args.duration_spread),
         faults=faults,
         honor_idempotency_keys=args.honor_idempotency_keys,
+        max_files=args.max_files,
+        accept_any_model=args.accept_any_model,
         midjourney=mj_options(args),
     ) as sandbox:
         assignments = [("EVOLINK_BASE_URL", sandbox.base_url), ("EVOLINK_FILES_BASE_URL", sandbox.files_base_url),

@@ -15,13 +15,13 @@ from types import MappingProxyType
 
 import attrs
 
-from .._models.task import CALLER_FIXABLE_CODES
 from ._mj_config import MidjourneyOptions
 
 __all__ = [
     "DEFAULT_API_KEY",
     "DEFAULT_ESTIMATED_TIME",
     "DEFAULT_ESTIMATED_TIMES",
+    "DEFAULT_MAX_FILES",
     "DEFAULT_MODEL_COSTS",
     "FAILURE_CODES",
     "Faults",
@@ -49,8 +49,13 @@ TURBO_COST_FACTOR = 2.0
 
 #: Task-level error codes of API.md A3 that injected failures draw from, both the caller-fixable
 #: and the server-side ones (``generation_timeout`` is left to stuck tasks, which end with it).
+#: The order is part of seeded runs (a draw picks an index): append, never reorder.
 FAILURE_CODES: tuple[str, ...] = (
-    *sorted(CALLER_FIXABLE_CODES),
+    "content_policy_violation",
+    "image_dimension_mismatch",
+    "image_processing_error",
+    "invalid_parameters",
+    "request_cancelled",
     "generation_failed_no_content",
     "service_error",
     "resource_exhausted",
@@ -61,6 +66,8 @@ FAILURE_CODES: tuple[str, ...] = (
 )
 
 _MiB = 1024 * 1024
+#: The Files API's default quota of live files per key (API.md A6).
+DEFAULT_MAX_FILES = 100
 
 
 def _rate(value: float) -> float:
@@ -159,8 +166,15 @@ class SandboxConfig:
     duration_spread: tuple[float, float] = attrs.field(default=(0.5, 1.5), converter=_spread)
     pending_fraction: float = 0.15
     model_costs: Mapping[str, float] = DEFAULT_MODEL_COSTS
-    max_upload_bytes: int = 20 * _MiB
-    max_files: int = 2000
+    #: The Files API's limits (API.md A6): 100 MB a file, 100 live files a key (500 for VIP
+    #: accounts: ``max_files=500``). Files count until deleted or expired (``file_ttl``).
+    max_upload_bytes: int = 100 * _MiB
+    max_files: int = DEFAULT_MAX_FILES
+    #: ``user_group`` in usage blocks and the quota answer ("default"; Evolink's VIP keys differ).
+    user_group: str = "default"
+    #: False refuses models outside the documented catalogue with 400 ``model_unavailable``, as
+    #: the real service refuses a model it does not serve; True accepts any model name.
+    accept_any_model: bool = False
     result_ttl: float = 24 * 3600.0
     file_ttl: float = 72 * 3600.0
     callback_timeout: float = 10.0
@@ -177,6 +191,10 @@ class SandboxConfig:
             raise ValueError("credits must be >= 0, or None for unlimited")
         if not 0 <= self.pending_fraction < 1:
             raise ValueError("pending_fraction must be within [0, 1)")
+        for name in ("max_files", "max_upload_bytes"):
+            value = getattr(self, name)
+            if type(value) is not int or value < 1:
+                raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
     def real(self, api_seconds: float) -> float:
         """Wall-clock seconds that stand for ``api_seconds`` of the real service."""

@@ -1,4 +1,4 @@
-"""The Files API store (API.md A6): uploaded images kept in memory, keyed by file id.
+"""The Files API store (API.md A6): uploaded files kept in memory, keyed by file id.
 
 Nothing touches the disk, and a name from outside is only ever a label: it is reduced to
 ``[A-Za-z0-9._-]`` characters for the served URL, so no name can escape or collide with
@@ -16,27 +16,10 @@ from urllib.parse import unquote
 
 import attrs
 
-__all__ = ["FileError", "FileStore", "StoredFile", "sanitize_name", "sanitize_path", "sniff_mime"]
+from ._media import KNOWN_SUFFIXES, REFUSED_IMAGE_TYPES, extension_for, sniff, storable
 
-# Magic bytes of the accepted image types (A6 says jpeg, png, gif, webp; A2 adds bmp and tiff).
-_MAGIC: tuple[tuple[bytes, str], ...] = (
-    (b"\x89PNG\r\n\x1a\n", "image/png"),
-    (b"\xff\xd8\xff", "image/jpeg"),
-    (b"GIF87a", "image/gif"),
-    (b"GIF89a", "image/gif"),
-    (b"BM", "image/bmp"),
-    (b"II*\x00", "image/tiff"),
-    (b"MM\x00*", "image/tiff"),
-)
-EXTENSIONS = {
-    "image/png": ".png",
-    "image/jpeg": ".jpg",
-    "image/gif": ".gif",
-    "image/webp": ".webp",
-    "image/bmp": ".bmp",
-    "image/tiff": ".tiff",
-}
-_IMAGE_SUFFIXES = (*EXTENSIONS.values(), ".jpeg", ".tif")
+__all__ = ["FileError", "FileStore", "StoredFile", "sanitize_name", "sanitize_path"]
+
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 _MAX_NAME = 128
 
@@ -55,16 +38,6 @@ class FileError(Exception):
         return self.code // 100
 
 
-def sniff_mime(data: bytes) -> str | None:
-    """The image MIME type by magic bytes, or None when ``data`` is not an accepted image."""
-    if data[:4] == b"RIFF" and data[8:12] == b"WEBP":
-        return "image/webp"
-    for magic, mime in _MAGIC:
-        if data.startswith(magic):
-            return mime
-    return None
-
-
 def sanitize_name(name: str | None, *, mime: str, fallback: str) -> str:
     """A safe file name: last path component, ``[A-Za-z0-9._-]`` only, no leading dot, with an extension."""
     # Multipart file names may arrive percent-encoded ("..%2Fetc%2Fpasswd"): decode, then cut.
@@ -72,8 +45,8 @@ def sanitize_name(name: str | None, *, mime: str, fallback: str) -> str:
     base = _UNSAFE.sub("_", base).lstrip(".")[:_MAX_NAME]
     if not base.strip("_"):
         base = fallback
-    if not base.lower().endswith(_IMAGE_SUFFIXES):
-        base += EXTENSIONS.get(mime, "")
+    if not base.lower().endswith(KNOWN_SUFFIXES):
+        base += extension_for(mime)
     return base
 
 
@@ -145,9 +118,13 @@ class FileStore:
         """Check and store one upload; raises :class:`FileError` (40001/40002/40003)."""
         if len(data) > self.max_bytes:
             raise FileError(40001, f"file too large: {len(data)} bytes, the limit is {self.max_bytes}")
-        mime = sniff_mime(data)
-        if mime is None:
-            raise FileError(40002, "file type not allowed: only jpeg, png, gif, webp, bmp and tiff images")
+        mime = sniff(data)
+        if mime is None or not storable(mime):
+            # Decided by the bytes, not the name: a BMP called cat.png is still refused.
+            what = f"{mime.split('/')[1].upper()} images are" if mime in REFUSED_IMAGE_TYPES else "this content is"
+            raise FileError(
+                40002, f"file type not allowed: {what} not stored (images: jpeg, png, gif, webp; audio; video)"
+            )
         if sum(1 for _ in self.owned(api_key, now)) >= self.max_files:
             raise FileError(40003, f"file quota exceeded: at most {self.max_files} files")
         file_id = "file_" + secrets.token_hex(8)

@@ -1,10 +1,15 @@
 """The Files API app (API.md A6): uploads as base64, multipart stream or URL; list, quota, delete.
 
 Answers use the Files API envelope: ``{"success": true, "code": 200, "msg": "ok", "data": ...}``
-or ``{"success": false, "code": <int>, "msg": ...}``. A6 leaves the HTTP statuses, the list and
-quota payloads and the codes other than 40001-40004/50001 undocumented; the sandbox answers with
-HTTP status ``code // 100`` and uses 40000 (bad request), 40100 (bad key), 40400 (no such file).
-Downloads (``file_url``, ``download_url``) need no key, like the real CDN links.
+or ``{"success": false, "code": <int>, "msg": ...}``. The quota answer is ``used_files``,
+``max_files``, ``remain_files``, ``user_group``; the list answer ``files[]`` and ``total`` (with
+``page`` and ``pageSize``, at most 100); a delete answers the bare envelope, no ``data`` (Evolink's
+own client checks only ``success``, so a client must not need more). Multipart fields are read in
+both spellings, ``upload_path``/``file_name`` (the docs) and ``uploadPath``/``fileName`` (Evolink's
+client). A6 leaves the HTTP statuses and the codes other than 40001-40004/50001 undocumented; the
+sandbox answers with HTTP status ``code // 100`` and uses 40000 (bad request), 40100 (bad key),
+40400 (no such file). Downloads (``file_url``, ``download_url``) need no key, like the real CDN
+links. tests/contract/ holds every one of these facts as data, and the known differences.
 """
 
 from __future__ import annotations
@@ -139,7 +144,11 @@ class _Files:
         if data is None:
             raise FileError(40000, "the multipart field 'file' is required")
         return self._store(
-            key, data, file_name=fields.get("file_name"), original_name=original, upload_path=fields.get("upload_path")
+            key,
+            data,
+            file_name=fields.get("file_name", fields.get("fileName")),
+            original_name=original,
+            upload_path=fields.get("upload_path", fields.get("uploadPath")),
         )
 
     async def _read_limited(self, part: aiohttp.BodyPartReader) -> bytes:
@@ -198,9 +207,8 @@ class _Files:
             {
                 "used_files": len(owned),
                 "max_files": self.store.max_files,
-                "remaining_files": max(0, self.store.max_files - len(owned)),
-                "used_bytes": sum(f.file_size for f in owned),
-                "max_file_size": self.store.max_bytes,
+                "remain_files": max(0, self.store.max_files - len(owned)),
+                "user_group": self.state.config.user_group,
             }
         )
 
@@ -209,7 +217,7 @@ class _Files:
         file_id = request.match_info["file_id"]
         if not self.store.delete(key, file_id, self.state.clock()):
             raise FileError(40400, f"file {file_id} not found")
-        return _ok({"file_id": file_id, "deleted": True})
+        return json_response({"success": True, "code": 200, "msg": "ok"})
 
     async def download(self, request: web.Request) -> web.StreamResponse:
         stored = self.store.get(request.match_info["file_id"], self.state.clock())

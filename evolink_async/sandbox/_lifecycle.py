@@ -131,9 +131,10 @@ def plan_task(
 ) -> TaskRecord:
     """Fix the timeline and outcome of a newly accepted task.
 
-    ``input_missing`` marks a first input URL that points at this sandbox but names no file
-    (deleted, expired or never uploaded): the task then fails with ``image_processing_error``,
-    as the real service fails when it cannot download an input.
+    ``input_missing`` marks an input URL that points at this sandbox but names no file (deleted,
+    expired or never uploaded) or a file that is no whole image (truncated, corrupt): the task
+    then fails with ``image_processing_error``, as the real service fails when it cannot download
+    or read an input.
     """
     rng = random.Random(f"{config.seed}/task/{ordinal}")
     faults = config.faults
@@ -189,7 +190,7 @@ def result_url(base_url: str, task_id: str, index: int) -> str:
     return f"{base_url}/files/results/{task_id}/{index}.png"
 
 
-def snapshot(record: TaskRecord, now: float, *, base_url: str) -> dict[str, Any]:
+def snapshot(record: TaskRecord, now: float, *, base_url: str, user_group: str = "default") -> dict[str, Any]:
     """The task as ``GET /v1/tasks/{id}`` answers it at ``now`` (API.md A1/A3 shapes)."""
     status, progress = record.state(now)
     terminal = status.is_terminal
@@ -202,12 +203,14 @@ def snapshot(record: TaskRecord, now: float, *, base_url: str) -> dict[str, Any]
         "status": status.value,
         "task_info": {"can_cancel": not terminal},
         "type": "image",
-        "usage": {"billing_rule": "per_call", "credits_reserved": record.credits, "user_group": "default"},
+        "usage": {"billing_rule": "per_call", "credits_reserved": record.credits, "user_group": user_group},
     }
     if not terminal:
         body["task_info"]["estimated_time"] = json_seconds(record.estimated_time)
     if status is TaskStatus.COMPLETED:
         body["results"] = [result_url(base_url, record.id, i) for i in range(record.result_count)]
+        # Evolink's answers carry the same outcome as typed items beside ``results`` (API.md A6).
+        body["result_data"] = [{"image_url": url} for url in body["results"]]
     elif status is TaskStatus.FAILED:
         code = record.error_code or "unknown_error"
         body["error"] = {"code": code, "message": ERROR_MESSAGES.get(code, "Task failed.")}

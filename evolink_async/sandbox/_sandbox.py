@@ -16,6 +16,7 @@ from aiohttp import web
 from ._config import (
     DEFAULT_API_KEY,
     DEFAULT_ESTIMATED_TIMES,
+    DEFAULT_MAX_FILES,
     DEFAULT_MODEL_COSTS,
     Faults,
     MidjourneyOptions,
@@ -43,6 +44,11 @@ class Sandbox:
     outcomes, durations and fault decisions repeat for the same sequence of requests (``None``
     draws a seed, readable as ``sandbox.seed`` to replay a failing run).
 
+    It holds to the facts of API.md A and B (tests/contract/ checks each one): the Files API keeps
+    at most ``max_files`` live files a key (100, as the real default; files count until deleted or
+    expired after 72 h), and a submit naming a model outside the documented catalogue is a 400
+    ``model_unavailable`` unless ``accept_any_model=True``.
+
     >>> async with Sandbox(time_scale=0.01, seed=1) as sandbox:
     ...     client = EvolinkClient(api_key=sandbox.api_key, base_url=sandbox.base_url)
     ...     ...
@@ -67,8 +73,10 @@ class Sandbox:
         duration_spread: tuple[float, float] = (0.5, 1.5),
         pending_fraction: float = 0.15,
         model_costs: Mapping[str, float] | None = None,
-        max_upload_bytes: int = 20 * 1024 * 1024,
-        max_files: int = 2000,
+        max_upload_bytes: int = 100 * 1024 * 1024,
+        max_files: int = DEFAULT_MAX_FILES,
+        user_group: str = "default",
+        accept_any_model: bool = False,
         honor_idempotency_keys: bool = True,
         port: int = 0,
         files_port: int = 0,
@@ -92,6 +100,8 @@ class Sandbox:
             model_costs={**DEFAULT_MODEL_COSTS, **(model_costs or {})},
             max_upload_bytes=max_upload_bytes,
             max_files=max_files,
+            user_group=user_group,
+            accept_any_model=accept_any_model,
             honor_idempotency_keys=honor_idempotency_keys,
             midjourney=midjourney,
         )

@@ -18,9 +18,11 @@ from aiohttp import web
 from .._models.requests import validate_body
 from ..errors import ValidationError
 from ._callbacks import is_loopback_url
+from ._catalogue import SUGGESTED_MODEL, is_known_model
 from ._config import format_seconds
 from ._faults import FaultDecision
 from ._http import bearer_key, drop_connection, json_response, request_id_middleware
+from ._media import image_intact
 from ._mj_routes import add_mj_routes
 from ._state import SandboxState
 from ._tasks import TASK_ID_PREFIX, IdempotencyConflict, fingerprint
@@ -48,6 +50,13 @@ ERROR_TYPES = {
     502: "upstream_error",
     503: "service_unavailable_error",
 }
+#: ``error.fallback_suggestion`` (API.md A6) for the errors where there is a fallback to offer:
+#: another model, or the same call later. Evolink does not document when it sends one.
+FALLBACK_SUGGESTIONS = {
+    "model_unavailable": f"Use an available model, for example {SUGGESTED_MODEL}.",
+    "upstream_error": "The upstream provider failed: retry in a minute, or use another model.",
+    "service_unavailable": "The service is temporarily unavailable: retry in a minute, or use another model.",
+}
 
 
 class ApiError(Exception):
@@ -67,6 +76,9 @@ class ApiError(Exception):
         error: dict[str, Any] = {"code": self.code, "message": self.message, "type": ERROR_TYPES.get(self.status)}
         if self.param is not None:
             error["param"] = self.param
+        suggestion = FALLBACK_SUGGESTIONS.get(self.code)
+        if suggestion is not None:
+            error["fallback_suggestion"] = suggestion
         return json_response({"error": error}, status=self.status, headers=self.headers)
 
 
@@ -169,10 +181,14 @@ class _Api:
                 return json_response(self.state.body(replayed), headers={"idempotency-replayed": "true"})
         self._validate(body)
         params = body.get("model_params") or {}
+        model = body["model"]
+        if not self.config.accept_any_model and not is_known_model(model):
+            # Before billing, like every refusal of the request itself.
+            raise ApiError(400, "model_unavailable", f"Model {model[:100]!r} is not available.", param="model")
         credits = self.config.cost(body["model"], params.get("speed"))
         if not self.state.book.can_afford(credits):
             raise ApiError(402, "insufficient_quota", f"Insufficient credits: this call needs {credits:g}.")
-        input_image, input_missing = await self._inputs(body.get("image_urls") or [])
+        input_image, input_unusable = await self._inputs(body.get("image_urls") or [])
         record = self.state.book.create(
             api_key=key,
             body=body,
@@ -181,7 +197,7 @@ class _Api:
             idempotency_key=idempotency_key,
             body_fingerprint=body_fingerprint,
             input_image=input_image,
-            input_missing=input_missing,
+            input_missing=input_unusable,
         )
         self.state.callbacks.schedule(record)
         return json_response(self.state.body(record))
@@ -198,10 +214,18 @@ class _Api:
             raise ApiError(400, "invalid_parameters", str(exc), param=exc.field) from None
 
     async def _inputs(self, urls: list[str]) -> tuple[bytes | None, bool]:
+        """The first input's bytes, and whether any input the sandbox holds is missing or unusable.
+
+        An input that is gone, truncated, corrupt or not an image fails the task with
+        ``image_processing_error`` (accepted and billed first, as the real service downloads
+        inputs after the submit). Inputs on other hosts are never fetched: they count as fine.
+        """
         first: bytes | None = None
         for index, url in enumerate(urls):
             data, missing = await self.state.resolve_input(url)
             if missing:
+                return None, True
+            if data is not None and not await anyio.to_thread.run_sync(image_intact, data):
                 return None, True
             if index == 0:
                 first = data

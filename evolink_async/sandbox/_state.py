@@ -66,11 +66,13 @@ class SandboxState:
             group.start_soon(self.mj.hooks.run)
 
     def body(self, record: TaskRecord) -> dict[str, Any]:
-        return snapshot(record, self.clock(), base_url=self.base_url)
+        return snapshot(record, self.clock(), base_url=self.base_url, user_group=self.config.user_group)
 
     def final_body(self, record: TaskRecord) -> dict[str, Any]:
         """The task as it reads once terminal (what a callback carries)."""
-        return snapshot(record, max(self.clock(), record.finishes), base_url=self.base_url)
+        return snapshot(
+            record, max(self.clock(), record.finishes), base_url=self.base_url, user_group=self.config.user_group
+        )
 
     def result_expired(self, record: TaskRecord, now: float) -> bool:
         return now >= record.finishes + self.config.real(self.config.result_ttl)

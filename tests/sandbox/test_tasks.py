@@ -90,6 +90,7 @@ async def test_lifecycle_pending_processing_completed(clock: FakeClock, api_for:
             "object": "image.generation.task",
             "progress": 100,
             "results": [f"{sandbox.base_url}/files/results/{task_id}/0.png"],
+            "result_data": [{"image_url": f"{sandbox.base_url}/files/results/{task_id}/0.png"}],
             "status": "completed",
             "task_info": {"can_cancel": False},
             "type": "image",
