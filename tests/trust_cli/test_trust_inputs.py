@@ -36,11 +36,13 @@ def _results(out: Path) -> list[Path]:
 
 
 def _jpeg_bytes(width: int = 400, height: int = 400) -> bytes:
-    """A JPEG header (SOI, JFIF, baseline SOF0) and EOI: enough for every header-level check."""
+    """A JPEG's structure (SOI, JFIF, baseline SOF0, a scan, EOI): whole enough for the sandbox, which
+    fails a task whose input is truncated (a header alone is) with image_processing_error."""
     app0 = b"\xff\xe0\x00\x10JFIF\x00\x01\x01\x00\x00\x01\x00\x01\x00\x00"
     sof0 = b"\xff\xc0\x00\x11\x08" + height.to_bytes(2, "big") + width.to_bytes(2, "big") + \
         b"\x03\x01\x22\x00\x02\x11\x01\x03\x11\x01"  # fmt: skip
-    return b"\xff\xd8" + app0 + sof0 + b"\xff\xd9"
+    scan = b"\xff\xda\x00\x0c\x03\x01\x00\x02\x11\x03\x11\x00\x3f\x00" + b"\x00" * 16
+    return b"\xff\xd8" + app0 + sof0 + scan + b"\xff\xd9"
 
 
 # --- item 3 ---------------------------------------------------------------------------------
