@@ -210,11 +210,11 @@ FACTS: tuple[Fact, ...] = (
         status=200,
         body={**TASK_FIELDS, "status": "pending", "progress": 0, "task_info.can_cancel": True,
               "task_info.estimated_time": NUMBER, "usage.billing_rule": str, "usage.credits_reserved": NUMBER,
-              "usage.user_group": str, "results": ABSENT},  # fmt: skip
+              "usage.user_group": str, "results": ABSENT},
         example=A1_SUBMITTED, parse="submit",
         parsed={"id": "task-unified-1757165031-mjv7", "status": "pending", "progress": 0, "estimated_time": 45.0,
                 "task_info.can_cancel": True, "usage.credits_reserved": 1.8, "usage.billing_rule": "per_call",
-                "usage.user_group": "default", "results": ()},  # fmt: skip
+                "usage.user_group": "default", "results": ()},
     ),
     Fact(
         id="A1.auth.wrong_key", source="A1, A4", says="Every call needs the Bearer key: a wrong one is a 401",
@@ -290,7 +290,7 @@ FACTS: tuple[Fact, ...] = (
         example_status=400, parse="http_error",
         parsed={"status_code": 400, "code": "model_unavailable", "type": "invalid_request_error", "param": "model",
                 "suggestion": "Use qwen-image-edit", "class": "BadRequestError"},
-    ),  # fmt: skip
+    ),
     # --- A3 query -------------------------------------------------------------------------------
     Fact(
         id="A3.completed", source="A3, A6",
@@ -299,10 +299,10 @@ FACTS: tuple[Fact, ...] = (
         status=200,
         body={**TASK_FIELDS, "status": "completed", "progress": 100, "task_info.can_cancel": False,
               "results": Length(1), "results[]": str, "result_data": Length(1), "result_data[].image_url": str,
-              "error": ABSENT},  # fmt: skip
+              "error": ABSENT},
         example=A3_COMPLETED, parse="task",
         parsed={"status": "completed", "progress": 100, "results": ("https://files.example/image.jpg",),
-                "task_info.can_cancel": False, "estimated_time": None, "result_data": ()},  # fmt: skip
+                "task_info.can_cancel": False, "estimated_time": None, "result_data": ()},
     ),
     Fact(
         id="A3.result_data", source="A6",
@@ -318,24 +318,24 @@ FACTS: tuple[Fact, ...] = (
                 "result_data[1].audio_url": "https://files.example/a.mp3", "result_data[1].title": "Song",
                 "result_data[1].duration": 61.5, "result_data[1].raw.tags": "pop",
                 "result_data[2].video_url": "https://files.example/v.mp4", "result_data[2].duration": 5.0},
-    ),  # fmt: skip
+    ),
     Fact(
         id="A3.failed", source="A3",
         says="A failed task has progress 0 and error {code, message} with a documented code",
         call=Call(method="GET", host="api", path="/v1/tasks/{task_id}"), setup="failed_task",
         status=200,
         body={**TASK_FIELDS, "status": "failed", "progress": 0, "error.code": OneOf(tuple(sorted(A3_ERROR_CODES))),
-              "error.message": str, "results": ABSENT},  # fmt: skip
+              "error.message": str, "results": ABSENT},
         example=A3_FAILED, parse="task",
         parsed={"status": "failed", "progress": 0, "error.code": "content_policy_violation",
-                "error.retryable": False, "created": None},  # fmt: skip
+                "error.retryable": False, "created": None},
     ),
     Fact(
         id="A3.processing", source="A3", says="An unfinished task is pending or processing, progress 0-100",
         call=Call(method="GET", host="api", path="/v1/tasks/{task_id}"), setup="processing_task",
         status=200, body={**TASK_FIELDS, "status": "processing", "progress": OneOf(tuple(range(0, 101))),
                           "task_info.estimated_time": NUMBER, "results": ABSENT},
-    ),  # fmt: skip
+    ),
     Fact(
         id="A3.results_expire", source="A3", says="Result links expire after 24 h",
         call=Call(method="GET", host="api", path="{result_path}"), setup="completed_task_a_day_later",
@@ -351,7 +351,7 @@ FACTS: tuple[Fact, ...] = (
         parse="task",
         parsed={"error.code": "image_processing_error", "error.retryable": False,
                 "error.suggestion": "Use JPG/PNG/WebP under 10 MB"},
-    ),  # fmt: skip
+    ),
     Fact(
         id="A6.retryable_table", source="A6",
         says="Evolink's table: resource_not_found (and the other input errors) is not retryable",
@@ -369,7 +369,7 @@ FACTS: tuple[Fact, ...] = (
         example=A4_ERROR, example_status=400, parse="http_error",
         parsed={"status_code": 400, "code": "invalid_task_id", "type": "invalid_request_error", "param": "task_id",
                 "suggestion": None, "class": "BadRequestError"},
-    ),  # fmt: skip
+    ),
     Fact(
         id="A4.not_found", source="A4", says="An unknown task is a 404 not_found_error",
         call=Call(method="GET", host="api", path="/v1/tasks/task-unified-1-abcdefgh"),
@@ -397,7 +397,7 @@ FACTS: tuple[Fact, ...] = (
                            "fallback_suggestion": "retry in a minute"}},
         example_status=429, parse="http_error",
         parsed={"status_code": 429, "class": "RateLimitError", "suggestion": "retry in a minute"},
-    ),  # fmt: skip
+    ),
     Fact(
         id="A4.server_errors", source="A4", says="5xx answers carry the type A4's table names for the status",
         call=Call(method="GET", host="api", path="/v1/tasks/task-unified-1-abcdefgh"),
@@ -424,11 +424,11 @@ FACTS: tuple[Fact, ...] = (
                   json={"base64_data": PNG_DATA_URL, "upload_path": "avatars", "file_name": "avatar.png"}),
         status=200,
         body={**ENVELOPE_OK, **UPLOAD_FIELDS, "data.mime_type": "image/png", "data.file_name": "avatar.png",
-              "data.upload_path": "avatars", "data.file_size": len(PNG)},  # fmt: skip
+              "data.upload_path": "avatars", "data.file_size": len(PNG)},
         example=A6_UPLOADED, parse="upload",
         parsed={"file_id": "file_abc123", "file_url": "https://files.evolink.ai/avatars/avatar.png",
                 "file_size": 2048, "mime_type": "image/png", "upload_path": "avatars",
-                "download_url": "https://files.evolink.ai/api/v1/files/download/file_abc123"},  # fmt: skip
+                "download_url": "https://files.evolink.ai/api/v1/files/download/file_abc123"},
     ),
     Fact(
         id="A6.upload.raw_base64", source="A6", says="base64_data may be raw base64",
@@ -441,7 +441,7 @@ FACTS: tuple[Fact, ...] = (
         call=Call(method="POST", host="files", path=f"{FILES}/upload/stream",
                   form={"file": ("cat.png", PNG), "uploadPath": "batch-7", "fileName": "renamed.png"}),
         status=200, body={**ENVELOPE_OK, **UPLOAD_FIELDS, "data.upload_path": "batch-7", "data.file_name": "renamed.png"},
-    ),  # fmt: skip
+    ),
     Fact(
         id="A6.upload.stream_snake", source="A6", says="upload/stream also takes upload_path, file_name (the docs)",
         call=Call(method="POST", host="files", path=f"{FILES}/upload/stream",
@@ -490,11 +490,11 @@ FACTS: tuple[Fact, ...] = (
         call=Call(method="GET", host="files", path=f"{FILES}/quota"), setup="one_file_uploaded",
         status=200,
         body={**ENVELOPE_OK, "data.used_files": 1, "data.max_files": 100, "data.remain_files": 99,
-              "data.user_group": str},  # fmt: skip
+              "data.user_group": str},
         example={"success": True, "code": 200, "msg": "ok",
                  "data": {"used_files": 3, "max_files": 100, "remain_files": 97, "user_group": "default"}},
         parse="quota", parsed={"used_files": 3, "max_files": 100, "remain_files": 97, "user_group": "default"},
-    ),  # fmt: skip
+    ),
     Fact(
         id="A6.quota.exhausted", source="A6", says="Past the quota an upload is code 40003",
         call=Call(method="POST", host="files", path=f"{FILES}/upload/base64", json={"base64_data": PNG_DATA_URL}),
@@ -515,7 +515,7 @@ FACTS: tuple[Fact, ...] = (
                  "data": {"files": [{"file_id": "file_1", "file_name": "a.png", "file_size": 10,
                                      "file_url": "https://files.evolink.ai/a.png", "upload_time": "t"}], "total": 1}},
         parse="list", parsed={"file_ids": ("file_1",)},
-    ),  # fmt: skip
+    ),
     Fact(
         id="A6.list.page_size", source="A6", says="pageSize is at most 100",
         call=Call(method="GET", host="files", path=f"{FILES}/list", query={"page": "1", "pageSize": "500"}),
@@ -540,7 +540,7 @@ FACTS: tuple[Fact, ...] = (
         status=200, body={"code": OneOf((1, 22)), "description": str, "result": str},
         example={"code": 22, "description": "In queue", "properties": {}, "result": 1748339029401828},
         parse="mj_submit", parsed={"id": "1748339029401828", "status": "pending"},
-    ),  # fmt: skip
+    ),
     Fact(
         id="B2.fetch", source="B2",
         says="task/{id}/fetch answers the task: string progress, epoch-ms times, SUCCESS with imageUrl and buttons",
@@ -552,7 +552,7 @@ FACTS: tuple[Fact, ...] = (
         example=B2_TASK, parse="mj_task",
         parsed={"id": "1748339029401828", "status": "completed", "progress": 100,
                 "results": ("https://cdn.example/x.png",), "midjourney.buttons[0].label": "U1"},
-    ),  # fmt: skip
+    ),
     Fact(
         id="B2.list_by_condition", source="B2", says="task/list-by-condition {ids} answers a list of tasks",
         call=Call(method="POST", host="mj", path="/mj/task/list-by-condition", json={"ids": ["{mj_task_id}"]}),
@@ -577,7 +577,7 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
         says="qwen-image-edit input sides must be within [384, 3072] px",
         reason="the sandbox reads no input's dimensions at submit (it never fetches other hosts, and what the real "
                "service answers for a stored image that is too small, 400 or a failed task, is undocumented)",
-    ),  # fmt: skip
+    ),
     KnownDifference(
         fact=None, source="A5",
         says="callback_url must be HTTPS and must not point at loopback or private addresses",
