@@ -12,8 +12,10 @@ planned for a fleet on a shared file system::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path, PurePosixPath
 from typing import Any
@@ -83,15 +85,38 @@ class ManifestInput:
                             model_params=dict(self.model_params) or None)  # fmt: skip
 
 
+# NUL (a raw byte or ``\u0000``): PostgreSQL text cannot hold it, and a C string ends at it. Lone
+# surrogates (``\ud800`` escapes): not text, they cannot be encoded, stored or sent.
+_NOT_TEXT = re.compile("[\x00\ud800-\udfff]")
+
+
+def _not_text(value: object) -> str | None:
+    """The first NUL or lone surrogate in any string of ``value`` (object keys too), or None."""
+    if isinstance(value, str):
+        found = _NOT_TEXT.search(value)
+        return None if found is None else found.group()
+    if isinstance(value, dict):
+        return next((bad for item in value.items() for bad in map(_not_text, item) if bad is not None), None)
+    if isinstance(value, list):
+        return next((bad for bad in map(_not_text, value) if bad is not None), None)
+    return None
+
+
 def parse_line(text: str, *, line_number: int = 0) -> ManifestInput:
     """One manifest line -> a checked :class:`ManifestInput` (``ValidationError`` names the line)."""
     where = f"line {line_number}" if line_number else "manifest line"
     try:
         data = json.loads(text)
+        bad = _not_text(data)
     except json.JSONDecodeError as exc:
         raise ValidationError(where, f"is not JSON: {exc.msg}") from None
+    except RecursionError:
+        raise ValidationError(where, "is nested too deep") from None
     if not isinstance(data, dict):
         raise ValidationError(where, "must be a JSON object")
+    if bad is not None:
+        what = "a NUL character" if bad == "\x00" else f"a lone surrogate (\\u{ord(bad):04x}), which is not text"
+        raise ValidationError(where, f"contains {what}")
     unknown = set(data) - _FIELDS
     if unknown:
         raise ValidationError(where, f"unknown field(s) {sorted(unknown)}; allowed: {sorted(_FIELDS)}")
@@ -121,12 +146,41 @@ def parse_line(text: str, *, line_number: int = 0) -> ManifestInput:
     return item
 
 
+def _digest(text: str) -> int:
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest())
+
+
 def read_manifest(path: str | os.PathLike[str]) -> Iterator[ManifestInput]:
-    """The manifest's inputs, lazily (blank lines skipped); a bad line raises, naming its number."""
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if line.strip():
-                yield parse_line(line, line_number=number)
+    """The manifest's inputs, lazily (blank lines skipped); a bad line raises, naming its number.
+
+    A line that is not UTF-8 or holds a NUL is refused, naming it. A key on two lines with
+    different requests is refused naming both lines: one of them would be dropped, and which one
+    the user meant cannot be guessed. The same key with the *same* request is one input, taken
+    once: a manifest appended to twice, or two that overlap, plan as they would one by one (a
+    re-plan of identical lines is a no-op too). To tell them apart the reader keeps two 64-bit
+    digests and a line number per key, about 100 bytes (100 MB for a million lines); the lines
+    themselves are never held.
+    """
+    seen: dict[int, tuple[int, int]] = {}  # digest of the key -> (first line, digest of its request)
+    with open(path, "rb") as lines:
+        for number, raw in enumerate(lines, 1):
+            if (nul := raw.find(b"\0")) >= 0:
+                raise ValidationError(f"line {number}", f"contains a NUL byte (column {nul + 1})")
+            try:
+                line = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise ValidationError(f"line {number}", f"is not UTF-8 (byte 0x{raw[exc.start]:02x} at "
+                                      f"column {exc.start + 1})") from None  # fmt: skip
+            if not line.strip():
+                continue
+            item = parse_line(line, line_number=number)
+            key, request = _digest(item.key), _digest(item.canonical())
+            first = seen.setdefault(key, (number, request))
+            if first[0] == number:
+                yield item
+            elif first[1] != request:
+                raise ValidationError(f"line {number}", f"repeats the key {item.key!r} of line {first[0]} with "
+                                      "another request; give one of them another key")  # fmt: skip
 
 
 def folder_manifest(
