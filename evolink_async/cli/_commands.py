@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 from typing import Any
@@ -124,7 +125,9 @@ async def demo(args: argparse.Namespace, reporter: Reporter) -> int:
     )
     reporter.summary(summary)
     if summary.ok:
-        reporter.note(f"done: open {summary.output_dir} (summary.json beside the images). Real use: "
+        # Quoted for a shell (a --dir with spaces is one word to paste), then made terminal-safe.
+        where = printable(shlex.quote(str(summary.output_dir)))
+        reporter.note(f"done: open {where} (summary.json beside the images). Real use: "
                       "EVOLINK_API_KEY=sk-evo-... evolink edit PHOTOS --prompt '...' --out RESULTS")  # fmt: skip
     return EXIT_OK if summary.ok else EXIT_FAILED
 

@@ -5,7 +5,8 @@ When both servers listen it prints, one per line and flushed, shell-ready assign
 ``ready`` line, so a script can wait for ``ready`` and ``eval`` the rest. The Midjourney-proxy
 side (``--mj-*`` flags) adds ``MJ_PROXY_BASE_URL=...`` and ``MJ_PROXY_API_KEY=...``. The ledger is
 served as JSON at ``{base_url}/_sandbox/ledger``. As ``evolink sandbox`` the assignments are
-``export NAME='value'`` lines, to paste into another shell as they are.
+``export NAME='value'`` lines, to paste into another shell as they are. A ``# ledger ...`` comment
+line before ``ready`` names the ledger's URL (``--help`` describes its fields).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from collections.abc import Sequence
 from ._config import DEFAULT_API_KEY, DEFAULT_MAX_FILES, Faults
 from ._mj_cli import add_mj_arguments, mj_options
 from ._sandbox import Sandbox
+from ._server import LEDGER as LEDGER_PATH
 
 _FAULT_RATES = (
     "callback_drop_rate",
@@ -35,8 +37,18 @@ _FAULT_RATES = (
 )
 
 
+_LEDGER_HELP = (
+    "While it runs, GET {base_url}/_sandbox/ledger answers what happened so far, as JSON: the billed "
+    "task ids (billed), credits charged (charges, credits_charged), idempotent replays, requests per "
+    "endpoint, injected faults, callback attempts and, for the Midjourney side, created tasks (mj_tasks), "
+    "refused submits and notifyHook sends. Use it to check that a client never paid twice: "
+    "curl -s \"$EVOLINK_BASE_URL/_sandbox/ledger\"."
+)
+
+
 def _parser(prog: str = "python -m evolink_async.sandbox") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="A local emulator of the Evolink API, on 127.0.0.1.")
+    parser = argparse.ArgumentParser(prog=prog, description="A local emulator of the Evolink API, on 127.0.0.1.",
+                                     epilog=_LEDGER_HELP)  # fmt: skip
     parser.add_argument("--port", type=int, default=0, help="task API port (default: any free port)")
     parser.add_argument("--files-port", type=int, default=0, help="Files API port (default: any free port)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the accepted Bearer key")
@@ -92,6 +104,8 @@ async def serve(args: argparse.Namespace, *, export: bool = False) -> None:
             assignments += [("MJ_PROXY_BASE_URL", sandbox.mj_base_url), ("MJ_PROXY_API_KEY", sandbox.mj_api_key)]
         for name, value in assignments:
             print(f"export {name}={shlex.quote(value)}" if export else f"{name}={value}")
+        # A shell comment: the lines before `ready` stay safe to eval.
+        print(f"# ledger (JSON: billed tasks, credits, requests, faults): curl -s {sandbox.base_url}{LEDGER_PATH}")
         print(f"ready (seed {sandbox.seed}; Ctrl-C to stop)", flush=True)
         await stop.wait()
     print("stopped", flush=True)
