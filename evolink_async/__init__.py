@@ -34,6 +34,7 @@ from ._protocols.midjourney.requests import (
     Shorten,
     SpeedMode,
 )
+from ._relay import ProgressRelay
 from ._version import __version__
 from ._watching.fan_out import FanOut, FanOutItem, FanOutSummary
 from ._watching.poll_policy import PollPolicy
@@ -148,6 +149,7 @@ __all__ = [
     "NotSubmittedError",
     "PermissionDeniedError",
     "PollPolicy",
+    "ProgressRelay",
     "QueueFullError",
     "QwenImageEdit",
     "RateLimitError",

@@ -29,7 +29,7 @@ LAYERS = {
     "_callbacks": 6,
     "_clients": 7,
     "batch": 8,
-    "cli": 9, "sandbox": 9, "testing": 9, "__init__": 9, "__main__": 9,
+    "cli": 9, "sandbox": 9, "_relay": 9, "testing": 9, "__init__": 9, "__main__": 9,
 }  # fmt: skip
 
 

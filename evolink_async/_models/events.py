@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import enum
+import math
 from collections.abc import Hashable
+from typing import Any
 
 import attrs
 
@@ -88,6 +90,46 @@ class TaskEvent:
     @property
     def progress(self) -> int:
         return self.task.progress if self.task is not None else 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """The event as JSON-ready data, for a browser or a log pipeline.
+
+        Keys: ``kind``, ``task_id``, ``status``, ``progress``, ``results`` (result URLs, empty
+        until completed), ``error`` (``None`` or ``{"type", "code", "message"}``) and ``key`` (the
+        fan-out key when it is a string, a number or ``None``, else its ``str``). The monotonic
+        ``at`` is left out: it means nothing outside this process.
+
+        >>> json.dumps(event.to_dict())
+        """
+        task = self.task
+        return {
+            "kind": self.kind.value,
+            "task_id": task.id if task is not None else None,
+            "status": task.status.value if task is not None else None,
+            "progress": self.progress,
+            "results": list(task.results) if task is not None else [],
+            "error": _error_dict(self.error),
+            "key": _json_key(self.key),
+        }
+
+
+def _json_key(key: Hashable | None) -> str | int | float | None:
+    if key is None or isinstance(key, str | int):
+        return key
+    if isinstance(key, float) and math.isfinite(key):  # NaN and infinities are not JSON
+        return key
+    return str(key)
+
+
+def _error_dict(error: BaseException | None) -> dict[str, Any] | None:
+    if error is None:
+        return None
+    code = getattr(error, "code", None)
+    return {
+        "type": type(error).__name__,
+        "code": code if code is None or isinstance(code, str | int) else str(code),
+        "message": str(error),
+    }
 
 
 # ``TaskEvent``'s slots set one by one on a bare instance, for the tracker's once-per-event path:

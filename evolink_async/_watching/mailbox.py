@@ -1,8 +1,11 @@
 """A bounded, coalescing buffer of one task's events for one consumer.
 
 The tracker must never wait for a slow consumer (one slow chat bot would stall every query),
-so delivery is synchronous and never blocks; when the buffer is full, the newest queued
-progress event is replaced by the fresher one. Terminal events are never dropped.
+so delivery is synchronous and never blocks. A progress event that arrives while the consumer
+has not yet taken the previous one replaces it: a person (a progress bar, a chat message edited
+once a second) wants the latest state, never a backlog of stale ones. Terminal events are never
+dropped, and a terminal event replaces a progress event still waiting: the consumer learns the
+end at once.
 """
 
 from __future__ import annotations
@@ -18,13 +21,10 @@ __all__ = ["Mailbox"]
 class Mailbox:
     """Implements the tracker's ``Sink`` protocol for a single consumer."""
 
-    __slots__ = ("__weakref__", "_error", "_events", "_limit", "_waiter")
+    __slots__ = ("__weakref__", "_error", "_events", "_waiter")
 
-    def __init__(self, *, limit: int = 16) -> None:
-        if limit < 1:
-            raise ValueError("limit must be at least 1")
+    def __init__(self) -> None:
         self._events: deque[TaskEvent] = deque()
-        self._limit = limit
         self._error: BaseException | None = None
         # The consumer's parked future, if it waits. A bare future rather than an Event: this runs
         # once per event, and an anyio.Event per wake was a measurable share of a stream's CPU.
@@ -36,10 +36,15 @@ class Mailbox:
             waiter.set_result(None)
 
     def deliver(self, event: TaskEvent) -> None:
-        if len(self._events) >= self._limit and self._events[-1].kind is EventKind.PROGRESS:
-            self._events[-1] = event
+        events = self._events
+        if events and events[-1].kind is EventKind.PROGRESS and (
+            event.kind is EventKind.PROGRESS or event.kind.is_terminal
+        ):
+            # Latest wins: the consumer has not seen the waiting progress yet, and the newer event
+            # (a fresher progress, or the end with its final snapshot) says more.
+            events[-1] = event
         else:
-            self._events.append(event)
+            events.append(event)
         self._wake()
 
     def fail(self, error: BaseException) -> None:

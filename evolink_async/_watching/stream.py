@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from types import TracebackType
 from typing import Self
 
-from .._core.checks import check_timeout
-from .._models.events import TaskEvent, snapshot_event
+from .._core.checks import check_number, check_timeout
+from .._models.events import EventKind, TaskEvent, snapshot_event
 from .._models.task import Task
 from .mailbox import Mailbox
 from .tracker import Tracker, WatchHandle
@@ -21,15 +22,29 @@ class TaskStream:
     Use it with ``async for``; wrap it in ``async with`` to stop watching at once when you leave
     early. A stream nobody references any more stops costing queries by itself.
 
+    A consumer slower than the task always gets the latest state: a progress event it has not
+    taken yet is replaced by a fresher one. With ``min_gap``, PROGRESS events come at most one
+    per ``min_gap`` seconds (the latest state each time) and the terminal event at once.
+
     >>> async for event in client.tasks.stream(task):
     ...     print(event.kind, event.progress)
     """
 
-    def __init__(self, tracker: Tracker, task_or_id: Task | str, task_id: str, *, timeout: float | None) -> None:
+    def __init__(
+        self,
+        tracker: Tracker,
+        task_or_id: Task | str,
+        task_id: str,
+        *,
+        timeout: float | None,
+        min_gap: float | None = None,
+    ) -> None:
         self._tracker = tracker
         self._snapshot = task_or_id if isinstance(task_or_id, Task) else None
         self._task_id = task_id
         self._timeout = check_timeout("timeout", timeout)
+        self._min_gap = None if min_gap is None else check_number("min_gap", min_gap, above=True)
+        self._last_progress_at = -float("inf")
         self._mailbox = Mailbox()
         self._handle: WatchHandle | None = None
         self._done = False
@@ -59,6 +74,8 @@ class TaskStream:
             # ``Mailbox.get`` written out: a coroutine fewer per event.
             while (event := mailbox.take()) is None:
                 await mailbox.arrival()
+            if self._min_gap is not None and event.kind is EventKind.PROGRESS:
+                event = await self._hold_for_gap(event, self._min_gap)
         except BaseException:
             self._done = True
             self.close()
@@ -66,6 +83,25 @@ class TaskStream:
         if event.is_terminal:
             self._done = True
             self.close()
+        return event
+
+    async def _hold_for_gap(self, event: TaskEvent, gap: float) -> TaskEvent:
+        """``event``, or a fresher one, no sooner than ``gap`` after the previous PROGRESS event;
+        anything else that arrives meanwhile (the terminal event) goes out at once."""
+        mailbox = self._mailbox
+        due = self._last_progress_at + gap
+        while (left := due - time.monotonic()) > 0:
+            newer = mailbox.take()
+            if newer is None:
+                try:
+                    await asyncio.wait_for(mailbox.arrival(), left)
+                except TimeoutError:
+                    break
+                continue
+            event = newer
+            if newer.kind is not EventKind.PROGRESS:
+                return newer  # the latest progress is stale now: the terminal event says more
+        self._last_progress_at = time.monotonic()
         return event
 
     def close(self) -> None:
