@@ -158,6 +158,7 @@ class EvolinkClient(TrackerLifecycle):
         timeout: float | None = None,
         max_credits: float | None = None,
         credits_per_task: float | None = None,
+        keep_uploads: bool = False,
     ) -> FanOut:
         """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
 
@@ -177,6 +178,10 @@ class EvolinkClient(TrackerLifecycle):
         one seen before can. Once the budget is reached, inputs left get one ``SUBMIT_FAILED``
         event each with a ``NotSubmittedError`` (no request) and count in ``summary.not_submitted``.
 
+        Local images (``Path``s in ``image_urls``) are uploaded within the key's file quota (a
+        budget of files alive at once: uploads wait for deletions) and deleted once their task
+        ended, unless ``keep_uploads``.
+
         >>> async with client.fan_out(requests, max_in_flight=16) as events:
         ...     async for event in events:
         ...         print(event.key, event.kind, event.progress)
@@ -191,6 +196,7 @@ class EvolinkClient(TrackerLifecycle):
             timeout=timeout,
             max_credits=max_credits,
             credits_per_task=credits_per_task,
+            keep_uploads=keep_uploads,
         )
 
     async def download(

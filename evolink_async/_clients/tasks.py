@@ -49,9 +49,25 @@ class Tasks:
         """The completed task; raises ``TaskFailedError``, ``TaskCancelledError`` or ``TaskTimeoutError``
         (and ``TaskNeedsModalError`` for a Midjourney task that waits for a ``Modal`` submit).
 
+        Files this client uploaded for the task's submit (local images) are deleted once it ended.
+
         >>> done = await client.tasks.wait(task, timeout=600)
         >>> done.results
         """
+        try:
+            done = await self._wait(task_or_id, timeout=timeout)
+        except (TaskFailedError, TaskCancelledError) as exc:
+            await self._ended(exc.task.id)
+            raise
+        await self._ended(done.id)
+        return done
+
+    async def _ended(self, task_id: str) -> None:
+        release = self._api.release_uploads
+        if release is not None:
+            await release(task_id, True)
+
+    async def _wait(self, task_or_id: Task | str, *, timeout: float | None) -> Task:
         last: Task | None = task_or_id if isinstance(task_or_id, Task) else None
         if last is not None and last.status is TaskStatus.MODAL:
             raise TaskNeedsModalError(last)

@@ -12,7 +12,7 @@ from typing import Any, Protocol
 
 from .._models.task import Task
 
-__all__ = ["Cancel", "CallbackURLs", "FetchMany", "Recover", "TaskAPI"]
+__all__ = ["Cancel", "CallbackURLs", "FetchMany", "Recover", "ReleaseUploads", "TaskAPI"]
 
 #: Fetch several tasks in one request; tasks the server does not know are left out of the answer.
 FetchMany = Callable[[Sequence[str]], Awaitable[Sequence[Task]]]
@@ -21,6 +21,9 @@ Cancel = Callable[[str], Awaitable[Task]]
 #: Find the task a submit created when its answer was lost (by idempotency key), waiting at most
 #: ``timeout`` seconds; ``None`` when it did not show up (the outcome stays unknown).
 Recover = Callable[[str, float], Awaitable[Task | None]]
+#: The task has ended (or is no longer watched): let go of the files uploaded for its submit, deleting
+#: them when ``delete`` is true. Never raises: a file that cannot be deleted expires on its own.
+ReleaseUploads = Callable[[str, bool], Awaitable[None]]
 
 
 class CallbackURLs(Protocol):
@@ -68,4 +71,9 @@ class TaskAPI(Protocol):
     @property
     def recover(self) -> Recover | None:
         """Settle a submit whose answer was lost without submitting again (``None``: cannot)."""
+        ...
+
+    @property
+    def release_uploads(self) -> ReleaseUploads | None:
+        """Let go of a task's uploaded files once it ended (``None``: the protocol uploads none)."""
         ...

@@ -47,6 +47,8 @@ __all__ = ["FanOut", "FanOutItem", "FanOutSummary", "FanOutInput"]
 
 #: How long a fan-out without ``timeout`` waits for the task of a submit whose answer was lost.
 RECOVER_TIMEOUT = 1800.0
+#: How long leaving the block waits for the deletions of ended tasks' uploaded files.
+RELEASE_TIMEOUT = 30.0
 
 
 class _InputSink:
@@ -96,8 +98,11 @@ class FanOut:
         timeout: float | None,
         max_credits: float | None = None,
         credits_per_task: float | None = None,
+        keep_uploads: bool = False,
     ) -> None:
         check_count("max_in_flight", max_in_flight)
+        if not isinstance(keep_uploads, bool):
+            raise ValidationError("keep_uploads", f"must be True or False, got {keep_uploads!r}")
         check_count("buffer_size", buffer_size)
         if max_submits_per_second is not None:
             check_number("max_submits_per_second", max_submits_per_second, above=True)
@@ -130,6 +135,10 @@ class FanOut:
         # submit, several times a bare ``create_task``; ``__aexit__`` cancels and awaits these
         # itself, and a submit that raises unexpectedly fails the fan-out (``_submit_done``).
         self._submits: set[asyncio.Task[None]] = set()
+        # Files uploaded for a task are let go of when it ends: deleted unless ``keep_uploads``.
+        self._release_uploads = api.release_uploads
+        self._keep_uploads = keep_uploads
+        self._releases: set[asyncio.Task[None]] = set()
         self.summary = FanOutSummary()
 
     @property
@@ -164,6 +173,9 @@ class FanOut:
                 await group.__aexit__(None, None, None)
             if self._submits:
                 await asyncio.wait(list(self._submits))
+            if self._releases:  # deletions of ended tasks' files: let them finish, bounded
+                with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_TIMEOUT):
+                    await asyncio.wait(list(self._releases))
         finally:
             # Also under outside cancellation, which re-raises from the await above.
             self._release_watches()
@@ -368,9 +380,22 @@ class FanOut:
                 return  # this input already had its terminal event
             self.summary.outcomes[event.kind.value] += 1
             self._slots.release()
+            if self._release_uploads is not None and event.task is not None:
+                # Timed out is not ended: the task may still run and read its files; keep them.
+                ended = event.kind is not EventKind.TIMED_OUT
+                self._release(event.task.id, delete=ended and not self._keep_uploads)
         self._buffer.put(event)
         if event.is_terminal:
             self._maybe_finish()
+
+    def _release(self, task_id: str, *, delete: bool) -> None:
+        release = asyncio.get_running_loop().create_task(self._release_task(task_id, delete))
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
+
+    async def _release_task(self, task_id: str, delete: bool) -> None:
+        assert self._release_uploads is not None
+        await self._release_uploads(task_id, delete)
 
     def _end_modal(self, sink: _InputSink, task: Task) -> None:
         if sink.handle is not None:

@@ -2,7 +2,11 @@
 
 Local images in a request are uploaded through the Files API first; all of them are checked before
 the first upload, so a bad third image leaves no two uploads behind and nothing is spent on a
-request that cannot succeed.
+request that cannot succeed. The uploads go through one :class:`UploadBudget` per client (the key's
+file quota, 100 files by default, is a budget of files alive at once) and are remembered by task id:
+``release_uploads`` deletes them once the task ended (``fan_out``, ``images.generate`` and
+``tasks.wait`` call it). A submit refused by the server deletes its uploads at once; one whose
+answer was lost keeps them (the task may exist and need them).
 """
 
 from __future__ import annotations
@@ -20,13 +24,16 @@ from ..._models.converter import structure_task
 from ..._models.requests import ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture
 from ..._models.task import Task
 from ..._models.task_ids import task_id_of
-from ...errors import ValidationError
-from ..task_api import CallbackURLs, Cancel, FetchMany, Recover
+from ...errors import APIConnectionError, EvolinkError, ResponseFormatError, ServerError, ValidationError
+from ..task_api import CallbackURLs, Cancel, FetchMany, Recover, ReleaseUploads
 from .files import Files
+from .uploads import UploadBudget
 
 __all__ = ["EvolinkAPI"]
 
 _BUILT_IN_REQUESTS = (QwenImageEdit, Retexture, RemoveBackground, ImageRequest)
+# A submit failed this way may still have created the task: its uploads are kept.
+_MAYBE_CREATED = (APIConnectionError, ServerError, ResponseFormatError)
 
 
 class EvolinkAPI:
@@ -43,6 +50,8 @@ class EvolinkAPI:
         self._callbacks = callbacks
         self._submit_url = f"{transport.config.base_url}/v1/images/generations"
         self._tasks_url = f"{transport.config.base_url}/v1/tasks/"
+        self._budget: UploadBudget | None = None  # made at the first local image
+        self._task_uploads: dict[str, tuple[str, ...]] = {}  # task id -> its uploaded file ids
 
     async def submit(self, request: Request, *, idempotency_key: str) -> Task:
         """Submit one task under ``idempotency_key`` (sent on every retry) and return its first snapshot."""
@@ -50,23 +59,31 @@ class EvolinkAPI:
         if not isinstance(request, _BUILT_IN_REQUESTS) and not isinstance(request, Request):
             raise ValidationError("request", f"must be a request object, got {type(request).__name__}")
         # Only a request with a local file needs the upload coroutine (an await per submit).
+        uploaded: tuple[str, ...] = ()
         if any(isinstance(image, PurePath) for image in request.image_urls):
-            request = await self.upload_local_images(request)
+            request, uploaded = await self._upload_local(request)
         body = request.to_body()
         callbacks = self._callbacks
         if callbacks is not None and "callback_url" not in body:
             body["callback_url"] = callbacks.url_for(idempotency_key)
-        response = await self._transport.request(
-            "POST",
-            self._submit_url,
-            json_body=body,
-            headers={"Idempotency-Key": idempotency_key},
-            retry_safe=True,
-            # With callbacks, a submit whose answer was lost is settled by its callback (recover),
-            # not sent again: a server that ignores the key would bill the retry.
-            retry_uncertain=callbacks is None,
-        )
-        task = structure_task(response.body, request_id=response.request_id)
+        try:
+            response = await self._transport.request(
+                "POST",
+                self._submit_url,
+                json_body=body,
+                headers={"Idempotency-Key": idempotency_key},
+                retry_safe=True,
+                # With callbacks, a submit whose answer was lost is settled by its callback (recover),
+                # not sent again: a server that ignores the key would bill the retry.
+                retry_uncertain=callbacks is None,
+            )
+            task = structure_task(response.body, request_id=response.request_id)
+        except EvolinkError as exc:
+            if uploaded and not isinstance(exc, _MAYBE_CREATED):  # refused: no task will use them
+                await self._delete_uploads(uploaded)
+            raise
+        if uploaded:
+            self._task_uploads[task.id] = uploaded
         if callbacks is not None:
             callbacks.submitted(idempotency_key, task)
         if logger.isEnabledFor(logging.INFO):  # its arguments cost a header lookup per submit
@@ -90,23 +107,59 @@ class EvolinkAPI:
         return structure_task(body, request_id=request_id, expected_id=task_id)
 
     async def upload_local_images(self, request: Request) -> Request:
-        """A copy of ``request`` whose local images (checked against the model's rules first) are
-        replaced by the ``file_url``s of their uploads."""
+        """A copy of ``request`` whose local images (checked against the model's rules and the Files
+        API's types first) are replaced by the ``file_url``s of their uploads (kept: not tied to a task)."""
+        return (await self._upload_local(request))[0]
+
+    @property
+    def upload_budget(self) -> UploadBudget:
+        """The client's budget of uploaded files alive at once (the key's file quota)."""
+        if self._budget is None:
+            self._budget = UploadBudget(self._files)
+        return self._budget
+
+    async def _upload_local(self, request: Request) -> tuple[Request, tuple[str, ...]]:
         images = request.image_urls
         if not any(isinstance(image, PurePath) for image in images):
-            return request
+            return request, ()
         for index, image in enumerate(images):
             if isinstance(image, PurePath):
                 await check_local_image(image, model=request.model, field=f"image_urls[{index}]")
         urls: list[str] = [""] * len(images)
+        file_ids: list[str] = []
+        budget = self.upload_budget
 
         async def upload(index: int, image: PurePath) -> None:
-            urls[index] = (await self._files.upload(Path(image), check_format=False)).file_url
+            uploaded = await budget.upload(Path(image))
+            file_ids.append(uploaded.file_id)
+            urls[index] = uploaded.file_url
 
-        async with anyio.create_task_group() as group:
-            for index, image in enumerate(images):
-                if isinstance(image, PurePath):
-                    group.start_soon(upload, index, image)
-                else:
-                    urls[index] = image
-        return request.with_image_urls(tuple(urls))
+        try:
+            async with anyio.create_task_group() as group:
+                for index, image in enumerate(images):
+                    if isinstance(image, PurePath):
+                        group.start_soon(upload, index, image)
+                    else:
+                        urls[index] = image
+        except BaseException:
+            # One image failed: the others are of no use (nothing will be submitted with them).
+            with anyio.CancelScope(shield=True), anyio.move_on_after(30):
+                await self._delete_uploads(tuple(file_ids))
+            raise
+        return request.with_image_urls(tuple(urls)), tuple(file_ids)
+
+    @property
+    def release_uploads(self) -> ReleaseUploads | None:
+        return self._release_uploads
+
+    async def _release_uploads(self, task_id: str, delete: bool) -> None:
+        file_ids = self._task_uploads.pop(task_id, ())
+        if file_ids and delete:
+            await self._delete_uploads(file_ids)
+
+    async def _delete_uploads(self, file_ids: tuple[str, ...]) -> None:
+        for file_id in file_ids:
+            try:
+                await self.upload_budget.delete(file_id)
+            except EvolinkError as exc:  # it expires on its own (72 h); the next call may succeed
+                logger.warning("could not delete uploaded file %s: %s", file_id, exc)

@@ -15,8 +15,9 @@ more files alive than the quota allows. :class:`UploadBudget` is that rule in on
 - :meth:`UploadBudget.delete` deletes a file and frees its room; a file already gone (deleted
   earlier, expired) counts as deleted.
 
-Waiting for room is bounded by the tasks that hold it: each file alive belongs to an input whose
-task is watched with a deadline, after which its file is deleted.
+Waiting for room is bounded twice: by the tasks that hold it (each file alive belongs to an input
+whose task is watched, and deleted when it ends) and by ``max_room_wait``, after which the upload is
+tried anyway and the server decides (a full quota then takes the 40003 path above).
 
 >>> budget = UploadBudget(client.files)
 >>> await budget.start()
@@ -70,11 +71,14 @@ class UploadBudget:
         max_quota_waits: int = 12,
         first_delay: float = 1.0,
         max_delay: float = 30.0,
+        max_room_wait: float = 900.0,
         on_quota_wait: Callable[[int, float], None] | None = None,
     ) -> None:
         check_count("max_quota_waits", max_quota_waits, minimum=0)
         check_number("first_delay", first_delay)
         check_number("max_delay", max_delay)
+        check_number("max_room_wait", max_room_wait)
+        self._max_room_wait = max_room_wait
         self._files = files
         self._max_quota_waits = max_quota_waits
         self._first_delay = first_delay
@@ -127,8 +131,9 @@ class UploadBudget:
             await self.start()
         assert self._room is not None
         # With nothing of ours alive there is nobody to wait for: try, and let a 40003 back off.
-        while self._alive >= self._room and self._alive > 0:
-            await self._freed.wait()
+        with anyio.move_on_after(self._max_room_wait):
+            while self._alive >= self._room and self._alive > 0:
+                await self._freed.wait()
         self._alive += 1
         self.peak_alive = max(self.peak_alive, self._alive)
 

@@ -39,7 +39,7 @@ from ...errors import (
     may_have_been_billed,
     means_endpoint_missing,
 )
-from ..task_api import CallbackURLs, Cancel, FetchMany, Recover
+from ..task_api import CallbackURLs, Cancel, FetchMany, Recover, ReleaseUploads
 from .requests import MAX_IMAGE_BYTES, MIDJOURNEY_REQUESTS, MidjourneyImage, MidjourneyRequest, Modal
 from .tasks import parse_id, structure_mj_task
 
@@ -70,6 +70,8 @@ class MidjourneyAPI:
     """One Midjourney proxy (novicezk, trueai, or a new-api style gateway) at ``base_url + path_prefix``."""
 
     fetch_many_limit = 50
+    #: Images go inline (base64) in the submit: nothing is stored that would need deleting.
+    release_uploads: ReleaseUploads | None = None
 
     def __init__(
         self, transport: Transport, *, path_prefix: str = "/mj", callbacks: CallbackURLs | None = None
