@@ -153,13 +153,13 @@ async def test_a_429_slows_every_watched_task() -> None:
         tracker.watch("calm", sinks[0])
         tracker.watch("limited", sinks[1])
         await anyio.sleep(0.15)
-        assert tracker._slowdown > 1  # every task's next delay is multiplied by this
+        assert tracker.slowdown > 1  # every task's next delay is multiplied by this
         calm_before = queried["calm"]
         await anyio.sleep(0.2)
         calm_slowed = queried["calm"] - calm_before
         rate_limited = False
         await anyio.sleep(0.4)  # successes decay the slowdown
-        assert tracker._slowdown < 2
+        assert tracker.slowdown < 2
         calm_after = queried["calm"]
         await anyio.sleep(0.2)
         calm_recovered = queried["calm"] - calm_after

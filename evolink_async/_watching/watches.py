@@ -1,7 +1,9 @@
-"""The subscriber side of the tracker: sinks, watch handles, one watched task's state.
+"""The watches: which tasks are watched, by whom, and the delivery of their events.
 
-Kept apart from the scheduler (``tracker``), which decides when each watched task is queried;
-the names here are re-exported from ``tracker``.
+A ``Watch`` is one watched task (its poll state, its last snapshot, its subscribers); a
+``WatchHandle`` one subscriber, whose sink is held weakly (a stream nobody holds any more stops
+costing queries). ``Watches`` keeps them and delivers events; it never queries and never decides
+when to: the scheduler (``scheduler``) and the query-outcome path (``queries``) do.
 """
 
 from __future__ import annotations
@@ -11,15 +13,23 @@ import weakref
 from collections.abc import Hashable
 from typing import Protocol
 
-from .._models.events import TaskEvent
+from .._core.logging import logger
+from .._models.events import EventKind, TaskEvent, error_for, make_event
 from .._models.task import Task, TaskStatus
 from .poll_policy import PollState
 
-__all__ = ["PushCoverage", "Sink", "WatchHandle"]
-
-# A 404 right after a submit may be replication lag; this many in a row mean the task is gone.
-# A malformed answer gets the same short grace: a proxy's hiccup passes, a hostile server does not.
-_NOT_FOUND_TOLERANCE = 3
+__all__ = [
+    "PushCoverage",
+    "Sink",
+    "Watch",
+    "WatchHandle",
+    "Watches",
+    "changed",
+    "earliest_deadline",
+    "newer",
+    "query_before_deadline",
+    "submitted_at",
+]
 
 
 class Sink(Protocol):
@@ -49,11 +59,11 @@ class PushCoverage(Protocol):
 
 
 class WatchHandle:
-    """One subscriber of one watched task; pass it to :meth:`Tracker.unwatch`."""
+    """One subscriber of one watched task; pass it to ``Tracker.unwatch``."""
 
     __slots__ = ("active", "deadline", "key", "sink_ref", "watch")
 
-    def __init__(self, watch: _Watch, sink: Sink, key: Hashable | None, deadline: float | None) -> None:
+    def __init__(self, watch: Watch, sink: Sink, key: Hashable | None, deadline: float | None) -> None:
         self.watch = watch
         self.sink_ref: weakref.ref[Sink] = weakref.ref(sink)
         self.key = key
@@ -61,7 +71,9 @@ class WatchHandle:
         self.active = True
 
 
-class _Watch:
+class Watch:
+    """One watched task: a scheduler job (``generation``) with its subscribers and what is known."""
+
     __slots__ = ("errors", "generation", "last", "last_error", "state", "subscribers", "task_id")
 
     def __init__(self, task_id: str, state: PollState, last: Task | None) -> None:
@@ -69,35 +81,127 @@ class _Watch:
         self.state = state
         self.last = last
         self.subscribers: list[WatchHandle] = []
-        # Bumped whenever the watch is rescheduled or dropped: older heap entries are stale.
+        # Bumped whenever the watch is rescheduled or dropped: older scheduler entries are stale.
         self.generation = 0
         # Failed queries in a row, and the latest one's error (meaningful only while ``errors``).
         self.errors = 0
         self.last_error: BaseException | None = None
 
 
-# Heap entries: (when, tie-breaker, watch, generation, handle-or-None). A None handle is a
-# query; a handle is that subscriber's deadline.
-_Entry = tuple[float, int, _Watch, int, WatchHandle | None]
+class Watches:
+    """The watched tasks by id, and the delivery of their events to subscribers."""
+
+    def __init__(self) -> None:
+        self.by_id: dict[str, Watch] = {}
+
+    def __len__(self) -> int:
+        return len(self.by_id)
+
+    def is_current(self, watch: Watch) -> bool:
+        """True while ``watch`` is the watch of its task (not dropped)."""
+        return self.by_id.get(watch.task_id) is watch
+
+    def subscribe(self, watch: Watch, sink: Sink, key: Hashable | None, deadline: float | None) -> WatchHandle:
+        handle = WatchHandle(watch, sink, key, deadline)
+        watch.subscribers.append(handle)
+        return handle
+
+    def unwatch(self, handle: WatchHandle) -> None:
+        """Stop delivering to this subscriber; the last one out drops the watch."""
+        if not handle.active:
+            return
+        handle.active = False
+        watch = handle.watch
+        if handle in watch.subscribers:
+            watch.subscribers.remove(handle)
+        if not watch.subscribers:
+            self.drop(watch)
+
+    def drop(self, watch: Watch) -> None:
+        """Forget ``watch``: no more queries (its scheduler entries go stale), no more events."""
+        if self.by_id.get(watch.task_id) is watch:
+            del self.by_id[watch.task_id]
+        watch.generation += 1
+        watch.subscribers.clear()
+
+    def deliver(self, watch: Watch, kind: EventKind, now: float) -> None:
+        """An event of ``kind`` about ``watch.last`` to every subscriber."""
+        task = watch.last
+        error = error_for(kind, task) if kind.is_terminal else None
+        subscribers = watch.subscribers
+        # Never the live list: a sink may unsubscribe, or subscribe another sink, while its event
+        # is delivered. One subscriber (a stream, a fan-out input) is the common case: a 1-tuple.
+        for handle in (subscribers[0],) if len(subscribers) == 1 else list(subscribers):
+            sink = handle.sink_ref()
+            if sink is None:
+                self.unwatch(handle)
+                continue
+            # ``deliver_to`` written out: this runs once per event.
+            event = make_event(kind, task, now, handle.key, error)
+            try:
+                sink.deliver(event)
+            except Exception:
+                self._sink_raised(handle, event)
+        if not subscribers:
+            self.drop(watch)
+
+    def deliver_to(self, handle: WatchHandle, sink: Sink, event: TaskEvent) -> None:
+        # A sink that raises loses its subscription, not the scheduler: this runs inside the
+        # timer callback and the workers, where an exception would stall or end every watch.
+        try:
+            sink.deliver(event)
+        except Exception:
+            self._sink_raised(handle, event)
+
+    def _sink_raised(self, handle: WatchHandle, event: TaskEvent) -> None:
+        logger.exception("a sink of %s raised on %s; it is no longer subscribed", handle.watch.task_id, event.kind)
+        self.unwatch(handle)
+
+    def expire(self, handle: WatchHandle, now: float) -> None:
+        """The subscriber's deadline passed: its TIMED_OUT event, with why queries failed if they did."""
+        if not handle.active:
+            return
+        sink = handle.sink_ref()
+        self.unwatch(handle)
+        if sink is not None:
+            watch = handle.watch
+            event = TaskEvent(
+                kind=EventKind.TIMED_OUT, task=watch.last, key=handle.key, at=now,
+                error=watch.last_error if watch.errors else None,
+            )  # fmt: skip
+            self.deliver_to(handle, sink, event)
+
+    def fail(self, watch: Watch, error: BaseException) -> None:
+        """End ``watch`` for every subscriber with ``error``: the task can no longer be watched."""
+        handles = list(watch.subscribers)
+        self.drop(watch)
+        for handle in handles:
+            handle.active = False
+            sink = handle.sink_ref()
+            if sink is not None:
+                sink.fail(error)
+
+    def fail_all(self, error: BaseException) -> None:
+        for watch in list(self.by_id.values()):
+            self.fail(watch, error)
 
 
-def _changed(old: Task, new: Task) -> bool:
+def changed(old: Task, new: Task) -> bool:
+    """True when ``new`` is worth an event after ``old`` (status or progress moved)."""
     return old.status != new.status or old.progress != new.progress
 
 
-def _newer(pushed: Task, known: Task) -> bool:
+def newer(pushed: Task, known: Task) -> bool:
     """True when ``pushed`` is further along than ``known`` (terminal beats running beats waiting)."""
+
     def rank(task: Task) -> tuple[int, int]:
         return (2 if task.is_terminal else 1 if task.status is TaskStatus.PROCESSING else 0, task.progress)
 
     return rank(pushed) > rank(known)
 
 
-def _estimate(snapshot: Task | None) -> float | None:
-    return snapshot.estimated_time if snapshot is not None else None
-
-
-def _submitted_at(snapshot: Task | None, now: float) -> float:
+def submitted_at(snapshot: Task | None, now: float) -> float:
+    """When the task was submitted, on the monotonic clock ``now`` is read from."""
     # ``created`` has one-second resolution: only trust it for tasks clearly older than that,
     # such as one a resumed batch re-attaches to.
     if snapshot is not None and snapshot.created is not None:
@@ -119,7 +223,8 @@ def query_before_deadline(when: float, *, now: float, deadline: float | None, mi
     return last_chance if last_chance > now + min_gap else when
 
 
-def earliest_deadline(watch: _Watch) -> float | None:
+def earliest_deadline(watch: Watch) -> float | None:
+    """The soonest deadline of the watch's subscribers, if any has one."""
     subscribers = watch.subscribers
     if len(subscribers) == 1:  # the common case, once per answer
         return subscribers[0].deadline

@@ -109,7 +109,7 @@ async def test_single_fetch_when_no_batch_endpoint() -> None:
     assert all(t.status is TaskStatus.COMPLETED for t in done)
     # Tried until the first 404 came back (workers already in a batch by then finish theirs), then never again.
     assert proxy.count("/task/list-by-condition") <= 4
-    assert mj.tracker._fetch_many is None
+    assert not mj.tracker.batch_polling
     assert proxy.count("/task/{id}/fetch") >= 10
 
 
