@@ -206,6 +206,7 @@ def test_the_live_rate_and_eta_count_only_inputs_finished_in_this_run(monkeypatc
     reporter.event(BatchEvent(kind="discovered", total=1010))
     for index in range(1000):
         reporter.event(BatchEvent(kind="done_before", key=f"{index}.png"))
+    reporter.event(BatchEvent(kind="submitted", key="new.png", task_id="task-unified-1-new"))
     now[0] += 20
     reporter.event(BatchEvent(kind="downloaded", key="new.png", paths=("out/new.png.result-0.png",)))
     screen = rich.console.Console(file=io.StringIO(), width=200)

@@ -137,7 +137,7 @@ class PromptBatch(Batch):
         if path is not None and not await anyio.to_thread.run_sync(path.is_file):
             raise ValidationError("prompts", f"{path} is not a file")
 
-    def _inputs(self) -> Iterator[Any]:
+    def _inputs(self, *, counting: bool = False) -> Iterator[Any]:
         return iter(self._prompt_spec.prompts)
 
     def _key(self, path: Any) -> str:

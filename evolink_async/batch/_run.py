@@ -155,6 +155,7 @@ class Batch:
         self._fan_out: FanOut | None = None
         self._downloads = anyio.Semaphore(spec.max_downloads)
         self._credits_committed = 0.0  # estimated credits of the submits this run let through
+        self._counting = True  # the count ahead of the walk may go on (read from its thread)
         self._uploads: BatchUploads | None = None  # the Files API uploads, when the client has one
 
     def _emit(self, event: BatchEvent) -> None:
@@ -215,11 +216,13 @@ class Batch:
         )  # fmt: skip
         try:
             async with anyio.create_task_group() as group:
+                group.start_soon(self._count_all)
                 group.start_soon(self._prepare_all, send, group)
                 async with fan_out as events:
                     async for event in events:
                         await self._handle(event, group)
         finally:  # also when interrupted: the submitted tasks' credits are reserved all the same
+            self._counting = False
             self.summary.credits_reserved = round(fan_out.summary.credits_reserved, 6)
             self.summary.retried_uncertain_submits = fan_out.summary.retried_uncertain_submits
             if self._uploads is not None:
@@ -245,14 +248,16 @@ class Batch:
         if not await anyio.to_thread.run_sync(self._spec.input_dir.is_dir):
             raise ValidationError("input_dir", f"{self._spec.input_dir} is not a folder")
 
-    def _inputs(self) -> Iterator[Any]:
-        """The inputs, lazily (advanced in a worker thread, one at a time)."""
+    def _inputs(self, *, counting: bool = False) -> Iterator[Any]:
+        """The inputs, lazily (advanced in a worker thread, one at a time); ``counting``: a second
+        walk that only counts them (an unreadable folder is the first walk's to report)."""
         spec = self._spec
         exclude = spec.output_dir if spec.output_dir.resolve().is_relative_to(spec.input_dir.resolve()) else None
 
         def unreadable(folder: Path, error: OSError) -> None:
             # Called in the worker thread that advances the walk; the loop only reads the list.
-            self.summary.unreadable_folders.append(_unreadable_folder(spec.input_dir, folder, error))
+            if not counting:
+                self.summary.unreadable_folders.append(_unreadable_folder(spec.input_dir, folder, error))
 
         return iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude,
                            on_unreadable=unreadable)  # fmt: skip
@@ -265,6 +270,26 @@ class Batch:
     def _request_from_body(self, body: dict[str, object]) -> Request:
         """The request fan_out submits, from the body the journal stored."""
         return ImageRequest.from_body(body)
+
+    async def _count_all(self) -> None:
+        """Count the inputs ahead of the walk, which goes at the pace of the uploads and submits,
+        so that a progress total is right from the start (``counted``). A count, never a list;
+        it stops as soon as the walk itself has found them all, or the run ends."""
+
+        def count() -> int | None:
+            total = 0
+            try:
+                for _ in self._inputs(counting=True):
+                    if not self._counting:
+                        return None
+                    total += 1
+            except (OSError, EvolinkError):  # the walk reports what it cannot read; the count just stops
+                return None
+            return total
+
+        total = await anyio.to_thread.run_sync(count, abandon_on_cancel=True)
+        if total is not None and self._counting:
+            self._emit(BatchEvent(kind="counted", total=total))
 
     async def _prepare_all(self, send: MemoryObjectSendStream[FanOutItem], group: anyio.abc.TaskGroup) -> None:
         spec = self._spec
@@ -289,6 +314,7 @@ class Batch:
         async with send, anyio.create_task_group() as workers:
             for _ in range(spec.max_uploads):
                 workers.start_soon(worker, send.clone())
+        self._counting = False  # the walk's own number is the total now
         self._emit(BatchEvent(kind="discovered", total=self.summary.inputs))
 
     def _key(self, path: Any) -> str:

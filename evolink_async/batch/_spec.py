@@ -214,7 +214,9 @@ def iter_inputs(
 class BatchEvent:
     """Something that happened to one input (or the batch). ``kind`` is one of:
 
-    ``found`` (an input joined the batch; ``total`` so far), ``done_before`` (finished in an
+    ``found`` (an input joined the batch; ``total``: found so far, a lower bound), ``counted``
+    (all inputs counted ahead of the walk: ``total``; may not come, for a walk that ends first),
+    ``done_before`` (finished in an
     earlier run), ``changed`` (its content differs from the earlier run's: a new input),
     ``uploaded``, ``submitted``, ``reattached``, ``progress``, ``completed``,
     ``downloaded`` (``paths``), ``failed`` (``error_code``, ``message``), ``discovered`` (all

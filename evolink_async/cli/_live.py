@@ -11,7 +11,6 @@ from rich.live import Live
 from rich.markup import escape
 from rich.progress import (
     BarColumn,
-    MofNCompleteColumn,
     Progress,
     ProgressColumn,
     Task,
@@ -30,15 +29,27 @@ _MAX_ROWS = 8
 
 
 def _this_run_rate(task: Task) -> float | None:
-    """Inputs per second finished by this run (its ``this_run`` field over its elapsed time).
+    """Inputs per second that this run submitted and saw to their end (its ``this_run`` field over its elapsed time).
 
     Not rich's ``task.speed``: that counts every step of ``completed``, and on a resume the
-    inputs done in earlier runs arrive within the first second, so a resumed run would show
-    thousands per minute and an ETA of seconds.
+    inputs done in earlier runs arrive within the first second, as do the tasks an earlier run
+    submitted that finished meanwhile and inputs refused before any submit; counting them, a
+    resumed run would show thousands per minute and an ETA of seconds.
     """
     finished: int = task.fields.get("this_run", 0)
     elapsed = task.elapsed
     return finished / elapsed if finished and elapsed else None
+
+
+class _DoneOfTotalColumn(ProgressColumn):
+    """``done/total``; while the inputs are still being counted, ``done/at least found``."""
+
+    def render(self, task: Task) -> Text:
+        done = int(task.completed)
+        if task.total is not None:
+            return Text(f"{done}/{int(task.total)}", style="progress.download")
+        found: int = task.fields.get("found", 0)
+        return Text(f"{done}/at least {found}" if found else f"{done}/?", style="progress.download")
 
 
 class _RateColumn(ProgressColumn):
@@ -64,7 +75,7 @@ class LiveReporter(Reporter):
         super().__init__(stream)
         self.console = Console(file=stream)
         self.overall = Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), _RateColumn(),
+            TextColumn("[bold]{task.description}"), BarColumn(), _DoneOfTotalColumn(), _RateColumn(),
             TextColumn("{task.fields[failures]}"), TimeElapsedColumn(), TextColumn("ETA"), _RemainingColumn(),
             console=self.console,
         )  # fmt: skip
@@ -72,11 +83,13 @@ class LiveReporter(Reporter):
             TextColumn("  {task.description}", style="cyan"), BarColumn(bar_width=24), TaskProgressColumn(),
             TextColumn("{task.fields[status]}", style="dim"), console=self.console,
         )  # fmt: skip
-        self.total_id = self.overall.add_task("images", total=None, failures="", this_run=0)
+        # No total until the inputs are counted: a bar over those found so far would read 3/16, 10/23 ...
+        self.total_id = self.overall.add_task("images", total=None, failures="", this_run=0, found=0)
         self.row_ids: dict[str, TaskID] = {}
         self.finished = 0
-        #: Finished by this run, not found done from an earlier one: what the rate and the ETA count.
+        #: Submitted by this run and ended since: what the rate and the ETA count.
         self.finished_this_run = 0
+        self._submitted_here: set[str] = set()  # in flight only: a key leaves it when its input ends
         self.failed = 0
         self.live = Live(Group(self.overall, _Updates(self), self.rows), console=self.console, refresh_per_second=8,
                          transient=False)  # fmt: skip
@@ -106,26 +119,32 @@ class LiveReporter(Reporter):
             row = self.row_ids[key] = self.rows.add_task(escape(key), total=100, status=status)
         self.rows.update(row, completed=progress if progress is not None else None, status=status)
 
-    def _done(self, key: str, *, failed: bool = False, earlier: bool = False) -> None:
+    def _done(self, key: str, *, failed: bool = False) -> None:
         row = self.row_ids.pop(key, None)
         if row is not None:
             self.rows.remove_task(row)
         self.finished += 1
-        self.finished_this_run += not earlier
+        if key in self._submitted_here:
+            self._submitted_here.discard(key)
+            self.finished_this_run += 1
         self.failed += failed
         failures = f"[red]{self.failed} failed[/]" if self.failed else ""
         self.overall.update(self.total_id, completed=self.finished, failures=failures, this_run=self.finished_this_run)
 
     def event(self, event: BatchEvent) -> None:
         key = printable(event.key or "")
-        if event.kind in ("found", "discovered") and event.total is not None:
+        if event.kind == "found" and event.total is not None:
+            self.overall.update(self.total_id, found=event.total)
+        elif event.kind in ("counted", "discovered") and event.total is not None:
             self.overall.update(self.total_id, total=event.total)
         elif event.kind in ("submitted", "reattached", "progress"):
+            if event.kind == "submitted":
+                self._submitted_here.add(key)
             self._row(key, progress=event.progress, status=event.status or event.kind)
         elif event.kind == "completed":
             self._row(key, progress=100, status="downloading")
         elif event.kind in ("downloaded", "done_before"):
-            self._done(key, earlier=event.kind == "done_before")
+            self._done(key)
         elif event.kind == "changed":
             self.console.print(Text.assemble(("changed ", "yellow"), key, f"  {printable(event.message or '')}"))
         elif event.kind == "quota_wait":
