@@ -56,11 +56,13 @@ async def asyncio_gather(*coroutines: object) -> list[object]:
 async def test_an_expired_submit_without_a_task_id_becomes_uncertain_not_resubmitted(journal_url: str) -> None:
     async with PgJournal(journal_url) as journal:
         await journal.plan(_inputs(2))
-        (first, second) = (await journal.claim("dead", limit=2, lease=0.2)).items
+        # Leases long enough that a busy machine does not expire them between these steps.
+        (first, second) = (await journal.claim("dead", limit=2, lease=1.5)).items
         assert await journal.begin_submit(first.entry.key, "dead", '{"model":"qwen-image-edit"}') is not None
-        await journal.record_submitted(second.entry.key, "task-unified-1-abc", owner="dead", lease=0.2)
-        await anyio.sleep(0.4)
-        taken = (await journal.claim("alive", limit=5, lease=30)).items
+        await journal.record_submitted(second.entry.key, "task-unified-1-abc", owner="dead", lease=1.5)
+        with anyio.fail_after(30):  # the dead worker's leases run out
+            while not (taken := (await journal.claim("alive", limit=5, lease=30)).items):
+                await anyio.sleep(0.05)
         assert [c.entry.key for c in taken] == [second.entry.key]  # re-attached by its task id
         assert taken[0].entry.task_id == "task-unified-1-abc"
         uncertain = await journal.get(first.entry.key)

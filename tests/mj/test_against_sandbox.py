@@ -14,6 +14,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import anyio
 import attrs
 import pytest
 
@@ -39,6 +40,7 @@ from evolink_async import (
     UnsupportedOperationError,
 )
 from evolink_async.sandbox import Faults, MidjourneyOptions, Sandbox
+from evolink_async.sandbox import _mj_routes as mj_routes
 from evolink_async.sandbox._png import Image, encode
 
 SCALE = 0.01
@@ -425,11 +427,24 @@ async def test_five_hundred_imagines_under_faults() -> None:
     assert kinds[EventKind.COMPLETED] >= 490, kinds
 
 
-async def test_uncertain_submit_cut_off_a_truncated_list_is_not_resubmitted() -> None:
+async def test_uncertain_submit_cut_off_a_truncated_list_is_not_resubmitted(monkeypatch: pytest.MonkeyPatch) -> None:
     """trueai lists the newest 100 tasks: when 100 newer ones push the lost submit's task out of
     ``task/list``, not finding it there proves nothing, and the submit must not be sent again."""
-    faults = Faults(slow_delay=100.0)  # 1 s on this clock: the lookup waits while others submit
-    async with sandbox(midjourney=_roomy(list_limit=100), faults=faults) as box, client(box) as mj:
+    others_submitted = asyncio.Event()
+
+    class HeldUntilOthersSubmitted:
+        """The MJ routes' ``anyio`` whose slow-answer pause ends once the 100 others are in,
+        however long they take on a busy machine (a fixed delay raced them)."""
+
+        def __getattr__(self, name: str) -> Any:
+            return getattr(anyio, name)
+
+        @staticmethod
+        async def sleep(_delay: float) -> None:
+            await asyncio.wait_for(others_submitted.wait(), LIMIT)
+
+    monkeypatch.setattr(mj_routes, "anyio", HeldUntilOthersSubmitted())
+    async with sandbox(midjourney=_roomy(list_limit=100)) as box, client(box) as mj:
         injector = box._running.faults
         real, calls = injector.decide, []
         listing = asyncio.Event()
@@ -448,6 +463,7 @@ async def test_uncertain_submit_cut_off_a_truncated_list_is_not_resubmitted() ->
         lost = asyncio.create_task(mj.submit(Imagine(prompt="the lost one"), idempotency_key="lost-one-000000001"))
         await asyncio.wait_for(listing.wait(), LIMIT)
         await asyncio.gather(*(mj.submit(Imagine(prompt=f"fox {i}")) for i in range(100)))
+        others_submitted.set()
         from evolink_async import APIConnectionError
 
         with pytest.raises(APIConnectionError):
