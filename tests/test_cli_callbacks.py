@@ -25,10 +25,10 @@ from .trust_cli._support import (
     make_inputs,
     run_cli,
     sandbox_process,
+    start_under_pty,
     summary_of,
     wait_for,
 )
-from .trust_cli.test_trust_interrupt import _start_under_pty
 
 COUNT = 16
 SCALE = 0.03  # remove-bg: 30 API s -> 0.9 s estimated; tasks end by 0.9 s, the safety-net query comes at 1.4 s
@@ -277,7 +277,7 @@ def test_ctrl_c_with_callbacks_exits_130_promptly(tmp_path: Path) -> None:
     with sandbox_process(time_scale=scale, seed=8) as sandbox:
         argv = [*CLI, "remove-bg", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--max-in-flight", "4",
                 *callback_flags(port), *sandbox.connect(poll_scale=scale)]  # fmt: skip
-        process, reader, master = _start_under_pty(argv)
+        process, reader, master = start_under_pty(argv)
         try:
             wait_for(lambda: len(sandbox.ledger()["billed"]) >= 1, 30, "a first submit", process=process)
             assert process.poll() is None, "the batch ended before the Ctrl-C"

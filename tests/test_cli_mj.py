@@ -34,6 +34,7 @@ from tests.trust_cli._support import (
     json_lines,
     run_cli,
     sandbox_process,
+    start_under_pty,
     stop,
     summary_of,
     wait_for,
@@ -256,12 +257,10 @@ def test_a_queue_that_stays_full_leaves_inputs_pending_and_exits_1(tmp_path: Pat
 
 
 def test_ctrl_c_in_a_terminal_shows_the_live_view_exits_130_and_resumes(tmp_path: Path) -> None:
-    from tests.trust_cli.test_trust_interrupt import _start_under_pty
-
     out = tmp_path / "out"
     with sandbox_process(time_scale=SLOW) as box:
         args = ["imagine", "a red fox", "--count", "8", "--out", str(out), *connect(box, scale=SLOW)]
-        process, reader, master = _start_under_pty([*CLI, *args])
+        process, reader, master = start_under_pty([*CLI, *args])
         try:
             wait_for(lambda: len(imagine_states(box)) >= 2, 30, "two submits", process=process)
             os.killpg(process.pid, signal.SIGINT)

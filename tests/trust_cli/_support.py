@@ -8,6 +8,7 @@ Every wait here is bounded; a process that outlives its bound is killed and the 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import queue
@@ -15,6 +16,7 @@ import signal
 import struct
 import subprocess
 import sys
+import termios
 import threading
 import time
 import urllib.request
@@ -203,3 +205,24 @@ def wait_for(predicate: Any, bound: float, what: str, *, process: subprocess.Pop
             raise AssertionError(f"the process ended (status {process.returncode}) before {what}")
         time.sleep(0.05)
     raise AssertionError(f"not within {bound} s: {what}")
+
+
+# --- a real terminal --------------------------------------------------------------------------
+
+
+def _controlling_tty() -> None:  # runs in the child after setsid (start_new_session=True)
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
+def start_under_pty(argv: list[str]) -> tuple[subprocess.Popen[bytes], OutputReader, int]:
+    """Start ``argv`` as a session leader on a fresh pseudo-terminal (a wide one: no wrapped lines),
+    its output drained by an ``OutputReader``; returns the process, the reader and the pty master."""
+    master, slave = os.openpty()
+    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))  # wide: no wrapped lines
+    env = cli_env(TERM="xterm-256color", COLUMNS="250", LINES="50")
+    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
+                               preexec_fn=_controlling_tty, close_fds=True)  # fmt: skip
+    os.close(slave)
+    reader = OutputReader(master)
+    reader.start()
+    return process, reader, master

@@ -8,12 +8,9 @@ as a terminal's Ctrl-C does.
 
 from __future__ import annotations
 
-import fcntl
 import os
 import signal
-import struct
 import subprocess
-import termios
 import threading
 import time
 from pathlib import Path
@@ -23,40 +20,25 @@ import pytest
 from ._support import (
     CLI,
     RESUME_HINT,
-    OutputReader,
     cli_env,
     make_inputs,
     run_cli,
     sandbox_process,
+    start_under_pty,
     stop,
     summary_of,
     wait_for,
 )
 
-COUNT = 20
-SCALE = 0.1  # qwen-image-edit: 30 API s +-50% -> 1.5-4.5 s per task; 20 inputs, 5 in flight: ~15 s
+COUNT = 10
+SCALE = 0.1  # qwen-image-edit: 30 API s +-50% -> 1.5-4.5 s per task; 10 inputs, 5 in flight: ~6 s
+TASK_QUERIES = "GET /v1/tasks/{task_id}"
 
 
 def _result_files(out: Path) -> list[Path]:
     if not out.is_dir():
         return []
     return [p for p in out.rglob("*") if p.is_file() and not p.name.startswith(".") and "result" in p.name]
-
-
-def _controlling_tty() -> None:  # runs in the child after setsid (start_new_session=True)
-    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
-
-
-def _start_under_pty(argv: list[str]) -> tuple[subprocess.Popen[bytes], OutputReader, int]:
-    master, slave = os.openpty()
-    fcntl.ioctl(slave, termios.TIOCSWINSZ, struct.pack("HHHH", 50, 250, 0, 0))  # wide: no wrapped lines
-    env = cli_env(TERM="xterm-256color", COLUMNS="250", LINES="50")
-    process = subprocess.Popen(argv, stdin=slave, stdout=slave, stderr=slave, env=env, start_new_session=True,
-                               preexec_fn=_controlling_tty, close_fds=True)  # fmt: skip
-    os.close(slave)
-    reader = OutputReader(master)
-    reader.start()
-    return process, reader, master
 
 
 @pytest.mark.parametrize(
@@ -69,13 +51,14 @@ def test_ctrl_c_in_a_terminal_exits_130_once_and_resumes_cleanly(tmp_path: Path,
     with sandbox_process(time_scale=SCALE, seed=3) as sandbox:
         args = ["edit", str(tmp_path / "in"), "--prompt", "make it autumn", "--out", str(out),
                 "--max-in-flight", "5", *sandbox.connect(poll_scale=SCALE)]  # fmt: skip
-        process, reader, master = _start_under_pty([*CLI, *args])
+        process, reader, master = start_under_pty([*CLI, *args])
         try:
             if moment == "submitting":
                 wait_for(lambda: len(sandbox.ledger()["billed"]) >= 1, 30, "a first submit", process=process)
             elif moment == "polling":
-                wait_for(lambda: len(sandbox.ledger()["billed"]) >= 1, 30, "a first submit", process=process)
-                time.sleep(1.0)  # tasks take >= 1.5 s: the CLI is polling, nothing is done yet
+                # The CLI is polling once it has queried a task (tasks take >= 1.5 s: none is done).
+                wait_for(lambda: sandbox.ledger()["requests"].get(TASK_QUERIES, 0) >= 1, 30, "a first query",
+                         process=process)  # fmt: skip
             else:
                 wait_for(lambda: _result_files(out), 60, "a first downloaded result", process=process)
             assert process.poll() is None, "the batch ended before the Ctrl-C moment"
