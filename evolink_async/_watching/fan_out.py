@@ -130,6 +130,8 @@ class FanOut:
         self._halted = False
         self._next_submit_at = 0.0
         self._group: anyio.abc.TaskGroup | None = None
+        # Set by ``__aenter__``: only then does anything feed the buffer the iterator reads.
+        self._entered = False
         # The submits in flight: plain asyncio tasks, not children of the anyio group. Spawning
         # an anyio task (its cancel scope, task state and wrapper coroutine) cost about 20 us per
         # submit, several times a bare ``create_task``; ``__aexit__`` cancels and awaits these
@@ -153,6 +155,7 @@ class FanOut:
             raise RuntimeError("fan_out needs a running client: use `async with EvolinkClient() as client:`")
         group = anyio.create_task_group()
         await group.__aenter__()
+        self._entered = True
         self._group = group
         group.start_soon(self._feed)
         return self
@@ -197,6 +200,12 @@ class FanOut:
             )
 
     def __aiter__(self) -> AsyncIterator[TaskEvent]:
+        if not self._entered:
+            # Iterated without its ``async with``, nothing would ever submit: fail at once, not hang.
+            raise TypeError(
+                "fan_out() is an async context manager: "
+                "`async with client.fan_out(requests) as events:` then `async for event in events:`"
+            )
         return self
 
     async def __anext__(self) -> TaskEvent:
