@@ -159,6 +159,7 @@ class EvolinkClient(TrackerLifecycle):
         max_credits: float | None = None,
         credits_per_task: float | None = None,
         keep_uploads: bool = False,
+        normalize: bool = False,
     ) -> FanOut:
         """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
 
@@ -180,7 +181,9 @@ class EvolinkClient(TrackerLifecycle):
 
         Local images (``Path``s in ``image_urls``) are uploaded within the key's file quota (a
         budget of files alive at once: uploads wait for deletions) and deleted once their task
-        ended, unless ``keep_uploads``.
+        ended, unless ``keep_uploads``. ``normalize`` converts local images the service would
+        refuse (BMP/TIFF to PNG, EXIF rotation, sides into the model's range; needs the
+        ``[images]`` extra) into temporary copies instead of failing them.
 
         >>> async with client.fan_out(requests, max_in_flight=16) as events:
         ...     async for event in events:
@@ -197,6 +200,7 @@ class EvolinkClient(TrackerLifecycle):
             max_credits=max_credits,
             credits_per_task=credits_per_task,
             keep_uploads=keep_uploads,
+            normalize=normalize,
         )
 
     async def download(

@@ -176,8 +176,8 @@ class Request(Protocol):
         """The JSON body of ``POST /v1/images/generations``."""
         ...
 
-    def with_image_urls(self, image_urls: tuple[str, ...]) -> Request:
-        """A copy whose local paths were replaced by uploaded URLs."""
+    def with_image_urls(self, image_urls: tuple[ImageInput, ...]) -> Request:
+        """A copy with other image inputs (local paths replaced by uploaded URLs, or by normalized copies)."""
         ...
 
 
@@ -231,7 +231,7 @@ class _ModelRequest:
             body["callback_url"] = self.callback_url
         return body
 
-    def with_image_urls(self, image_urls: tuple[str, ...]) -> Request:
+    def with_image_urls(self, image_urls: tuple[ImageInput, ...]) -> Request:
         return attrs.evolve(self, image_urls=image_urls)
 
 
@@ -341,7 +341,7 @@ class ImageRequest:
         body.update(self.extra)
         return body
 
-    def with_image_urls(self, image_urls: tuple[str, ...]) -> Request:
+    def with_image_urls(self, image_urls: tuple[ImageInput, ...]) -> Request:
         return attrs.evolve(self, image_urls=image_urls)
 
     @classmethod

@@ -40,6 +40,7 @@ from ..errors import (
 from .credit_budget import CreditBudget, credits_of
 from .event_buffer import EventBuffer
 from .fan_out_items import FanOutInput, FanOutItem, FanOutSummary, as_item, is_unhashable
+from .normalizing import Normalizer
 from .tracker import Tracker, WatchHandle
 
 __all__ = ["FanOut", "FanOutItem", "FanOutSummary", "FanOutInput"]
@@ -99,10 +100,14 @@ class FanOut:
         max_credits: float | None = None,
         credits_per_task: float | None = None,
         keep_uploads: bool = False,
+        normalize: bool = False,
     ) -> None:
         check_count("max_in_flight", max_in_flight)
         if not isinstance(keep_uploads, bool):
             raise ValidationError("keep_uploads", f"must be True or False, got {keep_uploads!r}")
+        if not isinstance(normalize, bool):
+            raise ValidationError("normalize", f"must be True or False, got {normalize!r}")
+        self._normalizer = Normalizer() if normalize else None
         check_count("buffer_size", buffer_size)
         if max_submits_per_second is not None:
             check_number("max_submits_per_second", max_submits_per_second, above=True)
@@ -179,6 +184,9 @@ class FanOut:
             if self._releases:  # deletions of ended tasks' files: let them finish, bounded
                 with anyio.CancelScope(shield=True), anyio.move_on_after(RELEASE_TIMEOUT):
                     await asyncio.wait(list(self._releases))
+            if self._normalizer is not None:
+                with anyio.CancelScope(shield=True):
+                    await self._normalizer.aclose()
         finally:
             # Also under outside cancellation, which re-raises from the await above.
             self._release_watches()
@@ -308,7 +316,10 @@ class FanOut:
                 RETRY_TALLY.set(tally)  # this task's own context: each submit runs in a task of its own
                 cost: float | None = 0.0  # refused (or cut off): nothing reserved
                 try:
-                    task = await self._submit_or_recover(item.request, item.idempotency_key)
+                    request = item.request
+                    if self._normalizer is not None:
+                        request = await self._normalizer.request(request)
+                    task = await self._submit_or_recover(request, item.idempotency_key)
                     cost = credits_of(task)
                 except EvolinkError as exc:
                     if may_have_been_billed(exc):

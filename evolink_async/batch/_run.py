@@ -31,7 +31,7 @@ from anyio.streams.memory import MemoryObjectSendStream
 from .._core.logging import logger
 from .._files.download import download_urls, remove_stale_parts
 from .._files.image_probe import ImageFormat
-from .._files.local_images import local_image_problem
+from .._files.normalize import normalize_image, plan_image
 from .._models.events import EventKind, TaskEvent
 from .._models.requests import ImageRequest, Request
 from .._protocols.evolink.files import Files
@@ -51,6 +51,7 @@ from ._journal import Journal
 from ._outcomes import error_code, error_message, first_cause, task_error
 from ._spec import (  # fmt: skip
     LOCK_NAME,
+    NORMALIZED_DIR,
     BatchEvent,
     BatchLockedError,
     BatchPlan,
@@ -95,6 +96,11 @@ def _inspect_input(path: Path, root: Path, follow_symlinks: bool) -> tuple[str |
             return "is a symbolic link to a file outside the input folder (--follow-symlinks takes it)", None
     info = path.stat()
     return None, f"{info.st_size}:{info.st_mtime_ns}"
+
+
+def _as_sent(path: Path, spec: BatchSpec) -> Path:
+    """The name the request's suffix rules see: a normalized input is sent as a PNG."""
+    return path.with_name(f"{path.name}.png") if spec.normalize else path
 
 
 def _unreadable_folder(root: Path, folder: Path, error: OSError) -> UnreadableFolder:
@@ -404,14 +410,31 @@ class Batch:
             stored: dict[str, object] = json.loads(entry.request_body)
             return stored
         spec = self._spec
-        spec.request(path)  # suffix and prompt rules, before anything is read or sent
+        spec.request(_as_sent(path, spec))  # suffix and prompt rules, before anything is read or sent
         try:
-            await anyio.to_thread.run_sync(lambda: local_image_problem(path, model=spec.model, field=key))
+            plan = await anyio.to_thread.run_sync(
+                functools.partial(plan_image, path, model=spec.model, field=key, normalize=spec.normalize)
+            )
         except OSError as exc:
             raise ValidationError(key, f"cannot be read: {exc.strerror or exc}") from None
         if self._uploads is None:
             raise ValidationError(key, "is a local file, and this client has no Files API to upload it to")
-        file_url = await self._uploads.file_for(key, entry, path)
+        normalized: list[Path] = []
+
+        async def source() -> Path:  # only when the input has no live upload to reuse
+            if not plan.needed:
+                return Path(path)
+            copy = await anyio.to_thread.run_sync(functools.partial(
+                normalize_image, Path(path), spec.output_dir / NORMALIZED_DIR, model=spec.model, name=key))  # fmt: skip
+            normalized.append(copy)
+            self._emit(BatchEvent(kind="normalized", key=key, paths=(str(copy),)))
+            return copy
+
+        try:
+            file_url = await self._uploads.file_for(key, entry, source)
+        finally:  # uploaded (or failed): the copy is not needed; a re-run makes it again if it must
+            for copy in normalized:
+                await anyio.to_thread.run_sync(functools.partial(copy.unlink, missing_ok=True))
         self._emit(BatchEvent(kind="uploaded", key=key))
         body = spec.request(file_url).to_body()
         result: dict[str, object] = json.loads(await self.journal.record_request(key, json.dumps(body)))
@@ -550,8 +573,8 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
                 handled += 1
                 continue
             try:
-                spec.request(path)
-                check = functools.partial(local_image_problem, path, model=spec.model, field=key)
+                spec.request(_as_sent(path, spec))
+                check = functools.partial(plan_image, path, model=spec.model, field=key, normalize=spec.normalize)
                 await anyio.to_thread.run_sync(check)
             except (ValidationError, OSError) as exc:
                 invalid.append(FailedInput(key=key, code="invalid_input", message=error_message(exc)))

@@ -21,6 +21,7 @@ from ..errors import BatchLockedError, ValidationError
 __all__ = [
     "ESTIMATED_CREDITS",
     "INPUT_SUFFIXES",
+    "NORMALIZED_DIR",
     "JOURNAL_NAME",
     "BatchEvent",
     "BatchLockedError",
@@ -36,7 +37,9 @@ __all__ = [
 JOURNAL_NAME = "evolink-journal.sqlite3"
 LOCK_NAME = ".evolink-batch.lock"
 #: Files a folder batch takes as inputs (by suffix; the header is checked before upload).
-INPUT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff"})
+INPUT_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".gif", ".bmp", ".tif", ".tiff", ".heic", ".heif"})
+#: Where normalized copies of inputs go, next to the journal (hidden: never taken as an input).
+NORMALIZED_DIR = ".evolink-normalized"
 #: Credits per call for the dry run's estimate, from the API's published examples (A1 shows 1.8
 #: for mj-v7-retexture). The server's ``usage.credits_reserved`` is what is actually charged.
 ESTIMATED_CREDITS: Mapping[str, float] = {"mj-v7-retexture": 1.8, "mj-v7-remove-bg": 1.8, "qwen-image-edit": 1.0}
@@ -220,8 +223,9 @@ class BatchEvent:
     earlier run), ``changed`` (its content differs from the earlier run's: a new input),
     ``uploaded``, ``submitted``, ``reattached``, ``progress``, ``completed``,
     ``downloaded`` (``paths``), ``failed`` (``error_code``, ``message``), ``discovered`` (all
-    inputs found; ``total``), ``quota_wait`` (the Files API quota is full: an upload waits for a
-    deletion; ``total`` is the attempt, ``message`` says how long).
+    inputs found; ``total``), ``normalized`` (a converted copy was made: ``paths``), ``quota_wait``
+    (the Files API quota is full: an upload waits for a deletion; ``total`` is the attempt,
+    ``message`` says how long).
     """
 
     kind: str

@@ -21,7 +21,7 @@ of more inputs than that only finishes if it deletes as it goes. The rules, in o
 from __future__ import annotations
 
 import secrets
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 from .._core.logging import logger
@@ -105,10 +105,12 @@ class BatchUploads:
                 break
         return adopted
 
-    async def file_for(self, key: str, entry: Entry, path: Path) -> str:
-        """The ``file_url`` of ``key``'s input: its live file if it has one, else a new upload (recorded)."""
+    async def file_for(self, key: str, entry: Entry, source: Callable[[], Awaitable[Path]]) -> str:
+        """The ``file_url`` of ``key``'s input: its live file if it has one, else an upload of the file
+        ``source()`` gives (recorded before this returns)."""
         for upload in await self._journal.uploads(key):
             return upload.file_url
+        path = await source()
         name = f"{self._prefix}{entry.idempotency_key}{path.suffix.lower()}"
         if self._keep:
             uploaded = await self.budget.after_quota_waits(

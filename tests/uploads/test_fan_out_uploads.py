@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from evolink_async import EventKind, EvolinkClient, QwenImageEdit
+from evolink_async import EventKind, EvolinkClient, QwenImageEdit, ValidationError
 from evolink_async.sandbox import Sandbox
 
+from .._images import bmp_bytes
 from .conftest import write_inputs
 
 Build = Callable[..., EvolinkClient]
@@ -49,3 +50,24 @@ async def test_generate_deletes_its_upload(evolink_sandbox: Sandbox, scaled_clie
         assert done.results
         assert evolink_sandbox.ledger.files_stored == 1
         assert (await client.files.list()).total == 0
+
+
+@pytest.mark.evolink_sandbox(max_files=20)
+async def test_fan_out_normalize_sends_a_png_for_a_bmp(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    bmp = tmp_path / "scan.bmp"
+    bmp.write_bytes(bmp_bytes(400, 400))
+    request = QwenImageEdit(prompt="autumn", image_urls=[bmp])
+    async with scaled_client(evolink_sandbox) as client:
+        async with client.fan_out([request], timeout=60) as events:  # without normalize: refused, not sent
+            (refused,) = [event async for event in events]
+        assert refused.kind is EventKind.SUBMIT_FAILED
+        assert isinstance(refused.error, ValidationError)
+        assert 'pip install "evolink-async[images]"' in refused.error.rule
+        assert evolink_sandbox.ledger.files_stored == 0
+        async with client.fan_out([request], timeout=60, normalize=True, keep_uploads=True) as events:
+            (done,) = [event async for event in events if event.is_terminal]
+        assert done.kind is EventKind.COMPLETED
+        (stored,) = (await client.files.list()).files
+    assert stored.mime_type == "image/png"
