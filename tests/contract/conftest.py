@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from typing import Any
 
@@ -62,6 +64,18 @@ class Answer:
 
 
 @attrs.define
+class Receiver:
+    """A loopback callback endpoint: keeps every body, answers ``status``."""
+
+    status: int = 200
+    bodies: list[Any] = attrs.Factory(list)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        self.bodies.append(await request.json())
+        return web.Response(status=self.status)
+
+
+@attrs.define
 class Context:
     """One fact's sandbox, clock, HTTP session, and the values its setup produced."""
 
@@ -70,6 +84,26 @@ class Context:
     session: aiohttp.ClientSession
     values: dict[str, Any] = attrs.Factory(dict)
     runners: list[web.AppRunner] = attrs.Factory(list)
+    receiver: Receiver | None = None
+
+    async def serve(self, app: web.Application) -> str:
+        """Run ``app`` on a free loopback port for the fact's life; returns its base URL."""
+        runner = web.AppRunner(app)
+        await runner.setup()
+        self.runners.append(runner)
+        await web.TCPSite(runner, "127.0.0.1", 0).start()
+        return f"http://127.0.0.1:{runner.addresses[0][1]}"
+
+    async def callbacks_done(self, task_id: str) -> list[Any]:
+        """The bodies the receiver got, once the sandbox has made its last attempt for ``task_id``."""
+        assert self.receiver is not None
+        last_attempt = len(self.sandbox.config.callback_retry_delays) + 1
+        async with asyncio.timeout(30):  # tasks take 0.3 s at this scale; the bound is for a loaded machine
+            while not any(
+                a.task_id == task_id and (a.ok or a.attempt == last_attempt) for a in self.sandbox.ledger.callbacks
+            ):
+                await asyncio.sleep(0.01)
+        return list(self.receiver.bodies)
 
     def url(self, host: str, path: str) -> str:
         base = {"api": self.sandbox.base_url, "files": self.sandbox.files_base_url, "mj": self.sandbox.base_url}[host]
@@ -199,14 +233,26 @@ async def _loopback_image_server(ctx: Context) -> None:
 
     app = web.Application()
     app.router.add_get("/cat.png", image)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    ctx.runners.append(runner)
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = runner.addresses[0][1]
-    ctx.values["loopback_png_url"] = f"http://127.0.0.1:{port}/cat.png"
-    ctx.values["dead_url"] = f"http://127.0.0.1:{port}/missing.png"
+    base = await ctx.serve(app)
+    ctx.values["loopback_png_url"] = f"{base}/cat.png"
+    ctx.values["dead_url"] = f"{base}/missing.png"
+
+
+async def _callback_receiver(ctx: Context, *, status: int = 200) -> None:
+    ctx.receiver = Receiver(status=status)
+    app = web.Application()
+    app.router.add_post("/hook/s3cret", ctx.receiver.handle)
+    ctx.values["callback_url"] = f"{await ctx.serve(app)}/hook/s3cret"
+
+
+async def _refusing_callback_receiver(ctx: Context) -> None:
+    await _callback_receiver(ctx, status=500)
+
+
+async def _callback_receiver_and_corrupt_file(ctx: Context) -> None:
+    await _callback_receiver(ctx)
+    corrupt = await ctx.upload("data:image/png;base64," + base64.b64encode(TRUNCATED_PNG).decode())
+    ctx.values["corrupt_file_url"] = corrupt["file_url"]
 
 
 async def _too_big(ctx: Context) -> None:
@@ -243,6 +289,9 @@ SETUPS: Mapping[str, Callable[[Context], Awaitable[None]]] = {
     "one_request_made": _one_request_made,
     "loopback_image_server": _loopback_image_server,
     "mj_task_done": _mj_task_done,
+    "callback_receiver": _callback_receiver,
+    "refusing_callback_receiver": _refusing_callback_receiver,
+    "callback_receiver_and_corrupt_file": _callback_receiver_and_corrupt_file,
 }
 #: Setups implied by a placeholder in the call itself.
 IMPLIED_SETUPS = {"{too_big}": _too_big}
@@ -256,7 +305,14 @@ async def fact_context() -> AsyncIterator[Callable[[Fact], Awaitable[Context]]]:
 
     async def start(fact: Fact) -> Context:
         clock = FakeClock()
-        sandbox = Sandbox(clock=clock, time_scale=1.0, seed=0, **fact.sandbox)
+        options = dict(fact.sandbox)
+        if options.pop("real_clock", False):
+            # Callbacks are delivered by a background loop that sleeps on real time: such facts
+            # run on the real clock, 100x faster than the service.
+            options.update(clock=time.monotonic, time_scale=0.01)
+        else:
+            options.update(clock=clock, time_scale=1.0)
+        sandbox = Sandbox(seed=0, **options)
         await sandbox.__aenter__()
         ctx = Context(sandbox=sandbox, clock=clock, session=session)
         contexts.append((ctx, sandbox))

@@ -137,6 +137,10 @@ class Fact:
     example_status: int = 200
     parse: Parse | None = None
     parsed: Mapping[str, Any] = attrs.field(factory=dict)
+    #: For a submit with a ``callback_url``: what its receiver must get once the sandbox is done
+    #: delivering (``posts``: how many POSTs; ``body``: expectations on each; ``as_queried``: each
+    #: body equals the task query's answer).
+    callbacks: Mapping[str, Any] | None = None
 
 
 SUBMIT = "/v1/images/generations"
@@ -416,6 +420,40 @@ FACTS: tuple[Fact, ...] = (
         example={"error": {"code": 40001, "message": "m", "type": "invalid_request_error"}},
         example_status=400, parse="http_error", parsed={"code": "40001", "class": "BadRequestError"},
     ),
+    # --- A5 callbacks -------------------------------------------------------------------------
+    Fact(
+        id="A5.callback.completed", source="A5",
+        says="When the task completes, its callback_url gets one POST of the same JSON as the task query",
+        call=Call(method="POST", host="api", path=SUBMIT, json={**QWEN, "callback_url": "{callback_url}"}),
+        setup="callback_receiver", sandbox={"real_clock": True},
+        status=200, body={"status": "pending"},
+        callbacks={"posts": 1, "as_queried": True, "body": {"status": "completed", "results[]": str}},
+    ),
+    Fact(
+        id="A5.callback.failed", source="A5", says="A failed task's callback is sent too, with its error",
+        call=Call(method="POST", host="api", path=SUBMIT,
+                  json={**QWEN, "image_urls": ["{corrupt_file_url}"], "callback_url": "{callback_url}"}),
+        setup="callback_receiver_and_corrupt_file", sandbox={"real_clock": True},
+        status=200,
+        callbacks={"posts": 1, "as_queried": True, "body": {"status": "failed", "error.code": str}},
+    ),
+    Fact(
+        id="A5.callback.retries", source="A5", says="A non-2xx reply is retried up to 3 times, then no more",
+        call=Call(method="POST", host="api", path=SUBMIT, json={**QWEN, "callback_url": "{callback_url}"}),
+        setup="refusing_callback_receiver", sandbox={"real_clock": True},
+        status=200, callbacks={"posts": 4, "body": {"status": "completed"}},
+    ),
+    Fact(
+        id="A5.callback.https_only", source="A5", says="callback_url must be HTTPS",
+        call=Call(method="POST", host="api", path=SUBMIT, json={**QWEN, "callback_url": "http://example.com/hook"}),
+        status=400, body=api_error(str, **{"error.param": "callback_url"}),
+    ),
+    Fact(
+        id="A5.callback.length", source="A5", says="callback_url is at most 2048 characters",
+        call=Call(method="POST", host="api", path=SUBMIT,
+                  json={**QWEN, "callback_url": "https://example.com/" + "a" * 2030}),
+        status=400, body=api_error(str, **{"error.param": "callback_url"}),
+    ),
     # --- A6 Files API ---------------------------------------------------------------------------
     Fact(
         id="A6.upload.base64", source="A6",
@@ -628,8 +666,9 @@ KNOWN_DIFFERENCES: tuple[KnownDifference, ...] = (
     ),
     KnownDifference(
         fact=None, source="A5",
-        says="Callbacks: the A3 body, sent after billing, 10 s timeout, up to 3 retries after 1, 2 and 4 s",
-        reason="not yet stated as facts here: the sandbox's callbacks are checked in tests/sandbox/test_callbacks.py",
+        says="Callbacks time out after 10 s; retries come 1 s, 2 s and 4 s after a failure; sent after billing",
+        reason="timing is not asserted here (no wall-clock assertions): the sandbox's defaults are those numbers "
+               "(callback_timeout, callback_retry_delays, time-scaled), and billing happens at submit",
     ),
     KnownDifference(
         fact=None, source="A3",

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from .conftest import Context, header_mismatches, mismatches
-from .facts import FACTS, KNOWN_DIFFERENCES, Fact, OneOf
+from .facts import FACTS, KNOWN_DIFFERENCES, Call, Fact, OneOf
 
 _DIFFERENT = {d.fact: d for d in KNOWN_DIFFERENCES if d.fact is not None}
 
@@ -25,6 +25,18 @@ def _params() -> list[Any]:
     return params
 
 
+async def _callback_problems(ctx: Context, fact: Fact, task_id: str) -> list[str]:
+    assert fact.callbacks is not None
+    bodies = await ctx.callbacks_done(task_id)
+    problems = [] if len(bodies) == fact.callbacks["posts"] else [f"{len(bodies)} callback POSTs"]
+    queried = await ctx.send(Call(method="GET", host="api", path=f"/v1/tasks/{task_id}"))
+    for index, body in enumerate(bodies):
+        problems += [f"callback {index}: {p}" for p in mismatches(fact.callbacks.get("body", {}), body, 200)]
+        if fact.callbacks.get("as_queried") and body != queried.body:
+            problems.append(f"callback {index} differs from the query: {body!r:.300} vs {queried.body!r:.300}")
+    return problems
+
+
 @pytest.mark.parametrize("fact", _params())
 async def test_the_sandbox_answers_as_documented(fact: Fact, fact_context: Callable[[Fact], Awaitable[Context]]) -> None:
     ctx = await fact_context(fact)
@@ -34,4 +46,6 @@ async def test_the_sandbox_answers_as_documented(fact: Fact, fact_context: Calla
     problems = [] if answer.status in expected_status else [f"HTTP {answer.status}, documented {fact.status}"]
     problems += mismatches(ctx.fill(dict(fact.body)), answer.body, answer.status)
     problems += header_mismatches(fact.headers, answer.headers)
+    if fact.callbacks is not None and not problems:
+        problems += await _callback_problems(ctx, fact, answer.body["id"])
     assert not problems, f"{fact.id} ({fact.source}: {fact.says}):\n  " + "\n  ".join(problems) + f"\n{answer.body!r:.600}"
