@@ -40,7 +40,12 @@ def _same(fast: object, built: object) -> None:
         setattr(fast, attrs.fields(type(fast))[0].name, None)
 
 
-@pytest.mark.parametrize("body", [SUBMITTED, COMPLETED, FAILED, {"id": "task-unified-1", "status": "processing"}])
+WITH_RESULT_DATA = {**COMPLETED, "result_data": [{"image_url": "https://files.example/image.jpg", "extra": 1}]}
+
+
+@pytest.mark.parametrize(
+    "body", [SUBMITTED, COMPLETED, FAILED, WITH_RESULT_DATA, {"id": "task-unified-1", "status": "processing"}]
+)
 def test_the_parser_builds_the_task_that_task_init_builds(body: dict[str, Any]) -> None:
     fields = _plain_fields(
         Task,

@@ -184,3 +184,19 @@ def test_results_that_are_not_a_list_are_empty_whatever_they_are() -> None:
             raise ValueError("no truth value")
 
     assert structure_task({**SUBMITTED, "results": Unjudgeable()}).results == ()
+
+
+def test_a_task_error_hint_is_read_under_either_name() -> None:
+    for name in ("suggestion", "fallback_suggestion"):
+        task = structure_task({**FAILED, "error": {"code": "service_error", "message": "m", name: "retry later"}})
+        assert task.error is not None
+        assert task.error.suggestion == "retry later", name
+
+
+def test_hostile_result_data_is_bounded_and_typed() -> None:
+    items = [{"image_url": 5, "duration": -3, "title": "t"}, "not an object", *[{"image_url": "u"}] * 5000]
+    task = structure_task({**COMPLETED, "result_data": items})
+    assert len(task.result_data) == 999  # the first 1000 entries are read; the string among them is dropped
+    first = task.result_data[0]
+    assert (first.image_url, first.duration, first.title, first.url) == (None, None, "t", None)
+    assert task.result_data[1].url == "u"
