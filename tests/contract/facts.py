@@ -10,6 +10,8 @@ A fact the sandbox cannot honour is in ``KNOWN_DIFFERENCES`` with the reason, an
 strict xfail: if the sandbox starts to honour it, the run fails until the entry is removed.
 Facts no local emulator can observe (billing after moderation, the real hosts) are there too,
 without a check. Nothing is skipped silently: ``test_known_differences.py`` holds the list honest.
+
+The module is long on purpose: it is one table, so that each fact is stated in one place.
 """
 
 from __future__ import annotations
