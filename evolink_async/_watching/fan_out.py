@@ -219,6 +219,22 @@ class FanOut:
     async def __anext__(self) -> TaskEvent:
         return await self._buffer.get()
 
+    def drop(self, key: Hashable) -> bool:
+        """Stop watching one input at once (its caller no longer owns it): no more events for it.
+
+        Frees its place under ``max_in_flight``; False if it is not being watched (being
+        submitted, or already ended).
+        """
+        sink = self._in_flight.pop(key, None)
+        if sink is None:
+            return False
+        if sink.handle is not None:
+            self._tracker.unwatch(sink.handle)
+        self.summary.outcomes["dropped"] += 1
+        self._slots.release()
+        self._maybe_finish()
+        return True
+
     # --- submitting -------------------------------------------------------------------------
 
     async def _feed(self) -> None:

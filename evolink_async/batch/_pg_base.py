@@ -2,32 +2,82 @@
 
 Everything here is a plain read or an idempotent load; the claim protocol, whose credit and
 slot accounting must be read as one, is ``_pg_store.PgJournal`` (built on this class).
+
+A journal that goes away and comes back (a restart, a fail-over, a killed connection) is part of
+a fleet's life: every operation goes through :meth:`PgJournalBase.run`, which retries the
+transient failures (connection lost, "cannot connect now", admin shutdown, serialization
+failures and deadlocks, lock and idle-transaction timeouts, asyncpg's interface errors) with
+backoff through a fresh pool, for at most ``outage`` seconds of the journal being unreachable;
+past that a :class:`JournalUnavailableError` names the cause. Every session gets
+``lock_timeout`` and ``idle_in_transaction_session_timeout``: a worker frozen anywhere (even
+inside a transaction) cannot hold a lock others wait for longer than ``session_timeout``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+import random
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
-from typing import Any, Self
+from typing import Any, Self, TypeVar
 
+import anyio
 import attrs
 
 from .._core.idempotency import new_idempotency_key
+from .._core.logging import logger
 from ._entries import Entry, EntryStatus, JournalError, JournalMismatchError
 from ._manifest import ManifestInput
 from ._pg_schema import migrate
 
-__all__ = ["Claim", "Claimed", "PgJournalBase", "PlanResult"]
+__all__ = ["Claim", "Claimed", "JournalHealth", "JournalUnavailableError", "PgJournalBase", "PlanResult"]
+
+T = TypeVar("T")
 
 _SCHEMES = ("postgresql://", "postgres://")
 
 _COLUMNS = (
     "key, fingerprint, idempotency_key, status, task_id, request_body, error_code, error_message, result_urls,"
     " result_paths, extract(epoch FROM created_at), extract(epoch FROM updated_at),"
-    " extract(epoch FROM submitted_at), line, submit_started_at IS NOT NULL"
+    " extract(epoch FROM submitted_at), line, submit_started_at IS NOT NULL, lease_epoch"
 )
+#: SQLSTATE classes and codes of failures that pass: connection (08), operator intervention (57:
+#: shutdown, cannot connect now, cancel), transaction rollback (40: serialization, deadlock),
+#: insufficient resources (53), lock timeout (55P03), idle-in-transaction timeout (25P03).
+_TRANSIENT_CLASSES = ("08", "57", "40", "53")
+_TRANSIENT_CODES = ("55P03", "25P03")
+
+
+class JournalUnavailableError(JournalError):
+    """The journal stayed unreachable longer than the worker's bound (``--journal-outage``)."""
+
+
+@attrs.define(kw_only=True)
+class JournalHealth:
+    """How the journal behaved for this process: outages survived, seconds spent without it."""
+
+    outages: int = 0
+    seconds_without: float = 0.0
+    #: ``time.monotonic()`` when the current outage began; None while the journal answers.
+    down_since: float | None = None
+    #: What the journal answered last while away (``ConnectionDoesNotExistError: ...``).
+    last_error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"outages": self.outages, "seconds_without": round(self.seconds_without, 3),
+                "down": self.down_since is not None}  # fmt: skip
+
+
+def is_transient(exc: BaseException) -> bool:
+    """A failure a retry through a fresh connection can get past."""
+    import asyncpg
+
+    if isinstance(exc, asyncpg.PostgresError):
+        state = str(getattr(exc, "sqlstate", "") or "")
+        return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_CODES
+    return isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError))
 @attrs.frozen(kw_only=True)
 class Claimed:
     """A claimed input: its entry, its manifest line, and whether a submit had already begun."""
@@ -35,6 +85,8 @@ class Claimed:
     entry: Entry
     line: str | None
     submit_started: bool
+    #: The fencing token of this worker's lease: every write about the input names it.
+    epoch: int = 0
 
 
 @attrs.frozen(kw_only=True)
@@ -64,19 +116,99 @@ def _entry(row: Sequence[Any]) -> Entry:
 
 
 def _claimed(row: Sequence[Any]) -> Claimed:
-    return Claimed(entry=_entry(row), line=row[13], submit_started=bool(row[14]))
+    return Claimed(entry=_entry(row), line=row[13], submit_started=bool(row[14]), epoch=int(row[15]))
 
 
 class PgJournalBase:
     """The pool, meta, limits, planning and reads of :class:`~evolink_async.batch.PgJournal`."""
 
-    def __init__(self, url: str, *, connections: int = 4, command_timeout: float = 30.0) -> None:
+    def __init__(self, url: str, *, connections: int = 4, command_timeout: float = 30.0, outage: float = 60.0,
+                 session_timeout: float = 5.0) -> None:  # fmt: skip
         if not url.startswith(_SCHEMES):
             raise ValueError("a PostgreSQL journal needs a postgresql:// URL")
         self.url = url
         self._connections = connections
         self._command_timeout = command_timeout
+        #: Seconds the journal may stay unreachable before operations give up.
+        self.outage = outage
+        self._session_timeout = session_timeout
         self._pool: Any = None
+        self._pool_generation = 0
+        self._reconnecting = anyio.Lock()
+        self.health = JournalHealth()
+        #: Told ``("down", health)`` when an outage begins and ``("back", health)`` when it ends.
+        self.on_outage: Callable[[str, JournalHealth], None] | None = None
+
+    async def _new_pool(self) -> Any:
+        import asyncpg
+
+        millis = str(max(1, int(self._session_timeout * 1000)))
+        return await asyncpg.create_pool(
+            self.url, min_size=1, max_size=self._connections, command_timeout=self._command_timeout,
+            timeout=min(15.0, max(1.0, self.outage)),
+            server_settings={"lock_timeout": millis, "idle_in_transaction_session_timeout": millis},
+        )  # fmt: skip
+
+    async def run(self, operation: Callable[[Any], Awaitable[T]], *, what: str = "a journal call") -> T:
+        """Run ``operation(connection)``, retried through transient failures for up to ``outage`` seconds.
+
+        An operation must be safe to run again: after a lost connection its first attempt may
+        have committed unseen (the fenced writes of ``PgJournal`` recognise their own epoch).
+        """
+        delay = 0.05
+        while True:
+            generation = self._pool_generation
+            try:
+                async with self.pool.acquire() as conn:
+                    result = await operation(conn)
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                now = time.monotonic()
+                self.health.last_error = f"{type(exc).__name__}: {exc}"
+                if self.health.down_since is None:
+                    self.health.down_since = now
+                    logger.warning("the journal is unreachable (%s: %s); retrying for up to %g s",
+                                   type(exc).__name__, exc, self.outage)  # fmt: skip
+                    if self.on_outage is not None:
+                        self.on_outage("down", self.health)
+                if now - self.health.down_since >= self.outage:
+                    raise JournalUnavailableError(
+                        f"the journal was unreachable for {now - self.health.down_since:.0f} s "
+                        f"(--journal-outage {self.outage:g}) during {what}: {type(exc).__name__}: {exc}"
+                    ) from None
+                await anyio.sleep(delay * (0.5 + random.random()))
+                delay = min(delay * 2, 1.0)
+                await self._reconnect(generation)
+                continue
+            if self.health.down_since is not None:
+                self.health.seconds_without += time.monotonic() - self.health.down_since
+                self.health.outages += 1
+                self.health.down_since = None
+                logger.warning("the journal is back after %d outage(s)", self.health.outages)
+                if self.on_outage is not None:
+                    self.on_outage("back", self.health)
+            return result
+
+    async def _reconnect(self, generation: int) -> None:
+        """Replace the pool (once per failure, however many calls saw it); connecting may fail: retried."""
+        async with self._reconnecting:
+            if generation != self._pool_generation:
+                return
+            old = self._pool
+            if old is not None:  # kept in place (closed) meanwhile: calls fail fast and come back here
+                old.terminate()
+            try:
+                new = await self._new_pool()
+            except Exception as exc:
+                if not is_transient(exc):
+                    raise
+                return
+            if self._pool is not old:  # closed meanwhile (aclose): not reopened behind its back
+                await new.close()
+                return
+            self._pool = new
+            self._pool_generation += 1
 
     @classmethod
     async def open(cls, url: str, **options: Any) -> Self:
@@ -90,14 +222,11 @@ class PgJournalBase:
         except ImportError:  # pragma: no cover - the extra is part of dev
             raise JournalError("a postgresql:// journal needs asyncpg: pip install 'evolink-async[postgres]'") from None
         try:
-            self._pool = await asyncpg.create_pool(
-                self.url, min_size=1, max_size=self._connections, command_timeout=self._command_timeout, timeout=15
-            )
-        except (OSError, asyncpg.PostgresError) as exc:
+            self._pool = await self._new_pool()
+        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
             raise JournalError(f"cannot connect to the journal: {exc}") from exc
         try:
-            async with self._pool.acquire() as conn:
-                await migrate(conn)
+            await self.run(migrate, what="the schema check")
         except BaseException:
             await self.aclose()
             raise
@@ -126,35 +255,40 @@ class PgJournalBase:
     # --- meta and limits ----------------------------------------------------------------------
 
     async def get_meta(self, name: str) -> str | None:
-        value = await self.pool.fetchval("SELECT value FROM evolink_meta WHERE name = $1", name)
+        value = await self.run(lambda c: c.fetchval("SELECT value FROM evolink_meta WHERE name = $1", name))
         return None if value is None else str(value)
 
     async def set_meta(self, name: str, value: str) -> None:
-        await self.pool.execute(
+        await self.run(lambda c: c.execute(
             "INSERT INTO evolink_meta (name, value) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET value = $2",
             name, value,
-        )  # fmt: skip
+        ))  # fmt: skip
 
     async def ensure_meta(self, values: Mapping[str, str]) -> None:
-        async with self.pool.acquire() as conn, conn.transaction():
-            for name, value in values.items():
-                await conn.execute(
-                    "INSERT INTO evolink_meta (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", name, value
-                )
-                stored = await conn.fetchval("SELECT value FROM evolink_meta WHERE name = $1", name)
-                if stored != value:
-                    raise JournalMismatchError(f"meta:{name}", stored=stored, given=value,
-                                               hint="this journal belongs to another batch")  # fmt: skip
+        async def ensure(conn: Any) -> None:
+            async with conn.transaction():
+                for name, value in values.items():
+                    await conn.execute(
+                        "INSERT INTO evolink_meta (name, value) VALUES ($1, $2) ON CONFLICT DO NOTHING", name, value
+                    )
+                    stored = await conn.fetchval("SELECT value FROM evolink_meta WHERE name = $1", name)
+                    if stored != value:
+                        raise JournalMismatchError(f"meta:{name}", stored=stored, given=value,
+                                                   hint="this journal belongs to another batch")  # fmt: skip
+
+        await self.run(ensure)
 
     async def set_limits(self, *, max_in_flight: int | None = None, max_credits: float | None = None) -> None:
         """Set the batch-wide bounds every worker's claims obey (a later call replaces them)."""
         if max_in_flight is not None:
-            await self.pool.execute("UPDATE evolink_fleet SET max_in_flight = $1", max_in_flight)
+            await self.run(lambda c: c.execute("UPDATE evolink_fleet SET max_in_flight = $1", max_in_flight))
         if max_credits is not None:
-            await self.pool.execute("UPDATE evolink_fleet SET max_credits = $1", max_credits)
+            await self.run(lambda c: c.execute("UPDATE evolink_fleet SET max_credits = $1", max_credits))
 
     async def limits(self) -> dict[str, Any]:
-        row = await self.pool.fetchrow("SELECT max_in_flight, max_credits, credits_reserved FROM evolink_fleet")
+        row = await self.run(lambda c: c.fetchrow(
+            "SELECT max_in_flight, max_credits, credits_reserved FROM evolink_fleet"
+        ))
         return dict(row)
 
     # --- planning -----------------------------------------------------------------------------
@@ -212,27 +346,32 @@ class PgJournalBase:
     # --- reading ------------------------------------------------------------------------------
 
     async def get(self, key: str) -> Entry | None:
-        row = await self.pool.fetchrow(f"SELECT {_COLUMNS} FROM evolink_entries WHERE key = $1", key)  # noqa: S608
+        row = await self.run(lambda c: c.fetchrow(f"SELECT {_COLUMNS} FROM evolink_entries WHERE key = $1", key))  # noqa: S608
         return None if row is None else _entry(row)
 
     async def find_task(self, task_id: str) -> Entry | None:
-        row = await self.pool.fetchrow(f"SELECT {_COLUMNS} FROM evolink_entries WHERE task_id = $1", task_id)  # noqa: S608
+        row = await self.run(lambda c: c.fetchrow(f"SELECT {_COLUMNS} FROM evolink_entries WHERE task_id = $1",  # noqa: S608
+                                                  task_id))  # fmt: skip
         return None if row is None else _entry(row)
 
     async def counts(self) -> dict[EntryStatus, int]:
-        rows = await self.pool.fetch("SELECT status, count(*) FROM evolink_entries GROUP BY status")
+        rows = await self.run(lambda c: c.fetch("SELECT status, count(*) FROM evolink_entries GROUP BY status"))
         return dict.fromkeys(EntryStatus, 0) | {EntryStatus(status): int(n) for status, n in rows}
 
     async def entries(self, *, page_size: int = 1000) -> AsyncIterator[dict[str, Any]]:
         """Every input's row as a dict, in plan order, one query per page (flat memory)."""
         after = 0
-        while True:
-            rows = await self.pool.fetch(
+
+        async def page(conn: Any) -> list[Any]:
+            return list(await conn.fetch(
                 "SELECT seq, key, status, task_id, error_code, error_message, result_urls, result_paths,"
                 " credits_reserved, line, submitted_by, finished_by FROM evolink_entries WHERE seq > $1"
                 " ORDER BY seq LIMIT $2",
                 after, page_size,
-            )  # fmt: skip
+            ))  # fmt: skip
+
+        while True:
+            rows = await self.run(page)
             for row in rows:
                 yield dict(row)
             if len(rows) < page_size:

@@ -1,15 +1,23 @@
 """The PostgreSQL journal: the same per-input facts as the SQLite one, shared by a fleet of workers.
 
 Work is handed out with the standard claim pattern: a worker takes a few rows with
-``SELECT ... FOR UPDATE SKIP LOCKED`` and stamps them with its id and a lease expiry, renews the
-lease while it works, and loses the rows at expiry if it dies. Global bounds live in one row
-(``evolink_fleet``): a claim locks it, counts the batch's held slots (inputs claimed for submit
-whose task is not finished) and the credits reserved, and takes new inputs only within both
-bounds, in the same transaction, so no two workers can overshoot together.
+``SELECT ... FOR UPDATE SKIP LOCKED`` and stamps them with its id, a lease expiry and a new
+``lease_epoch``, renews the lease while it works, and loses the rows at expiry if it dies. Global
+bounds live in one row (``evolink_fleet``): a claim (the server-side ``evolink_claim``, one
+statement) locks it, counts the batch's held slots (inputs whose task may be unfinished) and the
+credits reserved, and takes new inputs only within both bounds, so no two workers overshoot.
 
-A submit is fenced: ``begin_submit`` stamps ``submit_started_at`` only if this worker still holds
-an unexpired lease. An input found with that stamp, no task id and an expired lease had a submit
-whose outcome nobody knows; it becomes ``uncertain`` instead of being submitted again.
+Every write about an input is fenced: it applies only where ``lease_owner`` and ``lease_epoch``
+are still the writer's, and says whether it applied. A worker paused past its lease finds its
+writes refused (counted in ``fenced_refused``) instead of overwriting its successor's. The one
+exception is a task id: a fact about money spent, recorded wherever nobody else holds the input.
+A slot is freed only when the input's task is terminal or provably never created. Every
+statement is retry-safe (``run`` repeats it after a lost connection): a refused fenced write
+whose epoch is still on the row, with no one else holding it, was this worker's own first try.
+
+An input found with a begun submit, no task id and an expired lease had a submit whose outcome
+nobody knows; it becomes ``uncertain`` (keeping its slot) instead of being submitted again, until
+a task id turns up (the submitting worker's write-ahead file) or the operator settles it.
 
 The pool, meta, planning and reads are in ``_pg_base``; here is the claim protocol, whose credit
 and slot accounting (claim, begin/record/release a submit, outcomes) must be read together.
@@ -21,12 +29,12 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
-from ._entries import OUTCOMES, Entry, EntryStatus, JournalError
-from ._pg_base import _COLUMNS, Claim, Claimed, PgJournalBase, PlanResult, _claimed, _entry
+from ._entries import OUTCOMES, EntryStatus
+from ._pg_base import _COLUMNS, Claim, Claimed, PgJournalBase, PlanResult, _claimed
 
 __all__ = ["Claim", "Claimed", "PgJournal", "PlanResult"]
 
@@ -40,76 +48,54 @@ _UNCERTAIN_MESSAGE = (
 class PgJournal(PgJournalBase):
     """A fleet journal in PostgreSQL: ``async with PgJournal("postgresql://host/db") as journal``.
 
-    ``connections`` bounds the pool (one per concurrent journal call; 4 suits a worker).
+    ``connections`` bounds the pool (one per concurrent journal call; 4 suits a worker);
+    ``outage`` is how long calls retry an unreachable journal; ``session_timeout`` bounds how
+    long any session may wait for a lock or sit idle inside a transaction.
     """
+
+    def __init__(self, url: str, **options: Any) -> None:
+        super().__init__(url, **options)
+        #: Fenced writes this process made that were refused: the input was no longer its own.
+        self.fenced_refused = 0
 
     # --- claims and leases --------------------------------------------------------------------
 
-    async def claim(self, owner: str, *, limit: int, lease: float) -> Claim:
-        """Take up to ``limit`` inputs for ``owner``: expired leases first, then new inputs within the bounds."""
-        items: list[Claimed] = []
-        budget_exhausted = False
-        async with self.pool.acquire() as conn, conn.transaction():
-            fleet = await conn.fetchrow(
-                "SELECT max_in_flight, max_credits, credits_reserved FROM evolink_fleet WHERE id = 1 FOR UPDATE"
-            )
-            # Submits whose outcome is unknown: never handed out again as if nothing had happened.
-            await conn.execute(
-                "UPDATE evolink_entries SET status = 'uncertain', slot = false, lease_owner = NULL, "
-                "lease_expires = NULL, error_code = 'uncertain', error_message = $1, finished_at = now(),"
-                " updated_at = now() WHERE lease_owner IS NOT NULL AND lease_expires < now()"
-                " AND status = 'pending_submit' AND submit_started_at IS NOT NULL AND task_id IS NULL",
-                _UNCERTAIN_MESSAGE,
-            )
-            rows = await conn.fetch(
-                f"UPDATE evolink_entries SET lease_owner = $1, lease_expires = now() + $2 * interval '1 second',"  # noqa: S608
-                " updated_at = now() WHERE key IN (SELECT key FROM evolink_entries WHERE lease_owner IS NOT NULL"
-                " AND lease_expires < now() ORDER BY lease_expires LIMIT $3 FOR UPDATE SKIP LOCKED)"
-                f" RETURNING {_COLUMNS}",
-                owner, lease, limit,
-            )  # fmt: skip
-            items.extend(_claimed(row) for row in rows)
-            in_flight = await conn.fetchval("SELECT count(*) FROM evolink_entries WHERE slot")
-            room = min(limit - len(items), fleet["max_in_flight"] - in_flight)
-            if room > 0:
-                candidates = await conn.fetch(
-                    "SELECT key, credits_estimate, credits_reserved FROM evolink_entries"
-                    " WHERE status = 'pending_submit' AND NOT slot AND lease_owner IS NULL"
-                    " ORDER BY seq LIMIT $1 FOR UPDATE SKIP LOCKED",
-                    room,
-                )  # fmt: skip
-                reserved = float(fleet["credits_reserved"])
-                budget = fleet["max_credits"]
-                chosen: list[str] = []
-                added = 0.0
-                for key, estimate, already in candidates:
-                    extra = 0.0 if already > 0 else float(estimate)
-                    if budget is not None and reserved + added + extra > budget + 1e-9:
-                        budget_exhausted = True
-                        break
-                    added += extra
-                    chosen.append(key)
-                if chosen:
-                    rows = await conn.fetch(
-                        "UPDATE evolink_entries SET slot = true, lease_owner = $1, lease_expires = now() + $2 *"  # noqa: S608
-                        " interval '1 second', credits_reserved = CASE WHEN credits_reserved > 0 THEN"
-                        " credits_reserved ELSE credits_estimate END, error_code = NULL, error_message = NULL,"
-                        f" updated_at = now() WHERE key = ANY($3::text[]) RETURNING {_COLUMNS}",
-                        owner, lease, chosen,
-                    )  # fmt: skip
-                    items.extend(_claimed(row) for row in rows)
-                    await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved + $1", added)
-        return Claim(items=tuple(items), budget_exhausted=budget_exhausted)
+    async def claim(self, owner: str, *, limit: int, lease: float,
+                    inside: Callable[[], None] | None = None) -> Claim:  # fmt: skip
+        """Take up to ``limit`` inputs for ``owner``: expired leases first, then new inputs within the bounds.
 
-    async def renew(self, owner: str, *, lease: float) -> set[str]:
-        """Extend every lease ``owner`` holds; returns the keys it still holds (others were taken over)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            rows = await conn.fetch(
-                "UPDATE evolink_entries SET lease_expires = now() + $2 * interval '1 second'"
-                " WHERE lease_owner = $1 RETURNING key",
-                owner, lease,
-            )  # fmt: skip
-            await conn.execute("UPDATE evolink_workers SET heartbeat_at = now() WHERE id = $1", owner)
+        ``inside`` (a fault hook for tests) runs before the claim commits, the fleet row still locked.
+        """
+
+        async def claim(conn: Any) -> list[Any]:
+            query = "SELECT * FROM evolink_claim($1, $2, $3, $4)"
+            if inside is None:
+                return list(await conn.fetch(query, owner, limit, lease, _UNCERTAIN_MESSAGE))
+            async with conn.transaction():
+                rows = list(await conn.fetch(query, owner, limit, lease, _UNCERTAIN_MESSAGE))
+                inside()
+            return rows
+
+        rows = await self.run(claim, what="a claim")
+        items = tuple(_claimed(row) for row in rows if row[0] is not None)
+        return Claim(items=items, budget_exhausted=any(row[0] is None for row in rows))
+
+    async def renew(self, owner: str, *, lease: float, held: Mapping[str, int] | None = None) -> set[str]:
+        """Extend ``owner``'s leases on ``held`` (key -> epoch); returns the keys it still holds.
+
+        Only leases the worker knows it holds: an input claimed by a call whose answer was lost
+        (a dropped connection) is left to expire and be claimed again, never kept unseen.
+        Without ``held``: every lease of ``owner`` (tests, tools).
+        """
+        keys = None if held is None else list(held)
+        epochs = None if held is None else [held[k] for k in keys or ()]
+        rows = await self.run(lambda c: c.fetch(
+            "WITH beat AS (UPDATE evolink_workers SET heartbeat_at = now() WHERE id = $1)"
+            " UPDATE evolink_entries SET lease_expires = now() + $2 * interval '1 second' WHERE lease_owner = $1"
+            " AND ($3::text[] IS NULL OR (key, lease_epoch) IN (SELECT * FROM unnest($3::text[], $4::bigint[])))"
+            " RETURNING key",
+            owner, lease, keys, epochs,
+        ), what="a lease renewal")  # fmt: skip
         return {row[0] for row in rows}
 
     async def claim_downloads(self, owner: str, *, limit: int, lease: float, failed_before: datetime) -> list[Claimed]:
@@ -119,102 +105,158 @@ class PgJournal(PgJournalBase):
         a run retries what earlier runs could not download, never in a loop what it just failed itself.
         No slot and no credits: the task is finished and paid for; only its results are fetched again.
         """
-        rows = await self.pool.fetch(
+        rows = await self.run(lambda c: c.fetch(
             "UPDATE evolink_entries SET lease_owner = $1, lease_expires = now() + $2 * interval '1 second',"  # noqa: S608
-            " updated_at = now() WHERE key IN (SELECT key FROM evolink_entries WHERE status = 'completed'"
-            " AND error_code IS NOT NULL AND lease_owner IS NULL AND finished_at < $4 ORDER BY seq LIMIT $3"
-            f" FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
+            " lease_epoch = lease_epoch + 1, updated_at = now() WHERE key IN (SELECT key FROM evolink_entries"
+            " WHERE status = 'completed' AND error_code IS NOT NULL AND lease_owner IS NULL AND finished_at < $4"
+            f" ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED) RETURNING {_COLUMNS}",
             owner, lease, limit, failed_before,
-        )  # fmt: skip
+        ), what="a claim of downloads")  # fmt: skip
         return [_claimed(row) for row in rows]
 
     async def register_worker(self, owner: str, *, host: str, pid: int) -> datetime:
         """Record the worker; returns the database's time of its start (what ``claim_downloads`` compares with)."""
-        started: datetime = await self.pool.fetchval(
+        started: datetime = await self.run(lambda c: c.fetchval(
             "WITH added AS (INSERT INTO evolink_workers (id, host, pid) VALUES ($1, $2, $3)"
             " ON CONFLICT (id) DO NOTHING) SELECT now()",
             owner, host, pid,
-        )  # fmt: skip
+        ))  # fmt: skip
         return started
 
     async def stop_worker(self, owner: str) -> None:
-        """A clean exit: unsubmitted inputs go back to the pool, the rest can be taken over at once."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM evolink_fleet WHERE id = 1 FOR UPDATE")
-            refund = await conn.fetchval(
-                "WITH freed AS (UPDATE evolink_entries SET slot = false, lease_owner = NULL, lease_expires = NULL,"
-                " credits_reserved = 0, updated_at = now() WHERE lease_owner = $1 AND status = 'pending_submit'"
-                " AND submit_started_at IS NULL RETURNING credits_estimate)"
-                " SELECT coalesce(sum(credits_estimate), 0) FROM freed",
-                owner,
-            )  # fmt: skip
-            await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved - $1", float(refund))
-            await conn.execute("UPDATE evolink_entries SET lease_expires = now() WHERE lease_owner = $1", owner)
-            await conn.execute("UPDATE evolink_workers SET stopped_at = now() WHERE id = $1", owner)
+        """A clean exit: unsubmitted inputs go back to the pool, those with a task id can be taken over at once.
+
+        An input whose submit began without a recorded task id keeps its lease to the end: this
+        worker cannot prove the task does not exist, so its slot is not freed early.
+        """
+        await self.run(lambda c: c.execute(
+            "WITH freed AS (UPDATE evolink_entries SET slot = false, lease_owner = NULL, lease_expires = NULL,"
+            " credits_reserved = 0, updated_at = now() WHERE lease_owner = $1 AND status = 'pending_submit'"
+            " AND submit_started_at IS NULL RETURNING credits_estimate),"
+            " handed AS (UPDATE evolink_entries SET lease_expires = now() WHERE lease_owner = $1"
+            " AND task_id IS NOT NULL),"
+            " refund AS (UPDATE evolink_fleet SET credits_reserved = credits_reserved"
+            " - (SELECT coalesce(sum(credits_estimate), 0) FROM freed) WHERE id = 1)"
+            " UPDATE evolink_workers SET stopped_at = now() WHERE id = $1",
+            owner,
+        ), what="the worker's exit")  # fmt: skip
 
     async def remaining(self, owner: str) -> dict[str, int]:
         """``pending``: unclaimed inputs; ``others``: inputs leased by other workers (alive or not yet expired)."""
-        row = await self.pool.fetchrow(
+        row = await self.run(lambda c: c.fetchrow(
             "SELECT (SELECT count(*) FROM evolink_entries WHERE status = 'pending_submit' AND NOT slot"
             " AND lease_owner IS NULL) AS pending, (SELECT count(*) FROM evolink_entries WHERE lease_owner"
             " IS NOT NULL AND lease_owner <> $1) AS others",
             owner,
-        )  # fmt: skip
+        ))  # fmt: skip
         return {"pending": int(row["pending"]), "others": int(row["others"])}
 
     async def mark_not_submitted(self, reason: str) -> int:
         """Give every unclaimed input the outcome ``not_submitted`` (it stays claimable by a later run)."""
-        result = await self.pool.execute(
+        result = await self.run(lambda c: c.execute(
             "UPDATE evolink_entries SET error_code = 'not_submitted', error_message = $1, updated_at = now()"
             " WHERE status = 'pending_submit' AND NOT slot AND lease_owner IS NULL",
             reason,
-        )  # fmt: skip
+        ))  # fmt: skip
         return int(str(result).split()[-1])
 
     async def requeue_uncertain(self) -> int:
-        """Return ``uncertain`` inputs to the pool, to be resubmitted with their *same* idempotency key."""
-        result = await self.pool.execute(
-            "UPDATE evolink_entries SET status = 'pending_submit', error_code = NULL, error_message = NULL,"
-            " finished_at = NULL, updated_at = now() WHERE status = 'uncertain' AND task_id IS NULL"
-        )
+        """Return ``uncertain`` inputs to the pool, to be resubmitted with their *same* idempotency key.
+
+        Their slots are given up here and taken again by the claim that resubmits them (the
+        server answers a replay with the task it may already run).
+        """
+        result = await self.run(lambda c: c.execute(
+            "UPDATE evolink_entries SET status = 'pending_submit', slot = false, error_code = NULL,"
+            " error_message = NULL, finished_at = NULL, updated_at = now() WHERE status = 'uncertain'"
+            " AND task_id IS NULL AND lease_owner IS NULL"
+        ))
         return int(str(result).split()[-1])
 
-    # --- per-input facts ----------------------------------------------------------------------
+    # --- per-input facts (every one fenced by the lease's owner and epoch) ---------------------
 
-    async def begin_submit(self, key: str, owner: str, body: str) -> str | None:
+    async def _fenced(self, statement: str, key: str, owner: str, epoch: int, *args: Any, what: str) -> bool:
+        """Run a fenced write; True if it applied (now, or in a first try whose answer was lost)."""
+        attempts = 0
+
+        async def write(conn: Any) -> bool:
+            nonlocal attempts
+            attempts += 1
+            if int(await conn.fetchval(statement, key, owner, epoch, *args)):
+                return True
+            # A retry after a lost answer: the epoch is still ours and no one else holds the
+            # input, so the first try applied (each hand-over to another worker bumps the epoch).
+            return attempts > 1 and bool(await conn.fetchval(
+                "SELECT count(*) FROM evolink_entries WHERE key = $1 AND lease_epoch = $3"
+                " AND (lease_owner IS NULL OR lease_owner = $2)",
+                key, owner, epoch,
+            ))  # fmt: skip
+
+        applied = await self.run(write, what=what)
+        if not applied:
+            self.fenced_refused += 1
+        return applied
+
+    async def begin_submit(self, key: str, owner: str, body: str, *, epoch: int) -> str | None:
         """Fence and record a submit: the body to send, or None if ``owner`` lost the input's lease.
 
         A body stored earlier (a resubmit under the same key) wins: the key must carry the same body.
         """
-        value = await self.pool.fetchval(
-            "UPDATE evolink_entries SET submit_started_at = now(), request_body = coalesce(request_body, $3),"
-            " submitted_by = $2, updated_at = now() WHERE key = $1 AND lease_owner = $2 AND lease_expires > now()"
-            " AND status = 'pending_submit' RETURNING request_body",
-            key, owner, body,
-        )  # fmt: skip
-        return None if value is None else str(value)
+        body_sent: list[str] = []
 
-    async def record_submitted(self, key: str, task_id: str, *, owner: str, lease: float,
-                               credits: float | None = None) -> Entry:  # fmt: skip
-        """Record the task id (a fact, kept even if the lease lapsed meanwhile; then this worker takes it back)."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            row = await conn.fetchrow(
-                "UPDATE evolink_entries SET task_id = $2, status = 'submitted', slot = true, error_code = NULL,"  # noqa: S608
-                " error_message = NULL, finished_at = NULL, submitted_at = now(), updated_at = now(),"
-                " lease_owner = coalesce(lease_owner, $3), lease_expires = CASE WHEN lease_owner IS NULL THEN now()"
-                " + $4 * interval '1 second' ELSE lease_expires END"
-                " WHERE key = $1 AND task_id IS NULL AND status IN ('pending_submit', 'uncertain')"
-                f" RETURNING {_COLUMNS}, credits_reserved",
-                key, task_id, owner, lease,
+        async def begin(conn: Any) -> int:
+            value = await conn.fetchval(
+                "UPDATE evolink_entries SET submit_started_at = now(), request_body = coalesce(request_body, $4),"
+                " submitted_by = $2, updated_at = now() WHERE key = $1 AND lease_owner = $2 AND lease_epoch = $3"
+                " AND lease_expires > now() AND status = 'pending_submit' AND task_id IS NULL RETURNING request_body",
+                key, owner, epoch, body,
             )  # fmt: skip
-            if row is None:
-                return await self._require(conn, key)
-            if credits is not None and abs(credits - row["credits_reserved"]) > 1e-9:
-                await conn.execute("SELECT 1 FROM evolink_fleet WHERE id = 1 FOR UPDATE")
-                await conn.execute("UPDATE evolink_entries SET credits_reserved = $2 WHERE key = $1", key, credits)
-                await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved + $1",
-                                   credits - row["credits_reserved"])  # fmt: skip
-            return _entry(row)
+            if value is not None:
+                body_sent[:] = [str(value)]
+            return 0 if value is None else 1
+
+        applied = await self.run(begin, what="a submit's start")
+        if not applied:
+            self.fenced_refused += 1
+            return None
+        return body_sent[0]
+
+    async def record_submitted(
+        self, key: str, task_id: str, *, owner: str, epoch: int, lease: float,
+        idempotency_key: str | None = None, credits: float | None = None,
+    ) -> int | None:  # fmt: skip
+        """Record the task id; returns the epoch ``owner`` now holds the input under, None if refused.
+
+        Recorded where ``owner`` holds the input's lease, and also (a task id is a fact about money
+        spent: never dropped) where nobody holds it and no task id is recorded yet, given the
+        input's ``idempotency_key``: an input that became ``uncertain`` while its worker was away,
+        or a write-ahead record replayed by a later run. Then ``owner`` takes it (a new epoch).
+        Refused where another worker holds it: the worker keeps the id in its write-ahead file.
+        """
+        row = await self.run(lambda c: c.fetchrow(
+            "WITH target AS (SELECT key, credits_reserved AS old, (lease_owner = $3 AND (lease_epoch = $4"
+            " OR task_id = $2)) AS mine FROM evolink_entries WHERE key = $1 AND ((lease_owner = $3 AND"
+            " lease_epoch = $4 AND task_id IS NULL AND status = 'pending_submit')"
+            # a retry of this very record, whose first try (taking the input back, maybe) went through
+            " OR (lease_owner = $3 AND task_id = $2 AND status = 'submitted')"
+            " OR (task_id IS NULL AND idempotency_key = $6 AND status IN ('pending_submit', 'uncertain')"
+            " AND (lease_owner IS NULL OR lease_expires < now()))) FOR UPDATE),"
+            " recorded AS (UPDATE evolink_entries e SET task_id = $2, status = 'submitted', slot = true,"
+            " error_code = NULL, error_message = NULL, finished_at = NULL, finished_by = NULL,"
+            " submitted_at = coalesce(e.submitted_at, now()), updated_at = now(),"
+            " lease_epoch = CASE WHEN t.mine THEN e.lease_epoch ELSE e.lease_epoch + 1 END, lease_owner = $3,"
+            " lease_expires = CASE WHEN t.mine THEN e.lease_expires ELSE now() + $5 * interval '1 second' END,"
+            " credits_reserved = coalesce($7, e.credits_reserved) FROM target t WHERE e.key = t.key"
+            " RETURNING e.lease_epoch, e.credits_reserved - t.old AS change),"
+            " fleet AS (UPDATE evolink_fleet SET credits_reserved = credits_reserved"
+            " + (SELECT coalesce(sum(change), 0) FROM recorded) WHERE id = 1)"
+            " SELECT lease_epoch FROM recorded",
+            key, task_id, owner, epoch, lease, idempotency_key, credits,
+        ), what="a task id's record")  # fmt: skip
+        if row is None:
+            self.fenced_refused += 1
+            return None
+        return int(row[0])
 
     async def record_outcome(
         self,
@@ -222,12 +264,13 @@ class PgJournal(PgJournalBase):
         status: EntryStatus | str,
         *,
         owner: str,
+        epoch: int,
         error_code: str | None = None,
         error_message: str | None = None,
         result_urls: Iterable[str] = (),
         final: bool = True,
-    ) -> None:
-        """How the task (or, for ``submit_failed``, the submit) ended; frees its slot.
+    ) -> bool:
+        """How the task (or, for ``submit_failed``, the submit) ended; frees its slot. False: fenced off.
 
         ``final=False`` for ``completed`` with a download still to do: the lease stays with ``owner``.
         ``completed`` with an error is a download that failed (as the one-machine journal, the state
@@ -239,58 +282,62 @@ class PgJournal(PgJournalBase):
         if new not in OUTCOMES:
             raise ValueError(f"status must be one of {sorted(OUTCOMES)}, got {new.value!r}")
         done = final or new is not EntryStatus.COMPLETED
-        async with self.pool.acquire() as conn, conn.transaction():
-            if new is EntryStatus.SUBMIT_FAILED:
-                await conn.execute("SELECT 1 FROM evolink_fleet WHERE id = 1 FOR UPDATE")
-                refund = await conn.fetchval("SELECT credits_reserved FROM evolink_entries WHERE key = $1"
-                                             " AND task_id IS NULL FOR UPDATE", key)  # fmt: skip
-                if refund:
-                    await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved - $1", refund)
-                    await conn.execute("UPDATE evolink_entries SET credits_reserved = 0 WHERE key = $1", key)
-            await conn.execute(
-                "UPDATE evolink_entries SET status = $2, error_code = $3, error_message = $4, result_urls = $5,"
-                " slot = false, updated_at = now(), lease_owner = CASE WHEN $6 THEN NULL ELSE lease_owner END,"
-                " lease_expires = CASE WHEN $6 THEN NULL ELSE lease_expires END,"
-                " finished_at = CASE WHEN $6 THEN now() ELSE finished_at END,"
-                " finished_by = CASE WHEN $6 THEN $7 ELSE finished_by END"
-                " WHERE key = $1 AND status NOT IN ('downloaded')",
-                key, new.value, error_code, error_message, json.dumps(list(result_urls)), done, owner,
-            )  # fmt: skip
+        return await self._fenced(
+            "WITH target AS (SELECT key, credits_reserved AS old FROM evolink_entries WHERE key = $1"
+            " AND lease_owner = $2 AND lease_epoch = $3 AND status <> 'downloaded' FOR UPDATE),"
+            " done AS (UPDATE evolink_entries e SET status = $4, error_code = $5, error_message = $6,"
+            " result_urls = $7, slot = false, updated_at = now(),"
+            " lease_owner = CASE WHEN $8 THEN NULL ELSE e.lease_owner END,"
+            " lease_expires = CASE WHEN $8 THEN NULL ELSE e.lease_expires END,"
+            " finished_at = CASE WHEN $8 THEN now() ELSE e.finished_at END,"
+            " finished_by = CASE WHEN $8 THEN $2 ELSE e.finished_by END,"
+            " credits_reserved = CASE WHEN $9 AND e.task_id IS NULL THEN 0 ELSE e.credits_reserved END"
+            " FROM target t WHERE e.key = t.key RETURNING CASE WHEN $9 AND e.task_id IS NULL THEN t.old ELSE 0"
+            " END AS refund),"
+            " refund AS (UPDATE evolink_fleet SET credits_reserved = credits_reserved"
+            " - (SELECT coalesce(sum(refund), 0) FROM done) WHERE id = 1)"
+            " SELECT count(*) FROM done",
+            key, owner, epoch, new.value, error_code, error_message, json.dumps(list(result_urls)), done,
+            new is EntryStatus.SUBMIT_FAILED, what="an outcome's record",
+        )  # fmt: skip
 
-    async def release_submit(self, key: str, *, owner: str, error_code: str, error_message: str) -> None:
+    async def release_submit(self, key: str, *, owner: str, epoch: int, error_code: str, error_message: str) -> bool:
         """A submit the server definitely did not take (rate limited, no credits): back to the pool, refunded."""
-        async with self.pool.acquire() as conn, conn.transaction():
-            await conn.execute("SELECT 1 FROM evolink_fleet WHERE id = 1 FOR UPDATE")
-            refund = await conn.fetchval(
-                "UPDATE evolink_entries SET slot = false, lease_owner = NULL, lease_expires = NULL,"
-                " submit_started_at = NULL, credits_reserved = 0, error_code = $3, error_message = $4,"
-                " updated_at = now() WHERE key = $1 AND lease_owner = $2 AND task_id IS NULL"
-                " AND status = 'pending_submit' RETURNING credits_estimate",
-                key, owner, error_code, error_message,
-            )  # fmt: skip
-            if refund:
-                await conn.execute("UPDATE evolink_fleet SET credits_reserved = credits_reserved - $1", refund)
-
-    async def mark_uncertain(self, key: str, *, owner: str, message: str) -> None:
-        """A submit that got no answer: the task may exist; the input waits to be settled, keeps its credits."""
-        await self.pool.execute(
-            "UPDATE evolink_entries SET status = 'uncertain', slot = false, lease_owner = NULL, lease_expires = NULL,"
-            " error_code = 'uncertain', error_message = $3, finished_at = now(), finished_by = $2, updated_at = now()"
-            " WHERE key = $1 AND status = 'pending_submit' AND task_id IS NULL",
-            key, owner, f"{message}; {_UNCERTAIN_MESSAGE}",
+        return await self._fenced(
+            "WITH released AS (UPDATE evolink_entries SET slot = false, lease_owner = NULL, lease_expires = NULL,"
+            " submit_started_at = NULL, credits_reserved = 0, error_code = $4, error_message = $5,"
+            " updated_at = now() WHERE key = $1 AND lease_owner = $2 AND lease_epoch = $3 AND task_id IS NULL"
+            " AND status = 'pending_submit' RETURNING credits_estimate),"
+            " refund AS (UPDATE evolink_fleet SET credits_reserved = credits_reserved"
+            " - (SELECT coalesce(sum(credits_estimate), 0) FROM released) WHERE id = 1)"
+            " SELECT count(*) FROM released",
+            key, owner, epoch, error_code, error_message, what="a submit's release",
         )  # fmt: skip
 
-    async def record_downloads(self, key: str, paths: Iterable[str | os.PathLike[str]], *, owner: str) -> None:
-        await self.pool.execute(
-            "UPDATE evolink_entries SET status = 'downloaded', result_paths = $2, lease_owner = NULL,"
+    async def mark_uncertain(self, key: str, *, owner: str, epoch: int, message: str) -> bool:
+        """A submit that got no answer: the task may exist; the input keeps its slot and credits until settled."""
+        return await self._fenced(
+            "WITH marked AS (UPDATE evolink_entries SET status = 'uncertain', lease_owner = NULL,"
+            " lease_expires = NULL, error_code = 'uncertain', error_message = $4, finished_at = now(),"
+            " finished_by = $2, updated_at = now() WHERE key = $1 AND lease_owner = $2 AND lease_epoch = $3"
+            " AND status = 'pending_submit' AND task_id IS NULL RETURNING 1) SELECT count(*) FROM marked",
+            key, owner, epoch, f"{message}; {_UNCERTAIN_MESSAGE}", what="an uncertain submit's record",
+        )  # fmt: skip
+
+    async def record_downloads(self, key: str, paths: Iterable[str | os.PathLike[str]], *, owner: str,
+                               epoch: int) -> bool:  # fmt: skip
+        return await self._fenced(
+            "WITH saved AS (UPDATE evolink_entries SET status = 'downloaded', result_paths = $4, lease_owner = NULL,"
             " lease_expires = NULL, slot = false, error_code = NULL, error_message = NULL, finished_at = now(),"
-            " finished_by = $3, updated_at = now()"
-            " WHERE key = $1 AND status IN ('completed', 'downloaded')",
-            key, json.dumps([os.fspath(p) for p in paths]), owner,
+            " finished_by = $2, updated_at = now() WHERE key = $1 AND lease_owner = $2 AND lease_epoch = $3"
+            " AND status IN ('completed', 'downloaded') RETURNING 1) SELECT count(*) FROM saved",
+            key, owner, epoch, json.dumps([os.fspath(p) for p in paths]), what="a download's record",
         )  # fmt: skip
 
-    async def _require(self, conn: Any, key: str) -> Entry:
-        row = await conn.fetchrow(f"SELECT {_COLUMNS} FROM evolink_entries WHERE key = $1", key)  # noqa: S608
-        if row is None:
-            raise JournalError(f"no journal entry for {key!r}; plan it first")
-        return _entry(row)
+    async def holds(self, key: str, *, owner: str, epoch: int, lease: float) -> bool:
+        """Renew one lease and say whether ``owner`` still holds it (checked before work that costs)."""
+        return await self._fenced(
+            "WITH held AS (UPDATE evolink_entries SET lease_expires = now() + $4 * interval '1 second'"
+            " WHERE key = $1 AND lease_owner = $2 AND lease_epoch = $3 RETURNING 1) SELECT count(*) FROM held",
+            key, owner, epoch, lease, what="a lease check",
+        )  # fmt: skip

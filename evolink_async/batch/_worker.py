@@ -5,20 +5,32 @@ Run any number of them, on any number of machines, against one journal::
     async with EvolinkClient() as client, PgJournal(url) as journal:
         summary = await Worker(client, journal, WorkerOptions(out_dir=Path("/shared/out"))).run()
 
-Per input: claim (a lease) -> ``begin_submit`` (fenced by the lease; the body is stored) -> submit
-with the journal's idempotency key -> ``record_submitted`` -> watch (the client's tracker) ->
-outcome -> download (to a shared ``out_dir``) or only the result URLs. Leases are renewed every
-third of their length; a worker that dies loses them at expiry and another one takes its inputs
-over: by task id where one was recorded, as ``uncertain`` where a submit began without one. A
-download that fails leaves the input ``completed`` with the error (``download_failed`` in status
-and export); a worker started later downloads it again, by the recorded task id.
+Per input: claim (a lease and its epoch) -> ``begin_submit`` (fenced by the lease; the body is
+stored) -> submit with the journal's idempotency key -> the task id into the write-ahead file,
+then ``record_submitted`` -> watch (the client's tracker) -> outcome -> download (to a shared
+``out_dir``) or only the result URLs. Leases are renewed every third of their length; a worker
+that dies loses them at expiry and another one takes its inputs over: by task id where one was
+recorded, as ``uncertain`` where a submit began without one (until the write-ahead file of the
+worker that sent it gives its task id). A download that fails leaves the input ``completed``
+with the error (``download_failed``); a worker started later downloads it again, by task id.
+
+Every write about an input names the lease's epoch: a worker that finds an input taken over
+(paused past its lease) stops watching it at once, downloads nothing for it, logs it and counts
+it (``lost_leases``, ``fenced_writes_refused``). A journal that goes away is retried for
+``journal_outage`` seconds while the tasks go on being watched; past that the worker stops with
+a ``JournalUnavailableError`` and the write-ahead file keeps every task id it could not record.
+
+This module is over 400 lines: the worker's steps share its state (leases, epochs, summary) and
+read best in one place.
 """
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import socket
+import time
 import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
@@ -48,8 +60,10 @@ from ..errors import (
 from ._entries import EntryStatus
 from ._manifest import parse_line
 from ._outcomes import error_code, error_message, first_cause, task_error
+from ._pg_base import JournalHealth, JournalUnavailableError
 from ._pg_store import Claimed, PgJournal
 from ._spec import BatchEvent
+from ._wal import WalRecord, WriteAheadFile
 
 if TYPE_CHECKING:
     from .._clients.evolink import EvolinkClient
@@ -58,6 +72,28 @@ __all__ = ["Worker", "WorkerOptions", "WorkerSummary"]
 
 # The server answered, and did not create the task: the input can go back to the pool as it is.
 _NOT_CREATED = (RateLimitError, InsufficientCreditsError)
+#: Fault hooks for the fleet's fault tests: ``kill-after-submit`` (SIGKILL once a submit's task id
+#: is in the write-ahead file, before the journal has it), ``stop-in-claim[:N]`` (SIGSTOP inside
+#: the N-th claim's transaction, the fleet row locked). Unset in production: no effect.
+FAULT_ENV = "EVOLINK_FLEET_FAULT"
+
+
+class _Faults:
+    def __init__(self, spec: str) -> None:
+        point, _, nth = spec.partition(":")
+        self.point = point
+        self.nth = int(nth) if nth.isdigit() else 1
+        self.seen = 0
+
+    def hit(self, point: str) -> bool:
+        if point != self.point:
+            return False
+        self.seen += 1
+        return self.seen == self.nth
+
+    @staticmethod
+    def signal_self(signum: int) -> None:
+        os.kill(os.getpid(), signum)
 
 
 @attrs.frozen(kw_only=True)
@@ -83,6 +119,11 @@ class WorkerOptions:
     resubmit_uncertain: bool = False
     max_downloads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
     worker_id: str | None = None
+    #: Seconds the journal may stay unreachable (retried, tasks still watched) before the worker stops.
+    journal_outage: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    #: The write-ahead file of task ids (local, fsynced); None: none (a crash between a submit and
+    #: its record then leaves the input ``uncertain``). The CLI gives one per journal by default.
+    wal: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
 
 
 @attrs.define(kw_only=True)
@@ -101,6 +142,12 @@ class WorkerSummary:
     lost_leases: int = 0
     not_submitted: int = 0
     credits_reserved: float = 0.0
+    #: Writes about an input refused because another worker held it by then (fencing).
+    fenced_writes_refused: int = 0
+    #: Task ids recorded from the write-ahead file (paid for by an earlier run, watched again).
+    recovered_task_ids: int = 0
+    journal_outages: int = 0
+    seconds_without_journal: float = 0.0
     interrupted: bool = False
 
     def to_json(self) -> dict[str, Any]:
@@ -118,23 +165,56 @@ class Worker:
         self.id = self._options.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
         self.summary = WorkerSummary(worker=self.id)
         self._on_event = on_event or (lambda event: None)
-        self._held: set[str] = set()
+        #: key -> the epoch of this worker's lease on it (the fencing token of every write about it).
+        self._held: dict[str, int] = {}
+        self._idempotency_keys: dict[str, str] = {}
         self._wake = anyio.Event()
         self._downloads = anyio.Semaphore(self._options.max_downloads)
         self._root: Path | None = self._options.root
         #: The journal's time at this worker's start: downloads that failed before it are retried
         #: (once per run: the same one-try-per-run rule as the one-machine batch). None: none left.
         self._retry_downloads_before: datetime | None = None
+        self._fan_out: Any = None
+        #: Inputs lost (no longer watched) and then taken back by a late task id record: watched again.
+        self._unwatched: set[str] = set()
+        self._rewatch: list[FanOutItem] = []
+        self._wal = WriteAheadFile(self._options.wal) if self._options.wal is not None else None
+        #: Write-ahead records still to bring into the journal, and those it now holds (to forget).
+        self._wal_pending: list[WalRecord] = []
+        self._wal_recorded: set[WalRecord] = set()
+        self._wal_next_replay = 0.0
+        self._faults = _Faults(os.environ.get(FAULT_ENV, ""))
 
     def _emit(self, kind: str, key: str | None = None, **fields: Any) -> None:
         self._on_event(BatchEvent(kind=kind, key=key, **fields))
 
     def _finish(self, key: str) -> None:
-        self._held.discard(key)
+        self._held.pop(key, None)
         self._wake.set()
+
+    def _lose(self, key: str, why: str) -> None:
+        """Another worker holds ``key`` now: stop watching it at once, write and download nothing for it."""
+        if self._held.pop(key, None) is None:
+            return
+        self.summary.lost_leases += 1
+        self.summary.fenced_writes_refused = self._journal.fenced_refused
+        logger.warning("input %r: lease lost (%s); another worker has it, this one lets it go", key, why)
+        self._emit("lease_lost", key, message=why)
+        if self._fan_out is not None and self._fan_out.drop(key):
+            self._unwatched.add(key)
+        self._wake.set()
+
+    def _on_journal(self, state: str, health: JournalHealth) -> None:
+        self.summary.journal_outages = health.outages
+        self.summary.seconds_without_journal = round(health.seconds_without, 3)
+        cause = f" ({health.last_error})" if state == "down" else ""
+        self._emit(f"journal_{state}", message=f"{health.outages} outage(s) survived, "
+                   f"{health.seconds_without:.1f} s without the journal{cause}")  # fmt: skip
 
     async def run(self) -> WorkerSummary:
         journal, options = self._journal, self._options
+        journal.outage = options.journal_outage
+        journal.on_outage = self._on_journal
         started = await journal.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())
         # Without --out only URLs are recorded: re-taking a failed download would only record them again.
         self._retry_downloads_before = started if options.out_dir is not None else None
@@ -147,6 +227,9 @@ class Worker:
             self._root = Path(root)
         if options.out_dir is not None:
             await anyio.to_thread.run_sync(lambda: options.out_dir.mkdir(parents=True, exist_ok=True))  # type: ignore[union-attr]
+        if self._wal is not None:
+            self._wal_pending = await anyio.to_thread.run_sync(self._wal.records)
+        unreachable = False
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._renew_loop)
@@ -154,19 +237,27 @@ class Worker:
                     async with anyio.create_task_group() as work, self._client.fan_out(
                         self._items(work), max_in_flight=options.max_held, buffer_size=max(64, options.max_held)
                     ) as events:
+                        self._fan_out = events
                         async for event in events:
                             await self._handle(event, work)
                 finally:
                     outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
             self.summary.interrupted = True
-            raise first_cause(group) from None  # a full disk, a wrong key: one cause, not a tree
-        except BaseException:
+            cause = first_cause(group)
+            unreachable = isinstance(cause, JournalUnavailableError)
+            raise cause from None  # a full disk, a wrong key: one cause, not a tree
+        except BaseException as exc:
             self.summary.interrupted = True
+            unreachable = isinstance(exc, JournalUnavailableError)
             raise
         finally:
-            with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                await journal.stop_worker(self.id)
+            self.summary.fenced_writes_refused = journal.fenced_refused
+            self._on_journal("health", journal.health)
+            if not unreachable:  # with the journal gone, there is nothing it could be told
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    await journal.stop_worker(self.id)
+                    await self._forget_recorded()
         return self.summary
 
     # --- leases -------------------------------------------------------------------------------
@@ -175,24 +266,87 @@ class Worker:
         lease = self._options.lease
         while True:
             await anyio.sleep(lease / 3)
+            held = dict(self._held)
             try:
                 with anyio.fail_after(lease / 3):
-                    still = await self._journal.renew(self.id, lease=lease)
-            except (Exception, TimeoutError) as exc:  # the journal is unreachable: the fence keeps submits safe
+                    still = await self._journal.renew(self.id, lease=lease, held=held)
+            except JournalUnavailableError:
+                raise
+            except (Exception, TimeoutError) as exc:  # the journal is away: the fences keep writes safe
                 logger.warning("lease renewal failed (%s); retrying", exc)
                 continue
-            lost = {key for key in self._held if key not in still}
-            for key in lost:
-                self.summary.lost_leases += 1
-                logger.warning("lease on %r was taken over by another worker", key)
-                self._finish(key)
+            for key, epoch in held.items():
+                if key not in still and self._held.get(key) == epoch:
+                    self._lose(key, "taken over after this worker's lease expired")
+
+    # --- the write-ahead file -----------------------------------------------------------------
+
+    async def _replay(self) -> AsyncIterator[FanOutItem]:
+        """Bring task ids of the write-ahead file into the journal and watch them (no submit)."""
+        if not self._wal_pending or time.monotonic() < self._wal_next_replay:
+            return
+        self._wal_next_replay = time.monotonic() + self._options.lease / 3
+        waiting: list[WalRecord] = []
+        for record in self._wal_pending:
+            if record.key in self._held:  # being recorded by this run right now
+                waiting.append(record)
+                continue
+            refused = self._journal.fenced_refused
+            epoch = await self._journal.record_submitted(
+                record.key, record.task_id, owner=self.id, epoch=-1, lease=self._options.lease,
+                idempotency_key=record.idempotency_key,
+            )  # fmt: skip
+            self._journal.fenced_refused = refused  # finding the input held elsewhere is no refused write
+            if epoch is not None:
+                self._held[record.key] = epoch
+                self._wal_recorded.add(record)
+                self.summary.claimed += 1
+                self.summary.recovered_task_ids += 1
+                self._emit("reattached", record.key, task_id=record.task_id, message="from the write-ahead file")
+                yield FanOutItem(key=record.key, task_id=record.task_id)
+                continue
+            entry = await self._journal.get(record.key)
+            if entry is None or entry.idempotency_key != record.idempotency_key:
+                continue  # another journal's input (same file for two journals): left alone
+            if entry.task_id == record.task_id:
+                self._wal_recorded.add(record)
+            elif entry.task_id is not None:
+                logger.error("input %r has task %s in the journal and task %s in the write-ahead file: both were "
+                             "billed", record.key, entry.task_id, record.task_id)  # fmt: skip
+                self._wal_recorded.add(record)
+            else:
+                waiting.append(record)  # still leased by a worker that may be alive: try again later
+        self._wal_pending = waiting
+
+    async def _forget_recorded(self) -> None:
+        if self._wal is not None and self._wal_recorded:
+            done, self._wal_recorded = set(self._wal_recorded), set()
+            await anyio.to_thread.run_sync(self._wal.forget, done)
 
     # --- claiming -----------------------------------------------------------------------------
+
+    async def _claim(self, limit: int) -> Any:
+        inside = None
+        if self._faults.hit("stop-in-claim"):
+            stopped: list[bool] = []
+
+            def inside() -> None:  # once: the claim's retry after the freeze must not freeze again
+                if not stopped:
+                    stopped.append(True)
+                    _Faults.signal_self(signal.SIGSTOP)
+
+        return await self._journal.claim(self.id, limit=limit, lease=self._options.lease, inside=inside)
 
     async def _items(self, work: anyio.abc.TaskGroup) -> AsyncIterator[FanOutItem]:
         options = self._options
         budget_exhausted = False
         while True:
+            while self._rewatch:
+                yield self._rewatch.pop()
+            async for item in self._replay():
+                yield item
+            if len(self._wal_recorded) >= 256:
+                await self._forget_recorded()
             room = options.max_held - len(self._held)
             if room > 0 and self._retry_downloads_before is not None:
                 limit = min(options.claim_size, room)
@@ -201,23 +355,23 @@ class Worker:
                 if len(retries) < limit:
                     self._retry_downloads_before = None
                 for claimed in retries:
-                    self._held.add(claimed.entry.key)
+                    self._held[claimed.entry.key] = claimed.epoch
                     self.summary.claimed += 1
                     await self._prepare(claimed, work)  # a completed input: only its download, no fan-out item
                 if retries:
                     continue
             if room > 0:
-                claim = await self._journal.claim(self.id, limit=min(options.claim_size, room), lease=options.lease)
+                claim = await self._claim(min(options.claim_size, room))
                 budget_exhausted = claim.budget_exhausted
                 for claimed in claim.items:
-                    self._held.add(claimed.entry.key)
+                    self._held[claimed.entry.key] = claimed.epoch
                     self.summary.claimed += 1
-                    item = await self._prepare(claimed, work)
-                    if item is not None:
-                        yield item
+                    prepared = await self._prepare(claimed, work)
+                    if prepared is not None:
+                        yield prepared
                 if claim.items:
                     continue
-            if not self._held:
+            if not self._held and not self._wal_pending:
                 remaining = await self._journal.remaining(self.id)
                 if remaining["others"] == 0 and (remaining["pending"] == 0 or budget_exhausted):
                     if remaining["pending"]:
@@ -232,6 +386,8 @@ class Worker:
     async def _prepare(self, claimed: Claimed, work: anyio.abc.TaskGroup) -> FanOutItem | None:
         entry = claimed.entry
         key = entry.key
+        epoch = claimed.epoch
+        self._idempotency_keys[key] = entry.idempotency_key
         if entry.task_id is not None and entry.status in (EntryStatus.SUBMITTED, EntryStatus.TIMED_OUT):
             self.summary.reattached += 1
             self._emit("reattached", key, task_id=entry.task_id)
@@ -249,21 +405,20 @@ class Worker:
                 raise
             # An upload that did not go through: try later.
             if may_have_been_billed(exc) or isinstance(exc, _NOT_CREATED):
-                await self._journal.release_submit(key, owner=self.id, error_code=error_code(exc),
-                                                   error_message=error_message(exc))  # fmt: skip
-                self.summary.released += 1
+                if await self._journal.release_submit(key, owner=self.id, epoch=epoch, error_code=error_code(exc),
+                                                      error_message=error_message(exc)):  # fmt: skip
+                    self.summary.released += 1
             else:
                 code, message = error_code(exc), error_message(exc)
-                await self._journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, owner=self.id, error_code=code,
-                                                   error_message=message)  # fmt: skip
-                self.summary.failed += 1
-                self._emit("failed", key, error_code=code, message=message)
+                if await self._journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, owner=self.id, epoch=epoch,
+                                                      error_code=code, error_message=message):  # fmt: skip
+                    self.summary.failed += 1
+                    self._emit("failed", key, error_code=code, message=message)
             self._finish(key)
             return None
-        sent = await self._journal.begin_submit(key, self.id, body)
+        sent = await self._journal.begin_submit(key, self.id, body, epoch=epoch)
         if sent is None:  # the lease lapsed: another worker owns this input now
-            self.summary.lost_leases += 1
-            self._finish(key)
+            self._lose(key, "lease expired before the submit")
             return None
         return FanOutItem(key=key, request=ImageRequest.from_body(json.loads(sent)),
                           idempotency_key=entry.idempotency_key)  # fmt: skip
@@ -285,59 +440,102 @@ class Worker:
 
     # --- events -------------------------------------------------------------------------------
 
+    async def _submitted(self, key: str, task_id: str, credits: float | None) -> None:
+        """A submit was answered: the task id is written ahead (durable) before anything else is tried."""
+        idempotency_key = self._idempotency_keys.get(key)
+        record = None
+        if self._wal is not None and idempotency_key is not None:
+            record = WalRecord(key=key, idempotency_key=idempotency_key, task_id=task_id)
+            try:
+                await anyio.to_thread.run_sync(self._wal.append, record)
+            except OSError as exc:  # a full disk: the journal (next) still records it; warn, go on
+                record = None
+                logger.warning("the write-ahead file %s could not be written (%s): task %s of %r is recorded in "
+                               "the journal only", self._wal.path, exc, task_id, key)  # fmt: skip
+        if self._faults.hit("kill-after-submit"):
+            _Faults.signal_self(signal.SIGKILL)
+        self.summary.submitted += 1
+        self.summary.credits_reserved = round(self.summary.credits_reserved + (credits or 0.0), 6)
+        epoch = await self._journal.record_submitted(
+            key, task_id, owner=self.id, epoch=self._held.get(key, -1), lease=self._options.lease,
+            idempotency_key=idempotency_key, credits=credits,
+        )  # fmt: skip
+        if epoch is None:  # kept in the write-ahead file: a later run records it where it can
+            self._lose(key, f"another worker holds it; task {task_id} kept in the write-ahead file")
+            return
+        if record is not None:
+            self._wal_recorded.add(record)
+        self._held[key] = epoch  # also when lost meanwhile and taken back by this record: its task is ours
+        if key in self._unwatched:
+            self._unwatched.discard(key)
+            self._rewatch.append(FanOutItem(key=key, task_id=task_id))
+            self._wake.set()
+        self._emit("submitted", key, task_id=task_id)
+
     async def _handle(self, event: TaskEvent, work: anyio.abc.TaskGroup) -> None:
         key = str(event.key)
         task = event.task
         journal = self._journal
         if event.kind is EventKind.SUBMITTED and task is not None:
             credits = task.usage.credits_reserved if task.usage is not None else None
-            await journal.record_submitted(key, task.id, owner=self.id, lease=self._options.lease, credits=credits)
-            self.summary.submitted += 1
-            self.summary.credits_reserved = round(self.summary.credits_reserved + (credits or 0.0), 6)
-            self._emit("submitted", key, task_id=task.id)
-        elif event.kind is EventKind.COMPLETED and task is not None:
+            await self._submitted(key, task.id, credits)
+            return
+        epoch = self._held.get(key)
+        if epoch is None:  # lost meanwhile: its events are another worker's business now
+            return
+        if event.kind is EventKind.COMPLETED and task is not None:
             self.summary.completed += 1
             await self._completed(key, task.id, task.results, work, record=True)
         elif event.kind is EventKind.SUBMIT_FAILED:
             error = event.error or EvolinkError("submit failed")
             if isinstance(error, _NOT_CREATED):
-                await journal.release_submit(key, owner=self.id, error_code=error_code(error),
-                                             error_message=error_message(error))  # fmt: skip
-                self.summary.released += 1
+                applied = await journal.release_submit(key, owner=self.id, epoch=epoch, error_code=error_code(error),
+                                                       error_message=error_message(error))  # fmt: skip
+                self.summary.released += applied
             elif may_have_been_billed(error):  # no answer (after retries with the same key): the task may exist
-                await journal.mark_uncertain(key, owner=self.id, message=error_message(error))
-                self.summary.uncertain += 1
-                self._emit("uncertain", key, error_code=error_code(error), message=error_message(error))
+                applied = await journal.mark_uncertain(key, owner=self.id, epoch=epoch, message=error_message(error))
+                if applied:
+                    self.summary.uncertain += 1
+                    self._emit("uncertain", key, error_code=error_code(error), message=error_message(error))
             else:
-                await journal.record_outcome(
-                    key, EntryStatus.SUBMIT_FAILED, owner=self.id,
+                applied = await journal.record_outcome(
+                    key, EntryStatus.SUBMIT_FAILED, owner=self.id, epoch=epoch,
                     error_code=error_code(error), error_message=error_message(error),
                 )  # fmt: skip
-                self.summary.failed += 1
-                self._emit("failed", key, error_code=error_code(error), message=error_message(error))
+                if applied:
+                    self.summary.failed += 1
+                    self._emit("failed", key, error_code=error_code(error), message=error_message(error))
+            if not applied:
+                self._lose(key, "taken over before its submit's outcome was recorded")
             self._finish(key)
         elif event.is_terminal:
             code, message = task_error(event)
             status = {EventKind.CANCELLED: EntryStatus.CANCELLED,
                       EventKind.TIMED_OUT: EntryStatus.TIMED_OUT}.get(event.kind, EntryStatus.FAILED)  # fmt: skip
-            await journal.record_outcome(key, status, owner=self.id, error_code=code, error_message=message)
-            self.summary.failed += 1
-            self._emit("failed", key, task_id=task.id if task else None, error_code=code, message=message)
+            if await journal.record_outcome(key, status, owner=self.id, epoch=epoch, error_code=code,
+                                            error_message=message):  # fmt: skip
+                self.summary.failed += 1
+                self._emit("failed", key, task_id=task.id if task else None, error_code=code, message=message)
+            else:
+                self._lose(key, "taken over before its task's outcome was recorded")
             self._finish(key)
 
     async def _completed(self, key: str, task_id: str | None, urls: tuple[str, ...], work: anyio.abc.TaskGroup,
                          *, record: bool = False) -> None:  # fmt: skip
         final = self._options.out_dir is None
-        if record or final:
-            await self._journal.record_outcome(key, EntryStatus.COMPLETED, owner=self.id, result_urls=urls,
-                                               final=final)  # fmt: skip
+        epoch = self._held.get(key, -1)
+        if (record or final) and not await self._journal.record_outcome(
+            key, EntryStatus.COMPLETED, owner=self.id, epoch=epoch, result_urls=urls, final=final
+        ):
+            self._lose(key, "taken over before its task's outcome was recorded")
+            return
         self._emit("completed", key, task_id=task_id)
         if final:
             self._finish(key)
         else:
-            work.start_soon(self._download, key, task_id, urls)
+            work.start_soon(self._download, key, task_id, urls, epoch)
 
-    async def _download(self, key: str, task_id: str | None, urls: tuple[str, ...]) -> None:
+    async def _download(self, key: str, task_id: str | None, urls: tuple[str, ...], epoch: int) -> None:
         out_dir = self._options.out_dir
         assert out_dir is not None
         relative = PurePosixPath(key)
@@ -348,6 +546,12 @@ class Worker:
 
         try:
             async with self._downloads:
+                # Waiting for a download slot takes time: download only what is still this worker's.
+                if self._held.get(key) != epoch or not await self._journal.holds(
+                    key, owner=self.id, epoch=epoch, lease=self._options.lease
+                ):
+                    self._lose(key, "taken over before its download")
+                    return
                 try:
                     paths = await download_urls(self._client.session, urls, out_dir, name_for, durable=True,
                                                 reuse_identical=True)  # fmt: skip
@@ -357,23 +561,23 @@ class Worker:
                     fresh = await self._client.tasks.get(task_id)  # result links expire: ask again
                     paths = await download_urls(self._client.session, fresh.results, out_dir, name_for,
                                                 durable=True, reuse_identical=True)  # fmt: skip
-            await self._journal.record_downloads(key, [str(p) for p in paths], owner=self.id)
-            self.summary.downloaded += 1
-            self._emit("downloaded", key, task_id=task_id, paths=tuple(map(str, paths)))
+            if await self._journal.record_downloads(key, [str(p) for p in paths], owner=self.id, epoch=epoch):
+                self.summary.downloaded += 1
+                self._emit("downloaded", key, task_id=task_id, paths=tuple(map(str, paths)))
+            else:
+                self._lose(key, "taken over during its download")
         except EvolinkError as exc:
             # Still ``completed`` (the task did; its results are not here), with the error beside the
             # URLs: shown as ``download_failed``, fetched again by a later run, never submitted again.
-            await self._journal.record_outcome(
-                key, EntryStatus.COMPLETED, owner=self.id, result_urls=urls,
+            if await self._journal.record_outcome(
+                key, EntryStatus.COMPLETED, owner=self.id, epoch=epoch, result_urls=urls,
                 error_code=error_code(exc), error_message=error_message(exc),
-            )  # fmt: skip
-            self.summary.failed += 1
-            self._emit("failed", key, task_id=task_id, error_code=error_code(exc), message=error_message(exc))
+            ):  # fmt: skip
+                self.summary.failed += 1
+                self._emit("failed", key, task_id=task_id, error_code=error_code(exc), message=error_message(exc))
             if isinstance(exc, DownloadError) and exc.reason == "disk":
                 # This machine cannot keep results (disk full, read-only folder): it stops claiming
                 # inputs it would pay for and lose; other workers go on.
                 raise
         finally:
             self._finish(key)
-
-

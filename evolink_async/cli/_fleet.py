@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
+import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -17,6 +19,7 @@ from typing import IO, Any
 import anyio
 
 from .._clients.evolink import EvolinkClient
+from .._core.logging import logger
 from .._core.retry import RetryPolicy
 from .._watching.poll_policy import PollPolicy
 from ..batch._journal_api import is_postgres_url
@@ -60,6 +63,12 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
     work.add_argument("--max-held", type=int, default=64, help="inputs this worker holds at most (default: 64)")
     work.add_argument("--lease", type=float, default=30.0, help="lease seconds, renewed every third (default: 30)")
     work.add_argument("--poll-interval", type=float, default=0.5, help="seconds between empty claims")
+    work.add_argument("--journal-outage", type=float, default=60.0, metavar="SECONDS",
+                      help="how long the journal may stay unreachable (retried, tasks still watched) before the "
+                      "worker stops (default: 60)")  # fmt: skip
+    work.add_argument("--wal", metavar="FILE",
+                      help="this machine's write-ahead file of task ids, replayed at start (default: one per "
+                      "journal under $XDG_STATE_HOME/evolink)")  # fmt: skip
     work.add_argument("--resubmit-uncertain", action="store_true",
                       help="resubmit 'uncertain' inputs with their same Idempotency-Key (only against a server that "
                       "de-duplicates by it)")  # fmt: skip
@@ -136,18 +145,27 @@ def _print_event(stream: IO[str], as_json: bool) -> Callable[[BatchEvent], None]
             print(f"{event.kind.upper():10} {event.key}  {event.error_code}: {event.message}", file=stream, flush=True)
         elif event.kind in ("submitted", "reattached", "downloaded", "completed"):
             print(f"{event.kind:10} {event.key}  {event.task_id or ''}", file=stream, flush=True)
+        elif event.kind == "lease_lost":
+            print(f"LEASE LOST {event.key}  {event.message}", file=stream, flush=True)
+        elif event.kind in ("journal_down", "journal_back"):
+            state = "unreachable, retrying" if event.kind == "journal_down" else "back"
+            print(f"journal    {state} ({event.message})", file=stream, flush=True)
 
     return show
 
 
 async def _work(args: argparse.Namespace) -> int:
     from ..batch._pg_store import PgJournal
+    from ..batch._wal import default_wal_path
     from ..batch._worker import Worker, WorkerOptions
 
+    if not math.isfinite(args.journal_outage) or args.journal_outage <= 0:
+        raise ValidationError("--journal-outage", "must be a finite number of seconds above 0")
     options = WorkerOptions(
         max_in_flight=args.max_in_flight, max_credits=args.max_credits, out_dir=args.out, root=args.root,
         claim_size=args.claim_size, max_held=args.max_held, lease=args.lease, poll_interval=args.poll_interval,
-        resubmit_uncertain=args.resubmit_uncertain,
+        resubmit_uncertain=args.resubmit_uncertain, journal_outage=args.journal_outage,
+        wal=Path(args.wal) if args.wal else default_wal_path(args.journal),
     )  # fmt: skip
     scale = args.poll_scale
     # With a time-scaled sandbox, retries scale too: an unscaled backoff after a 429 would idle a
@@ -155,11 +173,17 @@ async def _work(args: argparse.Namespace) -> int:
     retry = RetryPolicy(max_retries=8, initial_delay=0.5 * scale, max_delay=8.0 * scale) if scale else None
     client = EvolinkClient(args.api_key, base_url=args.base_url, files_base_url=args.files_base_url,
                            poll_policy=PollPolicy().scaled(scale) if scale else None, retry=retry)  # fmt: skip
-    async with client, PgJournal(args.journal, connections=4) as journal:
+    # The worker's log (lost leases, journal outages, write-ahead trouble) goes to standard error.
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("evolink: %(levelname)s: %(message)s"))
+    handler.setLevel(logging.WARNING)
+    logger.addHandler(handler)
+    async with client, PgJournal(args.journal, connections=4, outage=args.journal_outage) as journal:
         worker = Worker(client, journal, options, on_event=_print_event(sys.stdout, args.json))
         try:
             summary = await worker.run()
         finally:
+            logger.removeHandler(handler)
             print(json.dumps({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
     return _EXIT_FAILED if summary.failed or summary.uncertain else _EXIT_OK
 

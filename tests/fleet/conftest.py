@@ -24,3 +24,10 @@ def pg() -> Iterator[PgCluster]:
 @pytest.fixture
 def journal_url(pg: PgCluster) -> str:
     return pg.create_database()
+
+
+@pytest.fixture
+def own_pg() -> Iterator[PgCluster]:
+    """A cluster of the test's own, for a test that restarts the server or kills its sessions."""
+    with pg_cluster() as cluster:
+        yield cluster

@@ -59,6 +59,11 @@ class PgCluster:
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",
                   "-l", str(self.root / "server.log"), "start", timeout=90)
 
+    def restart(self) -> None:
+        """``pg_ctl restart -m fast``: every session is cut, the server is back within seconds."""
+        self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "fast", "-w", "-t", "60",
+                  "-l", str(self.root / "server.log"), "restart", timeout=90)  # fmt: skip
+
     def stop(self) -> None:
         with contextlib.suppress(Exception):
             self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "-w", "-t", "30",

@@ -7,12 +7,9 @@ test's process so that its ledger (what was billed, peak unfinished tasks) can b
 from __future__ import annotations
 
 import json
-import os
 import signal
-import sys
 from collections import Counter
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.abc
@@ -22,59 +19,16 @@ import pytest
 from evolink_async.sandbox import Sandbox
 from evolink_async.sandbox._state import SandboxState
 
+from ._cli import ENV
+from ._cli import evolink as _evolink
+from ._cli import export as _export
+from ._cli import manifest as _manifest
+from ._cli import plan as _plan
+from ._cli import run_workers as _run_workers
+from ._cli import status as _status
+from ._cli import work_argv as _work_argv
+
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01)
-
-ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
-
-
-def _connect(sandbox: Sandbox) -> list[str]:
-    return ["--base-url", sandbox.base_url, "--files-base-url", sandbox.files_base_url,
-            "--api-key", sandbox.api_key, "--poll-scale", "0.01"]  # fmt: skip
-
-
-def _manifest(path: Path, count: int, *, prompt: str = "autumn") -> Path:
-    lines = [json.dumps({"key": f"in/{i:04d}.png", "model": "qwen-image-edit", "prompt": prompt,
-                         "image_urls": [f"https://images.example.com/{i:04d}.png"]}) for i in range(count)]  # fmt: skip
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def _evolink(*args: str) -> list[str]:
-    return [sys.executable, "-m", "evolink_async", *args]
-
-
-async def _plan(url: str, manifest: Path) -> anyio.abc.Process | Any:
-    with anyio.fail_after(60):
-        return await anyio.run_process(_evolink("batch", "plan", str(manifest), "--journal", url, "--json"),
-                                       env=ENV, check=False)  # fmt: skip
-
-
-def _work_argv(url: str, sandbox: Sandbox, out: Path | None, *extra: str) -> list[str]:
-    argv = _evolink("batch", "work", "--journal", url, "--lease", "2", "--poll-interval", "0.05", "--json",
-                    *_connect(sandbox), *extra)  # fmt: skip
-    return argv + (["--out", str(out)] if out is not None else [])
-
-
-async def _run_workers(argvs: list[list[str]], *, timeout: float = 120) -> list[tuple[int, str, str]]:
-    results: list[tuple[int, str, str]] = [(0, "", "")] * len(argvs)
-
-    async def one(index: int) -> None:
-        done = await anyio.run_process(argvs[index], env=ENV, check=False)
-        results[index] = (done.returncode, done.stdout.decode(), done.stderr.decode())
-
-    with anyio.fail_after(timeout):
-        async with anyio.create_task_group() as group:
-            for index in range(len(argvs)):
-                group.start_soon(one, index)
-    return results
-
-
-async def _export(url: str) -> list[dict[str, Any]]:
-    with anyio.fail_after(60):
-        done = await anyio.run_process(_evolink("batch", "export", "--journal", url), env=ENV, check=False)
-    assert done.returncode == 0, done.stderr.decode()
-    return [json.loads(line) for line in done.stdout.decode().splitlines()]
-
 
 async def test_three_workers_finish_300_inputs_each_billed_once(
     evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
@@ -83,7 +37,7 @@ async def test_three_workers_finish_300_inputs_each_billed_once(
     assert planned.returncode == 0, planned.stderr.decode()
     assert json.loads(planned.stdout)["added"] == 300
     out = tmp_path / "shared-out"
-    argv = _work_argv(journal_url, evolink_sandbox, out, "--max-in-flight", "24")
+    argv = _work_argv(tmp_path, journal_url, evolink_sandbox, out, "--max-in-flight", "24")
     results = await _run_workers([argv] * 3)
     for code, _, stderr in results:
         assert code == 0, stderr
@@ -106,7 +60,7 @@ async def test_kill_9_of_a_worker_others_take_over_without_a_second_submit(
 ) -> None:
     count = 150
     assert (await _plan(journal_url, _manifest(tmp_path / "m.jsonl", count))).returncode == 0
-    argv = _work_argv(journal_url, evolink_sandbox, None, "--max-in-flight", "12")
+    argv = _work_argv(tmp_path, journal_url, evolink_sandbox, None, "--max-in-flight", "12")
     ledger = evolink_sandbox.ledger
     victim = await anyio.open_process(argv, env=ENV)
     try:
@@ -139,7 +93,7 @@ async def test_kill_9_of_a_worker_others_take_over_without_a_second_submit(
     assert taken_over
     assert billed_by_victim >= 20
     # Settling: resubmitting the uncertain inputs with their same keys; the sandbox answers replays.
-    settle = await _run_workers([_work_argv(journal_url, evolink_sandbox, None, "--resubmit-uncertain")])
+    settle = await _run_workers([_work_argv(tmp_path, journal_url, evolink_sandbox, None, "--resubmit-uncertain")])
     assert settle[0][0] == 0, settle[0][2]
     rows = await _export(journal_url)
     assert Counter(row["outcome"] for row in rows) == {"completed": count}
@@ -150,7 +104,7 @@ async def test_global_in_flight_bound_holds_across_workers(
     evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
 ) -> None:
     assert (await _plan(journal_url, _manifest(tmp_path / "m.jsonl", 90))).returncode == 0
-    argv = _work_argv(journal_url, evolink_sandbox, None, "--max-in-flight", "5", "--claim-size", "4")
+    argv = _work_argv(tmp_path, journal_url, evolink_sandbox, None, "--max-in-flight", "5", "--claim-size", "4")
     results = await _run_workers([argv] * 3)
     assert all(code == 0 for code, _, _ in results), results
     ledger = evolink_sandbox.ledger
@@ -163,7 +117,7 @@ async def test_credit_budget_holds_and_the_rest_stays_resumable(
     evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
 ) -> None:
     assert (await _plan(journal_url, _manifest(tmp_path / "m.jsonl", 40))).returncode == 0
-    argv = _work_argv(journal_url, evolink_sandbox, None, "--max-in-flight", "8", "--max-credits", "10.5")
+    argv = _work_argv(tmp_path, journal_url, evolink_sandbox, None, "--max-in-flight", "8", "--max-credits", "10.5")
     results = await _run_workers([argv] * 2)
     assert all(code == 0 for code, _, _ in results), results
     ledger = evolink_sandbox.ledger
@@ -184,7 +138,7 @@ async def test_credit_budget_holds_and_the_rest_stays_resumable(
                                        env=ENV)  # fmt: skip
     assert "40/40 finished, 0 in flight (max 8), credits 10 of 10.5" in text.stdout.decode()
     # A bigger budget later: the same journal picks up where the budget stopped it.
-    more = _work_argv(journal_url, evolink_sandbox, None, "--max-credits", "100")
+    more = _work_argv(tmp_path, journal_url, evolink_sandbox, None, "--max-credits", "100")
     assert (await _run_workers([more]))[0][0] == 0
     assert Counter(row["outcome"] for row in await _export(journal_url)) == {"completed": 40}
     assert len(ledger.billed) == len(set(ledger.billed)) == 40
@@ -220,18 +174,10 @@ async def test_a_worker_against_a_newer_schema_is_refused(
         await conn.execute("UPDATE evolink_schema SET version = 99")
     finally:
         await conn.close()
-    ((code, _, stderr),) = await _run_workers([_work_argv(journal_url, evolink_sandbox, None)], timeout=60)
+    ((code, _, stderr),) = await _run_workers([_work_argv(tmp_path, journal_url, evolink_sandbox, None)], timeout=60)
     assert code == 2
-    assert "journal schema 99 is newer than this evolink_async's (1)" in stderr
+    assert "journal schema 99 is newer than this evolink_async's (2)" in stderr
     assert evolink_sandbox.ledger.billed == []
-
-
-async def _status(url: str) -> dict[str, Any]:
-    with anyio.fail_after(60):
-        done = await anyio.run_process(_evolink("batch", "status", "--journal", url, "--json"), env=ENV, check=False)
-    assert done.returncode == 0, done.stderr.decode()
-    status: dict[str, Any] = json.loads(done.stdout.decode())
-    return status
 
 
 async def test_a_failed_download_is_download_failed_and_a_later_run_downloads_it_without_a_submit(
@@ -243,7 +189,7 @@ async def test_a_failed_download_is_download_failed_and_a_later_run_downloads_it
     # Every result link has expired: each download (and the one after a fresh query) answers 404.
     monkeypatch.setattr(SandboxState, "result_expired", lambda self, record, now: True)
     # One run tries each download once (with a fresh query), then ends: no loop on its own failures.
-    ((code, _, stderr),) = await _run_workers([_work_argv(journal_url, evolink_sandbox, out)], timeout=60)
+    ((code, _, stderr),) = await _run_workers([_work_argv(tmp_path, journal_url, evolink_sandbox, out)], timeout=60)
     assert code == 1, stderr
     assert json.loads(stderr.strip().splitlines()[-1])["failed"] == count
     rows = await _export(journal_url)
@@ -256,7 +202,7 @@ async def test_a_failed_download_is_download_failed_and_a_later_run_downloads_it
     assert len(billed) == count
 
     monkeypatch.setattr(SandboxState, "result_expired", lambda self, record, now: False)
-    ((code, _, stderr),) = await _run_workers([_work_argv(journal_url, evolink_sandbox, out)], timeout=60)
+    ((code, _, stderr),) = await _run_workers([_work_argv(tmp_path, journal_url, evolink_sandbox, out)], timeout=60)
     assert code == 0, stderr
     summary = json.loads(stderr.strip().splitlines()[-1])
     assert (summary["submitted"], summary["downloaded"], summary["failed"]) == (0, count, 0), summary
@@ -277,7 +223,7 @@ async def test_a_worker_that_cannot_write_results_stops_and_a_later_run_download
     count = 6
     assert (await _plan(journal_url, _manifest(tmp_path / "m.jsonl", count))).returncode == 0
     out = tmp_path / "out"
-    limited = ["sh", "-c", 'ulimit -f 0 && exec "$@"', "sh", *_work_argv(journal_url, evolink_sandbox, out)]
+    limited = ["sh", "-c", 'ulimit -f 0 && exec "$@"', "sh", *_work_argv(tmp_path, journal_url, evolink_sandbox, out)]
     ((code, _, stderr),) = await _run_workers([limited], timeout=60)
     assert code == 1, stderr
     assert "Traceback" not in stderr, stderr
@@ -288,7 +234,7 @@ async def test_a_worker_that_cannot_write_results_stops_and_a_later_run_download
     assert all(row["error"]["code"] == "download_disk" for row in failed), rows
     assert not list(out.rglob("*.result-*")), "no result name over a file that could not be written"
 
-    ((code, _, stderr),) = await _run_workers([_work_argv(journal_url, evolink_sandbox, out)], timeout=60)
+    ((code, _, stderr),) = await _run_workers([_work_argv(tmp_path, journal_url, evolink_sandbox, out)], timeout=60)
     assert code == 0, stderr
     rows = await _export(journal_url)
     assert [row["outcome"] for row in rows] == ["downloaded"] * count, rows

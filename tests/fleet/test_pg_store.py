@@ -6,6 +6,7 @@ import subprocess
 import sys
 
 import anyio
+import asyncpg
 import pytest
 
 from evolink_async.batch import ManifestInput, PgJournal, open_journal
@@ -58,8 +59,10 @@ async def test_an_expired_submit_without_a_task_id_becomes_uncertain_not_resubmi
         await journal.plan(_inputs(2))
         # Leases long enough that a busy machine does not expire them between these steps.
         (first, second) = (await journal.claim("dead", limit=2, lease=1.5)).items
-        assert await journal.begin_submit(first.entry.key, "dead", '{"model":"qwen-image-edit"}') is not None
-        await journal.record_submitted(second.entry.key, "task-unified-1-abc", owner="dead", lease=1.5)
+        assert await journal.begin_submit(first.entry.key, "dead", '{"model":"qwen-image-edit"}',
+                                          epoch=first.epoch) is not None  # fmt: skip
+        await journal.record_submitted(second.entry.key, "task-unified-1-abc", owner="dead", epoch=second.epoch,
+                                       lease=1.5)  # fmt: skip
         with anyio.fail_after(30):  # the dead worker's leases run out
             while not (taken := (await journal.claim("alive", limit=5, lease=30)).items):
                 await anyio.sleep(0.05)
@@ -69,12 +72,13 @@ async def test_an_expired_submit_without_a_task_id_becomes_uncertain_not_resubmi
         assert uncertain is not None
         assert uncertain.status is EntryStatus.UNCERTAIN
         # The dead worker's late submit attempt is fenced off.
-        assert await journal.begin_submit(first.entry.key, "dead", "{}") is None
+        assert await journal.begin_submit(first.entry.key, "dead", "{}", epoch=first.epoch) is None
         # Settling by resubmitting: back in the pool with the *same* idempotency key and body.
         assert await journal.requeue_uncertain() == 1
         (again,) = (await journal.claim("alive", limit=5, lease=30)).items
         assert again.entry.idempotency_key == first.entry.idempotency_key
-        assert await journal.begin_submit(again.entry.key, "alive", '{"other":1}') == '{"model":"qwen-image-edit"}'
+        assert await journal.begin_submit(again.entry.key, "alive", '{"other":1}',
+                                          epoch=again.epoch) == '{"model":"qwen-image-edit"}'  # fmt: skip
 
 
 async def test_a_changed_line_is_refused_and_nothing_is_loaded(journal_url: str) -> None:
@@ -92,7 +96,8 @@ async def test_the_budget_stops_claims_and_a_refused_submit_gives_credits_back(j
         claim = await journal.claim("w", limit=10, lease=30)
         assert len(claim.items) == 2
         assert claim.budget_exhausted
-        await journal.record_outcome(claim.items[0].entry.key, EntryStatus.SUBMIT_FAILED, owner="w",
+        first = claim.items[0]
+        await journal.record_outcome(first.entry.key, EntryStatus.SUBMIT_FAILED, owner="w", epoch=first.epoch,
                                      error_code="invalid", error_message="bad")  # fmt: skip
         assert (await journal.limits())["credits_reserved"] == 1.0
         assert len((await journal.claim("w", limit=10, lease=30)).items) == 1
@@ -100,8 +105,8 @@ async def test_the_budget_stops_claims_and_a_refused_submit_gives_credits_back(j
 
 async def test_a_newer_schema_is_refused(journal_url: str) -> None:
     async with PgJournal(journal_url) as journal:
-        await journal.pool.execute("UPDATE evolink_schema SET version = 2")
-    with pytest.raises(JournalError, match="journal schema 2 is newer"):
+        await journal.pool.execute("UPDATE evolink_schema SET version = 3")
+    with pytest.raises(JournalError, match="journal schema 3 is newer"):
         await PgJournal.open(journal_url)
 
 
@@ -120,11 +125,12 @@ async def test_a_failed_download_is_retried_by_a_later_worker_only_and_a_success
         (one, two) = (await journal.claim("w1", limit=2, lease=30)).items
         for number, claimed in enumerate((one, two)):
             key = claimed.entry.key
-            await journal.record_submitted(key, f"task-unified-1-{number}", owner="w1", lease=30)
-            await journal.record_outcome(key, EntryStatus.COMPLETED, owner="w1", result_urls=["http://r/0.png"],
-                                         final=False)  # fmt: skip
-            await journal.record_outcome(key, EntryStatus.COMPLETED, owner="w1", result_urls=["http://r/0.png"],
-                                         error_code="download_http_status", error_message="HTTP 404")  # fmt: skip
+            await journal.record_submitted(key, f"task-unified-1-{number}", owner="w1", epoch=claimed.epoch, lease=30)
+            await journal.record_outcome(key, EntryStatus.COMPLETED, owner="w1", epoch=claimed.epoch,
+                                         result_urls=["http://r/0.png"], final=False)  # fmt: skip
+            await journal.record_outcome(key, EntryStatus.COMPLETED, owner="w1", epoch=claimed.epoch,
+                                         result_urls=["http://r/0.png"], error_code="download_http_status",
+                                         error_message="HTTP 404")  # fmt: skip
         # The worker that failed them does not take them again in the same run (no retry loop) ...
         assert await journal.claim_downloads("w1", limit=5, lease=30, failed_before=first_start) == []
         assert (await journal.claim("w1", limit=5, lease=30)).items == ()
@@ -136,7 +142,63 @@ async def test_a_failed_download_is_retried_by_a_later_worker_only_and_a_success
             (two.entry.key, EntryStatus.COMPLETED, "task-unified-1-1"),
         ]
         assert await journal.claim_downloads("w3", limit=5, lease=30, failed_before=later_start) == []  # held
-        await journal.record_downloads(one.entry.key, ["out/k000.result-0.png"], owner="w2")
+        (retried_one,) = [c for c in retries if c.entry.key == one.entry.key]
+        await journal.record_downloads(one.entry.key, ["out/k000.result-0.png"], owner="w2", epoch=retried_one.epoch)
         done = await journal.get(one.entry.key)
         assert done is not None
         assert (done.status, done.error_code, done.error_message) == (EntryStatus.DOWNLOADED, None, None)
+
+
+async def test_writes_are_fenced_by_the_lease_epoch_and_a_late_task_id_is_still_recorded(journal_url: str) -> None:
+    async with PgJournal(journal_url) as journal:
+        await journal.plan(_inputs(2))
+        (paused, other) = (await journal.claim("paused", limit=2, lease=1.5)).items
+        assert await journal.begin_submit(paused.entry.key, "paused", "{}", epoch=paused.epoch) == "{}"
+        with anyio.fail_after(30):  # the paused worker's leases run out
+            while not (claimed := (await journal.claim("successor", limit=5, lease=30)).items):
+                await anyio.sleep(0.05)
+        # Taken over: the begun submit is uncertain (its slot kept), the other input is claimed again.
+        (taken,) = claimed
+        assert taken.entry.key == other.entry.key
+        assert taken.epoch > other.epoch
+        # Every write of the paused worker about the taken input is refused, and counted.
+        assert not await journal.record_outcome(other.entry.key, EntryStatus.FAILED, owner="paused",
+                                                epoch=other.epoch, error_code="x", error_message="y")  # fmt: skip
+        assert not await journal.release_submit(other.entry.key, owner="paused", epoch=other.epoch,
+                                                error_code="x", error_message="y")  # fmt: skip
+        assert not await journal.holds(other.entry.key, owner="paused", epoch=other.epoch, lease=30)
+        assert await journal.begin_submit(other.entry.key, "paused", "{}", epoch=other.epoch) is None
+        assert journal.fenced_refused == 4
+        assert await journal.renew("paused", lease=30, held={other.entry.key: other.epoch}) == set()
+        # The successor's own writes go through.
+        assert await journal.record_outcome(taken.entry.key, EntryStatus.FAILED, owner="successor",
+                                            epoch=taken.epoch, error_code="x", error_message="y")  # fmt: skip
+        # A task id that comes back late (the paused worker resumes) is recorded: money was spent.
+        epoch = await journal.record_submitted(paused.entry.key, "task-late", owner="paused", epoch=paused.epoch,
+                                               lease=30, idempotency_key=paused.entry.idempotency_key)  # fmt: skip
+        assert epoch is not None
+        assert epoch > paused.epoch
+        entry = await journal.get(paused.entry.key)
+        assert entry is not None
+        assert (entry.status, entry.task_id) == (EntryStatus.SUBMITTED, "task-late")
+        # ... but never over another task id, nor where another worker holds the input.
+        assert await journal.record_submitted(paused.entry.key, "task-other", owner="x", epoch=-1, lease=30,
+                                              idempotency_key=paused.entry.idempotency_key) is None  # fmt: skip
+
+
+async def test_a_version_1_journal_is_migrated_in_place(journal_url: str) -> None:
+    from evolink_async.batch._pg_schema import _MIGRATIONS
+
+    conn = await asyncpg.connect(journal_url)
+    try:
+        await conn.execute(_MIGRATIONS[1])
+        await conn.execute("CREATE TABLE evolink_schema (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL);"
+                           "INSERT INTO evolink_schema VALUES (1, 1);"
+                           "INSERT INTO evolink_entries (key, fingerprint, idempotency_key, status)"
+                           " VALUES ('old', 'f', 'idem-old', 'pending_submit')")  # fmt: skip
+    finally:
+        await conn.close()
+    async with PgJournal(journal_url) as journal:
+        assert await journal.pool.fetchval("SELECT version FROM evolink_schema") == 2
+        (claimed,) = (await journal.claim("w", limit=5, lease=30)).items
+        assert (claimed.entry.key, claimed.epoch) == ("old", 1)
