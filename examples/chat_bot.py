@@ -1,8 +1,9 @@
 """A chat bot that renders Midjourney images and edits one message as they progress.
 
-Chat services allow about one edit a second per chat: ``tasks.stream(task, min_gap=1.0)`` sends
-at most one progress event a second (always the latest state) and the end at once, so the bot
-never builds a backlog of stale edits. Several users at once share the client's one scheduler.
+Chat services allow about one edit a second per chat: ``tasks.stream(task, progress_every=1.0,
+min_gap=1.0)`` queries the task every second while the bot watches and sends at most one
+progress event a second (always the latest state) and the end at once, so the bot never builds
+a backlog of stale edits. Several users at once share the client's one scheduler.
 When an image is done the bot offers its buttons; pressing "U2" upscales the second image.
 
 The chat here is simulated (a list of messages printed to the terminal); swap ``Chat`` for your
@@ -75,14 +76,16 @@ async def render(
     """Submit, then keep one message up to date until the task ends; the final task or None."""
     message = await chat.send(user, f"{title}: submitting")
     task = await submit
-    async with mj.tasks.stream(task, min_gap=1.0, timeout=1800) as events:
+    # A query a second while somebody looks, one edit a second at most, the end at once.
+    async with mj.tasks.stream(task, progress_every=1.0, min_gap=1.0, timeout=1800) as events:
         async for event in events:
             if event.kind is evolink.EventKind.PROGRESS:
                 await chat.edit(message, f"{title}: {bar(event.progress)}")
             elif event.kind is evolink.EventKind.COMPLETED and event.task is not None:
-                buttons = " ".join(b.label for b in (event.task.midjourney.buttons if event.task.midjourney else ()))
-                await chat.edit(message, f"{title}: done {event.task.results[0] if event.task.results else ''} [{buttons}]")
-                return event.task
+                done = event.task
+                buttons = " ".join(b.label for b in (done.midjourney.buttons if done.midjourney else ()))
+                await chat.edit(message, f"{title}: done {done.results[0] if done.results else ''} [{buttons}]")
+                return done
             elif event.is_terminal:
                 await chat.edit(message, f"{title}: {event.kind.value}: {event.error}")
     return None

@@ -29,21 +29,39 @@ class Tasks:
         return await self._api.fetch(task_or_id.id if isinstance(task_or_id, Task) else task_or_id)
 
     def stream(
-        self, task_or_id: Task | str, *, timeout: float | None = None, min_gap: float | None = None
+        self,
+        task_or_id: Task | str,
+        *,
+        timeout: float | None = None,
+        progress_every: float | None = None,
+        min_gap: float | None = None,
     ) -> TaskStream:
         """Events of the task until it is terminal: ``PROGRESS`` on each change, then exactly one of
         ``COMPLETED``, ``FAILED``, ``CANCELLED`` or ``TIMED_OUT`` (after ``timeout`` seconds).
 
         Pass the ``Task`` from ``submit`` rather than its id: its ``estimated_time`` spares
-        queries that could not find the task finished. A slow consumer always gets the latest
-        state (stale progress is replaced, never queued). ``min_gap=s`` sends at most one
-        PROGRESS event per ``s`` seconds, the latest each time, and the terminal event at once:
-        a chat that may edit a message once a second passes ``min_gap=1.0``.
+        queries that could not find the task finished.
 
-        >>> async for event in client.tasks.stream(task, min_gap=1.0):
+        The client's poll policy is built to save queries (a 30 s task yields a few events).
+        For a person watching: ``progress_every=s`` queries the task at least every ``s``
+        seconds while this stream is open (never more often than the policy's
+        ``min_interval``), also when callbacks report its end; the task goes back to the
+        economical schedule when the last such stream closes. A slow consumer always gets the
+        latest state (stale progress is replaced, never queued). ``min_gap=s`` sends at most
+        one PROGRESS event per ``s`` seconds, the latest each time, and the terminal event at
+        once: a chat that may edit a message once a second passes ``min_gap=1.0``.
+
+        >>> async for event in client.tasks.stream(task, progress_every=1.0, min_gap=1.0):
         ...     await chat.edit(message, f"{event.progress} %")
         """
-        return TaskStream(self._tracker, task_or_id, task_id_of(task_or_id), timeout=timeout, min_gap=min_gap)
+        return TaskStream(
+            self._tracker,
+            task_or_id,
+            task_id_of(task_or_id),
+            timeout=timeout,
+            min_gap=min_gap,
+            progress_every=progress_every,
+        )
 
     async def wait(self, task_or_id: Task | str, *, timeout: float | None = None) -> Task:
         """The completed task; raises ``TaskFailedError``, ``TaskCancelledError`` or ``TaskTimeoutError``

@@ -36,7 +36,14 @@ _MAX_TASK_ID = 256
 
 
 class _Tasks(Protocol):
-    def stream(self, task_or_id: Task | str, *, timeout: float | None = ..., min_gap: float | None = ...) -> Any: ...
+    def stream(
+        self,
+        task_or_id: Task | str,
+        *,
+        timeout: float | None = ...,
+        progress_every: float | None = ...,
+        min_gap: float | None = ...,
+    ) -> Any: ...
 
 
 class TaskWatcher(Protocol):
@@ -56,7 +63,9 @@ class ProgressRelay:
       seconds, ``Last-Event-ID`` to resume without repeats, the stream closed after the terminal
       event. A bad or expired token is a 403 before any body; a task the server does not know
       is an ``event: error`` with a JSON ``reason``, never an exception in the app.
-    - ``min_gap`` spaces progress frames (at most one per ``min_gap`` seconds, the latest state).
+    - a watched task is queried every ``progress_every`` seconds (bounded below by the client
+      policy's ``min_interval``; ``None``: the economical policy), callbacks or not, and
+      ``min_gap`` spaces progress frames (at most one per ``min_gap`` seconds, the latest state).
 
     The relay owns the watches it shares between viewers: enter it with ``async with`` for as
     long as the app serves (in FastAPI, in the app's lifespan).
@@ -72,6 +81,7 @@ class ProgressRelay:
         secret: str | bytes | None = None,
         heartbeat: float = 15.0,
         retry: float = 3.0,
+        progress_every: float | None = 1.0,
         min_gap: float | None = None,
         linger: float = 10.0,
         max_viewers: int = 10_000,
@@ -82,6 +92,9 @@ class ProgressRelay:
         self._signer = TokenSigner(secret)
         self.heartbeat = check_number("heartbeat", heartbeat, above=True)
         self._retry_ms = int(check_number("retry", retry, above=True) * 1000)
+        self._progress_every = (
+            None if progress_every is None else check_number("progress_every", progress_every, above=True)
+        )
         self._min_gap = None if min_gap is None else check_number("min_gap", min_gap, above=True)
         #: How long a channel outlives its last viewer (a reconnecting page finds it again).
         self._linger = check_number("linger", linger)
@@ -203,7 +216,8 @@ class ProgressRelay:
         task_id = channel.task_id
         with anyio.CancelScope() as channel.scope:
             try:
-                async with self._client.tasks.stream(task_id, min_gap=self._min_gap) as events:
+                stream = self._client.tasks.stream(task_id, progress_every=self._progress_every, min_gap=self._min_gap)
+                async with stream as events:
                     async for event in events:
                         channel.publish(event_frame(event, self._ids.next()))
             except Exception as error:  # one task's failure must not end the relay's other channels

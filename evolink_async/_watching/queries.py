@@ -166,7 +166,7 @@ class Queries:
         now = self._clock()
         for watch in batch:
             if self._watches.is_current(watch):
-                self._scheduler.schedule(watch, now)
+                self.schedule(watch, now)
 
     def _failed_request(self, error: BaseException, tasks: int) -> None:
         """Once per failed request, whatever number of tasks it asked about."""
@@ -204,7 +204,7 @@ class Queries:
         watch.last_error = answer
         if self._watches.is_current(watch):
             delay = self.policy.error_delay(watch.errors, rng=self._rng) * self.slowdown
-            self._scheduler.schedule(watch, self._clock() + delay)
+            self.schedule(watch, self._clock() + delay)
 
     def apply(self, watch: Watch, task: Task, *, reschedule: bool) -> None:
         """Take in a new snapshot of the task (a query's answer or a push): events, then the next query."""
@@ -222,7 +222,22 @@ class Queries:
         elif reschedule and self._watches.is_current(watch):
             policy = self.policy_for(watch.task_id)
             when = now + policy.next_delay(watch.state, now=now, rng=self._rng) * self.slowdown
+            if watch.cadence is not None:
+                # Somebody watches this task's progress: at least one query per cadence, also
+                # when callbacks report its end (they carry no progress). A 429 still slows it.
+                when = min(when, now + watch.cadence * self.slowdown)
             deadline = earliest_deadline(watch)
             if deadline is not None:
                 when = query_before_deadline(when, now=now, deadline=deadline, min_gap=policy.min_interval)
-            self._scheduler.schedule(watch, when)
+            self.schedule(watch, when)
+
+    def schedule(self, watch: Watch, when: float) -> None:
+        """The next query of ``watch`` at ``when`` (replacing any earlier plan)."""
+        watch.next_at = when
+        self._scheduler.schedule(watch, when)
+
+    def at_least_every(self, watch: Watch, cadence: float) -> None:
+        """A new subscriber wants a query per ``cadence``: bring the next query forward if it is later."""
+        when = self._clock() + cadence
+        if watch.next_at is None or watch.next_at > when:
+            self.schedule(watch, when)

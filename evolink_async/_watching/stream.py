@@ -24,7 +24,8 @@ class TaskStream:
 
     A consumer slower than the task always gets the latest state: a progress event it has not
     taken yet is replaced by a fresher one. With ``min_gap``, PROGRESS events come at most one
-    per ``min_gap`` seconds (the latest state each time) and the terminal event at once.
+    per ``min_gap`` seconds (the latest state each time) and the terminal event at once. With
+    ``progress_every``, the task is queried at least that often while the stream is open.
 
     >>> async for event in client.tasks.stream(task):
     ...     print(event.kind, event.progress)
@@ -38,12 +39,16 @@ class TaskStream:
         *,
         timeout: float | None,
         min_gap: float | None = None,
+        progress_every: float | None = None,
     ) -> None:
         self._tracker = tracker
         self._snapshot = task_or_id if isinstance(task_or_id, Task) else None
         self._task_id = task_id
         self._timeout = check_timeout("timeout", timeout)
         self._min_gap = None if min_gap is None else check_number("min_gap", min_gap, above=True)
+        self._progress_every = (
+            None if progress_every is None else check_number("progress_every", progress_every, above=True)
+        )
         self._last_progress_at = -float("inf")
         self._mailbox = Mailbox()
         self._handle: WatchHandle | None = None
@@ -59,7 +64,9 @@ class TaskStream:
             self._mailbox.deliver(snapshot_event(snapshot, key=None, at=time.monotonic()))
             return
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
-        self._handle = self._tracker.watch(self._task_id, self._mailbox, snapshot=snapshot, deadline=deadline)
+        self._handle = self._tracker.watch(
+            self._task_id, self._mailbox, snapshot=snapshot, deadline=deadline, progress_every=self._progress_every
+        )
 
     def __aiter__(self) -> Self:
         return self

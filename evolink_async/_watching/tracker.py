@@ -137,15 +137,19 @@ class Tracker:
         snapshot: Task | None = None,
         key: Hashable | None = None,
         deadline: float | None = None,
+        progress_every: float | None = None,
     ) -> WatchHandle:
         """Deliver the task's events to ``sink`` until it is terminal or ``deadline`` passes.
 
         ``snapshot`` is what the caller already knows (a submit answer): no event repeats it,
         and the first query waits as the poll policy says. Without one the task is queried now.
+        ``progress_every``: while this subscriber stays, the task is queried at least that often
+        (never more often than the policy's ``min_interval``), callbacks or not.
         """
         if not self._open:
             raise RuntimeError("the client is not running: use `async with EvolinkClient() as client:`")
         now = self._clock()
+        cadence = None if progress_every is None else max(progress_every, self.policy.min_interval)
         watches = self._watches
         watch = watches.by_id.get(task_id)
         # A push that came before anyone watched (between a submit's answer and this watch) is
@@ -158,9 +162,13 @@ class Tracker:
             watches.by_id[task_id] = watch
             policy = self._queries.policy_for(task_id)
             first = now + policy.first_delay(state, now=now, rng=self._rng) if snapshot is not None else now
+            if cadence is not None:
+                first = min(first, now + cadence)
             first = query_before_deadline(first, now=now, deadline=deadline, min_gap=policy.min_interval)
-            self._scheduler.schedule(watch, first)
-        handle = watches.subscribe(watch, sink, key, deadline)
+            self._queries.schedule(watch, first)
+        elif cadence is not None:
+            self._queries.at_least_every(watch, cadence)
+        handle = watches.subscribe(watch, sink, key, deadline, cadence)
         if watch.last is not None and (snapshot is None or changed(snapshot, watch.last)):
             sink.deliver(snapshot_event(watch.last, key=key, at=now))
         if deadline is not None:

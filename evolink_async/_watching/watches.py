@@ -61,20 +61,25 @@ class PushCoverage(Protocol):
 class WatchHandle:
     """One subscriber of one watched task; pass it to ``Tracker.unwatch``."""
 
-    __slots__ = ("active", "deadline", "key", "sink_ref", "watch")
+    __slots__ = ("active", "cadence", "deadline", "key", "sink_ref", "watch")
 
-    def __init__(self, watch: Watch, sink: Sink, key: Hashable | None, deadline: float | None) -> None:
+    def __init__(
+        self, watch: Watch, sink: Sink, key: Hashable | None, deadline: float | None, cadence: float | None = None
+    ) -> None:
         self.watch = watch
         self.sink_ref: weakref.ref[Sink] = weakref.ref(sink)
         self.key = key
         self.deadline = deadline
+        #: Seconds between queries this subscriber asks for while it is subscribed (a person
+        #: watching a progress bar), whatever the economical policy would do; None: no wish.
+        self.cadence = cadence
         self.active = True
 
 
 class Watch:
     """One watched task: a scheduler job (``generation``) with its subscribers and what is known."""
 
-    __slots__ = ("errors", "generation", "last", "last_error", "state", "subscribers", "task_id")
+    __slots__ = ("cadence", "errors", "generation", "last", "last_error", "next_at", "state", "subscribers", "task_id")
 
     def __init__(self, task_id: str, state: PollState, last: Task | None) -> None:
         self.task_id = task_id
@@ -86,6 +91,14 @@ class Watch:
         # Failed queries in a row, and the latest one's error (meaningful only while ``errors``).
         self.errors = 0
         self.last_error: BaseException | None = None
+        #: The shortest cadence any subscriber asks for (None: the poll policy alone decides).
+        self.cadence: float | None = None
+        #: When the next query is scheduled (None: none is), so a new cadence can bring it forward.
+        self.next_at: float | None = None
+
+    def recompute_cadence(self) -> None:
+        cadences = [handle.cadence for handle in self.subscribers if handle.cadence is not None]
+        self.cadence = min(cadences) if cadences else None
 
 
 class Watches:
@@ -101,9 +114,13 @@ class Watches:
         """True while ``watch`` is the watch of its task (not dropped)."""
         return self.by_id.get(watch.task_id) is watch
 
-    def subscribe(self, watch: Watch, sink: Sink, key: Hashable | None, deadline: float | None) -> WatchHandle:
-        handle = WatchHandle(watch, sink, key, deadline)
+    def subscribe(
+        self, watch: Watch, sink: Sink, key: Hashable | None, deadline: float | None, cadence: float | None = None
+    ) -> WatchHandle:
+        handle = WatchHandle(watch, sink, key, deadline, cadence)
         watch.subscribers.append(handle)
+        if cadence is not None:
+            watch.recompute_cadence()
         return handle
 
     def unwatch(self, handle: WatchHandle) -> None:
@@ -116,6 +133,8 @@ class Watches:
             watch.subscribers.remove(handle)
         if not watch.subscribers:
             self.drop(watch)
+        elif handle.cadence is not None:
+            watch.recompute_cadence()  # the last such watcher gone: back to the economical policy
 
     def drop(self, watch: Watch) -> None:
         """Forget ``watch``: no more queries (its scheduler entries go stale), no more events."""
