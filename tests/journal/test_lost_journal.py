@@ -13,12 +13,13 @@ import shutil
 import sqlite3
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from evolink_async import EvolinkClient
 from evolink_async.batch._entries import EntryStatus, JournalCorruptError, JournalLostError
-from evolink_async.batch._journal import Journal
+from evolink_async.batch._journal import Journal, Synchronous
 from evolink_async.batch._run import Batch
 from evolink_async.batch._spec import LOCK_NAME, BatchEvent, BatchSpec
 from evolink_async.sandbox import Sandbox
@@ -264,8 +265,49 @@ async def test_a_torn_write_past_the_last_commit_resumes_without_billing(
     assert len(evolink_sandbox.ledger.billed) == COUNT
 
 
-async def test_the_journal_commits_with_synchronous_full(tmp_path: Path) -> None:
-    """FULL fsyncs the log at each commit: a record written before a submit survives a power cut."""
+@pytest.mark.parametrize("mode", ["full", "submits"])
+async def test_the_rows_a_submit_depends_on_are_fsynced(tmp_path: Path, mode: Synchronous) -> None:
+    """The body before a submit and the task id after it commit with FULL (an fsync of the log, which
+    also carries every commit before it): by default every commit does; with ``"submits"`` the rows a
+    resume redoes for free commit with NORMAL. The level in force is read at each COMMIT."""
+    levels: list[str] = []
+    current = ["FULL"]
+
+    def trace(statement: str) -> None:
+        if statement.startswith("PRAGMA synchronous"):
+            current[0] = statement.rpartition("=")[2].strip()
+        elif statement == "COMMIT":
+            levels.append(current[0])
+
+    async with Journal(tmp_path / "j.sqlite3", synchronous=mode) as journal:
+        assert journal._conn is not None
+        journal._conn.set_trace_callback(trace)
+        committed: dict[str, list[str]] = {}
+
+        async def step(name: str, call: Any) -> None:
+            before = len(levels)
+            await call
+            committed[name] = levels[before:]
+
+        await step("reserve", journal.reserve("a.png", "sha256:a"))
+        await step("record_request", journal.record_request("a.png", '{"prompt": "x"}'))
+        await step("record_submitted", journal.record_submitted("a.png", "task-unified-1"))
+        await step("record_outcome", journal.record_outcome("a.png", EntryStatus.FAILED, error_code="boom"))
+        await step("restart", journal.restart("a.png"))
+        await step("record_found_results", journal.record_found_results("b.png", "sha256:b", ["out/b.png.r.png"]))
+    redo_free = "FULL" if mode == "full" else "NORMAL"
+    assert committed == {
+        "reserve": [redo_free],  # no submit follows it before record_request's fsync
+        "record_request": ["FULL"],  # before the submit: the key and body that make a resend safe
+        "record_submitted": ["FULL"],  # after it: the paid task's id
+        "record_outcome": [redo_free],  # lost: the task is queried again
+        "restart": ["FULL"],  # a new key, about to be paid for
+        "record_found_results": [redo_free],  # lost: found again on disk
+    }
+
+
+async def test_the_default_fsyncs_every_commit(tmp_path: Path) -> None:
     async with Journal(tmp_path / "j.sqlite3") as journal:
+        await journal.reserve("a.png", "sha256:a")
         assert journal._conn is not None
         assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # 2 = FULL
