@@ -111,7 +111,9 @@ class Late:
         await target(scope, receive, send)
 
 
-def build_app(*, sandbox: bool, public_url: str | None, progress_every: float) -> FastAPI:
+def build_app(
+    *, sandbox: bool, public_url: str | None, progress_every: float, time_scale: float = 0.3
+) -> FastAPI:
     uploads = Path(tempfile.mkdtemp(prefix="evolink-example-"))
 
     @contextlib.asynccontextmanager
@@ -121,8 +123,13 @@ def build_app(*, sandbox: bool, public_url: str | None, progress_every: float) -
             if sandbox:
                 from evolink_async.sandbox import Sandbox
 
-                box = await stack.enter_async_context(Sandbox(time_scale=0.3))
-                options = {"api_key": box.api_key, "base_url": box.base_url, "files_base_url": box.files_base_url}
+                box = await stack.enter_async_context(Sandbox(time_scale=time_scale))
+                options = {
+                    "api_key": box.api_key,
+                    "base_url": box.base_url,
+                    "files_base_url": box.files_base_url,
+                    "poll_policy": evolink.PollPolicy().scaled(time_scale),  # the policy on the sandbox's clock
+                }
             receiver = None
             if public_url:
                 # allow_local: only for a sandbox on this machine calling back to 127.0.0.1.
@@ -173,11 +180,14 @@ def main() -> None:
     parser.add_argument("--public-url", help="this app's URL as the service sees it (turns callbacks on)")
     parser.add_argument("--no-callbacks", action="store_true", help="with --sandbox: poll instead")
     parser.add_argument("--progress-every", type=float, default=1.0, help="seconds between progress queries")
+    parser.add_argument("--time-scale", type=float, default=0.3, help="with --sandbox: its clock (1.0: real time)")
     args = parser.parse_args()
     public_url = args.public_url
     if args.sandbox and public_url is None and not args.no_callbacks:
         public_url = f"http://{args.host}:{args.port}"
-    app = build_app(sandbox=args.sandbox, public_url=public_url, progress_every=args.progress_every)
+    app = build_app(
+        sandbox=args.sandbox, public_url=public_url, progress_every=args.progress_every, time_scale=args.time_scale
+    )
     print(f"open http://{args.host}:{args.port}/", flush=True)
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
 
