@@ -26,6 +26,7 @@ read best in one place.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import signal
@@ -47,6 +48,7 @@ from .._files.image_probe import ImageFormat
 from .._files.safe_paths import result_file_name
 from .._models.events import EventKind, TaskEvent
 from .._models.requests import ImageRequest
+from .._protocols.evolink.uploads import UploadBudget
 from .._watching.fan_out import FanOutItem
 from ..errors import (
     DownloadError,
@@ -119,6 +121,9 @@ class WorkerOptions:
     resubmit_uncertain: bool = False
     max_downloads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
     worker_id: str | None = None
+    #: Keep the files uploaded for an input after its task ended (by default they are deleted: the
+    #: Files API keeps 100 files per key; each worker keeps its uploads within the quota it reads).
+    keep_uploads: bool = False
     #: Seconds the journal may stay unreachable (retried, tasks still watched) before the worker stops.
     journal_outage: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
     #: The write-ahead file of task ids (local, fsynced); None: none (a crash between a submit and
@@ -184,6 +189,11 @@ class Worker:
         self._wal_recorded: set[WalRecord] = set()
         self._wal_next_replay = 0.0
         self._faults = _Faults(os.environ.get(FAULT_ENV, ""))
+        # Uploads: within the key's file quota (a 40003 from another worker waits), deleted at the input's end.
+        self._upload_budget = UploadBudget(client.files, on_quota_wait=lambda attempt, delay: self._emit(
+            "quota_wait", error_code="40003", total=attempt, message=f"files quota full: waiting up to {delay:.1f} s"))
+        self._uploaded: dict[str, list[str]] = {}
+        self._deletions: set[asyncio.Task[None]] = set()
 
     def _emit(self, kind: str, key: str | None = None, **fields: Any) -> None:
         self._on_event(BatchEvent(kind=kind, key=key, **fields))
@@ -191,11 +201,28 @@ class Worker:
     def _finish(self, key: str) -> None:
         self._held.pop(key, None)
         self._wake.set()
+        file_ids = self._uploaded.pop(key, [])
+        if file_ids and not self._options.keep_uploads:
+            deletion = asyncio.get_running_loop().create_task(self._delete_uploads(file_ids))
+            self._deletions.add(deletion)
+            deletion.add_done_callback(self._deletions.discard)
+
+    async def _delete_uploads(self, file_ids: list[str]) -> None:
+        for file_id in file_ids:
+            try:
+                await self._upload_budget.delete(file_id)
+            except EvolinkError as exc:  # it expires on its own (72 h)
+                logger.warning("could not delete uploaded file %s: %s", file_id, exc)
+
+    def _keep_uploads_of(self, key: str) -> None:
+        """``key``'s task may still use its files (timed out, uncertain, taken over): not ours to delete."""
+        self._uploaded.pop(key, None)
 
     def _lose(self, key: str, why: str) -> None:
         """Another worker holds ``key`` now: stop watching it at once, write and download nothing for it."""
         if self._held.pop(key, None) is None:
             return
+        self._keep_uploads_of(key)
         self.summary.lost_leases += 1
         self.summary.fenced_writes_refused = self._journal.fenced_refused
         logger.warning("input %r: lease lost (%s); another worker has it, this one lets it go", key, why)
@@ -254,6 +281,9 @@ class Worker:
         finally:
             self.summary.fenced_writes_refused = journal.fenced_refused
             self._on_journal("health", journal.health)
+            if self._deletions:  # ended inputs' files: let their deletions finish, bounded
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    await asyncio.wait(list(self._deletions))
             if not unreachable:  # with the journal gone, there is nothing it could be told
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                     await journal.stop_worker(self.id)
@@ -433,7 +463,8 @@ class Worker:
             if isinstance(image, str):
                 urls.append(image)
             else:
-                uploaded = await self._client.files.upload(Path(image), file_name=Path(image).name)
+                uploaded = await self._upload_budget.upload(Path(image), file_name=Path(image).name)
+                self._uploaded.setdefault(claimed.entry.key, []).append(uploaded.file_id)
                 urls.append(uploaded.file_url)
         return ImageRequest(model=request.model, prompt=request.prompt, image_urls=tuple(urls),
                             model_params=request.model_params or None).to_body()  # fmt: skip
@@ -494,6 +525,7 @@ class Worker:
                 self.summary.released += applied
             elif may_have_been_billed(error):  # no answer (after retries with the same key): the task may exist
                 applied = await journal.mark_uncertain(key, owner=self.id, epoch=epoch, message=error_message(error))
+                self._keep_uploads_of(key)  # the task may exist, or be resubmitted with this body
                 if applied:
                     self.summary.uncertain += 1
                     self._emit("uncertain", key, error_code=error_code(error), message=error_message(error))
@@ -512,6 +544,8 @@ class Worker:
             code, message = task_error(event)
             status = {EventKind.CANCELLED: EntryStatus.CANCELLED,
                       EventKind.TIMED_OUT: EntryStatus.TIMED_OUT}.get(event.kind, EntryStatus.FAILED)  # fmt: skip
+            if status is EntryStatus.TIMED_OUT:
+                self._keep_uploads_of(key)  # it may still run and read them
             if await journal.record_outcome(key, status, owner=self.id, epoch=epoch, error_code=code,
                                             error_message=message):  # fmt: skip
                 self.summary.failed += 1

@@ -150,7 +150,7 @@ class UploadBudget:
         await self.reserve()
         try:
             return await self.after_quota_waits(
-                lambda: self._files.upload(path, file_name=file_name, upload_path=upload_path, check_format=False)
+                lambda: self._files.upload(path, file_name=file_name, upload_path=upload_path)
             )
         except BaseException:
             self.release()

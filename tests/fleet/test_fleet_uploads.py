@@ -1,0 +1,70 @@
+"""Fleet workers over local images: uploads within the key's file quota, deleted when each input ends.
+
+Two ``batch work`` processes share one key whose Files API quota (20 files) is smaller than the
+batch: each reads the quota at its start, so together they can overrun it; the server's 40003 then
+makes an upload wait for a deletion instead of failing its input.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from evolink_async import EvolinkClient, PollPolicy
+from evolink_async.sandbox import Sandbox
+
+from .._images import png_bytes
+
+ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
+QUOTA = 20
+
+
+def _evolink(*args: str) -> list[str]:
+    return [sys.executable, "-m", "evolink_async", *args]
+
+
+@pytest.mark.evolink_sandbox(time_scale=0.05, max_files=QUOTA)
+async def test_two_workers_over_more_local_images_than_the_quota(
+    evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    count = 60
+    folder = tmp_path / "in"
+    folder.mkdir()
+    data = png_bytes(400, 400)
+    for index in range(count):
+        (folder / f"{index:03d}.png").write_bytes(data)
+    with anyio.fail_after(60):
+        planned = await anyio.run_process(_evolink("batch", "plan", str(folder), "--journal", journal_url,
+                                                   "--prompt", "autumn", "--json"), env=ENV, check=False)  # fmt: skip
+    assert planned.returncode == 0, planned.stderr.decode()
+    connect = ["--base-url", evolink_sandbox.base_url, "--files-base-url", evolink_sandbox.files_base_url,
+               "--api-key", evolink_sandbox.api_key, "--poll-scale", "0.05"]  # fmt: skip
+    argv = _evolink("batch", "work", "--journal", journal_url, "--lease", "5", "--poll-interval", "0.05", "--json",
+                    "--out", str(tmp_path / "out"), "--max-in-flight", "60", *connect)  # fmt: skip
+    results: list[tuple[int, str]] = []
+
+    async def worker() -> None:
+        done = await anyio.run_process(argv, env=ENV, check=False)
+        results.append((done.returncode, done.stderr.decode()))
+
+    with anyio.fail_after(180):
+        async with anyio.create_task_group() as group:
+            for _ in range(2):
+                group.start_soon(worker)
+    for code, stderr in results:
+        assert code == 0, stderr[-2000:]
+    summaries = [json.loads(stderr.strip().splitlines()[-1]) for _, stderr in results]
+    assert sum(s["downloaded"] for s in summaries) == count
+    assert sum(s["failed"] for s in summaries) == 0  # no input failed with 40003
+    ledger = evolink_sandbox.ledger
+    assert ledger.files_stored == count
+    assert ledger.peak_files_by_key[evolink_sandbox.api_key] <= QUOTA
+    async with EvolinkClient(evolink_sandbox.api_key, base_url=evolink_sandbox.base_url,
+                             files_base_url=evolink_sandbox.files_base_url,
+                             poll_policy=PollPolicy().scaled(0.05)) as client:  # fmt: skip
+        assert (await client.files.list()).total == 0
