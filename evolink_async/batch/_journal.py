@@ -26,8 +26,8 @@ what lets a batch tell a log cut short by something else (``_evidence.wal_proble
 fsync): half the cost, but after a power cut the index may run ahead of the log over rows that
 were never fsynced, and the batch then refuses a resume it could have done. ``"normal"`` fsyncs
 none, for a caller who accepts losing the last commits to a power cut. benchmarks/journal.py
-measures the three side by side (on a 2-core VM's disk: 21.8, 11.1 and 3.0 ms per input of five
-commits), to be read against one HTTP submit per input.
+measures the three side by side (per input of five commits, on a shared 2-core VM's disk, two
+runs: 4.9 / 2.9 / 1.2 ms and 21.8 / 11.1 / 3.0 ms), to be read against one HTTP submit per input.
 
 Fingerprint policy: reserving a key with a different fingerprint (same input, new prompt or model)
 raises :class:`JournalMismatchError` unless ``restart_on_mismatch=True``. Reusing the old task
