@@ -160,6 +160,7 @@ class EvolinkClient(TrackerLifecycle):
         credits_per_task: float | None = None,
         keep_uploads: bool = False,
         normalize: bool = False,
+        progress_every: float | None = None,
     ) -> FanOut:
         """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
 
@@ -185,6 +186,10 @@ class EvolinkClient(TrackerLifecycle):
         refuse (BMP/TIFF to PNG, EXIF rotation, sides into the model's range; needs the
         ``[images]`` extra) into temporary copies instead of failing them.
 
+        The tasks are queried on the client's economical poll policy; ``progress_every=s``
+        queries each unfinished task at least every ``s`` seconds instead (as ``tasks.stream``),
+        for a batch whose progress a person watches.
+
         >>> async with client.fan_out(requests, max_in_flight=16) as events:
         ...     async for event in events:
         ...         print(event.key, event.kind, event.progress)
@@ -201,6 +206,7 @@ class EvolinkClient(TrackerLifecycle):
             credits_per_task=credits_per_task,
             keep_uploads=keep_uploads,
             normalize=normalize,
+            progress_every=progress_every,
         )
 
     async def download(

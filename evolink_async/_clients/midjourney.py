@@ -302,12 +302,14 @@ class MidjourneyClient(TrackerLifecycle):
         timeout: float | None = None,
         max_credits: float | None = None,
         credits_per_task: float | None = None,
+        progress_every: float | None = None,
     ) -> FanOut:
         """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
 
-        As ``EvolinkClient.fan_out``; a task left in ``MODAL`` ends its input with a ``FAILED``
-        event whose ``error`` is ``TaskNeedsModalError``. A proxy's answers carry no cost, so
-        ``max_credits`` needs ``credits_per_task``: each submit counts that much.
+        As ``EvolinkClient.fan_out`` (``progress_every`` included); a task left in ``MODAL`` ends
+        its input with a ``FAILED`` event whose ``error`` is ``TaskNeedsModalError``. A proxy's
+        answers carry no cost, so ``max_credits`` needs ``credits_per_task``: each submit counts
+        that much.
 
         >>> async with mj.fan_out([Imagine(prompt=p) for p in prompts], max_in_flight=8) as events:
         ...     async for event in events:
@@ -327,6 +329,7 @@ class MidjourneyClient(TrackerLifecycle):
             timeout=timeout,
             max_credits=max_credits,
             credits_per_task=credits_per_task,
+            progress_every=progress_every,
         )
 
     @staticmethod

@@ -101,6 +101,7 @@ class FanOut:
         credits_per_task: float | None = None,
         keep_uploads: bool = False,
         normalize: bool = False,
+        progress_every: float | None = None,
     ) -> None:
         check_count("max_in_flight", max_in_flight)
         if not isinstance(keep_uploads, bool):
@@ -112,6 +113,9 @@ class FanOut:
         if max_submits_per_second is not None:
             check_number("max_submits_per_second", max_submits_per_second, above=True)
         timeout = check_timeout("timeout", timeout)
+        self._progress_every = (
+            None if progress_every is None else check_number("progress_every", progress_every, above=True)
+        )
         if requests is None or not isinstance(requests, Iterable | AsyncIterable) or isinstance(requests, str | bytes):
             raise ValidationError("requests", "must be an iterable or async iterable of requests")
         self._api = api
@@ -378,7 +382,9 @@ class FanOut:
                 return
         task_id = task.id if task is not None else item.task_id
         assert task_id is not None
-        sink.handle = self._tracker.watch(task_id, sink, snapshot=task, key=key, deadline=deadline)
+        sink.handle = self._tracker.watch(
+            task_id, sink, snapshot=task, key=key, deadline=deadline, progress_every=self._progress_every
+        )
         if key not in self._in_flight:  # ended while subscribing (a MODAL snapshot delivered at once)
             self._tracker.unwatch(sink.handle)
 

@@ -84,3 +84,32 @@ def test_progress_every_is_validated() -> None:
         with pytest.raises(evolink.ValidationError) as caught:
             client.tasks.stream("task-unified-1", progress_every=bad)  # type: ignore[arg-type]
         assert caught.value.field == "progress_every"
+
+
+@pytest.mark.evolink_sandbox(**SIX_SECONDS)
+async def test_a_fan_out_can_ask_for_steady_progress_too(evolink_sandbox: Sandbox) -> None:
+    requests = [(i, edit()) for i in range(3)]
+    async with evolink.EvolinkClient(
+        evolink_sandbox.api_key, base_url=evolink_sandbox.base_url, poll_policy=PollPolicy().scaled(SCALE)
+    ) as client:
+        async with client.fan_out(requests, max_in_flight=3, progress_every=0.3) as events:
+            progress: dict[object, set[int]] = {}
+            async for event in events:
+                if event.kind is EventKind.PROGRESS:
+                    progress.setdefault(event.key, set()).add(event.progress)
+    assert events.summary.outcomes["completed"] == 3
+    assert all(len(seen) >= 10 for seen in progress.values())
+    assert len(progress) == 3
+
+
+@pytest.mark.evolink_sandbox(time_scale=SCALE)
+async def test_midjourney_streams_keep_the_same_cadence(evolink_sandbox: Sandbox) -> None:
+    # An MJ imagine on this clock runs several seconds, and its progress moves in 3-5 steps, as
+    # the proxies' does ("37%", which the client reads as 37): a steady cadence sees them.
+    async with evolink.MidjourneyClient(
+        evolink_sandbox.mj_api_key, base_url=evolink_sandbox.mj_base_url, poll_policy=PollPolicy().scaled(SCALE)
+    ) as mj:
+        task = await mj.submit(evolink.Imagine(prompt="a lighthouse at dusk"))
+        steady = await distinct_progress(mj, task, progress_every=0.3)  # type: ignore[arg-type]
+    assert len(set(steady)) >= 3
+    assert steady == sorted(steady)
