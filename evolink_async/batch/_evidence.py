@@ -20,6 +20,7 @@ import datetime
 import os
 import struct
 from pathlib import Path, PurePosixPath
+from typing import overload
 
 import anyio.to_thread
 
@@ -154,13 +155,22 @@ def _set_aside(journal: Path) -> Path | None:
     return aside if moved else None
 
 
-async def open_batch_journal(spec: BatchSpec, *, lock_existed: bool) -> Journal:
+@overload
+async def open_batch_journal(spec: BatchSpec, *, lock_existed: bool) -> Journal: ...
+@overload
+async def open_batch_journal(spec: BatchSpec, *, lock_existed: bool, dry_run: bool) -> Journal | None: ...
+
+
+async def open_batch_journal(spec: BatchSpec, *, lock_existed: bool, dry_run: bool = False) -> Journal | None:
     """The batch's journal, open; refuses (``JournalLostError``) a lost one while the folder shows an earlier run.
 
     ``lock_existed``: the run lock file was in the folder before this run created it. A journal
     that is missing or empty in a folder without evidence is a first run; a damaged one is
     always refused (``JournalLostError`` when the folder shows a run, else ``JournalCorruptError``)
     unless ``spec.new_journal``, which moves it aside and starts another.
+
+    ``dry_run``: refuse as a run would, but change no file: None where a run would start a new
+    journal (nothing to read), the journal only when it is there and sound.
     """
     path = spec.journal_path
     problem, damage = await anyio.to_thread.run_sync(_journal_problem, path)
@@ -170,6 +180,8 @@ async def open_batch_journal(spec: BatchSpec, *, lock_existed: bool) -> Journal:
         except JournalCorruptError as exc:
             problem, damage = f"is damaged ({exc.reason})", exc.reason
     if spec.new_journal:
+        if dry_run:
+            return None
         aside = await anyio.to_thread.run_sync(_set_aside, path)
         if aside is not None:
             logger.warning("journal %s %s: moved aside to %s; a new journal starts (new_journal)", path, problem, aside)
@@ -181,4 +193,4 @@ async def open_batch_journal(spec: BatchSpec, *, lock_existed: bool) -> Journal:
         raise JournalLostError(str(path), problem=problem, evidence=evidence)
     if damage is not None:
         raise JournalCorruptError(str(path), damage)
-    return await Journal.open(path)  # missing or empty in a folder that shows no run: a first run
+    return None if dry_run else await Journal.open(path)  # missing or empty, no run shown: a first run

@@ -544,8 +544,10 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
     paths = iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude,
                         on_unreadable=lambda folder, error: unreadable.append(
                             _unreadable_folder(spec.input_dir, folder, error)))  # fmt: skip
-    journal = await Journal.open(spec.journal_path) if await anyio.to_thread.run_sync(spec.journal_path.exists) \
-        else None  # fmt: skip
+    # What the run would refuse (a lost or damaged journal), the dry run refuses too; and an empty
+    # file stays empty: opening it would make it a valid, empty journal that the run then trusts.
+    lock_existed = await anyio.to_thread.run_sync((spec.output_dir / LOCK_NAME).exists)
+    journal = await open_batch_journal(spec, lock_existed=lock_existed, dry_run=True)
     inputs = to_submit = handled = 0
     invalid: list[FailedInput] = []
     try:
@@ -571,6 +573,9 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
                     request_fingerprint(spec.fingerprint_body(key))}  # fmt: skip
             if entry is not None and not entry.needs_submit and entry.fingerprint in same:
                 handled += 1
+                continue
+            if entry is None and len(await anyio.to_thread.run_sync(result_files, spec.output_dir, key)) > 0:
+                handled += 1  # the run takes its results on disk as done (see ``_reserve``)
                 continue
             try:
                 spec.request(_as_sent(path, spec))

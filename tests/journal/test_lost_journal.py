@@ -20,7 +20,7 @@ import pytest
 from evolink_async import EvolinkClient
 from evolink_async.batch._entries import EntryStatus, JournalCorruptError, JournalLostError
 from evolink_async.batch._journal import Journal, Synchronous
-from evolink_async.batch._run import Batch
+from evolink_async.batch._run import Batch, plan_batch
 from evolink_async.batch._spec import LOCK_NAME, BatchEvent, BatchSpec
 from evolink_async.sandbox import Sandbox
 
@@ -170,6 +170,39 @@ async def test_unreadable_text_in_a_row_is_reported_with_the_path(
             await Batch(client, spec).run()
     assert refused.value.path == str(spec.journal_path)
     assert "not UTF-8" in str(refused.value)
+    assert len(evolink_sandbox.ledger.billed) == COUNT
+
+
+async def test_bytes_that_are_not_text_in_a_stored_value_are_a_named_error_not_a_unicode_error(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    """Random bytes over a row can leave a value as a BLOB: reading it as JSON raised UnicodeDecodeError."""
+    spec = await _finished_batch(evolink_sandbox, scaled_client, tmp_path)
+    with sqlite3.connect(spec.journal_path) as conn:
+        conn.execute("UPDATE entries SET result_paths = X'fffe5b5d' WHERE key = '3.png'")
+    conn.close()
+    async with scaled_client(evolink_sandbox) as client:
+        with pytest.raises(JournalCorruptError, match=r"the row of '3\.png' cannot be read") as refused:
+            await Batch(client, spec).run()
+    assert refused.value.path == str(spec.journal_path)
+    assert len(evolink_sandbox.ledger.billed) == COUNT
+
+
+async def test_the_dry_run_refuses_a_lost_journal_and_leaves_an_empty_one_empty(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    """Opening an empty file would make it a valid, empty journal, which the run would then trust."""
+    spec = await _finished_batch(evolink_sandbox, scaled_client, tmp_path)
+    _truncate_to_zero(spec.journal_path)
+    with pytest.raises(JournalLostError, match="is empty"):
+        await plan_batch(spec)
+    assert spec.journal_path.stat().st_size == 0
+    plan = await plan_batch(_spec(tmp_path, new_journal=True))  # what --new-journal would do: no file touched
+    assert (plan.inputs, plan.already_handled, plan.to_submit) == (COUNT, COUNT, 0)  # the results are kept
+    assert spec.journal_path.stat().st_size == 0
+    async with scaled_client(evolink_sandbox) as client:
+        with pytest.raises(JournalLostError):
+            await Batch(client, spec).run()
     assert len(evolink_sandbox.ledger.billed) == COUNT
 
 
