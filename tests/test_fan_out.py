@@ -115,11 +115,13 @@ async def test_sleeping_consumer_stops_submits_at_the_bound(evolink_sandbox: San
     max_in_flight, buffer_size = 8, 6
     async with scaled_client(evolink_sandbox) as client:
         async with client.fan_out(requests(40), max_in_flight=max_in_flight, buffer_size=buffer_size) as events:
-            await anyio.sleep(1.5)  # many task lifetimes: an unbounded fan-out would submit far more
+            # Stalled: something was submitted, and nothing is in flight or watched any more, while
+            # nobody reads. An unbounded fan-out never gets here before billing far more (or all 40).
+            with anyio.fail_after(60):
+                while not (evolink_sandbox.ledger.billed and events.in_flight == 0 and client.tracker.watched == 0):
+                    await anyio.sleep(0.01)
             stalled = len(evolink_sandbox.ledger.billed)
             assert stalled <= buffer_size + max_in_flight
-            await anyio.sleep(0.5)
-            assert len(evolink_sandbox.ledger.billed) == stalled
             by_key = await collect(events)  # reading again resumes submitting
     assert_one_terminal_each(by_key, 40)
     assert evolink_sandbox.ledger.peak_unfinished <= max_in_flight
