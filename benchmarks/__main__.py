@@ -22,7 +22,9 @@ from typing import Any
 from ._common import machine_info
 from .report import render_markdown, write_json
 
-SCENARIOS = ("lifecycle", "polling", "scale", "fan_out", "downloads", "mj_polling", "callbacks", "journal")
+SCENARIOS = (
+    "lifecycle", "polling", "scale", "fan_out", "downloads", "mj_polling", "callbacks", "journal", "progress",
+)  # fmt: skip
 HERE = Path(__file__).resolve().parent
 
 
