@@ -167,7 +167,9 @@ class EvolinkClient(TrackerLifecycle):
         ``requests`` (sync or async, consumed lazily) yields requests, ``(key, request)`` pairs or
         ``FanOutItem``s. Every input gets exactly one terminal event. When the consumer stops
         reading, submits stop once ``buffer_size`` events wait (backpressure). An authentication
-        error ends the batch with that error; exhausted credits stop new submits while the
+        error ends the batch with that error, and so does a submit endpoint that is missing (404,
+        405, 501: a wrong base URL) as one ``EndpointMissingError`` naming the URL, not a failure
+        per input; exhausted credits stop new submits while the
         unfinished tasks go on. Leaving the block early stops submitting and watching; what was
         left unfinished is listed in ``events.summary``.
 

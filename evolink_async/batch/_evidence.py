@@ -73,6 +73,8 @@ def _earlier_run_evidence(output_dir: Path, journal: Path, *, lock_existed: bool
             if is_result_file_name(name):
                 results += 1
                 example = example or os.path.relpath(os.path.join(folder, name), output_dir)
+                if results >= 10:
+                    break
         if results >= 10:
             break
     if results:
