@@ -240,7 +240,12 @@ class Batch:
         files = getattr(self._client, "files", None)
         if isinstance(files, Files):
             self._uploads = BatchUploads(files, journal, keep=self._spec.keep_uploads, emit=self._emit)
-            await self._uploads.start()
+            try:
+                await self._uploads.start()
+            except EvolinkError as exc:  # a wrong Files API URL: one error naming it, every input left pending
+                if (fatal := ends_submitting(exc)) is not None:
+                    raise fatal from None
+                raise
 
     async def _input_ended(self, key: str) -> None:
         """``key`` has ended (results saved, failed, refused): its uploaded file is not needed any more."""

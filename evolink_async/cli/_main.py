@@ -108,7 +108,8 @@ def _run(args: argparse.Namespace) -> int:
         print(f"evolink: {printable(exc)}", file=sys.stderr)
         code = _commands.EXIT_USAGE
     except EndpointMissingError as exc:  # a wrong --base-url: configuration, every input left pending
-        print(f"evolink: {printable(exc)}; check --base-url (or --files-base-url)", file=sys.stderr)
+        flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"
+        print(f"evolink: {printable(exc)}; check {flag}", file=sys.stderr)
         code = _commands.EXIT_USAGE
     except EvolinkError as exc:
         print(f"evolink: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)

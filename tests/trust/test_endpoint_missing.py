@@ -114,3 +114,19 @@ async def test_the_cli_exits_2_naming_the_url_and_a_rerun_with_the_right_one_fin
     assert await anyio.to_thread.run_sync(main, [*argv, "--base-url", evolink_sandbox.base_url]) == 0
     assert f"{COUNT}/{COUNT} input(s) have results" in capsys.readouterr().out
     assert len(evolink_sandbox.ledger.billed) == COUNT
+
+
+async def test_a_wrong_files_base_url_stops_the_batch_naming_it_and_exits_2(
+    evolink_sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _spec(tmp_path)
+    wrong = evolink_sandbox.files_base_url + "/nope"
+    argv = ["edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "out"),
+            "--base-url", evolink_sandbox.base_url, "--api-key", evolink_sandbox.api_key, "--poll-scale", "0.01"]  # fmt: skip
+    assert await anyio.to_thread.run_sync(main, [*argv, "--files-base-url", wrong]) == 2
+    err = capsys.readouterr().err
+    assert f"{wrong}/api/v1/files/" in err
+    assert "check --files-base-url" in err
+    assert len(evolink_sandbox.ledger.billed) == 0
+    assert await anyio.to_thread.run_sync(main, [*argv, "--files-base-url", evolink_sandbox.files_base_url]) == 0
+    assert len(evolink_sandbox.ledger.billed) == COUNT

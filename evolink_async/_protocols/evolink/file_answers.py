@@ -100,11 +100,14 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and value >= 0 else None
 
 
-def files_error(status: int, body: Mapping[str, Any], request_id: str | None) -> FilesAPIError:
+def files_error(
+    status: int, body: Mapping[str, Any], request_id: str | None, *, url: str | None = None
+) -> FilesAPIError:
     code = body.get("code")
     message = str(body.get("msg") or body.get("message") or "the Files API refused the request")
     return FilesAPIError(
-        message, status_code=status, code=None if code is None else str(code), request_id=request_id, body=body
+        message, status_code=status, code=None if code is None else str(code), request_id=request_id, body=body,
+        url=url,
     )
 
 

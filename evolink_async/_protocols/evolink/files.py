@@ -79,7 +79,7 @@ def _as_files_error(error: APIStatusError) -> EvolinkError:
         body = {"code": 40001, "msg": error.message}
     if "code" not in body:
         return error
-    return files_error(error.status_code, body, error.request_id)
+    return files_error(error.status_code, body, error.request_id, url=error.url)
 
 
 def _file_path(file_id: str) -> str:
