@@ -24,6 +24,7 @@ from .report import render_markdown, write_json
 
 SCENARIOS = (
     "lifecycle", "polling", "scale", "fan_out", "downloads", "mj_polling", "callbacks", "journal", "progress",
+    "uploads",
 )  # fmt: skip
 HERE = Path(__file__).resolve().parent
 

@@ -311,15 +311,19 @@ class Journal:
         """
         return await self._run(functools.partial(_restart, key=key, fingerprint=fingerprint), write=True)
 
-    async def record_request(self, key: str, body: str) -> str:
+    async def record_request(self, key: str, body: str, *, upload: JournalUpload | None = None) -> str:
         """Store the exact JSON ``body`` about to be submitted, and return the body to send.
 
         A retry under the same idempotency key must send the same body, or the server answers
         ``idempotency_conflict``; so if a body is already stored (a resume), that one is returned.
+        ``upload``, the file the body sends, is recorded in the same commit (one fsync, not two).
         """
 
         def work(conn: sqlite3.Connection) -> str:
             entry = _require(conn, key)
+            if upload is not None:  # recorded whatever comes next: a stored file must be known to be deleted
+                insert_upload(conn, key=upload.key, idempotency_key=upload.idempotency_key, file_id=upload.file_id,
+                              file_url=upload.file_url)  # fmt: skip
             if entry.request_body is not None:
                 return entry.request_body
             if not entry.needs_submit:
@@ -410,13 +414,27 @@ class Journal:
 
         return await self._run(work, write=True, redo_free=True)
 
-    async def record_upload(self, key: str, file_id: str, file_url: str) -> None:
-        """Record a file uploaded for ``key`` (before its submit), so a later run can reuse or delete it."""
-        await self._run(functools.partial(insert_upload, key=key, file_id=file_id, file_url=file_url), write=True)
+    async def record_upload(self, key: str, idempotency_key: str, file_id: str, file_url: str) -> None:
+        """Record a file uploaded for ``key`` under ``idempotency_key`` (before its submit), so a later
+        run can reuse or delete it."""
+        upload = functools.partial(insert_upload, key=key, idempotency_key=idempotency_key, file_id=file_id,
+                                   file_url=file_url)  # fmt: skip
+        await self._run(upload, write=True)
 
-    async def forget_upload(self, file_id: str) -> None:
-        """The file was deleted (or found gone): forget it."""
-        await self._run(functools.partial(delete_upload, file_id=file_id), write=True, redo_free=True)
+    async def forget_uploads(self, file_ids: Iterable[str]) -> None:
+        """These files were deleted (or found gone): forget them, in one commit.
+
+        A forget lost to a crash costs only a second delete (answered "gone") on the resume, so
+        callers may gather them.
+        """
+        gone = list(file_ids)
+
+        def work(conn: sqlite3.Connection) -> None:
+            for file_id in gone:
+                delete_upload(conn, file_id)
+
+        if gone:
+            await self._run(work, write=True, redo_free=True)
 
     async def uploads(self, key: str | None = None) -> list[JournalUpload]:
         """Files recorded as uploaded and not yet deleted (of ``key``, or of every input), oldest first."""

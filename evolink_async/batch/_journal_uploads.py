@@ -19,7 +19,8 @@ __all__ = ["UPLOADS_SCHEMA", "JournalUpload", "delete_upload", "insert_upload", 
 
 UPLOADS_SCHEMA = """
 CREATE TABLE uploads (
-    file_id TEXT PRIMARY KEY, key TEXT NOT NULL, file_url TEXT NOT NULL, created_at REAL NOT NULL
+    file_id TEXT PRIMARY KEY, key TEXT NOT NULL, idempotency_key TEXT NOT NULL, file_url TEXT NOT NULL,
+    created_at REAL NOT NULL
 ) WITHOUT ROWID;
 CREATE INDEX uploads_by_key ON uploads (key);
 """
@@ -27,17 +28,22 @@ CREATE INDEX uploads_by_key ON uploads (key);
 
 @attrs.frozen(kw_only=True)
 class JournalUpload:
-    """A file uploaded for input ``key`` and not known to be deleted."""
+    """A file uploaded for input ``key`` (under its ``idempotency_key`` then) and not known to be deleted.
+
+    An input started afresh (its content changed, ``--retry-failed``) has a new idempotency key: a
+    file of its earlier key is not its current image.
+    """
 
     key: str
+    idempotency_key: str
     file_id: str
     file_url: str
 
 
-def insert_upload(conn: sqlite3.Connection, *, key: str, file_id: str, file_url: str) -> None:
+def insert_upload(conn: sqlite3.Connection, *, key: str, idempotency_key: str, file_id: str, file_url: str) -> None:
     conn.execute(
-        "INSERT OR REPLACE INTO uploads (file_id, key, file_url, created_at) VALUES (?, ?, ?, ?)",
-        (file_id, key, file_url, time.time()),
+        "INSERT OR REPLACE INTO uploads (file_id, key, idempotency_key, file_url, created_at) VALUES (?, ?, ?, ?, ?)",
+        (file_id, key, idempotency_key, file_url, time.time()),
     )
 
 
@@ -46,9 +52,10 @@ def delete_upload(conn: sqlite3.Connection, file_id: str) -> None:
 
 
 def select_uploads(conn: sqlite3.Connection, key: str | None = None) -> list[JournalUpload]:
+    columns = "key, idempotency_key, file_id, file_url"
     if key is None:
-        rows = conn.execute("SELECT key, file_id, file_url FROM uploads ORDER BY created_at").fetchall()
+        rows = conn.execute(f"SELECT {columns} FROM uploads ORDER BY created_at").fetchall()  # noqa: S608
     else:
-        rows = conn.execute("SELECT key, file_id, file_url FROM uploads WHERE key = ? ORDER BY created_at",
+        rows = conn.execute(f"SELECT {columns} FROM uploads WHERE key = ? ORDER BY created_at",  # noqa: S608
                             (key,)).fetchall()  # fmt: skip
-    return [JournalUpload(key=k, file_id=f, file_url=u) for k, f, u in rows]
+    return [JournalUpload(key=k, idempotency_key=i, file_id=f, file_url=u) for k, i, f, u in rows]

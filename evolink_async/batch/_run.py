@@ -234,6 +234,8 @@ class Batch:
             if self._uploads is not None:
                 self.summary.quota_waits = self._uploads.budget.quota_waits
                 self.summary.uploads_deleted = self._uploads.deleted + self._uploads.reclaimed
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    await self._uploads.flush()  # a forget lost here costs the next run a "gone" delete
 
     async def _start_uploads(self, journal: Journal) -> None:
         """Settle an earlier run's uploads and read the file quota (only clients with a Files API)."""
@@ -436,13 +438,15 @@ class Batch:
             return copy
 
         try:
-            file_url = await self._uploads.file_for(key, entry, source)
+            upload = await self._uploads.file_for(key, entry, source)
         finally:  # uploaded (or failed): the copy is not needed; a re-run makes it again if it must
             for copy in normalized:
                 await anyio.to_thread.run_sync(functools.partial(copy.unlink, missing_ok=True))
         self._emit(BatchEvent(kind="uploaded", key=key))
-        body = spec.request(file_url).to_body()
-        result: dict[str, object] = json.loads(await self.journal.record_request(key, json.dumps(body)))
+        body = spec.request(upload.file_url).to_body()
+        # The upload and the body it sends, in one commit, before the submit.
+        sent = await self.journal.record_request(key, json.dumps(body), upload=upload)
+        result: dict[str, object] = json.loads(sent)
         return result
 
     # --- fan-out events ---------------------------------------------------------------------

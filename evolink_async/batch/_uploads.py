@@ -30,6 +30,7 @@ from .._protocols.evolink.uploads import UploadBudget, is_gone
 from ..errors import EvolinkError, FilesAPIError
 from ._entries import Entry
 from ._journal import Journal
+from ._journal_uploads import JournalUpload
 from ._spec import BatchEvent
 
 __all__ = ["BatchUploads", "upload_needed"]
@@ -37,11 +38,17 @@ __all__ = ["BatchUploads", "upload_needed"]
 _TAG_META = "upload_tag"
 _NAME_PREFIX = "evb-"
 _MAX_LISTED_PAGES = 100  # 10,000 files: far past any quota; bounds the work on a hostile listing
+#: Deleted files are forgotten by the journal in groups: a lost forget only costs a second delete.
+_FORGET_EVERY = 32
 
 
-def upload_needed(entry: Entry | None) -> bool:
-    """Whether an input's uploaded file may still be used: it may be submitted, or its task runs."""
-    return entry is not None and (entry.needs_submit or entry.needs_watch)
+def upload_needed(entry: Entry | None, upload: JournalUpload) -> bool:
+    """Whether an uploaded file may still be used: its input may be submitted with it, or its task runs.
+
+    A file uploaded under an earlier idempotency key (the input changed, or was started afresh) is not.
+    """
+    return (entry is not None and entry.idempotency_key == upload.idempotency_key
+            and (entry.needs_submit or entry.needs_watch))  # fmt: skip
 
 
 class BatchUploads:
@@ -58,6 +65,7 @@ class BatchUploads:
         self.deleted = 0
         self.reclaimed = 0
         self.adopted = 0
+        self._to_forget: list[str] = []
 
     def _quota_wait(self, attempt: int, delay: float) -> None:
         self._emit(BatchEvent(kind="quota_wait", error_code="40003", total=attempt,
@@ -74,7 +82,7 @@ class BatchUploads:
         recorded = await self._journal.uploads()
         alive = 0
         for upload in recorded:
-            if upload_needed(await self._journal.get(upload.key)) or self._keep:
+            if upload_needed(await self._journal.get(upload.key), upload) or self._keep:
                 alive += 1
             elif await self._delete_quietly(upload.file_id):
                 self.reclaimed += 1
@@ -95,7 +103,8 @@ class BatchUploads:
                 if entry is not None and entry.needs_submit and entry.request_body is None and stored.file_url \
                         and not await self._journal.uploads(entry.key):  # fmt: skip
                     # Stored, its answer lost with the killed run: the input's file, not to upload again.
-                    await self._journal.record_upload(entry.key, stored.file_id, stored.file_url)
+                    await self._journal.record_upload(entry.key, entry.idempotency_key, stored.file_id,
+                                                      stored.file_url)  # fmt: skip
                     known.add(stored.file_id)
                     adopted += 1
                     self.adopted += 1
@@ -105,11 +114,18 @@ class BatchUploads:
                 break
         return adopted
 
-    async def file_for(self, key: str, entry: Entry, source: Callable[[], Awaitable[Path]]) -> str:
-        """The ``file_url`` of ``key``'s input: its live file if it has one, else an upload of the file
-        ``source()`` gives (recorded before this returns)."""
-        for upload in await self._journal.uploads(key):
-            return upload.file_url
+    async def file_for(self, key: str, entry: Entry, source: Callable[[], Awaitable[Path]]) -> JournalUpload:
+        """``key``'s file: its live upload if it has one, else a new upload of the file ``source()`` gives.
+
+        A new upload is not recorded yet: the caller records it with the request body, in one commit
+        (``Journal.record_request(upload=...)``); a crash before that leaves a file the next run
+        finds by its name.
+        """
+        for upload in await self._uploads_of(key):
+            if upload.idempotency_key == entry.idempotency_key:
+                return upload
+            if not self._keep:  # an earlier image of a changed input: not this one
+                await self._delete_quietly(upload.file_id)
         path = await source()
         name = f"{self._prefix}{entry.idempotency_key}{path.suffix.lower()}"
         if self._keep:
@@ -118,19 +134,23 @@ class BatchUploads:
             )
         else:
             uploaded = await self.budget.upload(path, file_name=name)
-        try:
-            await self._journal.record_upload(key, uploaded.file_id, uploaded.file_url)
-        except BaseException:
-            if not self._keep:  # unrecorded, it would be an orphan until the next run's sweep
-                await self._delete_quietly(uploaded.file_id, forget=False)
-            raise
-        return uploaded.file_url
+        return JournalUpload(key=key, idempotency_key=entry.idempotency_key, file_id=uploaded.file_id,
+                             file_url=uploaded.file_url)  # fmt: skip
+
+    async def _uploads_of(self, key: str) -> list[JournalUpload]:
+        """``key``'s files the journal knows, less those deleted and not yet forgotten."""
+        return [u for u in await self._journal.uploads(key) if u.file_id not in self._to_forget]
+
+    async def flush(self) -> None:
+        """Forget the deleted files in the journal (at the end of a run, and every few deletions)."""
+        gone, self._to_forget = self._to_forget, []
+        await self._journal.forget_uploads(gone)
 
     async def ended(self, key: str) -> None:
         """``key``'s input has ended: delete its files (unless kept). A failed delete is left to a later run."""
         if self._keep:
             return
-        for upload in await self._journal.uploads(key):
+        for upload in await self._uploads_of(key):
             if await self._delete_quietly(upload.file_id):
                 self.deleted += 1
 
@@ -149,5 +169,7 @@ class BatchUploads:
             logger.warning("could not delete uploaded file %s (%s); a later run deletes it", file_id, exc)
             return False
         if forget:
-            await self._journal.forget_upload(file_id)
+            self._to_forget.append(file_id)
+            if len(self._to_forget) >= _FORGET_EVERY:
+                await self.flush()
         return True

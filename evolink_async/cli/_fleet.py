@@ -72,6 +72,8 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
     work.add_argument("--resubmit-uncertain", action="store_true",
                       help="resubmit 'uncertain' inputs with their same Idempotency-Key (only against a server that "
                       "de-duplicates by it)")  # fmt: skip
+    work.add_argument("--keep-uploads", action="store_true",
+                      help="keep each uploaded input file after its task ended (by default it is deleted)")
     connection(work)
 
     status = ops.add_parser("status", help="counts by state, per worker, credits, rate, ETA")
@@ -165,6 +167,7 @@ async def _work(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight, max_credits=args.max_credits, out_dir=args.out, root=args.root,
         claim_size=args.claim_size, max_held=args.max_held, lease=args.lease, poll_interval=args.poll_interval,
         resubmit_uncertain=args.resubmit_uncertain, journal_outage=args.journal_outage,
+        keep_uploads=args.keep_uploads,
         wal=Path(args.wal) if args.wal else default_wal_path(args.journal),
     )  # fmt: skip
     scale = args.poll_scale

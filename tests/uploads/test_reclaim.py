@@ -17,6 +17,9 @@ from anyio.abc import Process
 
 from evolink_async import EvolinkClient, FilesAPIError
 from evolink_async._protocols.evolink.uploads import UploadBudget
+from evolink_async.batch import Batch, BatchSpec
+from evolink_async.batch._entries import request_fingerprint
+from evolink_async.batch._journal import Journal
 from evolink_async.sandbox import Sandbox
 
 from .._images import png_bytes
@@ -172,3 +175,26 @@ async def test_the_budget_waits_for_a_deletion_before_a_fourth_file(
         assert evolink_sandbox.ledger.requests[uploads] == 4
         assert evolink_sandbox.ledger.peak_files_by_key[evolink_sandbox.api_key] == 3
         assert budget.peak_alive == 3
+
+
+async def test_a_changed_input_is_uploaded_anew_and_its_old_file_deleted(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    """A run killed with a file alive for ``a.png``; the image is then replaced: the resume must not
+    send the old file for the new image. The journal is prepared as the killed run left it."""
+    (image,) = write_inputs(tmp_path / "in", 1)
+    spec = BatchSpec(model="qwen-image-edit", prompt="autumn", input_dir=tmp_path / "in", output_dir=tmp_path / "out")
+    (tmp_path / "out").mkdir()
+    async with scaled_client(evolink_sandbox) as client:
+        old = await client.files.upload(image)
+        async with Journal(spec.journal_path) as journal:
+            await journal.ensure_meta(spec.meta())
+            info = image.stat()
+            fingerprint = request_fingerprint(spec.fingerprint_body("000.png", content=f"{info.st_size}:{info.st_mtime_ns}"))
+            entry = await journal.reserve("000.png", fingerprint)
+            await journal.record_upload("000.png", entry.idempotency_key, old.file_id, old.file_url)
+        image.write_bytes(png_bytes(500, 500))  # replaced: another size
+        summary = await Batch(client, spec).run()
+        assert summary.ok
+        assert (await client.files.list()).total == 0  # the old file deleted, the new one too once done
+    assert evolink_sandbox.ledger.files_stored == 2  # the new image was uploaded, not the old file reused
