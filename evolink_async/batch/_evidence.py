@@ -91,7 +91,8 @@ def wal_problem(journal: Path) -> str | None:
         size = wal.stat().st_size
     except FileNotFoundError:
         return None
-    if size == 0:
+    committed = _indexed_frames(journal.with_name(journal.name + "-shm"))
+    if size == 0 or committed == 0:  # the index says no frame of this log was committed: nothing to lose
         return None
     if len(header) < _WAL_HEADER:
         return f"its write-ahead log {wal.name} is cut short ({size} bytes)"
@@ -99,7 +100,6 @@ def wal_problem(journal: Path) -> str | None:
     if magic not in _WAL_MAGIC or _wal_checksum(header[:24], big_endian=magic & 1 == 1) != (check0, check1):
         return f"the header of its write-ahead log {wal.name} is overwritten"
     frames = (size - _WAL_HEADER) // (_FRAME_HEADER + page_size)
-    committed = _indexed_frames(journal.with_name(journal.name + "-shm"))
     if committed is not None and committed > frames:
         return (f"its write-ahead log {wal.name} holds {frames} of the {committed} pages it had written: "
                 "records that were committed are lost")  # fmt: skip

@@ -11,6 +11,7 @@ import os
 import random
 import shutil
 import sqlite3
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -19,6 +20,7 @@ import pytest
 
 from evolink_async import EvolinkClient
 from evolink_async.batch._entries import EntryStatus, JournalCorruptError, JournalLostError
+from evolink_async.batch._evidence import wal_problem
 from evolink_async.batch._journal import Journal, Synchronous
 from evolink_async.batch._run import Batch, plan_batch
 from evolink_async.batch._spec import LOCK_NAME, BatchEvent, BatchSpec
@@ -344,3 +346,27 @@ async def test_the_default_fsyncs_every_commit(tmp_path: Path) -> None:
         await journal.reserve("a.png", "sha256:a")
         assert journal._conn is not None
         assert journal._conn.execute("PRAGMA synchronous").fetchone()[0] == 2  # 2 = FULL
+
+
+def _index(frames: int) -> bytes:
+    """A ``-shm`` header as SQLite writes it: two equal copies, initialised, ``mxFrame`` at 16."""
+    header = bytearray(48)
+    header[12] = 1
+    header[16:20] = frames.to_bytes(4, sys.byteorder)
+    return bytes(header) * 2 + bytes(32768 - 96)
+
+
+@pytest.mark.parametrize(("frames", "refused"), [(0, False), (5, True)])
+def test_a_damaged_log_header_matters_only_when_the_index_says_frames_were_committed(
+    tmp_path: Path, frames: int, refused: bool
+) -> None:
+    """A torn header of a log that was just restarted (no frame committed yet) loses nothing."""
+    journal = tmp_path / "evolink-journal.sqlite3"
+    journal.write_bytes(b"SQLite format 3\0" + bytes(4080))
+    journal.with_name(journal.name + "-wal").write_bytes(b"\0" * 20)  # torn while its header was written
+    journal.with_name(journal.name + "-shm").write_bytes(_index(frames))
+    problem = wal_problem(journal)
+    assert (problem is not None) is refused
+    if refused:
+        assert problem is not None
+        assert "cut short" in problem
