@@ -6,7 +6,7 @@ import asyncio
 import os
 from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
 from pathlib import Path
-from typing import Self
+from typing import Any, Self
 
 import aiohttp
 
@@ -14,6 +14,7 @@ from .._callbacks.receiver import CallbackReceiver, ReceiverBinding, callback_bi
 from .._core.config import ClientConfig, config_from_env
 from .._core.retry import RetryPolicy
 from .._core.secret import Secret
+from .._core.telemetry import telemetry_for
 from .._core.transport import Transport
 from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
 from .._files.image_probe import ImageFormat
@@ -22,6 +23,8 @@ from .._models.converter import structure_task
 from .._models.task import Task, TaskStatus
 from .._protocols.evolink.api import EvolinkAPI
 from .._protocols.evolink.files import Files
+from .._protocols.task_api import TaskAPI
+from .._protocols.traced import TaskSpans, TracedTaskAPI
 from .._watching.fan_out import FanOut, FanOutInput
 from .._watching.poll_policy import PollPolicy
 from .._watching.tracker import Tracker
@@ -61,6 +64,9 @@ class EvolinkClient(TrackerLifecycle):
         poll_policy: PollPolicy | None = None,
         max_concurrent_queries: int = 32,
         callbacks: CallbackReceiver | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         key, base, files = config_from_env(api_key, base_url=base_url, files_base_url=files_base_url)
         if not key:
@@ -82,9 +88,11 @@ class EvolinkClient(TrackerLifecycle):
             max_connections=max_connections,
             default_headers=dict(default_headers or {}),
         )
-        transport = Transport(config, session=session)
+        telemetry = telemetry_for(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        transport = Transport(config, session=session, telemetry=telemetry, trace_configs=trace_configs)
         binding = callback_binding(callbacks, parse=structure_task, client=self)
         self._binding: ReceiverBinding | None = binding
+        self._task_spans = None if telemetry is None else TaskSpans(telemetry, provider="evolink")
         api = self._init(config, transport)
         # The API's own bound method, not a lambda around ``self._api``: a frame fewer per query.
         # Clients made by ``with_options`` share this tracker, so it queries with these options.
@@ -97,12 +105,16 @@ class EvolinkClient(TrackerLifecycle):
             ),
             owned=True,
         )
+        self._hook_telemetry(self._task_spans)
 
-    def _init(self, config: ClientConfig, transport: Transport) -> EvolinkAPI:
+    def _init(self, config: ClientConfig, transport: Transport) -> TaskAPI:
         self._config = config
         self._transport = transport
         self.files = Files(transport)
-        self._api: EvolinkAPI = EvolinkAPI(transport, self.files, callbacks=self._binding)
+        api = EvolinkAPI(transport, self.files, callbacks=self._binding)
+        # With telemetry on, every submit and query goes through the task spans (nothing otherwise).
+        spans = self._task_spans
+        self._api: TaskAPI = api if spans is None else TracedTaskAPI(api, spans)
         return self._api
 
     def _start_tracking(self, tracker: Tracker, *, owned: bool) -> None:
@@ -115,10 +127,16 @@ class EvolinkClient(TrackerLifecycle):
 
     @classmethod
     def _from_parts(
-        cls, config: ClientConfig, transport: Transport, tracker: Tracker, binding: ReceiverBinding | None
+        cls,
+        config: ClientConfig,
+        transport: Transport,
+        tracker: Tracker,
+        binding: ReceiverBinding | None,
+        spans: TaskSpans | None = None,
     ) -> Self:
         client = cls.__new__(cls)
         client._binding = binding  # the same receiver: the shared tracker knows its tasks
+        client._task_spans = spans  # and the same task spans
         client._init(config, transport)
         client._start_tracking(tracker, owned=False)
         return client
@@ -146,7 +164,9 @@ class EvolinkClient(TrackerLifecycle):
             timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries, retry=retry,
             default_headers=default_headers,
         )
-        return type(self)._from_parts(config, self._transport.derive(config), self._tracker, self._binding)
+        return type(self)._from_parts(
+            config, self._transport.derive(config), self._tracker, self._binding, self._task_spans
+        )
 
     def fan_out(
         self,
@@ -209,6 +229,7 @@ class EvolinkClient(TrackerLifecycle):
             keep_uploads=keep_uploads,
             normalize=normalize,
             progress_every=progress_every,
+            telemetry=self._transport.telemetry,
         )
 
     async def download(

@@ -15,6 +15,7 @@ import attrs
 from .._core.config import ClientConfig
 from .._core.retry import RetryPolicy
 from .._core.transport import Transport
+from .._protocols.traced import TaskSpans
 from .._watching.tracker import Tracker
 from ..errors import ValidationError
 
@@ -39,6 +40,16 @@ class TrackerLifecycle:
     _tracker: Tracker
     _tracker_task: asyncio.Task[None] | None
     _owns_tracker: bool
+    #: The open task spans (None: telemetry off); shared by ``with_options`` views.
+    _task_spans: TaskSpans | None = None
+
+    def _hook_telemetry(self, spans: TaskSpans | None) -> None:
+        """Let the tracker feed pushed callbacks and dropped progress events to telemetry."""
+        self._task_spans = spans
+        if spans is not None:
+            tracker = self._tracker
+            tracker.on_push = lambda task: spans.observe(task, pushed=True)
+            tracker.on_event_dropped = spans.telemetry.event_dropped
 
     @property
     def tracker(self) -> Tracker:
@@ -88,6 +99,8 @@ class TrackerLifecycle:
 
     async def aclose(self) -> None:
         """Close the session (unless it was passed in by the caller)."""
+        if self._owns_tracker and self._task_spans is not None:
+            self._task_spans.close()  # spans of tasks not seen ended: status "unknown"
         await self._transport.aclose()
 
     async def __aenter__(self) -> Self:

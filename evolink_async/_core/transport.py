@@ -12,7 +12,7 @@ import logging
 import random
 import re
 import time
-from collections.abc import Awaitable, Mapping
+from collections.abc import Awaitable, Mapping, Sequence
 from contextvars import ContextVar
 from typing import Any, Required, TypedDict, Unpack
 
@@ -36,6 +36,7 @@ from .config import ClientConfig
 from .logging import logger
 from .retry import is_retryable_status, parse_retry_after
 from .secret import REDACTED, redact, scrub_known
+from .telemetry import Telemetry
 
 REDACTED_BYTES = REDACTED.encode()
 
@@ -222,9 +223,20 @@ def status_error(
 class Transport:
     """HTTP with retries over one ``aiohttp.ClientSession`` (created lazily, or the caller's)."""
 
-    def __init__(self, config: ClientConfig, *, session: aiohttp.ClientSession | None = None) -> None:
+    def __init__(
+        self,
+        config: ClientConfig,
+        *,
+        session: aiohttp.ClientSession | None = None,
+        telemetry: Telemetry | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+    ) -> None:
         self._config = config
         self._session = session
+        #: Spans and metrics of every exchange; None (the extra absent): no hook runs at all.
+        self.telemetry = telemetry
+        # Passed to the session this transport creates (a caller's own session has its own).
+        self._trace_configs = list(trace_configs)
         self._owns_session = session is None
         self._closed = False
         # After a 429 every request waits until this monotonic time, not just the one that got it:
@@ -245,7 +257,7 @@ class Transport:
 
     def derive(self, config: ClientConfig) -> Transport:
         """A transport with other options that shares this one's session (and never closes it)."""
-        child = Transport(config, session=self._get_session())
+        child = Transport(config, session=self._get_session(), telemetry=self.telemetry)
         child._owns_session = False
         return child
 
@@ -254,7 +266,7 @@ class Transport:
             raise RuntimeError("this client is closed")
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._config.max_connections)
-            self._session = aiohttp.ClientSession(connector=connector)
+            self._session = aiohttp.ClientSession(connector=connector, trace_configs=self._trace_configs or None)
         return self._session
 
     @property
@@ -309,6 +321,7 @@ class Transport:
         policy = self._config.retry
         secret = self._config.api_key.reveal()  # to scrub echoes; never kept
         secret_bytes = secret.encode()
+        telemetry = self.telemetry  # read once: None (no extra) keeps every hook below off
         attempt = 0
         while True:
             # ``_cooldown_until`` is 0.0 until the first 429: no clock read on the common path.
@@ -316,13 +329,21 @@ class Transport:
                 cooldown = self._cooldown_until - time.monotonic()  # read once: a second read may be negative
                 if cooldown > 0:
                     # Spread the wake-ups: callers parked by one 429 must not all retry at the same instant.
-                    await anyio.sleep(cooldown * (1.0 + self._rng.random()))
+                    pause = cooldown * (1.0 + self._rng.random())
+                    if telemetry is not None:
+                        telemetry.cooled_down(pause)
+                    await anyio.sleep(pause)
             error: EvolinkError
             retry_after: float | None = None
             # The clock and the debug line only when debug logging is on: this runs once per
             # request, and their arguments were built even when the record was dropped.
             debug = logger.isEnabledFor(logging.DEBUG)
             started = time.monotonic() if debug else 0.0
+            traced = (
+                telemetry.http_attempt(method, url, attempt, base_url=self._config.base_url, secret=secret)
+                if telemetry is not None
+                else None
+            )
             try:
                 # The exchange is written out here rather than in a helper coroutine: one
                 # coroutine fewer on every request.
@@ -351,6 +372,10 @@ class Transport:
                 error = APIConnectionError(
                     redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", secret)
                 )
+            except BaseException as exc:  # cancelled, or an answer over the size limit: its span ends too
+                if traced is not None:
+                    traced.end(status=None, request_id=None, error=exc, secret=secret)
+                raise
             else:
                 request_id = _request_id(resp_headers)
                 if debug:
@@ -367,6 +392,8 @@ class Transport:
                             request_id=request_id,
                         )
                     else:
+                        if traced is not None:
+                            traced.end(status=status, request_id=request_id, error=None, secret=secret)
                         return status, body, request_id, resp_headers
                 else:
                     retry_after = parse_retry_after(resp_headers.get("retry-after"))
@@ -374,6 +401,10 @@ class Transport:
                         status, raw, resp_headers, secret=secret, retry_after=retry_after,
                         url=_call_name(method, url, secret),
                     )
+            if traced is not None:
+                traced.end(
+                    status=getattr(error, "status_code", None), request_id=error.request_id, error=error, secret=secret
+                )
             if not (retry_safe and attempt < policy.max_retries and self._should_retry(error)):
                 raise error
             if not retry_uncertain and may_have_been_billed(error):
@@ -386,6 +417,8 @@ class Transport:
             if isinstance(error, RateLimitError):
                 self._cooldown_until = max(self._cooldown_until, time.monotonic() + delay)
             logger.info("retrying %s %s in %.2f s after: %s", method, url, delay, error)
+            if telemetry is not None:
+                telemetry.retried(error)
             if may_have_been_billed(error) and (tally := RETRY_TALLY.get()) is not None:
                 tally.uncertain += 1
             await anyio.sleep(delay)

@@ -20,6 +20,7 @@ import anyio.abc
 from .._core.checks import check_count, check_number, check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import logger
+from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
 from .._core.transport import RETRY_TALLY, RetryTally
 from .._models.events import EventKind, TaskEvent, snapshot_event
 from .._models.requests import Request
@@ -102,6 +103,7 @@ class FanOut:
         keep_uploads: bool = False,
         normalize: bool = False,
         progress_every: float | None = None,
+        telemetry: Telemetry | None = None,
     ) -> None:
         check_count("max_in_flight", max_in_flight)
         if not isinstance(keep_uploads, bool):
@@ -151,6 +153,9 @@ class FanOut:
         self._keep_uploads = keep_uploads
         self._releases: set[asyncio.Task[None]] = set()
         self.summary = FanOutSummary()
+        self._telemetry = telemetry
+        # The fan-out's span (telemetry on): the parent of every task span of its submits.
+        self._span: SpanHandle | None = None
 
     @property
     def in_flight(self) -> int:
@@ -166,7 +171,17 @@ class FanOut:
         await group.__aenter__()
         self._entered = True
         self._group = group
-        group.start_soon(self._feed)
+        if self._telemetry is not None:
+            self._span = self._telemetry.span("fan_out", {"evolink.fan_out.max_in_flight": self._max_in_flight})
+        if self._span is not None:
+            # Current while the feeder starts: it and the submits it spawns copy this context.
+            token = self._span.attach()
+            try:
+                group.start_soon(self._feed)
+            finally:
+                self._span.detach(token)
+        else:
+            group.start_soon(self._feed)
         return self
 
     async def __aexit__(
@@ -194,7 +209,23 @@ class FanOut:
         finally:
             # Also under outside cancellation, which re-raises from the await above.
             self._release_watches()
+            if self._span is not None:
+                self._end_span(exc)
         return None
+
+    def _end_span(self, exc: BaseException | None) -> None:
+        span, self._span = self._span, None
+        if span is None:
+            return
+        summary = self.summary
+        span.set(
+            {
+                "evolink.fan_out.submitted": summary.submitted,
+                "evolink.fan_out.left_in_flight": len(summary.left_in_flight),
+                **{f"evolink.fan_out.outcomes.{kind}": count for kind, count in summary.outcomes.items()},
+            }
+        )
+        span.end(error_type=None if exc is None else type(exc).__name__)
 
     def _release_watches(self) -> None:
         for key, sink in list(self._in_flight.items()):
@@ -334,6 +365,8 @@ class FanOut:
                 assert item.idempotency_key is not None  # fixed by the feeder before the submit
                 tally = RetryTally()
                 RETRY_TALLY.set(tally)  # this task's own context: each submit runs in a task of its own
+                if self._span is not None:
+                    FAN_OUT_KEY.set(str(key))  # read by the task span the submit opens
                 cost: float | None = 0.0  # refused (or cut off): nothing reserved
                 try:
                     request = item.request

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
+from collections.abc import Callable
 
 from .._models.events import EventKind, TaskEvent
 
@@ -21,10 +22,12 @@ __all__ = ["Mailbox"]
 class Mailbox:
     """Implements the tracker's ``Sink`` protocol for a single consumer."""
 
-    __slots__ = ("__weakref__", "_error", "_events", "_waiter")
+    __slots__ = ("__weakref__", "_error", "_events", "_on_drop", "_waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, *, on_drop: Callable[[], None] | None = None) -> None:
         self._events: deque[TaskEvent] = deque()
+        # Told of each progress event replaced before the consumer took it (a metric).
+        self._on_drop = on_drop
         self._error: BaseException | None = None
         # The consumer's parked future, if it waits. A bare future rather than an Event: this runs
         # once per event, and an anyio.Event per wake was a measurable share of a stream's CPU.
@@ -43,6 +46,8 @@ class Mailbox:
             # Latest wins: the consumer has not seen the waiting progress yet, and the newer event
             # (a fresher progress, or the end with its final snapshot) says more.
             events[-1] = event
+            if self._on_drop is not None:
+                self._on_drop()
         else:
             events.append(event)
         self._wake()

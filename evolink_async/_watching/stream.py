@@ -50,7 +50,7 @@ class TaskStream:
             None if progress_every is None else check_number("progress_every", progress_every, above=True)
         )
         self._last_progress_at = -float("inf")
-        self._mailbox = Mailbox()
+        self._mailbox = Mailbox(on_drop=tracker.on_event_dropped)
         self._handle: WatchHandle | None = None
         self._done = False
 

@@ -86,6 +86,10 @@ class Tracker:
         )
         self.policy = policy
         self._open = False
+        #: Telemetry's hooks (set by a client with telemetry on; None costs one test per push or
+        #: per replaced progress event, nothing per query): a pushed snapshot, a dropped event.
+        self.on_push: Callable[[Task], None] | None = None
+        self.on_event_dropped: Callable[[], None] | None = None
 
     # --- what callers see -------------------------------------------------------------------
 
@@ -183,6 +187,8 @@ class Tracker:
 
     def push(self, task: Task) -> None:
         """Take in a snapshot from outside (a webhook), exactly as if a query had returned it."""
+        if self.on_push is not None:
+            self.on_push(task)
         watch = self._watches.by_id.get(task.id)
         if watch is not None:
             self._queries.apply(watch, task, reschedule=False)
