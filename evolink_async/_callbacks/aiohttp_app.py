@@ -16,7 +16,7 @@ def build_app(receiver: CallbackReceiver) -> web.Application:
     async def take(request: web.Request) -> web.Response:
         body = await _read(request, receiver.max_body_bytes)
         status = 413 if body is None else await receiver.handle(request.match_info["token"], body)
-        return web.json_response({"ok": status == 200}, status=status)
+        return web.json_response({"ok": 200 <= status < 300}, status=status)
 
     app = web.Application(client_max_size=receiver.max_body_bytes + 1)
     app.router.add_post("/{token}", take)

@@ -69,7 +69,7 @@ async def _read(receive: Receive, limit: int) -> bytes | None:
 
 
 async def _answer(send: Send, status: int) -> None:
-    body = json.dumps({"ok": status == 200}).encode()
+    body = json.dumps({"ok": 200 <= status < 300}).encode()
     headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

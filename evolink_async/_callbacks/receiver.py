@@ -4,6 +4,13 @@ Framework-free: :meth:`CallbackReceiver.handle` takes a token and a body and ret
 to answer; ``aiohttp_app()`` and ``asgi`` only move bytes. What a callback may do:
 
 - an unknown or forged token gets 404 and changes nothing (tokens are checked in constant time);
+- a token authorizes exactly its own task: once the submit's answer named the task, a body about
+  any other task gets 403 and changes nothing; a body naming a task that another submit's URL owns
+  gets 403 whenever it comes (and, for Midjourney, one whose ``state`` is not the submit's);
+- before the submit's answer named its task (an answer still on its way, or lost), a body is only
+  held as a *candidate* (202) and trusted for nothing: the answer picks the candidate with its task
+  id, or a lost answer's settling (``settle``) takes one no other submit owns. So a stray first
+  callback cannot lock the URL to the wrong task, and the genuine one still counts;
 - a body over ``max_body_bytes`` gets 413, one that is not JSON or not a task gets 400;
 - a duplicate, or a snapshot older than one already taken (notifyHook posts may arrive out of
   order), is answered 200 and dropped: no repeated, backward or second terminal event;
@@ -39,6 +46,13 @@ DEFAULT_MAX_REGISTRATIONS = 200_000
 #: Tasks in a row found ended by a query before their callback came: then the receiver is taken
 #: to be unreachable (a wrong public URL, a firewall) and its clients poll as usual again.
 MISSES_BEFORE_UNREACHABLE = 5
+#: Bodies held for a submit whose task is not known yet; more distinct tasks push out the oldest.
+#: The genuine one is among few (a notifyHook posts a handful of changes before the answer lands).
+MAX_CANDIDATES = 4
+#: Status of a callback held as a candidate: taken (so the sender does not retry), not yet trusted.
+HELD = 202
+#: Status of a callback about a task this URL does not authorize.
+REFUSED = 403
 _RANK = {TaskStatus.PENDING: 0, TaskStatus.UNKNOWN: 0, TaskStatus.PROCESSING: 1}
 _TERMINAL_RANK = 2
 
@@ -50,45 +64,59 @@ class CallbackRoute:
     parse: Callable[[Any], Task]
     push: Callable[[Task], None]
     fetch: Callable[[str], Awaitable[Task]]
+    #: The marker a task carries of the submit that made it (Midjourney's ``state``), if any.
+    marker_of: Callable[[Task], str | None] | None = None
 
 
 class Registration:
     """One submit's callback URL, and what has arrived on it so far."""
 
-    __slots__ = ("_arrived", "idempotency_key", "latest", "rank", "route", "task_id", "token", "url")
+    __slots__ = (
+        "_arrived", "candidates", "idempotency_key", "latest", "marker", "rank", "route", "task_id", "token", "url",
+    )
 
-    def __init__(self, *, idempotency_key: str, token: str, url: str, route: CallbackRoute) -> None:
+    def __init__(
+        self, *, idempotency_key: str, token: str, url: str, route: CallbackRoute, marker: str | None = None
+    ) -> None:
         self.idempotency_key = idempotency_key
         self.token = token
         self.url = url
         self.route = route
+        #: The marker the submit sent along (Midjourney's ``state``): its task's callbacks carry it.
+        self.marker = marker
         self.latest: Task | None = None
+        #: The task this URL authorizes, once the submit's answer (or its settling) named it.
         self.task_id: str | None = None
         self.rank: tuple[int, int] = (-1, -1)
+        #: Before ``task_id`` is known: the newest body per task id, none of them trusted yet.
+        self.candidates: dict[str, Task] | None = None
         self._arrived: asyncio.Event | None = None
 
-    async def wait(self, timeout: float) -> Task | None:
-        """The first task that arrives on this URL (an orphaned submit's), or None after ``timeout``."""
-        if self.latest is None:
-            if self._arrived is None:
-                self._arrived = asyncio.Event()
-            try:
-                async with asyncio.timeout(timeout):
-                    await self._arrived.wait()
-            except TimeoutError:
-                return None
-        return self.latest
+    def _hold(self, task: Task) -> None:
+        candidates = self.candidates
+        if candidates is None:
+            candidates = self.candidates = {}
+        held = candidates.get(task.id)
+        if held is None or _rank(task) > _rank(held):
+            candidates.pop(task.id, None)  # re-inserted: the newest task ids stay
+            candidates[task.id] = task
+            while len(candidates) > MAX_CANDIDATES:
+                del candidates[next(iter(candidates))]
+        if self._arrived is not None:
+            self._arrived.set()
 
     def _take(self, task: Task) -> bool:
         """Keep ``task`` if it is newer than what arrived before; False for a duplicate or older one."""
-        rank = (_TERMINAL_RANK if task.is_terminal else _RANK.get(task.status, 1), task.progress)
+        rank = _rank(task)
         if self.rank[0] == _TERMINAL_RANK or rank <= self.rank:
             return False
         self.rank = rank
         self.latest = task
-        if self._arrived is not None:
-            self._arrived.set()
         return True
+
+
+def _rank(task: Task) -> tuple[int, int]:
+    return (_TERMINAL_RANK if task.is_terminal else _RANK.get(task.status, 1), task.progress)
 
 
 class CallbackReceiver:
@@ -137,13 +165,15 @@ class CallbackReceiver:
     def __repr__(self) -> str:
         return f"CallbackReceiver(public_url={self.public_url!r}, secret='***')"
 
-    def register(self, idempotency_key: str, route: CallbackRoute) -> Registration:
-        """The callback URL of the submit made under ``idempotency_key`` (the same key, the same URL)."""
+    def register(self, idempotency_key: str, route: CallbackRoute, *, marker: str | None = None) -> Registration:
+        """The callback URL of the submit made under ``idempotency_key`` (the same key, the same URL);
+        ``marker`` is what the submit's task will carry of it (Midjourney's ``state``), if anything."""
         token = mint_token(self._secret, idempotency_key)
         registration = self._registrations.get(token)
         if registration is None:
             registration = Registration(
-                idempotency_key=idempotency_key, token=token, url=f"{self.public_url}/{token}", route=route
+                idempotency_key=idempotency_key, token=token, url=f"{self.public_url}/{token}", route=route,
+                marker=marker,
             )
             self._registrations[token] = registration
             while len(self._registrations) > self._max_registrations:
@@ -156,9 +186,43 @@ class CallbackReceiver:
         return self._registrations.get(mint_token(self._secret, idempotency_key))
 
     def bind(self, registration: Registration, task_id: str) -> None:
-        """The submit's answer named its task: callbacks on this URL belong to ``task_id``."""
-        registration.task_id = task_id
+        """The submit's answer named its task: callbacks on this URL belong to ``task_id`` alone.
+
+        A body held for that task before the answer came is taken now; the others are dropped.
+        """
+        if registration.task_id != task_id:
+            if registration.task_id is not None and self._by_task.get(registration.task_id) is registration:
+                del self._by_task[registration.task_id]
+            registration.task_id = task_id
+            registration.latest = None
+            registration.rank = (-1, -1)
         self._by_task[task_id] = registration
+        candidates, registration.candidates = registration.candidates, None
+        held = candidates.get(task_id) if candidates else None
+        if held is not None:
+            self._apply(registration, held)
+        if registration._arrived is not None:
+            registration._arrived.set()
+
+    async def settle(self, registration: Registration, timeout: float) -> Task | None:
+        """The task of a submit whose answer was lost: the first body held on its URL about a task
+        no other submit owns (taken, and the URL bound to it), or None after ``timeout``."""
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    if registration.task_id is not None and registration.latest is not None:
+                        return registration.latest
+                    for task in (registration.candidates or {}).values():
+                        owner = self._by_task.get(task.id)
+                        if owner is None or owner is registration:
+                            self.bind(registration, task.id)
+                            return registration.latest
+                    arrived = registration._arrived
+                    if arrived is None or arrived.is_set():
+                        arrived = registration._arrived = asyncio.Event()
+                    await arrived.wait()
+        except TimeoutError:
+            return None
 
     @property
     def reachable(self) -> bool:
@@ -197,23 +261,50 @@ class CallbackReceiver:
         except ResponseFormatError as exc:
             logger.warning("callback refused: not a task (%s)", exc.message)
             return 400
-        if registration.latest is not None and task.id != registration.latest.id:
-            logger.warning("callback refused: task %s on the URL of task %s", task.id, registration.latest.id)
-            return 400
+        if not self._authorizes(registration, task):
+            return REFUSED
         if self.verify == "fetch":
             try:
                 task = await registration.route.fetch(task.id)
             except EvolinkError as exc:
                 logger.warning("callback for %s not confirmed: %s", task.id, exc)
                 return 503
+            if not self._authorizes(registration, task):  # the fetch may have taken a while
+                return REFUSED
+        if registration.task_id is None:
+            registration._hold(task)  # the submit's answer (or its settling) decides
+            return HELD
+        self._apply(registration, task)
+        return 200
+
+    def _authorizes(self, registration: Registration, task: Task) -> bool:
+        """Whether ``registration``'s URL may speak of ``task``: its own task, or (before that is
+        known) a task no other submit owns that carries no other submit's marker."""
+        bound = registration.task_id
+        if bound is not None:
+            if task.id == bound:
+                return True
+            logger.warning("callback refused: task %s on the URL of task %s", task.id, bound)
+            return False
+        owner = self._by_task.get(task.id)
+        if owner is not None and owner is not registration:
+            logger.warning("callback refused: task %s on the URL of another submit", task.id)
+            return False
+        marker_of = registration.route.marker_of
+        if registration.marker is not None and marker_of is not None:
+            marker = marker_of(task)
+            if marker is not None and marker != registration.marker:
+                logger.warning("callback refused: task %s carries another submit's marker", task.id)
+                return False
+        return True
+
+    def _apply(self, registration: Registration, task: Task) -> None:
+        """``task`` (of ``registration``'s own task) arrived: count it, keep it, push it if newer."""
         self.accepted += 1
         self.last_accepted_at = time.monotonic()
         self._misses = 0
-        if registration.task_id is None:  # an orphan's first callback names its task
-            self.bind(registration, task.id)
         if registration._take(task):
             registration.route.push(task)
-        return 200
 
     def aiohttp_app(self) -> Any:
         """An ``aiohttp.web.Application`` serving ``POST /<token>``: mount it with ``add_subapp``."""
@@ -244,15 +335,15 @@ class ReceiverBinding:
         self._receiver = receiver
         self._route = route
 
-    def url_for(self, idempotency_key: str) -> str:
-        return self._receiver.register(idempotency_key, self._route).url
+    def url_for(self, idempotency_key: str, *, marker: str | None = None) -> str:
+        return self._receiver.register(idempotency_key, self._route, marker=marker).url
 
     def submitted(self, idempotency_key: str, task: Task) -> None:
         self._receiver.bind(self._receiver.register(idempotency_key, self._route), task.id)
 
     async def recover(self, idempotency_key: str, timeout: float) -> Task | None:
         registration = self._receiver.register(idempotency_key, self._route)
-        return await registration.wait(timeout)
+        return await self._receiver.settle(registration, timeout)
 
     def covers(self, task_id: str) -> bool:
         return self._receiver.covers(task_id)
@@ -273,7 +364,11 @@ class _Client(Protocol):
 
 
 def callback_binding(
-    receiver: CallbackReceiver | None, *, parse: Callable[[Any], Task], client: _Client
+    receiver: CallbackReceiver | None,
+    *,
+    parse: Callable[[Any], Task],
+    client: _Client,
+    marker_of: Callable[[Task], str | None] | None = None,
 ) -> ReceiverBinding | None:
     """The binding of ``client`` to ``receiver`` (``None`` without one); checks the argument's type."""
     if receiver is None:
@@ -285,5 +380,6 @@ def callback_binding(
         parse=parse,
         push=lambda task: client.tracker.push(task),
         fetch=lambda task_id: client.tasks.get(task_id),
+        marker_of=marker_of,
     )
     return ReceiverBinding(receiver, route)

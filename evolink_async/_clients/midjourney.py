@@ -26,7 +26,7 @@ from .._models.task_ids import task_id_of
 from .._protocols.midjourney.api import MidjourneyAPI
 from .._protocols.midjourney.buttons import request_for_button
 from .._protocols.midjourney.requests import MidjourneyRequest
-from .._protocols.midjourney.tasks import structure_mj_task
+from .._protocols.midjourney.tasks import state_of, structure_mj_task
 from .._protocols.task_api import TaskAPI
 from .._watching.fan_out import FanOut, FanOutInput
 from .._watching.poll_policy import PollPolicy
@@ -174,7 +174,7 @@ class MidjourneyClient(TrackerLifecycle):
         )
         self._transport = Transport(self._config, session=session)
         # notifyHook posts every change, so a receiver makes polling a safety net here too.
-        binding = callback_binding(callbacks, parse=structure_mj_task, client=self)
+        binding = callback_binding(callbacks, parse=structure_mj_task, client=self, marker_of=state_of)
         self._binding = binding
         self._api = MidjourneyAPI(self._transport, path_prefix=path_prefix, callbacks=binding)
         api = self._api

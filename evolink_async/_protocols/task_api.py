@@ -29,8 +29,9 @@ ReleaseUploads = Callable[[str, bool], Awaitable[None]]
 class CallbackURLs(Protocol):
     """Where a protocol asks the server to report a submit's task (a callback or notify hook)."""
 
-    def url_for(self, idempotency_key: str) -> str:
-        """The callback URL of the submit made under ``idempotency_key``."""
+    def url_for(self, idempotency_key: str, *, marker: str | None = None) -> str:
+        """The callback URL of the submit made under ``idempotency_key``; ``marker`` is what its
+        task will carry of the submit (Midjourney's ``state``), so that no other task's body counts."""
         ...
 
     def submitted(self, idempotency_key: str, task: Task) -> None:

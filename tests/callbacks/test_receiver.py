@@ -47,6 +47,14 @@ def receiver(**options: Any) -> evolink.CallbackReceiver:
     return evolink.CallbackReceiver("http://127.0.0.1:9/hooks", secret=SECRET, allow_local=True, **options)
 
 
+def bound(rx: evolink.CallbackReceiver, pushed: Pushed, key: str = "key-one-0123456789",
+          task_id: str = "task-unified-1-abc") -> str:
+    """The token of a submit whose answer named ``task_id`` (what a client does after submitting)."""
+    registration = rx.register(key, pushed.route())
+    rx.bind(registration, task_id)
+    return registration.token
+
+
 async def post(rx: evolink.CallbackReceiver, token: str, payload: Any) -> int:
     raw = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
     return await rx.handle(token, raw)
@@ -76,7 +84,7 @@ async def test_unknown_or_forged_token_gets_404_and_changes_nothing() -> None:
 
 async def test_duplicates_and_out_of_order_updates_never_go_backwards() -> None:
     rx, pushed = receiver(), Pushed()
-    token = rx.register("key-one-0123456789", pushed.route()).token
+    token = bound(rx, pushed)
     for status, progress in [("processing", 50), ("processing", 80), ("processing", 80), ("processing", 40),
                              ("pending", 0), ("completed", 100), ("completed", 100), ("failed", 0),
                              ("processing", 90)]:  # fmt: skip
@@ -102,15 +110,15 @@ async def test_bodies_that_are_not_tasks_get_400_and_large_ones_413() -> None:
 
 async def test_a_callback_for_another_task_on_this_url_is_refused() -> None:
     rx, pushed = receiver(), Pushed()
-    token = rx.register("key-one-0123456789", pushed.route()).token
+    token = bound(rx, pushed)
     assert await post(rx, token, body("processing", 10, "task-unified-1-abc")) == 200
-    assert await post(rx, token, body("completed", 100, "task-unified-2-other")) == 400
+    assert await post(rx, token, body("completed", 100, "task-unified-2-other")) == 403
     assert [t.id for t in pushed.tasks] == ["task-unified-1-abc"]
 
 
 async def test_verify_fetch_trusts_the_server_not_the_body() -> None:
     rx, pushed = receiver(verify="fetch"), Pushed()
-    token = rx.register("key-one-0123456789", pushed.route()).token
+    token = bound(rx, pushed)
     pushed.fetch_answer = structure_task(body("processing", 30))
     assert await post(rx, token, body("completed", 100)) == 200  # a forged "completed"
     assert pushed.fetched == ["task-unified-1-abc"]
@@ -123,13 +131,14 @@ async def test_verify_fetch_trusts_the_server_not_the_body() -> None:
 async def test_an_orphaned_submit_is_found_by_its_url() -> None:
     rx, pushed = receiver(), Pushed()
     registration = rx.register("key-one-0123456789", pushed.route())
-    assert await registration.wait(0.01) is None
-    waiter = asyncio.create_task(registration.wait(10))
+    assert await rx.settle(registration, 0.01) is None
+    waiter = asyncio.create_task(rx.settle(registration, 10))
     await asyncio.sleep(0)
-    assert await post(rx, registration.token, body("completed", 100)) == 200
+    assert await post(rx, registration.token, body("completed", 100)) == 202  # held until settled
     task = await asyncio.wait_for(waiter, 10)
     assert task is not None
     assert task.id == "task-unified-1-abc"
+    assert registration.task_id == "task-unified-1-abc"  # the URL now authorizes that task alone
 
 
 @pytest.mark.parametrize(
@@ -214,7 +223,7 @@ async def asgi_served() -> AsyncIterator[Served]:
 
 async def test_real_http_entry_points(served: Served) -> None:
     base, rx, pushed = served
-    token = rx.register("key-one-0123456789", pushed.route()).token
+    token = bound(rx, pushed)
     async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=10)) as http:
         async with http.post(f"{base}/{token}", json=body("processing", 20)) as response:
             assert response.status == 200

@@ -111,11 +111,12 @@ class MidjourneyAPI:
         body["state"] = marker
         if request.notify_hook is not None:
             body["notifyHook"] = request.notify_hook
-        elif self._callbacks is not None:
-            body["notifyHook"] = self._callbacks.url_for(idempotency_key)
         # A modal confirmation goes to a task that exists already (and keeps its first ``state``):
         # when its answer is lost, that task says whether it went through.
         confirms = request.task if isinstance(request, Modal) else None
+        if request.notify_hook is None and self._callbacks is not None:
+            # A new task carries ``state``: its hook refuses bodies with another submit's marker.
+            body["notifyHook"] = self._callbacks.url_for(idempotency_key, marker=marker if confirms is None else None)
         task = await self._submit(
             request.endpoint, body, marker, own_marker=request.state is None, confirms=confirms
         )

@@ -21,7 +21,7 @@ from ..._models.midjourney import MIDJOURNEY_OBJECT
 from ..._models.task import Task, TaskError, TaskInfo, TaskStatus
 from ...errors import ResponseFormatError
 
-__all__ = ["parse_id", "parse_progress", "parse_status", "structure_mj_task"]
+__all__ = ["parse_id", "parse_progress", "parse_status", "state_of", "structure_mj_task"]
 
 _STATUS = {
     "SUCCESS": TaskStatus.COMPLETED,
@@ -155,3 +155,10 @@ def structure_mj_task(body: object, *, request_id: str | None = None) -> Task:
         object=MIDJOURNEY_OBJECT,
         raw=body,
     )
+
+
+def state_of(task: Task) -> str | None:
+    """The ``state`` a Midjourney task carries of the submit that made it (None when absent)."""
+    raw = task.raw
+    state = raw.get("state") if isinstance(raw, Mapping) else None
+    return state if isinstance(state, str) else None
