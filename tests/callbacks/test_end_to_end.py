@@ -88,8 +88,11 @@ async def test_all_callbacks_delivered_means_almost_no_queries(
             queries = client.tracker.queries_sent
         assert summary.outcomes["completed"] == 40
         assert_one_terminal_each(events, 40)
-        assert receiver.accepted >= 40
         assert queries <= 4  # <= 0.1 per task
+        # Every task ended by its callback, or by one of those few queries (counted per task: a
+        # callback held before its submit's answer counts once, with the sender's retries of it).
+        by_callback = {task_id for task_id in sandbox.ledger.billed if receiver.latest(task_id) is not None}
+        assert len(by_callback) + queries >= 40
         assert len(sandbox.ledger.billed) == 40
 
 
