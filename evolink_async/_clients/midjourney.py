@@ -17,6 +17,7 @@ from .._core.config import ClientConfig, check_base_url
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.retry import RetryPolicy
 from .._core.secret import Secret
+from .._core.telemetry import telemetry_for
 from .._core.transport import Transport
 from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
 from .._files.image_probe import ImageFormat
@@ -28,6 +29,7 @@ from .._protocols.midjourney.buttons import request_for_button
 from .._protocols.midjourney.requests import MidjourneyRequest
 from .._protocols.midjourney.tasks import state_of, structure_mj_task
 from .._protocols.task_api import TaskAPI
+from .._protocols.traced import TaskSpans, TracedTaskAPI
 from .._watching.fan_out import FanOut, FanOutInput
 from .._watching.poll_policy import PollPolicy
 from .._watching.tracker import Tracker
@@ -63,6 +65,13 @@ def _batch_window(policy: PollPolicy) -> float:
 def _env(name: str) -> str | None:
     value = os.environ.get(name, "").strip()
     return value or None
+
+
+def _traced(api: MidjourneyAPI, spans: TaskSpans | None) -> TaskAPI:
+    """The API submits and tracker queries go through: with task spans when telemetry is on."""
+    if spans is None:
+        return cast(TaskAPI, api)
+    return TracedTaskAPI(cast(TaskAPI, api), spans, model_of=lambda request: "midjourney")
 
 
 class MidjourneyTasks(Tasks):
@@ -148,6 +157,9 @@ class MidjourneyClient(TrackerLifecycle):
         max_concurrent_queries: int = 32,
         batch_polling: bool = True,
         callbacks: CallbackReceiver | None = None,
+        trace_configs: Sequence[aiohttp.TraceConfig] = (),
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
     ) -> None:
         key = api_key if api_key is not None else _env("MJ_PROXY_API_KEY")
         if key is None:
@@ -172,22 +184,26 @@ class MidjourneyClient(TrackerLifecycle):
             default_headers=dict(default_headers or {}),
             auth_header=_AUTH_HEADERS[auth],
         )
-        self._transport = Transport(self._config, session=session)
+        telemetry = telemetry_for(tracer_provider=tracer_provider, meter_provider=meter_provider)
+        self._transport = Transport(self._config, session=session, telemetry=telemetry, trace_configs=trace_configs)
+        spans = None if telemetry is None else TaskSpans(telemetry, provider="midjourney_proxy")
         # notifyHook posts every change, so a receiver makes polling a safety net here too.
         binding = callback_binding(callbacks, parse=structure_mj_task, client=self, marker_of=state_of)
         self._binding = binding
         self._api = MidjourneyAPI(self._transport, path_prefix=path_prefix, callbacks=binding)
         api = self._api
+        self._task_spans = spans
+        traced = self._traced = _traced(api, spans)
 
         async def fetch_many(task_ids: Sequence[str]) -> Sequence[Task]:
-            batch = api.fetch_many
+            batch = traced.fetch_many
             if batch is None:
                 raise UnsupportedOperationError("fetch_many", "the server has no task/list-by-condition")
             return await batch(task_ids)
 
         policy = poll_policy or PollPolicy()
         self._tracker = Tracker(
-            api.fetch,
+            traced.fetch,
             policy=policy,
             max_concurrent_queries=max_concurrent_queries,
             fetch_many=fetch_many if batch_polling else None,
@@ -198,6 +214,7 @@ class MidjourneyClient(TrackerLifecycle):
         self._tracker_task: asyncio.Task[None] | None = None
         self._owns_tracker = True
         self.tasks = MidjourneyTasks(api, self._tracker)
+        self._hook_telemetry(spans)
 
     def with_options(
         self,
@@ -228,6 +245,8 @@ class MidjourneyClient(TrackerLifecycle):
         client._tracker_task = None
         client._owns_tracker = False
         client.tasks = MidjourneyTasks(client._api, self._tracker)
+        client._task_spans = self._task_spans
+        client._traced = _traced(client._api, self._task_spans)
         return client
 
     @property
@@ -244,7 +263,7 @@ class MidjourneyClient(TrackerLifecycle):
         >>> task = await mj.submit(Imagine(prompt="a red fox", images=[Path("ref.png")]))
         """
         key = check_idempotency_key(idempotency_key) if idempotency_key is not None else new_idempotency_key()
-        return await self._api.submit(request, idempotency_key=key)
+        return await self._traced.submit(request, idempotency_key=key)
 
     async def action(
         self, task: Task | str, label_or_custom_id: str, *, state: str | None = None, idempotency_key: str | None = None
@@ -320,7 +339,7 @@ class MidjourneyClient(TrackerLifecycle):
         if max_credits is not None and credits_per_task is None:
             raise ValidationError("credits_per_task", "is needed with max_credits: proxy answers carry no cost")
         return FanOut(
-            cast(TaskAPI, self._api),
+            self._traced,
             self._tracker,
             items,
             max_in_flight=max_in_flight,
@@ -330,6 +349,7 @@ class MidjourneyClient(TrackerLifecycle):
             max_credits=max_credits,
             credits_per_task=credits_per_task,
             progress_every=progress_every,
+            telemetry=self._transport.telemetry,
         )
 
     @staticmethod

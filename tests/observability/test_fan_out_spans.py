@@ -84,6 +84,11 @@ async def test_fan_out_of_twenty_under_faults(evolink_sandbox_factory, scaled_cl
         assert event_names[0] == "evolink.task.status"
         assert event_names.count("evolink.task.status") >= 2  # the submit's, then the final status
 
+    # Progress the queries saw is on the spans, as events with the percentage.
+    progress = [e for s in task_spans for e in s.events if e.name == "evolink.task.progress"]
+    assert progress, "some queries saw a task running"
+    assert all(0 <= e.attributes["evolink.task.progress_percent"] < 100 for e in progress)
+
     # One client span per HTTP exchange: as many as the sandbox counted, each a task span's child.
     assert len(http_spans) == ledger.requests[QUERY] + ledger.requests[SUBMIT]
     task_ids = {s.context.span_id for s in task_spans}
