@@ -30,6 +30,7 @@ from urllib.parse import urlsplit
 
 import attrs
 
+from .._core.checks import MAX_COUNT, check_count
 from .._core.logging import logger
 from .._core.secret import scrub_known
 from .._models.task import Task, TaskStatus
@@ -147,9 +148,8 @@ class CallbackReceiver:
             raise ValidationError("public_url", "must not have a query or a fragment")
         if verify not in (None, "fetch"):
             raise ValidationError("verify", f"must be None or 'fetch', got {verify!r}")
-        for name, value in (("max_body_bytes", max_body_bytes), ("max_registrations", max_registrations)):
-            if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-                raise ValidationError(name, "must be a positive integer")
+        check_count("max_body_bytes", max_body_bytes, maximum=MAX_COUNT)
+        check_count("max_registrations", max_registrations, maximum=MAX_COUNT)
         self.public_url = public_url
         self.verify = verify
         self.max_body_bytes = max_body_bytes

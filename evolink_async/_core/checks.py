@@ -1,8 +1,13 @@
 """Checks of numeric options: the right type, finite, in range, or a ``ValidationError`` naming them.
 
+The one place for the numeric rules of the library and the command line alike: a library field
+validates with a rule's :meth:`NumberRule.validator`, a CLI option parses its text with the same
+rule's :meth:`NumberRule.parse`, so ``WorkerOptions(lease=...)`` and ``--lease`` cannot drift apart.
+
 ``bool`` is refused where a number is expected (``True`` is an ``int`` to Python, never a
 timeout to a person), and NaN everywhere: a NaN deadline compares false with every time, which
-once left the tracker spinning on a task it could neither query nor expire.
+once left the tracker spinning on a task it could neither query nor expire, and a NaN budget
+(``spent > nan`` is never true) switched the budget off.
 """
 
 from __future__ import annotations
@@ -14,11 +19,42 @@ import attrs
 
 from ..errors import ValidationError
 
-__all__ = ["check_count", "check_number", "check_timeout", "count_at_least", "number_at_least"]
+__all__ = [
+    "COUNT",
+    "CREDITS",
+    "MAX_COUNT",
+    "MAX_SCALE",
+    "MAX_SECONDS",
+    "MIN_SCALE",
+    "SCALE",
+    "SECONDS",
+    "NumberRule",
+    "check_count",
+    "check_number",
+    "check_timeout",
+    "count_at_least",
+    "number_at_least",
+]
+
+#: The longest duration any option takes, in seconds (a year). Past it a number is a typo, and
+#: waits overflow long before infinity does (a thread's timeout, a PostgreSQL interval).
+MAX_SECONDS = 366 * 24 * 3600.0
+#: The largest count (tasks in flight, inputs per claim, retries): fits a PostgreSQL ``integer``.
+MAX_COUNT = 2**31 - 1
+#: The range of a clock's scale (``--poll-scale``, ``PollPolicy.scaled``): below it a poll interval
+#: is a busy loop; above it the poll policy's own bounds overflow.
+MIN_SCALE, MAX_SCALE = 1e-4, 1e3
 
 
-def check_number(field: str, value: object, *, minimum: float = 0.0, above: bool = False) -> float:
-    """A finite real ``>= minimum`` (``> minimum`` with ``above``)."""
+def _shown(value: object) -> str:
+    text = str(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def check_number(
+    field: str, value: object, *, minimum: float = 0.0, above: bool = False, maximum: float | None = None
+) -> float:
+    """A finite real ``>= minimum`` (``> minimum`` with ``above``) and ``<= maximum`` when given."""
     if isinstance(value, bool) or not isinstance(value, int | float):
         raise ValidationError(field, f"must be a number, got {type(value).__name__}")
     try:
@@ -26,39 +62,100 @@ def check_number(field: str, value: object, *, minimum: float = 0.0, above: bool
     except OverflowError:  # an int beyond any float, such as 10**400
         finite = False
     if not finite:
-        raise ValidationError(field, f"must be a finite number, got {str(value)[:40]}")
+        raise ValidationError(field, f"must be a finite number, got {_shown(value)}")
     if value < minimum or (above and value == minimum):
         raise ValidationError(field, f"must be {'greater than' if above else 'at least'} {minimum:g}, got {value!r}")
+    if maximum is not None and value > maximum:
+        raise ValidationError(field, f"must be at most {maximum:g}, got {_shown(value)}")
     return float(value)
 
 
 def check_timeout(field: str, value: object) -> float | None:
-    """``None`` (no limit) or a finite number of seconds above zero."""
-    return None if value is None else check_number(field, value, above=True)
+    """``None`` (no limit) or a finite number of seconds above zero (at most a year)."""
+    return None if value is None else check_number(field, value, above=True, maximum=MAX_SECONDS)
 
 
-def check_count(field: str, value: object, *, minimum: int = 1) -> int:
-    """A whole number ``>= minimum`` (an int, not a bool or a float)."""
+def check_count(field: str, value: object, *, minimum: int = 1, maximum: int | None = None) -> int:
+    """A whole number ``>= minimum`` and ``<= maximum`` when given (an int, not a bool or a float).
+
+    No maximum by default: a size in bytes may pass ``MAX_COUNT``; a count of things gives one.
+    """
     if isinstance(value, bool) or not isinstance(value, int):
         raise ValidationError(field, f"must be a whole number, got {type(value).__name__}")
     if value < minimum:
         raise ValidationError(field, f"must be at least {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ValidationError(field, f"must be at most {maximum}, got {_shown(value)}")
     return value
 
 
-def number_at_least(minimum: float, *, above: bool = False) -> Any:
+@attrs.frozen
+class NumberRule:
+    """One numeric rule, for a library field and a command-line option alike.
+
+    >>> SECONDS.check("lease", 30.0)
+    30.0
+    >>> SECONDS.parse("--lease", "nan")     # ValidationError: --lease: must be a finite number, got nan
+    """
+
+    whole: bool = False
+    minimum: float = 0.0
+    #: ``minimum`` itself is refused (a duration of zero seconds).
+    above: bool = False
+    maximum: float | None = None
+
+    def check(self, field: str, value: object) -> Any:
+        if self.whole:
+            maximum = None if self.maximum is None else int(self.maximum)
+            return check_count(field, value, minimum=int(self.minimum), maximum=maximum)
+        return check_number(field, value, minimum=self.minimum, above=self.above, maximum=self.maximum)
+
+    def check_optional(self, field: str, value: object) -> Any:
+        return None if value is None else self.check(field, value)
+
+    def parse(self, field: str, text: str) -> Any:
+        """The value of ``text`` (a command-line option's), checked; ``ValidationError`` otherwise."""
+        stripped = text.strip()
+        try:
+            # int(): whole numbers only ("1.5" and "1e3" are refused, not rounded); ASCII digits only.
+            value: int | float = int(stripped, 10) if self.whole and stripped.isascii() else float(stripped)
+        except (ValueError, OverflowError):
+            kind = "a whole number" if self.whole else "a number"
+            raise ValidationError(field, f"must be {kind}, got {_shown(text)!r}") from None
+        return self.check(field, value)
+
+    def validator(self) -> Any:
+        """An attrs validator applying this rule to the attribute (named after it)."""
+
+        def validate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+            self.check(attribute.name, value)
+
+        return validate
+
+    def optional(self) -> Any:
+        """An attrs validator: None, or this rule."""
+
+        def validate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
+            self.check_optional(attribute.name, value)
+
+        return validate
+
+
+#: A duration in seconds: above zero, at most a year (timeouts, leases, poll intervals).
+SECONDS = NumberRule(above=True, maximum=MAX_SECONDS)
+#: A count of things at once (tasks in flight, inputs per claim): 1 or more.
+COUNT = NumberRule(whole=True, minimum=1, maximum=MAX_COUNT)
+#: A credit budget: zero or more, finite (zero submits nothing).
+CREDITS = NumberRule(minimum=0.0)
+#: The factor of a scaled clock (``--poll-scale 0.01`` polls 100x as often, for a sandbox that fast).
+SCALE = NumberRule(minimum=MIN_SCALE, maximum=MAX_SCALE)
+
+
+def number_at_least(minimum: float, *, above: bool = False, maximum: float | None = None) -> Any:
     """An attrs validator: :func:`check_number` on the attribute."""
-
-    def validate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        check_number(attribute.name, value, minimum=minimum, above=above)
-
-    return validate
+    return NumberRule(minimum=minimum, above=above, maximum=maximum).validator()
 
 
-def count_at_least(minimum: int) -> Any:
+def count_at_least(minimum: int, *, maximum: int | None = MAX_COUNT) -> Any:
     """An attrs validator: :func:`check_count` on the attribute."""
-
-    def validate(_: object, attribute: attrs.Attribute[Any], value: object) -> None:
-        check_count(attribute.name, value, minimum=minimum)
-
-    return validate
+    return NumberRule(whole=True, minimum=minimum, maximum=maximum).validator()

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from urllib.parse import urlsplit
+from urllib.parse import SplitResult, urlsplit
 
 import attrs
 
 from ..errors import ValidationError
-from .checks import count_at_least, number_at_least
+from .checks import SECONDS, count_at_least
 from .retry import RetryPolicy
 from .secret import Secret
 
@@ -27,9 +27,9 @@ class ClientConfig:
     base_url: str = DEFAULT_BASE_URL
     files_base_url: str = DEFAULT_FILES_BASE_URL
     #: Seconds one HTTP attempt may take in all (connect, send, receive).
-    timeout: float = attrs.field(default=60.0, validator=number_at_least(0, above=True))
+    timeout: float = attrs.field(default=60.0, validator=SECONDS.validator())
     #: Seconds to open a connection.
-    connect_timeout: float = attrs.field(default=10.0, validator=number_at_least(0, above=True))
+    connect_timeout: float = attrs.field(default=10.0, validator=SECONDS.validator())
     retry: RetryPolicy = attrs.field(factory=RetryPolicy)
     #: Open connections at most (the aiohttp connector's limit).
     max_connections: int = attrs.field(default=64, validator=count_at_least(1))
@@ -61,11 +61,19 @@ def check_api_key(key: object) -> str:
     return key
 
 
+def split_url(field: str, url: str) -> SplitResult:
+    """``urlsplit(url)``, its ``ValueError`` (``http://[::1``: an unclosed bracket) a ``ValidationError``."""
+    try:
+        return urlsplit(url)
+    except ValueError as exc:
+        raise ValidationError(field, f"is not a valid URL ({exc})") from None
+
+
 def check_base_url(field: str, url: object) -> str:
     """An absolute http(s) URL with a host, without query or fragment; returned without a trailing slash."""
     if not isinstance(url, str):
         raise ValidationError(field, f"must be a string, got {type(url).__name__}")
-    parts = urlsplit(url)
+    parts = split_url(field, url)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ValidationError(field, f"must be an http(s) URL with a host, got {url!r}")
     if parts.query or parts.fragment or any(ch.isspace() for ch in url):

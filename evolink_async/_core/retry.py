@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 import attrs
 
-from .checks import count_at_least, number_at_least
+from .checks import MAX_SECONDS, count_at_least, number_at_least
 
 __all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "is_retryable_status", "parse_retry_after"]
 
@@ -61,11 +61,11 @@ class RetryPolicy:
     #: Extra attempts after the first (0 disables retries).
     max_retries: int = attrs.field(default=3, validator=count_at_least(0))
     #: Base of the exponential backoff, in seconds.
-    initial_delay: float = attrs.field(default=0.5, validator=number_at_least(0))
+    initial_delay: float = attrs.field(default=0.5, validator=number_at_least(0, maximum=MAX_SECONDS))
     #: No computed backoff waits longer than this.
-    max_delay: float = attrs.field(default=8.0, validator=number_at_least(0))
+    max_delay: float = attrs.field(default=8.0, validator=number_at_least(0, maximum=MAX_SECONDS))
     #: A ``Retry-After`` longer than this is not waited for: the error is raised instead.
-    max_retry_after: float = attrs.field(default=60.0, validator=number_at_least(0))
+    max_retry_after: float = attrs.field(default=60.0, validator=number_at_least(0, maximum=MAX_SECONDS))
 
     def backoff(self, attempt: int, *, rng: random.Random | None = None) -> float:
         """Seconds before retry number ``attempt`` (0-based): "equal jitter" in [d/2, d]."""

@@ -51,7 +51,10 @@ NameFor = Callable[[ImageFormat], str]
 
 
 def _check_url(url: str) -> None:
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:  # "http://[::1": an unclosed IPv6 bracket
+        raise DownloadError(url, "bad_url", "result URLs must be valid absolute http(s) URLs") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise DownloadError(url, "bad_url", "result URLs must be absolute http(s) URLs")
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import ipaddress
 import re
 import unicodedata
-from urllib.parse import urlsplit
 
+from .._core.config import split_url
 from ..errors import ValidationError
 
 MAX_CALLBACK_URL_CHARS = 2048
@@ -15,7 +15,7 @@ MAX_CALLBACK_URL_CHARS = 2048
 def check_image_url(field: str, url: str) -> str:
     """An input image URL must be absolute http(s) with a host; returns its path's lower-cased
     extension (``""`` when it has none), from the same parse."""
-    parts = urlsplit(url)
+    parts = split_url(field, url)
     if parts.scheme not in ("http", "https"):
         if not parts.scheme or len(parts.scheme) == 1:  # "photo.png", "/tmp/a.png", "C:\\a.png"
             raise ValidationError(field, f"{url!r} is not an http(s) URL; use pathlib.Path for local files")
@@ -117,7 +117,7 @@ def check_callback_url(field: str, url: object, *, allow_private: bool = False) 
         raise ValidationError(field, f"must be at most {MAX_CALLBACK_URL_CHARS} characters, got {len(url)}")
     if _UNSAFE_IN_URL.search(url):
         raise ValidationError(field, "must not contain whitespace, backslashes or control characters")
-    parts = urlsplit(url)
+    parts = split_url(field, url)
     if parts.scheme not in ("https", "http") or (parts.scheme != "https" and not allow_private):
         raise ValidationError(field, f"must use https, got {parts.scheme or 'no'} scheme")
     if "@" in parts.netloc:

@@ -17,7 +17,7 @@ from typing import Self
 import anyio
 import anyio.abc
 
-from .._core.checks import check_count, check_number, check_timeout
+from .._core.checks import MAX_COUNT, check_count, check_number, check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import logger
 from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
@@ -105,13 +105,13 @@ class FanOut:
         progress_every: float | None = None,
         telemetry: Telemetry | None = None,
     ) -> None:
-        check_count("max_in_flight", max_in_flight)
+        check_count("max_in_flight", max_in_flight, maximum=MAX_COUNT)
         if not isinstance(keep_uploads, bool):
             raise ValidationError("keep_uploads", f"must be True or False, got {keep_uploads!r}")
         if not isinstance(normalize, bool):
             raise ValidationError("normalize", f"must be True or False, got {normalize!r}")
         self._normalizer = Normalizer() if normalize else None
-        check_count("buffer_size", buffer_size)
+        check_count("buffer_size", buffer_size, maximum=MAX_COUNT)
         if max_submits_per_second is not None:
             check_number("max_submits_per_second", max_submits_per_second, above=True)
         timeout = check_timeout("timeout", timeout)

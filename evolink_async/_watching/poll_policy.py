@@ -12,7 +12,7 @@ import random
 
 import attrs
 
-from .._core.checks import check_number, number_at_least
+from .._core.checks import MAX_SECONDS, SCALE, SECONDS, number_at_least
 from ..errors import ValidationError
 
 __all__ = ["PollPolicy", "PollState"]
@@ -89,14 +89,14 @@ class PollPolicy:
     >>> PollPolicy(min_interval=0.5, max_interval=20.0)
     """
 
-    min_interval: float = attrs.field(default=1.0, validator=number_at_least(0, above=True))
-    max_interval: float = attrs.field(default=30.0, validator=number_at_least(0, above=True))
+    min_interval: float = attrs.field(default=1.0, validator=SECONDS.validator())
+    max_interval: float = attrs.field(default=30.0, validator=SECONDS.validator())
     #: Assumed when the server gives no ``estimated_time``.
-    default_estimated_time: float = attrs.field(default=30.0, validator=number_at_least(0, above=True))
+    default_estimated_time: float = attrs.field(default=30.0, validator=SECONDS.validator())
     #: The largest ``estimated_time`` believed: a server's number guides the schedule, and a
     #: huge one (1e9) must not put the first query off for ever. Midjourney takes up to ~20 min.
-    max_estimated_time: float = attrs.field(default=3600.0, validator=number_at_least(0, above=True))
-    first_query: float = attrs.field(default=0.5, validator=number_at_least(0))
+    max_estimated_time: float = attrs.field(default=3600.0, validator=SECONDS.validator())
+    first_query: float = attrs.field(default=0.5, validator=number_at_least(0, maximum=MAX_SECONDS))
     #: The spacing of queries near the expected finish, as a fraction of ``estimated_time``. A
     #: twelfth, not a sixteenth: without progress data (a server that reports none) 1/16 spent
     #: 0.88x the queries of fixed 3 s polling; 1/12 spends fewer at still lower latency
@@ -112,7 +112,7 @@ class PollPolicy:
     final_margin: float = attrs.field(default=0.1, validator=number_at_least(0))
     jitter: float = attrs.field(default=0.1, validator=[number_at_least(0), _below_one])
     #: Waits after failed queries: ``min_interval`` doubling per consecutive error, up to this.
-    max_error_interval: float = attrs.field(default=60.0, validator=number_at_least(0, above=True))
+    max_error_interval: float = attrs.field(default=60.0, validator=SECONDS.validator())
 
     def __attrs_post_init__(self) -> None:
         if self.min_interval > self.max_interval:
@@ -120,7 +120,7 @@ class PollPolicy:
 
     def scaled(self, factor: float) -> PollPolicy:
         """This policy on a clock running ``1/factor`` times faster (for a time-scaled sandbox)."""
-        check_number("factor", factor, above=True)
+        SCALE.check("factor", factor)
         return attrs.evolve(
             self,
             min_interval=self.min_interval * factor,

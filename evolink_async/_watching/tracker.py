@@ -20,7 +20,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable, Hashable
 
-from .._core.checks import check_count
+from .._core.checks import MAX_COUNT, check_count
 from .._models.events import snapshot_event
 from .._models.task import Task
 from .._protocols.task_api import FetchMany
@@ -59,8 +59,8 @@ class Tracker:
         fetch_many_limit: int = 50,
         batch_window: float | None = None,
     ) -> None:
-        check_count("max_concurrent_queries", max_concurrent_queries)
-        check_count("fetch_many_limit", fetch_many_limit)
+        check_count("max_concurrent_queries", max_concurrent_queries, maximum=MAX_COUNT)
+        check_count("fetch_many_limit", fetch_many_limit, maximum=MAX_COUNT)
         if not isinstance(policy, PollPolicy):
             raise ValidationError("poll_policy", f"must be a PollPolicy, got {type(policy).__name__}")
         self._clock = clock

@@ -27,6 +27,7 @@ import anyio
 import anyio.to_thread
 import attrs
 
+from .._core.checks import COUNT, SECONDS
 from .._models.requests import Request
 from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
 from ..errors import EvolinkError, SubmitOutcomeUnknownError, ValidationError
@@ -71,9 +72,7 @@ class PromptSource:
 
     @classmethod
     def repeat(cls, prompt: str, count: int) -> PromptSource:
-        if count < 1:
-            raise ValidationError("count", f"must be at least 1, got {count}")
-        return cls(prompt=prompt, count=count)
+        return cls(prompt=prompt, count=COUNT.check("count", count))
 
     @classmethod
     def from_file(cls, path: str | Path) -> PromptSource:
@@ -100,8 +99,8 @@ class PromptSpec:
     output_dir: Path = attrs.field(converter=Path)
     bot: Bot = Bot.MID_JOURNEY
     mode: SpeedMode | None = None
-    max_in_flight: int = attrs.field(default=4, validator=attrs.validators.ge(1))
-    timeout: float | None = None
+    max_in_flight: int = attrs.field(default=4, validator=COUNT.validator())
+    timeout: float | None = attrs.field(default=None, validator=SECONDS.optional())
     retry_failed: bool = False
     #: As ``BatchSpec.new_journal``: start a new journal when the folder's one is lost.
     new_journal: bool = False

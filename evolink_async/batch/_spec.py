@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .._core.checks import count_at_least, number_at_least
+from .._core.checks import CREDITS, SECONDS, count_at_least
 from .._files.safe_paths import is_result_file_name
 from .._models.requests import MODEL_RULES, ImageInput, ImageRequest
 from ..errors import BatchLockedError, ValidationError
@@ -98,9 +98,7 @@ class BatchSpec:
     pattern: str = attrs.field(default="*", validator=_string("pattern"))
     max_in_flight: int = attrs.field(default=8, validator=count_at_least(1))
     #: Seconds each task may take before it is reported timed out (a re-run keeps waiting).
-    timeout: float | None = attrs.field(
-        default=None, validator=attrs.validators.optional(number_at_least(0, above=True))
-    )
+    timeout: float | None = attrs.field(default=None, validator=SECONDS.optional())
     #: Uploads (and local checks) running at once, ahead of the submits.
     max_uploads: int = attrs.field(default=4, validator=count_at_least(1))
     max_downloads: int = attrs.field(default=4, validator=count_at_least(1))
@@ -111,7 +109,7 @@ class BatchSpec:
     follow_symlinks: bool = attrs.field(default=False, validator=_flag)
     #: Credits this run may reserve (estimated per input before each submit); inputs past it end
     #: ``not_submitted`` and stay in the journal for a later run.
-    max_credits: float | None = attrs.field(default=None, validator=attrs.validators.optional(number_at_least(0)))
+    max_credits: float | None = attrs.field(default=None, validator=CREDITS.optional())
     #: Start a new journal when this folder's journal is missing, empty or damaged while the folder
     #: shows an earlier run (its lock file, results); without it such a run is refused
     #: (``JournalLostError``), as it could not tell what was already paid for. Inputs with results in

@@ -42,6 +42,7 @@ import anyio
 import anyio.abc
 import attrs
 
+from .._core.checks import COUNT, CREDITS, SECONDS
 from .._core.logging import logger
 from .._files.download import download_urls
 from .._files.image_probe import ImageFormat
@@ -59,7 +60,7 @@ from ..errors import (
     is_fatal_to_batch,
     may_have_been_billed,
 )
-from ._entries import EntryStatus
+from ._entries import EntryStatus, JournalError
 from ._manifest import parse_line
 from ._outcomes import error_code, error_message, first_cause, task_error
 from ._pg_base import JournalHealth, JournalUnavailableError
@@ -103,29 +104,29 @@ class WorkerOptions:
     """How one worker behaves. ``max_in_flight`` and ``max_credits`` are batch-wide: a worker given
     them writes them to the journal, and every worker's claims obey what the journal holds."""
 
-    max_in_flight: int | None = attrs.field(default=None, validator=attrs.validators.optional(attrs.validators.ge(1)))
-    max_credits: float | None = None
+    max_in_flight: int | None = attrs.field(default=None, validator=COUNT.optional())
+    max_credits: float | None = attrs.field(default=None, validator=CREDITS.optional())
     #: Shared results folder; without it only the result URLs are recorded (they expire in 24 h).
     out_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     #: Where manifest paths resolve on this machine (default: the ``root`` recorded by the plan).
     root: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
     #: Inputs taken per claim, and at most held by this worker at once.
-    claim_size: int = attrs.field(default=8, validator=attrs.validators.ge(1))
-    max_held: int = attrs.field(default=64, validator=attrs.validators.ge(1))
+    claim_size: int = attrs.field(default=8, validator=COUNT.validator())
+    max_held: int = attrs.field(default=64, validator=COUNT.validator())
     #: Seconds a claim stays this worker's without renewal (renewed every third of it).
-    lease: float = attrs.field(default=30.0, validator=attrs.validators.gt(0))
+    lease: float = attrs.field(default=30.0, validator=SECONDS.validator())
     #: Seconds between claims when there was nothing to take.
-    poll_interval: float = attrs.field(default=0.5, validator=attrs.validators.gt(0))
+    poll_interval: float = attrs.field(default=0.5, validator=SECONDS.validator())
     #: Put ``uncertain`` inputs back and resubmit them with their *same* idempotency key. Only for
     #: servers known to de-duplicate by that key (the sandbox does; Evolink's is not confirmed).
     resubmit_uncertain: bool = False
-    max_downloads: int = attrs.field(default=4, validator=attrs.validators.ge(1))
+    max_downloads: int = attrs.field(default=4, validator=COUNT.validator())
     worker_id: str | None = None
     #: Keep the files uploaded for an input after its task ended (by default they are deleted: the
     #: Files API keeps 100 files per key; each worker keeps its uploads within the quota it reads).
     keep_uploads: bool = False
     #: Seconds the journal may stay unreachable (retried, tasks still watched) before the worker stops.
-    journal_outage: float = attrs.field(default=60.0, validator=attrs.validators.gt(0))
+    journal_outage: float = attrs.field(default=60.0, validator=SECONDS.validator())
     #: The write-ahead file of task ids (local, fsynced); None: none (a crash between a submit and
     #: its record then leaves the input ``uncertain``). The CLI gives one per journal by default.
     wal: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
@@ -195,6 +196,16 @@ class Worker:
         self._uploaded: dict[str, list[str]] = {}
         self._deletions: set[asyncio.Task[None]] = set()
 
+    async def _check_stored_budget(self) -> None:
+        """Refuse a budget in the journal that is no number (NaN, written by a version that took one):
+        ``spent > nan`` is never true, so it would bill every input. A new ``max_credits`` replaces it."""
+        stored = (await self._journal.limits()).get("max_credits")
+        try:
+            CREDITS.check_optional("max_credits", stored)
+        except ValidationError as exc:
+            raise JournalError(f"the journal's batch-wide max_credits is not a budget ({exc.rule}); "
+                               "give max_credits to replace it") from None  # fmt: skip
+
     def _emit(self, kind: str, key: str | None = None, **fields: Any) -> None:
         self._on_event(BatchEvent(kind=kind, key=key, **fields))
 
@@ -240,6 +251,8 @@ class Worker:
 
     async def run(self) -> WorkerSummary:
         journal, options = self._journal, self._options
+        if options.max_credits is None:  # the journal's budget stands: it must be one
+            await self._check_stored_budget()
         journal.outage = options.journal_outage
         journal.on_outage = self._on_journal
         started = await journal.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import math
-import os
 
+from .._core.checks import NumberRule
 from .._version import __version__
 from ._callbacks import add_callback_arguments
 from ._fleet import add_fleet_parsers
 from ._imagine import add_mj_parsers
+from ._options import COUNT_OPTION, CREDITS_OPTION, SCALE_OPTION, SECONDS_OPTION, Parser, option
 
 __all__ = ["build_parser"]
 
@@ -21,18 +21,9 @@ again to resume; a second Ctrl-C stops at once); 141 the output's reader went aw
 start here: evolink demo"""
 
 
-def _positive(text: str) -> float:
-    value = float(text)
-    if not math.isfinite(value) or value <= 0:  # "nan" and "inf" parse as floats
-        raise argparse.ArgumentTypeError(f"must be a finite positive number, got {text}")
-    return value
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {text}")
-    return value
+#: ``evolink demo --count``: sample images are drawn in memory, so a typo of 10**9 must not run.
+_DEMO_COUNT = option(NumberRule(whole=True, minimum=1, maximum=1000), name="count")
+_SEED = option(NumberRule(whole=True, minimum=0, maximum=2**63 - 1), name="seed")
 
 
 def _connection(parser: argparse.ArgumentParser) -> None:
@@ -47,21 +38,13 @@ def _connection(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--base-url", help="task API (default: $EVOLINK_BASE_URL or https://api.evolink.ai)")
     group.add_argument("--files-base-url", help="Files API (default: $EVOLINK_FILES_BASE_URL or https://files-api.evolink.ai)")
     group.add_argument(
-        "--poll-scale", type=_positive, default=_env_float("EVOLINK_POLL_SCALE"),
+        "--poll-scale", type=SCALE_OPTION,
         help="poll faster by this factor, to match a time-scaled sandbox (default: $EVOLINK_POLL_SCALE or 1)",
     )  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
 
 
-def _env_float(name: str) -> float | None:
-    value = os.environ.get(name, "").strip()
-    try:
-        return float(value) if value and float(value) > 0 else None
-    except ValueError:
-        return None
-
-
-def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, help_text: str, *,
+def _batch(sub: argparse._SubParsersAction[Parser], name: str, help_text: str, *,
            prompt: bool, model: str | None = None, speed: bool = False) -> None:  # fmt: skip
     parser = sub.add_parser(name, help=help_text, description=help_text, epilog=_EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -75,8 +58,8 @@ def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
         parser.add_argument("--speed", choices=("fast", "turbo"), help="turbo costs about twice fast")
     parser.add_argument("-r", "--recursive", action="store_true", help="include sub-folders")
     parser.add_argument("--glob", default="*", help="only files whose name or relative path matches (e.g. '*.jpg')")
-    parser.add_argument("--max-in-flight", type=_count, default=8, help="unfinished tasks at most (default: 8)")
-    parser.add_argument("--timeout", type=_positive, help="seconds per task before reporting it timed out")
+    parser.add_argument("--max-in-flight", type=COUNT_OPTION, default=8, help="unfinished tasks at most (default: 8)")
+    parser.add_argument("--timeout", type=SECONDS_OPTION, help="seconds per task before reporting it timed out")
     parser.add_argument("--dry-run", action="store_true", help="check inputs and estimate the cost; spend nothing")
     parser.add_argument("--retry-failed", action="store_true", help="submit inputs that failed in an earlier run again")
     parser.add_argument("--new-journal", action="store_true",
@@ -84,7 +67,8 @@ def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
                         "it could pay again for what was done); results already in --out are kept as done")  # fmt: skip
     parser.add_argument("--follow-symlinks", action="store_true",
                         help="take symbolic links to files outside DIR (by default such an input fails)")  # fmt: skip
-    parser.add_argument("--max-credits", type=_positive, help="stop new submits before this run's credits exceed it")
+    parser.add_argument("--max-credits", type=CREDITS_OPTION,
+                        help="stop new submits before this run's credits exceed it")  # fmt: skip
     parser.add_argument("--keep-uploads", action="store_true",
                         help="keep each uploaded input file after its task ended (by default it is deleted: "
                         "the Files API keeps 100 files per key)")  # fmt: skip
@@ -98,7 +82,7 @@ def _batch(sub: argparse._SubParsersAction[argparse.ArgumentParser], name: str, 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = Parser(
         prog="evolink", description="Batch-edit image folders with Evolink, resumably, with live progress.",
         epilog=_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter,
     )  # fmt: skip
@@ -108,12 +92,12 @@ def build_parser() -> argparse.ArgumentParser:
     _batch(sub, "remove-bg", "cut the subject of every image out of its background", prompt=False)
     _batch(sub, "retexture", "restyle every image of a folder to the prompt's texture", prompt=True, speed=True)
     add_fleet_parsers(sub, _connection)
-    add_mj_parsers(sub, positive=_positive, count=_count, poll_scale=_env_float("EVOLINK_POLL_SCALE"))
+    add_mj_parsers(sub)
     for name, help_text in (("status", "show a task once"), ("watch", "follow a task until it ends")):
         task = sub.add_parser(name, help=help_text, description=help_text)
         task.add_argument("task_id")
         if name == "watch":
-            task.add_argument("--timeout", type=_positive, help="give up after this many seconds")
+            task.add_argument("--timeout", type=SECONDS_OPTION, help="give up after this many seconds")
         _connection(task)
         task.set_defaults(command=name)
     download = sub.add_parser("download", help="save a completed task's results",
@@ -128,9 +112,9 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.set_defaults(command="sandbox")
     demo = sub.add_parser("demo", help="the whole batch on sample images, against an in-process sandbox (no key)")
     demo.add_argument("--dir", default="evolink-demo", help="where inputs and results go (default: ./evolink-demo)")
-    demo.add_argument("--count", type=_count, default=6, help="sample images (default: 6)")
-    demo.add_argument("--time-scale", type=_positive, default=0.05, help="sandbox speed (0.05: 20x faster)")
-    demo.add_argument("--seed", type=int, default=7, help="sandbox seed (outcomes repeat)")
+    demo.add_argument("--count", type=_DEMO_COUNT, default=6, help="sample images (default: 6)")
+    demo.add_argument("--time-scale", type=SCALE_OPTION, default=0.05, help="sandbox speed (0.05: 20x faster)")
+    demo.add_argument("--seed", type=_SEED, default=7, help="sandbox seed (outcomes repeat)")
     demo.add_argument("--json", action="store_true", help="one JSON object per line")
     demo.set_defaults(command="demo")
     return parser

@@ -9,7 +9,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import math
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -22,10 +21,14 @@ from .._clients.evolink import EvolinkClient
 from .._core.logging import logger
 from .._core.retry import RetryPolicy
 from .._watching.poll_policy import PollPolicy
-from ..batch._journal_api import is_postgres_url
+from ..batch._entries import JournalError
+from ..batch._journal_api import check_postgres_url, is_postgres_url, shown_url
 from ..batch._manifest import ManifestInput, folder_manifest, read_manifest
 from ..batch._spec import BatchEvent
 from ..errors import ValidationError
+from ._commands import _api_key
+from ._options import COUNT_OPTION, CREDITS_OPTION, SECONDS_OPTION
+from ._text import json_line, printable
 
 __all__ = ["add_fleet_parsers", "run"]
 
@@ -55,15 +58,18 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
 
     work = ops.add_parser("work", help="claim inputs and work on them until the batch is done")
     journal(work)
-    work.add_argument("--max-in-flight", type=int, help="batch-wide bound on unfinished tasks (kept in the journal)")
-    work.add_argument("--max-credits", type=float, help="batch-wide credit budget for new submits")
+    work.add_argument("--max-in-flight", type=COUNT_OPTION,
+                      help="batch-wide bound on unfinished tasks (kept in the journal)")  # fmt: skip
+    work.add_argument("--max-credits", type=CREDITS_OPTION, help="batch-wide credit budget for new submits")
     work.add_argument("--out", help="shared results folder (default: record result URLs only)")
     work.add_argument("--root", help="where manifest paths live on this machine (default: the plan's --root)")
-    work.add_argument("--claim-size", type=int, default=8, help="inputs per claim (default: 8)")
-    work.add_argument("--max-held", type=int, default=64, help="inputs this worker holds at most (default: 64)")
-    work.add_argument("--lease", type=float, default=30.0, help="lease seconds, renewed every third (default: 30)")
-    work.add_argument("--poll-interval", type=float, default=0.5, help="seconds between empty claims")
-    work.add_argument("--journal-outage", type=float, default=60.0, metavar="SECONDS",
+    work.add_argument("--claim-size", type=COUNT_OPTION, default=8, help="inputs per claim (default: 8)")
+    work.add_argument("--max-held", type=COUNT_OPTION, default=64,
+                      help="inputs this worker holds at most (default: 64)")  # fmt: skip
+    work.add_argument("--lease", type=SECONDS_OPTION, default=30.0,
+                      help="lease seconds, renewed every third (default: 30)")  # fmt: skip
+    work.add_argument("--poll-interval", type=SECONDS_OPTION, default=0.5, help="seconds between empty claims")
+    work.add_argument("--journal-outage", type=SECONDS_OPTION, default=60.0, metavar="SECONDS",
                       help="how long the journal may stay unreachable (retried, tasks still watched) before the "
                       "worker stops (default: 60)")  # fmt: skip
     work.add_argument("--wal", metavar="FILE",
@@ -79,7 +85,7 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
     status = ops.add_parser("status", help="counts by state, per worker, credits, rate, ETA")
     journal(status)
     status.add_argument("--json", action="store_true", help="one JSON object (per refresh with --watch)")
-    status.add_argument("--watch", nargs="?", type=float, const=2.0, metavar="SECONDS",
+    status.add_argument("--watch", nargs="?", type=SECONDS_OPTION, const=2.0, metavar="SECONDS",
                         help="refresh until every input is finished (default every 2 s)")  # fmt: skip
 
     export = ops.add_parser("export", help="JSON Lines: every input's outcome and results")
@@ -92,13 +98,22 @@ def _check_url(url: str) -> None:
     if not is_postgres_url(url):
         raise ValidationError("--journal", "must be a postgresql:// URL (the one-machine batch keeps its "
                               "SQLite journal in --out)")  # fmt: skip
+    check_postgres_url("--journal", url)
 
 
 async def run(args: argparse.Namespace, reporter: object = None) -> int:
     """Run ``evolink batch <operation>`` (the reporter of the other commands is not used here)."""
     _check_url(args.journal)
     command = {"plan": _plan, "work": _work, "status": _status, "export": _export}[args.operation]
-    return await command(args)
+    try:
+        return await command(args)
+    except Exception as exc:
+        # The database's own refusals (a table of another program named evolink_entries, a
+        # permission): a journal that cannot be used is a configuration error, said in one line.
+        if type(exc).__module__.partition(".")[0] == "asyncpg":
+            raise JournalError(f"--journal {shown_url(args.journal)} cannot be used as an evolink journal "
+                               f"({type(exc).__name__}: {exc})") from exc  # fmt: skip
+        raise
 
 
 def _inputs(args: argparse.Namespace) -> tuple[Iterator[ManifestInput], Path | None]:
@@ -142,16 +157,21 @@ def _checked(items: Iterator[ManifestInput], root: Path | None) -> Iterator[Mani
 def _print_event(stream: IO[str], as_json: bool) -> Callable[[BatchEvent], None]:
     def show(event: BatchEvent) -> None:
         if as_json:
-            print(json.dumps(event.to_json()), file=stream, flush=True)
-        elif event.kind in ("failed", "uncertain"):
-            print(f"{event.kind.upper():10} {event.key}  {event.error_code}: {event.message}", file=stream, flush=True)
+            print(json_line(event.to_json()), file=stream, flush=True)
+            return
+        # Keys, codes, messages and task ids are outside text: escaped, never obeyed by the terminal.
+        if event.kind in ("failed", "uncertain"):
+            line = f"{event.kind.upper():10} {event.key}  {event.error_code}: {event.message}"
         elif event.kind in ("submitted", "reattached", "downloaded", "completed"):
-            print(f"{event.kind:10} {event.key}  {event.task_id or ''}", file=stream, flush=True)
+            line = f"{event.kind:10} {event.key}  {event.task_id or ''}"
         elif event.kind == "lease_lost":
-            print(f"LEASE LOST {event.key}  {event.message}", file=stream, flush=True)
+            line = f"LEASE LOST {event.key}  {event.message}"
         elif event.kind in ("journal_down", "journal_back"):
             state = "unreachable, retrying" if event.kind == "journal_down" else "back"
-            print(f"journal    {state} ({event.message})", file=stream, flush=True)
+            line = f"journal    {state} ({event.message})"
+        else:
+            return
+        print(printable(line), file=stream, flush=True)
 
     return show
 
@@ -161,8 +181,6 @@ async def _work(args: argparse.Namespace) -> int:
     from ..batch._wal import default_wal_path
     from ..batch._worker import Worker, WorkerOptions
 
-    if not math.isfinite(args.journal_outage) or args.journal_outage <= 0:
-        raise ValidationError("--journal-outage", "must be a finite number of seconds above 0")
     options = WorkerOptions(
         max_in_flight=args.max_in_flight, max_credits=args.max_credits, out_dir=args.out, root=args.root,
         claim_size=args.claim_size, max_held=args.max_held, lease=args.lease, poll_interval=args.poll_interval,
@@ -174,7 +192,7 @@ async def _work(args: argparse.Namespace) -> int:
     # With a time-scaled sandbox, retries scale too: an unscaled backoff after a 429 would idle a
     # worker for a hundred "API seconds" and stall the fleet below the rate limit.
     retry = RetryPolicy(max_retries=8, initial_delay=0.5 * scale, max_delay=8.0 * scale) if scale else None
-    client = EvolinkClient(args.api_key, base_url=args.base_url, files_base_url=args.files_base_url,
+    client = EvolinkClient(_api_key(args), base_url=args.base_url, files_base_url=args.files_base_url,
                            poll_policy=PollPolicy().scaled(scale) if scale else None, retry=retry)  # fmt: skip
     # The worker's log (lost leases, journal outages, write-ahead trouble) goes to standard error.
     handler = logging.StreamHandler(sys.stderr)
@@ -187,7 +205,7 @@ async def _work(args: argparse.Namespace) -> int:
             summary = await worker.run()
         finally:
             logger.removeHandler(handler)
-            print(json.dumps({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
+            print(json_line({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
     return _EXIT_FAILED if summary.failed or summary.uncertain else _EXIT_OK
 
 
@@ -197,17 +215,21 @@ async def _status(args: argparse.Namespace) -> int:
 
     async with PgJournal(args.journal, connections=1) as journal:
         if args.watch is None:
-            status = await fleet_status(journal)
-            print(json.dumps(status.to_json()) if args.json else "\n".join(status.lines()))
+            print(_status_text(await fleet_status(journal), as_json=args.json))
             return _EXIT_OK
         if args.json or not sys.stdout.isatty():
             while True:
                 status = await fleet_status(journal)
-                print(json.dumps(status.to_json()) if args.json else "\n".join(status.lines()), flush=True)
+                print(_status_text(status, as_json=args.json), flush=True)
                 if status.remaining == 0:
                     return _EXIT_OK
                 await anyio.sleep(args.watch)
         return await _live_status(journal, args.watch)
+
+
+def _status_text(status: Any, *, as_json: bool) -> str:
+    """The status as one JSON line or as lines for people (worker ids are outside text: escaped)."""
+    return json_line(status.to_json()) if as_json else "\n".join(printable(line) for line in status.lines())
 
 
 async def _live_status(journal: Any, interval: float) -> int:
@@ -219,7 +241,8 @@ async def _live_status(journal: Any, interval: float) -> int:
     with Live(Text("reading the journal ..."), refresh_per_second=4) as live:
         while True:
             status = await fleet_status(journal)
-            live.update(Text("\n".join(status.lines()) + f"\n(updated {time.strftime('%H:%M:%S')}; Ctrl-C to stop)"))
+            shown = _status_text(status, as_json=False)
+            live.update(Text(shown + f"\n(updated {time.strftime('%H:%M:%S')}; Ctrl-C to stop)"))
             if status.remaining == 0:
                 return _EXIT_OK
             await anyio.sleep(interval)
@@ -232,7 +255,7 @@ async def _export(args: argparse.Namespace) -> int:
     try:
         async with PgJournal(args.journal, connections=1) as journal:
             async for row in journal.entries():
-                line = json.dumps(_export_row(row), ensure_ascii=False) + "\n"
+                line = json_line(_export_row(row), sort_keys=False) + "\n"
                 if output is not None:
                     await output.write(line)
                 else:

@@ -9,9 +9,7 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -26,6 +24,7 @@ from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
 from .._watching.poll_policy import PollPolicy
 from ..batch._prompts import PromptBatch, PromptSource, PromptSpec
 from ._commands import EXIT_FAILED, EXIT_OK, UsageError, _api_key, _show, _task_lines
+from ._options import COUNT_OPTION, SCALE_OPTION, SECONDS_OPTION, Parser
 from ._progress import JsonReporter, Reporter
 from ._text import printable
 
@@ -38,10 +37,7 @@ exit codes: 0 every prompt has its images; 1 an input failed (see the summary); 
 configuration (a wrong key included); 130 interrupted (run the same command again to resume)."""
 
 
-Number = Callable[[str], Any]
-
-
-def _mj_connection(parser: argparse.ArgumentParser, positive: Number, poll_scale: float | None) -> None:
+def _mj_connection(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("Midjourney proxy")
     keys = group.add_mutually_exclusive_group()
     keys.add_argument("--api-key", help="the proxy's key (default: $MJ_PROXY_API_KEY); visible in the process list "
@@ -51,33 +47,32 @@ def _mj_connection(parser: argparse.ArgumentParser, positive: Number, poll_scale
     group.add_argument("--path-prefix", default="/mj", help="path of the MJ routes (default: /mj; /v1/mj at gateways)")
     group.add_argument("--auth", choices=("bearer", "mj-api-secret"), default="bearer",
                        help="how the key is sent (default: bearer)")  # fmt: skip
-    group.add_argument("--poll-scale", type=positive, default=poll_scale, help="poll faster by this factor, to "
+    group.add_argument("--poll-scale", type=SCALE_OPTION, help="poll faster by this factor, to "
                        "match a time-scaled sandbox (default: $EVOLINK_POLL_SCALE or 1)")  # fmt: skip
     parser.add_argument("--json", action="store_true", help="one JSON object per line, for scripts")
     parser.set_defaults(key_env=_KEY_ENV)
 
 
-def add_mj_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *, positive: Number, count: Number,
-                   poll_scale: float | None) -> None:  # fmt: skip
-    """``imagine`` and ``mj-action`` (``positive`` and ``count`` are the shared argument types)."""
+def add_mj_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
+    """``imagine`` and ``mj-action``."""
     text = "generate images from a prompt (N times) or from each line of a file, resumably"
     parser = sub.add_parser("imagine", help=text, description=text, epilog=_EPILOG,
                             formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
     parser.add_argument("prompt", nargs="?", help="the prompt (or --prompts FILE)")
     source = parser.add_mutually_exclusive_group()
-    source.add_argument("--count", type=count, help="how many times to run the prompt (default: 1)")
+    source.add_argument("--count", type=COUNT_OPTION, help="how many times to run the prompt (default: 1)")
     source.add_argument("--prompts", metavar="FILE", help="one prompt per line (blank lines are skipped)")
     parser.add_argument("--out", required=True, help="results folder (prompt-0001.result-0.png, ...); its journal "
                         "makes a re-run resume")  # fmt: skip
     parser.add_argument("--bot", choices=[b.value for b in Bot], default=Bot.MID_JOURNEY.value, help="which bot draws")
     parser.add_argument("--mode", choices=[m.value for m in SpeedMode], help="account speed (gateways)")
-    parser.add_argument("--max-in-flight", type=count, default=4, help="unfinished tasks at most (default: 4)")
-    parser.add_argument("--timeout", type=positive, help="seconds per task before reporting it timed out")
+    parser.add_argument("--max-in-flight", type=COUNT_OPTION, default=4, help="unfinished tasks at most (default: 4)")
+    parser.add_argument("--timeout", type=SECONDS_OPTION, help="seconds per task before reporting it timed out")
     parser.add_argument("--retry-failed", action="store_true", help="submit failed prompts of an earlier run again")
     parser.add_argument("--new-journal", action="store_true",
                         help="start a new journal when the one in --out is missing or damaged (refused otherwise: "
                         "it could pay again for what was done); results already in --out are kept as done")  # fmt: skip
-    _mj_connection(parser, positive, poll_scale)
+    _mj_connection(parser)
     parser.set_defaults(command="imagine")
 
     text = "press a button (U1-U4, V1-V4, 🔄, ...) of a finished Midjourney task and follow the new task"
@@ -88,9 +83,9 @@ def add_mj_parsers(sub: argparse._SubParsersAction[argparse.ArgumentParser], *, 
     action.add_argument("--out", help="save the new task's images here (<task id>.result-<n>.<ext>)")
     action.add_argument("--wait", action=argparse.BooleanOptionalAction, default=True,
                         help="wait for the new task to end (default); --no-wait prints its id and returns")  # fmt: skip
-    action.add_argument("--timeout", type=positive, default=900.0, help="give up waiting after this many seconds "
+    action.add_argument("--timeout", type=SECONDS_OPTION, default=900.0, help="give up waiting after this many seconds "
                         "(default: 900)")  # fmt: skip
-    _mj_connection(action, positive, poll_scale)
+    _mj_connection(action)
     action.set_defaults(command="mj-action")
 
 

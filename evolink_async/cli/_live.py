@@ -109,7 +109,7 @@ class LiveReporter(Reporter):
             self.live.stop()
 
     def note(self, text: str, **fields: Any) -> None:
-        self.console.print(text, highlight=False, markup=False)
+        self.console.print(printable(text), highlight=False, markup=False)
 
     def _row(self, key: str, *, progress: int | None, status: str) -> None:
         row = self.row_ids.get(key)
@@ -156,11 +156,11 @@ class LiveReporter(Reporter):
 
     def plan(self, plan: BatchPlan) -> None:
         for line in plan_lines(plan):
-            self.console.print(line, highlight=False, markup=False)
+            self.console.print(printable(line), highlight=False, markup=False)
 
     def summary(self, summary: BatchSummary) -> None:
         for line in summary_lines(summary) + updates_lines(self.update_counts, final=True):
-            self.console.print(line, highlight=False, markup=False)
+            self.console.print(printable(line), highlight=False, markup=False)
 
 
 class _Updates:

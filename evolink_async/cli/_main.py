@@ -10,6 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from .._core.checks import SCALE
 from ..errors import (
     AuthenticationError,
     BatchLockedError,
@@ -23,6 +24,7 @@ from ..errors import (
 from . import _commands, _fleet, _imagine
 from ._args import build_parser
 from ._callbacks import CallbackUsageError
+from ._options import env_number
 from ._reporters import make_reporter
 from ._runner import EXIT_INTERRUPTED, Runner, exit_promptly, flush_output
 from ._text import printable
@@ -93,29 +95,66 @@ def _run(args: argparse.Namespace) -> int:
                "status": _commands.status, "watch": _commands.watch, "fleet": _fleet.run,
                "imagine": _imagine.imagine, "mj-action": _imagine.mj_action}[command_name]  # fmt: skip
     try:
+        _environment(args)
         code = runner.run(command(args, reporter))
-    except MissingAPIKeyError:
-        key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
-        print(f"evolink: no API key: set ${key_env}, or pass --api-key-file FILE (--api-key works too, but shows "
-              "in the process list). To try it without a key: evolink demo", file=sys.stderr)  # fmt: skip
-        code = _commands.EXIT_USAGE
-    except (AuthenticationError, PermissionDeniedError) as exc:  # the error text never contains the key
-        key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
-        print(f"evolink: the API key was refused ({type(exc).__name__}: {printable(exc)}); "
-              f"check --api-key, --api-key-file or ${key_env}", file=sys.stderr)  # fmt: skip
-        code = _commands.EXIT_USAGE
-    except (ValidationError, BatchLockedError, JournalError, _commands.UsageError, CallbackUsageError) as exc:
-        print(f"evolink: {printable(exc)}", file=sys.stderr)
-        code = _commands.EXIT_USAGE
-    except EndpointMissingError as exc:  # a wrong --base-url: configuration, every input left pending
-        flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"
-        print(f"evolink: {printable(exc)}; check {flag}", file=sys.stderr)
-        code = _commands.EXIT_USAGE
-    except EvolinkError as exc:
-        print(f"evolink: {type(exc).__name__}: {printable(exc)}", file=sys.stderr)
-        code = _commands.EXIT_FAILED
+    except Exception as exc:  # one line and an exit code; only a bug of ours shows a traceback
+        code = exit_code_for(exc, args)
     if runner.stop_code is not None:  # Ctrl-C, or the output's reader went away (141)
         if runner.stop_code != _commands.EXIT_BROKEN_PIPE:  # `| head` got what it wanted: no news
             hint.show()
         return runner.stop_code
     return code
+
+
+def _environment(args: argparse.Namespace) -> None:
+    """Options whose default comes from the environment, checked by the option's rule (naming the variable)."""
+    if hasattr(args, "poll_scale") and args.poll_scale is None:
+        args.poll_scale = env_number("EVOLINK_POLL_SCALE", SCALE)
+
+
+def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
+    """The one place that turns an error out of a command into its line on stderr and its exit code.
+
+    2: usage or configuration (a bad option, a wrong key, a path that cannot be written); 1: the
+    run failed (the server, the network); 141: the output's reader went away (``| head``).
+    """
+    key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
+    if isinstance(exc, BrokenPipeError):
+        _silence_stdout()
+        return _commands.EXIT_BROKEN_PIPE
+    if isinstance(exc, MissingAPIKeyError):
+        _say(f"no API key: set ${key_env}, or pass --api-key-file FILE (--api-key works too, but shows "
+             "in the process list). To try it without a key: evolink demo")  # fmt: skip
+        return _commands.EXIT_USAGE
+    if isinstance(exc, AuthenticationError | PermissionDeniedError):  # the error text never contains the key
+        _say(f"the API key was refused ({type(exc).__name__}: {printable(exc)}); "
+             f"check --api-key, --api-key-file or ${key_env}")  # fmt: skip
+        return _commands.EXIT_USAGE
+    if isinstance(exc, ValidationError | BatchLockedError | JournalError | _commands.UsageError | CallbackUsageError):
+        _say(printable(exc))
+        return _commands.EXIT_USAGE
+    if isinstance(exc, EndpointMissingError):  # a wrong --base-url: configuration, every input left pending
+        flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"
+        _say(f"{printable(exc)}; check {flag}")
+        return _commands.EXIT_USAGE
+    if isinstance(exc, EvolinkError):
+        _say(f"{type(exc).__name__}: {printable(exc)}")
+        return _commands.EXIT_FAILED
+    if isinstance(exc, OSError):  # a folder or file of the command line that cannot be made, read or written
+        where = f"{printable(exc.filename)}: " if exc.filename is not None else ""
+        _say(f"{where}{printable(exc.strerror or exc)}")
+        return _commands.EXIT_USAGE
+    raise exc
+
+
+def _say(text: str) -> None:
+    with contextlib.suppress(OSError, ValueError):
+        print(f"evolink: {text}", file=sys.stderr, flush=True)
+
+
+def _silence_stdout() -> None:
+    """After EPIPE: what is still buffered must not raise again at exit (Python's documented recipe)."""
+    with contextlib.suppress(OSError, ValueError, AttributeError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)

@@ -44,8 +44,8 @@ class Reporter:
     def _print(self, text: str) -> None:
         if self.broken:
             return
-        try:
-            print(text, file=self.stream, flush=True)
+        try:  # printable: whatever outside text a line carries, the terminal is shown it, never obeys it
+            print(printable(text), file=self.stream, flush=True)
         except BrokenPipeError:
             self._broken_pipe()
 
@@ -66,9 +66,9 @@ class Reporter:
     def event(self, event: BatchEvent) -> None:
         key = printable(event.key or "")
         if event.kind == "submitted":
-            self._print(f"submitted  {key}  {event.task_id}")
+            self._print(f"submitted  {key}  {printable(event.task_id)}")
         elif event.kind == "reattached":
-            self._print(f"resumed    {key}  {event.task_id}")
+            self._print(f"resumed    {key}  {printable(event.task_id)}")
         elif event.kind == "progress" and event.progress is not None:
             step = event.progress // 25  # a line per quarter, not per poll
             if step > self._last_progress.get(key, -1):

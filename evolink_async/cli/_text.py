@@ -42,7 +42,7 @@ def printable(text: object) -> str:
     )
 
 
-def json_line(data: Any) -> str:
+def json_line(data: Any, *, sort_keys: bool = True) -> str:
     """One JSON line; besides what ``json`` escapes, DEL, C1 controls and bidi overrides too."""
-    text = json.dumps(data, ensure_ascii=False, sort_keys=True)
+    text = json.dumps(data, ensure_ascii=False, sort_keys=sort_keys)
     return _JSON_UNSAFE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
