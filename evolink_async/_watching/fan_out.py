@@ -27,6 +27,7 @@ from .._models.requests import Request
 from .._models.task import Task, TaskStatus
 from .._protocols.task_api import TaskAPI
 from ..errors import (
+    APITimeoutError,
     EvolinkError,
     InsufficientCreditsError,
     NotSubmittedError,
@@ -422,6 +423,17 @@ class FanOut:
             self._tracker.unwatch(sink.handle)
 
     async def _submit_or_recover(self, request: Request, idempotency_key: str) -> Task:
+        """``_submit_once`` within the per-task ``timeout``: a server that never answers a submit must
+        not hold the input (and a command's --timeout) for the transport's attempts times its retries.
+        A submit cut off may have been billed: its outcome is unknown, as for a lost answer."""
+        if self._timeout is None:
+            return await self._submit_once(request, idempotency_key)
+        with anyio.move_on_after(self._timeout):
+            return await self._submit_once(request, idempotency_key)
+        cut = APITimeoutError(f"the submit did not end within the timeout ({self._timeout:g} s)")
+        raise SubmitOutcomeUnknownError(idempotency_key, cut)
+
+    async def _submit_once(self, request: Request, idempotency_key: str) -> Task:
         """Submit; if the answer is lost and the protocol can settle that (a callback, a listed
         ``state``), wait for the task the submit created instead of submitting again."""
         try:

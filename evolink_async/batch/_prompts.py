@@ -167,8 +167,13 @@ class PromptBatch(Batch):
         return cast(Request, self._imagine(str(body.get("prompt", ""))))
 
     async def _run(self) -> None:
-        await self._settle_lost_submits()
-        await super()._run()
+        try:
+            await self._settle_lost_submits()
+            await super()._run()
+        finally:
+            # A Midjourney proxy never says what a task costs: "0 credits reserved" would be false.
+            if not self.summary.credits_reserved:
+                self.summary.credits_reserved = None
 
     async def _settle_lost_submits(self) -> None:
         """Inputs an earlier run may have submitted (a body is stored, no task id): find their

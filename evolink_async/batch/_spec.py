@@ -268,7 +268,8 @@ class BatchSummary:
     submitted: int = 0
     reattached: int = 0
     results_saved: int = 0
-    credits_reserved: float = 0.0
+    #: What the server's answers reserved; None where the protocol never says (a Midjourney proxy).
+    credits_reserved: float | None = 0.0
     #: Uploads that waited because the Files API quota was full (code 40003: another client of the key).
     quota_waits: int = 0
     #: Uploaded input files deleted by this run (its own, and those an earlier run left behind).

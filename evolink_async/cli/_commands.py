@@ -40,6 +40,9 @@ EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose
 class UsageError(Exception):
     """A command line that cannot run (exit 2): a folder that is not one, an unreadable key file."""
 
+#: The clients' own defaults (seconds), which ``--timeout`` may only shorten.
+_HTTP_TIMEOUT, _CONNECT_TIMEOUT = 60.0, 10.0
+
 _MODELS = {"remove-bg": "mj-v7-remove-bg", "retexture": "mj-v7-retexture"}
 
 
@@ -59,7 +62,16 @@ def build_client(args: argparse.Namespace, *, callbacks: CallbackReceiver | None
         files_base_url=args.files_base_url,
         poll_policy=PollPolicy().scaled(scale) if scale else None,
         callbacks=callbacks,
+        timeout=http_timeout(args),
+        connect_timeout=min(_CONNECT_TIMEOUT, http_timeout(args)),
     )
+
+
+def http_timeout(args: argparse.Namespace) -> float:
+    """The seconds one HTTP attempt may take: with ``--timeout T`` at most T (the client's 60 s would
+    make a 5 s command wait minutes for a server that never answers)."""
+    limit: float | None = getattr(args, "timeout", None)
+    return _HTTP_TIMEOUT if limit is None else min(_HTTP_TIMEOUT, limit)
 
 
 def spec_from(args: argparse.Namespace) -> BatchSpec:

@@ -23,7 +23,8 @@ from .._models.task import Task, TaskStatus
 from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
 from .._watching.poll_policy import PollPolicy
 from ..batch._prompts import PromptBatch, PromptSource, PromptSpec
-from ._commands import EXIT_FAILED, EXIT_OK, UsageError, _api_key, _show, _task_lines
+from ..errors import APITimeoutError
+from ._commands import _CONNECT_TIMEOUT, EXIT_FAILED, EXIT_OK, UsageError, _api_key, _show, _task_lines, http_timeout
 from ._options import COUNT_OPTION, SCALE_OPTION, SECONDS_OPTION, Parser
 from ._progress import JsonReporter, Reporter
 from ._text import printable
@@ -31,6 +32,7 @@ from ._text import printable
 __all__ = ["add_mj_parsers", "imagine", "mj_action"]
 
 _KEY_ENV = "MJ_PROXY_API_KEY"
+_LEAST_WAIT = 0.001  # seconds: a stream's timeout must be above zero, even when the press took them all
 _EPILOG = """\
 environment: MJ_PROXY_BASE_URL, MJ_PROXY_API_KEY, EVOLINK_POLL_SCALE (try: evolink sandbox).
 exit codes: 0 every prompt has its images; 1 an input failed (see the summary); 2 bad usage or
@@ -98,6 +100,8 @@ def build_mj_client(args: argparse.Namespace) -> MidjourneyClient:
         path_prefix=args.path_prefix,
         auth=args.auth,
         poll_policy=PollPolicy().scaled(scale) if scale else None,
+        timeout=http_timeout(args),
+        connect_timeout=min(_CONNECT_TIMEOUT, http_timeout(args)),
     )
 
 
@@ -147,14 +151,22 @@ async def mj_action(args: argparse.Namespace, reporter: Reporter) -> int:
     """``evolink mj-action TASK_ID BUTTON``: submit the button's task, follow it, optionally save its images."""
     if args.out is not None and not args.wait:
         raise UsageError("--out needs the new task to finish: drop --no-wait")
+    # --timeout bounds the whole command: the press (its fetch and submit, with their retries) too.
+    deadline = anyio.current_time() + args.timeout
     async with build_mj_client(args) as mj:
-        task = await mj.action(args.task_id, args.button)
+        with anyio.move_on_after(args.timeout) as pressing:
+            task = await mj.action(args.task_id, args.button)
+        if pressing.cancelled_caught:
+            raise APITimeoutError(f"pressing {printable(args.button)} of task {printable(args.task_id)} did not end "
+                                  f"within --timeout {args.timeout:g} s; whether the proxy created the new task is "
+                                  "unknown: look before pressing again")  # fmt: skip
         _progress(reporter, task, "submitted")
         if not args.wait:
             return EXIT_OK
         kind = EventKind.TIMED_OUT
         last = task
-        async with mj.tasks.stream(task.id, timeout=args.timeout) as events:
+        remaining = max(deadline - anyio.current_time(), _LEAST_WAIT)
+        async with mj.tasks.stream(task.id, timeout=remaining) as events:
             async for event in events:
                 kind = event.kind
                 if event.task is not None and (event.task.progress, event.task.status) != (last.progress, last.status):

@@ -18,6 +18,7 @@ from ..errors import (
     EvolinkError,
     JournalError,
     MissingAPIKeyError,
+    NotFoundError,
     PermissionDeniedError,
     ValidationError,
 )
@@ -132,6 +133,10 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
         return _commands.EXIT_USAGE
     if isinstance(exc, ValidationError | BatchLockedError | JournalError | _commands.UsageError | CallbackUsageError):
         _say(printable(exc))
+        return _commands.EXIT_USAGE
+    task_id = getattr(args, "task_id", None)
+    if isinstance(exc, NotFoundError) and task_id is not None:  # the id the command line named: no such task
+        _say(f"task {printable(task_id)} not found (is the id right, and --base-url the server that made it?)")
         return _commands.EXIT_USAGE
     if isinstance(exc, EndpointMissingError):  # a wrong --base-url: configuration, every input left pending
         flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"

@@ -141,7 +141,7 @@ def summary_lines(summary: BatchSummary) -> list[str]:
     lines = [
         f"{ok}/{summary.inputs} input(s) have results in {printable(summary.output_dir)} "
         f"({summary.downloaded} this run, {summary.done_before} earlier); "
-        f"{summary.submitted} submitted, {summary.reattached} resumed, {summary.credits_reserved:g} credits reserved",
+        f"{summary.submitted} submitted, {summary.reattached} resumed, {_credits(summary.credits_reserved)}",
     ]
     if summary.failed:
         lines.append(f"{len(summary.failed)} failed:")
@@ -152,6 +152,10 @@ def summary_lines(summary: BatchSummary) -> list[str]:
     lines += unreadable_lines(summary.unreadable_folders)
     # The resume hint is the command's to print, once (also after a second Ctrl-C): not here.
     return lines
+
+
+def _credits(reserved: float | None) -> str:
+    return "credits not reported by the server" if reserved is None else f"{reserved:g} credits reserved"
 
 
 def updates_lines(counts: Callable[[], dict[str, int]] | None, *, final: bool = False) -> list[str]:
