@@ -8,7 +8,10 @@ and its alarms subscribers' deadlines; nothing here depends on that.
 
 There is no dispatcher task: a loop timer set for the heap's head hands due jobs to idle
 workers (started as needed); due jobs that find every worker busy wait in a FIFO, which workers
-drain as they finish. Per job that is one timer callback and one worker step. A dispatcher task
+drain as they finish. Per job that is at most one timer callback and one worker step: one
+callback releases every job due within ``coalesce_window`` seconds of it (a little early, never
+late), so jittered jobs that fall due a few hundred microseconds apart cost one loop wake-up,
+not one each. Alarms are never released early: a deadline means "not before". A dispatcher task
 woken by the timer cost a further task switch per job, and a task per job a further registration
 and done callback (lifecycle benchmark). asyncio primitives rather than anyio's: this is the
 per-query path, and the client is asyncio-only anyway (aiohttp).
@@ -55,6 +58,9 @@ class Scheduler(Generic[J, A]):
         #: How many due jobs one ``run_job`` call takes along (``take_due``): one worker is woken
         #: per that many, not one per job.
         self.jobs_per_worker = 1
+        #: Jobs due within this many seconds of a timer callback are released by it (early by at
+        #: most this much); 0 releases only the jobs already due. The owner sets it.
+        self.coalesce_window = 0.0
         # Entries: (when, tie-breaker, job, its generation, None) to run a job, or
         # (when, tie-breaker, None, 0, alarm) to raise an alarm. The tie-breaker is unique, so
         # comparisons never reach the objects.
@@ -167,13 +173,24 @@ class Scheduler(Generic[J, A]):
             return
         now = self._clock()
         heap, ready = self._heap, self._ready
-        # Alarms go off on time even while every worker is busy; due jobs queue up.
-        while heap and heap[0][0] <= now:
-            _, _, job, generation, alarm = heapq.heappop(heap)
-            if job is None:
-                self._on_alarm(alarm, now)  # type: ignore[arg-type]  # an alarm entry holds one
-            else:
+        horizon = now + self.coalesce_window
+        held = None
+        # Alarms go off on time even while every worker is busy; due jobs queue up, and so do
+        # the jobs due within the window (released early rather than by a timer of their own).
+        while heap and heap[0][0] <= horizon:
+            entry = heapq.heappop(heap)
+            when, _, job, generation, alarm = entry
+            if job is not None:
                 ready.append((job, generation))
+            elif when <= now:
+                self._on_alarm(alarm, now)  # type: ignore[arg-type]  # an alarm entry holds one
+            elif held is None:
+                held = [entry]  # an alarm not yet due: never early, its own timer raises it
+            else:
+                held.append(entry)
+        if held is not None:
+            for entry in held:
+                heapq.heappush(heap, entry)
         wake = -(-len(ready) // self.jobs_per_worker)
         while wake > 0 and ready and (self._idle or self._worker_count < self._max_workers):
             wake -= 1
