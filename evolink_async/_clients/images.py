@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .._core.checks import check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
+from .._core.logging import LOG_CONTEXT
 from .._models.requests import Request
 from .._models.task import Task
 from .._protocols.task_api import TaskAPI
@@ -29,7 +30,11 @@ class Images:
         >>> task = await client.images.submit(QwenImageEdit(prompt="...", image_urls=[url]))
         """
         key = check_idempotency_key(idempotency_key) if idempotency_key is not None else new_idempotency_key()
-        return await self._api.submit(request, idempotency_key=key)
+        token = LOG_CONTEXT.set({"model": request.model})  # the submit's records (retries) name the model
+        try:
+            return await self._api.submit(request, idempotency_key=key)
+        finally:
+            LOG_CONTEXT.reset(token)
 
     async def generate(
         self, request: Request, *, timeout: float | None = None, idempotency_key: str | None = None

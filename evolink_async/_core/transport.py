@@ -382,6 +382,7 @@ class Transport:
                     logger.debug(
                         "%s %s -> %s in %.3f s (attempt %d, request %s)",
                         method, url, status, time.monotonic() - started, attempt + 1, request_id,
+                        extra={"attempt": attempt + 1, "request_id": request_id},
                     )
                 if 200 <= status < 300:
                     try:
@@ -416,7 +417,10 @@ class Transport:
             delay = max(retry_after or 0.0, policy.backoff(attempt, rng=self._rng))
             if isinstance(error, RateLimitError):
                 self._cooldown_until = max(self._cooldown_until, time.monotonic() + delay)
-            logger.info("retrying %s %s in %.2f s after: %s", method, url, delay, error)
+            logger.info(
+                "retrying %s %s in %.2f s after: %s", method, url, delay, error,
+                extra={"attempt": attempt + 1, "request_id": error.request_id},
+            )
             if telemetry is not None:
                 telemetry.retried(error)
             if may_have_been_billed(error) and (tally := RETRY_TALLY.get()) is not None:

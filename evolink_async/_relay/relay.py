@@ -8,7 +8,6 @@ task's events until the terminal one. Every viewer of a task shares one watch.
 from __future__ import annotations
 
 import contextlib
-import logging
 from collections.abc import AsyncGenerator, AsyncIterator
 from types import TracebackType
 from typing import TYPE_CHECKING, Any, Protocol, Self
@@ -17,6 +16,7 @@ import anyio
 import anyio.abc
 
 from .._core.checks import check_count, check_number
+from .._core.logging import child_logger
 from .._models.task import Task
 from ..errors import EvolinkError, ValidationError
 from .channels import Channel, FrameIds, error_frame, event_frame, heartbeat, retry_frame
@@ -29,7 +29,8 @@ if TYPE_CHECKING:
 
 __all__ = ["ProgressRelay", "TaskWatcher"]
 
-log = logging.getLogger("evolink_async.relay")
+# A child logger with the package logger's redaction and structured fields.
+log = child_logger("relay")
 
 #: Task ids longer than this are refused before any lookup (the ids of both protocols are short).
 _MAX_TASK_ID = 256

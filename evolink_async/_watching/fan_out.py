@@ -19,7 +19,7 @@ import anyio.abc
 
 from .._core.checks import MAX_COUNT, check_count, check_number, check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
-from .._core.logging import logger
+from .._core.logging import LOG_CONTEXT, logger
 from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
 from .._core.transport import RETRY_TALLY, RetryTally
 from .._models.events import EventKind, TaskEvent, snapshot_event
@@ -366,6 +366,7 @@ class FanOut:
                 assert item.idempotency_key is not None  # fixed by the feeder before the submit
                 tally = RetryTally()
                 RETRY_TALLY.set(tally)  # this task's own context: each submit runs in a task of its own
+                LOG_CONTEXT.set({"key": key, "model": getattr(item.request, "model", None)})
                 if self._span is not None:
                     FAN_OUT_KEY.set(str(key))  # read by the task span the submit opens
                 cost: float | None = 0.0  # refused (or cut off): nothing reserved

@@ -15,7 +15,7 @@ import random
 import time
 from collections.abc import Awaitable, Callable
 
-from .._core.logging import logger
+from .._core.logging import LOG_TASK_ID, logger
 from .._models.events import EventKind, kind_for
 from .._models.task import Task
 from .._protocols.task_api import FetchMany
@@ -116,6 +116,7 @@ class Queries:
     async def query_one(self, watch: Watch) -> None:
         """One fetch of one watched task."""
         self.queries_sent += 1
+        LOG_TASK_ID.set(watch.task_id)  # this worker's records (a retry's too) name the task
         answer: Task | BaseException
         try:
             answer = await self._fetch(watch.task_id)
@@ -196,10 +197,11 @@ class Queries:
         if gives_up(answer, watch.errors):
             if watch.errors > 1:
                 logger.warning("query of %s failed %d times in a row, giving up: %s", watch.task_id, watch.errors,
-                               answer)  # fmt: skip
+                               answer, extra={"task_id": watch.task_id})  # fmt: skip
             self._watches.fail(watch, answer)
             return
-        logger.info("query of %s failed (%d in a row), retrying: %s", watch.task_id, watch.errors, answer)
+        logger.info("query of %s failed (%d in a row), retrying: %s", watch.task_id, watch.errors, answer,
+                    extra={"task_id": watch.task_id})  # fmt: skip
         # Kept for a deadline that passes before a query succeeds: its TIMED_OUT event says why.
         watch.last_error = answer
         if self._watches.is_current(watch):

@@ -20,6 +20,7 @@ per-query path, and the client is asyncio-only anyway (aiohttp).
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import heapq
 import itertools
 import math
@@ -68,6 +69,7 @@ class Scheduler(Generic[J, A]):
         self._counter = itertools.count()
         # Set while ``run`` runs: the task group that owns the workers.
         self._workers: asyncio.TaskGroup | None = None
+        self._context = contextvars.Context()  # replaced by ``run``'s own
         self._worker_count = 0
         # Futures of idle workers; resolving one hands that worker a job.
         self._idle: deque[asyncio.Future[J]] = deque()
@@ -134,6 +136,9 @@ class Scheduler(Generic[J, A]):
         """``await run_job(job)`` for each job as it falls due, until cancelled; whoever calls
         this owns every worker."""
         self._run_job = run_job
+        # The context of whoever runs the scheduler, not of whoever armed the timer last (a
+        # submit's: its log fields and its current span would otherwise follow every worker).
+        self._context = contextvars.copy_context()
         try:
             async with asyncio.TaskGroup() as workers:
                 self._workers = workers
@@ -203,7 +208,7 @@ class Scheduler(Generic[J, A]):
                 self._idle.popleft().set_result(job)
             else:
                 self._worker_count += 1
-                workers.create_task(self._work(job))
+                workers.create_task(self._work(job), context=self._context.copy())
 
     async def _work(self, job: J) -> None:
         loop = asyncio.get_running_loop()

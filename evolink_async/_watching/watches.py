@@ -173,7 +173,8 @@ class Watches:
             self._sink_raised(handle, event)
 
     def _sink_raised(self, handle: WatchHandle, event: TaskEvent) -> None:
-        logger.exception("a sink of %s raised on %s; it is no longer subscribed", handle.watch.task_id, event.kind)
+        logger.exception("a sink of %s raised on %s; it is no longer subscribed", handle.watch.task_id, event.kind,
+                         extra={"task_id": handle.watch.task_id, "key": handle.key})  # fmt: skip
         self.unwatch(handle)
 
     def expire(self, handle: WatchHandle, now: float) -> None:
