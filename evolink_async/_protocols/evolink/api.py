@@ -24,7 +24,7 @@ from ..._models.converter import structure_task
 from ..._models.requests import ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture
 from ..._models.task import Task
 from ..._models.task_ids import task_id_of
-from ...errors import APIConnectionError, EvolinkError, ResponseFormatError, ServerError, ValidationError
+from ...errors import EvolinkError, ValidationError, may_have_been_billed
 from ..task_api import CallbackURLs, Cancel, FetchMany, Recover, ReleaseUploads
 from .files import Files
 from .uploads import UploadBudget
@@ -32,8 +32,6 @@ from .uploads import UploadBudget
 __all__ = ["EvolinkAPI"]
 
 _BUILT_IN_REQUESTS = (QwenImageEdit, Retexture, RemoveBackground, ImageRequest)
-# A submit failed this way may still have created the task: its uploads are kept.
-_MAYBE_CREATED = (APIConnectionError, ServerError, ResponseFormatError)
 
 
 class EvolinkAPI:
@@ -79,7 +77,8 @@ class EvolinkAPI:
             )
             task = structure_task(response.body, request_id=response.request_id)
         except EvolinkError as exc:
-            if uploaded and not isinstance(exc, _MAYBE_CREATED):  # refused: no task will use them
+            # Refused: no task will use them. (A submit that may have created its task keeps them.)
+            if uploaded and not may_have_been_billed(exc):
                 await self._delete_uploads(uploaded)
             raise
         if uploaded:
