@@ -99,6 +99,9 @@ class EvolinkClient(TrackerLifecycle):
         self._start_tracking(
             Tracker(
                 api.fetch,
+                # The tracker queries through ``query``: the id checked once per watch, an
+                # unchanged answer not parsed again (``EvolinkAPI.query``).
+                query=api.query if isinstance(api, EvolinkAPI | TracedTaskAPI) else None,
                 policy=poll_policy or PollPolicy(),
                 max_concurrent_queries=max_concurrent_queries,
                 push_coverage=binding,

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Coroutine
+from typing import Any
+
 from .._models.events import EventKind
 from .._models.task import Task, TaskStatus
 from .._models.task_ids import task_id_of
@@ -20,13 +23,14 @@ class Tasks:
         self._api = api
         self._tracker = tracker
 
-    async def get(self, task_or_id: Task | str) -> Task:
-        """One query of the task's current state.
+    def get(self, task_or_id: Task | str) -> Coroutine[Any, Any, Task]:
+        """One query of the task's current state (a coroutine: await it).
 
         >>> task = await client.tasks.get("task-unified-1757165031-mjv7")
         """
         # The protocol's ``fetch`` checks the id (every protocol does): checked once, not twice.
-        return await self._api.fetch(task_or_id.id if isinstance(task_or_id, Task) else task_or_id)
+        # Its coroutine is handed back as is: no coroutine of ours around it (a frame per query).
+        return self._api.fetch(task_or_id.id if isinstance(task_or_id, Task) else task_or_id)
 
     def stream(
         self,

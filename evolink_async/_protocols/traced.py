@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import time
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from .._core.secret import redact
@@ -175,6 +175,8 @@ class TracedTaskAPI:
         self._inner = inner
         self.spans = spans
         self._model_of = model_of
+        # The protocol's ``query`` for the tracker, where it has one (``EvolinkAPI.query``).
+        self._inner_query: Callable[[str, Task | None], Awaitable[Task]] | None = getattr(inner, "query", None)
 
     def __getattr__(self, name: str) -> Any:
         # Whatever else the protocol offers (uploads, budgets) is the protocol's own.
@@ -206,6 +208,24 @@ class TracedTaskAPI:
             token = span.attach()  # the query's HTTP spans are children of the task's
             try:
                 task = await self._inner.fetch(task_id)
+            finally:
+                span.detach(token)
+        spans.observe(task, pushed=False)
+        return task
+
+    async def query(self, task_id: str, last: Task | None) -> Task:
+        """The protocol's ``query`` (its ``fetch`` if it has none) under the task's span, like ``fetch``."""
+        query = self._inner_query
+        if query is None:
+            return await self.fetch(task_id)
+        spans = self.spans
+        span = spans.get(task_id)
+        if span is None:
+            task = await query(task_id, last)
+        else:
+            token = span.attach()
+            try:
+                task = await query(task_id, last)
             finally:
                 span.detach(token)
         spans.observe(task, pushed=False)

@@ -35,7 +35,11 @@ from .poll_policy import PollPolicy
 from .scheduler import Scheduler
 from .watches import PushCoverage, Watch, Watches, WatchHandle, changed, earliest_deadline, query_before_deadline
 
-__all__ = ["MAX_CONSECUTIVE_ERRORS", "NOT_FOUND_TOLERANCE", "Queries", "gives_up"]
+__all__ = ["MAX_CONSECUTIVE_ERRORS", "NOT_FOUND_TOLERANCE", "Queries", "Query", "gives_up"]
+
+#: A protocol's query of a watched task: its id (checked when the watch started) and the last
+#: snapshot known; an answer that repeats that snapshot's body may come back as the same object.
+Query = Callable[[str, Task | None], Awaitable[Task]]
 
 #: Connection and server errors in a row after which a watch ends with the last one: about five
 #: minutes of doubling waits (``PollPolicy.error_delay``) instead of polling a dead host for ever.
@@ -72,6 +76,7 @@ class Queries:
         self,
         fetch: Callable[[str], Awaitable[Task]],
         *,
+        query: Query | None = None,
         watches: Watches,
         scheduler: Scheduler[Watch, WatchHandle],
         policy: PollPolicy,
@@ -83,6 +88,7 @@ class Queries:
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._fetch = fetch
+        self._query = query
         # ``None`` once the server turned out not to have the endpoint.
         self._fetch_many = fetch_many
         self._fetch_many_limit = fetch_many_limit
@@ -119,7 +125,11 @@ class Queries:
         LOG_TASK_ID.set(watch.task_id)  # this worker's records (a retry's too) name the task
         answer: Task | BaseException
         try:
-            answer = await self._fetch(watch.task_id)
+            query = self._query
+            if query is not None:
+                answer = await query(watch.task_id, watch.last)
+            else:
+                answer = await self._fetch(watch.task_id)
         except Exception as exc:
             answer = exc
             self._failed_request(exc, 1)
@@ -215,13 +225,15 @@ class Queries:
             return
         now = self._clock()
         watch.state.observe(at=now, progress=task.progress, estimated=task.task_info.estimated_time)
-        watch.last = task
-        kind = kind_for(task)  # a terminal kind exactly when the task is terminal
-        if last is None or changed(last, task):
-            self._watches.deliver(watch, kind, now)
-        if kind is not EventKind.PROGRESS:
-            self._watches.drop(watch)
-        elif reschedule and self._watches.is_current(watch):
+        if task is not last:  # ``last`` itself: the answer repeated it (``Query``), no event, not terminal
+            watch.last = task
+            kind = kind_for(task)  # a terminal kind exactly when the task is terminal
+            if last is None or changed(last, task):
+                self._watches.deliver(watch, kind, now)
+            if kind is not EventKind.PROGRESS:
+                self._watches.drop(watch)
+                return
+        if reschedule and self._watches.is_current(watch):
             policy = self.policy_for(watch.task_id)
             when = now + policy.next_delay(watch.state, now=now, rng=self._rng) * self.slowdown
             if watch.cadence is not None:

@@ -23,10 +23,11 @@ from collections.abc import Awaitable, Callable, Hashable
 from .._core.checks import MAX_COUNT, check_count
 from .._models.events import snapshot_event
 from .._models.task import Task
+from .._models.task_ids import task_id_of
 from .._protocols.task_api import FetchMany
 from ..errors import ClientClosedError, ValidationError
 from .poll_policy import PollPolicy, PollState
-from .queries import Queries
+from .queries import Queries, Query
 from .scheduler import Scheduler
 from .watches import (
     PushCoverage,
@@ -53,6 +54,7 @@ class Tracker:
         self,
         fetch: Callable[[str], Awaitable[Task]],
         *,
+        query: Query | None = None,
         policy: PollPolicy,
         max_concurrent_queries: int = 32,
         clock: Callable[[], float] = time.monotonic,
@@ -81,6 +83,7 @@ class Tracker:
         # along every other query due within ``batch_window`` seconds, up to ``fetch_many_limit``.
         self._queries = Queries(
             fetch,
+            query=query,
             watches=self._watches,
             scheduler=self._scheduler,
             policy=policy,
@@ -167,6 +170,10 @@ class Tracker:
         # not lost: once the subscriber is in, it is applied like any push.
         pushed = self._push_coverage.latest(task_id) if watch is None and self._push_coverage is not None else None
         if watch is None:
+            # Checked here, once per watch, not on every query: the queries send this id as is.
+            task_id = task_id_of(task_id)
+            if type(task_id) is not str:  # a str subclass: the plain string, for exact comparisons
+                task_id = str.__str__(task_id)
             estimated = snapshot.estimated_time if snapshot is not None else None
             state = PollState(submitted_at=submitted_at(snapshot, now), estimated=estimated)
             watch = Watch(task_id, state, snapshot)
