@@ -12,12 +12,22 @@ import attrs
 
 from ._pg_store import PgJournal
 
-__all__ = ["FINISHED_STATES", "FleetStatus", "fleet_status"]
+__all__ = ["FINISHED_STATES", "UNCERTAIN_ADVICE", "FleetStatus", "fleet_status"]
 
 #: States after which nothing is left to do for an input in this batch.
 #: ``download_failed`` and ``not_submitted`` too, like the one-machine batch: a later run takes them up again.
 FINISHED_STATES = frozenset({"downloaded", "completed", "failed", "cancelled", "timed_out", "submit_failed",
                              "uncertain", "not_submitted", "download_failed"})  # fmt: skip
+#: What an operator can do about an ``uncertain`` input (a submit whose answer nobody received).
+UNCERTAIN_ADVICE = (
+    "a submit was sent and its answer lost: the task may exist and be billed. Run `evolink batch work` on the "
+    "machine that sent it (its write-ahead file may hold the task id; the worker is named below), or, against "
+    "a server that honours Idempotency-Key, `evolink batch work --resubmit-uncertain` (the same key: no second "
+    "charge). Otherwise check the provider's billing before paying for it again. Its in-flight slot is held "
+    "for a while meanwhile (the task may be running)."
+)
+#: Uncertain inputs listed by name (the count covers the rest).
+_UNCERTAIN_LISTED = 20
 
 
 @attrs.frozen(kw_only=True)
@@ -35,6 +45,8 @@ class FleetStatus:
     workers: list[dict[str, Any]]
     rate: float
     window: float
+    #: The first uncertain inputs: key, idempotency key, the worker that sent the submit, and since when.
+    uncertain: list[dict[str, Any]] = attrs.field(factory=list)
 
     @property
     def finished(self) -> int:
@@ -67,6 +79,11 @@ class FleetStatus:
         for worker in self.workers:
             alive = "stopped" if worker["stopped"] else f"seen {worker['seen_ago']:.0f} s ago"
             lines.append(f"  worker {worker['id']}: holds {worker['held']}, finished {worker['finished']} ({alive})")
+        if self.uncertain:
+            lines.append(f"  uncertain {self.states.get('uncertain', len(self.uncertain))}: {UNCERTAIN_ADVICE}")
+            for item in self.uncertain:
+                lines.append(f"    {item['key']}  sent by {item['submitted_by'] or '?'}, "
+                             f"Idempotency-Key {item['idempotency_key']}")  # fmt: skip
         return lines
 
 
@@ -100,10 +117,15 @@ async def fleet_status(journal: PgJournal, *, window: float = 60.0) -> FleetStat
             " WHERE finished_at > now() - $1 * interval '1 second'",
             window,
         )
+        uncertain = [dict(row) for row in await conn.fetch(
+            "SELECT key, idempotency_key, submitted_by, extract(epoch FROM finished_at)::float8 AS since"
+            " FROM evolink_entries WHERE status = 'uncertain' ORDER BY seq LIMIT $1",
+            _UNCERTAIN_LISTED,
+        )]  # fmt: skip
         # Early on, the window reaches back before the first finish: rate over the time actually covered.
         window = max(1.0, min(window, float(span or window)))
     return FleetStatus(
         total=sum(states.values()), states=states, in_flight=int(in_flight), max_in_flight=int(fleet["max_in_flight"]),
         credits_reserved=round(float(fleet["credits_reserved"]), 6), max_credits=fleet["max_credits"],
-        workers=workers, rate=int(recent) / window, window=window,
+        workers=workers, rate=int(recent) / window, window=window, uncertain=uncertain,
     )  # fmt: skip

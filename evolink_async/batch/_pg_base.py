@@ -143,8 +143,10 @@ class PgJournalBase:
         import asyncpg
 
         millis = str(max(1, int(self._session_timeout * 1000)))
+        # min_size=0: connections are made on demand, so a pool never logs (with a traceback) its
+        # own failed attempts to refill while the journal is away; ``run`` retries instead.
         return await asyncpg.create_pool(
-            self.url, min_size=1, max_size=self._connections, command_timeout=self._command_timeout,
+            self.url, min_size=0, max_size=self._connections, command_timeout=self._command_timeout,
             timeout=min(15.0, max(1.0, self.outage)),
             server_settings={"lock_timeout": millis, "idle_in_transaction_session_timeout": millis},
         )  # fmt: skip
@@ -223,10 +225,16 @@ class PgJournalBase:
             raise JournalError("a postgresql:// journal needs asyncpg: pip install 'evolink-async[postgres]'") from None
         try:
             self._pool = await self._new_pool()
-        except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
-            raise JournalError(f"cannot connect to the journal: {exc}") from exc
-        try:
-            await self.run(migrate, what="the schema check")
+            try:
+                async with self._pool.acquire() as conn:  # the first connection fails fast: a wrong URL is no outage
+                    await migrate(conn)
+            except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InvalidCatalogNameError,
+                    asyncpg.InvalidAuthorizationSpecificationError, asyncpg.CannotConnectNowError) as exc:  # fmt: skip
+                raise JournalError(f"cannot connect to the journal: {exc}") from exc
+            except Exception as exc:
+                if not is_transient(exc):  # a lock timeout among workers starting together: retried
+                    raise
+                await self.run(migrate, what="the schema check")
         except BaseException:
             await self.aclose()
             raise

@@ -79,6 +79,8 @@ _NOT_CREATED = (RateLimitError, InsufficientCreditsError)
 #: is in the write-ahead file, before the journal has it), ``stop-in-claim[:N]`` (SIGSTOP inside
 #: the N-th claim's transaction, the fleet row locked). Unset in production: no effect.
 FAULT_ENV = "EVOLINK_FLEET_FAULT"
+#: Events read and waiting for their journal record (during an outage); beyond, reading waits.
+_MAX_UNRECORDED = 100_000
 
 
 class _Faults:
@@ -274,12 +276,20 @@ class Worker:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._renew_loop)
                 try:
+                    # Events are read at once (a task id goes into the write-ahead file the moment its
+                    # submit is answered) and recorded in order by one task, which may wait out a
+                    # journal outage while the tasks go on being watched.
+                    send, receive = anyio.create_memory_object_stream[tuple[TaskEvent, WalRecord | None]](
+                        _MAX_UNRECORDED
+                    )
                     async with anyio.create_task_group() as work, self._client.fan_out(
                         self._items(work), max_in_flight=options.max_held, buffer_size=max(64, options.max_held)
                     ) as events:
                         self._fan_out = events
-                        async for event in events:
-                            await self._handle(event, work)
+                        work.start_soon(self._record_loop, receive, work)
+                        async with send:
+                            async for event in events:
+                                await send.send((event, await self._write_ahead(event)))
                 finally:
                     outer.cancel_scope.cancel()
         except BaseExceptionGroup as group:
@@ -316,7 +326,7 @@ class Worker:
             except JournalUnavailableError:
                 raise
             except (Exception, TimeoutError) as exc:  # the journal is away: the fences keep writes safe
-                logger.warning("lease renewal failed (%s); retrying", exc)
+                logger.warning("lease renewal failed (%s); retrying", type(exc).__name__ if not str(exc) else exc)
                 continue
             for key, epoch in held.items():
                 if key not in still and self._held.get(key) == epoch:
@@ -484,20 +494,31 @@ class Worker:
 
     # --- events -------------------------------------------------------------------------------
 
-    async def _submitted(self, key: str, task_id: str, credits: float | None) -> None:
-        """A submit was answered: the task id is written ahead (durable) before anything else is tried."""
+    async def _write_ahead(self, event: TaskEvent) -> WalRecord | None:
+        """A submit was answered: its task id goes into the write-ahead file (durable) before anything else."""
+        key, task = str(event.key), event.task
         idempotency_key = self._idempotency_keys.get(key)
-        record = None
-        if self._wal is not None and idempotency_key is not None:
-            record = WalRecord(key=key, idempotency_key=idempotency_key, task_id=task_id)
-            try:
-                await anyio.to_thread.run_sync(self._wal.append, record)
-            except OSError as exc:  # a full disk: the journal (next) still records it; warn, go on
-                record = None
-                logger.warning("the write-ahead file %s could not be written (%s): task %s of %r is recorded in "
-                               "the journal only", self._wal.path, exc, task_id, key)  # fmt: skip
+        if event.kind is not EventKind.SUBMITTED or task is None or self._wal is None or idempotency_key is None:
+            return None
+        record = WalRecord(key=key, idempotency_key=idempotency_key, task_id=task.id)
+        try:
+            await anyio.to_thread.run_sync(self._wal.append, record)
+        except OSError as exc:  # a full disk: the journal (next) still records it; warn, go on
+            logger.warning("the write-ahead file %s could not be written (%s): task %s of %r is recorded in "
+                           "the journal only", self._wal.path, exc, task.id, key)  # fmt: skip
+            return None
         if self._faults.hit("kill-after-submit"):
             _Faults.signal_self(signal.SIGKILL)
+        return record
+
+    async def _record_loop(self, receive: Any, work: anyio.abc.TaskGroup) -> None:
+        async with receive:
+            async for event, record in receive:
+                await self._handle(event, work, record)
+
+    async def _submitted(self, key: str, task_id: str, credits: float | None, record: WalRecord | None) -> None:
+        """Record a submit's task id (already in the write-ahead file) in the journal."""
+        idempotency_key = self._idempotency_keys.get(key)
         self.summary.submitted += 1
         self.summary.credits_reserved = round(self.summary.credits_reserved + (credits or 0.0), 6)
         epoch = await self._journal.record_submitted(
@@ -516,13 +537,13 @@ class Worker:
             self._wake.set()
         self._emit("submitted", key, task_id=task_id)
 
-    async def _handle(self, event: TaskEvent, work: anyio.abc.TaskGroup) -> None:
+    async def _handle(self, event: TaskEvent, work: anyio.abc.TaskGroup, record: WalRecord | None = None) -> None:
         key = str(event.key)
         task = event.task
         journal = self._journal
         if event.kind is EventKind.SUBMITTED and task is not None:
             credits = task.usage.credits_reserved if task.usage is not None else None
-            await self._submitted(key, task.id, credits)
+            await self._submitted(key, task.id, credits, record)
             return
         epoch = self._held.get(key)
         if epoch is None:  # lost meanwhile: its events are another worker's business now

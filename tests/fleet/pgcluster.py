@@ -54,6 +54,10 @@ class PgCluster:
         self.user = user
         self._run(str(self.bindir / "initdb"), "-D", str(self.data), "-U", user, "--auth=trust", "-E", "UTF8",
                   "--no-sync")
+        self.resume()
+
+    def resume(self) -> None:
+        """Start the (initialised) server: at first, or again after ``stop``."""
         options = (f"-c listen_addresses='' -c unix_socket_directories='{self.socket_dir}'"
                    f" -c unix_socket_permissions=0777 -c fsync=off -c max_connections=200 -p {self.port}")
         self._run(str(self.bindir / "pg_ctl"), "-D", str(self.data), "-o", options, "-w", "-t", "60",

@@ -270,3 +270,49 @@ async def test_a_restarted_database_and_killed_sessions_lose_nothing(
         assert await conn.fetchval("SELECT credits_reserved FROM evolink_fleet") == pytest.approx(count * 1.0)
     finally:
         await conn.close()
+
+
+async def test_a_journal_gone_past_the_bound_stops_the_worker_in_one_line_and_loses_no_paid_task(
+    evolink_sandbox: Sandbox, own_pg: PgCluster, tmp_path: Path
+) -> None:
+    count = 40
+    url = own_pg.create_database()
+    assert (await plan(url, manifest(tmp_path / "m.jsonl", count))).returncode == 0
+    ledger = evolink_sandbox.ledger
+    argv = work_argv(tmp_path, url, evolink_sandbox, None, "--max-in-flight", "8", "--journal-outage", "3")
+    async with anyio.create_task_group() as group:
+        worker = Running(await anyio.open_process(argv, env=ENV))
+        await worker.read(group)
+        try:
+            await _wait_for(lambda: len(ledger.billed) >= 5)
+            await anyio.to_thread.run_sync(own_pg.stop)  # gone for good, as far as this worker can tell
+            with anyio.fail_after(60):
+                await worker.process.wait()
+        finally:
+            if worker.process.returncode is None:
+                worker.process.kill()
+    stderr = worker.stderr.decode()
+    assert worker.process.returncode == 2, stderr
+    assert "Traceback" not in stderr
+    errors = [line for line in stderr.splitlines() if line.startswith("evolink: ") and "WARNING" not in line]
+    assert len(errors) == 1, stderr
+    assert "the journal was unreachable for" in errors[0]
+    assert "--journal-outage 3" in errors[0]
+    billed_before = list(ledger.billed)
+    # The journal comes back: a new run records the task ids it never heard of and pays for each input once.
+    await anyio.to_thread.run_sync(own_pg.resume)
+    ((code, _, stderr),) = await run_workers([argv])
+    assert code == 0, stderr
+    rows = await export(url)
+    outcomes = Counter(row["outcome"] for row in rows)
+    assert set(outcomes) <= {"completed", "uncertain"}, outcomes
+    recorded = {row["task_id"] for row in rows if row["task_id"]}
+    assert len(recorded) == outcomes["completed"]
+    billed = ledger.billed
+    assert len(billed) == len(set(billed))
+    assert recorded <= set(billed)
+    # Every task paid before the outage is in the journal (through the write-ahead file), except at
+    # most the submits the worker's exit cut off before their answer: those, and only those, are uncertain.
+    unknown = set(billed_before) - recorded
+    assert len(unknown) <= outcomes["uncertain"]
+    assert len(billed) == len(recorded) + len(unknown)  # nothing paid twice

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 
@@ -202,3 +203,28 @@ async def test_a_version_1_journal_is_migrated_in_place(journal_url: str) -> Non
         assert await journal.pool.fetchval("SELECT version FROM evolink_schema") == 2
         (claimed,) = (await journal.claim("w", limit=5, lease=30)).items
         assert (claimed.entry.key, claimed.epoch) == ("old", 1)
+
+
+async def test_status_lists_uncertain_inputs_with_what_to_do(journal_url: str) -> None:
+    from evolink_async.batch._fleet_status import UNCERTAIN_ADVICE, fleet_status
+
+    async with PgJournal(journal_url) as journal:
+        await journal.plan(_inputs(3))
+        await journal.set_limits(max_in_flight=3)
+        (sent,) = (await journal.claim("gone", limit=1, lease=1.5)).items
+        assert await journal.begin_submit(sent.entry.key, "gone", "{}", epoch=sent.epoch) == "{}"
+        assert len((await journal.claim("other", limit=5, lease=30)).items) == 2
+        with anyio.fail_after(30):  # its lease runs out; the next claim finds the submit unaccounted for
+            while (await journal.get(sent.entry.key)).status is not EntryStatus.UNCERTAIN:  # type: ignore[union-attr]
+                await journal.claim("other", limit=1, lease=30)
+                await anyio.sleep(0.05)
+        status = await fleet_status(journal)
+        assert [(u["key"], u["submitted_by"], u["idempotency_key"]) for u in status.uncertain] == [
+            (sent.entry.key, "gone", sent.entry.idempotency_key)
+        ]
+        assert UNCERTAIN_ADVICE in "\n".join(status.lines())
+        json.dumps(status.to_json())
+        # The uncertain input keeps its slot (its task may run): none is free for a new input.
+        assert status.in_flight == 3
+        await journal.plan(_inputs(4))  # one more input: no slot for it while the uncertain one holds its own
+        assert len((await journal.claim("other", limit=5, lease=30)).items) == 0
