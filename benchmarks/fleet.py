@@ -1,10 +1,12 @@
 """``python -m benchmarks.fleet [--quick]``: a fleet batch on one PostgreSQL journal.
 
-1. Throughput with 1, 2 and 4 worker processes against a sandbox (its own process) with a
+1. Throughput with 1, 2, 4 and 6 worker processes against a sandbox (its own process) with a
    per-key rate limit: inputs per second, and API requests per second against the limit (a
    fleet should reach the limit, not stall below it).
-2. Journal cost per input: claim + record + complete on PostgreSQL (one worker's calls,
-   sequential) vs reserve + record + complete on SQLite, in ms of wall time and client CPU.
+2. Journal cost per input: claim + begin + record + complete on PostgreSQL (one worker's calls,
+   sequential; every write fenced by the lease's epoch) vs reserve + record + complete on SQLite,
+   in ms of wall time and client CPU; and the write-ahead file's append (fsynced) per input.
+   ``--journal-cost-only`` runs only this part (to compare a checkout from before fencing).
 
 Not part of ``python -m benchmarks`` (it needs a PostgreSQL server: it starts a throwaway one from
 ``/usr/lib/postgresql/*/bin``). Writes ``benchmarks/results/fleet.json``.
@@ -27,6 +29,7 @@ from typing import Any
 from evolink_async.batch import ManifestInput, PgJournal
 from evolink_async.batch._entries import EntryStatus, request_fingerprint
 from evolink_async.batch._journal import Journal
+from evolink_async.batch._wal import WalRecord, WriteAheadFile
 from tests.fleet.pgcluster import PgCluster, pg_cluster
 
 HERE = Path(__file__).resolve().parent
@@ -74,6 +77,7 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
             subprocess.run([sys.executable, "-m", "evolink_async", "batch", "plan", str(manifest), "--journal", url],
                            check=True, timeout=120, env=ENV, capture_output=True)  # fmt: skip
             argv = [sys.executable, "-m", "evolink_async", "batch", "work", "--journal", url, "--max-in-flight", "64",
+                    "--wal", str(Path(tmp) / "fleet.wal"),
                     "--base-url", env["EVOLINK_BASE_URL"], "--files-base-url", env["EVOLINK_FILES_BASE_URL"],
                     "--api-key", env["EVOLINK_API_KEY"], "--poll-scale", str(TIME_SCALE),
                     "--poll-interval", "0.05"]  # fmt: skip
@@ -111,9 +115,10 @@ async def pg_cost(url: str, count: int) -> dict[str, float]:
             claim = await journal.claim("bench", limit=8, lease=30)
             for item in claim.items:
                 key = item.entry.key
-                await journal.begin_submit(key, "bench", '{"model":"qwen-image-edit"}')
-                await journal.record_submitted(key, f"task-unified-{done}", owner="bench", lease=30)
-                await journal.record_outcome(key, EntryStatus.COMPLETED, owner="bench", result_urls=["https://r/0.png"])
+                await journal.begin_submit(key, "bench", '{"model":"qwen-image-edit"}', epoch=item.epoch)
+                await journal.record_submitted(key, f"task-unified-{done}", owner="bench", epoch=item.epoch, lease=30)
+                await journal.record_outcome(key, EntryStatus.COMPLETED, owner="bench", epoch=item.epoch,
+                                             result_urls=["https://r/0.png"])  # fmt: skip
                 done += 1
         return {"wall_ms": (time.perf_counter() - wall) * 1000 / count,
                 "cpu_ms": (time.process_time() - cpu) * 1000 / count}  # fmt: skip
@@ -132,26 +137,38 @@ async def sqlite_cost(path: Path, count: int) -> dict[str, float]:
                 "cpu_ms": (time.process_time() - cpu) * 1000 / count}  # fmt: skip
 
 
+def wal_cost(path: Path, count: int) -> dict[str, float]:
+    wal = WriteAheadFile(path)
+    wall, cpu = time.perf_counter(), time.process_time()
+    for i in range(count):
+        wal.append(WalRecord(key=f"k{i:05d}", idempotency_key=f"idem-{i}", task_id=f"task-unified-{i}"))
+    return {"wall_ms": (time.perf_counter() - wall) * 1000 / count,
+            "cpu_ms": (time.process_time() - cpu) * 1000 / count}  # fmt: skip
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (well under a minute)")
+    parser.add_argument("--journal-cost-only", action="store_true", help="only part 2 (no throughput runs)")
     args = parser.parse_args(argv)
     inputs, cost_inputs, rate = (120, 200, 1.0) if args.quick else (600, 2000, 1.0)
     report: dict[str, Any] = {"command": "python -m benchmarks.fleet" + (" --quick" if args.quick else ""),
                               "throughput": [], "journal_cost_per_input": {}}  # fmt: skip
     with pg_cluster() as cluster:
-        for workers in (1, 2, 4):
+        for workers in () if args.journal_cost_only else (1, 2, 4, 6):
             row = throughput(cluster, workers=workers, inputs=inputs, rate_limit=rate)
             report["throughput"].append(row)
             print(json.dumps(row), file=sys.stderr, flush=True)
         report["journal_cost_per_input"]["postgresql"] = asyncio.run(pg_cost(cluster.create_database(), cost_inputs))
     with tempfile.TemporaryDirectory() as tmp:
         report["journal_cost_per_input"]["sqlite"] = asyncio.run(sqlite_cost(Path(tmp) / "j.sqlite3", cost_inputs))
+        report["journal_cost_per_input"]["write_ahead_file"] = wal_cost(Path(tmp) / "fleet.wal", cost_inputs)
     for store, cost in report["journal_cost_per_input"].items():
         print(f"{store:10} wall {cost['wall_ms']:.2f} ms/input, client CPU {cost['cpu_ms']:.2f} ms/input",
               file=sys.stderr)  # fmt: skip
     (HERE / "results").mkdir(exist_ok=True)
-    (HERE / "results" / "fleet.json").write_text(json.dumps(report, indent=2) + "\n")
+    name = "fleet-journal-cost.json" if args.journal_cost_only else "fleet.json"
+    (HERE / "results" / name).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
     return 0
 
