@@ -78,7 +78,13 @@ class FleetStatus:
         ]
         for worker in self.workers:
             alive = "stopped" if worker["stopped"] else f"seen {worker['seen_ago']:.0f} s ago"
-            lines.append(f"  worker {worker['id']}: holds {worker['held']}, finished {worker['finished']} ({alive})")
+            journal = ""
+            if worker["journal_outages"] or worker["fenced_refused"]:
+                journal = (f"; journal: {worker['journal_outages']} outage(s) survived, "
+                           f"{worker['seconds_without_journal']:.1f} s without it, "
+                           f"{worker['fenced_refused']} fenced write(s) refused")  # fmt: skip
+            lines.append(f"  worker {worker['id']}: holds {worker['held']}, finished {worker['finished']} "
+                         f"({alive}{journal})")  # fmt: skip
         if self.uncertain:
             lines.append(f"  uncertain {self.states.get('uncertain', len(self.uncertain))}: {UNCERTAIN_ADVICE}")
             for item in self.uncertain:
@@ -106,10 +112,13 @@ async def fleet_status(journal: PgJournal, *, window: float = 60.0) -> FleetStat
                                      " NULL GROUP BY 1"))  # fmt: skip
         workers = [
             {"id": row["id"], "host": row["host"], "pid": row["pid"], "held": int(held.get(row["id"], 0)),
-             "finished": int(done.get(row["id"], 0)), "seen_ago": float(row["ago"]), "stopped": row["stopped"]}
+             "finished": int(done.get(row["id"], 0)), "seen_ago": float(row["ago"]), "stopped": row["stopped"],
+             "journal_outages": row["journal_outages"], "seconds_without_journal": row["seconds_without_journal"],
+             "fenced_refused": row["fenced_refused"]}
             for row in await conn.fetch(
                 "SELECT id, host, pid, extract(epoch FROM now() - heartbeat_at) AS ago, stopped_at IS NOT NULL"
-                " AS stopped FROM evolink_workers ORDER BY started_at"
+                " AS stopped, journal_outages, seconds_without_journal, fenced_refused FROM evolink_workers"
+                " ORDER BY started_at"
             )
         ]  # fmt: skip
         recent, span = await conn.fetchrow(

@@ -225,16 +225,13 @@ class PgJournalBase:
             raise JournalError("a postgresql:// journal needs asyncpg: pip install 'evolink-async[postgres]'") from None
         try:
             self._pool = await self._new_pool()
+            # Retried like every call (a worker may start while the server restarts); a missing
+            # database or a refused login is no outage: said at once.
             try:
-                async with self._pool.acquire() as conn:  # the first connection fails fast: a wrong URL is no outage
-                    await migrate(conn)
-            except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.InvalidCatalogNameError,
-                    asyncpg.InvalidAuthorizationSpecificationError, asyncpg.CannotConnectNowError) as exc:  # fmt: skip
+                await self.run(migrate, what="the first connection")
+            except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError,
+                    asyncpg.InvalidPasswordError) as exc:  # fmt: skip
                 raise JournalError(f"cannot connect to the journal: {exc}") from exc
-            except Exception as exc:
-                if not is_transient(exc):  # a lock timeout among workers starting together: retried
-                    raise
-                await self.run(migrate, what="the schema check")
         except BaseException:
             await self.aclose()
             raise

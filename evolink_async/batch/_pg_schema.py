@@ -165,6 +165,9 @@ CREATE TABLE evolink_workers (
     2: """
 ALTER TABLE evolink_entries ADD COLUMN lease_epoch bigint NOT NULL DEFAULT 0;
 ALTER TABLE evolink_fleet ADD COLUMN uncertain_slot_hold double precision NOT NULL DEFAULT 1800;
+ALTER TABLE evolink_workers ADD COLUMN journal_outages int NOT NULL DEFAULT 0,
+    ADD COLUMN seconds_without_journal double precision NOT NULL DEFAULT 0,
+    ADD COLUMN fenced_refused int NOT NULL DEFAULT 0;
 """ + CLAIM_FUNCTION,
 }
 

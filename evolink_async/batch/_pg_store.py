@@ -85,16 +85,19 @@ class PgJournal(PgJournalBase):
 
         Only leases the worker knows it holds: an input claimed by a call whose answer was lost
         (a dropped connection) is left to expire and be claimed again, never kept unseen.
-        Without ``held``: every lease of ``owner`` (tests, tools).
+        Without ``held``: every lease of ``owner`` (tests, tools). The heartbeat carries this
+        process's journal health, for ``evolink batch status``.
         """
         keys = None if held is None else list(held)
         epochs = None if held is None else [held[k] for k in keys or ()]
+        health = self.health
         rows = await self.run(lambda c: c.fetch(
-            "WITH beat AS (UPDATE evolink_workers SET heartbeat_at = now() WHERE id = $1)"
+            "WITH beat AS (UPDATE evolink_workers SET heartbeat_at = now(), journal_outages = $5,"
+            " seconds_without_journal = $6, fenced_refused = $7 WHERE id = $1)"
             " UPDATE evolink_entries SET lease_expires = now() + $2 * interval '1 second' WHERE lease_owner = $1"
             " AND ($3::text[] IS NULL OR (key, lease_epoch) IN (SELECT * FROM unnest($3::text[], $4::bigint[])))"
             " RETURNING key",
-            owner, lease, keys, epochs,
+            owner, lease, keys, epochs, health.outages, health.seconds_without, self.fenced_refused,
         ), what="a lease renewal")  # fmt: skip
         return {row[0] for row in rows}
 
@@ -137,8 +140,9 @@ class PgJournal(PgJournalBase):
             " AND task_id IS NOT NULL),"
             " refund AS (UPDATE evolink_fleet SET credits_reserved = credits_reserved"
             " - (SELECT coalesce(sum(credits_estimate), 0) FROM freed) WHERE id = 1)"
-            " UPDATE evolink_workers SET stopped_at = now() WHERE id = $1",
-            owner,
+            " UPDATE evolink_workers SET stopped_at = now(), journal_outages = $2, seconds_without_journal = $3,"
+            " fenced_refused = $4 WHERE id = $1",
+            owner, self.health.outages, self.health.seconds_without, self.fenced_refused,
         ), what="the worker's exit")  # fmt: skip
 
     async def remaining(self, owner: str) -> dict[str, int]:

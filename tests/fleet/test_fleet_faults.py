@@ -22,7 +22,7 @@ import pytest
 from evolink_async.batch._worker import FAULT_ENV
 from evolink_async.sandbox import Sandbox
 
-from ._cli import ENV, export, manifest, plan, run_workers, work_argv
+from ._cli import ENV, export, manifest, plan, run_workers, status, work_argv
 from .pgcluster import PgCluster
 
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01, honor_idempotency_keys=False)
@@ -259,6 +259,8 @@ async def test_a_restarted_database_and_killed_sessions_lose_nothing(
         assert code == 0, stderr  # no worker exits
     summaries = [json.loads(stderr.strip().splitlines()[-1]) for _, _, stderr in results]
     assert sum(s["journal_outages"] for s in summaries) >= 3  # the outages happened and were survived
+    shown = await status(url)  # ... and `evolink batch status` shows each worker's journal health
+    assert sorted(w["journal_outages"] for w in shown["workers"]) == sorted(s["journal_outages"] for s in summaries)
     rows = await export(url)
     assert Counter(row["outcome"] for row in rows) == {"completed": count}  # 0 uncertain
     assert len(ledger.billed) == len(set(ledger.billed)) == count  # every input billed exactly once
