@@ -193,7 +193,9 @@ async def test_a_worker_frozen_inside_a_claim_does_not_stall_the_others(
     argv = work_argv(tmp_path, journal_url, evolink_sandbox, None, "--max-in-flight", "6", "--claim-size", "2")
     ledger = evolink_sandbox.ledger
     async with anyio.create_task_group() as group:
-        frozen = Running(await anyio.open_process(argv, env={**ENV, FAULT_ENV: "stop-in-claim:3"}))
+        # Frozen in its first claim: nothing of its own in flight, so how long it stays frozen (as long
+        # as the other worker's whole run) changes nothing but the locks it holds.
+        frozen = Running(await anyio.open_process(argv, env={**ENV, FAULT_ENV: "stop-in-claim:1"}))
         await frozen.read(group)
         try:
             await _wait_for(lambda: _state(frozen.process.pid) == "T")
@@ -208,14 +210,15 @@ async def test_a_worker_frozen_inside_a_claim_does_not_stall_the_others(
             assert code == 0, stderr
             assert _state(frozen.process.pid) == "T"
             other = json.loads(stderr.strip().splitlines()[-1])
-            assert other["claimed"] >= count - 6
+            assert other["claimed"] == count
             frozen.process.send_signal(signal.SIGCONT)
             with anyio.fail_after(60):
                 await frozen.process.wait()
         finally:
             if frozen.process.returncode is None:
                 frozen.process.kill()
-    assert frozen.process.returncode in (0, 1), frozen.stderr.decode()
+    assert frozen.process.returncode == 0, frozen.stderr.decode()
+    assert frozen.summary()["claimed"] == 0  # its frozen claim was rolled back with its session
     rows = await export(journal_url)
     assert Counter(row["outcome"] for row in rows) == {"completed": count}
     assert len(ledger.billed) == len(set(ledger.billed)) == count
