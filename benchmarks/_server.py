@@ -160,15 +160,19 @@ async def _serve(config: dict[str, Any]) -> None:
                     }
             return web.json_response(out)
 
+        peers = _PeerStub(config.get("time_scale", 1.0))
+
         async def stats(_request: web.Request) -> web.Response:
             ledger = sandbox.ledger
+            requests = {**ledger.requests, **peers.requests}
             return web.json_response(
-                {"cpu_seconds": time.process_time(), "requests": dict(ledger.requests), "tasks": len(ledger.billed)}
+                {"cpu_seconds": time.process_time(), "requests": requests, "tasks": len(ledger.billed)}
             )
 
         app = web.Application()
         app.router.add_post("/timeline", timeline)
         app.router.add_get("/stats", stats)
+        peers.add_routes(app)
         runner = web.AppRunner(app, handle_signals=False, access_log=None)
         await runner.setup()
         site = web.TCPSite(runner, "127.0.0.1", 0)
@@ -183,6 +187,93 @@ async def _serve(config: dict[str, Any]) -> None:
             await stop.wait()
         finally:
             await runner.cleanup()
+
+
+class _PeerStub:
+    """The shapes of two peers' task APIs on the control port, for the lifecycle benchmark's optional
+    contestants: Replicate's predictions (``POST /v1/predictions``, ``GET /v1/predictions/{id}``)
+    and OpenAI's videos (``POST /v1/videos``, ``GET /v1/videos/{id}``). Every task runs
+    ``PEER_TASK_MODEL_S`` model seconds; only the fields their clients read are filled in."""
+
+    def __init__(self, time_scale: float) -> None:
+        self.duration = PEER_TASK_MODEL_S * time_scale
+        self.requests: dict[str, int] = {}
+        self._started: dict[str, float] = {}
+        self._ids = 0
+
+    def add_routes(self, app: Any) -> None:
+        app.router.add_post("/v1/predictions", self._create_prediction)
+        app.router.add_get("/v1/predictions/{id}", self._get_prediction)
+        app.router.add_post("/v1/videos", self._create_video)
+        app.router.add_get("/v1/videos/{id}", self._get_video)
+
+    def _count(self, endpoint: str) -> None:
+        self.requests[endpoint] = self.requests.get(endpoint, 0) + 1
+
+    def _new(self, prefix: str) -> str:
+        self._ids += 1
+        task_id = f"{prefix}{self._ids:08d}"
+        self._started[task_id] = time.monotonic()
+        return task_id
+
+    def _fraction(self, task_id: str) -> float | None:
+        started = self._started.get(task_id)
+        return None if started is None else (time.monotonic() - started) / self.duration
+
+    def _prediction(self, task_id: str, fraction: float) -> dict[str, Any]:
+        status = "starting" if fraction < 0.1 else "processing" if fraction < 1.0 else "succeeded"
+        return {
+            "id": task_id, "model": "stub/image", "version": "stub-version", "status": status,
+            "input": {"prompt": "stub"}, "output": ["https://cdn.example.com/0.png"] if status == "succeeded" else None,
+            "logs": "", "error": None, "metrics": {}, "created_at": "2026-01-01T00:00:00Z",
+            "urls": {"get": f"/v1/predictions/{task_id}", "cancel": f"/v1/predictions/{task_id}/cancel"},
+        }  # fmt: skip
+
+    def _video(self, task_id: str, fraction: float) -> dict[str, Any]:
+        status = "queued" if fraction < 0.1 else "in_progress" if fraction < 1.0 else "completed"
+        return {
+            "id": task_id, "object": "video", "model": "sora-2", "status": status,
+            "progress": min(100, int(fraction * 100)), "created_at": 1767225600, "completed_at": None,
+            "expires_at": None, "error": None, "remixed_from_video_id": None, "seconds": "4", "size": "720x1280",
+        }  # fmt: skip
+
+    async def _create_prediction(self, request: Any) -> Any:
+        from aiohttp import web
+
+        self._count("POST /v1/predictions")
+        await request.read()
+        return web.json_response(self._prediction(self._new("pred"), 0.0), status=201)
+
+    async def _get_prediction(self, request: Any) -> Any:
+        from aiohttp import web
+
+        self._count("GET /v1/predictions/{id}")
+        task_id = request.match_info["id"]
+        fraction = self._fraction(task_id)
+        if fraction is None:
+            return web.json_response({"detail": "Not found."}, status=404)
+        return web.json_response(self._prediction(task_id, fraction))
+
+    async def _create_video(self, request: Any) -> Any:
+        from aiohttp import web
+
+        self._count("POST /v1/videos")
+        await request.read()
+        return web.json_response(self._video(self._new("video_"), 0.0))
+
+    async def _get_video(self, request: Any) -> Any:
+        from aiohttp import web
+
+        self._count("GET /v1/videos/{id}")
+        task_id = request.match_info["id"]
+        fraction = self._fraction(task_id)
+        if fraction is None:
+            return web.json_response({"error": {"message": "not found", "type": "invalid_request_error"}}, status=404)
+        return web.json_response(self._video(task_id, fraction))
+
+
+#: How long a peer stub's task runs, in model seconds (the lifecycle benchmark's tasks: 30).
+PEER_TASK_MODEL_S = 30.0
 
 
 def main() -> int:

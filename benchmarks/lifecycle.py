@@ -20,6 +20,10 @@ Contestants:
   gets without choosing, ``PollPolicy().scaled(time_scale)`` (jittered, estimate-driven): their
   queries per task differ from the fixed loop's, so CPU *per request* is what compares them.
 
+- ``openai-python videos`` and ``replicate predictions`` (optional): the same loop on those
+  projects' own async clients against a stub of their API's shape on the benchmark server's
+  control port; skipped with a note when the package is not installed (not a dependency).
+
 Each row also says how many event-loop iterations (trips through the selector) a request cost.
 
 Two regimes, each against its own sandbox:
@@ -50,6 +54,7 @@ import asyncio
 import gc
 import importlib.util
 import json
+import sys
 import time
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -168,6 +173,50 @@ async def httpx_raw(run: _Run, n: int) -> None:
         await _per_task(run, n, one)
 
 
+async def _peer_loop(
+    run: _Run, n: int, create: Callable[[], Awaitable[Any]], get: Callable[[str], Awaitable[Any]], done: frozenset[str]
+) -> None:
+    """The raw loop's schedule on a peer's own async client: create, then one ``get`` per interval."""
+
+    async def one(_i: int) -> None:
+        task = await create()
+        last = (task.status, getattr(task, "progress", None))
+        run.events.append((task.id, str(last[0]), last[1] or 0))
+        while last[0] not in done:
+            await asyncio.sleep(run.interval)
+            task = await get(task.id)
+            now = (task.status, getattr(task, "progress", None))
+            if now != last:
+                last = now
+                run.events.append((task.id, str(now[0]), now[1] or 0))
+
+    await _per_task(run, n, one)
+
+
+async def openai_videos(run: _Run, n: int) -> None:
+    import openai  # optional: only when installed (see OPTIONAL_PEERS)
+
+    limits = httpx.Limits(max_connections=run.concurrency, max_keepalive_connections=run.concurrency)
+    async with openai.AsyncOpenAI(
+        api_key="sk-stub", base_url=f"{run.server.control_url}/v1", max_retries=0,
+        http_client=openai.DefaultAsyncHttpxClient(limits=limits),
+    ) as client:  # fmt: skip
+        await _peer_loop(
+            run, n, lambda: client.videos.create(model="sora-2", prompt=PROMPT), client.videos.retrieve,
+            frozenset({"completed", "failed"}),
+        )  # fmt: skip
+
+
+async def replicate_predictions(run: _Run, n: int) -> None:
+    import replicate  # optional: only when installed (see OPTIONAL_PEERS)
+
+    client = replicate.Client(api_token="r8_stub", base_url=run.server.control_url)
+    await _peer_loop(
+        run, n, lambda: client.predictions.async_create(version="stub-version", input={"prompt": PROMPT}),
+        client.predictions.async_get, frozenset({"succeeded", "failed", "canceled"}),
+    )  # fmt: skip
+
+
 def _sdk_client(run: _Run, **kwargs: Any) -> EvolinkClient:
     server = run.server
     return EvolinkClient(api_key=server.api_key, base_url=server.base_url, max_connections=run.concurrency, **kwargs)
@@ -260,8 +309,17 @@ CONTESTANTS: dict[str, Callable[[_Run, int], Awaitable[None]]] = {
     "sdk stream, default policy": sdk_stream_default_policy,
     "sdk fan_out, default policy": sdk_fan_out_default_policy,
 }
+#: Peers users would pick instead, on their own async clients against a stub of their API's shape
+#: (benchmarks/_server.py): measured like the raw loops when installed, skipped with a note when
+#: not (never dependencies of this project). Both are httpx-based.
+OPTIONAL_PEERS: dict[str, tuple[str, Callable[[_Run, int], Awaitable[None]]]] = {
+    "openai-python videos": ("openai", openai_videos),
+    "replicate predictions": ("replicate", replicate_predictions),
+}
 BASELINE = "aiohttp raw"
 HTTPX = "httpx raw"
+QUERY_ENDPOINTS = (QUERY_ENDPOINT, "GET /v1/predictions/{id}", "GET /v1/videos/{id}")
+SUBMIT_ENDPOINTS = (SUBMIT_ENDPOINT, "POST /v1/predictions", "POST /v1/videos")
 SDK_CONTESTANTS = (
     "sdk tasks.get loop", "sdk tasks.stream", "sdk fan_out", "sdk stream, caller session",
     "sdk stream, default policy", "sdk fan_out, default policy",
@@ -325,8 +383,8 @@ async def _measure(server: BenchServer, name: str, n: int, interval: float, conc
         await CONTESTANTS[name](run, n)
     cpu, wall = time.process_time() - cpu0, time.perf_counter() - wall0
     after = await server.stats()
-    queries = after["requests"].get(QUERY_ENDPOINT, 0) - before["requests"].get(QUERY_ENDPOINT, 0)
-    submits = after["requests"].get(SUBMIT_ENDPOINT, 0) - before["requests"].get(SUBMIT_ENDPOINT, 0)
+    queries = sum(after["requests"].get(e, 0) - before["requests"].get(e, 0) for e in QUERY_ENDPOINTS)
+    submits = sum(after["requests"].get(e, 0) - before["requests"].get(e, 0) for e in SUBMIT_ENDPOINTS)
     return {
         "cpu_ms_per_task": cpu / n * 1000,
         "cpu_us_per_request": cpu / max(1, queries + submits) * 1e6,
@@ -350,14 +408,15 @@ async def _run_regime(regime: _Regime) -> dict[str, list[dict[str, float]]]:
         samples: dict[str, list[dict[str, float]]] = {name: [] for name in regime.contestants}
         # httpx runs in a block of its own after the others: it allocates about ten times as
         # much, and whichever contestant followed it in a rotation ran slower for it.
-        names = [name for name in regime.contestants if name != HTTPX]
+        httpx_based = [name for name in regime.contestants if name == HTTPX or name in OPTIONAL_PEERS]
+        names = [name for name in regime.contestants if name not in httpx_based]
         for r in range(regime.rounds):
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
                 samples[name].append(await _measure(server, name, n, interval, concurrency))
-        if HTTPX in regime.contestants:
+        for name in httpx_based:
             for _ in range(regime.rounds):
-                samples[HTTPX].append(await _measure(server, HTTPX, n, interval, concurrency))
+                samples[name].append(await _measure(server, name, n, interval, concurrency))
     return samples
 
 
@@ -388,7 +447,15 @@ async def _slow_mode_runs(concurrency: int, runs: int, n: int) -> list[dict[str,
 
 async def run(quick: bool) -> Scenario:
     everyone = list(CONTESTANTS)
-    short_contestants = [name for name in everyone if name != HTTPX]
+    skipped = []
+    for name, (module, contestant) in OPTIONAL_PEERS.items():
+        if importlib.util.find_spec(module) is None:
+            skipped.append(f"{name} skipped: `{module}` is not installed (pip install {module} to measure it)")
+            print(f"   note: {skipped[-1]}", file=sys.stderr)
+        else:
+            CONTESTANTS[name] = contestant
+            everyone.append(name)
+    short_contestants = [name for name in everyone if name != HTTPX and name not in OPTIONAL_PEERS]
     regimes = [
         _Regime(
             "long", n=150 if quick else 1000, rounds=1 if quick else 7, time_scale=0.01,
@@ -508,6 +575,7 @@ async def run(quick: bool) -> Scenario:
         f" with the unscaled PollPolicy() (min_interval 1 s) at max_in_flight 16 and 100; a run with more than"
         f" {SLOW_MODE_QUERIES_PER_TASK:g} queries per task is in the slow mode."
     )
+    scenario.notes.extend(skipped)
     if importlib.util.find_spec("opentelemetry") is not None:
         scenario.notes.append(
             "opentelemetry-api is installed: every SDK contestant runs with its telemetry on (no-op providers"
