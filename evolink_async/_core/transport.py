@@ -29,6 +29,7 @@ from ..errors import (
     EvolinkError,
     RateLimitError,
     ResponseFormatError,
+    ValidationError,
     may_have_been_billed,
     status_error_class,
 )
@@ -237,6 +238,12 @@ class Transport:
         self.telemetry = telemetry
         # Passed to the session this transport creates (a caller's own session has its own).
         self._trace_configs = list(trace_configs)
+        if any(not isinstance(item, aiohttp.TraceConfig) for item in self._trace_configs):
+            raise ValidationError("trace_configs", "must be a list of aiohttp.TraceConfig")
+        if session is not None and self._trace_configs:
+            raise ValidationError(
+                "trace_configs", "apply to the session the client creates: give them to your own session instead"
+            )
         self._owns_session = session is None
         self._closed = False
         # After a 429 every request waits until this monotonic time, not just the one that got it:
