@@ -2,12 +2,14 @@
 
 The only module that imports ``opentelemetry``. Whether it can be imported is decided once, here;
 without it :func:`telemetry_for` returns ``None`` and every caller skips its hook with one
-``is None`` test, so an SDK without the extra does exactly what it did before. With the API but no
-SDK configured the spans are OpenTelemetry's own no-op spans.
+``is None`` test, so an SDK without the extra does exactly what it did before. The same holds with
+the API installed but no SDK configured when the client is made (the global providers are still
+OpenTelemetry's proxies, whose spans and instruments are no-ops): configure OpenTelemetry (or run
+under ``opentelemetry-instrument``) before creating clients, or pass the providers explicitly.
 
 Every hook catches its own failures: telemetry must never raise into the caller's code. No hook
 records a header, a body, or a message: attributes are names, ids, counts and codes, and the
-strings among them pass through ``redact`` (the key never leaves in an attribute).
+strings among them are scrubbed of the key (it never leaves in an attribute).
 """
 
 from __future__ import annotations
@@ -22,13 +24,13 @@ import yarl
 
 from .._version import __version__
 from .logging import logger
-from .secret import redact
+from .secret import scrub_known
 
 try:  # One guarded import for the whole package: decided once, never per call.
     from opentelemetry import context as otel_context
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace as otel_trace
-    from opentelemetry.trace import SpanKind, Status, StatusCode
+    from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
 except ImportError:  # the extra is not installed: every hook stays off
     OTEL_AVAILABLE = False
 else:
@@ -106,6 +108,24 @@ def url_template(url: str, *, base_url: str = "") -> str:
     return path
 
 
+def _scrub(text: str, secret: str) -> str:
+    """``text`` without ``secret`` nor any key this process holds (no pattern: once per request)."""
+    if secret and secret in text:
+        text = text.replace(secret, "***")
+    return scrub_known(text)
+
+
+def _globals_configured() -> bool:
+    """True once an SDK (or ``opentelemetry-instrument``) set a global tracer or meter provider."""
+    if not isinstance(otel_trace.get_tracer_provider(), ProxyTracerProvider):
+        return True
+    try:
+        from opentelemetry.metrics._internal import _ProxyMeterProvider
+    except ImportError:  # a layout this code does not know: assume configured (correct, if slower)
+        return True
+    return not isinstance(otel_metrics.get_meter_provider(), _ProxyMeterProvider)
+
+
 def outcome_of(status: int | None, error: BaseException | None) -> str:
     """``ok``, or what went wrong in a word: the error's type, else the HTTP status."""
     if status is not None and status >= 400:
@@ -174,7 +194,7 @@ class HttpAttempt:
         if status is not None:
             attributes["http.response.status_code"] = status
         if request_id:
-            attributes["evolink.request_id"] = redact(request_id, secret)
+            attributes["evolink.request_id"] = _scrub(request_id, secret)
         if attributes:
             handle.set(attributes)
         failed = error is not None or (status is not None and status >= 400)
@@ -230,7 +250,7 @@ class Telemetry:
     def http_attempt(self, method: str, url: str, attempt: int, *, base_url: str, secret: str) -> Any:
         """The span of one HTTP attempt, current until :meth:`HttpAttempt.end`."""
         parsed = yarl.URL(url)
-        template = redact(url_template(url, base_url=base_url), secret)
+        template = _scrub(url_template(url, base_url=base_url), secret)
         attributes: dict[str, str | int | float | bool] = {
             "http.request.method": method,
             "url.template": template,
@@ -270,6 +290,8 @@ def telemetry_for(*, tracer_provider: Any = None, meter_provider: Any = None) ->
         if tracer_provider is not None or meter_provider is not None:
             logger.warning("tracer_provider/meter_provider given but opentelemetry-api is not installed")
         return None
+    if tracer_provider is None and meter_provider is None and not _globals_configured():
+        return None  # every span and instrument would be a no-op: no hook at all, as without the extra
     try:
         return Telemetry(tracer_provider=tracer_provider, meter_provider=meter_provider)
     except Exception as exc:  # a broken provider must not stop the client
