@@ -9,7 +9,7 @@ from .._version import __version__
 from ._callbacks import add_callback_arguments
 from ._fleet import add_fleet_parsers
 from ._imagine import add_mj_parsers
-from ._options import COUNT_OPTION, CREDITS_OPTION, SCALE_OPTION, SECONDS_OPTION, Parser, option
+from ._options import COUNT_OPTION, CREDITS_OPTION, PORT_OPTION, SCALE_OPTION, SECONDS_OPTION, Parser, option
 
 __all__ = ["build_parser"]
 
@@ -69,6 +69,9 @@ def _batch(sub: argparse._SubParsersAction[Parser], name: str, help_text: str, *
                         help="take symbolic links to files outside DIR (by default such an input fails)")  # fmt: skip
     parser.add_argument("--max-credits", type=CREDITS_OPTION,
                         help="stop new submits before this run's credits exceed it")  # fmt: skip
+    parser.add_argument("--metrics-port", type=PORT_OPTION, metavar="PORT",
+                        help="serve the run's metrics in Prometheus text format on 127.0.0.1:PORT/metrics "
+                        "(needs opentelemetry-sdk; 0: a free port, printed)")  # fmt: skip
     parser.add_argument("--keep-uploads", action="store_true",
                         help="keep each uploaded input file after its task ended (by default it is deleted: "
                         "the Files API keeps 100 files per key)")  # fmt: skip

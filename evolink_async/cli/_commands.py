@@ -13,6 +13,7 @@ import anyio.to_thread
 
 from .._callbacks.receiver import CallbackReceiver
 from .._clients.evolink import EvolinkClient
+from .._core.prometheus import MetricsServer
 from .._files.download import download_urls
 from .._files.image_probe import ImageFormat
 from .._files.safe_paths import result_file_name
@@ -53,7 +54,9 @@ def _api_key(args: argparse.Namespace) -> str | None:
     return read_secret_file(path, flag="--api-key-file", error=UsageError)
 
 
-def build_client(args: argparse.Namespace, *, callbacks: CallbackReceiver | None = None) -> EvolinkClient:
+def build_client(
+    args: argparse.Namespace, *, callbacks: CallbackReceiver | None = None, meter_provider: Any = None
+) -> EvolinkClient:
     """A client from the options and the environment (``MissingAPIKeyError`` without a key)."""
     scale = args.poll_scale
     return EvolinkClient(
@@ -64,7 +67,17 @@ def build_client(args: argparse.Namespace, *, callbacks: CallbackReceiver | None
         callbacks=callbacks,
         timeout=http_timeout(args),
         connect_timeout=min(_CONNECT_TIMEOUT, http_timeout(args)),
+        meter_provider=meter_provider,
     )
+
+
+async def start_metrics(port: int | None) -> MetricsServer | None:
+    """``--metrics-port``: the server, its address on standard error (None without the option)."""
+    if port is None:
+        return None
+    server = await MetricsServer.start(port)
+    print(f"evolink: metrics on http://127.0.0.1:{server.port}/metrics", file=sys.stderr, flush=True)
+    return server
 
 
 def http_timeout(args: argparse.Namespace) -> float:
@@ -107,7 +120,13 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
             return _no_inputs(args)
         return EXIT_FAILED if plan.invalid or plan.unreadable_folders else EXIT_OK
     receiver = callback_receiver(callbacks)
-    client = build_client(args, callbacks=receiver)
+    metrics = await start_metrics(getattr(args, "metrics_port", None))
+    try:
+        client = build_client(args, callbacks=receiver, meter_provider=metrics.meter_provider if metrics else None)
+    except BaseException:
+        if metrics is not None:
+            await metrics.stop()
+        raise
     runner = Batch(client, spec, on_event=reporter.event)
     # The receiver listens from before the first submit to the end of the run, Ctrl-C included.
     listener = await start_listening(receiver, callbacks)
@@ -124,6 +143,8 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
     finally:
         if listener is not None:
             await listener.stop()
+        if metrics is not None:
+            await metrics.stop()
     # An error (a wrong key, say) is main's to report; a summary would only read as a run.
     reporter.summary(runner.summary)
     if not runner.summary.inputs:

@@ -26,8 +26,8 @@ from ..batch._journal_api import check_postgres_url, is_postgres_url, shown_url
 from ..batch._manifest import ManifestInput, folder_manifest, read_manifest
 from ..batch._spec import BatchEvent
 from ..errors import ValidationError
-from ._commands import _api_key
-from ._options import COUNT_OPTION, CREDITS_OPTION, SECONDS_OPTION
+from ._commands import _api_key, start_metrics
+from ._options import COUNT_OPTION, CREDITS_OPTION, PORT_OPTION, SECONDS_OPTION
 from ._text import json_line, printable
 
 __all__ = ["add_fleet_parsers", "run"]
@@ -80,6 +80,9 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
                       "de-duplicates by it)")  # fmt: skip
     work.add_argument("--keep-uploads", action="store_true",
                       help="keep each uploaded input file after its task ended (by default it is deleted)")
+    work.add_argument("--metrics-port", type=PORT_OPTION, metavar="PORT",
+                      help="serve this worker's metrics in Prometheus text format on 127.0.0.1:PORT/metrics "
+                      "(needs opentelemetry-sdk; 0: a free port, printed)")  # fmt: skip
     connection(work)
 
     status = ops.add_parser("status", help="counts by state, per worker, credits, rate, ETA")
@@ -192,8 +195,10 @@ async def _work(args: argparse.Namespace) -> int:
     # With a time-scaled sandbox, retries scale too: an unscaled backoff after a 429 would idle a
     # worker for a hundred "API seconds" and stall the fleet below the rate limit.
     retry = RetryPolicy(max_retries=8, initial_delay=0.5 * scale, max_delay=8.0 * scale) if scale else None
+    metrics = await start_metrics(args.metrics_port)
     client = EvolinkClient(_api_key(args), base_url=args.base_url, files_base_url=args.files_base_url,
-                           poll_policy=PollPolicy().scaled(scale) if scale else None, retry=retry)  # fmt: skip
+                           poll_policy=PollPolicy().scaled(scale) if scale else None, retry=retry,
+                           meter_provider=metrics.meter_provider if metrics is not None else None)  # fmt: skip
     # The worker's log (lost leases, journal outages, write-ahead trouble) goes to standard error.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("evolink: %(levelname)s: %(message)s"))
@@ -206,6 +211,8 @@ async def _work(args: argparse.Namespace) -> int:
         finally:
             logger.removeHandler(handler)
             print(json_line({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
+            if metrics is not None:
+                await metrics.stop()
     return _EXIT_FAILED if summary.failed or summary.uncertain else _EXIT_OK
 
 

@@ -18,7 +18,9 @@ from .._core.checks import COUNT, CREDITS, SCALE, SECONDS, NumberRule
 from ..errors import ValidationError
 from ._text import printable
 
-__all__ = ["COUNT_OPTION", "CREDITS_OPTION", "SCALE_OPTION", "SECONDS_OPTION", "Parser", "env_number", "option"]
+__all__ = [
+    "COUNT_OPTION", "CREDITS_OPTION", "PORT_OPTION", "SCALE_OPTION", "SECONDS_OPTION", "Parser", "env_number", "option",
+]  # fmt: skip
 
 
 def option(rule: NumberRule, *, name: str) -> Callable[[str], Any]:
@@ -38,6 +40,13 @@ SECONDS_OPTION = option(SECONDS, name="seconds")
 COUNT_OPTION = option(COUNT, name="count")
 CREDITS_OPTION = option(CREDITS, name="credits")
 SCALE_OPTION = option(SCALE, name="scale")
+
+
+def PORT_OPTION(text: str) -> int:  # named like the other option types
+    """A TCP port, 0 (any free one) to 65535."""
+    if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
+        raise argparse.ArgumentTypeError("must be a port number from 0 to 65535")
+    return int(text)
 
 
 def env_number(name: str, rule: NumberRule) -> Any:
