@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import os
 from collections.abc import AsyncIterator, Callable, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 from aiohttp import ClientResponse
 from aioresponses import aioresponses
+from multidict import CIMultiDict
+from yarl import URL
 
 from evolink_async import EvolinkClient, PollPolicy, RetryPolicy
 from evolink_async.sandbox import Sandbox
@@ -87,3 +90,17 @@ def scaled_client() -> Callable[..., EvolinkClient]:
         )
 
     return build
+
+
+async def wire_headers(call: Any, url: str) -> CIMultiDict[str]:
+    """The headers a call recorded by ``aioresponses`` sends to ``url``: its own, plus what its
+    middlewares put on the hop (the client's credentials are attached there, and aioresponses
+    answers before any middleware runs)."""
+    request = SimpleNamespace(url=URL(url), headers=CIMultiDict(call.kwargs.get("headers") or {}))
+
+    async def answered(_: Any) -> None:
+        return None
+
+    for middleware in call.kwargs.get("middlewares") or ():
+        await middleware(request, answered)
+    return request.headers

@@ -11,7 +11,7 @@ from yarl import URL
 
 import evolink_async as evolink
 from evolink_async import EvolinkClient, QwenImageEdit
-from tests.conftest import API_KEY, BASE
+from tests.conftest import API_KEY, BASE, wire_headers
 
 SUBMIT_URL = f"{BASE}/v1/images/generations"
 TASK = {"id": "task-unified-1-abc", "status": "pending", "progress": 0, "task_info": {"estimated_time": 30}}
@@ -27,7 +27,7 @@ async def test_submit_request_shape(mock_http: aioresponses, client: EvolinkClie
     task = await client.images.submit(REQUEST)
     assert task.id == "task-unified-1-abc"
     (call,) = calls(mock_http, "POST", SUBMIT_URL)
-    headers = call.kwargs["headers"]
+    headers = await wire_headers(call, SUBMIT_URL)
     assert headers["Authorization"] == f"Bearer {API_KEY}"
     assert headers["User-Agent"].startswith("evolink-async/")
     key = headers["Idempotency-Key"]

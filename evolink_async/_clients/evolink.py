@@ -11,9 +11,8 @@ from typing import Any, Self
 import aiohttp
 
 from .._callbacks.receiver import CallbackReceiver, ReceiverBinding, callback_binding
-from .._core.config import ClientConfig, config_from_env
+from .._core.config import ClientConfig, urls_from_env, wrap_api_key
 from .._core.retry import RetryPolicy
-from .._core.secret import Secret
 from .._core.telemetry import telemetry_for
 from .._core.transport import Transport
 from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
@@ -68,18 +67,24 @@ class EvolinkClient(TrackerLifecycle):
         tracer_provider: Any = None,
         meter_provider: Any = None,
     ) -> None:
-        key, base, files = config_from_env(api_key, base_url=base_url, files_base_url=files_base_url)
-        if not key:
+        # The key goes into its ``Secret`` before anything can raise, and the plain name is dropped:
+        # error reporters record the locals of every frame on a traceback, this one's included.
+        key = wrap_api_key(api_key, "EVOLINK_API_KEY")
+        del api_key
+        if isinstance(key, ValidationError):
+            raise key
+        if key is None:
             raise MissingAPIKeyError(
                 "no API key: pass api_key=... or set EVOLINK_API_KEY (keys look like sk-evo-...)"
             )
+        base, files = urls_from_env(base_url=base_url, files_base_url=files_base_url)
         if retry is not None and not isinstance(retry, RetryPolicy):
             raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
         if session is not None and not isinstance(session, aiohttp.ClientSession):
             raise ValidationError("session", f"must be an aiohttp.ClientSession, got {type(session).__name__}")
         policy = retry if retry is not None else RetryPolicy(max_retries=max_retries)
         config = ClientConfig(
-            api_key=Secret(key),
+            api_key=key,
             base_url=base,
             files_base_url=files,
             timeout=timeout,

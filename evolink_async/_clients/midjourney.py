@@ -13,10 +13,9 @@ from typing import Any, Literal, cast
 import aiohttp
 
 from .._callbacks.receiver import CallbackReceiver, callback_binding
-from .._core.config import ClientConfig, check_base_url
+from .._core.config import ClientConfig, check_base_url, wrap_api_key
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.retry import RetryPolicy
-from .._core.secret import Secret
 from .._core.telemetry import telemetry_for
 from .._core.transport import Transport
 from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
@@ -161,7 +160,11 @@ class MidjourneyClient(TrackerLifecycle):
         tracer_provider: Any = None,
         meter_provider: Any = None,
     ) -> None:
-        key = api_key if api_key is not None else _env("MJ_PROXY_API_KEY")
+        # In its ``Secret`` before anything can raise (see EvolinkClient); "" is a proxy without auth.
+        key = wrap_api_key(api_key, "MJ_PROXY_API_KEY", check=False, allow_empty=True)
+        del api_key
+        if isinstance(key, ValidationError):
+            raise key
         if key is None:
             raise MissingAPIKeyError(
                 "no API key: pass api_key=... or set MJ_PROXY_API_KEY (api_key='' for a proxy without auth)"
@@ -175,7 +178,7 @@ class MidjourneyClient(TrackerLifecycle):
         if auth not in _AUTH_HEADERS:
             raise ValidationError("auth", f"must be one of {', '.join(_AUTH_HEADERS)}, got {auth!r}")
         self._config = ClientConfig(
-            api_key=Secret(key),
+            api_key=key,
             base_url=base,
             timeout=timeout,
             connect_timeout=connect_timeout,

@@ -13,7 +13,7 @@ from .checks import SECONDS, count_at_least
 from .retry import RetryPolicy
 from .secret import Secret
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_FILES_BASE_URL", "ClientConfig", "config_from_env"]
+__all__ = ["DEFAULT_BASE_URL", "DEFAULT_FILES_BASE_URL", "ClientConfig", "urls_from_env", "wrap_api_key"]
 
 DEFAULT_BASE_URL = "https://api.evolink.ai"
 DEFAULT_FILES_BASE_URL = "https://files-api.evolink.ai"
@@ -49,16 +49,39 @@ def _env(name: str) -> str | None:
 _MIN_KEY_CHARS = 8
 
 
-def check_api_key(key: object) -> str:
-    """A key that can be redacted wherever it shows: long enough, one printable token."""
+def _api_key_problem(key: object) -> str | None:
+    """Why ``key`` cannot be used (None when it can): long enough, one printable token, so that it
+    can be redacted wherever it shows."""
     if not isinstance(key, str):
-        raise ValidationError("api_key", f"must be a string, got {type(key).__name__}")
+        return f"must be a string, got {type(key).__name__}"
     if len(key) < _MIN_KEY_CHARS:
         # A one-character key would turn every such character in a message into "***".
-        raise ValidationError("api_key", f"must be at least {_MIN_KEY_CHARS} characters")
+        return f"must be at least {_MIN_KEY_CHARS} characters"
     if any(ch.isspace() or not ch.isprintable() for ch in key):
-        raise ValidationError("api_key", "must not contain whitespace or control characters")
-    return key
+        return "must not contain whitespace or control characters"
+    return None
+
+
+def wrap_api_key(
+    api_key: object, env_name: str, *, check: bool = True, allow_empty: bool = False
+) -> Secret | ValidationError | None:
+    """The key (``api_key``, else the variable ``env_name``) in a ``Secret`` at once; None when
+    neither gives one ("" counts as none unless ``allow_empty``); or, for a key that cannot be used
+    (``check``), the ``ValidationError`` to raise.
+
+    Returned, not raised: the frames of a traceback keep their locals, and error reporters record
+    them. The caller drops its own plain ``api_key`` (``del``) before raising anything.
+    """
+    if api_key is None:
+        api_key = _env(env_name)
+    if api_key is None or (api_key == "" and not allow_empty):
+        return None
+    problem = _api_key_problem(api_key) if check and api_key != "" else None
+    if problem is not None:
+        return ValidationError("api_key", problem)
+    if not isinstance(api_key, str):
+        return ValidationError("api_key", f"must be a string, got {type(api_key).__name__}")
+    return Secret(api_key)
 
 
 def split_url(field: str, url: str) -> SplitResult:
@@ -85,14 +108,8 @@ def check_base_url(field: str, url: object) -> str:
     return url.rstrip("/")
 
 
-def config_from_env(
-    api_key: str | None,
-    *,
-    base_url: str | None,
-    files_base_url: str | None,
-) -> tuple[str | None, str, str]:
-    """Resolve key and URLs: explicit arguments first, then ``EVOLINK_*`` variables, then defaults."""
-    key = api_key if api_key is not None else _env("EVOLINK_API_KEY")
+def urls_from_env(*, base_url: str | None, files_base_url: str | None) -> tuple[str, str]:
+    """Resolve the URLs: explicit arguments first, then ``EVOLINK_*`` variables, then defaults."""
     # An explicit "" is a mistake to report, not a reason to fall back to the paid default host.
     base = check_base_url(
         "base_url", base_url if base_url is not None else _env("EVOLINK_BASE_URL") or DEFAULT_BASE_URL
@@ -101,4 +118,4 @@ def config_from_env(
         "files_base_url",
         files_base_url if files_base_url is not None else _env("EVOLINK_FILES_BASE_URL") or DEFAULT_FILES_BASE_URL,
     )
-    return (None if key is None or key == "" else check_api_key(key)), base, files
+    return base, files

@@ -36,17 +36,32 @@ _KEY_SHAPES = re.compile(r"(sk-evo-)[A-Za-z0-9_\-]+|(Bearer\s+)\S+", re.IGNORECA
 class Secret:
     """A string that only :meth:`reveal` gives back; ``repr`` and ``str`` show ``***``."""
 
-    __slots__ = ("__weakref__", "_value")
+    __slots__ = ("__weakref__", "_encoded", "_value")
 
     def __init__(self, value: str) -> None:
         self._value = value
+        self._encoded = value.encode("utf-8", "surrogatepass")
         if len(value) >= _MIN_REMEMBERED:
             _LIVE_SECRETS[id(self)] = self
             _forget_live_values()
             weakref.finalize(self, _forget_live_values)
 
     def reveal(self) -> str:
+        """The plain value. Use it inline where it is needed (``f"Bearer {key.reveal()}"``), never
+        bound to a local: error reporters record the locals of every frame on a traceback."""
         return self._value
+
+    def scrub(self, text: str) -> str:
+        """``text`` with this secret replaced by ``***`` (the value never leaves this object)."""
+        if self._value and self._value in text:
+            return text.replace(self._value, REDACTED)
+        return text
+
+    def scrub_bytes(self, raw: bytes) -> bytes:
+        """``raw`` with this secret's UTF-8 bytes replaced by ``***``."""
+        if self._encoded and self._encoded in raw:
+            return raw.replace(self._encoded, REDACTED.encode())
+        return raw
 
     def __repr__(self) -> str:
         return f"Secret({REDACTED!r})"
@@ -84,13 +99,15 @@ def _known_values() -> tuple[str, ...]:
     return values
 
 
-def redact(text: str, *secrets: str) -> str:
+def redact(text: str, *secrets: str | Secret | None) -> str:
     """``text`` with each secret, every key this process holds, and anything key-shaped as ``***``."""
     text = _KEY_SHAPES.sub(lambda m: (m.group(1) or m.group(2)) + REDACTED, text)
-    for secret in (*secrets, *_known_values()):
-        if secret and secret in text:
+    for secret in secrets:
+        if isinstance(secret, Secret):
+            text = secret.scrub(text)
+        elif secret and secret in text:
             text = text.replace(secret, REDACTED)
-    return text
+    return scrub_known(text)
 
 
 def scrub_known(text: str) -> str:

@@ -24,7 +24,7 @@ import yarl
 
 from .._version import __version__
 from .logging import logger
-from .secret import scrub_known
+from .secret import Secret, scrub_known
 
 try:  # One guarded import for the whole package: decided once, never per call.
     from opentelemetry import context as otel_context
@@ -108,11 +108,9 @@ def url_template(url: str, *, base_url: str = "") -> str:
     return path
 
 
-def _scrub(text: str, secret: str) -> str:
+def _scrub(text: str, secret: Secret) -> str:
     """``text`` without ``secret`` nor any key this process holds (no pattern: once per request)."""
-    if secret and secret in text:
-        text = text.replace(secret, "***")
-    return scrub_known(text)
+    return scrub_known(secret.scrub(text))
 
 
 def _globals_configured() -> bool:
@@ -186,7 +184,7 @@ class HttpAttempt:
         self._token = handle.attach()
 
     @_guarded(None)
-    def end(self, *, status: int | None, request_id: str | None, error: BaseException | None, secret: str) -> None:
+    def end(self, *, status: int | None, request_id: str | None, error: BaseException | None, secret: Secret) -> None:
         handle = self._handle
         handle.detach(self._token)
         self._token = None
@@ -247,7 +245,7 @@ class Telemetry:
         return SpanHandle(self.tracer.start_span(name, kind=kind, attributes=dict(attributes)))
 
     @_guarded(None)
-    def http_attempt(self, method: str, url: str, attempt: int, *, base_url: str, secret: str) -> Any:
+    def http_attempt(self, method: str, url: str, attempt: int, *, base_url: str, secret: Secret) -> Any:
         """The span of one HTTP attempt, current until :meth:`HttpAttempt.end`."""
         parsed = yarl.URL(url)
         template = _scrub(url_template(url, base_url=base_url), secret)

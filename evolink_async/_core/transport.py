@@ -20,6 +20,7 @@ import aiohttp
 import anyio
 import attrs
 import yarl
+from multidict import CIMultiDict
 
 from .._version import __version__
 from ..errors import (
@@ -34,12 +35,11 @@ from ..errors import (
     status_error_class,
 )
 from .config import ClientConfig
+from .credentials import SameOrigin, foreign_hop_strip, session_middlewares
 from .logging import logger
 from .retry import is_retryable_status, parse_retry_after
-from .secret import REDACTED, redact, scrub_known
+from .secret import Secret, redact, scrub_known
 from .telemetry import Telemetry
-
-REDACTED_BYTES = REDACTED.encode()
 
 __all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport", "decode_json"]
 
@@ -96,7 +96,7 @@ def _request_id(headers: Mapping[str, str]) -> str | None:
     return None
 
 
-def decode_json(raw: bytes, *, secret: str = "") -> Any:
+def decode_json(raw: bytes, *, secret: Secret | None = None) -> Any:
     """``json.loads(raw)``, with UTF-8 (what RFC 8259 requires on the wire) decoded in C first,
     and the decoded strings cleaned where the bytes could not show what they hold.
 
@@ -120,15 +120,15 @@ def decode_json(raw: bytes, *, secret: str = "") -> Any:
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-def _clean_text(text: str, secret: str) -> str:
-    if secret and secret in text:
-        text = text.replace(secret, REDACTED)
+def _clean_text(text: str, secret: Secret | None) -> str:
+    if secret is not None:
+        text = secret.scrub(text)
     if not text.isascii():
         text = _LONE_SURROGATE.sub("\ufffd", text)
     return text
 
 
-def _clean_decoded(body: Any, secret: str) -> Any:
+def _clean_decoded(body: Any, secret: Secret | None) -> Any:
     """``body`` (decoded JSON) with every string, keys included, through ``_clean_text``.
 
     Iterative, not recursive: a body nested close to the parser's limit must not raise here.
@@ -166,7 +166,7 @@ def _too_large(resp: aiohttp.ClientResponse, what: str) -> ResponseFormatError:
     )
 
 
-def _call_name(method: str, url: str, secret: str) -> str:
+def _call_name(method: str, url: str, secret: Secret | None) -> str:
     """``POST https://host/path`` for an error, without user or password in the URL, nor any key."""
     try:
         shown = str(yarl.URL(url).with_user(None))
@@ -180,7 +180,7 @@ def status_error(
     raw: bytes,
     headers: Mapping[str, str],
     *,
-    secret: str = "",
+    secret: Secret | None = None,
     retry_after: float | None = None,
     url: str | None = None,
 ) -> APIStatusError:
@@ -254,9 +254,18 @@ class Transport:
         # The key is not among them: it is revealed per request, so no long-lived attribute
         # holds it in clear (debuggers and error reporters show attributes).
         self._timeout = aiohttp.ClientTimeout(total=config.timeout, connect=config.connect_timeout)
-        self._base_headers = {"Accept": "application/json", "User-Agent": _USER_AGENT, **config.default_headers}
+        self._base_headers = {"Accept": "application/json", "User-Agent": _USER_AGENT}
+        # The key and ``default_headers`` are the client's credentials: attached by ``_sign`` to
+        # each hop at the request's first origin only (see ``credentials.py``), never passed in.
+        self._configured_headers = dict(config.default_headers)
         # Evolink's Bearer header; a Midjourney proxy may want ``mj-api-secret`` or no auth at all.
         self._bearer = config.auth_header.lower() == "authorization" and bool(config.api_key.reveal())
+        self._keyed = bool(config.api_key.reveal())
+        self._signer = self._sign
+        self._hop_middlewares: tuple[Any, ...] = ()
+        self._foreign_strip: frozenset[str] = frozenset()
+        if session is not None:
+            self._guard_session(session)
 
     @property
     def config(self) -> ClientConfig:
@@ -274,7 +283,17 @@ class Transport:
         if self._session is None:
             connector = aiohttp.TCPConnector(limit=self._config.max_connections)
             self._session = aiohttp.ClientSession(connector=connector, trace_configs=self._trace_configs or None)
+            self._guard_session(self._session)
         return self._session
+
+    def _guard_session(self, session: aiohttp.ClientSession) -> None:
+        self._hop_middlewares = session_middlewares(session)
+        self._foreign_strip = foreign_hop_strip(session, (self._config.auth_header, *self._config.default_headers))
+
+    def guard(self) -> tuple[Any, ...]:
+        """The ``middlewares=`` of one request through this transport's session: the session's
+        own, then the one that signs hops at the request's origin and strips credentials elsewhere."""
+        return (*self._hop_middlewares, SameOrigin(self._signer, self._foreign_strip))
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -287,16 +306,22 @@ class Transport:
             await self._session.close()
         self._session = None
 
-    def _headers(self, extra: Mapping[str, str] | None) -> dict[str, str]:
+    def _headers(self, extra: Mapping[str, str] | None) -> Mapping[str, str]:
+        # aiohttp copies what it is given: the shared dict goes as it is when there is nothing to add.
+        return {**self._base_headers, **extra} if extra else self._base_headers
+
+    def _sign(self, headers: CIMultiDict[str]) -> None:
+        """Put the client's credentials on one hop's headers (at the request's origin only).
+
+        The key is revealed inline, into the headers, and bound to no local: this frame is gone
+        before anything can raise, and no frame that awaits holds it.
+        """
+        if self._configured_headers:
+            headers.update(self._configured_headers)
         if self._bearer:
-            headers = {"Authorization": f"Bearer {self._config.api_key.reveal()}", **self._base_headers}
-        else:
-            headers = dict(self._base_headers)
-            if key := self._config.api_key.reveal():
-                headers[self._config.auth_header] = key
-        if extra:
-            headers.update(extra)
-        return headers
+            headers["Authorization"] = f"Bearer {self._config.api_key.reveal()}"
+        elif self._keyed:
+            headers[self._config.auth_header] = self._config.api_key.reveal()
 
     async def request(self, method: str, url: str, **options: Unpack[RequestOptions]) -> Response:
         """Send with retries and return the decoded 2xx answer, or raise the mapped error (the
@@ -326,8 +351,8 @@ class Transport:
         the ``Response`` object and the coroutine around it were a measurable share of its CPU.
         """
         policy = self._config.retry
-        secret = self._config.api_key.reveal()  # to scrub echoes; never kept
-        secret_bytes = secret.encode()
+        # The ``Secret`` itself, to scrub echoes: the plain key is in no local of this frame.
+        secret = self._config.api_key
         telemetry = self.telemetry  # read once: None (no extra) keeps every hook below off
         attempt = 0
         while True:
@@ -361,15 +386,15 @@ class Transport:
                     data=data,
                     headers=self._headers(headers),
                     timeout=self._timeout,
+                    middlewares=self.guard(),
                 ) as resp:
                     status = resp.status
                     # aiohttp's header view is case-insensitive, which the lookups below rely on.
                     resp_headers = resp.headers
                     raw = await self._read_body(resp, resp_headers)
-                if secret_bytes and secret_bytes in raw:
-                    # A server that echoes the key back (in an error code, a param, a failed
-                    # task's message) must not carry it into exceptions, tasks, logs or journals.
-                    raw = raw.replace(secret_bytes, REDACTED_BYTES)
+                # A server that echoes the key back (in an error code, a param, a failed task's
+                # message) must not carry it into exceptions, tasks, logs or journals.
+                raw = secret.scrub_bytes(raw)
             except TimeoutError:
                 error = APITimeoutError(f"{method} {url} timed out after {self._config.timeout:g} s")
             except aiohttp.ClientError as exc:

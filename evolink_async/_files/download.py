@@ -31,6 +31,7 @@ import anyio
 import anyio.to_thread
 
 from .._core.checks import check_count, check_number
+from .._core.credentials import SameOrigin, foreign_hop_strip, session_middlewares
 from .._core.logging import logger
 from .._version import __version__
 from ..errors import DownloadError, ValidationError
@@ -233,8 +234,11 @@ async def download_to(
         client_timeout = aiohttp.ClientTimeout(total=timeout, sock_connect=30.0)
         headers = {"User-Agent": f"evolink-async/{__version__}", "Accept": "image/*"}
         try:
+            # No credential of the session's follows a redirect to another origin (a result URL on
+            # one host that sends the download elsewhere); downloads themselves send none.
+            middlewares = (*session_middlewares(session), SameOrigin(None, foreign_hop_strip(session, ())))
             async with session.get(
-                url, headers=headers, timeout=client_timeout, max_redirects=_MAX_REDIRECTS
+                url, headers=headers, timeout=client_timeout, max_redirects=_MAX_REDIRECTS, middlewares=middlewares
             ) as response:
                 if response.status != 200:
                     raise DownloadError(url, "http_status", f"HTTP {response.status}")

@@ -27,6 +27,7 @@ from evolink_async import (
 )
 from evolink_async._protocols.midjourney.tasks import structure_mj_task
 from tests._images import png_bytes
+from tests.conftest import wire_headers
 
 from .conftest import MJ, MJ_BASE, MJ_KEY
 
@@ -56,7 +57,7 @@ async def test_imagine_wire_shape(mock_http: aioresponses, mj: MidjourneyClient,
     (image,) = body["base64Array"]
     assert image.startswith("data:image/png;base64,")
     assert base64.b64decode(image.split(",", 1)[1]) == png_bytes(8, 8)
-    assert call.kwargs["headers"]["Authorization"] == f"Bearer {MJ_KEY}"
+    assert (await wire_headers(call, MJ + "submit/imagine"))["Authorization"] == f"Bearer {MJ_KEY}"
     assert "Idempotency-Key" not in call.kwargs["headers"]
 
 
@@ -74,7 +75,7 @@ async def test_mj_api_secret_header_and_prefix(mock_http: aioresponses) -> None:
     mock_http.post(url, payload=submit_result(1))
     async with MidjourneyClient(MJ_KEY, base_url=MJ_BASE, path_prefix="mj-fast/mj/", auth="mj-api-secret") as mj:
         await mj.submit(evolink.Shorten(prompt="long"))
-    headers = calls(mock_http, "POST", url)[0].kwargs["headers"]
+    headers = await wire_headers(calls(mock_http, "POST", url)[0], url)
     assert headers["mj-api-secret"] == MJ_KEY
     assert "Authorization" not in headers
 
@@ -87,7 +88,7 @@ async def test_no_key_sends_no_auth(mock_http: aioresponses, monkeypatch: pytest
     mock_http.post(MJ + "submit/shorten", payload=submit_result(1))
     async with MidjourneyClient("") as mj:
         await mj.submit(evolink.Shorten(prompt="long"))
-    headers = calls(mock_http, "POST", MJ + "submit/shorten")[0].kwargs["headers"]
+    headers = await wire_headers(calls(mock_http, "POST", MJ + "submit/shorten")[0], MJ + "submit/shorten")
     assert "Authorization" not in headers
     assert "mj-api-secret" not in headers
     with pytest.raises(evolink.ValidationError):
