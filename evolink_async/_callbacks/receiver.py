@@ -35,7 +35,7 @@ from .._core.logging import logger
 from .._core.secret import scrub_known
 from .._models.task import Task, TaskStatus
 from .._models.urls import check_callback_url
-from ..errors import EvolinkError, ResponseFormatError, ValidationError
+from ..errors import EvolinkError, NotFoundError, ResponseFormatError, ValidationError
 from .tokens import load_secret, mint_token, token_matches
 
 __all__ = ["CallbackReceiver", "CallbackRoute", "ReceiverBinding", "Registration", "callback_binding"]
@@ -205,24 +205,56 @@ class CallbackReceiver:
             registration._arrived.set()
 
     async def settle(self, registration: Registration, timeout: float) -> Task | None:
-        """The task of a submit whose answer was lost: the first body held on its URL about a task
-        no other submit owns (taken, and the URL bound to it), or None after ``timeout``."""
+        """The task of a submit whose answer was lost, or None after ``timeout``.
+
+        It is the first body held on the submit's URL about a task that no other submit owns and
+        that the server knows: each candidate is fetched once (a task id the server does not know
+        is dropped), and the server's snapshot, not the body, is taken; the URL is then bound to it.
+        """
         try:
             async with asyncio.timeout(timeout):
                 while True:
                     if registration.task_id is not None and registration.latest is not None:
                         return registration.latest
-                    for task in (registration.candidates or {}).values():
+                    for task in list((registration.candidates or {}).values()):
                         owner = self._by_task.get(task.id)
-                        if owner is None or owner is registration:
-                            self.bind(registration, task.id)
-                            return registration.latest
-                    arrived = registration._arrived
-                    if arrived is None or arrived.is_set():
-                        arrived = registration._arrived = asyncio.Event()
-                    await arrived.wait()
+                        if owner is not None and owner is not registration:
+                            continue
+                        confirmed = await self._confirmed(registration, task)
+                        candidates = registration.candidates
+                        if confirmed is None or registration.task_id is not None or candidates is None:
+                            if candidates is not None:
+                                candidates.pop(task.id, None)
+                            break  # look again: the loop's state may have changed while fetching
+                        owner = self._by_task.get(task.id)
+                        if owner is not None and owner is not registration:
+                            continue
+                        candidates[task.id] = confirmed
+                        self.bind(registration, task.id)
+                        return registration.latest
+                    else:
+                        arrived = registration._arrived
+                        if arrived is None or arrived.is_set():
+                            arrived = registration._arrived = asyncio.Event()
+                        await arrived.wait()
         except TimeoutError:
             return None
+
+    async def _confirmed(self, registration: Registration, task: Task) -> Task | None:
+        """``task`` as the server reports it now; None when the server does not know it. A body
+        fetched on arrival (``verify="fetch"``) is not fetched again; when the fetch fails for
+        another reason the body is taken (its token authenticated it, and no other submit owns it)."""
+        if self.verify == "fetch":
+            return task
+        try:
+            fetched = await registration.route.fetch(task.id)
+        except NotFoundError:
+            logger.warning("callback for %s refused: the server does not know that task", task.id)
+            return None
+        except EvolinkError as exc:
+            logger.info("could not confirm %s (%s): taking its callback", task.id, exc)
+            return task
+        return fetched if fetched.id == task.id else None
 
     @property
     def reachable(self) -> bool:

@@ -82,12 +82,20 @@ async def _collect(stream: Any) -> list[evolink.TaskEvent]:
 
 
 class Pushed:
+    """A client's side of a route: what was pushed to its tracker, and the tasks its server knows
+    (a lost answer's settling fetches its candidate before taking it)."""
+
     def __init__(self) -> None:
         self.tasks: list[evolink.Task] = []
+        self.server_knows: dict[str, evolink.Task] = {}
+        self.fetched: list[str] = []
 
     def route(self, *, mj: bool = False) -> CallbackRoute:
         async def fetch(task_id: str) -> evolink.Task:
-            raise AssertionError("not fetched without verify='fetch'")
+            self.fetched.append(task_id)
+            if task_id not in self.server_knows:
+                raise evolink.NotFoundError("no such task", status_code=404)
+            return self.server_knows[task_id]
 
         if mj:
             return CallbackRoute(parse=structure_mj_task, push=self.tasks.append, fetch=fetch, marker_of=state_of)
@@ -135,6 +143,7 @@ async def test_settling_a_lost_answer_skips_tasks_that_became_another_submits() 
         assert await post(lost.url, evolink_body("task-unified-2-theirs")) == 202  # held, not yet known
         receiver.bind(other, "task-unified-2-theirs")  # then the other submit's answer claims it
         assert await post(lost.url, evolink_body("task-unified-1-mine")) == 202
+        pushed.server_knows["task-unified-1-mine"] = structure_task(evolink_body("task-unified-1-mine"))
         settled = await receiver.settle(lost, 5)
         assert settled is not None
         assert settled.id == "task-unified-1-mine"
@@ -152,6 +161,7 @@ async def test_a_notify_hook_refuses_another_submits_state_before_the_answer() -
         registration = receiver.register("key-a-0123456789", pushed.route(mj=True), marker="key-a-0123456789")
         assert await post(registration.url, mj_body("1748339029401828", "key-b-0123456789")) == 403
         assert await post(registration.url, mj_body("1748339029401829", "key-a-0123456789")) == 202
+        pushed.server_knows["1748339029401829"] = structure_mj_task(mj_body("1748339029401829", "key-a-0123456789"))
         assert await receiver.settle(registration, 5) is not None
         assert registration.task_id == "1748339029401829"
 
@@ -182,3 +192,19 @@ async def test_a_notify_hook_url_completes_only_its_own_task(serve_receiver: Ser
         assert done_b.results
         assert FORGED not in done_b.results
         assert FORGED not in done_a.results
+
+
+async def test_settling_takes_no_task_the_server_does_not_know_and_trusts_the_server_not_the_body() -> None:
+    async with aiohttp_receiver() as receiver:
+        pushed = Pushed()
+        lost = receiver.register("key-a-0123456789", pushed.route())
+        # A URL holder invents a task first; the genuine callback comes after it.
+        assert await post(lost.url, evolink_body("task-unified-1-invented")) == 202
+        assert await post(lost.url, evolink_body("task-unified-1-mine")) == 202
+        pushed.server_knows["task-unified-1-mine"] = structure_task(evolink_body("task-unified-1-mine", "processing"))
+        settled = await receiver.settle(lost, 5)
+        assert settled is not None
+        assert settled.id == "task-unified-1-mine"
+        assert settled.status is evolink.TaskStatus.PROCESSING  # the server's snapshot, not the posted one
+        assert pushed.fetched == ["task-unified-1-invented", "task-unified-1-mine"]
+        assert lost.task_id == "task-unified-1-mine"

@@ -130,6 +130,7 @@ async def test_verify_fetch_trusts_the_server_not_the_body() -> None:
 
 async def test_an_orphaned_submit_is_found_by_its_url() -> None:
     rx, pushed = receiver(), Pushed()
+    pushed.fetch_answer = structure_task(body("completed", 100))  # what the server says of it
     registration = rx.register("key-one-0123456789", pushed.route())
     assert await rx.settle(registration, 0.01) is None
     waiter = asyncio.create_task(rx.settle(registration, 10))
