@@ -30,7 +30,7 @@ try:  # One guarded import for the whole package: decided once, never per call.
     from opentelemetry import context as otel_context
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace as otel_trace
-    from opentelemetry.trace import ProxyTracerProvider, SpanKind, Status, StatusCode
+    from opentelemetry.trace import Link, ProxyTracerProvider, SpanKind, Status, StatusCode
 except ImportError:  # the extra is not installed: every hook stays off
     OTEL_AVAILABLE = False
 else:
@@ -58,6 +58,10 @@ FAN_OUT_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("evolin
 QUERY_TEMPLATES = frozenset(
     {"/v1/tasks/{task_id}", "/task/{task_id}/fetch", "/task/list-by-condition", "/task/list-by-ids"}
 )
+
+_FILES_ROUTE = "/api/v1/files/"
+_UPLOADS_ROUTE = "/api/v1/files/upload/"
+_FILE_ROUTE = "/api/v1/files/{file_id}"
 
 # Path segments that are ids, for ``url.template`` (the routes of API.md, Evolink and MJ proxies).
 _TEMPLATES = (
@@ -174,11 +178,12 @@ class SpanHandle:
 class HttpAttempt:
     """The client span of one HTTP exchange (one attempt: a retry is a span of its own)."""
 
-    __slots__ = ("_handle", "_telemetry", "_template", "_token")
+    __slots__ = ("_handle", "_method", "_telemetry", "_template", "_token")
 
-    def __init__(self, telemetry: Telemetry, handle: SpanHandle, template: str) -> None:
+    def __init__(self, telemetry: Telemetry, handle: SpanHandle, method: str, template: str) -> None:
         self._telemetry = telemetry
         self._handle = handle
+        self._method = method
         self._template = template
         # Current while the request runs: aiohttp's own instrumentation nests under it.
         self._token = handle.attach()
@@ -198,8 +203,16 @@ class HttpAttempt:
         failed = error is not None or (status is not None and status >= 400)
         outcome = outcome_of(status, error)
         handle.end(error_type=outcome if failed else None)
-        if self._template in QUERY_TEMPLATES:
-            self._telemetry.queries.add(1, {"endpoint": self._template, "outcome": outcome})
+        template = self._template
+        if template in QUERY_TEMPLATES:
+            self._telemetry.queries.add(1, {"endpoint": template, "outcome": outcome})
+        elif not failed and template.startswith(_FILES_ROUTE):
+            # Files alive on the Files API: stored by an upload, gone by a delete (a 404 on
+            # delete is a file already gone, counted once when its deletion succeeded).
+            if template.startswith(_UPLOADS_ROUTE):
+                self._telemetry.uploads_alive.add(1)
+            elif self._method == "DELETE" and template == _FILE_ROUTE:
+                self._telemetry.uploads_alive.add(-1)
 
 
 class Telemetry:
@@ -260,7 +273,17 @@ class Telemetry:
         if attempt:
             attributes["http.request.resend_count"] = attempt
         handle = self.span(f"{method} {template}", attributes, client=True)
-        return None if handle is None else HttpAttempt(self, handle, template)
+        return None if handle is None else HttpAttempt(self, handle, method, template)
+
+    @_guarded(None)
+    def callback_received(self, task_span: SpanHandle, attributes: Mapping[str, str | int | float | bool]) -> None:
+        """A span for the processing of one pushed callback: a child of the current span (the
+        receiver's request, when the web framework is instrumented), linked to its task's span."""
+        link = Link(task_span.span.get_span_context())
+        span = self.tracer.start_span(
+            "process evolink.callback", kind=SpanKind.CONSUMER, attributes=dict(attributes), links=[link]
+        )
+        span.end()
 
     # --- metrics ----------------------------------------------------------------------------
 

@@ -109,6 +109,9 @@ class TaskSpans:
         try:
             if pushed:
                 record.by_callback += 1
+                self.telemetry.callback_received(
+                    record.span, {"evolink.task.id": task.id, "evolink.task.status": task.status.value}
+                )
             else:
                 record.by_query += 1
             if task.status is not record.status:
