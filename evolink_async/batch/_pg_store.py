@@ -101,6 +101,13 @@ class PgJournal(PgJournalBase):
         ), what="a lease renewal")  # fmt: skip
         return {row[0] for row in rows}
 
+    async def taken_over(self, key: str, *, epoch: int) -> bool:
+        """Whether ``key`` was handed to someone else since ``epoch`` (this worker's own release keeps the epoch)."""
+        changed = await self.run(lambda c: c.fetchval(
+            "SELECT lease_epoch <> $2 FROM evolink_entries WHERE key = $1", key, epoch
+        ), what="a lease check")  # fmt: skip
+        return bool(changed)
+
     async def claim_downloads(self, owner: str, *, limit: int, lease: float, failed_before: datetime) -> list[Claimed]:
         """Take up to ``limit`` inputs whose task completed but whose download failed before ``failed_before``.
 

@@ -6,19 +6,21 @@ answer and the journal's record loses nothing that was paid for. The next worker
 same file (``--wal``; by default one per journal in the user's state folder) replays it: every
 task id not yet in the journal is recorded there and watched, never submitted again.
 
-Several workers on one machine may share the file: each append is one ``write`` on an
-``O_APPEND`` descriptor under an exclusive ``flock``, and only the replay rewrites the file
-(under the same lock, atomically by rename), dropping the records the journal now holds.
+Several workers on one machine may share the name: each worker process appends to a file of
+its own next to it (``FILE.<pid>-<random>``: one writer, no lock, so a worker frozen in the middle
+of an append holds no other worker up), and a replay reads them all. A file whose records the
+journal holds is rewritten without them by its owner, or removed by a later worker once its
+owner is gone.
 """
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
+import glob
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+import threading
+import uuid
 from pathlib import Path
 
 import attrs
@@ -47,61 +49,90 @@ def default_wal_path(journal_url: str) -> Path:
 
 
 class WriteAheadFile:
-    """``append`` (durable before it returns), ``records`` (all, oldest first), ``forget`` (rewrite without some)."""
+    """``append`` (durable before it returns), ``records`` (all workers', oldest first per file), ``forget``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._lock_path = path.with_name(path.name + ".lock")
-
-    @contextlib.contextmanager
-    def _locked(self) -> Iterator[None]:
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self._lock_path, os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            yield
-        finally:
-            os.close(fd)  # closing releases the lock
+        self.own = path.with_name(f"{path.name}.{os.getpid()}-{uuid.uuid4().hex[:6]}")
+        self._lock = threading.Lock()  # appends and rewrites run in worker threads of one process
 
     def append(self, record: WalRecord) -> None:
-        with self._locked():
-            fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        with self._lock:
+            self.own.parent.mkdir(parents=True, exist_ok=True)
+            fd = os.open(self.own, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
             try:
-                os.write(fd, record.line())
+                _write_all(fd, record.line())
                 os.fsync(fd)
             finally:
                 os.close(fd)
+
+    def _files(self) -> list[Path]:
+        if not self.path.parent.is_dir():
+            return []
+        return sorted(f for f in self.path.parent.glob(f"{glob.escape(self.path.name)}.*")
+                      if not f.name.endswith(".tmp"))  # fmt: skip
 
     def records(self) -> list[WalRecord]:
-        with self._locked():
-            return self._read()
-
-    def _read(self) -> list[WalRecord]:
-        try:
-            data = self.path.read_bytes()
-        except FileNotFoundError:
-            return []
-        found: list[WalRecord] = []
-        for raw in data.splitlines():
-            try:
-                item = json.loads(raw)
-                found.append(WalRecord(key=str(item["key"]), idempotency_key=str(item["idempotency_key"]),
-                                       task_id=str(item["task_id"])))  # fmt: skip
-            except (ValueError, KeyError, TypeError):
-                continue  # a line torn by a crash mid-write: its append never returned, so never relied on
-        return found
+        return [record for file in self._files() for record in _read(file)]
 
     def forget(self, done: set[WalRecord]) -> None:
-        """Drop ``done`` records (the journal holds them), keeping whatever was appended meanwhile."""
+        """Drop ``done`` records (the journal holds them) from this worker's file; remove other
+        workers' files that hold nothing else once their process is gone."""
         if not done:
             return
-        with self._locked():
-            kept = [record for record in self._read() if record not in done]
-            temporary = self.path.with_name(self.path.name + ".tmp")
-            fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-            try:
-                os.write(fd, b"".join(record.line() for record in kept))
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(temporary, self.path)
+        with self._lock:
+            for file in self._files():
+                records = _read(file)
+                if file == self.own:
+                    kept = [record for record in records if record not in done]
+                    if len(kept) < len(records):
+                        _rewrite(file, kept)
+                elif all(record in done for record in records) and not _alive(file):
+                    file.unlink(missing_ok=True)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+def _read(file: Path) -> list[WalRecord]:
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
+        return []
+    found: list[WalRecord] = []
+    for raw in data.splitlines():
+        try:
+            item = json.loads(raw)
+            found.append(WalRecord(key=str(item["key"]), idempotency_key=str(item["idempotency_key"]),
+                                   task_id=str(item["task_id"])))  # fmt: skip
+        except (ValueError, KeyError, TypeError):
+            continue  # a line torn by a crash mid-write: its append never returned, so never relied on
+    return found
+
+
+def _rewrite(file: Path, records: list[WalRecord]) -> None:
+    temporary = file.with_name(file.name + ".tmp")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        _write_all(fd, b"".join(record.line() for record in records))
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.replace(temporary, file)
+
+
+def _alive(file: Path) -> bool:
+    """Whether the process that owns ``file`` (its name ends ``.<pid>-<random>``) still runs here."""
+    pid = file.name.rsplit(".", 1)[-1].split("-", 1)[0]
+    if not pid.isdigit():
+        return True  # not one of ours: left alone
+    try:
+        os.kill(int(pid), 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

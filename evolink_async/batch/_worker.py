@@ -36,7 +36,7 @@ import uuid
 from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 import anyio
 import anyio.abc
@@ -81,6 +81,13 @@ _NOT_CREATED = (RateLimitError, InsufficientCreditsError)
 FAULT_ENV = "EVOLINK_FLEET_FAULT"
 #: Events read and waiting for their journal record (during an outage); beyond, reading waits.
 _MAX_UNRECORDED = 100_000
+
+
+def _input_of(event: TaskEvent) -> tuple[str, int]:
+    """The fan-out key of an input: its journal key and the lease epoch it was claimed under (so the
+    events of an earlier claim of the same input are told apart from those of a later one)."""
+    key, epoch = cast("tuple[str, int]", event.key)
+    return key, epoch
 
 
 class _Faults:
@@ -211,8 +218,11 @@ class Worker:
     def _emit(self, kind: str, key: str | None = None, **fields: Any) -> None:
         self._on_event(BatchEvent(kind=kind, key=key, **fields))
 
-    def _finish(self, key: str) -> None:
-        self._held.pop(key, None)
+    def _finish(self, key: str, epoch: int) -> None:
+        """This worker is done with ``key`` as held under ``epoch`` (not a later claim of it)."""
+        if self._held.get(key) != epoch:
+            return
+        del self._held[key]
         self._wake.set()
         file_ids = self._uploaded.pop(key, [])
         if file_ids and not self._options.keep_uploads:
@@ -231,16 +241,17 @@ class Worker:
         """``key``'s task may still use its files (timed out, uncertain, taken over): not ours to delete."""
         self._uploaded.pop(key, None)
 
-    def _lose(self, key: str, why: str) -> None:
+    def _lose(self, key: str, why: str, epoch: int) -> None:
         """Another worker holds ``key`` now: stop watching it at once, write and download nothing for it."""
-        if self._held.pop(key, None) is None:
+        if self._held.get(key) != epoch:
             return
+        del self._held[key]
         self._keep_uploads_of(key)
         self.summary.lost_leases += 1
         self.summary.fenced_writes_refused = self._journal.fenced_refused
         logger.warning("input %r: lease lost (%s); another worker has it, this one lets it go", key, why)
         self._emit("lease_lost", key, message=why)
-        if self._fan_out is not None and self._fan_out.drop(key):
+        if self._fan_out is not None and self._fan_out.drop((key, epoch)):
             self._unwatched.add(key)
         self._wake.set()
 
@@ -329,8 +340,11 @@ class Worker:
                 logger.warning("lease renewal failed (%s); retrying", type(exc).__name__ if not str(exc) else exc)
                 continue
             for key, epoch in held.items():
-                if key not in still and self._held.get(key) == epoch:
-                    self._lose(key, "taken over after this worker's lease expired")
+                # Not renewed: released by this worker meanwhile (the epoch stays), or taken over.
+                if key not in still and self._held.get(key) == epoch and await self._journal.taken_over(
+                    key, epoch=epoch
+                ):
+                    self._lose(key, "taken over after this worker's lease expired", epoch)
 
     # --- the write-ahead file -----------------------------------------------------------------
 
@@ -356,7 +370,7 @@ class Worker:
                 self.summary.claimed += 1
                 self.summary.recovered_task_ids += 1
                 self._emit("reattached", record.key, task_id=record.task_id, message="from the write-ahead file")
-                yield FanOutItem(key=record.key, task_id=record.task_id)
+                yield FanOutItem(key=(record.key, epoch), task_id=record.task_id)
                 continue
             entry = await self._journal.get(record.key)
             if entry is None or entry.idempotency_key != record.idempotency_key:
@@ -444,12 +458,12 @@ class Worker:
         if entry.task_id is not None and entry.status in (EntryStatus.SUBMITTED, EntryStatus.TIMED_OUT):
             self.summary.reattached += 1
             self._emit("reattached", key, task_id=entry.task_id)
-            return FanOutItem(key=key, task_id=entry.task_id)
+            return FanOutItem(key=(key, epoch), task_id=entry.task_id)
         if entry.status is EntryStatus.COMPLETED:
-            await self._completed(key, entry.task_id, entry.result_urls, work)
+            await self._completed(key, epoch, entry.task_id, entry.result_urls, work)
             return None
         if entry.status is not EntryStatus.PENDING_SUBMIT:  # finished meanwhile: nothing to do
-            self._finish(key)
+            self._finish(key, epoch)
             return None
         try:
             body = entry.request_body or json.dumps(await self._request_body(claimed))
@@ -467,13 +481,13 @@ class Worker:
                                                       error_code=code, error_message=message):  # fmt: skip
                     self.summary.failed += 1
                     self._emit("failed", key, error_code=code, message=message)
-            self._finish(key)
+            self._finish(key, epoch)
             return None
         sent = await self._journal.begin_submit(key, self.id, body, epoch=epoch)
         if sent is None:  # the lease lapsed: another worker owns this input now
-            self._lose(key, "lease expired before the submit")
+            self._lose(key, "lease expired before the submit", epoch)
             return None
-        return FanOutItem(key=key, request=ImageRequest.from_body(json.loads(sent)),
+        return FanOutItem(key=(key, epoch), request=ImageRequest.from_body(json.loads(sent)),
                           idempotency_key=entry.idempotency_key)  # fmt: skip
 
     async def _request_body(self, claimed: Claimed) -> dict[str, Any]:
@@ -496,7 +510,8 @@ class Worker:
 
     async def _write_ahead(self, event: TaskEvent) -> WalRecord | None:
         """A submit was answered: its task id goes into the write-ahead file (durable) before anything else."""
-        key, task = str(event.key), event.task
+        key, _ = _input_of(event)
+        task = event.task
         idempotency_key = self._idempotency_keys.get(key)
         if event.kind is not EventKind.SUBMITTED or task is None or self._wal is None or idempotency_key is None:
             return None
@@ -505,7 +520,7 @@ class Worker:
             await anyio.to_thread.run_sync(self._wal.append, record)
         except OSError as exc:  # a full disk: the journal (next) still records it; warn, go on
             logger.warning("the write-ahead file %s could not be written (%s): task %s of %r is recorded in "
-                           "the journal only", self._wal.path, exc, task.id, key)  # fmt: skip
+                           "the journal only", self._wal.own, exc, task.id, key)  # fmt: skip
             return None
         if self._faults.hit("kill-after-submit"):
             _Faults.signal_self(signal.SIGKILL)
@@ -516,41 +531,45 @@ class Worker:
             async for event, record in receive:
                 await self._handle(event, work, record)
 
-    async def _submitted(self, key: str, task_id: str, credits: float | None, record: WalRecord | None) -> None:
+    async def _submitted(self, key: str, sent_under: int, task_id: str, credits: float | None,
+                         record: WalRecord | None) -> None:  # fmt: skip
         """Record a submit's task id (already in the write-ahead file) in the journal."""
         idempotency_key = self._idempotency_keys.get(key)
         self.summary.submitted += 1
         self.summary.credits_reserved = round(self.summary.credits_reserved + (credits or 0.0), 6)
         epoch = await self._journal.record_submitted(
-            key, task_id, owner=self.id, epoch=self._held.get(key, -1), lease=self._options.lease,
+            key, task_id, owner=self.id, epoch=sent_under, lease=self._options.lease,
             idempotency_key=idempotency_key, credits=credits,
         )  # fmt: skip
         if epoch is None:  # kept in the write-ahead file: a later run records it where it can
-            self._lose(key, f"another worker holds it; task {task_id} kept in the write-ahead file")
+            self._lose(key, f"another worker holds it; task {task_id} kept in the write-ahead file", sent_under)
+            if record is not None:
+                self._wal_pending.append(record)
             return
         if record is not None:
             self._wal_recorded.add(record)
         self._held[key] = epoch  # also when lost meanwhile and taken back by this record: its task is ours
-        if key in self._unwatched:
+        if epoch != sent_under or key in self._unwatched:  # taken back under a new epoch: watched under it
+            if self._fan_out is not None:
+                self._fan_out.drop((key, sent_under))
             self._unwatched.discard(key)
-            self._rewatch.append(FanOutItem(key=key, task_id=task_id))
+            self._rewatch.append(FanOutItem(key=(key, epoch), task_id=task_id))
             self._wake.set()
         self._emit("submitted", key, task_id=task_id)
 
     async def _handle(self, event: TaskEvent, work: anyio.abc.TaskGroup, record: WalRecord | None = None) -> None:
-        key = str(event.key)
+        key, epoch = _input_of(event)
         task = event.task
         journal = self._journal
         if event.kind is EventKind.SUBMITTED and task is not None:
             credits = task.usage.credits_reserved if task.usage is not None else None
-            await self._submitted(key, task.id, credits, record)
+            await self._submitted(key, epoch, task.id, credits, record)
             return
-        epoch = self._held.get(key)
-        if epoch is None:  # lost meanwhile: its events are another worker's business now
+        if self._held.get(key) != epoch:  # lost meanwhile: its events are another worker's business now
             return
         if event.kind is EventKind.COMPLETED and task is not None:
             self.summary.completed += 1
-            await self._completed(key, task.id, task.results, work, record=True)
+            await self._completed(key, epoch, task.id, task.results, work, record=True)
         elif event.kind is EventKind.SUBMIT_FAILED:
             error = event.error or EvolinkError("submit failed")
             if isinstance(error, _NOT_CREATED):
@@ -572,8 +591,8 @@ class Worker:
                     self.summary.failed += 1
                     self._emit("failed", key, error_code=error_code(error), message=error_message(error))
             if not applied:
-                self._lose(key, "taken over before its submit's outcome was recorded")
-            self._finish(key)
+                self._lose(key, "taken over before its submit's outcome was recorded", epoch)
+            self._finish(key, epoch)
         elif event.is_terminal:
             code, message = task_error(event)
             status = {EventKind.CANCELLED: EntryStatus.CANCELLED,
@@ -585,21 +604,20 @@ class Worker:
                 self.summary.failed += 1
                 self._emit("failed", key, task_id=task.id if task else None, error_code=code, message=message)
             else:
-                self._lose(key, "taken over before its task's outcome was recorded")
-            self._finish(key)
+                self._lose(key, "taken over before its task's outcome was recorded", epoch)
+            self._finish(key, epoch)
 
-    async def _completed(self, key: str, task_id: str | None, urls: tuple[str, ...], work: anyio.abc.TaskGroup,
-                         *, record: bool = False) -> None:  # fmt: skip
+    async def _completed(self, key: str, epoch: int, task_id: str | None, urls: tuple[str, ...],
+                         work: anyio.abc.TaskGroup, *, record: bool = False) -> None:  # fmt: skip
         final = self._options.out_dir is None
-        epoch = self._held.get(key, -1)
         if (record or final) and not await self._journal.record_outcome(
             key, EntryStatus.COMPLETED, owner=self.id, epoch=epoch, result_urls=urls, final=final
         ):
-            self._lose(key, "taken over before its task's outcome was recorded")
+            self._lose(key, "taken over before its task's outcome was recorded", epoch)
             return
         self._emit("completed", key, task_id=task_id)
         if final:
-            self._finish(key)
+            self._finish(key, epoch)
         else:
             work.start_soon(self._download, key, task_id, urls, epoch)
 
@@ -618,7 +636,7 @@ class Worker:
                 if self._held.get(key) != epoch or not await self._journal.holds(
                     key, owner=self.id, epoch=epoch, lease=self._options.lease
                 ):
-                    self._lose(key, "taken over before its download")
+                    self._lose(key, "taken over before its download", epoch)
                     return
                 try:
                     paths = await download_urls(self._client.session, urls, out_dir, name_for, durable=True,
@@ -633,7 +651,7 @@ class Worker:
                 self.summary.downloaded += 1
                 self._emit("downloaded", key, task_id=task_id, paths=tuple(map(str, paths)))
             else:
-                self._lose(key, "taken over during its download")
+                self._lose(key, "taken over during its download", epoch)
         except EvolinkError as exc:
             # Still ``completed`` (the task did; its results are not here), with the error beside the
             # URLs: shown as ``download_failed``, fetched again by a later run, never submitted again.
@@ -648,4 +666,4 @@ class Worker:
                 # inputs it would pay for and lose; other workers go on.
                 raise
         finally:
-            self._finish(key)
+            self._finish(key, epoch)
