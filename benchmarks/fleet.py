@@ -83,8 +83,10 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
                     "--poll-interval", "0.05"]  # fmt: skip
             before = _ledger(env["EVOLINK_BASE_URL"])
             started = time.perf_counter()
-            processes = [subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-                         for _ in range(workers)]  # fmt: skip
+            # Standard error to files: a pipe nobody reads would stall a worker that logs a lot (429s).
+            processes = [subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL,
+                                          stderr=(Path(tmp) / f"worker-{i}.err").open("w"))
+                         for i in range(workers)]  # fmt: skip
             for process in processes:
                 process.wait(timeout=600)
             wall = time.perf_counter() - started
