@@ -12,7 +12,7 @@ import attrs
 from ..errors import TaskCancelledError, TaskFailedError
 from .task import Task, TaskStatus
 
-__all__ = ["EventKind", "TaskEvent", "error_for", "kind_for", "make_event", "snapshot_event"]
+__all__ = ["EventKind", "TaskEvent", "error_for", "kind_for", "snapshot_event"]
 
 
 class EventKind(enum.StrEnum):
@@ -130,26 +130,3 @@ def _error_dict(error: BaseException | None) -> dict[str, Any] | None:
         "code": code if code is None or isinstance(code, str | int) else str(code),
         "message": str(error),
     }
-
-
-# ``TaskEvent``'s slots set one by one on a bare instance, for the tracker's once-per-event path:
-# attrs' generated ``__init__`` of a frozen class calls ``object.__setattr__`` per field. Sound
-# only while ``TaskEvent`` has no validators, converters or ``__attrs_post_init__``:
-# tests/test_fast_constructors.py checks that, and that the result equals ``TaskEvent(...)``.
-_new_event = object.__new__
-_set_kind, _set_task, _set_at, _set_key, _set_error = (
-    TaskEvent.__dict__[name].__set__ for name in ("kind", "task", "at", "key", "error")
-)
-
-
-def make_event(
-    kind: EventKind, task: Task | None, at: float, key: Hashable | None, error: BaseException | None
-) -> TaskEvent:
-    """``TaskEvent(kind=kind, task=task, at=at, key=key, error=error)``, built faster."""
-    event = _new_event(TaskEvent)
-    _set_kind(event, kind)
-    _set_task(event, task)
-    _set_at(event, at)
-    _set_key(event, key)
-    _set_error(event, error)
-    return event

@@ -14,7 +14,7 @@ from collections.abc import Hashable
 from typing import Protocol
 
 from .._core.logging import logger
-from .._models.events import EventKind, TaskEvent, error_for, make_event
+from .._models.events import EventKind, TaskEvent, error_for
 from .._models.task import Task, TaskStatus
 from .poll_policy import PollState
 
@@ -156,7 +156,7 @@ class Watches:
                 self.unwatch(handle)
                 continue
             # ``deliver_to`` written out: this runs once per event.
-            event = make_event(kind, task, now, handle.key, error)
+            event = TaskEvent(kind=kind, task=task, at=now, key=handle.key, error=error)
             try:
                 sink.deliver(event)
             except Exception:
