@@ -17,7 +17,7 @@ from ._core.retry import RetryPolicy
 from ._models.events import EventKind, TaskEvent
 from ._models.midjourney import MidjourneyButton, MidjourneyDetails
 from ._models.requests import ImageInput, ImageRequest, QwenImageEdit, RemoveBackground, Request, Retexture, Speed
-from ._models.task import ResultItem, Task, TaskError, TaskInfo, TaskStatus, Usage
+from ._models.task import ResultItem, Task, TaskDetails, TaskError, TaskInfo, TaskStatus, Usage
 from ._protocols.evolink.files import FilesPage, FilesQuota, UploadedFile
 from ._protocols.midjourney.requests import (
     Action,
@@ -70,6 +70,7 @@ from .errors import (
     TaskCancelledError,
     TaskFailedError,
     TaskNeedsModalError,
+    TaskRequiresActionError,
     TaskTimeoutError,
     UnsupportedOperationError,
     ValidationError,
@@ -167,11 +168,13 @@ __all__ = [
     "SpeedMode",
     "Task",
     "TaskCancelledError",
+    "TaskDetails",
     "TaskError",
     "TaskEvent",
     "TaskFailedError",
     "TaskInfo",
     "TaskNeedsModalError",
+    "TaskRequiresActionError",
     "TaskStatus",
     "TaskStream",
     "TaskTimeoutError",

@@ -52,6 +52,7 @@ __all__ = [
     "TaskCancelledError",
     "TaskFailedError",
     "TaskNeedsModalError",
+    "TaskRequiresActionError",
     "TaskTimeoutError",
     "UnsupportedOperationError",
     "ValidationError",
@@ -311,13 +312,21 @@ class UnsupportedOperationError(EvolinkError):
         super().__init__(f"{operation}: {message}")
 
 
-class TaskNeedsModalError(EvolinkError):
+class TaskRequiresActionError(EvolinkError):
+    """Raised by ``wait`` (and ends a fan-out's input) when a task waits for the caller
+    (``TaskStatus.REQUIRES_ACTION``): it will not move on by itself."""
+
+    def __init__(self, task: Task, message: str | None = None) -> None:
+        self.task = task
+        super().__init__(message or f"task {task.id} waits for an action from the caller")
+
+
+class TaskNeedsModalError(TaskRequiresActionError):
     """Raised by ``wait`` when a Midjourney task waits in ``MODAL`` for a ``Modal(...)`` submit."""
 
     def __init__(self, task: Task) -> None:
-        self.task = task
         super().__init__(
-            f"task {task.id} waits for a modal confirmation: submit Modal(task=..., prompt=...) to go on"
+            task, f"task {task.id} waits for a modal confirmation: submit Modal(task=..., prompt=...) to go on"
         )
 
 

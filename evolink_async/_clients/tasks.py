@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-from .._models.events import EventKind
+from .._models.events import EventKind, requires_action_error
 from .._models.task import Task, TaskStatus
 from .._models.task_ids import task_id_of
 from .._protocols.task_api import TaskAPI
 from .._watching.stream import TaskStream
 from .._watching.tracker import Tracker
-from ..errors import TaskCancelledError, TaskFailedError, TaskNeedsModalError, TaskTimeoutError
+from ..errors import TaskCancelledError, TaskFailedError, TaskTimeoutError
 
 __all__ = ["Tasks"]
 
@@ -69,7 +69,8 @@ class Tasks:
 
     async def wait(self, task_or_id: Task | str, *, timeout: float | None = None) -> Task:
         """The completed task; raises ``TaskFailedError``, ``TaskCancelledError`` or ``TaskTimeoutError``
-        (and ``TaskNeedsModalError`` for a Midjourney task that waits for a ``Modal`` submit).
+        (and ``TaskRequiresActionError`` for a task that waits for the caller: ``TaskNeedsModalError``
+        for a Midjourney task that waits for a ``Modal`` submit).
 
         Files this client uploaded for the task's submit (local images) are deleted once it ended.
 
@@ -91,8 +92,8 @@ class Tasks:
 
     async def _wait(self, task_or_id: Task | str, *, timeout: float | None) -> Task:
         last: Task | None = task_or_id if isinstance(task_or_id, Task) else None
-        if last is not None and last.status is TaskStatus.MODAL:
-            raise TaskNeedsModalError(last)
+        if last is not None and last.status is TaskStatus.REQUIRES_ACTION:
+            raise requires_action_error(last)
         async with self.stream(task_or_id, timeout=timeout) as events:
             async for event in events:
                 last = event.task or last
@@ -102,8 +103,8 @@ class Tasks:
                     raise TaskFailedError(event.task)
                 if event.kind is EventKind.CANCELLED and event.task is not None:
                     raise TaskCancelledError(event.task)
-                if event.task is not None and event.task.status is TaskStatus.MODAL:
-                    raise TaskNeedsModalError(event.task)  # it would never move on by itself
+                if event.task is not None and event.task.status is TaskStatus.REQUIRES_ACTION:
+                    raise requires_action_error(event.task)  # it would never move on by itself
                 if event.kind is EventKind.TIMED_OUT:
                     raise TaskTimeoutError(
                         task_id_of(task_or_id), timeout or 0.0, last, last_error=event.error

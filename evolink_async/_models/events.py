@@ -9,10 +9,10 @@ from typing import Any
 
 import attrs
 
-from ..errors import TaskCancelledError, TaskFailedError
+from ..errors import TaskCancelledError, TaskFailedError, TaskRequiresActionError
 from .task import Task, TaskStatus
 
-__all__ = ["EventKind", "TaskEvent", "error_for", "kind_for", "snapshot_event"]
+__all__ = ["EventKind", "TaskEvent", "error_for", "kind_for", "requires_action_error", "snapshot_event"]
 
 
 class EventKind(enum.StrEnum):
@@ -57,6 +57,12 @@ def error_for(kind: EventKind, task: Task | None) -> BaseException | None:
     if kind is EventKind.CANCELLED:
         return TaskCancelledError(task)
     return None
+
+
+def requires_action_error(task: Task) -> TaskRequiresActionError:
+    """What a task that waits for the caller ends a wait with: its protocol's word where it has one."""
+    details = task.details
+    return details.requires_action_error(task) if details is not None else TaskRequiresActionError(task)
 
 
 def snapshot_event(task: Task, *, key: Hashable | None, at: float) -> TaskEvent:

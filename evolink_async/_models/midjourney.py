@@ -7,9 +7,15 @@ unified ``Task`` stays one type for every protocol while nothing the proxy says 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import attrs
+
+from ..errors import TaskNeedsModalError
+from .details import TaskDetails
+
+if TYPE_CHECKING:
+    from .task import Task
 
 __all__ = ["MIDJOURNEY_OBJECT", "MidjourneyButton", "MidjourneyDetails", "midjourney_details"]
 
@@ -32,8 +38,8 @@ class MidjourneyButton:
 
 
 @attrs.frozen(kw_only=True)
-class MidjourneyDetails:
-    """What a Midjourney proxy says about a task beyond the unified ``Task`` fields.
+class MidjourneyDetails(TaskDetails):
+    """What a Midjourney proxy says about a task beyond the unified ``Task`` fields (``Task.details``).
 
     Times are epoch milliseconds (``None`` when the proxy sent null or 0). ``status`` is the
     proxy's own word (``SUCCESS``, ``MODAL``, ...); ``properties`` its extension block.
@@ -57,6 +63,9 @@ class MidjourneyDetails:
     def final_prompt(self) -> str | None:
         value = self.properties.get("finalPrompt")
         return value if isinstance(value, str) else None
+
+    def requires_action_error(self, task: Task) -> TaskNeedsModalError:
+        return TaskNeedsModalError(task)
 
 
 def _text(value: Any) -> str | None:

@@ -8,9 +8,10 @@ from typing import Any
 
 import attrs
 
+from .details import TaskDetails
 from .midjourney import MIDJOURNEY_OBJECT, MidjourneyDetails, midjourney_details
 
-__all__ = ["NOT_RETRYABLE_CODES", "ResultItem", "Task", "TaskError", "TaskInfo", "TaskStatus", "Usage"]
+__all__ = ["NOT_RETRYABLE_CODES", "ResultItem", "Task", "TaskDetails", "TaskError", "TaskInfo", "TaskStatus", "Usage"]
 
 
 class TaskStatus(enum.StrEnum):
@@ -21,9 +22,11 @@ class TaskStatus(enum.StrEnum):
     COMPLETED = "completed"
     FAILED = "failed"
     CANCELLED = "cancelled"
-    #: A Midjourney task waiting for a ``Modal(...)`` submit (remix, custom zoom, vary region):
-    #: not terminal, but it will not move on by itself.
-    MODAL = "modal"
+    #: Waiting for the caller: not terminal, but it will not move on by itself (a Midjourney task
+    #: in ``MODAL`` waits for a ``Modal(...)`` submit: remix, custom zoom, vary region).
+    REQUIRES_ACTION = "requires_action"
+    #: The earlier name of ``REQUIRES_ACTION``: the same member.
+    MODAL = "requires_action"
     UNKNOWN = "unknown"
 
     @property
@@ -38,15 +41,15 @@ class TaskStatus(enum.StrEnum):
             member = _STATUS_BY_WIRE.get(value)
             if member is not None:
                 return member
-            try:
-                return cls(value.strip().lower())
-            except ValueError:
-                pass
+            member = _STATUS_BY_WIRE.get(value.strip().lower())
+            if member is not None:
+                return member
         return cls.UNKNOWN
 
 
-# Exact wire values, looked up before the slower Enum call: parse runs once per query.
-_STATUS_BY_WIRE = {member.value: member for member in TaskStatus}
+# Exact wire values, looked up before the slower Enum call: parse runs once per query. ("modal" is
+# what this SDK called ``REQUIRES_ACTION`` before, in journals and event dicts.)
+_STATUS_BY_WIRE = {member.value: member for member in TaskStatus} | {"modal": TaskStatus.REQUIRES_ACTION}
 _TERMINAL = frozenset({TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED})
 
 # Evolink's own table of task-level error codes (API.md A6): these mean "fix the input" and fail
@@ -126,7 +129,9 @@ class Task:
 
     ``results`` are the output image URLs, present once ``status`` is completed; they expire
     24 hours after completion, so download them promptly. ``result_data`` is the same outcome as
-    typed items, when the server sends ``result_data[]`` (empty otherwise).
+    typed items, when the server sends ``result_data[]`` (empty otherwise). ``details`` is what a
+    protocol says beyond these fields, typed by that protocol (``midjourney`` is its typed view
+    for a Midjourney proxy's tasks); ``None`` where the protocol has nothing more.
     """
 
     id: str
@@ -141,6 +146,8 @@ class Task:
     error: TaskError | None = None
     type: str | None = None
     object: str | None = None
+    # Derived from ``raw`` by the protocol's parser: compared and hashed through ``raw``'s fields.
+    details: TaskDetails | None = attrs.field(default=None, eq=False, repr=False, hash=False)
     raw: Mapping[str, Any] = attrs.field(factory=dict, eq=False, repr=False, hash=False)
 
     @property
@@ -154,5 +161,9 @@ class Task:
     @property
     def midjourney(self) -> MidjourneyDetails | None:
         """The Midjourney-proxy fields of a task from ``MidjourneyClient`` (buttons, prompts, state,
-        times); ``None`` for other tasks."""
+        times): ``details`` as its type; ``None`` for other tasks."""
+        details = self.details
+        if isinstance(details, MidjourneyDetails):
+            return details
+        # A task built by hand (``Task(object="midjourney.task", raw=...)``) has no details yet.
         return midjourney_details(self.raw) if self.object == MIDJOURNEY_OBJECT else None

@@ -22,7 +22,7 @@ from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import LOG_CONTEXT, logger
 from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
 from .._core.transport import RETRY_TALLY, RetryTally
-from .._models.events import EventKind, TaskEvent, snapshot_event
+from .._models.events import EventKind, TaskEvent, requires_action_error, snapshot_event
 from .._models.requests import Request
 from .._models.task import Task, TaskStatus
 from .._protocols.task_api import TaskAPI
@@ -32,7 +32,6 @@ from ..errors import (
     InsufficientCreditsError,
     NotSubmittedError,
     SubmitOutcomeUnknownError,
-    TaskNeedsModalError,
     ValidationError,
     ends_submitting,
     is_fatal_to_batch,
@@ -67,9 +66,9 @@ class _InputSink:
 
     def deliver(self, event: TaskEvent) -> None:
         self.last = event.task or self.last
-        if event.task is not None and event.task.status is TaskStatus.MODAL:
-            # A Midjourney task waiting for a Modal submit never moves on by itself: end the input.
-            self.fan_out._end_modal(self, event.task)
+        if event.task is not None and event.task.status is TaskStatus.REQUIRES_ACTION:
+            # A task waiting for the caller (a Midjourney Modal submit) never moves on by itself.
+            self.fan_out._end_requires_action(self, event.task)
             return
         self.fan_out._emit(event)
 
@@ -412,15 +411,15 @@ class FanOut:
             if task.is_terminal:  # a replay of a task that already ended
                 self._emit(snapshot_event(task, key=key, at=time.monotonic()))
                 return
-            if task.status is TaskStatus.MODAL:
-                self._end_modal(sink, task)
+            if task.status is TaskStatus.REQUIRES_ACTION:
+                self._end_requires_action(sink, task)
                 return
         task_id = task.id if task is not None else item.task_id
         assert task_id is not None
         sink.handle = self._tracker.watch(
             task_id, sink, snapshot=task, key=key, deadline=deadline, progress_every=self._progress_every
         )
-        if key not in self._in_flight:  # ended while subscribing (a MODAL snapshot delivered at once)
+        if key not in self._in_flight:  # ended while subscribing (a REQUIRES_ACTION snapshot delivered at once)
             self._tracker.unwatch(sink.handle)
 
     async def _submit_or_recover(self, request: Request, idempotency_key: str) -> Task:
@@ -485,10 +484,10 @@ class FanOut:
         assert self._release_uploads is not None
         await self._release_uploads(task_id, delete)
 
-    def _end_modal(self, sink: _InputSink, task: Task) -> None:
+    def _end_requires_action(self, sink: _InputSink, task: Task) -> None:
         if sink.handle is not None:
             self._tracker.unwatch(sink.handle)
-        error = TaskNeedsModalError(task)
+        error = requires_action_error(task)
         self._emit(TaskEvent(kind=EventKind.FAILED, task=task, key=sink.key, at=time.monotonic(), error=error))
 
     def _fatal(self, error: BaseException) -> None:

@@ -222,7 +222,7 @@ class MidjourneyAPI:
         except EvolinkError as exc:
             logger.warning("a modal submit's answer was lost and its task cannot be read (%s): not resubmitting", exc)
             raise cause from None
-        return None if task.status is TaskStatus.MODAL else task
+        return None if task.status is TaskStatus.REQUIRES_ACTION else task
 
     async def _find_by_state(
         self, marker: str, *, since_ms: int | None, started_ms: int, cause: EvolinkError

@@ -5,7 +5,7 @@
 - ``FAILURE`` / ``FAILED`` -> failed, ``failReason`` as the message; trueai's cancel is a FAILURE
   with reason "取消任务", so that one (and ``CANCEL``) -> cancelled.
 - ``NOT_START``, ``SUBMITTED``, ``""`` -> pending; ``IN_PROGRESS`` -> processing; ``MODAL`` ->
-  ``TaskStatus.MODAL``; anything else -> ``UNKNOWN`` (watched on).
+  ``TaskStatus.REQUIRES_ACTION``; anything else -> ``UNKNOWN`` (watched on).
 - ``progress``: null, ``""``, ``"31%"`` or free text (novicezk stores "Waiting to start") -> 0-100.
 - ids arrive as int or str -> str; the body is kept whole in ``Task.raw``.
 """
@@ -17,7 +17,7 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from ..._models.midjourney import MIDJOURNEY_OBJECT
+from ..._models.midjourney import MIDJOURNEY_OBJECT, midjourney_details
 from ..._models.task import Task, TaskError, TaskInfo, TaskStatus
 from ...errors import ResponseFormatError
 
@@ -34,7 +34,7 @@ _STATUS = {
     "SUBMITTED": TaskStatus.PENDING,
     "": TaskStatus.PENDING,
     "IN_PROGRESS": TaskStatus.PROCESSING,
-    "MODAL": TaskStatus.MODAL,
+    "MODAL": TaskStatus.REQUIRES_ACTION,
 }
 # trueai's ``task/{id}/cancel`` fails the task with this reason instead of setting CANCEL.
 _CANCEL_REASONS = frozenset({"取消任务"})
@@ -153,6 +153,7 @@ def structure_mj_task(body: object, *, request_id: str | None = None) -> Task:
         error=_error(status, reason),
         type=str(action) if isinstance(action, str) else None,
         object=MIDJOURNEY_OBJECT,
+        details=midjourney_details(body),
         raw=body,
     )
 
