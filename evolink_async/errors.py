@@ -9,6 +9,11 @@ Catch the narrowest class you can act on::
             ...  # the server failed: submit again later
     except evolink.RateLimitError as err:
         await anyio.sleep(err.retry_after or 10)
+
+Why one module of ~530 lines: every error class, and the four questions about what an error
+means (``may_have_been_billed``, ``is_fatal_to_batch``, ``was_refused_for_now``,
+``means_endpoint_missing``), live in one place so that no layer keeps its own copy; each class
+is a few lines and a docstring that says when it is raised.
 """
 
 from __future__ import annotations

@@ -2,6 +2,10 @@
 
 Owns auth, JSON, timeouts, the retry loop, the mapping of answers to error classes, request ids
 and logging with the key redacted.
+
+Why one module of ~420 lines: one request's whole life (send, read within bounds, decode, map to
+an error, retry) is one loop in ``exchange``, written out because it runs once per query of
+every watched task; the helpers it calls sit beside it.
 """
 
 from __future__ import annotations

@@ -9,19 +9,15 @@ the client's ``RetryPolicy``.
 
 from __future__ import annotations
 
-import base64
 import time
 from collections.abc import Mapping, Sequence
-from pathlib import Path, PurePath
 from typing import Any
 from urllib.parse import quote
 
 import anyio
-import anyio.to_thread
 
 from ..._core.logging import logger
 from ..._core.transport import Response, Transport
-from ..._files.image_probe import probe_image
 from ..._models.task import Task, TaskStatus
 from ..._models.task_ids import task_id_of
 from ...errors import (
@@ -40,7 +36,8 @@ from ...errors import (
     means_endpoint_missing,
 )
 from ..task_api import CallbackURLs, Cancel, FetchMany, Recover, ReleaseUploads
-from .requests import MAX_IMAGE_BYTES, MIDJOURNEY_REQUESTS, MidjourneyImage, MidjourneyRequest, Modal
+from .images import encode_images
+from .requests import MIDJOURNEY_REQUESTS, MidjourneyRequest, Modal
 from .tasks import parse_id, structure_mj_task
 
 __all__ = ["MidjourneyAPI"]
@@ -404,34 +401,3 @@ def _says_not_found(body: object) -> bool:
         return False
     text = str(body.get("description") or body.get("message") or "")
     return "task_no_found" in text or "not found" in text.lower()
-
-
-async def encode_images(images: Sequence[MidjourneyImage]) -> list[str]:
-    """Every image as a data URL; files are read (bounded) and encoded off the event loop."""
-    if not images:
-        return []
-
-    def encode_all() -> list[str]:
-        return [_data_url(image, f"images[{index}]") for index, image in enumerate(images)]
-
-    if all(isinstance(image, str) for image in images):
-        return [str(image) for image in images]
-    return await anyio.to_thread.run_sync(encode_all)
-
-
-def _data_url(image: MidjourneyImage, field: str) -> str:
-    if isinstance(image, str):
-        return image
-    if isinstance(image, PurePath):
-        try:
-            with open(Path(image), "rb") as handle:
-                data = handle.read(MAX_IMAGE_BYTES + 1)
-        except OSError as exc:
-            raise ValidationError(field, f"cannot read {image}: {exc.strerror or exc}") from None
-        if len(data) > MAX_IMAGE_BYTES:
-            raise ValidationError(field, f"{image} is larger than {MAX_IMAGE_BYTES} bytes")
-    else:
-        data = bytes(image)
-    info = probe_image(data, field=field)
-    mime = f"image/{info.format.value}"
-    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
