@@ -177,7 +177,7 @@ class SandboxConfig:
     accept_any_model: bool = False
     result_ttl: float = 24 * 3600.0
     file_ttl: float = 72 * 3600.0
-    callback_timeout: float = 10.0
+    callback_timeout: float = attrs.field(default=10.0, validator=_positive)
     callback_retry_delays: tuple[float, ...] = (1.0, 2.0, 4.0)
     #: False emulates a server that ignores ``Idempotency-Key`` (Evolink documents no
     #: de-duplication): every submit, retried or not, creates and bills a task.

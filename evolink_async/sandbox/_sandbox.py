@@ -54,6 +54,10 @@ class Sandbox:
     ...     ...
     ...     assert len(sandbox.ledger.billed) == 1
 
+    A callback POST waits ``callback_timeout`` API seconds for its answer (10, as the service); a
+    test whose receiver shares a busy event loop may give it more, since 10 s at ``time_scale=0.01``
+    is 0.1 s of real time.
+
     Background work (callback deliveries) lives in one task owned by the ``async with`` and is
     cancelled on exit. It is a plain asyncio task rather than an anyio task group so that entering
     and leaving may happen in different tasks, as pytest-asyncio does with async fixtures.
@@ -78,6 +82,7 @@ class Sandbox:
         user_group: str = "default",
         accept_any_model: bool = False,
         honor_idempotency_keys: bool = True,
+        callback_timeout: float = 10.0,
         port: int = 0,
         files_port: int = 0,
         clock: Callable[[], float] = time.monotonic,
@@ -103,6 +108,7 @@ class Sandbox:
             user_group=user_group,
             accept_any_model=accept_any_model,
             honor_idempotency_keys=honor_idempotency_keys,
+            callback_timeout=callback_timeout,
             midjourney=midjourney,
         )
         self.api_key = api_key

@@ -22,12 +22,18 @@ URL = "https://example.com/in.png"
 # what a callback has to arrive in before a query is spent. At the tests' 100x clock that is
 # ~180 ms, enough on a busy machine; the default spread (up to 1.5x) would leave ~30 ms.
 SPREAD = (0.5, 1.0)
+# The receiver answers from this test's own event loop, shared with the sandbox and the client: on
+# a loaded machine it can take longer than the service's 10 s (0.1 s at this clock) to answer, and
+# a callback given up on is a lost callback. 1000 API s = 10 s.
+CALLBACK_TIMEOUT = 1000.0
 
 
 def patient_policy() -> evolink.PollPolicy:
-    """The default policy, with the safety-net query (1.6x -> 6x the estimate) far enough after
-    the last possible finish that a callback delayed by a loaded machine still comes first."""
-    return evolink.PollPolicy(first_query=6.0).scaled(SCALE)
+    """The default policy, with the safety-net query (1.6x -> 20x the estimate: 6 s at this clock,
+    its cap raised to match) far enough after the last possible finish that a callback delayed by
+    a loaded machine still comes first. It costs nothing while callbacks arrive: a task ends at its
+    callback, and the query never comes."""
+    return evolink.PollPolicy(first_query=20.0, max_interval=300.0).scaled(SCALE)
 
 
 @contextlib.asynccontextmanager
@@ -82,10 +88,13 @@ def assert_one_terminal_each(events: list[evolink.TaskEvent], count: int) -> Non
 async def test_all_callbacks_delivered_means_almost_no_queries(
     scaled_client: Callable[..., evolink.EvolinkClient],
 ) -> None:
-    async with Sandbox(time_scale=SCALE, seed=3, duration_spread=SPREAD) as sandbox, served_receiver() as receiver:
+    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=3, duration_spread=SPREAD) as sandbox, served_receiver() as receiver:
         async with scaled_client(sandbox, callbacks=receiver, poll_policy=patient_policy()) as client:
             summary, events = await run_fan_out(client, 40)
             queries = client.tracker.queries_sent
+            async with asyncio.timeout(60):  # every delivery over (a task can end before its 2xx is sent)
+                while len(finished_deliveries(sandbox)) < 40:
+                    await asyncio.sleep(0.02)
         assert summary.outcomes["completed"] == 40
         assert_one_terminal_each(events, 40)
         assert queries <= 4  # <= 0.1 per task
@@ -100,7 +109,7 @@ async def test_dropped_duplicated_and_late_callbacks_still_end_every_task_once(
     scaled_client: Callable[..., evolink.EvolinkClient],
 ) -> None:
     faults = Faults(callback_drop_rate=0.2, callback_duplicate_rate=0.3, callback_delay=(0.0, 5.0))
-    async with Sandbox(time_scale=SCALE, seed=5, faults=faults) as sandbox, served_receiver() as receiver:
+    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=5, faults=faults) as sandbox, served_receiver() as receiver:
         async with scaled_client(sandbox, callbacks=receiver) as client:
             summary, events = await run_fan_out(client, 60)
             queries = client.tracker.queries_sent
@@ -117,7 +126,7 @@ async def test_an_unreachable_receiver_falls_back_to_polling(
 ) -> None:
     # The public URL names a port nobody listens on: every callback fails.
     receiver = evolink.CallbackReceiver("http://127.0.0.1:9/hooks", allow_local=True)
-    async with Sandbox(time_scale=SCALE, seed=9) as sandbox:
+    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=9) as sandbox:
         async with scaled_client(sandbox, callbacks=receiver) as client:
             summary, events = await run_fan_out(client, 30, max_in_flight=10)
         assert summary.outcomes["completed"] == 30
@@ -132,10 +141,12 @@ async def test_lost_submit_answers_are_settled_by_their_callback_not_paid_twice(
     # reset_after: the sandbox creates and bills the task, then drops the connection.
     faults = Faults(reset_after_rate=0.3)
     async with (
-        Sandbox(time_scale=SCALE, seed=11, faults=faults, honor_idempotency_keys=honor_keys) as sandbox,
+        Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=11, faults=faults, honor_idempotency_keys=honor_keys) as sandbox,
         served_receiver() as receiver,
     ):
-        async with scaled_client(sandbox, callbacks=receiver) as client:
+        # Patient: on a loaded machine, safety-net queries that beat callbacks would make the
+        # receiver look unreachable, and the lost submits could no longer be settled.
+        async with scaled_client(sandbox, callbacks=receiver, poll_policy=patient_policy()) as client:
             requests = [(i, evolink.RemoveBackground(image_urls=[URL])) for i in range(30)]
             async with asyncio.timeout(60), client.fan_out(requests, max_in_flight=30, timeout=30) as events:
                 seen = [event async for event in events]
@@ -150,7 +161,7 @@ async def test_lost_submit_answers_are_settled_by_their_callback_not_paid_twice(
 async def test_a_thousand_tasks_through_callbacks_end_exactly_once(
     scaled_client: Callable[..., evolink.EvolinkClient],
 ) -> None:
-    async with Sandbox(time_scale=SCALE, seed=13, duration_spread=SPREAD) as sandbox, served_receiver() as receiver:
+    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=13, duration_spread=SPREAD) as sandbox, served_receiver() as receiver:
         async with scaled_client(sandbox, callbacks=receiver) as client:
             summary, events = await run_fan_out(client, 1000, max_in_flight=250, timeout=120)
             # Tasks the safety-net query found first end before their callback: let the sandbox

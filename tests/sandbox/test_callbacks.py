@@ -167,3 +167,21 @@ async def test_pending_deliveries_stop_with_the_sandbox(
     await api_for(sandbox).submit(qwen(callback_url=receiver.url))
     await receiver.wait_for(1)
     # The retry is a second away; leaving the fixture must cancel it without warnings.
+
+
+@pytest.mark.parametrize("bad", [0.0, -1.0, float("nan"), float("inf")])
+def test_callback_timeout_must_be_a_positive_finite_number(bad: float) -> None:
+    from evolink_async.sandbox import Sandbox
+
+    with pytest.raises(ValueError, match="callback_timeout"):
+        Sandbox(callback_timeout=bad)
+
+
+async def test_callback_timeout_is_how_long_a_slow_receiver_is_waited_for(
+    evolink_sandbox_factory: Any, api_for: Any, receiver: Receiver
+) -> None:
+    receiver.delay = 0.2  # longer than the service's 10 s at this clock (0.05 s), shorter than 100 s
+    sandbox = await evolink_sandbox_factory(time_scale=0.005, callback_timeout=100.0)
+    await api_for(sandbox).submit(qwen(callback_url=receiver.url))
+    await settled(lambda: sandbox.ledger.callbacks, timeout=30)
+    assert [(a.attempt, a.status) for a in sandbox.ledger.callbacks] == [(1, 200)]
