@@ -20,6 +20,8 @@ import anyio
 from .._clients.evolink import EvolinkClient
 from .._core.logging import logger
 from .._core.retry import RetryPolicy
+from .._files.image_probe import check_image
+from .._files.local_images import check_upload_format
 from .._watching.poll_policy import PollPolicy
 from ..batch._entries import JournalError
 from ..batch._journal_api import check_postgres_url, is_postgres_url, shown_url
@@ -152,6 +154,12 @@ def _checked(items: Iterator[ManifestInput], root: Path | None) -> Iterator[Mani
         for path in item.local_paths(root) if root is not None else ():
             if not path.is_file():
                 raise ValidationError(item.key, f"{path} is not a file under --root")
+            # An image the Files API would not store, or the model would refuse, never starts the batch.
+            try:
+                info = check_image(path, model=item.model, field=item.key)
+            except OSError as exc:
+                raise ValidationError(item.key, f"{path} cannot be read: {exc.strerror or exc}") from None
+            check_upload_format(info, field=item.key, hint="convert it to JPEG or PNG")
         if root is None and any(not i.startswith(("http://", "https://")) for i in item.image_urls):
             raise ValidationError(item.key, "has local paths: give --root (the shared folder they are under)")
         yield item

@@ -18,7 +18,7 @@ import pytest
 from evolink_async import EvolinkClient, PollPolicy
 from evolink_async.sandbox import Sandbox
 
-from .._images import png_bytes
+from .._images import bmp_bytes, png_bytes
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 QUOTA = 20
@@ -38,7 +38,7 @@ async def test_two_workers_over_more_local_images_than_the_quota(
     data = png_bytes(400, 400)
     for index in range(count):
         (folder / f"{index:03d}.png").write_bytes(data)
-    with anyio.fail_after(60):
+    with anyio.fail_after(120):  # a bound, not a timing: the machine may be loaded
         planned = await anyio.run_process(_evolink("batch", "plan", str(folder), "--journal", journal_url,
                                                    "--prompt", "autumn", "--json"), env=ENV, check=False)  # fmt: skip
     assert planned.returncode == 0, planned.stderr.decode()
@@ -68,3 +68,19 @@ async def test_two_workers_over_more_local_images_than_the_quota(
                              files_base_url=evolink_sandbox.files_base_url,
                              poll_policy=PollPolicy().scaled(0.05)) as client:  # fmt: skip
         assert (await client.files.list()).total == 0
+
+
+async def test_plan_refuses_a_folder_with_an_image_the_files_api_would_not_store(
+    journal_url: str, tmp_path: Path
+) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    (folder / "a.png").write_bytes(png_bytes(400, 400))
+    (folder / "scan.bmp").write_bytes(bmp_bytes(400, 400))
+    with anyio.fail_after(60):
+        planned = await anyio.run_process(_evolink("batch", "plan", str(folder), "--journal", journal_url,
+                                                   "--prompt", "autumn", "--json"), env=ENV, check=False)  # fmt: skip
+    assert planned.returncode == 2
+    err = planned.stderr.decode()
+    assert "scan.bmp" in err
+    assert "the Files API stores GIF, JPEG, PNG, WEBP images, this is BMP" in err
