@@ -9,6 +9,9 @@ exit code 130 and no traceback.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
 import sys
 from collections.abc import Sequence
 
@@ -19,9 +22,18 @@ _EXIT_INTERRUPTED = 130
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run one ``evolink`` command; returns the exit code (0 ok, 1 an input failed, 2 usage, 130 Ctrl-C)."""
+    if argv is None and sys.argv[1:2] != ["sandbox"]:  # the process itself (the sandbox stops on its own)
+        # Until the command's own handler is in place, a Ctrl-C ends the process with 130 at once.
+        signal.signal(signal.SIGINT, _exit_interrupted)
     try:
         from ._main import main as run
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return _EXIT_INTERRUPTED
     return run(argv)
+
+
+def _exit_interrupted(signum: int, frame: object) -> None:
+    with contextlib.suppress(OSError, ValueError, RuntimeError):  # RuntimeError: it interrupted another print
+        print("interrupted", file=sys.stderr, flush=True)
+    os._exit(_EXIT_INTERRUPTED)

@@ -99,6 +99,14 @@ def spec_from(args: argparse.Namespace) -> BatchSpec:
     )  # fmt: skip
 
 
+async def check_out_folder(out: str) -> Path:
+    """``--out`` as a path: a folder, or one to be made; an existing file there is a usage error."""
+    path = Path(out)
+    if await anyio.to_thread.run_sync(lambda: path.exists() and not path.is_dir()):
+        raise UsageError(f"--out {printable(out)} is a file, not a folder")
+    return path
+
+
 def _no_inputs(args: argparse.Namespace) -> int:
     where = printable(args.input_dir) + ("" if args.recursive else " (not its sub-folders: --recursive)")
     matching = "" if args.glob == "*" else f" matching --glob {printable(args.glob)}"
@@ -113,6 +121,7 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
     spec.request("https://example.invalid/check.png")
     if not await anyio.to_thread.run_sync(spec.input_dir.is_dir):
         raise UsageError(f"{printable(args.input_dir)} is not a folder")
+    await check_out_folder(args.out)
     if args.dry_run:
         plan = await plan_batch(spec)
         reporter.plan(plan)
@@ -191,7 +200,7 @@ def _show(reporter: Reporter, task: Task, kind: str) -> None:
 
 async def download(args: argparse.Namespace, reporter: Reporter) -> int:
     """``evolink download TASK_ID --out DIR``: a completed task's results, as ``<task id>.result-<n>.<ext>``."""
-    out = Path(args.out)
+    out = await check_out_folder(args.out)
     async with build_client(args) as client:
         task = await client.tasks.get(args.task_id)
         if task.status is not TaskStatus.COMPLETED or not task.results:

@@ -24,7 +24,17 @@ from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
 from .._watching.poll_policy import PollPolicy
 from ..batch._prompts import PromptBatch, PromptSource, PromptSpec
 from ..errors import APITimeoutError
-from ._commands import _CONNECT_TIMEOUT, EXIT_FAILED, EXIT_OK, UsageError, _api_key, _show, _task_lines, http_timeout
+from ._commands import (
+    _CONNECT_TIMEOUT,
+    EXIT_FAILED,
+    EXIT_OK,
+    UsageError,
+    _api_key,
+    _show,
+    _task_lines,
+    check_out_folder,
+    http_timeout,
+)
 from ._options import COUNT_OPTION, SCALE_OPTION, SECONDS_OPTION, Parser
 from ._progress import JsonReporter, Reporter
 from ._text import printable
@@ -121,7 +131,7 @@ async def imagine(args: argparse.Namespace, reporter: Reporter) -> int:
     source = _source(args)
     if source.path is not None and not await anyio.to_thread.run_sync(source.path.is_file):
         raise UsageError(f"--prompts {printable(args.prompts)} is not a file")
-    spec = PromptSpec(prompts=source, output_dir=Path(args.out), bot=Bot(args.bot),
+    spec = PromptSpec(prompts=source, output_dir=await check_out_folder(args.out), bot=Bot(args.bot),
                       mode=SpeedMode(args.mode) if args.mode else None, max_in_flight=args.max_in_flight,
                       timeout=args.timeout, retry_failed=args.retry_failed, new_journal=args.new_journal)  # fmt: skip
     client = build_mj_client(args)
@@ -151,6 +161,8 @@ async def mj_action(args: argparse.Namespace, reporter: Reporter) -> int:
     """``evolink mj-action TASK_ID BUTTON``: submit the button's task, follow it, optionally save its images."""
     if args.out is not None and not args.wait:
         raise UsageError("--out needs the new task to finish: drop --no-wait")
+    if args.out is not None:
+        await check_out_folder(args.out)
     # --timeout bounds the whole command: the press (its fetch and submit, with their retries) too.
     deadline = anyio.current_time() + args.timeout
     async with build_mj_client(args) as mj:

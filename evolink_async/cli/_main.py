@@ -48,7 +48,8 @@ class _Hint:
     def show(self) -> None:
         if not self.shown:
             self.shown = True
-            with contextlib.suppress(OSError, ValueError):
+            # RuntimeError: from a signal handler, a print that interrupted another print (reentrant).
+            with contextlib.suppress(OSError, ValueError, RuntimeError):
                 print(self.text, file=sys.stderr, flush=True)
 
 
@@ -61,28 +62,37 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return sandbox_main(arguments[1:], prog="evolink sandbox", export=True)
     args = build_parser().parse_args(arguments)
+    hint = _Hint(args.command)
+    if argv is None:
+        # As the process itself (not a call from Python code): outside the runner (which takes SIGINT
+        # while the command runs, and gives this handler back) a Ctrl-C ends the process at once with
+        # 130, the hint shown once; never by the signal, which a supervisor would see as -2.
+        signal.signal(signal.SIGINT, lambda signum, frame: _exit_interrupted(hint))
     try:
-        code = _run(args)
-    except KeyboardInterrupt:  # a Ctrl-C after the runner gave SIGINT back (printing the summary)
+        code = _run(args, hint)
+    except KeyboardInterrupt:  # called from Python code: a Ctrl-C after the runner gave SIGINT back
         code = EXIT_INTERRUPTED
     if argv is not None:
         return code
-    # As the process itself (not a call from Python code): from here on a Ctrl-C ends the process
-    # at once with 130 (never by the signal, which a supervisor would see as -2), and a worker
-    # thread stuck in file or SQLite I/O must not hold the exit.
-    signal.signal(signal.SIGINT, _exit_interrupted)
-    return exit_promptly(code)
+    # A worker thread stuck in file or SQLite I/O must not hold the exit.
+    code = exit_promptly(code)
+    # From here the interpreter shuts down, and late in that it puts SIGINT back to the default
+    # action: a Ctrl-C then would end the process by the signal. Ignored (at the OS level, so also
+    # in any thread) the exit code stands; the shutdown is bounded (exit_promptly saw to threads).
+    flush_output()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return code
 
 
-def _exit_interrupted(signum: int, frame: object) -> None:
+def _exit_interrupted(hint: _Hint) -> None:
+    hint.show()
     flush_output()
     os._exit(EXIT_INTERRUPTED)
 
 
-def _run(args: argparse.Namespace) -> int:
+def _run(args: argparse.Namespace, hint: _Hint) -> int:
     reporter = make_reporter(json_lines=args.json)
     command_name: str = args.command
-    hint = _Hint(command_name)
 
     def on_force() -> None:  # a second Ctrl-C: the live view gives the terminal back, the hint once
         stop = getattr(reporter, "stop", None)

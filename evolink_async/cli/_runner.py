@@ -75,6 +75,8 @@ class Runner:
         loop = self._loop = asyncio.new_event_loop()
         task = self._task = loop.create_task(coroutine)
         handled = False
+        # Given back afterwards (asyncio would put Python's default, KeyboardInterrupt, in its place).
+        previous = signal.getsignal(signal.SIGINT)
         if threading.current_thread() is threading.main_thread():
             try:
                 loop.add_signal_handler(signal.SIGINT, self._on_sigint)
@@ -95,6 +97,8 @@ class Runner:
         finally:
             if handled:
                 loop.remove_signal_handler(signal.SIGINT)
+                if previous is not None:  # None: a handler set outside Python, which cannot be put back
+                    signal.signal(signal.SIGINT, previous)
             _close(loop)
             self._loop = self._task = None
 
@@ -116,7 +120,7 @@ def _close(loop: asyncio.AbstractEventLoop) -> None:
 
 def flush_output() -> None:
     for stream in (sys.stdout, sys.stderr):
-        with contextlib.suppress(OSError, ValueError):
+        with contextlib.suppress(OSError, ValueError, RuntimeError):  # RuntimeError: reentrant, from a signal handler
             stream.flush()
 
 

@@ -1,0 +1,155 @@
+"""Command lines that cannot run end with exit 2 and one ``evolink:`` line saying why: never a
+traceback, never a password, never a read until memory runs out. And the lines a run ends with
+say what is true (a task that does not exist, credits a proxy never reports).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio.to_thread
+import pytest
+
+import evolink_async as evolink
+from evolink_async.cli import main
+from evolink_async.sandbox import Sandbox
+from tests._images import write_png
+from tests.trust_cli._support import json_lines, run_cli, sandbox_process, summary_of
+
+KEY = "sk-evo-TESTKEY0123456789abcdef"
+PASSWORD = "s3cr3t-pa55"  # a made-up password that must never be printed
+
+
+def _evolink(*args: str, bound: float = 60) -> subprocess.CompletedProcess[str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("EVOLINK_", "MJ_PROXY_"))}
+    return subprocess.run([sys.executable, "-m", "evolink_async", *args], capture_output=True, text=True,
+                          timeout=bound, env=env, stdin=subprocess.DEVNULL)  # fmt: skip
+
+
+def _one_line(done: subprocess.CompletedProcess[str]) -> str:
+    assert done.returncode == 2, done.stdout + done.stderr
+    assert "Traceback" not in done.stderr, done.stderr
+    lines = done.stderr.splitlines()
+    assert len(lines) == 1, done.stderr
+    assert lines[0].startswith("evolink: "), done.stderr
+    return lines[0]
+
+
+@pytest.mark.parametrize(
+    ("url", "says"),
+    [
+        (f"postgresql://app:{PASSWORD}@db.example:99999/edits", "port"),
+        (f"postgresql://app:{PASSWORD}@db.example:notaport/edits", "port"),
+        (f"postgresql://app:{PASSWORD}@[::1/edits", "not a valid URL"),
+        (f"postgresql://app:{PASSWORD}@127.0.0.1/edits?sslmode=bogus", "sslmode"),
+        (f"postgresql://app@127.0.0.1/edits?password={PASSWORD}&sslmode=bogus", "sslmode"),
+    ],
+    ids=["port-out-of-range", "port-not-a-number", "unclosed-bracket", "sslmode", "password-parameter"],
+)
+@pytest.mark.parametrize("operation", ["status", "export", "work"])
+def test_a_bad_journal_url_is_one_line_without_the_password(url: str, says: str, operation: str) -> None:
+    line = _one_line(_evolink("batch", operation, "--journal", url))
+    assert says in line, line
+    assert PASSWORD not in line, line
+
+
+def test_out_naming_a_file_is_a_usage_error(tmp_path: Path) -> None:
+    (tmp_path / "taken").write_text("not a folder")
+    write_png(tmp_path / "in" / "a.png")
+    for argv in (["imagine", "a fox", "--out", str(tmp_path / "taken"), "--api-key", KEY,
+                  "--base-url", "http://127.0.0.1:9"],
+                 ["edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "taken"),
+                  "--api-key", KEY, "--base-url", "http://127.0.0.1:9"]):  # fmt: skip
+        line = _one_line(_evolink(*argv))
+        assert "is a file, not a folder" in line, line
+
+
+@pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs /sys, a file system where nobody may create folders")
+def test_an_out_folder_that_cannot_be_made_is_a_usage_error(tmp_path: Path) -> None:
+    # Not chmod: the test may run as root, whom a mode does not stop; /sys refuses even root.
+    write_png(tmp_path / "in" / "a.png")
+    out = "/sys/evolink-test-cannot-be-made"
+    line = _one_line(_evolink("edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", out, "--api-key", KEY,
+                              "--base-url", "http://127.0.0.1:9"))  # fmt: skip
+    assert out in line, line
+
+
+@pytest.mark.parametrize("make", [evolink.EvolinkClient, evolink.MidjourneyClient])
+def test_an_unclosed_ipv6_bracket_in_base_url_is_a_validation_error(make: type) -> None:
+    with pytest.raises(evolink.ValidationError) as info:
+        make(KEY, base_url="http://[::1")
+    assert info.value.field == "base_url"
+
+
+def test_an_unclosed_ipv6_bracket_in_a_callback_url_is_a_validation_error() -> None:
+    with pytest.raises(evolink.ValidationError) as info:
+        evolink.CallbackReceiver("https://[::1/hooks")
+    assert info.value.field == "public_url"
+
+
+# --- secret files (item 4) -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("flag", ["--api-key-file", "--callback-secret-file"])
+def test_dev_zero_as_a_secret_file_is_refused_not_read_for_ever(tmp_path: Path, flag: str) -> None:
+    write_png(tmp_path / "in" / "a.png")
+    extra = ["--callbacks", "https://hooks.example.com/e", "--listen", "127.0.0.1:9"] \
+        if flag == "--callback-secret-file" else []  # fmt: skip
+    line = _one_line(_evolink("edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "out"),
+                              *extra, flag, "/dev/zero"))  # fmt: skip
+    assert "larger than 64 KiB" in line, line
+
+
+def test_a_big_secret_file_is_refused_and_its_content_never_shown(tmp_path: Path) -> None:
+    big = tmp_path / "key.txt"
+    big.write_text("sk-evo-" + "k" * (70 * 1024) + "\n")
+    line = _one_line(_evolink("status", "task-1", "--api-key-file", str(big)))
+    assert "larger than 64 KiB" in line, line
+    assert "kkkk" not in line, line
+
+
+def test_a_secret_file_just_under_the_bound_is_read(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    key_file = tmp_path / "key.txt"
+    key_file.write_text(KEY + "\n" + "#" * (60 * 1024) + "\n")
+    # The key is read and used: the refused connection (nothing listens on port 9) is the next error.
+    code = main(["status", "task-1", "--api-key-file", str(key_file), "--base-url", "http://127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 1, err
+    assert "APIConnectionError" in err, err
+
+
+# --- what a run says (item 14) -----------------------------------------------------------------
+
+
+@pytest.mark.evolink_sandbox(time_scale=0.01)
+async def test_status_of_a_task_the_server_does_not_know_says_so(evolink_sandbox: Sandbox) -> None:
+    # The sandbox serves from this test's event loop: the command runs without blocking it.
+    done = await anyio.to_thread.run_sync(lambda: _evolink(
+        "status", "task-unified-1700000000-nosuchid", "--base-url", evolink_sandbox.base_url, "--files-base-url",
+        evolink_sandbox.files_base_url, "--api-key", evolink_sandbox.api_key))  # fmt: skip
+    line = _one_line(done)
+    assert "task task-unified-1700000000-nosuchid not found" in line, line
+    assert "HTTP" not in line, line
+
+
+def test_mj_action_on_a_task_the_proxy_does_not_know_says_so_and_imagine_reports_no_false_credits(
+    tmp_path: Path,
+) -> None:
+    with sandbox_process(time_scale=0.01) as box:
+        connect = ["--base-url", box.env["MJ_PROXY_BASE_URL"], "--api-key", box.env["MJ_PROXY_API_KEY"],
+                   "--poll-scale", "0.01"]  # fmt: skip
+        line = _one_line(run_cli(["mj-action", "123", "U2", *connect], bound=60))
+        assert "task 123 not found" in line, line
+        assert "HTTP 200" not in line, line
+        plain = run_cli(["imagine", "a fox", "--count", "2", "--out", str(tmp_path / "a"), *connect], bound=90)
+        as_json = run_cli(["imagine", "a fox", "--out", str(tmp_path / "b"), "--json", *connect], bound=90)
+        charged = box.ledger()["credits_charged"]
+    assert charged > 0  # the proxy charged, and never said how much to the client
+    assert plain.returncode == 0, plain.stdout + plain.stderr
+    assert "0 credits reserved" not in plain.stdout, plain.stdout
+    assert "credits not reported" in plain.stdout, plain.stdout
+    assert as_json.returncode == 0, as_json.stdout + as_json.stderr
+    assert summary_of(as_json.stdout)["credits_reserved"] is None, json_lines(as_json.stdout)[-1]
