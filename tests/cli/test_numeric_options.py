@@ -48,8 +48,10 @@ EXPECTED = {
     ("mj-action", "--timeout"), ("mj-action", "--poll-scale"),
     ("status", "--poll-scale"), ("watch", "--timeout"), ("watch", "--poll-scale"), ("download", "--poll-scale"),
     ("demo", "--count"), ("demo", "--time-scale"), ("demo", "--seed"),
+    ("edit", "--metrics-port"), ("remove-bg", "--metrics-port"), ("retexture", "--metrics-port"),
+    ("batch work", "--metrics-port"),
 }  # fmt: skip
-ZERO_ALLOWED = {"--max-credits", "--seed"}
+ZERO_ALLOWED = {"--max-credits", "--seed", "--metrics-port"}  # port 0: any free port
 HUGE_WHOLE = "99999999999999999999999"
 BAD = ["nan", "NaN", "inf", "-inf", "-1", "1e400", HUGE_WHOLE, "abc", ""]
 
