@@ -5,19 +5,14 @@ No framework is imported: Starlette, FastAPI, Quart and plain uvicorn all speak 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from .._core.asgi import Receive, Scope, Send, path_below_mount, send_json, serve_lifespan
 
 if TYPE_CHECKING:
     from .receiver import CallbackReceiver
 
 __all__ = ["AsgiCallbacks"]
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
-
 
 class AsgiCallbacks:
     def __init__(self, receiver: CallbackReceiver) -> None:
@@ -25,7 +20,7 @@ class AsgiCallbacks:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -42,13 +37,7 @@ class AsgiCallbacks:
 
 
 def _token(scope: Scope) -> str | None:
-    path: str = scope.get("path", "")
-    # Mounted apps see either the path below the mount (older Starlette) or the full path with
-    # the mount in ``root_path`` (newer): strip it in the second case.
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root):]
-    token = path.strip("/")
+    token = path_below_mount(scope)
     return token if token and "/" not in token else None
 
 
@@ -69,17 +58,4 @@ async def _read(receive: Receive, limit: int) -> bytes | None:
 
 
 async def _answer(send: Send, status: int) -> None:
-    body = json.dumps({"ok": 200 <= status < 300}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+    await send_json(send, status, {"ok": 200 <= status < 300})

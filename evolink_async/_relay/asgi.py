@@ -5,23 +5,18 @@ No framework is imported: Starlette, FastAPI, Quart and plain uvicorn all speak 
 
 from __future__ import annotations
 
-import json
-from collections.abc import Awaitable, Callable, MutableMapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 from urllib.parse import parse_qs, unquote
 
 import anyio
 
+from .._core.asgi import Receive, Scope, Send, path_below_mount, send_json, serve_lifespan
 from .channels import SSE_HEADERS, parse_last_event_id
 
 if TYPE_CHECKING:
     from .relay import ProgressRelay
 
 __all__ = ["AsgiRelay"]
-
-Scope = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
-Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
 
 
 class AsgiRelay:
@@ -30,7 +25,7 @@ class AsgiRelay:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
-            await _lifespan(receive, send)
+            await serve_lifespan(receive, send)
             return
         if scope["type"] != "http":
             return
@@ -73,13 +68,7 @@ async def _until_disconnect(receive: Receive, scope: anyio.CancelScope) -> None:
 
 
 def _task_id(scope: Scope) -> str | None:
-    path: str = scope.get("path", "")
-    # Mounted apps see either the path below the mount (older Starlette) or the full path with
-    # the mount in ``root_path`` (newer): strip it in the second case.
-    root: str = scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
-    task_id = unquote(path.strip("/"))
+    task_id = unquote(path_below_mount(scope))
     return task_id if task_id and "/" not in task_id else None
 
 
@@ -88,17 +77,4 @@ def _encode(headers: tuple[tuple[str, str], ...]) -> list[tuple[bytes, bytes]]:
 
 
 async def _refuse(send: Send, status: int, reason: str) -> None:
-    body = json.dumps({"error": reason}).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
-async def _lifespan(receive: Receive, send: Send) -> None:
-    while True:
-        message = await receive()
-        if message["type"] == "lifespan.startup":
-            await send({"type": "lifespan.startup.complete"})
-        elif message["type"] == "lifespan.shutdown":
-            await send({"type": "lifespan.shutdown.complete"})
-            return
+    await send_json(send, status, {"error": reason})
