@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import socket
 from collections.abc import AsyncIterator, Callable
@@ -15,7 +14,7 @@ import pytest
 import uvicorn
 from aiohttp import web
 
-from evolink_async import CallbackReceiver, EvolinkClient, PollPolicy, ProgressRelay
+from evolink_async import EvolinkClient, PollPolicy, ProgressRelay
 from evolink_async.sandbox import Sandbox
 
 
@@ -111,20 +110,3 @@ async def serve_asgi() -> AsyncIterator[Callable[[ProgressRelay], Any]]:
         await asyncio.wait_for(serving, 10)
         sock.close()
 
-
-@contextlib.asynccontextmanager
-async def callbacks_served() -> AsyncIterator[CallbackReceiver]:
-    """A CallbackReceiver on a real aiohttp server on loopback (the socket bound first: its URL names the port)."""
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    receiver = CallbackReceiver(f"http://127.0.0.1:{port}/hooks", allow_local=True)
-    app = web.Application()
-    app.add_subapp("/hooks", receiver.aiohttp_app())
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.SockSite(runner, sock).start()
-    try:
-        yield receiver
-    finally:
-        await runner.cleanup()

@@ -10,7 +10,7 @@ import evolink_async as evolink
 from evolink_async import EventKind, PollPolicy, QwenImageEdit
 from evolink_async.sandbox import Sandbox
 
-from .conftest import callbacks_served
+from ..helpers.receivers import aiohttp_receiver
 
 TASKS_ENDPOINT = "GET /v1/tasks/{task_id}"
 SCALE = 0.1
@@ -47,7 +47,7 @@ async def test_a_watched_task_reports_steady_progress(evolink_sandbox: Sandbox) 
 async def test_callbacks_keep_progress_for_a_watched_task_and_cost_nothing_unwatched(
     evolink_sandbox: Sandbox,
 ) -> None:
-    async with callbacks_served() as receiver, evolink.EvolinkClient(
+    async with aiohttp_receiver() as receiver, evolink.EvolinkClient(
         evolink_sandbox.api_key,
         base_url=evolink_sandbox.base_url,
         poll_policy=PollPolicy().scaled(SCALE),
