@@ -382,3 +382,31 @@ async def test_unsubmitted_row_keeps_its_body_for_the_resubmit(path: Path) -> No
         assert resumed.needs_submit
         assert resumed.idempotency_key == entry.idempotency_key
         assert resumed.request_body == body
+
+
+async def test_a_write_cancelled_from_outside_anyio_finishes_before_the_close(path: Path) -> None:
+    """An event loop's shutdown cancels tasks with ``task.cancel()``, which AnyIO's shield does not
+    stop: the caller leaves while its thread is still writing. The close must wait for that write;
+    closing the connection under a running statement crashed the interpreter (SIGSEGV, seen at Ctrl-C)."""
+    import asyncio
+
+    journal = await Journal.open(path, busy_timeout=20)
+    blocker = sqlite3.connect(path, isolation_level=None)
+    blocker.execute("BEGIN IMMEDIATE")  # the journal's write now waits in its thread for the file lock
+    try:
+        writing = asyncio.create_task(journal.reserve("a.png", FP))
+        with anyio.fail_after(10):
+            while not journal._in_use.locked():  # its thread is inside the write
+                await anyio.sleep(0.01)
+        writing.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await writing
+        closing = asyncio.create_task(journal.aclose())
+        await anyio.sleep(0.05)
+        assert not closing.done()  # still waiting for the write, not closing under it
+    finally:
+        blocker.execute("COMMIT")
+        blocker.close()
+    with anyio.fail_after(20):
+        await closing
+    assert list(raw_rows(path)) == ["a.png"]  # the write the caller left went through whole

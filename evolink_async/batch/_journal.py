@@ -36,6 +36,9 @@ task that may already be paid for. Both are the user's decision, so the default 
 
 SQLite runs in worker threads via ``anyio.to_thread.run_sync`` behind a ``CapacityLimiter(1)``:
 one connection, used by one thread at a time, and the event loop never waits on disk (invariant 6).
+A ``threading.Lock`` held by every job, and by the close, backs the limiter up: a task cancelled
+from outside AnyIO (``task.cancel()``, as an event loop's shutdown does) leaves the limiter while
+its thread is still mid-``COMMIT``, and closing the connection under it crashes the interpreter.
 
 A damaged file (not SQLite, malformed pages, rows this module could not have written) raises
 :class:`JournalCorruptError` naming the file, at open (``PRAGMA quick_check``) or when read.
@@ -48,6 +51,7 @@ import functools
 import json
 import os
 import sqlite3
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
 from types import TracebackType
@@ -228,6 +232,7 @@ class Journal:
         self._synchronous = synchronous.upper()
         self._busy_timeout = busy_timeout
         self._limiter = anyio.CapacityLimiter(1)
+        self._in_use = threading.Lock()  # see the module's note: the limiter alone is not enough
         self._conn: sqlite3.Connection | None = None
 
     @classmethod
@@ -256,7 +261,11 @@ class Journal:
         conn, self._conn = self._conn, None
         if conn is not None:
             with anyio.CancelScope(shield=True):  # a cancelled close must still release the file
-                await anyio.to_thread.run_sync(conn.close, limiter=self._limiter)
+                await anyio.to_thread.run_sync(self._exclusively, conn.close, limiter=self._limiter)
+
+    def _exclusively(self, job: Callable[[], T]) -> T:
+        with self._in_use:
+            return job()
 
     async def _run(self, work: Callable[[sqlite3.Connection], T], *, write: bool = False, redo_free: bool = False) -> T:
         """Run ``work`` in the journal's thread; ``write``: in a transaction, committed with an fsync
@@ -269,7 +278,7 @@ class Journal:
         try:
             # Not abandoned on cancellation: anyio waits for the thread, so a cancelled caller never
             # leaves a write whose fate it cannot know running behind the next call.
-            return await anyio.to_thread.run_sync(job, limiter=self._limiter)
+            return await anyio.to_thread.run_sync(self._exclusively, job, limiter=self._limiter)
         except (sqlite3.Error, _DamagedRow) as exc:  # e.g. "database is locked" by another process past busy_timeout
             if (damage := _corruption(exc)) is not None:
                 raise JournalCorruptError(self.path, damage) from None
