@@ -10,6 +10,7 @@ import importlib
 from typing import TYPE_CHECKING, Any
 
 from ._callbacks.receiver import CallbackReceiver
+from ._clients.client import Client
 from ._clients.evolink import EvolinkClient
 from ._clients.midjourney import MidjourneyClient, MidjourneyTasks
 from ._core.config import ClientConfig
@@ -116,6 +117,7 @@ __all__ = [
     "Change",
     "ChangeAction",
     "ClientClosedError",
+    "Client",
     "ClientConfig",
     "Describe",
     "Dimensions",

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Protocol
+
 from .._core.checks import check_timeout
-from .._core.idempotency import check_idempotency_key, new_idempotency_key
-from .._core.logging import LOG_CONTEXT
 from .._models.requests import Request
 from .._models.task import Task
-from .._protocols.task_api import TaskAPI
 from .tasks import Tasks
 
 __all__ = ["Images"]
 
 
+class _Submit(Protocol):
+    def __call__(self, request: Request, *, idempotency_key: str | None = None) -> Awaitable[Task]: ...
+
+
 class Images:
     """Submit image-generation and image-edit tasks."""
 
-    def __init__(self, api: TaskAPI, tasks: Tasks) -> None:
-        self._api = api
+    def __init__(self, submit: _Submit, tasks: Tasks) -> None:
+        self._submit = submit  # the client's own ``submit``: one place for keys and log context
         self._tasks = tasks
 
     async def submit(self, request: Request, *, idempotency_key: str | None = None) -> Task:
@@ -29,12 +33,7 @@ class Images:
 
         >>> task = await client.images.submit(QwenImageEdit(prompt="...", image_urls=[url]))
         """
-        key = check_idempotency_key(idempotency_key) if idempotency_key is not None else new_idempotency_key()
-        token = LOG_CONTEXT.set({"model": request.model})  # the submit's records (retries) name the model
-        try:
-            return await self._api.submit(request, idempotency_key=key)
-        finally:
-            LOG_CONTEXT.reset(token)
+        return await self._submit(request, idempotency_key=idempotency_key)
 
     async def generate(
         self, request: Request, *, timeout: float | None = None, idempotency_key: str | None = None
@@ -44,5 +43,5 @@ class Images:
         >>> done = await client.images.generate(RemoveBackground(image_urls=[url]), timeout=600)
         """
         timeout = check_timeout("timeout", timeout)  # before anything is paid for
-        task = await self.submit(request, idempotency_key=idempotency_key)
+        task = await self._submit(request, idempotency_key=idempotency_key)
         return await self._tasks.wait(task, timeout=timeout)

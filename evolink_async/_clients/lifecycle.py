@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, ClassVar, Self
+from typing import Any, Self
 
 import aiohttp
 import attrs
@@ -26,14 +26,14 @@ UNSET: Any = object()
 
 
 class TrackerLifecycle:
-    """``aclose``, ``__aenter__`` and ``__aexit__`` shared by ``EvolinkClient`` and ``MidjourneyClient``.
+    """``aclose``, ``__aenter__`` and ``__aexit__`` of a ``Client``.
 
     A client sets ``_transport``, ``_tracker``, ``_tracker_task = None`` and ``_owns_tracker``
     (False for a ``with_options`` view, which shares the original's tracker).
     """
 
     #: The name of the asyncio task running the tracker (seen in task dumps and debuggers).
-    TRACKER_TASK_NAME: ClassVar[str] = "evolink-tracker"
+    tracker_task_name: str = "evolink-tracker"
 
     _config: ClientConfig
     _transport: Transport
@@ -43,10 +43,11 @@ class TrackerLifecycle:
     #: The open task spans (None: telemetry off); shared by ``with_options`` views.
     _task_spans: TaskSpans | None = None
 
-    def _hook_telemetry(self, spans: TaskSpans | None) -> None:
-        """Let the tracker feed pushed callbacks and dropped progress events to telemetry."""
+    def _hook_telemetry(self, spans: TaskSpans | None, *, hook_tracker: bool = True) -> None:
+        """Let the tracker feed pushed callbacks and dropped progress events to telemetry
+        (``hook_tracker=False``: a view, whose original hooked the shared tracker already)."""
         self._task_spans = spans
-        if spans is not None:
+        if spans is not None and hook_tracker:
             tracker = self._tracker
             tracker.on_push = lambda task: spans.observe(task, pushed=True)
             tracker.on_event_dropped = spans.telemetry.event_dropped
@@ -113,7 +114,7 @@ class TrackerLifecycle:
         # frameworks' lifespans) enter and exit in different tasks, which a task group forbids.
         # The ``async with`` still bounds its life: __aexit__ cancels and awaits it.
         self._tracker.open()
-        self._tracker_task = asyncio.create_task(self._tracker.run(), name=self.TRACKER_TASK_NAME)
+        self._tracker_task = asyncio.create_task(self._tracker.run(), name=self.tracker_task_name)
         return self
 
     async def __aexit__(

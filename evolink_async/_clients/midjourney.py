@@ -1,64 +1,41 @@
-"""``MidjourneyClient``: a Midjourney proxy with the same tasks, events, streams and fan-out as Evolink."""
+"""``MidjourneyClient``: a ``Client`` of a Midjourney proxy, with ``action`` and ``find_submitted``."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import os
 import time
-from collections.abc import AsyncIterable, Iterable, Mapping, Sequence
-from pathlib import Path
-from typing import Any, Literal, cast
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import aiohttp
 
-from .._callbacks.receiver import CallbackReceiver, callback_binding
+from .._callbacks.receiver import CallbackReceiver
 from .._core.config import ClientConfig, check_base_url, wrap_api_key
-from .._core.idempotency import check_idempotency_key, new_idempotency_key
+from .._core.idempotency import check_idempotency_key
 from .._core.retry import RetryPolicy
-from .._core.telemetry import telemetry_for
-from .._core.transport import Transport
-from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
-from .._files.image_probe import ImageFormat
-from .._files.safe_paths import result_file_name
 from .._models.task import Task, TaskStatus
-from .._models.task_ids import task_id_of
 from .._protocols.midjourney.api import MidjourneyAPI
 from .._protocols.midjourney.buttons import request_for_button
+from .._protocols.midjourney.protocol import MidjourneyProtocol
 from .._protocols.midjourney.requests import MidjourneyRequest
-from .._protocols.midjourney.tasks import state_of, structure_mj_task
 from .._protocols.task_api import TaskAPI
-from .._protocols.traced import TaskSpans, TracedTaskAPI
-from .._watching.fan_out import FanOut, FanOutInput
 from .._watching.poll_policy import PollPolicy
-from .._watching.tracker import Tracker
 from ..errors import (
     EvolinkError,
     MissingAPIKeyError,
-    NotFoundError,
     SubmitOutcomeUnknownError,
     UnsupportedOperationError,
     ValidationError,
 )
-from .lifecycle import UNSET, TrackerLifecycle
+from .client import Client
 from .tasks import Tasks
 
 __all__ = ["MidjourneyClient", "MidjourneyTasks"]
 
+#: ``mj.tasks``: the tasks of every client (``get_many`` and ``cancel`` included); kept by this name.
+MidjourneyTasks = Tasks
+
 _AUTH_HEADERS = {"bearer": "Authorization", "mj-api-secret": "mj-api-secret"}
-# Parallel single queries when the server cannot fetch many at once.
-_GET_MANY_CONCURRENCY = 8
-
-
-def _batch_window(policy: PollPolicy) -> float:
-    """How early a query may be sent along with a due one in a ``list-by-condition`` request.
-
-    One request answers any number of tasks at the cost of one fetch (new-api polls all of a
-    channel's tasks every 15 s this way), so a due query takes along every query due within the
-    spacing the policy keeps near the expected finish (``resolution`` x the estimate), not just
-    within ``min_interval``: with 30 tasks in flight a task then costs well under one request.
-    """
-    return max(policy.min_interval, min(policy.max_interval, policy.resolution * policy.default_estimated_time))
 
 
 def _env(name: str) -> str | None:
@@ -66,63 +43,7 @@ def _env(name: str) -> str | None:
     return value or None
 
 
-def _traced(api: MidjourneyAPI, spans: TaskSpans | None) -> TaskAPI:
-    """The API submits and tracker queries go through: with task spans when telemetry is on."""
-    if spans is None:
-        return cast(TaskAPI, api)
-    return TracedTaskAPI(cast(TaskAPI, api), spans, model_of=lambda request: "midjourney")
-
-
-class MidjourneyTasks(Tasks):
-    """``mj.tasks``: ``get``, ``wait``, ``stream`` as for Evolink, plus ``get_many`` and ``cancel``."""
-
-    def __init__(self, api: MidjourneyAPI, tracker: Tracker) -> None:
-        super().__init__(cast(TaskAPI, api), tracker)
-        self._mj = api
-
-    async def get_many(self, task_ids: Iterable[Task | str]) -> list[Task]:
-        """The tasks the server knows, in the order asked (unknown ids are left out).
-
-        One ``POST task/list-by-condition`` per 50 ids where the server has it, else one query each.
-
-        >>> tasks = await mj.tasks.get_many(["1712345678901123", "1712345678901456"])
-        """
-        ids = list(dict.fromkeys(task_id_of(task) for task in task_ids))
-        found: dict[str, Task] = {}
-        fetch_many = self._mj.fetch_many
-        if fetch_many is not None:
-            try:
-                found = {task.id: task for task in await fetch_many(ids)}
-            except UnsupportedOperationError:
-                fetch_many = None
-        if fetch_many is None:
-            limit = asyncio.Semaphore(_GET_MANY_CONCURRENCY)
-
-            async def one(task_id: str) -> None:
-                async with limit:
-                    with contextlib.suppress(NotFoundError):
-                        found[task_id] = await self._mj.fetch(task_id)
-
-            async with asyncio.TaskGroup() as group:
-                for task_id in ids:
-                    group.create_task(one(task_id))
-        return [found[task_id] for task_id in ids if task_id in found]
-
-    async def cancel(self, task_or_id: Task | str) -> Task:
-        """Ask the proxy to cancel the task and return it as it now is.
-
-        Raises ``UnsupportedOperationError`` where the server has no ``task/{id}/cancel`` (or
-        refuses it to non-admin keys, as trueai's does).
-
-        >>> task = await mj.tasks.cancel(task)
-        """
-        cancel = self._mj.cancel
-        if cancel is None:
-            raise UnsupportedOperationError("cancel", "this server has no task/{id}/cancel endpoint")
-        return await cancel(task_id_of(task_or_id))
-
-
-class MidjourneyClient(TrackerLifecycle):
+class MidjourneyClient(Client[MidjourneyRequest]):
     """An asyncio client for a Midjourney proxy (novicezk or trueai midjourney-proxy, or a gateway).
 
     The key comes from ``api_key`` or ``MJ_PROXY_API_KEY`` (``api_key=""`` sends none); the host
@@ -136,7 +57,7 @@ class MidjourneyClient(TrackerLifecycle):
     ...     upscaled = await mj.action(done, "U2")
     """
 
-    TRACKER_TASK_NAME = "evolink-mj-tracker"
+    _mj: MidjourneyAPI
 
     def __init__(
         self,
@@ -177,7 +98,9 @@ class MidjourneyClient(TrackerLifecycle):
             raise ValidationError("path_prefix", f"must be a string such as '/mj', got {type(path_prefix).__name__}")
         if auth not in _AUTH_HEADERS:
             raise ValidationError("auth", f"must be one of {', '.join(_AUTH_HEADERS)}, got {auth!r}")
-        self._config = ClientConfig(
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
+        config = ClientConfig(
             api_key=key,
             base_url=base,
             timeout=timeout,
@@ -187,86 +110,22 @@ class MidjourneyClient(TrackerLifecycle):
             default_headers=dict(default_headers or {}),
             auth_header=_AUTH_HEADERS[auth],
         )
-        telemetry = telemetry_for(tracer_provider=tracer_provider, meter_provider=meter_provider)
-        self._transport = Transport(self._config, session=session, telemetry=telemetry, trace_configs=trace_configs)
-        spans = None if telemetry is None else TaskSpans(telemetry, provider="midjourney_proxy")
         # notifyHook posts every change, so a receiver makes polling a safety net here too.
-        binding = callback_binding(callbacks, parse=structure_mj_task, client=self, marker_of=state_of)
-        self._binding = binding
-        self._api = MidjourneyAPI(self._transport, path_prefix=path_prefix, callbacks=binding)
-        api = self._api
-        self._task_spans = spans
-        traced = self._traced = _traced(api, spans)
+        super().__init__(
+            MidjourneyProtocol(path_prefix=path_prefix), config, session=session, poll_policy=poll_policy,
+            max_concurrent_queries=max_concurrent_queries, batch_polling=batch_polling, callbacks=callbacks,
+            trace_configs=trace_configs, tracer_provider=tracer_provider, meter_provider=meter_provider,
+        )  # fmt: skip
 
-        async def fetch_many(task_ids: Sequence[str]) -> Sequence[Task]:
-            batch = traced.fetch_many
-            if batch is None:
-                raise UnsupportedOperationError("fetch_many", "the server has no task/list-by-condition")
-            return await batch(task_ids)
-
-        policy = poll_policy or PollPolicy()
-        self._tracker = Tracker(
-            traced.fetch,
-            policy=policy,
-            max_concurrent_queries=max_concurrent_queries,
-            fetch_many=fetch_many if batch_polling else None,
-            fetch_many_limit=api.fetch_many_limit,
-            push_coverage=binding,
-            batch_window=_batch_window(policy),
-        )
-        self._tracker_task: asyncio.Task[None] | None = None
-        self._owns_tracker = True
-        self.tasks = MidjourneyTasks(api, self._tracker)
-        self._hook_telemetry(spans)
-
-    def with_options(
-        self,
-        *,
-        timeout: float = UNSET,
-        connect_timeout: float = UNSET,
-        max_retries: int = UNSET,
-        retry: RetryPolicy = UNSET,
-        default_headers: Mapping[str, str] = UNSET,
-    ) -> MidjourneyClient:
-        """A client with some options changed that shares this one's connection pool and tracker.
-
-        Closing the derived client does not close the shared session; close the original (whose
-        ``async with`` also runs the tracker the derived client's waits use).
-
-        >>> patient = mj.with_options(timeout=300, max_retries=6)
-        """
-        config = self._changed_config(
-            timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries, retry=retry,
-            default_headers=default_headers,
-        )
-        client = type(self).__new__(type(self))
-        client._config = config
-        client._transport = self._transport.derive(config)
-        client._binding = self._binding  # the same receiver: the shared tracker knows its tasks
-        client._api = MidjourneyAPI(client._transport, path_prefix=self._api.path_prefix, callbacks=self._binding)
-        client._tracker = self._tracker
-        client._tracker_task = None
-        client._owns_tracker = False
-        client.tasks = MidjourneyTasks(client._api, self._tracker)
-        client._task_spans = self._task_spans
-        client._traced = _traced(client._api, self._task_spans)
-        return client
+    def _connected(self, api: TaskAPI[MidjourneyRequest]) -> None:
+        if not isinstance(api, MidjourneyAPI):  # ``MidjourneyProtocol.connect`` makes nothing else
+            raise TypeError(f"a MidjourneyClient needs a MidjourneyAPI, got {type(api).__name__}")
+        self._mj = api
 
     @property
     def api_base(self) -> str:
         """``base_url`` plus the path prefix, ending in ``/`` (``https://host/mj/``)."""
-        return self._api.base
-
-    async def submit(self, request: MidjourneyRequest, *, idempotency_key: str | None = None) -> Task:
-        """Submit one request and return its first snapshot (``pending``, or ``modal`` for code 21).
-
-        ``idempotency_key`` (or a fresh one) travels as the task's ``state`` unless the request
-        sets ``state``: a submit whose answer was lost is looked up by it before any resubmit.
-
-        >>> task = await mj.submit(Imagine(prompt="a red fox", images=[Path("ref.png")]))
-        """
-        key = check_idempotency_key(idempotency_key) if idempotency_key is not None else new_idempotency_key()
-        return await self._traced.submit(request, idempotency_key=key)
+        return self._mj.base
 
     async def action(
         self, task: Task | str, label_or_custom_id: str, *, state: str | None = None, idempotency_key: str | None = None
@@ -308,87 +167,8 @@ class MidjourneyClient(TrackerLifecycle):
         started = submitted_after if submitted_after is not None else time.time()
         cause = SubmitOutcomeUnknownError(key, UnsupportedOperationError("task/list", "cannot be read"))
         try:
-            return await self._api._find_by_state(key, since_ms=None, started_ms=int(started * 1000), cause=cause)
+            return await self._mj._find_by_state(key, since_ms=None, started_ms=int(started * 1000), cause=cause)
         except SubmitOutcomeUnknownError:
             raise
         except EvolinkError as exc:
             raise SubmitOutcomeUnknownError(key, exc) from None
-
-    def fan_out(
-        self,
-        requests: Iterable[FanOutInput | MidjourneyRequest] | AsyncIterable[FanOutInput | MidjourneyRequest],
-        *,
-        max_in_flight: int = 8,
-        max_submits_per_second: float | None = None,
-        buffer_size: int = 64,
-        timeout: float | None = None,
-        max_credits: float | None = None,
-        credits_per_task: float | None = None,
-        progress_every: float | None = None,
-    ) -> FanOut:
-        """Submit many requests with at most ``max_in_flight`` unfinished; stream all their events.
-
-        As ``EvolinkClient.fan_out`` (``progress_every`` included); a task left in ``MODAL`` ends
-        its input with a ``FAILED`` event whose ``error`` is ``TaskNeedsModalError``. A proxy's
-        answers carry no cost, so ``max_credits`` needs ``credits_per_task``: each submit counts
-        that much.
-
-        >>> async with mj.fan_out([Imagine(prompt=p) for p in prompts], max_in_flight=8) as events:
-        ...     async for event in events:
-        ...         print(event.key, event.kind, event.progress)
-        """
-        # FanOut hands each request to ``TaskAPI.submit`` untouched: any request type of the protocol fits.
-        items = cast("Iterable[FanOutInput] | AsyncIterable[FanOutInput]", requests)
-        if max_credits is not None and credits_per_task is None:
-            raise ValidationError("credits_per_task", "is needed with max_credits: proxy answers carry no cost")
-        return FanOut(
-            self._traced,
-            self._tracker,
-            items,
-            max_in_flight=max_in_flight,
-            max_submits_per_second=max_submits_per_second,
-            buffer_size=buffer_size,
-            timeout=timeout,
-            max_credits=max_credits,
-            credits_per_task=credits_per_task,
-            progress_every=progress_every,
-            telemetry=self._transport.telemetry,
-        )
-
-    @staticmethod
-    def parse_task(body: object) -> Task:
-        """A task from a proxy's ``notifyHook`` POST body (the fetch shape), e.g. for ``mj.tracker.push``.
-
-        >>> mj.tracker.push(mj.parse_task(await request.json()))
-        """
-        return structure_mj_task(body)
-
-    async def download(
-        self,
-        task: Task,
-        dest_dir: str | os.PathLike[str],
-        *,
-        name: str | None = None,
-        max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
-        timeout: float = 300.0,
-    ) -> tuple[Path, ...]:
-        """Save a completed task's images into ``dest_dir`` as ``EvolinkClient.download`` does
-        (no key is sent to the image host).
-
-        >>> await mj.download(done, "out", name="fox")
-        """
-        if task.status is not TaskStatus.COMPLETED or not task.results:
-            raise ValidationError("task", f"has no results to download (status {task.status.value})")
-        stem = name or task.id
-
-        def name_for(index: int, image_format: ImageFormat) -> str:
-            return result_file_name(stem, index, image_format=image_format)
-
-        return await download_urls(self._transport.session, task.results, dest_dir, name_for,
-                                   max_bytes=max_bytes, timeout=timeout)  # fmt: skip
-
-    def __repr__(self) -> str:
-        return f"MidjourneyClient(base_url={self.base_url!r}, api_key='***')"
-
-    def __reduce__(self) -> Any:
-        raise TypeError("MidjourneyClient objects cannot be pickled")

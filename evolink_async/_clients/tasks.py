@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Coroutine
+import asyncio
+import contextlib
+from collections.abc import Coroutine, Iterable
 from typing import Any
 
 from .._models.events import EventKind, requires_action_error
@@ -11,15 +13,19 @@ from .._models.task_ids import task_id_of
 from .._protocols.task_api import TaskAPI
 from .._watching.stream import TaskStream
 from .._watching.tracker import Tracker
-from ..errors import TaskCancelledError, TaskFailedError, TaskTimeoutError
+from ..errors import NotFoundError, TaskCancelledError, TaskFailedError, TaskTimeoutError, UnsupportedOperationError
 
 __all__ = ["Tasks"]
 
+# Parallel single queries when the server cannot fetch many at once.
+_GET_MANY_CONCURRENCY = 8
+
 
 class Tasks:
-    """Read tasks by id, stream their progress, wait for their end."""
+    """Read tasks by id, stream their progress, wait for their end, cancel them where the server can."""
 
-    def __init__(self, api: TaskAPI, tracker: Tracker) -> None:
+    def __init__(self, api: TaskAPI[Any], tracker: Tracker) -> None:
+        # Any request type: reading and watching tasks never submits.
         self._api = api
         self._tracker = tracker
 
@@ -31,6 +37,52 @@ class Tasks:
         # The protocol's ``fetch`` checks the id (every protocol does): checked once, not twice.
         # Its coroutine is handed back as is: no coroutine of ours around it (a frame per query).
         return self._api.fetch(task_or_id.id if isinstance(task_or_id, Task) else task_or_id)
+
+    async def get_many(self, task_ids: Iterable[Task | str]) -> list[Task]:
+        """The tasks the server knows, in the order asked (unknown ids are left out).
+
+        One request per ``fetch_many_limit`` ids where the protocol fetches many at once (a
+        Midjourney proxy's ``task/list-by-condition``: 50), else one query each, 8 at a time.
+
+        >>> tasks = await mj.tasks.get_many(["1712345678901123", "1712345678901456"])
+        """
+        ids = list(dict.fromkeys(task_id_of(task) for task in task_ids))
+        found: dict[str, Task] = {}
+        fetch_many = self._api.fetch_many
+        if fetch_many is not None:
+            try:
+                limit = self._api.fetch_many_limit
+                for start in range(0, len(ids), limit):
+                    found.update((task.id, task) for task in await fetch_many(ids[start : start + limit]))
+            except UnsupportedOperationError:
+                fetch_many = None
+        if fetch_many is None:
+            gate = asyncio.Semaphore(_GET_MANY_CONCURRENCY)
+
+            async def one(task_id: str) -> None:
+                async with gate:
+                    with contextlib.suppress(NotFoundError):
+                        found[task_id] = await self._api.fetch(task_id)
+
+            async with asyncio.TaskGroup() as group:
+                for task_id in ids:
+                    if task_id not in found:
+                        group.create_task(one(task_id))
+        return [found[task_id] for task_id in ids if task_id in found]
+
+    async def cancel(self, task_or_id: Task | str) -> Task:
+        """Ask the server to cancel the task and return it as it now is.
+
+        Raises ``UnsupportedOperationError`` where the protocol has no cancel (Evolink documents
+        none), or the server refuses it (a Midjourney proxy's ``task/{id}/cancel`` is admin-only
+        at some).
+
+        >>> task = await mj.tasks.cancel(task)
+        """
+        cancel = self._api.cancel
+        if cancel is None:
+            raise UnsupportedOperationError("cancel", "this server has no cancel endpoint")
+        return await cancel(task_id_of(task_or_id))
 
     def stream(
         self,

@@ -3,16 +3,25 @@
 A protocol plugs in by implementing :class:`TaskAPI`: submit a request under an idempotency key,
 fetch one task, and, where the server can, fetch many tasks in one call and cancel. Everything
 above speaks only this interface, so a new protocol touches nothing in the watching layer.
+A :class:`TaskProtocol` tells a client how to connect one (``evolink_async.Client`` is built from it):
+a new protocol touches nothing in the client or batch layers either.
 """
 
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any, Protocol
+from typing import Protocol, TypeVar, runtime_checkable
 
+from .._core.transport import Transport
 from .._models.task import Task
 
-__all__ = ["Cancel", "CallbackURLs", "FetchMany", "Recover", "ReleaseUploads", "TaskAPI"]
+__all__ = [
+    "Cancel", "CallbackURLs", "FetchMany", "QueryingTaskAPI", "Recover", "ReleaseUploads", "TaskAPI", "TaskProtocol",
+]  # fmt: skip
+
+#: The request type a protocol submits (``Request`` for Evolink, ``MidjourneyRequest`` for a proxy).
+RequestT = TypeVar("RequestT")
+RequestT_contra = TypeVar("RequestT_contra", contravariant=True)
 
 #: Fetch several tasks in one request; tasks the server does not know are left out of the answer.
 FetchMany = Callable[[Sequence[str]], Awaitable[Sequence[Task]]]
@@ -43,10 +52,10 @@ class CallbackURLs(Protocol):
         ...
 
 
-class TaskAPI(Protocol):
+class TaskAPI(Protocol[RequestT_contra]):
     """What the watching layer needs from a protocol. Every method raises ``EvolinkError``s."""
 
-    async def submit(self, request: Any, *, idempotency_key: str) -> Task:
+    async def submit(self, request: RequestT_contra, *, idempotency_key: str) -> Task:
         """Create the task; the same ``idempotency_key`` is reused on every retry of this submit."""
         ...
 
@@ -77,4 +86,48 @@ class TaskAPI(Protocol):
     @property
     def release_uploads(self) -> ReleaseUploads | None:
         """Let go of a task's uploaded files once it ended (``None``: the protocol uploads none)."""
+        ...
+
+
+@runtime_checkable
+class QueryingTaskAPI(Protocol):
+    """A ``TaskAPI`` with a cheaper query for the tracker (optional): ``fetch`` that may answer
+    ``last`` itself when the server's answer repeats the one ``last`` was read from."""
+
+    async def query(self, task_id: str, last: Task | None) -> Task: ...
+
+
+class TaskProtocol(Protocol[RequestT_contra]):
+    """How a client connects one wire protocol: the one thing a new protocol gives ``Client``.
+
+    ``connect`` is called once per client (and once per ``with_options`` view, with that view's
+    transport); the rest describe the protocol to the layers above, so none of them names a vendor.
+    """
+
+    #: The provider name telemetry records (``gen_ai.provider.name``) and the tracker task carries.
+    name: str
+    #: Whether submits answer with their cost (``usage.credits_reserved``): without it, a credit
+    #: budget needs the caller's ``credits_per_task``.
+    reports_cost: bool
+    #: Whether local images are uploaded as files (and can be normalized first); a protocol that
+    #: sends them inline has nothing to normalize or delete.
+    uploads_images: bool
+    #: How many submits a fan-out keeps unfinished unless told otherwise.
+    default_max_in_flight: int
+
+    def connect(self, transport: Transport, callbacks: CallbackURLs | None) -> TaskAPI[RequestT_contra]:
+        """The protocol's API over ``transport``, asking the server for callbacks at ``callbacks``."""
+        ...
+
+    def parse_task(self, body: object) -> Task:
+        """A task from a callback's body (raises ``ResponseFormatError`` for anything else)."""
+        ...
+
+    def callback_marker(self, task: Task) -> str | None:
+        """What a task carries of the submit that made it (``None``: nothing), so a callback
+        URL refuses bodies about any other submit's task."""
+        ...
+
+    def model_of(self, request: RequestT_contra) -> str:
+        """The model a request asks for, as logs and spans name it."""
         ...

@@ -16,12 +16,12 @@ from __future__ import annotations
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
+from typing import Any, Generic
 
 from .._core.secret import redact
 from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
 from .._models.task import Task, TaskStatus
-from .task_api import Cancel, FetchMany, Recover, ReleaseUploads, TaskAPI
+from .task_api import Cancel, FetchMany, Recover, ReleaseUploads, RequestT, TaskAPI
 
 __all__ = ["DEFAULT_SPAN_LIMIT", "TaskSpans", "TracedTaskAPI"]
 
@@ -169,11 +169,11 @@ def _model_of(request: Any) -> str:
     return str(model) if model else type(request).__name__.lower()
 
 
-class TracedTaskAPI:
+class TracedTaskAPI(Generic[RequestT]):
     """A ``TaskAPI`` whose submits open task spans and whose answers feed them (see the module)."""
 
     def __init__(
-        self, inner: TaskAPI, spans: TaskSpans, *, model_of: Callable[[Any], str] = _model_of
+        self, inner: TaskAPI[RequestT], spans: TaskSpans, *, model_of: Callable[[RequestT], str] = _model_of
     ) -> None:
         self._inner = inner
         self.spans = spans
@@ -185,7 +185,7 @@ class TracedTaskAPI:
         # Whatever else the protocol offers (uploads, budgets) is the protocol's own.
         return getattr(self._inner, name)
 
-    async def submit(self, request: Any, *, idempotency_key: str) -> Task:
+    async def submit(self, request: RequestT, *, idempotency_key: str) -> Task:
         spans = self.spans
         model = self._model_of(request)
         span = spans.start(model)

@@ -16,7 +16,7 @@ import contextlib
 import time
 from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Hashable, Iterable
 from types import TracebackType
-from typing import Self
+from typing import Any, Generic, Self
 
 import anyio
 import anyio.abc
@@ -27,9 +27,8 @@ from .._core.logging import LOG_CONTEXT, logger
 from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
 from .._core.transport import RETRY_TALLY, RetryTally
 from .._models.events import EventKind, TaskEvent, requires_action_error, snapshot_event
-from .._models.requests import Request
 from .._models.task import Task, TaskStatus
-from .._protocols.task_api import TaskAPI
+from .._protocols.task_api import RequestT, TaskAPI
 from ..errors import (
     APITimeoutError,
     EvolinkError,
@@ -62,7 +61,7 @@ class _InputSink:
 
     __slots__ = ("__weakref__", "fan_out", "handle", "key", "last")
 
-    def __init__(self, fan_out: FanOut, key: Hashable) -> None:
+    def __init__(self, fan_out: FanOut[Any], key: Hashable) -> None:
         self.fan_out = fan_out
         self.key = key
         self.last: Task | None = None
@@ -86,7 +85,7 @@ class _InputSink:
         )
 
 
-class FanOut:
+class FanOut(Generic[RequestT]):
     """The ``async with`` of ``client.fan_out``; iterate it for events. See ``EvolinkClient.fan_out``.
 
     It speaks to the protocol only through ``TaskAPI.submit`` and to the client's ``Tracker``.
@@ -94,9 +93,9 @@ class FanOut:
 
     def __init__(
         self,
-        api: TaskAPI,
+        api: TaskAPI[RequestT],
         tracker: Tracker,
-        requests: Iterable[FanOutInput] | AsyncIterable[FanOutInput],
+        requests: Iterable[FanOutInput[RequestT]] | AsyncIterable[FanOutInput[RequestT]],
         *,
         max_in_flight: int,
         max_submits_per_second: float | None,
@@ -336,7 +335,7 @@ class FanOut:
             return False
         return True
 
-    async def _not_submitted(self, item: FanOutItem) -> None:
+    async def _not_submitted(self, item: FanOutItem[RequestT]) -> None:
         """End an input that will not be sent: its one terminal event, no request, no slot."""
         await self._buffer.wait_for_room()  # backpressure still holds
         reason = self.summary.stopped_reason or "submitting stopped"
@@ -354,7 +353,7 @@ class FanOut:
             if wait > 0:
                 await anyio.sleep(wait)
 
-    async def _submit(self, item: FanOutItem) -> None:
+    async def _submit(self, item: FanOutItem[RequestT]) -> None:
         key = item.key
         sink = _InputSink(self, key)
         try:
@@ -426,7 +425,7 @@ class FanOut:
         if key not in self._in_flight:  # ended while subscribing (a REQUIRES_ACTION snapshot delivered at once)
             self._tracker.unwatch(sink.handle)
 
-    async def _submit_or_recover(self, request: Request, idempotency_key: str) -> Task:
+    async def _submit_or_recover(self, request: RequestT, idempotency_key: str) -> Task:
         """``_submit_once`` within the per-task ``timeout``: a server that never answers a submit must
         not hold the input (and a command's --timeout) for the transport's attempts times its retries.
         A submit cut off may have been billed: its outcome is unknown, as for a lost answer."""
@@ -437,7 +436,7 @@ class FanOut:
         cut = APITimeoutError(f"the submit did not end within the timeout ({self._timeout:g} s)")
         raise SubmitOutcomeUnknownError(idempotency_key, cut)
 
-    async def _submit_once(self, request: Request, idempotency_key: str) -> Task:
+    async def _submit_once(self, request: RequestT, idempotency_key: str) -> Task:
         """Submit; if the answer is lost and the protocol can settle that (a callback, a listed
         ``state``), wait for the task the submit created instead of submitting again."""
         try:
@@ -505,7 +504,9 @@ class FanOut:
             self._buffer.finish()
 
 
-async def _iterate(source: Iterable[FanOutInput] | AsyncIterable[FanOutInput]) -> AsyncGenerator[FanOutInput, None]:
+async def _iterate(
+    source: Iterable[FanOutInput[RequestT]] | AsyncIterable[FanOutInput[RequestT]],
+) -> AsyncGenerator[FanOutInput[RequestT], None]:
     if isinstance(source, AsyncIterable):
         async for item in source:
             yield item

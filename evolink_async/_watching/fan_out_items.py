@@ -4,17 +4,17 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Hashable
-from typing import TypeAlias
+from typing import Generic, TypeAlias
 
 import attrs
 
-from .._models.requests import Request
+from .._protocols.task_api import RequestT
 
 __all__ = ["FanOutInput", "FanOutItem", "FanOutSummary", "as_item", "is_unhashable"]
 
 
 @attrs.frozen(kw_only=True)
-class FanOutItem:
+class FanOutItem(Generic[RequestT]):
     """One input with everything optional spelled out.
 
     ``idempotency_key`` makes the submit safe across process restarts; ``task_id`` re-attaches
@@ -22,13 +22,14 @@ class FanOutItem:
     """
 
     key: Hashable
-    request: Request | None = None
+    #: The protocol's request (``Request`` for Evolink, ``MidjourneyRequest`` for a proxy).
+    request: RequestT | None = None
     idempotency_key: str | None = None
     task_id: str | None = None
 
 
 #: What ``fan_out`` accepts per item: a request (keyed by its index), ``(key, request)``, or an item.
-FanOutInput: TypeAlias = Request | tuple[Hashable, Request] | FanOutItem
+FanOutInput: TypeAlias = RequestT | tuple[Hashable, RequestT] | FanOutItem[RequestT]
 
 
 @attrs.define
@@ -71,7 +72,7 @@ def is_unhashable(key: object) -> bool:
     return False
 
 
-def as_item(raw: FanOutInput, index: int) -> FanOutItem:
+def as_item(raw: FanOutInput[RequestT], index: int) -> FanOutItem[RequestT]:
     if isinstance(raw, FanOutItem):
         return raw
     if isinstance(raw, tuple) and len(raw) == 2:

@@ -11,6 +11,7 @@ import functools
 import shutil
 import tempfile
 from pathlib import Path, PurePath
+from typing import TypeVar, cast
 
 import anyio.to_thread
 
@@ -20,6 +21,8 @@ from ..errors import ValidationError
 
 __all__ = ["Normalizer"]
 
+R = TypeVar("R")
+
 
 class Normalizer:
     """Replaces a request's local images that need it by normalized PNG copies (see the module docs)."""
@@ -27,7 +30,10 @@ class Normalizer:
     def __init__(self) -> None:
         self._folder: Path | None = None
 
-    async def request(self, request: Request) -> Request:
+    async def request(self, request: R) -> R:
+        """``request`` with its local images replaced where needed; any other request as it is."""
+        if not isinstance(request, Request):
+            return request
         images = request.image_urls
         if not any(isinstance(image, PurePath) for image in images):
             return request
@@ -35,7 +41,8 @@ class Normalizer:
         for index, image in enumerate(images):
             if isinstance(image, PurePath):
                 changed[index] = await self._image(Path(image), model=request.model, field=f"image_urls[{index}]")
-        return request.with_image_urls(tuple(changed))
+        # ``with_image_urls`` is an ``attrs.evolve``: the copy is of the request's own class.
+        return cast(R, request.with_image_urls(tuple(changed)))
 
     async def _image(self, path: Path, *, model: str, field: str) -> Path:
         try:

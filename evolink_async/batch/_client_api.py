@@ -6,7 +6,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import Protocol
+from typing import Any, Protocol
 
 import aiohttp
 
@@ -33,12 +33,12 @@ class BatchClient(Protocol):
 
     def fan_out(
         self,
-        requests: AsyncIterable[FanOutItem],
+        requests: AsyncIterable[FanOutItem[Any]],
         *,
         max_in_flight: int,
         timeout: float | None,
         max_credits: float | None = None,
         credits_per_task: float | None = None,
-    ) -> FanOut:
+    ) -> FanOut[Any]:
         """Submit with at most ``max_in_flight`` unfinished, within ``max_credits``; stream every input's events."""
         ...

@@ -158,7 +158,7 @@ class Batch:
         self._on_event = on_event or (lambda event: None)
         self.summary = BatchSummary(output_dir=str(spec.output_dir), journal=str(spec.journal_path))
         self._journal: Journal | None = None
-        self._fan_out: FanOut | None = None
+        self._fan_out: FanOut[Any] | None = None
         self._downloads = anyio.Semaphore(spec.max_downloads)
         self._credits_committed = 0.0  # estimated credits of the submits this run let through
         self._counting = True  # the count ahead of the walk may go on (read from its thread)
@@ -211,7 +211,7 @@ class Batch:
             self.summary.interrupted = True
 
     async def _run(self) -> None:
-        send, receive = anyio.create_memory_object_stream[FanOutItem](0)
+        send, receive = anyio.create_memory_object_stream[FanOutItem[Any]](0)
         spec = self._spec
         # The fan-out holds the budget to the credits the server's answers reserve; the estimate
         # check in ``_prepare`` stops earlier, before an input is uploaded for nothing.
@@ -304,7 +304,7 @@ class Batch:
         if total is not None and self._counting:
             self._emit(BatchEvent(kind="counted", total=total))
 
-    async def _prepare_all(self, send: MemoryObjectSendStream[FanOutItem], group: anyio.abc.TaskGroup) -> None:
+    async def _prepare_all(self, send: MemoryObjectSendStream[FanOutItem[Any]], group: anyio.abc.TaskGroup) -> None:
         spec = self._spec
         paths = self._inputs()
         walk_lock = anyio.Lock()
@@ -317,7 +317,7 @@ class Batch:
                 self._emit(BatchEvent(kind="found", key=self._key(found), total=self.summary.inputs))
             return found
 
-        async def worker(out: anyio.abc.ObjectSendStream[FanOutItem]) -> None:
+        async def worker(out: anyio.abc.ObjectSendStream[FanOutItem[Any]]) -> None:
             async with out:
                 while (path := await next_path()) is not None:
                     item = await self._prepare(path, group)
@@ -333,7 +333,7 @@ class Batch:
     def _key(self, path: Any) -> str:
         return Path(path).relative_to(self._spec.input_dir).as_posix()
 
-    async def _prepare(self, path: Any, group: anyio.abc.TaskGroup) -> FanOutItem | None:
+    async def _prepare(self, path: Any, group: anyio.abc.TaskGroup) -> FanOutItem[Any] | None:
         """Bring one input up to the point where fan_out can take it (or finish it here)."""
         spec, key = self._spec, self._key(path)
         if (bad_name := _name_problem(key)) is not None:  # fails alone, before a header, a journal or a terminal

@@ -192,7 +192,7 @@ class Worker:
         self._fan_out: Any = None
         #: Inputs lost (no longer watched) and then taken back by a late task id record: watched again.
         self._unwatched: set[str] = set()
-        self._rewatch: list[FanOutItem] = []
+        self._rewatch: list[FanOutItem[Any]] = []
         self._wal = WriteAheadFile(self._options.wal) if self._options.wal is not None else None
         #: Write-ahead records still to bring into the journal, and those it now holds (to forget).
         self._wal_pending: list[WalRecord] = []
@@ -348,7 +348,7 @@ class Worker:
 
     # --- the write-ahead file -----------------------------------------------------------------
 
-    async def _replay(self) -> AsyncIterator[FanOutItem]:
+    async def _replay(self) -> AsyncIterator[FanOutItem[Any]]:
         """Bring task ids of the write-ahead file into the journal and watch them (no submit)."""
         if not self._wal_pending or time.monotonic() < self._wal_next_replay:
             return
@@ -404,7 +404,7 @@ class Worker:
 
         return await self._journal.claim(self.id, limit=limit, lease=self._options.lease, inside=inside)
 
-    async def _items(self, work: anyio.abc.TaskGroup) -> AsyncIterator[FanOutItem]:
+    async def _items(self, work: anyio.abc.TaskGroup) -> AsyncIterator[FanOutItem[Any]]:
         options = self._options
         budget_exhausted = False
         while True:
@@ -450,7 +450,7 @@ class Worker:
             with anyio.move_on_after(options.poll_interval):
                 await self._wake.wait()
 
-    async def _prepare(self, claimed: Claimed, work: anyio.abc.TaskGroup) -> FanOutItem | None:
+    async def _prepare(self, claimed: Claimed, work: anyio.abc.TaskGroup) -> FanOutItem[Any] | None:
         entry = claimed.entry
         key = entry.key
         epoch = claimed.epoch

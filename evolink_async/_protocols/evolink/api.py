@@ -51,6 +51,11 @@ class EvolinkAPI:
         self._budget: UploadBudget | None = None  # made at the first local image
         self._task_uploads: dict[str, tuple[str, ...]] = {}  # task id -> its uploaded file ids
 
+    @property
+    def files(self) -> Files:
+        """The account's Files API, which uploads this API's local images."""
+        return self._files
+
     async def submit(self, request: Request, *, idempotency_key: str) -> Task:
         """Submit one task under ``idempotency_key`` (sent on every retry) and return its first snapshot."""
         # The concrete types first: a runtime Protocol check alone costs about 10 us per submit.
