@@ -13,6 +13,7 @@ once left the tracker spinning on a task it could neither query nor expire, and 
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from typing import Any
 
 import attrs
@@ -22,12 +23,15 @@ from ..errors import ValidationError
 __all__ = [
     "COUNT",
     "CREDITS",
+    "DELAY",
     "MAX_COUNT",
     "MAX_SCALE",
     "MAX_SECONDS",
     "MIN_SCALE",
     "SCALE",
     "SECONDS",
+    "PROBABILITY",
+    "PORT",
     "NumberRule",
     "check_count",
     "check_number",
@@ -124,6 +128,23 @@ class NumberRule:
             raise ValidationError(field, f"must be {kind}, got {_shown(text)!r}") from None
         return self.check(field, value)
 
+    def argparse_type(self, name: str) -> Callable[[str], Any]:
+        """An argparse ``type``: the option's text parsed by :meth:`parse` (argparse names the option).
+
+        Here, not in the CLI, so that ``evolink`` and ``python -m evolink_async.sandbox`` (an app of
+        its own, which the CLI imports) parse their options by the same rules.
+        """
+        import argparse  # only a command line needs it, not ``import evolink_async``
+
+        def parse(text: str) -> Any:
+            try:
+                return self.parse("", text)
+            except ValidationError as exc:  # "argument --lease: must be ..."; the text is shown by repr
+                raise argparse.ArgumentTypeError(exc.rule) from None
+
+        parse.__name__ = name  # what argparse calls the type in its own messages
+        return parse
+
     def validator(self) -> Any:
         """An attrs validator applying this rule to the attribute (named after it)."""
 
@@ -147,6 +168,12 @@ SECONDS = NumberRule(above=True, maximum=MAX_SECONDS)
 COUNT = NumberRule(whole=True, minimum=1, maximum=MAX_COUNT)
 #: A credit budget: zero or more, finite (zero submits nothing).
 CREDITS = NumberRule(minimum=0.0)
+#: A wait that may be zero, in seconds, at most a year (a sandbox's slow answer, a hook's delay).
+DELAY = NumberRule(minimum=0.0, maximum=MAX_SECONDS)
+#: A probability, 0 to 1 (a sandbox's fault rates).
+PROBABILITY = NumberRule(minimum=0.0, maximum=1.0)
+#: A TCP port to listen on: 0 (any free one) to 65535.
+PORT = NumberRule(whole=True, minimum=0, maximum=65535)
 #: The factor of a scaled clock (``--poll-scale 0.01`` polls 100x as often, for a sandbox that fast).
 SCALE = NumberRule(minimum=MIN_SCALE, maximum=MAX_SCALE)
 

@@ -25,7 +25,7 @@ from ..errors import (
 from . import _commands, _fleet, _imagine
 from ._args import build_parser
 from ._callbacks import CallbackUsageError
-from ._options import env_number
+from ._options import Parser, env_number
 from ._reporters import make_reporter
 from ._runner import EXIT_INTERRUPTED, Runner, exit_promptly, flush_output
 from ._text import printable
@@ -60,7 +60,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         # Handed over whole: argparse's REMAINDER would not take the sandbox's own --options.
         from ..sandbox.__main__ import main as sandbox_main
 
-        return sandbox_main(arguments[1:], prog="evolink sandbox", export=True)
+        return sandbox_main(arguments[1:], prog="evolink sandbox", export=True, parser_class=Parser)
     args = build_parser().parse_args(arguments)
     hint = _Hint(args.command)
     if argv is None:

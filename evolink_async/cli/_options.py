@@ -14,8 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from .._core.checks import COUNT, CREDITS, SCALE, SECONDS, NumberRule
-from ..errors import ValidationError
+from .._core.checks import COUNT, CREDITS, PORT, SCALE, SECONDS, NumberRule
 from ._text import printable
 
 __all__ = [
@@ -25,28 +24,15 @@ __all__ = [
 
 def option(rule: NumberRule, *, name: str) -> Callable[[str], Any]:
     """An argparse ``type``: the option's text parsed and checked by ``rule``."""
-
-    def parse(text: str) -> Any:
-        try:
-            return rule.parse("", text)
-        except ValidationError as exc:  # argparse names the option: "argument --lease: must be ..."
-            raise argparse.ArgumentTypeError(printable(exc.rule)) from None
-
-    parse.__name__ = name  # what argparse would call the type in its own messages
-    return parse
+    return rule.argparse_type(name)
 
 
 SECONDS_OPTION = option(SECONDS, name="seconds")
 COUNT_OPTION = option(COUNT, name="count")
 CREDITS_OPTION = option(CREDITS, name="credits")
 SCALE_OPTION = option(SCALE, name="scale")
-
-
-def PORT_OPTION(text: str) -> int:  # named like the other option types
-    """A TCP port, 0 (any free one) to 65535."""
-    if not text.strip().isdigit() or not 0 <= int(text) <= 65535:
-        raise argparse.ArgumentTypeError("must be a port number from 0 to 65535")
-    return int(text)
+#: A TCP port, 0 (any free one) to 65535.
+PORT_OPTION = option(PORT, name="port")
 
 
 def env_number(name: str, rule: NumberRule) -> Any:

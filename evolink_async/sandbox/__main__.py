@@ -18,6 +18,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
+from .._core.checks import COUNT, CREDITS, DELAY, MAX_COUNT, PORT, PROBABILITY, SCALE, NumberRule
 from ._config import DEFAULT_API_KEY, DEFAULT_MAX_FILES, Faults
 from ._mj_cli import add_mj_arguments, mj_options
 from ._sandbox import Sandbox
@@ -46,33 +47,53 @@ _LEDGER_HELP = (
 )
 
 
-def _parser(prog: str = "python -m evolink_async.sandbox") -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog=prog, description="A local emulator of the Evolink API, on 127.0.0.1.",
-                                     epilog=_LEDGER_HELP)  # fmt: skip
-    parser.add_argument("--port", type=int, default=0, help="task API port (default: any free port)")
-    parser.add_argument("--files-port", type=int, default=0, help="Files API port (default: any free port)")
+# Every numeric option is parsed by the library's numeric rules (_core.checks, as the CLI's): NaN,
+# infinities and out-of-range values are usage errors (exit 2), never a traceback from bind() nor a
+# sandbox that quietly ignores them (``--rate-limit inf``, ``--slow-delay nan``).
+_PORT = PORT.argparse_type("port")
+_SCALE = SCALE.argparse_type("scale")
+_SEED = NumberRule(whole=True, minimum=0, maximum=2**63 - 1).argparse_type("seed")
+_CREDITS = CREDITS.argparse_type("credits")
+_COUNT = COUNT.argparse_type("count")
+#: ``--rate-limit``: requests per API second; above zero (zero would refuse everything forever).
+_RATE_LIMIT = NumberRule(above=True, maximum=MAX_COUNT).argparse_type("rate")
+_PROBABILITY = PROBABILITY.argparse_type("probability")
+_DELAY = DELAY.argparse_type("delay")
+
+
+_ParserClass = type[argparse.ArgumentParser]
+
+
+def _parser(prog: str = "python -m evolink_async.sandbox", *,
+            parser_class: _ParserClass = argparse.ArgumentParser) -> argparse.ArgumentParser:  # fmt: skip
+    parser = parser_class(prog=prog, description="A local emulator of the Evolink API, on 127.0.0.1.",
+                          epilog=_LEDGER_HELP)  # fmt: skip
+    parser.add_argument("--port", type=_PORT, default=0, help="task API port (default: any free port)")
+    parser.add_argument("--files-port", type=_PORT, default=0, help="Files API port (default: any free port)")
     parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the accepted Bearer key")
-    parser.add_argument("--time-scale", type=float, default=1.0, help="real seconds per API second (0.01: 100x)")
-    parser.add_argument("--seed", type=int, default=None, help="makes outcomes and faults repeatable")
-    parser.add_argument("--credits", type=float, default=None, help="credit balance (default: unlimited)")
+    parser.add_argument("--time-scale", type=_SCALE, default=1.0, help="real seconds per API second (0.01: 100x)")
+    parser.add_argument("--seed", type=_SEED, default=None, help="makes outcomes and faults repeatable")
+    parser.add_argument("--credits", type=_CREDITS, default=None, help="credit balance (default: unlimited)")
     parser.add_argument(
         "--no-idempotency", dest="honor_idempotency_keys", action="store_false",
         help="ignore Idempotency-Key, as a server without de-duplication does: every submit bills",
     )
     parser.add_argument(
-        "--max-files", type=int, default=DEFAULT_MAX_FILES,
+        "--max-files", type=_COUNT, default=DEFAULT_MAX_FILES,
         help=f"live Files API uploads per key (default: {DEFAULT_MAX_FILES}, the real default; VIP keys have 500)",
     )
     parser.add_argument(
         "--accept-any-model", action="store_true",
         help="accept any model name (default: models outside the documented catalogue get 400 model_unavailable)",
     )
-    parser.add_argument("--rate-limit", type=float, default=None, help="requests per API second per key")
-    parser.add_argument("--duration-spread", type=float, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"))
+    parser.add_argument("--rate-limit", type=_RATE_LIMIT, default=None, help="requests per API second per key")
+    parser.add_argument("--duration-spread", type=_SCALE, nargs=2, default=(0.5, 1.5), metavar=("LOW", "HIGH"),
+                        help="a task takes its model's estimate times a factor from LOW to HIGH")  # fmt: skip
     for name in _FAULT_RATES:
         flag = "--" + name.replace("_", "-")
-        parser.add_argument(flag, type=float, default=0.0, dest=name, help=f"fault: {name.replace('_', ' ')}")
-    parser.add_argument("--slow-delay", type=float, default=15.0, help="API seconds a slow answer waits")
+        parser.add_argument(flag, type=_PROBABILITY, default=0.0, dest=name,
+                            help=f"fault: {name.replace('_', ' ')} (0 to 1)")  # fmt: skip
+    parser.add_argument("--slow-delay", type=_DELAY, default=15.0, help="API seconds a slow answer waits")
     add_mj_arguments(parser)
     return parser
 
@@ -112,13 +133,23 @@ async def serve(args: argparse.Namespace, *, export: bool = False) -> None:
 
 
 def main(argv: Sequence[str] | None = None, *, prog: str = "python -m evolink_async.sandbox",
-         export: bool = False) -> int:  # fmt: skip
-    """Serve until Ctrl-C or SIGTERM; ``export=True`` prints ``export NAME=value`` lines (``evolink sandbox``)."""
-    args = _parser(prog).parse_args(argv)
+         export: bool = False, parser_class: _ParserClass = argparse.ArgumentParser) -> int:  # fmt: skip
+    """Serve until Ctrl-C or SIGTERM; ``export=True`` prints ``export NAME=value`` lines (``evolink sandbox``).
+
+    ``parser_class``: the CLI passes its own, whose usage errors are one ``evolink: sandbox:`` line.
+    """
+    args = _parser(prog, parser_class=parser_class).parse_args(argv)
     try:
         asyncio.run(serve(args, export=export))
-    except ValueError as exc:  # an option the config rejected
-        print(f"error: {exc}", file=sys.stderr)
+    except ValueError as exc:  # options the config rejected together (fault rates adding up past 1)
+        print(f"{'evolink: sandbox: ' if export else 'error: '}{exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:
+        if isinstance(exc, BrokenPipeError):  # stdout's reader went away: not a listening problem
+            raise
+        # A --port already taken, or one this user may not bind: the option's fault, not a crash.
+        print(f"{'evolink: sandbox: ' if export else 'error: '}cannot listen: {exc.strerror or exc}"
+              f" (--port {args.port}, --files-port {args.files_port})", file=sys.stderr)  # fmt: skip
         return 2
     return 0
 

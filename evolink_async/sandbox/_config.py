@@ -15,6 +15,7 @@ from types import MappingProxyType
 
 import attrs
 
+from .._core.checks import CREDITS, DELAY, SECONDS, NumberRule
 from ._mj_config import MidjourneyOptions
 
 __all__ = [
@@ -133,8 +134,8 @@ class Faults:
             raise ValueError(f"the per-request fault rates add up to {exclusive:g}, more than 1")
         if self.task_failure_rate + self.stuck_rate > 1.0 + 1e-9:
             raise ValueError("task_failure_rate + stuck_rate must be at most 1")
-        if self.slow_delay < 0 or self.stuck_timeout <= 0:
-            raise ValueError("slow_delay must be >= 0 and stuck_timeout > 0")
+        DELAY.check("slow_delay", self.slow_delay)  # NaN too: a NaN wait never ends
+        SECONDS.check("stuck_timeout", self.stuck_timeout)
         low, high = self.retry_after
         if not 0 < low <= high:
             raise ValueError("retry_after must be (low, high) with 0 < low <= high")
@@ -185,10 +186,10 @@ class SandboxConfig:
     midjourney: MidjourneyOptions = attrs.field(factory=MidjourneyOptions)
 
     def __attrs_post_init__(self) -> None:
-        if self.rate_limit is not None and self.rate_limit <= 0:
-            raise ValueError("rate_limit must be a positive number of requests per second, or None")
-        if self.credits is not None and self.credits < 0:
-            raise ValueError("credits must be >= 0, or None for unlimited")
+        # The library's numeric rules (NaN and infinities refused): an infinite rate limit or a NaN
+        # balance would silently switch the limit off.
+        NumberRule(above=True).check_optional("rate_limit", self.rate_limit)
+        CREDITS.check_optional("credits", self.credits)
         if not 0 <= self.pending_fraction < 1:
             raise ValueError("pending_fraction must be within [0, 1)")
         for name in ("max_files", "max_upload_bytes"):

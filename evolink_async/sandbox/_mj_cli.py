@@ -6,7 +6,16 @@ import argparse
 
 import attrs
 
+from .._core.checks import COUNT, DELAY, MAX_COUNT, PROBABILITY, SECONDS, NumberRule
 from ._mj_config import MidjourneyOptions
+
+# The library's numeric rules, as for every option of the sandbox and the CLI.
+_COUNT = COUNT.argparse_type("count")
+#: ``--mj-queue-size``: jobs waiting besides the running ones; 0 refuses every job past them.
+_QUEUE_SIZE = NumberRule(whole=True, minimum=0, maximum=MAX_COUNT).argparse_type("count")
+_SECONDS = SECONDS.argparse_type("seconds")
+_DELAY = DELAY.argparse_type("delay")
+_PROBABILITY = PROBABILITY.argparse_type("probability")
 
 __all__ = ["add_mj_arguments", "mj_options"]
 
@@ -20,22 +29,23 @@ def add_mj_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--mj-unauthorized-body", default="", help="body of a 401 (default: empty, as novicezk)")
     group.add_argument("--mj-failure-status", choices=("FAILURE", "FAILED"), default="FAILURE")
     group.add_argument("--mj-failure-progress-100", action="store_true", help='failed tasks report "100%%"')
-    group.add_argument("--mj-blank-status-for", type=float, default=0.0, help='API seconds of status "" after submit')
+    group.add_argument("--mj-blank-status-for", type=_DELAY, default=0.0,
+                       help='API seconds of status "" after submit')  # fmt: skip
     group.add_argument(
         "--mj-unknown-fetch", choices=("empty", "no_content", "not_found"), default="empty",
         help="fetch of an unknown id: 200 empty body, 204, or 404",
     )  # fmt: skip
     group.add_argument("--mj-no-list-by-condition", action="store_true", help="task/list-by-condition answers 404")
     group.add_argument("--mj-no-cancel", action="store_true", help="task/{id}/cancel answers 404")
-    group.add_argument("--mj-concurrency", type=int, default=3, help="jobs running at once")
-    group.add_argument("--mj-queue-size", type=int, default=10, help="jobs waiting at most (then code 23)")
+    group.add_argument("--mj-concurrency", type=_COUNT, default=3, help="jobs running at once")
+    group.add_argument("--mj-queue-size", type=_QUEUE_SIZE, default=10, help="jobs waiting at most (then code 23)")
     group.add_argument("--mj-queue-full-code", type=int, default=23, choices=(23, 9))
     group.add_argument("--mj-banned-word", action="append", default=None, help="a banned word (repeatable)")
     group.add_argument("--mj-banned-check", choices=("submit", "execute"), default="submit")
-    group.add_argument("--mj-timeout", type=float, default=300.0, help="API seconds before a stuck job fails")
-    group.add_argument("--mj-hook-drop-rate", type=float, default=0.0, help="notifyHook sends skipped")
-    group.add_argument("--mj-hook-duplicate-rate", type=float, default=0.0, help="notifyHook sends doubled")
-    group.add_argument("--mj-hook-delay", type=float, nargs=2, default=(0.0, 0.0), metavar=("LOW", "HIGH"))
+    group.add_argument("--mj-timeout", type=_SECONDS, default=300.0, help="API seconds before a stuck job fails")
+    group.add_argument("--mj-hook-drop-rate", type=_PROBABILITY, default=0.0, help="notifyHook sends skipped")
+    group.add_argument("--mj-hook-duplicate-rate", type=_PROBABILITY, default=0.0, help="notifyHook sends doubled")
+    group.add_argument("--mj-hook-delay", type=_DELAY, nargs=2, default=(0.0, 0.0), metavar=("LOW", "HIGH"))
 
 
 def mj_options(args: argparse.Namespace) -> MidjourneyOptions:

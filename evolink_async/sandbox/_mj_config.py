@@ -18,6 +18,8 @@ from typing import Literal
 
 import attrs
 
+from .._core.checks import DELAY, SECONDS
+
 __all__ = ["DEFAULT_MJ_DURATIONS", "MidjourneyOptions"]
 
 #: How long a job runs once a Discord slot took it, per action (API seconds).
@@ -149,8 +151,11 @@ class MidjourneyOptions:
             raise ValueError("concurrency must be >= 1 and queue_size >= 0")
         if self.list_limit is not None and self.list_limit < 1:
             raise ValueError("list_limit must be >= 1, or None for every task")
-        if min(self.timeout, self.hook_timeout) <= 0 or min(self.dispatch_delay, self.blank_status_for) < 0:
-            raise ValueError("timeout and hook_timeout must be > 0, dispatch_delay and blank_status_for >= 0")
+        # The library's numeric rules: NaN and infinities refused (a NaN timeout never fires).
+        for name in ("timeout", "hook_timeout"):
+            SECONDS.check(name, getattr(self, name))
+        for name in ("dispatch_delay", "blank_status_for"):
+            DELAY.check(name, getattr(self, name))
         if self.hook_drop_rate + self.hook_duplicate_rate > 1.0 + 1e-9:
             raise ValueError("hook_drop_rate + hook_duplicate_rate must be at most 1")
 

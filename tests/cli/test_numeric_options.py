@@ -8,6 +8,8 @@ list below must name it: a new numeric option is a decision, not an accident).
 from __future__ import annotations
 
 import argparse
+import math
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -128,4 +130,111 @@ def test_the_process_exits_2_before_connecting_to_anything(argv: list[str]) -> N
     assert done.returncode == 2, done.stderr
     assert done.stderr.startswith("evolink: batch "), done.stderr
     assert "Traceback" not in done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+
+
+# ``evolink sandbox`` (and ``python -m evolink_async.sandbox``) has a parser of its own, handed the
+# command line whole: its numeric options, with the values 0 may take (a port 0 is any free one).
+SANDBOX_EXPECTED = {
+    "--port", "--files-port", "--time-scale", "--seed", "--credits", "--max-files", "--rate-limit",
+    "--duration-spread", "--slow-delay", "--callback-drop-rate", "--callback-duplicate-rate",
+    "--server-error-rate", "--rate-limit-rate", "--reset-before-rate", "--reset-after-rate", "--slow-rate",
+    "--malformed-rate", "--task-failure-rate", "--stuck-rate", "--mj-blank-status-for", "--mj-concurrency",
+    "--mj-queue-size", "--mj-queue-full-code", "--mj-timeout", "--mj-hook-drop-rate", "--mj-hook-duplicate-rate",
+    "--mj-hook-delay",
+}  # fmt: skip
+SANDBOX_ZERO_ALLOWED = {
+    "--port", "--files-port", "--seed", "--credits", "--slow-delay", "--mj-blank-status-for", "--mj-queue-size",
+    "--mj-hook-delay", *(option for option in SANDBOX_EXPECTED if option.endswith("-rate")),
+}  # fmt: skip
+
+
+def _sandbox_parser() -> argparse.ArgumentParser:
+    from evolink_async.cli._options import Parser
+    from evolink_async.sandbox.__main__ import _parser
+
+    return _parser("evolink sandbox", parser_class=Parser)  # as `evolink sandbox` builds it
+
+
+def _sandbox_numeric_actions() -> dict[str, argparse.Action]:
+    return {
+        max(action.option_strings, key=len): action
+        for action in _sandbox_parser()._actions
+        if action.type is not None and action.type is not str and action.option_strings
+    }
+
+
+def test_the_table_names_every_numeric_option_of_the_sandbox() -> None:
+    assert set(_sandbox_numeric_actions()) == SANDBOX_EXPECTED
+
+
+SANDBOX_CASES = [
+    pytest.param(option, value, id=f"sandbox-{option}={value or 'empty'}")
+    for option in sorted(SANDBOX_EXPECTED)
+    for value in [*BAD, *([] if option in SANDBOX_ZERO_ALLOWED else ["0"])]
+    if not (option == "--credits" and value == HUGE_WHOLE)  # a finite balance, however large, is one
+]
+
+
+@pytest.mark.parametrize(("option", "value"), SANDBOX_CASES)
+def test_a_bad_numeric_sandbox_option_exits_2_with_one_line_naming_it(
+    option: str, value: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # Parsed only: a value the parser let through would start a server (the command's next step).
+    nargs = _sandbox_numeric_actions()[option].nargs
+    argv = [f"{option}={value}"] if nargs is None else [option, "1", value]  # LOW HIGH: the second is bad
+    with pytest.raises(SystemExit) as info:
+        _sandbox_parser().parse_args(argv)
+    err = capsys.readouterr().err
+    assert info.value.code == 2, err
+    lines = err.splitlines()
+    assert len(lines) == 1, err
+    assert lines[0].startswith("evolink: sandbox: "), err
+    assert option in lines[0], err
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [["--port", "70000"], ["--rate-limit", "inf"], ["--slow-delay", "nan"], ["--mj-timeout", "nan"],
+     ["--server-error-rate", "0.6", "--rate-limit-rate", "0.6"]],
+    ids=["port-70000", "rate-limit-inf", "slow-delay-nan", "mj-timeout-nan", "rates-past-1"],
+)  # fmt: skip
+def test_evolink_sandbox_exits_2_before_serving(argv: list[str]) -> None:
+    # Before the fix: a traceback from bind() (exit 1), or a sandbox serving until the timeout.
+    done = subprocess.run([sys.executable, "-m", "evolink_async", "sandbox", *argv], capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("evolink: sandbox: "), done.stderr
+    assert len(done.stderr.splitlines()) == 1, done.stderr
+    assert "ready" not in done.stdout
+
+
+def test_the_sandbox_config_refuses_what_its_options_refuse() -> None:
+    """The library side of the same options: ``Sandbox(...)``'s values, checked by the same rules."""
+    from evolink_async.errors import ValidationError
+    from evolink_async.sandbox import Faults, MidjourneyOptions
+    from evolink_async.sandbox._config import SandboxConfig
+
+    for build, field in [
+        (lambda: Faults(slow_delay=math.nan), "slow_delay"),
+        (lambda: SandboxConfig(rate_limit=math.inf), "rate_limit"),
+        (lambda: SandboxConfig(credits=math.nan), "credits"),
+        (lambda: MidjourneyOptions(timeout=math.nan), "timeout"),
+        (lambda: MidjourneyOptions(blank_status_for=math.inf), "blank_status_for"),
+    ]:
+        with pytest.raises(ValidationError) as info:
+            build()
+        assert info.value.field == field
+
+
+def test_evolink_sandbox_on_a_port_in_use_exits_2_naming_it() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = subprocess.run([sys.executable, "-m", "evolink_async", "sandbox", "--port", str(port)],
+                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.startswith("evolink: sandbox: cannot listen: "), done.stderr
+    assert f"--port {port}" in done.stderr
     assert len(done.stderr.splitlines()) == 1, done.stderr

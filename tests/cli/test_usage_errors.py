@@ -67,14 +67,39 @@ def test_out_naming_a_file_is_a_usage_error(tmp_path: Path) -> None:
         assert "is a file, not a folder" in line, line
 
 
-@pytest.mark.skipif(not Path("/sys").is_dir(), reason="needs /sys, a file system where nobody may create folders")
-def test_an_out_folder_that_cannot_be_made_is_a_usage_error(tmp_path: Path) -> None:
-    # Not chmod: the test may run as root, whom a mode does not stop; /sys refuses even root.
+def _unwritable_out(tmp_path: Path) -> Path:
+    """An ``--out`` this process cannot write into, made in ``tmp_path``.
+
+    A folder of mode 0o555 where its mode stops us (the case a user met: ``.evolink-batch.lock``
+    cannot be created). Root ignores modes (CAP_DAC_OVERRIDE: the probe file below gets made), and
+    the suite may run as root in a container; there the folder is one that cannot be made at all, a
+    path under a regular file (mkdir fails with ENOTDIR, for root too). Both reach the same place, an
+    OSError of the output folder, which must be exit 2 and one line naming the path.
+    """
+    folder = tmp_path / "read-only"
+    folder.mkdir()
+    folder.chmod(0o555)
+    try:
+        (folder / "probe").touch()
+    except PermissionError:
+        return folder
+    (folder / "probe").unlink()
+    folder.chmod(0o755)
+    blocker = tmp_path / "a-regular-file"
+    blocker.write_text("not a folder")
+    return blocker / "out"
+
+
+def test_an_out_folder_that_cannot_be_written_is_a_usage_error(tmp_path: Path) -> None:
     write_png(tmp_path / "in" / "a.png")
-    out = "/sys/evolink-test-cannot-be-made"
-    line = _one_line(_evolink("edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", out, "--api-key", KEY,
-                              "--base-url", "http://127.0.0.1:9"))  # fmt: skip
-    assert out in line, line
+    out = _unwritable_out(tmp_path)
+    try:
+        line = _one_line(_evolink("edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(out),
+                                  "--api-key", KEY, "--base-url", "http://127.0.0.1:9"))  # fmt: skip
+    finally:
+        if out.is_dir():
+            out.chmod(0o755)  # so that pytest can clean tmp_path up
+    assert str(out) in line, line
 
 
 @pytest.mark.parametrize("make", [evolink.EvolinkClient, evolink.MidjourneyClient])

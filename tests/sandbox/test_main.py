@@ -77,4 +77,4 @@ async def test_bad_options_exit_2() -> None:
     )  # fmt: skip
     _, err = await process.communicate()
     assert process.returncode == 2
-    assert b"fault rate" in err
+    assert b"argument --server-error-rate: must be at most 1" in err
