@@ -30,7 +30,7 @@ try:  # One guarded import for the whole package: decided once, never per call.
     from opentelemetry import context as otel_context
     from opentelemetry import metrics as otel_metrics
     from opentelemetry import trace as otel_trace
-    from opentelemetry.trace import Link, ProxyTracerProvider, SpanKind, Status, StatusCode
+    from opentelemetry.trace import Link, NoOpTracerProvider, ProxyTracerProvider, SpanKind, Status, StatusCode
 except ImportError:  # the extra is not installed: every hook stays off
     OTEL_AVAILABLE = False
 else:
@@ -38,6 +38,7 @@ else:
 
 __all__ = [
     "FAN_OUT_KEY",
+    "HTTP_LINKS",
     "OTEL_AVAILABLE",
     "QUERY_TEMPLATES",
     "HttpAttempt",
@@ -53,6 +54,10 @@ SCOPE = "evolink_async"
 #: The key of the fan-out input whose submit runs in this context (set by the fan-out, read by
 #: the task span it opens). A context variable: the seam between them stays one ``submit`` call.
 FAN_OUT_KEY: contextvars.ContextVar[str | None] = contextvars.ContextVar("evolink_fan_out_key", default=None)
+
+#: Spans the HTTP spans started in this context link to: a bulk query (one request about many
+#: tasks, a child of none of them) links to the query span it opened under each task's span.
+HTTP_LINKS: contextvars.ContextVar[tuple[SpanHandle, ...]] = contextvars.ContextVar("evolink_http_links", default=())
 
 #: The ``url.template``s of requests that query tasks: ``evolink.queries`` counts these.
 QUERY_TEMPLATES = frozenset(
@@ -117,9 +122,16 @@ def _scrub(text: str, secret: Secret) -> str:
     return scrub_known(secret.scrub(text))
 
 
+def _tracing_configured(tracer_provider: Any) -> bool:
+    """True if spans would be recorded: a provider given, or a global one an SDK (or
+    ``opentelemetry-instrument``) set. OpenTelemetry's proxy and no-op providers only make no-op spans."""
+    provider = tracer_provider if tracer_provider is not None else otel_trace.get_tracer_provider()
+    return not isinstance(provider, ProxyTracerProvider | NoOpTracerProvider)
+
+
 def _globals_configured() -> bool:
     """True once an SDK (or ``opentelemetry-instrument``) set a global tracer or meter provider."""
-    if not isinstance(otel_trace.get_tracer_provider(), ProxyTracerProvider):
+    if _tracing_configured(None):
         return True
     try:
         from opentelemetry.metrics._internal import _ProxyMeterProvider
@@ -176,33 +188,35 @@ class SpanHandle:
 
 
 class HttpAttempt:
-    """The client span of one HTTP exchange (one attempt: a retry is a span of its own)."""
+    """The client span of one HTTP exchange (one attempt: a retry is a span of its own), and its
+    metrics; with tracing off (``handle`` None) the metrics only."""
 
     __slots__ = ("_handle", "_method", "_telemetry", "_template", "_token")
 
-    def __init__(self, telemetry: Telemetry, handle: SpanHandle, method: str, template: str) -> None:
+    def __init__(self, telemetry: Telemetry, handle: SpanHandle | None, method: str, template: str) -> None:
         self._telemetry = telemetry
         self._handle = handle
         self._method = method
         self._template = template
         # Current while the request runs: aiohttp's own instrumentation nests under it.
-        self._token = handle.attach()
+        self._token = None if handle is None else handle.attach()
 
     @_guarded(None)
     def end(self, *, status: int | None, request_id: str | None, error: BaseException | None, secret: Secret) -> None:
-        handle = self._handle
-        handle.detach(self._token)
-        self._token = None
-        attributes: dict[str, str | int] = {}
-        if status is not None:
-            attributes["http.response.status_code"] = status
-        if request_id:
-            attributes["evolink.request_id"] = _scrub(request_id, secret)
-        if attributes:
-            handle.set(attributes)
         failed = error is not None or (status is not None and status >= 400)
         outcome = outcome_of(status, error)
-        handle.end(error_type=outcome if failed else None)
+        handle = self._handle
+        if handle is not None:
+            handle.detach(self._token)
+            self._token = None
+            attributes: dict[str, str | int] = {}
+            if status is not None:
+                attributes["http.response.status_code"] = status
+            if request_id:
+                attributes["evolink.request_id"] = _scrub(request_id, secret)
+            if attributes:
+                handle.set(attributes)
+            handle.end(error_type=outcome if failed else None)
         template = self._template
         if template in QUERY_TEMPLATES:
             self._telemetry.queries.add(1, {"endpoint": template, "outcome": outcome})
@@ -219,6 +233,10 @@ class Telemetry:
     """The tracer, the meter and the instruments of one client family (and its fan-outs)."""
 
     def __init__(self, *, tracer_provider: Any = None, meter_provider: Any = None) -> None:
+        #: Whether spans are made at all, decided once: with metrics configured and tracing not
+        #: (the CLI's ``--metrics-port``), every span would be a no-op object made and ended per
+        #: request for nothing. Off, :meth:`span` answers ``None`` and no span object exists.
+        self.tracing = _tracing_configured(tracer_provider)
         self.tracer = otel_trace.get_tracer(SCOPE, __version__, tracer_provider=tracer_provider)
         meter = otel_metrics.get_meter(SCOPE, __version__, meter_provider=meter_provider)
         self.tasks_in_flight = meter.create_up_down_counter(
@@ -252,16 +270,33 @@ class Telemetry:
     # --- spans ------------------------------------------------------------------------------
 
     @_guarded(None)
-    def span(self, name: str, attributes: Mapping[str, str | int | float | bool], *, client: bool = False) -> Any:
-        """A new span, child of the current context's span (``None`` if that failed)."""
+    def span(
+        self,
+        name: str,
+        attributes: Mapping[str, str | int | float | bool],
+        *,
+        client: bool = False,
+        parent: SpanHandle | None = None,
+        links: tuple[SpanHandle, ...] = (),
+    ) -> Any:
+        """A new span, child of ``parent`` or else of the current context's span (``None`` with
+        tracing off, or if that failed)."""
+        if not self.tracing:
+            return None
         kind = SpanKind.CLIENT if client else SpanKind.INTERNAL
-        return SpanHandle(self.tracer.start_span(name, kind=kind, attributes=dict(attributes)))
+        context = None if parent is None else otel_trace.set_span_in_context(parent.span)
+        span_links = [Link(handle.span.get_span_context()) for handle in links] if links else None
+        return SpanHandle(
+            self.tracer.start_span(name, context, kind=kind, attributes=dict(attributes), links=span_links)
+        )
 
     @_guarded(None)
     def http_attempt(self, method: str, url: str, attempt: int, *, base_url: str, secret: Secret) -> Any:
         """The span of one HTTP attempt, current until :meth:`HttpAttempt.end`."""
-        parsed = yarl.URL(url)
         template = _scrub(url_template(url, base_url=base_url), secret)
+        if not self.tracing:  # the metrics only (queries, uploads): no span, no attributes
+            return HttpAttempt(self, None, method, template)
+        parsed = yarl.URL(url)
         attributes: dict[str, str | int | float | bool] = {
             "http.request.method": method,
             "url.template": template,
@@ -272,13 +307,15 @@ class Telemetry:
             attributes["server.port"] = parsed.port
         if attempt:
             attributes["http.request.resend_count"] = attempt
-        handle = self.span(f"{method} {template}", attributes, client=True)
+        handle = self.span(f"{method} {template}", attributes, client=True, links=HTTP_LINKS.get())
         return None if handle is None else HttpAttempt(self, handle, method, template)
 
     @_guarded(None)
     def callback_received(self, task_span: SpanHandle, attributes: Mapping[str, str | int | float | bool]) -> None:
         """A span for the processing of one pushed callback: a child of the current span (the
         receiver's request, when the web framework is instrumented), linked to its task's span."""
+        if not self.tracing:
+            return
         link = Link(task_span.span.get_span_context())
         span = self.tracer.start_span(
             "process evolink.callback", kind=SpanKind.CONSUMER, attributes=dict(attributes), links=[link]

@@ -19,7 +19,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Generic
 
 from .._core.secret import redact
-from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
+from .._core.telemetry import FAN_OUT_KEY, HTTP_LINKS, SpanHandle, Telemetry
 from .._models.task import Task, TaskStatus
 from .task_api import Cancel, FetchMany, Recover, ReleaseUploads, RequestT, TaskAPI
 
@@ -33,7 +33,9 @@ _UNKNOWN = "unknown"
 class _TaskRecord:
     __slots__ = ("by_callback", "by_query", "metric_attributes", "model", "progress", "span", "started", "status")
 
-    def __init__(self, span: SpanHandle, model: str, metric_attributes: dict[str, str], status: TaskStatus) -> None:
+    def __init__(
+        self, span: SpanHandle | None, model: str, metric_attributes: dict[str, str], status: TaskStatus
+    ) -> None:
         self.span = span
         self.model = model
         self.metric_attributes = metric_attributes
@@ -60,8 +62,31 @@ class TaskSpans:
         record = self._open.get(task_id)
         return None if record is None else record.span
 
+    def bulk_queries(self, task_ids: Sequence[str]) -> dict[str, SpanHandle]:
+        """A query span under each task's span for one bulk query about ``task_ids`` (those with
+        a span): each task's polling shows under it, as its single queries' HTTP spans do."""
+        queries: dict[str, SpanHandle] = {}
+        if not self.telemetry.tracing:
+            return queries
+        size = len(task_ids)
+        for task_id in task_ids:
+            record = self._open.get(task_id)
+            if record is None or record.span is None:
+                continue
+            attributes: dict[str, str | int | float | bool] = {
+                "evolink.task.id": task_id,
+                "evolink.query.batch_size": size,
+            }
+            query = self.telemetry.span("query_many", attributes, parent=record.span)
+            if query is not None:
+                queries[task_id] = query
+        return queries
+
     def start(self, model: str) -> SpanHandle | None:
-        """The span of a submit about to be sent (a child of the current span)."""
+        """The span of a submit about to be sent (a child of the current span); ``None`` with
+        tracing off (metrics only: the task is still counted), or if the span could not be made."""
+        if not self.telemetry.tracing:
+            return None
         attributes: dict[str, str | int | float | bool] = {
             "gen_ai.operation.name": "generate_content",
             "gen_ai.provider.name": self.provider,
@@ -74,8 +99,8 @@ class TaskSpans:
         span: SpanHandle | None = self.telemetry.span(f"generate_content {model}", attributes)
         return span
 
-    def submitted(self, span: SpanHandle, model: str, task: Task) -> None:
-        """The submit's answer: the span now belongs to ``task`` until it ends."""
+    def submitted(self, span: SpanHandle | None, model: str, task: Task) -> None:
+        """The submit's answer: the span (if any) now belongs to ``task`` until it ends."""
         try:
             telemetry = self.telemetry
             metric_attributes = {"gen_ai.provider.name": self.provider, "gen_ai.request.model": model}
@@ -84,8 +109,9 @@ class TaskSpans:
             if credits:
                 attributes["evolink.credits.reserved"] = credits
                 telemetry.credits_reserved.add(credits, {"gen_ai.request.model": model})
-            span.set(attributes)
-            span.event("evolink.task.status", {"evolink.task.status": task.status.value})
+            if span is not None:
+                span.set(attributes)
+                span.event("evolink.task.status", {"evolink.task.status": task.status.value})
             record = _TaskRecord(span, model, metric_attributes, task.status)
             telemetry.tasks_in_flight.add(1, metric_attributes)
             if task.is_terminal:  # an idempotent replay of a task that already ended
@@ -99,7 +125,8 @@ class TaskSpans:
                 _, oldest = self._open.popitem(last=False)
                 self._finish(oldest, _UNKNOWN, None)
         except Exception:  # telemetry never raises into the caller
-            span.end(error_type=None)
+            if span is not None:
+                span.end(error_type=None)
 
     def observe(self, task: Task, *, pushed: bool) -> None:
         """An answer or a pushed callback about ``task``: events, and the end of its span once terminal."""
@@ -107,25 +134,30 @@ class TaskSpans:
         if record is None:
             return
         try:
+            span = record.span
             if pushed:
                 record.by_callback += 1
-                self.telemetry.callback_received(
-                    record.span, {"evolink.task.id": task.id, "evolink.task.status": task.status.value}
-                )
+                if span is not None:
+                    self.telemetry.callback_received(
+                        span, {"evolink.task.id": task.id, "evolink.task.status": task.status.value}
+                    )
             else:
                 record.by_query += 1
             if task.status is not record.status:
                 record.status = task.status
-                record.span.event("evolink.task.status", {"evolink.task.status": task.status.value})
+                if span is not None:
+                    span.event("evolink.task.status", {"evolink.task.status": task.status.value})
             if task.progress != record.progress and not task.is_terminal:
                 record.progress = task.progress
-                record.span.event("evolink.task.progress", {"evolink.task.progress_percent": task.progress})
+                if span is not None:
+                    span.event("evolink.task.progress", {"evolink.task.progress_percent": task.progress})
             if task.is_terminal:
                 del self._open[task.id]
                 self._finish(record, task.status.value, _error_type(task))
         except Exception:
             self._open.pop(task.id, None)
-            record.span.end()
+            if record.span is not None:
+                record.span.end()
 
     def close(self) -> None:
         """The client closes: every span still open ends with status ``unknown``."""
@@ -134,16 +166,17 @@ class TaskSpans:
             self._finish(record, _UNKNOWN, None)
 
     def _finish(self, record: _TaskRecord, status: str, error_type: str | None) -> None:
+        span = record.span
         try:
             telemetry = self.telemetry
-            span = record.span
-            span.set(
-                {
-                    "evolink.task.status": status,
-                    "evolink.updates.by_callback": record.by_callback,
-                    "evolink.updates.by_query": record.by_query,
-                }
-            )
+            if span is not None:
+                span.set(
+                    {
+                        "evolink.task.status": status,
+                        "evolink.updates.by_callback": record.by_callback,
+                        "evolink.updates.by_query": record.by_query,
+                    }
+                )
             seconds = time.monotonic() - record.started
             telemetry.tasks_in_flight.add(-1, record.metric_attributes)
             telemetry.task_duration.record(seconds, {"gen_ai.request.model": record.model, "outcome": status})
@@ -152,7 +185,8 @@ class TaskSpans:
                 operation["error.type"] = error_type
             telemetry.operation_duration.record(seconds, operation)
         finally:
-            record.span.end(error_type=error_type)
+            if span is not None:
+                span.end(error_type=error_type)
 
 
 def _error_type(task: Task) -> str | None:
@@ -189,8 +223,10 @@ class TracedTaskAPI(Generic[RequestT]):
         spans = self.spans
         model = self._model_of(request)
         span = spans.start(model)
-        if span is None:
-            return await self._inner.submit(request, idempotency_key=idempotency_key)
+        if span is None:  # tracing off: the task's metrics all the same
+            task = await self._inner.submit(request, idempotency_key=idempotency_key)
+            spans.submitted(None, model, task)
+            return task
         token = span.attach()
         try:
             task = await self._inner.submit(request, idempotency_key=idempotency_key)
@@ -242,7 +278,28 @@ class TracedTaskAPI(Generic[RequestT]):
         spans = self.spans
 
         async def traced(task_ids: Sequence[str]) -> Sequence[Task]:
-            tasks = await fetch_many(task_ids)
+            queries = spans.bulk_queries(task_ids)
+            if not queries:
+                tasks = await fetch_many(task_ids)
+            else:
+                # The one request's HTTP span links to each task's query span (it is a child of none).
+                token = HTTP_LINKS.set(tuple(queries.values()))
+                try:
+                    tasks = await fetch_many(task_ids)
+                except BaseException as exc:
+                    for query in queries.values():
+                        query.end(error_type=type(exc).__name__)
+                    raise
+                finally:
+                    HTTP_LINKS.reset(token)
+                for task in tasks:  # ended before the task's own span may end below
+                    if task.id in queries:
+                        query = queries.pop(task.id)
+                        query.set({"evolink.task.status": task.status.value})
+                        query.end()
+                for query in queries.values():  # not in the answer
+                    query.set({"evolink.task.found": False})
+                    query.end()
             for task in tasks:
                 spans.observe(task, pushed=False)
             return tasks
