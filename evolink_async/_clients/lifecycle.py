@@ -14,6 +14,7 @@ import attrs
 
 from .._core.config import ClientConfig
 from .._core.retry import RetryPolicy
+from .._core.telemetry import Telemetry
 from .._core.transport import Transport
 from .._protocols.traced import TaskSpans
 from .._watching.tracker import Tracker
@@ -51,6 +52,12 @@ class TrackerLifecycle:
             tracker = self._tracker
             tracker.on_push = lambda task: spans.observe(task, pushed=True)
             tracker.on_event_dropped = spans.telemetry.event_dropped
+
+    @property
+    def telemetry(self) -> Telemetry | None:
+        """This client's OpenTelemetry hooks (``None``: off), for layers above that open spans of
+        their own around its work (a batch run, a fleet worker)."""
+        return self._transport.telemetry
 
     @property
     def tracker(self) -> Tracker:

@@ -61,6 +61,7 @@ from ._spec import (  # fmt: skip
     UnreadableFolder,
     iter_inputs,
 )
+from ._tracing import summary_attributes, traced_run
 from ._uploads import BatchUploads
 
 __all__ = ["Batch", "plan_batch"]
@@ -176,6 +177,12 @@ class Batch:
         assert self._journal is not None
         return self._journal
 
+    @traced_run(
+        "batch",
+        started=lambda batch: {"gen_ai.request.model": batch._spec.model,
+                               "evolink.batch.max_in_flight": batch._spec.max_in_flight},
+        ended=lambda batch: summary_attributes("evolink.batch", batch.summary),
+    )  # fmt: skip
     async def run(self) -> BatchSummary:
         """Process every input; returns the summary (also on Ctrl-C, with ``interrupted`` set, re-raised)."""
         spec = self._spec

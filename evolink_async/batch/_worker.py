@@ -66,6 +66,7 @@ from ._outcomes import error_code, error_message, first_cause, task_error
 from ._pg_base import JournalHealth, JournalUnavailableError
 from ._pg_store import Claimed, PgJournal
 from ._spec import BatchEvent
+from ._tracing import summary_attributes, traced_run
 from ._wal import WalRecord, WriteAheadFile
 
 if TYPE_CHECKING:
@@ -262,6 +263,11 @@ class Worker:
         self._emit(f"journal_{state}", message=f"{health.outages} outage(s) survived, "
                    f"{health.seconds_without:.1f} s without the journal{cause}")  # fmt: skip
 
+    @traced_run(
+        "fleet_worker",
+        started=lambda worker: {"evolink.worker.id": worker.id, "evolink.worker.max_held": worker._options.max_held},
+        ended=lambda worker: summary_attributes("evolink.worker", worker.summary),
+    )  # fmt: skip
     async def run(self) -> WorkerSummary:
         journal, options = self._journal, self._options
         if options.max_credits is None:  # the journal's budget stands: it must be one

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import socket
 from pathlib import Path
 
@@ -14,26 +13,13 @@ from evolink_async.cli import main
 from evolink_async.sandbox import Sandbox
 
 from .._images import write_png
-
-SAMPLE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{([a-zA-Z_][a-zA-Z0-9_]*="(\\.|[^"\\])*",?)*\})? (\S+)$')
+from ..helpers.prometheus import parse_totals
 
 
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
-
-
-def parse(text: str) -> dict[str, float]:
-    """Prometheus text: every line a comment or a valid sample; the sum of each metric's samples."""
-    totals: dict[str, float] = {}
-    for line in text.splitlines():
-        if not line or line.startswith("# HELP ") or line.startswith("# TYPE "):
-            continue
-        match = SAMPLE.match(line)
-        assert match is not None, line
-        totals[match.group(1)] = totals.get(match.group(1), 0.0) + float(match.group(5))
-    return totals
 
 
 @pytest.mark.evolink_sandbox(time_scale=0.02, seed=2)
@@ -53,7 +39,7 @@ async def test_a_scrape_during_edit_shows_tasks_in_flight(evolink_sandbox: Sandb
                     async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
                         assert resp.status == 200
                         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
-                        scrapes.append(parse(await resp.text()))
+                        scrapes.append(parse_totals(await resp.text()))
                 except aiohttp.ClientConnectionError:
                     pass  # not listening yet
                 await anyio.sleep(0.02)
