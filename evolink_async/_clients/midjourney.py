@@ -18,6 +18,7 @@ from .._protocols.midjourney.api import MidjourneyAPI
 from .._protocols.midjourney.buttons import request_for_button
 from .._protocols.midjourney.protocol import MidjourneyProtocol
 from .._protocols.midjourney.requests import MidjourneyRequest
+from .._protocols.midjourney.tasks import structure_mj_task
 from .._protocols.task_api import TaskAPI
 from .._watching.poll_policy import PollPolicy
 from ..errors import (
@@ -121,6 +122,15 @@ class MidjourneyClient(Client[MidjourneyRequest]):
         if not isinstance(api, MidjourneyAPI):  # ``MidjourneyProtocol.connect`` makes nothing else
             raise TypeError(f"a MidjourneyClient needs a MidjourneyAPI, got {type(api).__name__}")
         self._mj = api
+
+    @staticmethod
+    def parse_task(body: object) -> Task:
+        """A task from a proxy's ``notifyHook`` POST body (the fetch shape), e.g. for ``mj.tracker.push``;
+        also callable on the class, as before every client had ``parse_task``.
+
+        >>> mj.tracker.push(mj.parse_task(await request.json()))
+        """
+        return structure_mj_task(body)
 
     @property
     def api_base(self) -> str:
