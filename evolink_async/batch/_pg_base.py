@@ -283,16 +283,24 @@ class PgJournalBase:
 
         await self.run(ensure)
 
-    async def set_limits(self, *, max_in_flight: int | None = None, max_credits: float | None = None) -> None:
-        """Set the batch-wide bounds every worker's claims obey (a later call replaces them)."""
+    async def set_limits(self, *, max_in_flight: int | None = None, max_credits: float | None = None,
+                         uncertain_slot_hold: float | None = None) -> None:  # fmt: skip
+        """Set the batch-wide bounds every worker's claims obey (a later call replaces them).
+
+        ``uncertain_slot_hold``: seconds an ``uncertain`` input keeps its slot under ``max_in_flight``
+        (its task may be running; default 1800).
+        """
         if max_in_flight is not None:
             await self.run(lambda c: c.execute("UPDATE evolink_fleet SET max_in_flight = $1", max_in_flight))
         if max_credits is not None:
             await self.run(lambda c: c.execute("UPDATE evolink_fleet SET max_credits = $1", max_credits))
+        if uncertain_slot_hold is not None:
+            await self.run(lambda c: c.execute("UPDATE evolink_fleet SET uncertain_slot_hold = $1",
+                                               uncertain_slot_hold))  # fmt: skip
 
     async def limits(self) -> dict[str, Any]:
         row = await self.run(lambda c: c.fetchrow(
-            "SELECT max_in_flight, max_credits, credits_reserved FROM evolink_fleet"
+            "SELECT max_in_flight, max_credits, credits_reserved, uncertain_slot_hold FROM evolink_fleet"
         ))
         return dict(row)
 

@@ -137,6 +137,9 @@ class WorkerOptions:
     keep_uploads: bool = False
     #: Seconds the journal may stay unreachable (retried, tasks still watched) before the worker stops.
     journal_outage: float = attrs.field(default=60.0, validator=SECONDS.validator())
+    #: Seconds an ``uncertain`` input keeps its slot under ``max_in_flight`` (its task may be running),
+    #: batch-wide like ``max_in_flight``; None: what the journal holds (1800 unless set).
+    uncertain_slot_hold: float | None = attrs.field(default=None, validator=SECONDS.optional())
     #: The write-ahead file of task ids (local, fsynced); None: none (a crash between a submit and
     #: its record then leaves the input ``uncertain``). The CLI gives one per journal by default.
     wal: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
@@ -277,7 +280,8 @@ class Worker:
         started = await journal.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())
         # Without --out only URLs are recorded: re-taking a failed download would only record them again.
         self._retry_downloads_before = started if options.out_dir is not None else None
-        await journal.set_limits(max_in_flight=options.max_in_flight, max_credits=options.max_credits)
+        await journal.set_limits(max_in_flight=options.max_in_flight, max_credits=options.max_credits,
+                                 uncertain_slot_hold=options.uncertain_slot_hold)  # fmt: skip
         if options.resubmit_uncertain:
             requeued = await journal.requeue_uncertain()
             if requeued:

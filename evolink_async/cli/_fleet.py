@@ -77,6 +77,9 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
     work.add_argument("--wal", metavar="FILE",
                       help="this machine's write-ahead file of task ids, replayed at start (default: one per "
                       "journal under $XDG_STATE_HOME/evolink)")  # fmt: skip
+    work.add_argument("--uncertain-slot-hold", type=SECONDS_OPTION, metavar="SECONDS",
+                      help="batch-wide: how long an 'uncertain' input keeps its slot under --max-in-flight, its task "
+                      "possibly running (kept in the journal; default 1800)")  # fmt: skip
     work.add_argument("--resubmit-uncertain", action="store_true",
                       help="resubmit 'uncertain' inputs with their same Idempotency-Key (only against a server that "
                       "de-duplicates by it)")  # fmt: skip
@@ -196,6 +199,7 @@ async def _work(args: argparse.Namespace) -> int:
         max_in_flight=args.max_in_flight, max_credits=args.max_credits, out_dir=args.out, root=args.root,
         claim_size=args.claim_size, max_held=args.max_held, lease=args.lease, poll_interval=args.poll_interval,
         resubmit_uncertain=args.resubmit_uncertain, journal_outage=args.journal_outage,
+        uncertain_slot_hold=args.uncertain_slot_hold,
         keep_uploads=args.keep_uploads,
         wal=Path(args.wal) if args.wal else default_wal_path(args.journal),
     )  # fmt: skip

@@ -43,7 +43,7 @@ EXPECTED = {
     ("retexture", "--poll-scale"),
     ("batch work", "--max-in-flight"), ("batch work", "--max-credits"), ("batch work", "--claim-size"),
     ("batch work", "--max-held"), ("batch work", "--lease"), ("batch work", "--poll-interval"),
-    ("batch work", "--journal-outage"),
+    ("batch work", "--journal-outage"), ("batch work", "--uncertain-slot-hold"),
     ("batch work", "--poll-scale"),
     ("batch status", "--watch"),
     ("imagine", "--count"), ("imagine", "--max-in-flight"), ("imagine", "--timeout"), ("imagine", "--poll-scale"),
