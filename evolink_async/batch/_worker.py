@@ -54,11 +54,10 @@ from .._watching.fan_out import FanOutItem
 from ..errors import (
     DownloadError,
     EvolinkError,
-    InsufficientCreditsError,
-    RateLimitError,
     ValidationError,
     is_fatal_to_batch,
     may_have_been_billed,
+    was_refused_for_now,
 )
 from ._entries import EntryStatus, JournalError
 from ._manifest import parse_line
@@ -74,8 +73,6 @@ if TYPE_CHECKING:
 
 __all__ = ["Worker", "WorkerOptions", "WorkerSummary"]
 
-# The server answered, and did not create the task: the input can go back to the pool as it is.
-_NOT_CREATED = (RateLimitError, InsufficientCreditsError)
 #: Fault hooks for the fleet's fault tests: ``kill-after-submit`` (SIGKILL once a submit's task id
 #: is in the write-ahead file, before the journal has it), ``stop-in-claim[:N]`` (SIGSTOP inside
 #: the N-th claim's transaction, the fleet row locked). Unset in production: no effect.
@@ -168,6 +165,8 @@ class WorkerSummary:
     journal_outages: int = 0
     seconds_without_journal: float = 0.0
     interrupted: bool = False
+    #: Why this worker stopped submitting (the server refused for now: credits exhausted), if it did.
+    stopped_reason: str | None = None
 
     def to_json(self) -> dict[str, Any]:
         return attrs.asdict(self)
@@ -437,7 +436,9 @@ class Worker:
                     await self._prepare(claimed, work)  # a completed input: only its download, no fan-out item
                 if retries:
                     continue
-            if room > 0:
+            # Submitting stopped (the key's credits ran out): what is held is watched to its end, no more claimed.
+            stopped = self._fan_out.summary.stopped_reason if self._fan_out is not None else None
+            if room > 0 and stopped is None:
                 claim = await self._claim(min(options.claim_size, room))
                 budget_exhausted = claim.budget_exhausted
                 for claimed in claim.items:
@@ -450,6 +451,13 @@ class Worker:
                     continue
             if not self._held and not self._wal_pending:
                 remaining = await self._journal.remaining(self.id)
+                if stopped is not None:  # the inputs left stay claimable, by a later run or another key's worker
+                    self.summary.stopped_reason = stopped
+                    if remaining["others"] == 0 and remaining["pending"]:
+                        self.summary.not_submitted = await self._journal.mark_not_submitted(
+                            f"submitting stopped before this input's submit ({stopped})")  # fmt: skip
+                    self._emit("submits_stopped", total=remaining["pending"], message=stopped)
+                    return
                 if remaining["others"] == 0 and (remaining["pending"] == 0 or budget_exhausted):
                     if remaining["pending"]:
                         reason = "the credit budget (--max-credits) was reached before this input's submit"
@@ -481,7 +489,7 @@ class Worker:
             if is_fatal_to_batch(exc):
                 raise
             # An upload that did not go through: try later.
-            if may_have_been_billed(exc) or isinstance(exc, _NOT_CREATED):
+            if may_have_been_billed(exc) or was_refused_for_now(exc):
                 if await self._journal.release_submit(key, owner=self.id, epoch=epoch, error_code=error_code(exc),
                                                       error_message=error_message(exc)):  # fmt: skip
                     self.summary.released += 1
@@ -582,7 +590,7 @@ class Worker:
             await self._completed(key, epoch, task.id, task.results, work, record=True)
         elif event.kind is EventKind.SUBMIT_FAILED:
             error = event.error or EvolinkError("submit failed")
-            if isinstance(error, _NOT_CREATED):
+            if was_refused_for_now(error):  # nothing created: back to the pool as it is, its credits too
                 applied = await journal.release_submit(key, owner=self.id, epoch=epoch, error_code=error_code(error),
                                                        error_message=error_message(error))  # fmt: skip
                 self.summary.released += applied

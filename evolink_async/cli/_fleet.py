@@ -180,6 +180,8 @@ def _print_event(stream: IO[str], as_json: bool) -> Callable[[BatchEvent], None]
             line = f"{event.kind:10} {event.key}  {event.task_id or ''}"
         elif event.kind == "lease_lost":
             line = f"LEASE LOST {event.key}  {event.message}"
+        elif event.kind == "submits_stopped":
+            line = f"STOPPED    no more submits: {event.message}; {event.total} input(s) left pending"
         elif event.kind in ("journal_down", "journal_back"):
             state = "unreachable, retrying" if event.kind == "journal_down" else "back"
             line = f"journal    {state} ({event.message})"
@@ -225,7 +227,7 @@ async def _work(args: argparse.Namespace) -> int:
             print(json_line({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
             if metrics is not None:
                 await metrics.stop()
-    return _EXIT_FAILED if summary.failed or summary.uncertain else _EXIT_OK
+    return _EXIT_FAILED if summary.failed or summary.uncertain or summary.stopped_reason else _EXIT_OK
 
 
 async def _status(args: argparse.Namespace) -> int:
