@@ -75,3 +75,35 @@ async def test_with_options_shares_the_session() -> None:
         assert client.config.timeout == 10
         await patient.aclose()
         assert not client._transport.session.closed
+
+
+def _client_arguments() -> list[tuple[object, str]]:
+    from evolink_async import Client, ClientConfig, MidjourneyClient
+    from evolink_async._core.secret import Secret
+    from evolink_async._protocols.evolink.protocol import EvolinkProtocol
+
+    config = ClientConfig(api_key=Secret(API_KEY), base_url="http://127.0.0.1:9")
+    return [
+        (lambda: Client("evolink", config), "protocol"),  # type: ignore[arg-type]
+        (lambda: Client(EvolinkProtocol(), {"api_key": API_KEY}), "config"),  # type: ignore[arg-type]
+        (lambda: Client(EvolinkProtocol(), config, trace_configs=5), "trace_configs"),  # type: ignore[arg-type]
+        (lambda: Client(EvolinkProtocol(), config, batch_polling="yes"), "batch_polling"),  # type: ignore[arg-type]
+        (lambda: EvolinkClient(API_KEY, default_headers=5), "default_headers"),  # type: ignore[arg-type]
+        (lambda: EvolinkClient(API_KEY, default_headers={"X-A": 1}), "default_headers"),  # type: ignore[dict-item]
+        (lambda: EvolinkClient(API_KEY, default_headers={"X-A": "a\r\nX-Forged: 1"}), "default_headers"),
+        (lambda: MidjourneyClient("", base_url="http://127.0.0.1:9", default_headers=[("a", "b")]), "default_headers"),  # type: ignore[arg-type]
+        (lambda: EvolinkClient(API_KEY).with_options(default_headers="X-A: 1"), "default_headers"),
+        (lambda: ClientConfig(api_key=Secret(API_KEY), default_headers={"X-A": None}), "default_headers"),  # type: ignore[dict-item]
+        (lambda: MidjourneyClient("", base_url="http://127.0.0.1:9").fan_out([], normalize=True), "normalize"),
+        (lambda: MidjourneyClient("", base_url="http://127.0.0.1:9").fan_out([], max_credits=3), "credits_per_task"),
+    ]
+
+
+@pytest.mark.parametrize("case", range(12))
+def test_every_client_argument_is_checked_before_anything_is_sent(case: int) -> None:
+    from evolink_async import ValidationError
+
+    build, field = _client_arguments()[case]
+    with pytest.raises(ValidationError) as caught:
+        build()  # type: ignore[operator]
+    assert caught.value.field == field

@@ -88,6 +88,8 @@ class Client(TrackerLifecycle, Generic[RequestT]):
         meter_provider: Any = None,
         _family: _Family | None = None,
     ) -> None:
+        if not all(callable(getattr(protocol, name, None)) for name in ("connect", "parse_task", "model_of")):
+            raise ValidationError("protocol", f"must be a TaskProtocol, got {type(protocol).__name__}")
         if not isinstance(config, ClientConfig):
             raise ValidationError("config", f"must be a ClientConfig, got {type(config).__name__}")
         if session is not None and not isinstance(session, aiohttp.ClientSession):

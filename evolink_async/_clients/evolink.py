@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from .._callbacks.receiver import CallbackReceiver
-from .._core.config import ClientConfig, urls_from_env, wrap_api_key
+from .._core.config import ClientConfig, check_headers, urls_from_env, wrap_api_key
 from .._core.retry import RetryPolicy
 from .._models.requests import Request
 from .._protocols.evolink.api import EvolinkAPI
@@ -79,7 +79,7 @@ class EvolinkClient(Client[Request]):
             connect_timeout=connect_timeout,
             retry=retry if retry is not None else RetryPolicy(max_retries=max_retries),
             max_connections=max_connections,
-            default_headers=dict(default_headers or {}),
+            default_headers=check_headers("default_headers", default_headers),
         )
         super().__init__(
             EvolinkProtocol(), config, session=session, poll_policy=poll_policy,

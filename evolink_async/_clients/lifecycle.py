@@ -12,7 +12,7 @@ from typing import Any, Self
 import aiohttp
 import attrs
 
-from .._core.config import ClientConfig
+from .._core.config import ClientConfig, check_headers
 from .._core.retry import RetryPolicy
 from .._core.telemetry import Telemetry
 from .._core.transport import Transport
@@ -102,7 +102,8 @@ class TrackerLifecycle:
         elif max_retries is not UNSET:
             changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
         if default_headers is not UNSET:
-            changes["default_headers"] = {**self._config.default_headers, **default_headers}
+            added = check_headers("default_headers", default_headers)
+            changes["default_headers"] = {**self._config.default_headers, **added}
         return attrs.evolve(self._config, **changes)
 
     async def aclose(self) -> None:

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import aiohttp
 
 from .._callbacks.receiver import CallbackReceiver
-from .._core.config import ClientConfig, check_base_url, wrap_api_key
+from .._core.config import ClientConfig, check_base_url, check_headers, wrap_api_key
 from .._core.idempotency import check_idempotency_key
 from .._core.retry import RetryPolicy
 from .._models.task import Task, TaskStatus
@@ -108,7 +108,7 @@ class MidjourneyClient(Client[MidjourneyRequest]):
             connect_timeout=connect_timeout,
             retry=retry if retry is not None else RetryPolicy(max_retries=max_retries),
             max_connections=max_connections,
-            default_headers=dict(default_headers or {}),
+            default_headers=check_headers("default_headers", default_headers),
             auth_header=_AUTH_HEADERS[auth],
         )
         # notifyHook posts every change, so a receiver makes polling a safety net here too.

@@ -13,7 +13,9 @@ from .checks import SECONDS, count_at_least
 from .retry import RetryPolicy
 from .secret import Secret
 
-__all__ = ["DEFAULT_BASE_URL", "DEFAULT_FILES_BASE_URL", "ClientConfig", "urls_from_env", "wrap_api_key"]
+__all__ = [
+    "DEFAULT_BASE_URL", "DEFAULT_FILES_BASE_URL", "ClientConfig", "check_headers", "urls_from_env", "wrap_api_key",
+]  # fmt: skip
 
 DEFAULT_BASE_URL = "https://api.evolink.ai"
 DEFAULT_FILES_BASE_URL = "https://files-api.evolink.ai"
@@ -35,10 +37,26 @@ class ClientConfig:
     max_connections: int = attrs.field(default=64, validator=count_at_least(1))
     #: The largest JSON answer read into memory, in bytes.
     max_response_bytes: int = 8 * 1024 * 1024
-    default_headers: Mapping[str, str] = attrs.field(factory=dict)
+    default_headers: Mapping[str, str] = attrs.field(
+        factory=dict, validator=lambda _, attribute, value: check_headers(attribute.name, value)
+    )
     #: The header that carries the key: ``Authorization`` sends ``Bearer <key>``, any other name
     #: (a Midjourney proxy's ``mj-api-secret``) the bare key. An empty key sends no auth header.
     auth_header: str = "Authorization"
+
+
+def check_headers(field: str, headers: object) -> dict[str, str]:
+    """A copy of ``headers`` (a mapping of header names to values; ``None``: none), or a ``ValidationError``."""
+    if headers is None:
+        return {}
+    if not isinstance(headers, Mapping):
+        raise ValidationError(field, f"must be a mapping of header names to values, got {type(headers).__name__}")
+    for name, value in headers.items():
+        if not isinstance(name, str) or not isinstance(value, str):
+            raise ValidationError(field, f"must map strings to strings, got {name!r}: {type(value).__name__}")
+        if any(ch in "\r\n\0" for ch in name + value):  # a header split into two forges the second
+            raise ValidationError(field, f"header {name!r} must not contain CR, LF or NUL")
+    return dict(headers)
 
 
 def _env(name: str) -> str | None:

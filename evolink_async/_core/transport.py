@@ -241,6 +241,8 @@ class Transport:
         #: Spans and metrics of every exchange; None (the extra absent): no hook runs at all.
         self.telemetry = telemetry
         # Passed to the session this transport creates (a caller's own session has its own).
+        if not isinstance(trace_configs, Sequence) or isinstance(trace_configs, str | bytes):
+            raise ValidationError("trace_configs", "must be a list of aiohttp.TraceConfig")
         self._trace_configs = list(trace_configs)
         if any(not isinstance(item, aiohttp.TraceConfig) for item in self._trace_configs):
             raise ValidationError("trace_configs", "must be a list of aiohttp.TraceConfig")
