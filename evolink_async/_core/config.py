@@ -21,11 +21,24 @@ DEFAULT_BASE_URL = "https://api.evolink.ai"
 DEFAULT_FILES_BASE_URL = "https://files-api.evolink.ai"
 
 
+def _as_secret(key: Secret | str) -> Secret:
+    """A plain key wrapped in its ``Secret`` (checked as the clients check theirs; "" sends none)."""
+    if isinstance(key, Secret):
+        return key
+    wrapped = wrap_api_key(key, "", check=True, allow_empty=True) if isinstance(key, str) else None
+    if not isinstance(wrapped, Secret):
+        raise wrapped if isinstance(wrapped, ValidationError) else ValidationError(
+            "api_key", f"must be a string or a Secret, got {type(key).__name__}"
+        )
+    return wrapped
+
+
 @attrs.frozen(kw_only=True)
 class ClientConfig:
-    """Everything a client needs to talk to the API. ``api_key`` never shows in the repr."""
+    """Everything a client needs to talk to the API. ``api_key`` never shows in the repr; a plain
+    string is wrapped in its ``Secret`` at once."""
 
-    api_key: Secret
+    api_key: Secret = attrs.field(converter=_as_secret)
     base_url: str = DEFAULT_BASE_URL
     files_base_url: str = DEFAULT_FILES_BASE_URL
     #: Seconds one HTTP attempt may take in all (connect, send, receive).

@@ -17,7 +17,6 @@ import pytest
 from aiohttp import web
 
 from evolink_async import Client, ClientConfig, EventKind, Task, TaskStatus
-from evolink_async._core.secret import Secret
 from evolink_async._core.transport import Transport
 from evolink_async._protocols.task_api import CallbackURLs, Cancel, FetchMany, Recover, ReleaseUploads, TaskAPI
 from evolink_async.errors import ResponseFormatError, TaskFailedError, ValidationError
@@ -167,7 +166,7 @@ def toy_client(url: str, *, bulk: bool = False) -> Client[Shout]:
     from evolink_async import PollPolicy
 
     fast = PollPolicy(min_interval=0.01, max_interval=0.05, default_estimated_time=0.05)
-    return Client(ToyProtocol(bulk=bulk), ClientConfig(api_key=Secret(KEY), base_url=url), poll_policy=fast)
+    return Client(ToyProtocol(bulk=bulk), ClientConfig(api_key=KEY, base_url=url), poll_policy=fast)
 
 
 async def test_submit_stream_and_wait_on_a_third_protocol(toy: tuple[ToyServer, str]) -> None:
@@ -224,3 +223,4 @@ async def test_the_protocol_describes_itself_to_the_layers_above(toy: tuple[ToyS
             await client.submit("not a shout")  # type: ignore[arg-type]
         assert client.parse_task({"job": "toy-9", "state": "done", "pct": 100, "out": "u"}).id == "toy-9"
         assert repr(client) == f"Client(base_url={url!r}, api_key='***')"
+        assert KEY not in repr(client.config)
