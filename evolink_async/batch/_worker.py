@@ -162,6 +162,9 @@ class WorkerSummary:
     fenced_writes_refused: int = 0
     #: Task ids recorded from the write-ahead file (paid for by an earlier run, watched again).
     recovered_task_ids: int = 0
+    #: Submits whose answer was lost, settled by their callback (the fan-out's recover path) instead
+    #: of being sent again or left ``uncertain``; only with a client that takes callbacks.
+    recovered_submits: int = 0
     journal_outages: int = 0
     seconds_without_journal: float = 0.0
     interrupted: bool = False
@@ -323,6 +326,8 @@ class Worker:
             raise
         finally:
             self.summary.fenced_writes_refused = journal.fenced_refused
+            if self._fan_out is not None:
+                self.summary.recovered_submits = self._fan_out.summary.recovered_submits
             self._on_journal("health", journal.health)
             if self._deletions:  # ended inputs' files: let their deletions finish, bounded
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):

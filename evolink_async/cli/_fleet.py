@@ -28,6 +28,7 @@ from ..batch._journal_api import check_postgres_url, is_postgres_url, shown_url
 from ..batch._manifest import ManifestInput, folder_manifest, read_manifest
 from ..batch._spec import BatchEvent
 from ..errors import ValidationError
+from ._callbacks import add_callback_arguments, callback_options, callback_receiver, start_listening
 from ._commands import _api_key, start_metrics
 from ._options import COUNT_OPTION, CREDITS_OPTION, PORT_OPTION, SECONDS_OPTION
 from ._text import json_line, printable
@@ -88,6 +89,9 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
     work.add_argument("--metrics-port", type=PORT_OPTION, metavar="PORT",
                       help="serve this worker's metrics in Prometheus text format on 127.0.0.1:PORT/metrics "
                       "(needs opentelemetry-sdk; 0: a free port, printed)")  # fmt: skip
+    # As for the one-machine batch: with callbacks, a submit whose answer was lost is settled by its
+    # callback (the fan-out's recover path) instead of being sent again or left uncertain.
+    add_callback_arguments(work)
     connection(work)
 
     status = ops.add_parser("status", help="counts by state, per worker, credits, rate, ETA")
@@ -197,6 +201,7 @@ async def _work(args: argparse.Namespace) -> int:
     from ..batch._wal import default_wal_path
     from ..batch._worker import Worker, WorkerOptions
 
+    callbacks = callback_options(args)  # --callbacks and --listen, checked before anything else
     options = WorkerOptions(
         max_in_flight=args.max_in_flight, max_credits=args.max_credits, out_dir=args.out, root=args.root,
         claim_size=args.claim_size, max_held=args.max_held, lease=args.lease, poll_interval=args.poll_interval,
@@ -209,24 +214,33 @@ async def _work(args: argparse.Namespace) -> int:
     # With a time-scaled sandbox, retries scale too: an unscaled backoff after a 429 would idle a
     # worker for a hundred "API seconds" and stall the fleet below the rate limit.
     retry = RetryPolicy(max_retries=8, initial_delay=0.5 * scale, max_delay=8.0 * scale) if scale else None
+    receiver = callback_receiver(callbacks)
     metrics = await start_metrics(args.metrics_port)
     client = EvolinkClient(_api_key(args), base_url=args.base_url, files_base_url=args.files_base_url,
                            poll_policy=PollPolicy().scaled(scale) if scale else None, retry=retry,
+                           callbacks=receiver,
                            meter_provider=metrics.meter_provider if metrics is not None else None)  # fmt: skip
     # The worker's log (lost leases, journal outages, write-ahead trouble) goes to standard error.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("evolink: %(levelname)s: %(message)s"))
     handler.setLevel(logging.WARNING)
     logger.addHandler(handler)
-    async with client, PgJournal(args.journal, connections=4, outage=args.journal_outage) as journal:
-        worker = Worker(client, journal, options, on_event=_print_event(sys.stdout, args.json))
-        try:
-            summary = await worker.run()
-        finally:
-            logger.removeHandler(handler)
-            print(json_line({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
-            if metrics is not None:
-                await metrics.stop()
+    listener = None
+    try:
+        # The receiver listens from before the first submit to the end of the run, Ctrl-C included.
+        listener = await start_listening(receiver, callbacks)
+        async with client, PgJournal(args.journal, connections=4, outage=args.journal_outage) as journal:
+            worker = Worker(client, journal, options, on_event=_print_event(sys.stdout, args.json))
+            try:
+                summary = await worker.run()
+            finally:
+                print(json_line({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
+    finally:
+        logger.removeHandler(handler)
+        if listener is not None:
+            await listener.stop()
+        if metrics is not None:
+            await metrics.stop()
     return _EXIT_FAILED if summary.failed or summary.uncertain or summary.stopped_reason else _EXIT_OK
 
 
