@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from aiohttp import web
@@ -101,9 +101,12 @@ class MetricsServer:
         self._runner = runner
 
     @classmethod
-    async def start(cls, port: int, *, host: str = "127.0.0.1") -> MetricsServer:
+    async def start(
+        cls, port: int, *, host: str = "127.0.0.1", metric_readers: Sequence[Any] = (), resource: Any = None
+    ) -> MetricsServer:
         """Listening on ``port`` (0: a free one, see :attr:`port`). Needs ``opentelemetry-sdk``
-        (``ValidationError`` naming the option otherwise)."""
+        (``ValidationError`` naming the option otherwise). ``metric_readers`` (exporters the
+        ``OTEL_*`` variables asked for) read the same meter provider, of ``resource``."""
         try:
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -112,7 +115,8 @@ class MetricsServer:
                 "--metrics-port", "needs OpenTelemetry's SDK: pip install 'evolink-async[otel]' opentelemetry-sdk"
             ) from None
         reader = InMemoryMetricReader()
-        provider = MeterProvider(metric_readers=[reader])
+        options = {} if resource is None else {"resource": resource}
+        provider = MeterProvider(metric_readers=[reader, *metric_readers], **options)
 
         async def metrics(_request: web.Request) -> web.Response:
             text = render(reader.get_metrics_data())
@@ -127,6 +131,7 @@ class MetricsServer:
             await site.start()
         except OSError as exc:
             await runner.cleanup()
+            provider.shutdown()  # and the readers given with it
             raise ValidationError("--metrics-port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
         bound = port
         for address in runner.addresses:
@@ -134,5 +139,9 @@ class MetricsServer:
         return cls(provider, runner, bound)
 
     async def stop(self) -> None:
-        await self._runner.cleanup()
+        await self.stop_serving()
         self.meter_provider.shutdown()
+
+    async def stop_serving(self) -> None:
+        """Close the port, leaving the meter provider to its owner (whose shutdown may flush exporters)."""
+        await self._runner.cleanup()

@@ -13,7 +13,6 @@ import anyio.to_thread
 
 from .._callbacks.receiver import CallbackReceiver
 from .._clients.evolink import EvolinkClient
-from .._core.prometheus import MetricsServer
 from .._files.download import download_urls
 from .._files.image_probe import ImageFormat
 from .._files.safe_paths import result_file_name
@@ -24,6 +23,7 @@ from ..batch._run import Batch, plan_batch
 from ..batch._spec import BatchSpec
 from ._callbacks import callback_options, callback_receiver, start_listening, update_counts
 from ._demo import run_demo
+from ._otel import RunTelemetry, start_telemetry
 from ._progress import JsonReporter, Reporter
 from ._secret_files import read_secret_file
 from ._text import printable
@@ -55,7 +55,7 @@ def _api_key(args: argparse.Namespace) -> str | None:
 
 
 def build_client(
-    args: argparse.Namespace, *, callbacks: CallbackReceiver | None = None, meter_provider: Any = None
+    args: argparse.Namespace, *, callbacks: CallbackReceiver | None = None, telemetry: RunTelemetry | None = None
 ) -> EvolinkClient:
     """A client from the options and the environment (``MissingAPIKeyError`` without a key)."""
     scale = args.poll_scale
@@ -67,17 +67,8 @@ def build_client(
         callbacks=callbacks,
         timeout=http_timeout(args),
         connect_timeout=min(_CONNECT_TIMEOUT, http_timeout(args)),
-        meter_provider=meter_provider,
+        **(telemetry.client_options if telemetry is not None else {}),
     )
-
-
-async def start_metrics(port: int | None) -> MetricsServer | None:
-    """``--metrics-port``: the server, its address on standard error (None without the option)."""
-    if port is None:
-        return None
-    server = await MetricsServer.start(port)
-    print(f"evolink: metrics on http://127.0.0.1:{server.port}/metrics", file=sys.stderr, flush=True)
-    return server
 
 
 def http_timeout(args: argparse.Namespace) -> float:
@@ -129,12 +120,11 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
             return _no_inputs(args)
         return EXIT_FAILED if plan.invalid or plan.unreadable_folders else EXIT_OK
     receiver = callback_receiver(callbacks)
-    metrics = await start_metrics(getattr(args, "metrics_port", None))
+    telemetry = await start_telemetry(getattr(args, "metrics_port", None))
     try:
-        client = build_client(args, callbacks=receiver, meter_provider=metrics.meter_provider if metrics else None)
+        client = build_client(args, callbacks=receiver, telemetry=telemetry)
     except BaseException:
-        if metrics is not None:
-            await metrics.stop()
+        await telemetry.stop()
         raise
     runner = Batch(client, spec, on_event=reporter.event)
     # The receiver listens from before the first submit to the end of the run, Ctrl-C included.
@@ -152,8 +142,7 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
     finally:
         if listener is not None:
             await listener.stop()
-        if metrics is not None:
-            await metrics.stop()
+        await telemetry.stop()
     # An error (a wrong key, say) is main's to report; a summary would only read as a run.
     reporter.summary(runner.summary)
     if not runner.summary.inputs:

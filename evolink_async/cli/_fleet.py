@@ -29,8 +29,9 @@ from ..batch._manifest import ManifestInput, folder_manifest, read_manifest
 from ..batch._spec import BatchEvent
 from ..errors import ValidationError
 from ._callbacks import add_callback_arguments, callback_options, callback_receiver, start_listening
-from ._commands import _api_key, start_metrics
+from ._commands import _api_key
 from ._options import COUNT_OPTION, CREDITS_OPTION, PORT_OPTION, SECONDS_OPTION
+from ._otel import start_telemetry
 from ._text import json_line, printable
 
 __all__ = ["add_fleet_parsers", "run"]
@@ -215,11 +216,10 @@ async def _work(args: argparse.Namespace) -> int:
     # worker for a hundred "API seconds" and stall the fleet below the rate limit.
     retry = RetryPolicy(max_retries=8, initial_delay=0.5 * scale, max_delay=8.0 * scale) if scale else None
     receiver = callback_receiver(callbacks)
-    metrics = await start_metrics(args.metrics_port)
+    telemetry = await start_telemetry(args.metrics_port)
     client = EvolinkClient(_api_key(args), base_url=args.base_url, files_base_url=args.files_base_url,
                            poll_policy=PollPolicy().scaled(scale) if scale else None, retry=retry,
-                           callbacks=receiver,
-                           meter_provider=metrics.meter_provider if metrics is not None else None)  # fmt: skip
+                           callbacks=receiver, **telemetry.client_options)  # fmt: skip
     # The worker's log (lost leases, journal outages, write-ahead trouble) goes to standard error.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("evolink: %(levelname)s: %(message)s"))
@@ -239,8 +239,8 @@ async def _work(args: argparse.Namespace) -> int:
         logger.removeHandler(handler)
         if listener is not None:
             await listener.stop()
-        if metrics is not None:
-            await metrics.stop()
+        # Last: the client's close ended the spans of tasks left open (interrupted); they are flushed now.
+        await telemetry.stop()
     return _EXIT_FAILED if summary.failed or summary.uncertain or summary.stopped_reason else _EXIT_OK
 
 

@@ -36,6 +36,7 @@ from ._commands import (
     http_timeout,
 )
 from ._options import COUNT_OPTION, SCALE_OPTION, SECONDS_OPTION, Parser
+from ._otel import RunTelemetry, start_telemetry
 from ._progress import JsonReporter, Reporter
 from ._text import printable
 
@@ -101,7 +102,7 @@ def add_mj_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
     action.set_defaults(command="mj-action")
 
 
-def build_mj_client(args: argparse.Namespace) -> MidjourneyClient:
+def build_mj_client(args: argparse.Namespace, telemetry: RunTelemetry | None = None) -> MidjourneyClient:
     """A Midjourney client from the options and the environment (``MissingAPIKeyError`` without a key)."""
     scale = args.poll_scale
     return MidjourneyClient(
@@ -112,6 +113,7 @@ def build_mj_client(args: argparse.Namespace) -> MidjourneyClient:
         poll_policy=PollPolicy().scaled(scale) if scale else None,
         timeout=http_timeout(args),
         connect_timeout=min(_CONNECT_TIMEOUT, http_timeout(args)),
+        **(telemetry.client_options if telemetry is not None else {}),
     )
 
 
@@ -134,10 +136,11 @@ async def imagine(args: argparse.Namespace, reporter: Reporter) -> int:
     spec = PromptSpec(prompts=source, output_dir=await check_out_folder(args.out), bot=Bot(args.bot),
                       mode=SpeedMode(args.mode) if args.mode else None, max_in_flight=args.max_in_flight,
                       timeout=args.timeout, retry_failed=args.retry_failed, new_journal=args.new_journal)  # fmt: skip
-    client = build_mj_client(args)
+    telemetry = await start_telemetry(None)  # the OTEL_* variables
+    client = build_mj_client(args, telemetry)
     runner = PromptBatch(client, spec, on_event=reporter.event)
     try:
-        async with client:
+        async with telemetry, client:
             with reporter:
                 await runner.run()
     except anyio.get_cancelled_exc_class():
