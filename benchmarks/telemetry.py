@@ -10,7 +10,12 @@ schedule: the submit and two queries per task):
   made: the global providers are OpenTelemetry's proxies, so the client installs no hook (one
   ``isinstance`` test per client), which this measures;
 - ``otel SDK, in-memory``: an SDK ``TracerProvider`` (``SimpleSpanProcessor`` into an
-  ``InMemorySpanExporter``) and ``MeterProvider`` (``InMemoryMetricReader``): every span recorded.
+  ``InMemorySpanExporter``) and ``MeterProvider`` (``InMemoryMetricReader``): every span recorded;
+- ``metrics only``: an SDK ``MeterProvider`` given, no tracer provider (what ``--metrics-port``
+  does): the client decides once that it makes no spans, and records every metric;
+- ``metrics only, no-op spans``: the same client with span-making forced back on, i.e. the path
+  before that decision (a no-op span made, made current and ended per request and per task),
+  kept as a contestant so the saving reads as a ratio in one run.
 
 Rounds rotate the order; a contestant's ratio is the median over rounds of its CPU divided by the
 ``no extra`` CPU of the same round (``paired_ratio``). ``python -m benchmarks --only telemetry``.
@@ -20,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 import gc
+import os
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -31,7 +37,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from evolink_async import EvolinkClient, QwenImageEdit
-from evolink_async._clients import evolink as evolink_client
+from evolink_async._clients import client as client_module
 
 from ._common import Scenario, median, paired_ratio, target
 from ._server import BenchServer
@@ -40,7 +46,9 @@ from .lifecycle import ESTIMATED, IMAGE, MODEL, PROMPT, SHORT_INTERVAL, SHORT_TI
 NO_EXTRA = "no extra"
 API_ONLY = "otel API, no SDK"
 SDK = "otel SDK, in-memory"
-CONTESTANTS = (NO_EXTRA, API_ONLY, SDK)
+METRICS_ONLY = "metrics only"
+NOOP_SPANS = "metrics only, no-op spans"
+CONTESTANTS = (NO_EXTRA, API_ONLY, METRICS_ONLY, NOOP_SPANS, SDK)
 QUERY_ENDPOINT = "GET /v1/tasks/{task_id}"
 SUBMIT_ENDPOINT = "POST /v1/images/generations"
 
@@ -48,12 +56,12 @@ SUBMIT_ENDPOINT = "POST /v1/images/generations"
 @contextlib.contextmanager
 def _telemetry_off() -> Iterator[None]:
     """Clients built inside take the path of an install without the ``[otel]`` extra."""
-    original = evolink_client.telemetry_for
-    evolink_client.telemetry_for = lambda **_: None  # type: ignore[assignment]
+    original = client_module.telemetry_for
+    client_module.telemetry_for = lambda **_: None  # type: ignore[assignment]
     try:
         yield
     finally:
-        evolink_client.telemetry_for = original
+        client_module.telemetry_for = original
 
 
 def _client(run: _Run, name: str, providers: dict[str, Any]) -> EvolinkClient:
@@ -67,6 +75,14 @@ def _client(run: _Run, name: str, providers: dict[str, Any]) -> EvolinkClient:
             return EvolinkClient(**options)
     if name == SDK:
         return EvolinkClient(**options, **providers)
+    if name in (METRICS_ONLY, NOOP_SPANS):
+        client = EvolinkClient(**options, meter_provider=providers["meter_provider"])
+        telemetry = client.telemetry
+        assert telemetry is not None
+        assert not telemetry.tracing  # the global tracer provider is OpenTelemetry's proxy
+        if name == NOOP_SPANS:
+            telemetry.tracing = True  # the old path: OpenTelemetry's no-op spans, made and ended
+        return client
     return EvolinkClient(**options)
 
 
@@ -110,18 +126,22 @@ async def run(quick: bool) -> Scenario:
     n, rounds, concurrency, time_scale = (300, 2, 100, SHORT_TIME_SCALE) if quick else (1000, 7, 100, SHORT_TIME_SCALE)
     interval = SHORT_INTERVAL * time_scale
     samples: dict[str, list[dict[str, float]]] = {name: [] for name in CONTESTANTS}
+    load_before = os.getloadavg()  # a shared machine: the figures are read with its load
     async with BenchServer(
         time_scale=time_scale, seed=11, estimated_times={MODEL: ESTIMATED}, duration_spread=[1.0, 1.0]
     ) as server:
         for name in CONTESTANTS:  # one unmeasured warm-up each
             await _measure(server, name, 50, interval, concurrency)
         for r in range(rounds):
-            order = CONTESTANTS[r % 3 :] + CONTESTANTS[: r % 3]
+            shift = r % len(CONTESTANTS)
+            order = CONTESTANTS[shift:] + CONTESTANTS[:shift]
             for name in order:
                 samples[name].append(await _measure(server, name, n, interval, concurrency))
     scenario = Scenario("telemetry", "Telemetry overhead: client CPU per task, with and without OpenTelemetry")
     scenario.params = {"tasks": n, "rounds": rounds, "concurrency": concurrency, "time_scale": time_scale,
-                       "query_every_model_s": SHORT_INTERVAL}  # fmt: skip
+                       "query_every_model_s": SHORT_INTERVAL,
+                       "load_average_before": [round(x, 2) for x in load_before],
+                       "load_average_after": [round(x, 2) for x in os.getloadavg()]}  # fmt: skip
     scenario.columns = [
         "contestant", "client CPU ms/task (median)", f"x {NO_EXTRA}", "client CPU us/request", "x per request",
         "queries/task", "spans/task",
@@ -145,6 +165,13 @@ async def run(quick: bool) -> Scenario:
             "otel API installed, no SDK: CPU per task vs no extra", goal="<= 1.02", value=round(api_ratio, 3),
             passed=api_ratio <= 1.02,
         )
+    )
+    spans_ratio = paired_ratio(
+        [s["cpu_us_per_request"] for s in samples[NOOP_SPANS]],
+        [s["cpu_us_per_request"] for s in samples[METRICS_ONLY]],
+    )
+    scenario.notes.append(
+        f"Metrics only: no-op spans (the old path) cost {spans_ratio:.3f}x the CPU per request of making none."
     )
     scenario.extra["samples"] = samples
     return scenario
