@@ -291,13 +291,16 @@ class Client(TrackerLifecycle, Generic[RequestT]):
         max_bytes: int = DEFAULT_MAX_DOWNLOAD_BYTES,
         timeout: float = 300.0,
         durable: bool = False,
+        reuse_identical: bool = False,
     ) -> tuple[Path, ...]:
         """Save a completed task's results into ``dest_dir``; return the paths, in result order.
 
-        Files are named ``<name>.result-<i>.<ext>`` (``name`` defaults to the task id; the
-        extension comes from the downloaded bytes) and sanitized so nothing lands outside
-        ``dest_dir``. Each is streamed to a temporary file and renamed into place, never over an
-        existing file (``name.result-0 (1).png`` then), and bounded by ``max_bytes``. Raises
+        Files are named ``<name>.result-<i>.<ext>`` (``name`` defaults to the task id and is kept
+        whole, dots included; the extension comes from the downloaded bytes) and sanitized so
+        nothing lands outside ``dest_dir``. Each is streamed to a temporary file and renamed into
+        place, never over an existing file (``name.result-0 (1).png`` then), and bounded by
+        ``max_bytes``. ``reuse_identical=True`` returns a file already there with the same bytes
+        instead of saving a numbered copy (downloading one task twice saves it once). Raises
         :class:`~evolink_async.DownloadError`; no API key is sent to the result host.
 
         A crash never leaves a truncated file under a result name. ``durable=True`` extends that
@@ -320,12 +323,17 @@ class Client(TrackerLifecycle, Generic[RequestT]):
             urls = list(task)
             stem = name or "result"
 
+        if not isinstance(durable, bool) or not isinstance(reuse_identical, bool):
+            field = "durable" if not isinstance(durable, bool) else "reuse_identical"
+            raise ValidationError(field, "must be True or False")
+
         def name_for(index: int, image_format: ImageFormat) -> str:
-            return result_file_name(stem, index, image_format=image_format)
+            return result_file_name(stem, index, image_format=image_format, keep_suffix=True)
 
         return await download_urls(
-            self._transport.session, urls, dest_dir, name_for, max_bytes=max_bytes, timeout=timeout, durable=durable
-        )
+            self._transport.session, urls, dest_dir, name_for, max_bytes=max_bytes, timeout=timeout, durable=durable,
+            reuse_identical=reuse_identical,
+        )  # fmt: skip
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(base_url={self.base_url!r}, api_key='***')"

@@ -15,9 +15,9 @@ import signal
 import sys
 from collections.abc import Sequence
 
-__all__ = ["main"]
+from ._exit_codes import EXIT_INTERRUPTED
 
-_EXIT_INTERRUPTED = 130
+__all__ = ["main"]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -29,11 +29,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         from ._main import main as run
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
-        return _EXIT_INTERRUPTED
+        return EXIT_INTERRUPTED
     return run(argv)
 
 
 def _exit_interrupted(signum: int, frame: object) -> None:
     with contextlib.suppress(OSError, ValueError, RuntimeError):  # RuntimeError: it interrupted another print
         print("interrupted", file=sys.stderr, flush=True)
-    os._exit(_EXIT_INTERRUPTED)
+    os._exit(EXIT_INTERRUPTED)

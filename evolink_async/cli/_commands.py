@@ -13,9 +13,6 @@ import anyio.to_thread
 
 from .._callbacks.receiver import CallbackReceiver
 from .._clients.evolink import EvolinkClient
-from .._files.download import download_urls
-from .._files.image_probe import ImageFormat
-from .._files.safe_paths import result_file_name
 from .._models.events import EventKind
 from .._models.task import Task, TaskStatus
 from .._watching.poll_policy import PollPolicy
@@ -23,6 +20,7 @@ from ..batch._run import Batch, plan_batch
 from ..batch._spec import BatchSpec
 from ._callbacks import callback_options, callback_receiver, start_listening, update_counts
 from ._demo import run_demo
+from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ._otel import RunTelemetry, start_telemetry
 from ._progress import JsonReporter, Reporter
 from ._secret_files import read_secret_file
@@ -31,11 +29,6 @@ from ._text import printable
 __all__ = ["EXIT_BROKEN_PIPE", "EXIT_FAILED", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_USAGE", "UsageError", "batch",
            "demo", "download", "status", "watch"]  # fmt: skip
 
-EXIT_OK = 0
-EXIT_FAILED = 1
-EXIT_USAGE = 2
-EXIT_INTERRUPTED = 130
-EXIT_BROKEN_PIPE = 141  # 128 + SIGPIPE, what a shell reports for a writer whose reader went away
 
 
 class UsageError(Exception):
@@ -163,57 +156,25 @@ async def demo(args: argparse.Namespace, reporter: Reporter) -> int:
     return EXIT_OK if summary.ok else EXIT_FAILED
 
 
-def _task_json(task: Task) -> dict[str, Any]:
-    data: dict[str, Any] = {"id": task.id, "status": task.status.value, "progress": task.progress,
-                            "model": task.model, "results": list(task.results)}  # fmt: skip
-    if task.error is not None:
-        data["error"] = {"code": task.error.code, "message": task.error.message}
-    return data
-
-
-def _task_lines(task: Task) -> list[str]:
-    lines = [f"{task.id}  {task.status.value}  {task.progress}%  {printable(task.model or '')}".rstrip()]
-    lines += [f"  result {printable(url)}" for url in task.results]
-    if task.error is not None:  # the server's words: shown, never obeyed by the terminal
-        lines.append(f"  error {printable(task.error.code)}: {printable(task.error.message)}")
-    return lines
-
-
-def _show(reporter: Reporter, task: Task, kind: str) -> None:
-    if isinstance(reporter, JsonReporter):
-        reporter._emit({"kind": kind, **_task_json(task)})
-    else:
-        for line in _task_lines(task):
-            reporter.note(line)
-
-
 async def download(args: argparse.Namespace, reporter: Reporter) -> int:
     """``evolink download TASK_ID --out DIR``: a completed task's results, as ``<task id>.result-<n>.<ext>``."""
     out = await check_out_folder(args.out)
     async with build_client(args) as client:
         task = await client.tasks.get(args.task_id)
         if task.status is not TaskStatus.COMPLETED or not task.results:
-            _show(reporter, task, "task")
+            reporter.task("task", task)
             reporter.note(f"{task.id} is {task.status.value}: no results to download")
             return EXIT_FAILED
-
-        def name_for(index: int, image_format: ImageFormat) -> str:
-            return result_file_name(task.id, index, image_format=image_format, keep_suffix=True)
-
         # reuse_identical: downloading the same task again finds its files instead of copying them.
-        paths = await download_urls(client.session, task.results, out, name_for, reuse_identical=True)
-    if isinstance(reporter, JsonReporter):
-        reporter._emit({"kind": "downloaded", "task_id": task.id, "paths": [str(p) for p in paths]})
-    else:
-        for path in paths:
-            reporter.note(f"saved      {task.id}  -> {printable(path)}")
+        paths = await client.download(task, out, reuse_identical=True)
+    reporter.saved(task.id, paths)
     return EXIT_OK
 
 
 async def status(args: argparse.Namespace, reporter: Reporter) -> int:
     async with build_client(args) as client:
         task = await client.tasks.get(args.task_id)
-    _show(reporter, task, "task")
+    reporter.task("task", task)
     return EXIT_FAILED if task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else EXIT_OK
 
 
@@ -227,13 +188,9 @@ async def watch(args: argparse.Namespace, reporter: Reporter) -> int:
                 if event.task is not None and (last is None or event.task.progress != last.progress
                                                or event.task.status != last.status):  # fmt: skip
                     last = event.task
-                    if isinstance(reporter, JsonReporter):
-                        reporter._emit({"kind": event.kind.value, **_task_json(event.task)})
-                    else:
-                        reporter.note(f"{event.task.id}  {event.task.status.value}  {event.task.progress}%")
+                    reporter.task_update(event.kind.value, event.task)
     if last is not None and not isinstance(reporter, JsonReporter):
-        for line in _task_lines(last)[1:]:
-            reporter.note(line)
+        reporter.task_end(last)
     if kind is EventKind.TIMED_OUT:
         reporter.note(f"still not finished after {args.timeout:g} s" if args.timeout else "stopped")
     return EXIT_OK if kind is EventKind.COMPLETED else EXIT_FAILED

@@ -30,13 +30,13 @@ from ..batch._spec import BatchEvent
 from ..errors import ValidationError
 from ._callbacks import add_callback_arguments, callback_options, callback_receiver, start_listening
 from ._commands import _api_key
+from ._exit_codes import EXIT_FAILED, EXIT_OK
 from ._options import COUNT_OPTION, CREDITS_OPTION, PORT_OPTION, SECONDS_OPTION
 from ._otel import start_telemetry
 from ._text import json_line, printable
 
 __all__ = ["add_fleet_parsers", "run"]
 
-_EXIT_OK, _EXIT_FAILED, _EXIT_USAGE = 0, 1, 2
 
 
 def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], None]) -> None:
@@ -154,7 +154,7 @@ async def _plan(args: argparse.Namespace) -> int:
     data = {"kind": "planned", "inputs": result.inputs, "added": result.added, "already": result.already}
     print(json.dumps(data) if args.json else
           f"planned {result.inputs} input(s): {result.added} added, {result.already} already planned")  # fmt: skip
-    return _EXIT_OK
+    return EXIT_OK
 
 
 def _checked(items: Iterator[ManifestInput], root: Path | None) -> Iterator[ManifestInput]:
@@ -241,7 +241,7 @@ async def _work(args: argparse.Namespace) -> int:
             await listener.stop()
         # Last: the client's close ended the spans of tasks left open (interrupted); they are flushed now.
         await telemetry.stop()
-    return _EXIT_FAILED if summary.failed or summary.uncertain or summary.stopped_reason else _EXIT_OK
+    return EXIT_FAILED if summary.failed or summary.uncertain or summary.stopped_reason else EXIT_OK
 
 
 async def _status(args: argparse.Namespace) -> int:
@@ -251,13 +251,13 @@ async def _status(args: argparse.Namespace) -> int:
     async with PgJournal(args.journal, connections=1) as journal:
         if args.watch is None:
             print(_status_text(await fleet_status(journal), as_json=args.json))
-            return _EXIT_OK
+            return EXIT_OK
         if args.json or not sys.stdout.isatty():
             while True:
                 status = await fleet_status(journal)
                 print(_status_text(status, as_json=args.json), flush=True)
                 if status.remaining == 0:
-                    return _EXIT_OK
+                    return EXIT_OK
                 await anyio.sleep(args.watch)
         return await _live_status(journal, args.watch)
 
@@ -279,7 +279,7 @@ async def _live_status(journal: Any, interval: float) -> int:
             shown = _status_text(status, as_json=False)
             live.update(Text(shown + f"\n(updated {time.strftime('%H:%M:%S')}; Ctrl-C to stop)"))
             if status.remaining == 0:
-                return _EXIT_OK
+                return EXIT_OK
             await anyio.sleep(interval)
 
 
@@ -299,7 +299,7 @@ async def _export(args: argparse.Namespace) -> int:
         if output is not None:
             await output.aclose()
     sys.stdout.flush()
-    return _EXIT_OK
+    return EXIT_OK
 
 
 def _export_row(row: dict[str, Any]) -> dict[str, Any]:

@@ -15,11 +15,8 @@ import anyio
 import anyio.to_thread
 
 from .._clients.midjourney import MidjourneyClient
-from .._files.download import download_urls
-from .._files.image_probe import ImageFormat
-from .._files.safe_paths import result_file_name
 from .._models.events import EventKind
-from .._models.task import Task, TaskStatus
+from .._models.task import TaskStatus
 from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
 from .._watching.poll_policy import PollPolicy
 from ..batch._prompts import PromptBatch, PromptSource, PromptSpec
@@ -30,14 +27,12 @@ from ._commands import (
     EXIT_OK,
     UsageError,
     _api_key,
-    _show,
-    _task_lines,
     check_out_folder,
     http_timeout,
 )
 from ._options import COUNT_OPTION, SCALE_OPTION, SECONDS_OPTION, Parser
 from ._otel import RunTelemetry, start_telemetry
-from ._progress import JsonReporter, Reporter
+from ._progress import Reporter
 from ._text import printable
 
 __all__ = ["add_mj_parsers", "imagine", "mj_action"]
@@ -153,13 +148,6 @@ async def imagine(args: argparse.Namespace, reporter: Reporter) -> int:
     return EXIT_OK if runner.summary.ok else EXIT_FAILED
 
 
-def _progress(reporter: Reporter, task: Task, kind: str) -> None:
-    if isinstance(reporter, JsonReporter):
-        _show(reporter, task, kind)
-    else:
-        reporter.note(f"{task.id}  {task.status.value}  {task.progress}%")
-
-
 async def mj_action(args: argparse.Namespace, reporter: Reporter) -> int:
     """``evolink mj-action TASK_ID BUTTON``: submit the button's task, follow it, optionally save its images."""
     if args.out is not None and not args.wait:
@@ -175,7 +163,7 @@ async def mj_action(args: argparse.Namespace, reporter: Reporter) -> int:
             raise APITimeoutError(f"pressing {printable(args.button)} of task {printable(args.task_id)} did not end "
                                   f"within --timeout {args.timeout:g} s; whether the proxy created the new task is "
                                   "unknown: look before pressing again")  # fmt: skip
-        _progress(reporter, task, "submitted")
+        reporter.task_update("submitted", task)
         if not args.wait:
             return EXIT_OK
         kind = EventKind.TIMED_OUT
@@ -186,31 +174,15 @@ async def mj_action(args: argparse.Namespace, reporter: Reporter) -> int:
                 kind = event.kind
                 if event.task is not None and (event.task.progress, event.task.status) != (last.progress, last.status):
                     last = event.task
-                    _progress(reporter, last, event.kind.value)
-        if isinstance(reporter, JsonReporter):
-            _show(reporter, last, "task")
-        else:
-            for line in _task_lines(last)[1:]:
-                reporter.note(line)
+                    reporter.task_update(event.kind.value, last)
+        reporter.task_end(last)
         if kind is EventKind.TIMED_OUT:
             reporter.note(f"{last.id} still not finished after {args.timeout:g} s")
         if last.status is not TaskStatus.COMPLETED or not last.results:
             return EXIT_FAILED
         if args.out is None:
             return EXIT_OK
-        paths = await _save(mj, last, Path(args.out))
-    if isinstance(reporter, JsonReporter):
-        reporter._emit({"kind": "downloaded", "task_id": last.id, "paths": [str(p) for p in paths]})
-    else:
-        for path in paths:
-            reporter.note(f"saved      {last.id}  -> {printable(path)}")
+        # reuse_identical: saving the same task again finds its files instead of copying them.
+        paths = await mj.download(last, Path(args.out), reuse_identical=True)
+    reporter.saved(last.id, paths)
     return EXIT_OK
-
-
-async def _save(mj: MidjourneyClient, task: Task, out: Path) -> tuple[Path, ...]:
-    def name_for(index: int, image_format: ImageFormat) -> str:
-        return result_file_name(task.id, index, image_format=image_format, keep_suffix=True)
-
-    # reuse_identical: saving the same task again finds its files instead of copying them.
-    paths: tuple[Path, ...] = tuple(await download_urls(mj.session, task.results, out, name_for, reuse_identical=True))
-    return paths

@@ -25,9 +25,10 @@ from ..errors import (
 from . import _commands, _fleet, _imagine
 from ._args import build_parser
 from ._callbacks import CallbackUsageError
+from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from ._options import Parser, env_number
 from ._reporters import make_reporter
-from ._runner import EXIT_INTERRUPTED, Runner, exit_promptly, flush_output
+from ._runner import Runner, exit_promptly, flush_output
 from ._text import printable
 
 __all__ = ["main"]
@@ -101,7 +102,7 @@ def _run(args: argparse.Namespace, hint: _Hint) -> int:
         hint.show()
 
     runner = Runner(on_force=on_force)
-    reporter.on_broken_pipe = lambda: runner.stop(_commands.EXIT_BROKEN_PIPE)
+    reporter.on_broken_pipe = lambda: runner.stop(EXIT_BROKEN_PIPE)
     command = {"batch": _commands.batch, "demo": _commands.demo, "download": _commands.download,
                "status": _commands.status, "watch": _commands.watch, "fleet": _fleet.run,
                "imagine": _imagine.imagine, "mj-action": _imagine.mj_action}[command_name]  # fmt: skip
@@ -111,7 +112,7 @@ def _run(args: argparse.Namespace, hint: _Hint) -> int:
     except Exception as exc:  # one line and an exit code; only a bug of ours shows a traceback
         code = exit_code_for(exc, args)
     if runner.stop_code is not None:  # Ctrl-C, or the output's reader went away (141)
-        if runner.stop_code != _commands.EXIT_BROKEN_PIPE:  # `| head` got what it wanted: no news
+        if runner.stop_code != EXIT_BROKEN_PIPE:  # `| head` got what it wanted: no news
             hint.show()
         return runner.stop_code
     return code
@@ -132,33 +133,33 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
     key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
     if isinstance(exc, BrokenPipeError):
         _silence_stdout()
-        return _commands.EXIT_BROKEN_PIPE
+        return EXIT_BROKEN_PIPE
     if isinstance(exc, MissingAPIKeyError):
         _say(f"no API key: set ${key_env}, or pass --api-key-file FILE (--api-key works too, but shows "
              "in the process list). To try it without a key: evolink demo")  # fmt: skip
-        return _commands.EXIT_USAGE
+        return EXIT_USAGE
     if isinstance(exc, AuthenticationError | PermissionDeniedError):  # the error text never contains the key
         _say(f"the API key was refused ({type(exc).__name__}: {printable(exc)}); "
              f"check --api-key, --api-key-file or ${key_env}")  # fmt: skip
-        return _commands.EXIT_USAGE
+        return EXIT_USAGE
     if isinstance(exc, ValidationError | BatchLockedError | JournalError | _commands.UsageError | CallbackUsageError):
         _say(printable(exc))
-        return _commands.EXIT_USAGE
+        return EXIT_USAGE
     task_id = getattr(args, "task_id", None)
     if isinstance(exc, NotFoundError) and task_id is not None:  # the id the command line named: no such task
         _say(f"task {printable(task_id)} not found (is the id right, and --base-url the server that made it?)")
-        return _commands.EXIT_USAGE
+        return EXIT_USAGE
     if isinstance(exc, EndpointMissingError):  # a wrong --base-url: configuration, every input left pending
         flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"
         _say(f"{printable(exc)}; check {flag}")
-        return _commands.EXIT_USAGE
+        return EXIT_USAGE
     if isinstance(exc, EvolinkError):
         _say(f"{type(exc).__name__}: {printable(exc)}")
-        return _commands.EXIT_FAILED
+        return EXIT_FAILED
     if isinstance(exc, OSError):  # a folder or file of the command line that cannot be made, read or written
         where = f"{printable(exc.filename)}: " if exc.filename is not None else ""
         _say(f"{where}{printable(exc.strerror or exc)}")
-        return _commands.EXIT_USAGE
+        return EXIT_USAGE
     raise exc
 
 

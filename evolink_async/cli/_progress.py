@@ -1,7 +1,8 @@
 """What the terminal shows: a rich live view on a TTY, plain lines otherwise, JSON lines with ``--json``.
 
-All three take the same calls (``event``, ``summary``, ``plan``, ``note``) so the commands never
-care which one is in use. Nothing here ever sees the API key.
+All three take the same calls (``event``, ``summary``, ``plan``, ``note``, and for one task
+``task``, ``task_update``, ``task_end`` and ``saved``) so the commands never care which one is in
+use. Nothing here ever sees the API key.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import IO, Any, Self
 
+from .._models.task import Task
 from ..batch._spec import BatchEvent, BatchPlan, BatchSummary, UnreadableFolder
 from ._text import json_line, printable
 
@@ -85,6 +87,25 @@ class Reporter:
         elif event.kind == "failed":
             self._print(f"FAILED     {key}  {printable(event.error_code)}: {printable(event.message)}")
 
+    def task(self, kind: str, task: Task) -> None:
+        """One task as it is now, whole (``evolink status``)."""
+        for line in task_lines(task):
+            self._print(line)
+
+    def task_update(self, kind: str, task: Task) -> None:
+        """A followed task changed (``kind``: ``submitted``, ``progress``, ...): one short line."""
+        self._print(f"{task.id}  {task.status.value}  {task.progress}%")
+
+    def task_end(self, task: Task) -> None:
+        """A followed task's last state: what its updates did not show (results, error)."""
+        for line in task_lines(task)[1:]:
+            self._print(line)
+
+    def saved(self, task_id: str, paths: Sequence[object]) -> None:
+        """A task's results were saved at ``paths``."""
+        for path in paths:
+            self._print(f"saved      {task_id}  -> {printable(path)}")
+
     def plan(self, plan: BatchPlan) -> None:
         for line in plan_lines(plan):
             self._print(line)
@@ -109,12 +130,40 @@ class JsonReporter(Reporter):
     def event(self, event: BatchEvent) -> None:
         self._emit(event.to_json())
 
+    def task(self, kind: str, task: Task) -> None:
+        self._emit({"kind": kind, **task_json(task)})
+
+    def task_update(self, kind: str, task: Task) -> None:
+        self._emit({"kind": kind, **task_json(task)})
+
+    def task_end(self, task: Task) -> None:
+        self._emit({"kind": "task", **task_json(task)})
+
+    def saved(self, task_id: str, paths: Sequence[object]) -> None:
+        self._emit({"kind": "downloaded", "task_id": task_id, "paths": [str(p) for p in paths]})
+
     def plan(self, plan: BatchPlan) -> None:
         self._emit({"kind": "plan", **plan.to_json()})
 
     def summary(self, summary: BatchSummary) -> None:
         updates = {} if self.update_counts is None else {"updates": self.update_counts()}
         self._emit({"kind": "summary", **summary.to_json(), **updates})
+
+
+def task_json(task: Task) -> dict[str, Any]:
+    data: dict[str, Any] = {"id": task.id, "status": task.status.value, "progress": task.progress,
+                            "model": task.model, "results": list(task.results)}  # fmt: skip
+    if task.error is not None:
+        data["error"] = {"code": task.error.code, "message": task.error.message}
+    return data
+
+
+def task_lines(task: Task) -> list[str]:
+    lines = [f"{task.id}  {task.status.value}  {task.progress}%  {printable(task.model or '')}".rstrip()]
+    lines += [f"  result {printable(url)}" for url in task.results]
+    if task.error is not None:  # the server's words: shown, never obeyed by the terminal
+        lines.append(f"  error {printable(task.error.code)}: {printable(task.error.message)}")
+    return lines
 
 
 def plan_lines(plan: BatchPlan) -> list[str]:

@@ -23,9 +23,10 @@ import time
 from collections.abc import Callable, Coroutine
 from typing import Any
 
-__all__ = ["EXIT_INTERRUPTED", "Runner", "exit_promptly", "flush_output"]
+from ._exit_codes import EXIT_INTERRUPTED
 
-EXIT_INTERRUPTED = 130
+__all__ = ["Runner", "exit_promptly", "flush_output"]
+
 _CLEANUP_BOUND = 3.0  # seconds the loop's own clean-up may take once the command has ended
 
 
