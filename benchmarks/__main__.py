@@ -24,7 +24,7 @@ from .report import render_markdown, write_json
 
 SCENARIOS = (
     "lifecycle", "polling", "scale", "fan_out", "downloads", "mj_polling", "callbacks", "journal", "progress",
-    "uploads", "telemetry",
+    "uploads", "telemetry", "query_path",
 )  # fmt: skip
 HERE = Path(__file__).resolve().parent
 

@@ -9,6 +9,9 @@ Where a task span lives: in :class:`TaskSpans`, by task id, at most ``limit`` of
 nobody watches any more keeps its span open until an answer shows it ended (a later
 ``tasks.get``), the client closes, or ``limit`` newer ones push it out; the last two end it with
 ``evolink.task.status = "unknown"``. Nothing leaks past the client's ``async with``.
+
+With tracing off and metrics on, the same records carry no span: the task's metrics only.
+A bulk query (``fetch_many``) opens a ``query_many`` span under each task span it asks about.
 """
 
 from __future__ import annotations
