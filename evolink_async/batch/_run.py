@@ -355,11 +355,10 @@ class Batch:
             self._fail(key, "invalid_input", problem)
             return None
         entry = await self._reserve(key, content)
-        if entry.status in (EntryStatus.FAILED, EntryStatus.CANCELLED, EntryStatus.SUBMIT_FAILED):
-            if not spec.retry_failed:
-                message = entry.error_message or "failed in an earlier run"
-                self._fail(key, entry.error_code or entry.status.value, f"{message} (--retry-failed starts it again)")
-                return None
+        if (failed := failed_before(entry, spec)) is not None:
+            self._fail(failed.key, failed.code, failed.message)
+            return None
+        if entry.status in FAILED_BEFORE:  # and retry_failed: a new idempotency key, submitted again
             entry = await self.journal.restart(key)
         if entry.status is EntryStatus.DOWNLOADED:
             self.summary.done_before += 1
@@ -548,6 +547,23 @@ class Batch:
         )
 
 
+#: The outcomes of an earlier run that a run reports again as they are, unless ``retry_failed``.
+FAILED_BEFORE = frozenset({EntryStatus.FAILED, EntryStatus.CANCELLED, EntryStatus.SUBMIT_FAILED})
+
+
+def failed_before(entry: Entry, spec: BatchSpec) -> FailedInput | None:
+    """How a run reports an input that failed in an earlier run; None when it takes it up (again).
+
+    The one rule for a run and its dry run (``plan_batch``), so that a plan never counts as
+    handled an input that the run then fails.
+    """
+    if entry.status not in FAILED_BEFORE or spec.retry_failed:
+        return None
+    message = entry.error_message or "failed in an earlier run"
+    return FailedInput(key=entry.key, code=entry.error_code or entry.status.value,
+                       message=f"{message} (--retry-failed starts it again)")  # fmt: skip
+
+
 async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> BatchPlan:
     """A dry run: find the inputs, check each locally, count what a run would submit; spend nothing.
 
@@ -587,9 +603,15 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
             entry = await journal.get(key) if journal is not None else None
             same = {request_fingerprint(spec.fingerprint_body(key, content=content)),
                     request_fingerprint(spec.fingerprint_body(key))}  # fmt: skip
-            if entry is not None and not entry.needs_submit and entry.fingerprint in same:
-                handled += 1
-                continue
+            if entry is not None and entry.fingerprint in same:  # else: the file changed, a new input
+                if (failed := failed_before(entry, spec)) is not None:  # the run fails it again, as it is
+                    invalid.append(failed)
+                    if on_event is not None:
+                        on_event(BatchEvent(kind="failed", key=key, error_code=failed.code, message=failed.message))
+                    continue
+                if not entry.needs_submit and entry.status not in FAILED_BEFORE:  # FAILED_BEFORE: retried
+                    handled += 1
+                    continue
             if entry is None and len(await anyio.to_thread.run_sync(result_files, spec.output_dir, key)) > 0:
                 handled += 1  # the run takes its results on disk as done (see ``_reserve``)
                 continue
