@@ -18,6 +18,7 @@ is a few lines and a docstring that says when it is raised.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
@@ -50,6 +51,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "Remedy",
     "RequestTooLargeError",
     "ResponseFormatError",
     "ServerError",
@@ -69,8 +71,36 @@ __all__ = [
 ]
 
 
+class Remedy(enum.StrEnum):
+    """The option that gets past an error (or a failed input), as the library's message names it.
+
+    A message names the library's own parameter (``"... (retry_failed=True starts it again)"``)
+    and the error, ``FailedInput`` or ``BatchEvent`` carries the member in ``remedy``, so that an
+    application with options of its own names them its way: the ``evolink`` command line says
+    ``--retry-failed``. The value is the text the message holds; it is the last thing a message
+    names (outside text, such as keys, paths and server messages, comes before it).
+    """
+
+    RETRY_FAILED = "retry_failed=True"
+    NEW_JOURNAL = "new_journal=True"
+    FOLLOW_SYMLINKS = "follow_symlinks=True"
+    RESUBMIT_UNCERTAIN = "resubmit_uncertain=True"
+    NORMALIZE = "normalize=True"
+    MAX_CREDITS = "max_credits"
+    OUTPUT_DIR = "output_dir"
+    #: Where a manifest's relative paths live (``WorkerOptions(root=...)``, the plan's ``root``).
+    ROOT = "root"
+    #: Followed by the value in effect (``journal_outage=30``).
+    JOURNAL_OUTAGE = "journal_outage="
+
+
 class EvolinkError(Exception):
-    """Root of every error raised by evolink_async."""
+    """Root of every error raised by evolink_async.
+
+    ``remedy``: the option that gets past it, when one does (see :class:`Remedy`).
+    """
+
+    remedy: Remedy | None = None
 
 
 def _clip(text: str, limit: int = 1000) -> str:
@@ -84,9 +114,10 @@ class ValidationError(EvolinkError, ValueError):
     ``field`` names the offending field (``"image_urls[1]"``), ``rule`` says what it must satisfy.
     """
 
-    def __init__(self, field: str, rule: str) -> None:
+    def __init__(self, field: str, rule: str, *, remedy: Remedy | None = None) -> None:
         self.field = field
         self.rule = rule
+        self.remedy = remedy
         super().__init__(f"{field}: {rule}")
 
 
@@ -376,6 +407,8 @@ class QueueFullError(MidjourneyError):
 class BatchLockedError(EvolinkError):
     """Raised when another run is already using the same output folder (its journal)."""
 
+    remedy = Remedy.OUTPUT_DIR
+
 
 class JournalError(EvolinkError):
     """Raised when a batch journal cannot be used (not a journal, newer schema, not open, unknown key)."""
@@ -418,6 +451,8 @@ class JournalLostError(JournalError):
     ``problem`` what is wrong with it, ``evidence`` what the folder holds of the earlier run.
     """
 
+    remedy = Remedy.NEW_JOURNAL
+
     def __init__(self, path: str, *, problem: str, evidence: str) -> None:
         self.path = path
         self.problem = problem
@@ -425,7 +460,7 @@ class JournalLostError(JournalError):
         super().__init__(
             f"journal {path} {problem}, but its folder holds {evidence} of an earlier run: without the journal "
             "this run cannot tell which inputs were already submitted, and would pay for them again. Restore "
-            "the journal, or start a new one (new_journal=True; on the command line --new-journal): inputs "
+            f"the journal, or start a new one ({Remedy.NEW_JOURNAL}): inputs "
             "with results in the folder are kept as done, the others are submitted again (a task still "
             "running when the journal was lost is paid for twice)"
         )

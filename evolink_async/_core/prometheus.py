@@ -105,14 +105,14 @@ class MetricsServer:
         cls, port: int, *, host: str = "127.0.0.1", metric_readers: Sequence[Any] = (), resource: Any = None
     ) -> MetricsServer:
         """Listening on ``port`` (0: a free one, see :attr:`port`). Needs ``opentelemetry-sdk``
-        (``ValidationError`` naming the option otherwise). ``metric_readers`` (exporters the
+        (``ValidationError`` naming ``port`` otherwise). ``metric_readers`` (exporters the
         ``OTEL_*`` variables asked for) read the same meter provider, of ``resource``."""
         try:
             from opentelemetry.sdk.metrics import MeterProvider
             from opentelemetry.sdk.metrics.export import InMemoryMetricReader
         except ImportError:
             raise ValidationError(
-                "--metrics-port", "needs OpenTelemetry's SDK: pip install 'evolink-async[otel]' opentelemetry-sdk"
+                "port", "needs OpenTelemetry's SDK: pip install 'evolink-async[otel]' opentelemetry-sdk"
             ) from None
         reader = InMemoryMetricReader()
         options = {} if resource is None else {"resource": resource}
@@ -132,7 +132,7 @@ class MetricsServer:
         except OSError as exc:
             await runner.cleanup()
             provider.shutdown()  # and the readers given with it
-            raise ValidationError("--metrics-port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
+            raise ValidationError("port", f"cannot listen on {host}:{port}: {exc.strerror}") from None
         bound = port
         for address in runner.addresses:
             bound = address[1]

@@ -13,7 +13,7 @@ from pathlib import Path, PurePath
 
 import anyio.to_thread
 
-from ..errors import ValidationError
+from ..errors import Remedy, ValidationError
 from .image_probe import ImageFormat, ImageInfo, check_image
 
 __all__ = ["FILES_API_FORMATS", "NORMALIZE_HINT", "check_local_image", "check_upload_format", "local_image_problem"]
@@ -21,7 +21,7 @@ __all__ = ["FILES_API_FORMATS", "NORMALIZE_HINT", "check_local_image", "check_up
 #: The image types the Files API stores, by content (API.md A6: no BMP, no TIFF).
 FILES_API_FORMATS = frozenset({ImageFormat.JPEG, ImageFormat.PNG, ImageFormat.GIF, ImageFormat.WEBP})
 #: What a refusal that normalizing would cure tells the user.
-NORMALIZE_HINT = 'normalize it (--normalize / normalize=True, needs pip install "evolink-async[images]")'
+NORMALIZE_HINT = f'normalize it ({Remedy.NORMALIZE}, needs pip install "evolink-async[images]")'
 
 
 def check_upload_format(info: ImageInfo, *, field: str, hint: str | None = None) -> None:
@@ -29,7 +29,8 @@ def check_upload_format(info: ImageInfo, *, field: str, hint: str | None = None)
     if info.format not in FILES_API_FORMATS:
         allowed = ", ".join(sorted(f.value.upper() for f in FILES_API_FORMATS))
         rule = f"the Files API stores {allowed} images, this is {info.format.value.upper()}"
-        raise ValidationError(field, f"{rule}; {hint}" if hint else rule)
+        remedy = Remedy.NORMALIZE if hint == NORMALIZE_HINT else None
+        raise ValidationError(field, f"{rule}; {hint}" if hint else rule, remedy=remedy)
 
 
 def local_image_problem(path: str | os.PathLike[str], *, model: str, field: str) -> ImageInfo:

@@ -32,7 +32,7 @@ from typing import Any
 
 import attrs
 
-from ..errors import ValidationError
+from ..errors import Remedy, ValidationError
 from .image_probe import ImageInfo, ImageProbeError, check_image, probe_image, rules_for_model
 from .local_images import FILES_API_FORMATS, check_upload_format
 from .safe_paths import safe_file_name
@@ -88,7 +88,8 @@ def plan_image(path: Path, *, model: str, field: str, normalize: bool) -> ImageP
     if _is_heif(path):
         if not normalize:
             raise ValidationError(field, "the Files API does not store HEIC/HEIF images; convert it, or normalize it "
-                                  f"(--normalize / normalize=True, needs {INSTALL_HINT} and pillow-heif)")  # fmt: skip
+                                  f"({Remedy.NORMALIZE}, needs {INSTALL_HINT} and pillow-heif)",
+                                  remedy=Remedy.NORMALIZE)  # fmt: skip
         _need_pillow(field, "is a HEIC/HEIF image")
         if not _heif_opener():
             raise ValidationError(field, "is a HEIC/HEIF image: normalizing it needs the pillow-heif plugin "
@@ -100,8 +101,8 @@ def plan_image(path: Path, *, model: str, field: str, normalize: bool) -> ImageP
         check_upload_format(info, field=field)
     except ValidationError as exc:
         if not normalize:
-            raise ValidationError(field, f"{exc.rule}; normalize it (--normalize / normalize=True, needs "
-                                  f"{INSTALL_HINT})") from None  # fmt: skip
+            raise ValidationError(field, f"{exc.rule}; normalize it ({Remedy.NORMALIZE}, needs {INSTALL_HINT})",
+                                  remedy=Remedy.NORMALIZE) from None  # fmt: skip
         _need_pillow(field, exc.rule)
         _scale_for(info.width, info.height, model=model, field=field)  # refused here if no scale fits
         return ImagePlan(needed=True, info=info)

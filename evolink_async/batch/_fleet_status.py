@@ -10,6 +10,7 @@ from typing import Any
 
 import attrs
 
+from ..errors import Remedy
 from ._pg_store import PgJournal
 
 __all__ = ["FINISHED_STATES", "UNCERTAIN_ADVICE", "FleetStatus", "fleet_status"]
@@ -19,12 +20,13 @@ __all__ = ["FINISHED_STATES", "UNCERTAIN_ADVICE", "FleetStatus", "fleet_status"]
 FINISHED_STATES = frozenset({"downloaded", "completed", "failed", "cancelled", "timed_out", "submit_failed",
                              "uncertain", "not_submitted", "download_failed"})  # fmt: skip
 #: What an operator can do about an ``uncertain`` input (a submit whose answer nobody received).
+#: Names the library's option (``resubmit_uncertain=True``); the command line names its flag.
 UNCERTAIN_ADVICE = (
-    "a submit was sent and its answer lost: the task may exist and be billed. Run `evolink batch work` on the "
+    "a submit was sent and its answer lost: the task may exist and be billed. Run a worker again on the "
     "machine that sent it (its write-ahead file may hold the task id; the worker is named below), or, against "
-    "a server that honours Idempotency-Key, `evolink batch work --resubmit-uncertain` (the same key: no second "
-    "charge). Otherwise check the provider's billing before paying for it again. Its in-flight slot is held "
-    "for a while meanwhile (the task may be running)."
+    f"a server that honours Idempotency-Key, resubmit it under the same key ({Remedy.RESUBMIT_UNCERTAIN}: no "
+    "second charge). Otherwise check the provider's billing before paying for it again. Its in-flight slot is "
+    "held for a while meanwhile (the task may be running)."
 )
 #: Uncertain inputs listed by name (the count covers the rest).
 _UNCERTAIN_LISTED = 20

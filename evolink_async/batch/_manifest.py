@@ -23,7 +23,7 @@ from typing import Any
 import attrs
 
 from .._models.requests import ImageInput, ImageRequest
-from ..errors import ValidationError
+from ..errors import Remedy, ValidationError
 from ._entries import request_fingerprint
 from ._spec import ESTIMATED_CREDITS, iter_inputs
 
@@ -78,7 +78,8 @@ class ManifestInput:
             if _is_url(image):
                 images.append(image)
             elif root is None:
-                raise ValidationError("image_urls", f"{self.key}: {image!r} is a path, but no --root was given")
+                raise ValidationError("image_urls", f"{self.key}: {image!r} is a path, but the folder it is "
+                                      f"relative to was not given ({Remedy.ROOT})", remedy=Remedy.ROOT)  # fmt: skip
             else:
                 images.append(root / image)
         return ImageRequest(model=self.model, prompt=self.prompt, image_urls=tuple(images),
@@ -136,7 +137,8 @@ def parse_line(text: str, *, line_number: int = 0) -> ManifestInput:
         if not _is_url(image):
             path = PurePosixPath(image)
             if path.is_absolute() or ".." in path.parts:
-                raise ValidationError(where, f"{key}: {image!r} must be relative to --root, without '..'")
+                raise ValidationError(where, f"{key}: {image!r} must be a relative path without '..' (relative "
+                                      f"to {Remedy.ROOT})", remedy=Remedy.ROOT)  # fmt: skip
     item = ManifestInput(key=key, model=model, prompt=prompt, image_urls=tuple(images), model_params=params)
     try:
         # The model's rules (prompt, image count, suffixes), with paths as stand-ins.

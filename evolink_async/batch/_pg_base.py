@@ -28,6 +28,7 @@ import attrs
 
 from .._core.idempotency import new_idempotency_key
 from .._core.logging import logger
+from ..errors import Remedy
 from ._entries import Entry, EntryStatus, JournalError, JournalMismatchError
 from ._manifest import ManifestInput
 from ._pg_schema import migrate
@@ -51,7 +52,9 @@ _TRANSIENT_CODES = ("55P03", "25P03")
 
 
 class JournalUnavailableError(JournalError):
-    """The journal stayed unreachable longer than the worker's bound (``--journal-outage``)."""
+    """The journal stayed unreachable longer than the worker's bound (``journal_outage``)."""
+
+    remedy = Remedy.JOURNAL_OUTAGE
 
 
 @attrs.define(kw_only=True)
@@ -176,8 +179,8 @@ class PgJournalBase:
                         self.on_outage("down", self.health)
                 if now - self.health.down_since >= self.outage:
                     raise JournalUnavailableError(
-                        f"the journal was unreachable for {now - self.health.down_since:.0f} s "
-                        f"(--journal-outage {self.outage:g}) during {what}: {type(exc).__name__}: {exc}"
+                        f"the journal was unreachable for {now - self.health.down_since:.0f} s during {what}: "
+                        f"{type(exc).__name__}: {exc} (waited up to {Remedy.JOURNAL_OUTAGE}{self.outage:g} s)"
                     ) from None
                 await anyio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)

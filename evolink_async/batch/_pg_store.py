@@ -40,8 +40,8 @@ __all__ = ["Claim", "Claimed", "PgJournal", "PlanResult"]
 
 _UNCERTAIN_MESSAGE = (
     "a submit began but its worker's lease expired before a task id was recorded: the server may or may "
-    "not have the task; settle it (or `evolink batch work --resubmit-uncertain` against a server that honours "
-    "Idempotency-Key) before paying for it again"
+    "not have the task; settle it (or resubmit it under the same idempotency key, against a server that "
+    "honours Idempotency-Key) before paying for it again"
 )
 
 

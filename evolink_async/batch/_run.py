@@ -39,6 +39,7 @@ from .._watching.fan_out import FanOut, FanOutItem
 from ..errors import (
     DownloadError,
     EvolinkError,
+    Remedy,
     ValidationError,
     ends_submitting,
     may_have_been_billed,
@@ -89,12 +90,22 @@ def _name_problem(name: str) -> str | None:
     return None
 
 
+#: The problem of a link out of the input folder: ``follow_symlinks=True`` takes it.
+OUTSIDE_LINK = f"is a symbolic link to a file outside the input folder ({Remedy.FOLLOW_SYMLINKS} takes it)"
+
+
+def invalid_input(key: str, problem: str) -> FailedInput:
+    """An input refused by a local check (``_name_problem``, ``_inspect_input``), for the run and the plan."""
+    remedy = Remedy.FOLLOW_SYMLINKS if problem == OUTSIDE_LINK else None
+    return FailedInput(key=key, code="invalid_input", message=problem, remedy=remedy)
+
+
 def _inspect_input(path: Path, root: Path, follow_symlinks: bool) -> tuple[str | None, str | None]:
     """``(problem, content)``: why the input may not be used, or its content signature (size, mtime)."""
     if path.is_symlink() and not follow_symlinks:
         target = path.resolve()
         if not target.is_relative_to(root.resolve()):
-            return "is a symbolic link to a file outside the input folder (--follow-symlinks takes it)", None
+            return OUTSIDE_LINK, None
     info = path.stat()
     return None, f"{info.st_size}:{info.st_mtime_ns}"
 
@@ -139,7 +150,8 @@ def _run_lock(folder: Path) -> Iterator[None]:
         try:
             fcntl.flock(handle.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            raise BatchLockedError(f"another evolink run is using {folder}; wait for it or use another --out") from None
+            raise BatchLockedError(f"another evolink run is using {folder}; wait for it or use another "
+                                   f"{Remedy.OUTPUT_DIR}") from None  # fmt: skip
         yield
     finally:
         handle.close()
@@ -168,9 +180,14 @@ class Batch:
     def _emit(self, event: BatchEvent) -> None:
         self._on_event(event)
 
-    def _fail(self, key: str, code: str, message: str, *, task_id: str | None = None) -> None:
-        self.summary.failed.append(FailedInput(key=key, code=code, message=message))
-        self._emit(BatchEvent(kind="failed", key=key, task_id=task_id, error_code=code, message=message))
+    def _fail(self, key: str, code: str, message: str, *, task_id: str | None = None,
+              remedy: Remedy | None = None) -> None:  # fmt: skip
+        self.summary.failed.append(FailedInput(key=key, code=code, message=message, remedy=remedy))
+        self._emit(BatchEvent(kind="failed", key=key, task_id=task_id, error_code=code, message=message,
+                              remedy=remedy))  # fmt: skip
+
+    def _refuse(self, failed: FailedInput) -> None:
+        self._fail(failed.key, failed.code, failed.message, remedy=failed.remedy)
 
     @property
     def journal(self) -> Journal:
@@ -352,11 +369,11 @@ class Batch:
             self._fail(key, "invalid_input", f"cannot be read: {exc.strerror or exc}")
             return None
         if problem is not None:
-            self._fail(key, "invalid_input", problem)
+            self._refuse(invalid_input(key, problem))
             return None
         entry = await self._reserve(key, content)
         if (failed := failed_before(entry, spec)) is not None:
-            self._fail(failed.key, failed.code, failed.message)
+            self._refuse(failed)
             return None
         if entry.status in FAILED_BEFORE:  # and retry_failed: a new idempotency key, submitted again
             entry = await self.journal.restart(key)
@@ -375,8 +392,8 @@ class Batch:
             # Submitting stopped (credits exhausted, budget reached): no upload; the fan-out ends it, unsent.
             return FanOutItem(key=key, idempotency_key=entry.idempotency_key)
         if not self._within_budget():  # the entry stays pending: a later run with more budget submits it
-            self._fail(key, "not_submitted", f"the credit budget ({spec.max_credits:g}) is reached; "
-                       "run again with a bigger --max-credits to submit it")  # fmt: skip
+            self._fail(key, "not_submitted", f"the credit budget ({spec.max_credits:g}) is reached; run again "
+                       f"with a bigger {Remedy.MAX_CREDITS} to submit it", remedy=Remedy.MAX_CREDITS)  # fmt: skip
             return None
         try:
             body = await self._request_body(path, key, entry)
@@ -387,7 +404,7 @@ class Batch:
                 await self.journal.record_outcome(
                     key, EntryStatus.SUBMIT_FAILED, error_code=error_code(exc), error_message=error_message(exc)
                 )
-            self._fail(key, error_code(exc), error_message(exc))
+            self._fail(key, error_code(exc), error_message(exc), remedy=exc.remedy)
             return None
         return FanOutItem(key=key, request=self._request_from_body(body), idempotency_key=entry.idempotency_key)
 
@@ -481,7 +498,7 @@ class Batch:
                     key, EntryStatus.SUBMIT_FAILED, error_code=error_code(error), error_message=error_message(error)
                 )
                 group.start_soon(self._input_ended, key)  # refused: never submitted with this file
-            self._fail(key, error_code(error), error_message(error))
+            self._fail(key, error_code(error), error_message(error), remedy=getattr(error, "remedy", None))
         elif event.kind is EventKind.TIMED_OUT:
             await journal.record_outcome(key, EntryStatus.TIMED_OUT)
             self._fail(key, "timed_out", f"not finished after {self._spec.timeout:g} s; run again to keep waiting",
@@ -560,8 +577,8 @@ def failed_before(entry: Entry, spec: BatchSpec) -> FailedInput | None:
     if entry.status not in FAILED_BEFORE or spec.retry_failed:
         return None
     message = entry.error_message or "failed in an earlier run"
-    return FailedInput(key=entry.key, code=entry.error_code or entry.status.value,
-                       message=f"{message} (--retry-failed starts it again)")  # fmt: skip
+    return FailedInput(key=entry.key, code=entry.error_code or entry.status.value, remedy=Remedy.RETRY_FAILED,
+                       message=f"{message} ({Remedy.RETRY_FAILED} starts it again)")  # fmt: skip
 
 
 async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> BatchPlan:
@@ -582,6 +599,13 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
     journal = await open_batch_journal(spec, lock_existed=lock_existed, dry_run=True)
     inputs = to_submit = handled = 0
     invalid: list[FailedInput] = []
+
+    def refuse(failed: FailedInput) -> None:  # as the run's ``_fail`` reports it
+        invalid.append(failed)
+        if on_event is not None:
+            on_event(BatchEvent(kind="failed", key=failed.key, error_code=failed.code, message=failed.message,
+                                remedy=failed.remedy))  # fmt: skip
+
     try:
         while (path := await anyio.to_thread.run_sync(next, paths, None)) is not None:
             inputs += 1
@@ -596,18 +620,14 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
                 except OSError as exc:
                     problem = f"cannot be read: {exc.strerror or exc}"
             if problem is not None:
-                invalid.append(FailedInput(key=key, code="invalid_input", message=problem))
-                if on_event is not None:
-                    on_event(BatchEvent(kind="failed", key=key, error_code="invalid_input", message=problem))
+                refuse(invalid_input(key, problem))
                 continue
             entry = await journal.get(key) if journal is not None else None
             same = {request_fingerprint(spec.fingerprint_body(key, content=content)),
                     request_fingerprint(spec.fingerprint_body(key))}  # fmt: skip
             if entry is not None and entry.fingerprint in same:  # else: the file changed, a new input
                 if (failed := failed_before(entry, spec)) is not None:  # the run fails it again, as it is
-                    invalid.append(failed)
-                    if on_event is not None:
-                        on_event(BatchEvent(kind="failed", key=key, error_code=failed.code, message=failed.message))
+                    refuse(failed)
                     continue
                 if not entry.needs_submit and entry.status not in FAILED_BEFORE:  # FAILED_BEFORE: retried
                     handled += 1
@@ -620,9 +640,8 @@ async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> B
                 check = functools.partial(plan_image, path, model=spec.model, field=key, normalize=spec.normalize)
                 await anyio.to_thread.run_sync(check)
             except (ValidationError, OSError) as exc:
-                invalid.append(FailedInput(key=key, code="invalid_input", message=error_message(exc)))
-                if on_event is not None:
-                    on_event(BatchEvent(kind="failed", key=key, error_code="invalid_input", message=error_message(exc)))
+                refuse(FailedInput(key=key, code="invalid_input", message=error_message(exc),
+                                   remedy=getattr(exc, "remedy", None)))  # fmt: skip
                 continue
             to_submit += 1
     finally:

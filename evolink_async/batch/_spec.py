@@ -16,7 +16,7 @@ import attrs
 from .._core.checks import CREDITS, SECONDS, count_at_least
 from .._files.safe_paths import is_result_file_name
 from .._models.requests import MODEL_RULES, ImageInput, ImageRequest
-from ..errors import BatchLockedError, ValidationError
+from ..errors import BatchLockedError, Remedy, ValidationError
 
 __all__ = [
     "ESTIMATED_CREDITS",
@@ -235,6 +235,8 @@ class BatchEvent:
     message: str | None = None
     paths: tuple[str, ...] = ()
     total: int | None = None
+    #: Of a ``failed`` event: the option that would get past it, as ``message`` names it.
+    remedy: Remedy | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The event as a JSON object without empty fields (one line of ``--json`` output)."""
@@ -248,6 +250,8 @@ class FailedInput:
     key: str
     code: str
     message: str
+    #: The option that would get past it, as ``message`` names it (``retry_failed=True``).
+    remedy: Remedy | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -305,6 +309,8 @@ class BatchPlan:
     inputs: int
     to_submit: int
     already_handled: int
+    #: The inputs the run would fail, as it would report them: refused by a local check, or failed
+    #: in an earlier run (unless ``retry_failed``).
     invalid: tuple[FailedInput, ...]
     credits_per_input: float | None
     model: str

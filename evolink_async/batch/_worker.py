@@ -465,7 +465,7 @@ class Worker:
                     return
                 if remaining["others"] == 0 and (remaining["pending"] == 0 or budget_exhausted):
                     if remaining["pending"]:
-                        reason = "the credit budget (--max-credits) was reached before this input's submit"
+                        reason = "the credit budget was reached before this input's submit"  # stored: no option names
                         self.summary.not_submitted = await self._journal.mark_not_submitted(reason)
                         self._emit("budget_reached", total=self.summary.not_submitted)
                     return
@@ -503,7 +503,7 @@ class Worker:
                 if await self._journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, owner=self.id, epoch=epoch,
                                                       error_code=code, error_message=message):  # fmt: skip
                     self.summary.failed += 1
-                    self._emit("failed", key, error_code=code, message=message)
+                    self._emit("failed", key, error_code=code, message=message, remedy=getattr(exc, "remedy", None))
             self._finish(key, epoch)
             return None
         sent = await self._journal.begin_submit(key, self.id, body, epoch=epoch)

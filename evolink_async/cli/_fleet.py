@@ -27,12 +27,13 @@ from ..batch._entries import JournalError
 from ..batch._journal_api import check_postgres_url, is_postgres_url, shown_url
 from ..batch._manifest import ManifestInput, folder_manifest, read_manifest
 from ..batch._spec import BatchEvent
-from ..errors import ValidationError
+from ..errors import Remedy, ValidationError
 from ._callbacks import add_callback_arguments, callback_options, callback_receiver, start_listening
 from ._commands import _api_key
 from ._exit_codes import EXIT_FAILED, EXIT_OK
 from ._options import COUNT_OPTION, CREDITS_OPTION, PORT_OPTION, SECONDS_OPTION
 from ._otel import start_telemetry
+from ._remedies import cli_event, cli_message
 from ._text import json_line, printable
 
 __all__ = ["add_fleet_parsers", "run"]
@@ -175,6 +176,7 @@ def _checked(items: Iterator[ManifestInput], root: Path | None) -> Iterator[Mani
 
 def _print_event(stream: IO[str], as_json: bool) -> Callable[[BatchEvent], None]:
     def show(event: BatchEvent) -> None:
+        event = cli_event(event)
         if as_json:
             print(json_line(event.to_json()), file=stream, flush=True)
             return
@@ -264,7 +266,10 @@ async def _status(args: argparse.Namespace) -> int:
 
 def _status_text(status: Any, *, as_json: bool) -> str:
     """The status as one JSON line or as lines for people (worker ids are outside text: escaped)."""
-    return json_line(status.to_json()) if as_json else "\n".join(printable(line) for line in status.lines())
+    if as_json:
+        return json_line(status.to_json())
+    # The uncertain inputs' advice names the library's option: here, its flag.
+    return "\n".join(printable(cli_message(line, Remedy.RESUBMIT_UNCERTAIN)) for line in status.lines())
 
 
 async def _live_status(journal: Any, interval: float) -> int:

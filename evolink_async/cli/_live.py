@@ -23,6 +23,7 @@ from rich.text import Text
 
 from ..batch._spec import BatchEvent, BatchPlan, BatchSummary
 from ._progress import Reporter, plan_lines, summary_lines, updates_lines
+from ._remedies import cli_event
 from ._text import printable
 
 _MAX_ROWS = 8
@@ -132,6 +133,7 @@ class LiveReporter(Reporter):
         self.overall.update(self.total_id, completed=self.finished, failures=failures, this_run=self.finished_this_run)
 
     def event(self, event: BatchEvent) -> None:
+        event = cli_event(event)
         key = printable(event.key or "")
         if event.kind == "found" and event.total is not None:
             self.overall.update(self.total_id, found=event.total)

@@ -27,6 +27,7 @@ from ._args import build_parser
 from ._callbacks import CallbackUsageError
 from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from ._options import Parser, env_number
+from ._remedies import cli_message
 from ._reporters import make_reporter
 from ._runner import Runner, exit_promptly, flush_output
 from ._text import printable
@@ -143,7 +144,7 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
              f"check --api-key, --api-key-file or ${key_env}")  # fmt: skip
         return EXIT_USAGE
     if isinstance(exc, ValidationError | BatchLockedError | JournalError | _commands.UsageError | CallbackUsageError):
-        _say(printable(exc))
+        _say(printable(cli_message(str(exc), getattr(exc, "remedy", None))))  # the library's remedy, as a flag
         return EXIT_USAGE
     task_id = getattr(args, "task_id", None)
     if isinstance(exc, NotFoundError) and task_id is not None:  # the id the command line named: no such task
@@ -154,7 +155,7 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
         _say(f"{printable(exc)}; check {flag}")
         return EXIT_USAGE
     if isinstance(exc, EvolinkError):
-        _say(f"{type(exc).__name__}: {printable(exc)}")
+        _say(f"{type(exc).__name__}: {printable(cli_message(str(exc), exc.remedy))}")
         return EXIT_FAILED
     if isinstance(exc, OSError):  # a folder or file of the command line that cannot be made, read or written
         where = f"{printable(exc.filename)}: " if exc.filename is not None else ""

@@ -33,6 +33,7 @@ import anyio
 import anyio.to_thread
 
 from .._core.prometheus import MetricsServer
+from ..errors import ValidationError
 from ._text import printable
 
 __all__ = ["RunTelemetry", "start_telemetry"]
@@ -178,6 +179,9 @@ async def _start_metrics(port: int | None, *, readers: Any, resource: Any) -> Me
     """``--metrics-port``: the server, its address on standard error (None without the option)."""
     if port is None:
         return None
-    server = await MetricsServer.start(port, metric_readers=readers, resource=resource)
+    try:
+        server = await MetricsServer.start(port, metric_readers=readers, resource=resource)
+    except ValidationError as exc:  # the library names its parameter; here, the option
+        raise ValidationError("--metrics-port", exc.rule) from None
     _say(f"metrics on http://127.0.0.1:{server.port}/metrics")
     return server

@@ -16,6 +16,7 @@ from typing import IO, Any, Self
 
 from .._models.task import Task
 from ..batch._spec import BatchEvent, BatchPlan, BatchSummary, UnreadableFolder
+from ._remedies import cli_event, cli_failed_json, cli_message
 from ._text import json_line, printable
 
 __all__ = ["JsonReporter", "PlainReporter", "Reporter"]
@@ -66,6 +67,7 @@ class Reporter:
         self._print(text)
 
     def event(self, event: BatchEvent) -> None:
+        event = cli_event(event)
         key = printable(event.key or "")
         if event.kind == "submitted":
             self._print(f"submitted  {key}  {printable(event.task_id)}")
@@ -128,7 +130,7 @@ class JsonReporter(Reporter):
         self._emit({"kind": "note", "message": text, **fields})
 
     def event(self, event: BatchEvent) -> None:
-        self._emit(event.to_json())
+        self._emit(cli_event(event).to_json())
 
     def task(self, kind: str, task: Task) -> None:
         self._emit({"kind": kind, **task_json(task)})
@@ -143,11 +145,13 @@ class JsonReporter(Reporter):
         self._emit({"kind": "downloaded", "task_id": task_id, "paths": [str(p) for p in paths]})
 
     def plan(self, plan: BatchPlan) -> None:
-        self._emit({"kind": "plan", **plan.to_json()})
+        data = plan.to_json()
+        self._emit({"kind": "plan", **data, "invalid": cli_failed_json(data["invalid"])})
 
     def summary(self, summary: BatchSummary) -> None:
         updates = {} if self.update_counts is None else {"updates": self.update_counts()}
-        self._emit({"kind": "summary", **summary.to_json(), **updates})
+        data = summary.to_json()
+        self._emit({"kind": "summary", **data, "failed": cli_failed_json(data["failed"]), **updates})
 
 
 def task_json(task: Task) -> dict[str, Any]:
@@ -171,10 +175,11 @@ def plan_lines(plan: BatchPlan) -> list[str]:
         else f"about {plan.estimated_credits:g} credits"  # fmt: skip
     lines = [
         f"dry run: {plan.inputs} input(s); {plan.already_handled} handled in an earlier run; "
-        f"{plan.to_submit} would be submitted to {plan.model}; {len(plan.invalid)} invalid",
+        f"{plan.to_submit} would be submitted to {plan.model}; {len(plan.invalid)} would fail",
         f"estimated cost: {cost}; nothing was uploaded or submitted",
     ]
-    lines += [f"  invalid  {printable(f.key)}  {printable(f.message)}" for f in plan.invalid]
+    lines += [f"  fails    {printable(f.key)}  {printable(f.code)}  {printable(cli_message(f.message, f.remedy))}"
+              for f in plan.invalid]  # fmt: skip
     return lines + unreadable_lines(plan.unreadable_folders)
 
 
@@ -194,7 +199,8 @@ def summary_lines(summary: BatchSummary) -> list[str]:
     ]
     if summary.failed:
         lines.append(f"{len(summary.failed)} failed:")
-        lines += [f"  {printable(f.key)}  {printable(f.code)}  {printable(f.message)}" for f in summary.failed]
+        lines += [f"  {printable(f.key)}  {printable(f.code)}  {printable(cli_message(f.message, f.remedy))}"
+                  for f in summary.failed]  # fmt: skip
     if summary.quota_waits:
         lines.append(f"the Files API quota was full {summary.quota_waits} time(s) (another client of this key?): "
                      "uploads waited for deletions")  # fmt: skip

@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from evolink_async import EvolinkClient
+from evolink_async import EvolinkClient, Remedy
 from evolink_async.batch._entries import EntryStatus, JournalCorruptError, JournalLostError
 from evolink_async.batch._evidence import wal_problem
 from evolink_async.batch._journal import Journal, Synchronous
@@ -105,8 +105,10 @@ async def test_a_lost_journal_refuses_to_run_and_bills_nothing(
     assert problem in message
     assert LOCK_NAME in message
     assert "result file(s)" in message
-    assert "--new-journal" in message
+    # The library names its own option, and says which it is; the command line names its flag.
     assert "new_journal=True" in message
+    assert "--new-journal" not in message
+    assert refused.value.remedy is Remedy.NEW_JOURNAL
     assert evolink_sandbox.ledger.requests[SUBMITS] == submits  # nothing sent, nothing billed
     assert len(evolink_sandbox.ledger.billed) == COUNT
 
