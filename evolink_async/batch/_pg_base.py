@@ -26,10 +26,12 @@ from typing import Any, Self, TypeVar
 import anyio
 import attrs
 
+from .._core.checks import COUNT, SECONDS
 from .._core.idempotency import new_idempotency_key
 from .._core.logging import logger
 from ..errors import Remedy
 from ._entries import Entry, EntryStatus, JournalError, JournalMismatchError
+from ._journal_api import check_postgres_url
 from ._manifest import ManifestInput
 from ._pg_schema import migrate
 
@@ -37,7 +39,6 @@ __all__ = ["Claim", "Claimed", "JournalHealth", "JournalUnavailableError", "PgJo
 
 T = TypeVar("T")
 
-_SCHEMES = ("postgresql://", "postgres://")
 
 _COLUMNS = (
     "key, fingerprint, idempotency_key, status, task_id, request_body, error_code, error_message, result_urls,"
@@ -127,14 +128,15 @@ class PgJournalBase:
 
     def __init__(self, url: str, *, connections: int = 4, command_timeout: float = 30.0, outage: float = 60.0,
                  session_timeout: float = 5.0) -> None:  # fmt: skip
-        if not url.startswith(_SCHEMES):
-            raise ValueError("a PostgreSQL journal needs a postgresql:// URL")
-        self.url = url
-        self._connections = connections
-        self._command_timeout = command_timeout
+        # The command line's checks, before any connection: a bad URL (a port out of range, ``[::1``,
+        # ``sslmode=bogus``) is a ValidationError naming ``url`` (never its password), not asyncpg's
+        # traceback; NaN or infinite bounds would make a wait that never ends.
+        self.url = check_postgres_url("url", url)
+        self._connections = COUNT.check("connections", connections)
+        self._command_timeout = SECONDS.check("command_timeout", command_timeout)
         #: Seconds the journal may stay unreachable before operations give up.
-        self.outage = outage
-        self._session_timeout = session_timeout
+        self.outage = SECONDS.check("outage", outage)
+        self._session_timeout = SECONDS.check("session_timeout", session_timeout)
         self._pool: Any = None
         self._pool_generation = 0
         self._reconnecting = anyio.Lock()
