@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import os
 import shlex
 import signal
 import sys
@@ -23,6 +25,9 @@ from ._config import DEFAULT_API_KEY, DEFAULT_MAX_FILES, Faults
 from ._mj_cli import add_mj_arguments, mj_options
 from ._sandbox import Sandbox
 from ._server import LEDGER as LEDGER_PATH
+
+#: As the ``evolink`` commands: 128 + SIGPIPE.
+_EXIT_BROKEN_PIPE = 141
 
 _FAULT_RATES = (
     "callback_drop_rate",
@@ -144,9 +149,11 @@ def main(argv: Sequence[str] | None = None, *, prog: str = "python -m evolink_as
     except ValueError as exc:  # options the config rejected together (fault rates adding up past 1)
         print(f"{'evolink: sandbox: ' if export else 'error: '}{exc}", file=sys.stderr)
         return 2
+    except BrokenPipeError:  # the output's reader went away (| head): the sandbox stops, no traceback
+        with contextlib.suppress(OSError, ValueError):  # what is still buffered must not raise again at exit
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return _EXIT_BROKEN_PIPE
     except OSError as exc:
-        if isinstance(exc, BrokenPipeError):  # stdout's reader went away: not a listening problem
-            raise
         # A --port already taken, or one this user may not bind: the option's fault, not a crash.
         print(f"{'evolink: sandbox: ' if export else 'error: '}cannot listen: {exc.strerror or exc}"
               f" (--port {args.port}, --files-port {args.files_port})", file=sys.stderr)  # fmt: skip

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -225,16 +224,3 @@ def test_the_sandbox_config_refuses_what_its_options_refuse() -> None:
         with pytest.raises(ValidationError) as info:
             build()
         assert info.value.field == field
-
-
-def test_evolink_sandbox_on_a_port_in_use_exits_2_naming_it() -> None:
-    with socket.socket() as taken:
-        taken.bind(("127.0.0.1", 0))
-        taken.listen()
-        port = taken.getsockname()[1]
-        done = subprocess.run([sys.executable, "-m", "evolink_async", "sandbox", "--port", str(port)],
-                              capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)  # fmt: skip
-    assert done.returncode == 2, done.stderr
-    assert done.stderr.startswith("evolink: sandbox: cannot listen: "), done.stderr
-    assert f"--port {port}" in done.stderr
-    assert len(done.stderr.splitlines()) == 1, done.stderr
