@@ -152,6 +152,22 @@ def test_watching_knows_protocols_only_through_the_seam() -> None:
     assert reached == []
 
 
+def test_the_sandbox_protocols_share_only_the_core() -> None:
+    """sandbox/evolink/ and sandbox/midjourney/ each import the shared core beside them, never each other."""
+    sides = ("evolink_async.sandbox.evolink", "evolink_async.sandbox.midjourney")
+    graph = import_graph()
+    assert all(any(m.startswith(side + ".") for m in graph) for side in sides)
+    crossing = sorted(
+        f"{module} -> {target}"
+        for module, targets in graph.items()
+        for side, other in (sides, sides[::-1])
+        if module.startswith(side + ".")
+        for target in targets
+        if target == other or target.startswith(other + ".")
+    )
+    assert crossing == []
+
+
 def test_the_walk_sees_runtime_imports_only() -> None:
     """The walk finds real imports (so the checks above can fail) and skips TYPE_CHECKING ones."""
     a = PACKAGE / "_core" / "transport.py"

@@ -5,6 +5,10 @@
 
 Or standalone: ``python -m evolink_async.sandbox --port 8080 --time-scale 0.1 --seed 7``.
 It imports nothing of the client: only aiohttp, attrs, anyio and the SDK's request rules.
+
+Layout: ``evolink/`` serves Evolink's task API and Files API, ``midjourney/`` the Midjourney
+proxy's ``/mj/...`` routes; beside them the core both use (options, faults, rate limit, ledger,
+HTTP plumbing, the PNG codec, the shared state) and ``Sandbox``, which runs the two servers.
 """
 
 from ._config import (
@@ -18,9 +22,9 @@ from ._config import (
     SandboxConfig,
 )
 from ._ledger import CallbackAttempt, Ledger
-from ._lifecycle import TaskTimeline
-from ._mj_ledger import MjHookAttempt, MjSubmission
 from ._sandbox import Sandbox
+from .evolink._lifecycle import TaskTimeline
+from .midjourney._ledger import MjHookAttempt, MjSubmission
 
 __all__ = [
     "DEFAULT_API_KEY",

@@ -22,9 +22,9 @@ from collections.abc import Sequence
 
 from .._core.checks import COUNT, CREDITS, DELAY, MAX_COUNT, PORT, PROBABILITY, SCALE, NumberRule
 from ._config import DEFAULT_API_KEY, DEFAULT_MAX_FILES, Faults
-from ._mj_cli import add_mj_arguments, mj_options
 from ._sandbox import Sandbox
-from ._server import LEDGER as LEDGER_PATH
+from .evolink._server import LEDGER as LEDGER_PATH
+from .midjourney._cli import add_mj_arguments, mj_options
 
 #: As the ``evolink`` commands: 128 + SIGPIPE.
 _EXIT_BROKEN_PIPE = 141

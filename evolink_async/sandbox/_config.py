@@ -16,7 +16,7 @@ from types import MappingProxyType
 import attrs
 
 from .._core.checks import CREDITS, DELAY, SECONDS, NumberRule
-from ._mj_config import MidjourneyOptions
+from .midjourney._config import MidjourneyOptions
 
 __all__ = [
     "DEFAULT_API_KEY",

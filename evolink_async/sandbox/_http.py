@@ -2,21 +2,42 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import socket
 import struct
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import web
 
 from ._ledger import Ledger
 
-__all__ = ["Handler", "bearer_key", "drop_connection", "endpoint_of", "json_response", "request_id_middleware"]
+__all__ = [
+    "Handler",
+    "bearer_key",
+    "drop_connection",
+    "endpoint_of",
+    "is_loopback_url",
+    "json_response",
+    "request_id_middleware",
+]
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 REQUEST_ID = web.AppKey("request_id", str)
+
+
+# The sandbox only ever calls back to this machine (callbacks, MJ notify hooks, uploads by URL).
+def is_loopback_url(url: str) -> bool:
+    host = urlsplit(url).hostname or ""
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
 
 
 def endpoint_of(request: web.Request) -> str:

@@ -11,7 +11,7 @@ from typing import Any
 
 import attrs
 
-from ._mj_ledger import MjHookAttempt, MjSubmission
+from .midjourney._ledger import MjHookAttempt, MjSubmission
 
 __all__ = ["CallbackAttempt", "Ledger"]
 

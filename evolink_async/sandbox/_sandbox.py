@@ -22,11 +22,12 @@ from ._config import (
     MidjourneyOptions,
     SandboxConfig,
 )
-from ._files_server import build_files_app
 from ._ledger import Ledger
-from ._lifecycle import TaskTimeline
-from ._server import build_api_app
 from ._state import SandboxState
+from .evolink._files_server import build_files_app
+from .evolink._lifecycle import TaskTimeline
+from .evolink._server import build_api_app
+from .midjourney._routes import add_mj_routes
 
 __all__ = ["Sandbox"]
 
@@ -194,7 +195,7 @@ class Sandbox:
         self._state = state
         try:
             api_port, files_port = self._ports
-            state.base_url = await self._serve(build_api_app(state), api_port)
+            state.base_url = await self._serve(_task_app(state), api_port)
             state.files_base_url = await self._serve(build_files_app(state), files_port)
             self._background = asyncio.create_task(state.run_background(), name="evolink-sandbox-callbacks")
         except BaseException:
@@ -227,3 +228,10 @@ class Sandbox:
             with contextlib.suppress(asyncio.CancelledError):
                 await background
         self._live = False
+
+
+def _task_app(state: SandboxState) -> web.Application:
+    """Evolink's task API with the Midjourney proxy's routes on the same server (``mj_base_url``)."""
+    app = build_api_app(state)
+    add_mj_routes(app, state)
+    return app

@@ -11,16 +11,16 @@ from urllib.parse import urlsplit
 import anyio
 import attrs
 
-from ._callbacks import CallbackDispatcher
 from ._config import SandboxConfig
 from ._faults import FaultInjector
-from ._files import FileStore
 from ._ledger import Ledger
-from ._lifecycle import TaskRecord, snapshot
-from ._mj_state import MjState
 from ._ratelimit import TokenBuckets
-from ._results import ResultImages
-from ._tasks import TaskBook
+from .evolink._callbacks import CallbackDispatcher
+from .evolink._files import FileStore
+from .evolink._lifecycle import TaskRecord, snapshot
+from .evolink._results import ResultImages
+from .evolink._tasks import TaskBook
+from .midjourney._state import MjState
 
 __all__ = ["SandboxState"]
 

@@ -40,8 +40,8 @@ from evolink_async import (
     UnsupportedOperationError,
 )
 from evolink_async.sandbox import Faults, MidjourneyOptions, Sandbox
-from evolink_async.sandbox import _mj_routes as mj_routes
 from evolink_async.sandbox._png import Image, encode
+from evolink_async.sandbox.midjourney import _routes as mj_routes
 
 SCALE = 0.01
 KEY = "mj-e2e-secret-0123456789abcdef"

@@ -12,7 +12,7 @@ import pytest
 
 from evolink_async.sandbox import MidjourneyOptions, Sandbox
 from evolink_async.sandbox.__main__ import _parser
-from evolink_async.sandbox._mj_cli import mj_options
+from evolink_async.sandbox.midjourney._cli import mj_options
 
 from .test_main import _start
 

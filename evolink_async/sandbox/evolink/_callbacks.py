@@ -12,35 +12,24 @@ callback to any other host is recorded in the ledger as undeliverable instead of
 from __future__ import annotations
 
 import heapq
-import ipaddress
 import itertools
 import math
 import random
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import anyio
 import anyio.abc
 
-from ._config import SandboxConfig
-from ._ledger import CallbackAttempt, Ledger
+from .._config import SandboxConfig
+from .._http import is_loopback_url
+from .._ledger import CallbackAttempt, Ledger
 from ._lifecycle import TaskRecord
 
-__all__ = ["CallbackDispatcher", "is_loopback_url"]
+__all__ = ["CallbackDispatcher"]
 
 _MAX_CONCURRENT_DELIVERIES = 64
-
-
-def is_loopback_url(url: str) -> bool:
-    host = urlsplit(url).hostname or ""
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
 
 
 class CallbackDispatcher:

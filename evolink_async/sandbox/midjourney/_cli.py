@@ -6,8 +6,8 @@ import argparse
 
 import attrs
 
-from .._core.checks import COUNT, DELAY, MAX_COUNT, PROBABILITY, SECONDS, NumberRule
-from ._mj_config import MidjourneyOptions
+from ..._core.checks import COUNT, DELAY, MAX_COUNT, PROBABILITY, SECONDS, NumberRule
+from ._config import MidjourneyOptions
 
 # The library's numeric rules, as for every option of the sandbox and the CLI.
 _COUNT = COUNT.argparse_type("count")

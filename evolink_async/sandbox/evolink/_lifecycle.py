@@ -19,8 +19,8 @@ from typing import Any, Literal
 
 import attrs
 
-from .._models.task import TaskStatus
-from ._config import SandboxConfig, json_seconds
+from ..._models.task import TaskStatus
+from .._config import SandboxConfig, json_seconds
 
 __all__ = ["ERROR_MESSAGES", "TaskRecord", "plan_task", "result_url", "snapshot"]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from ._config import SandboxConfig
-from ._ledger import Ledger
-from ._mj_hooks import MjHookDispatcher
-from ._mj_images import MjImages
-from ._mj_tasks import MjBook, MjTask
+from .._config import SandboxConfig
+from .._ledger import Ledger
+from ._hooks import MjHookDispatcher
+from ._images import MjImages
+from ._tasks import MjBook, MjTask
 
 __all__ = ["MjState"]
 

@@ -18,7 +18,7 @@ from typing import Literal
 
 import attrs
 
-from .._core.checks import DELAY, SECONDS
+from ..._core.checks import DELAY, SECONDS
 
 __all__ = ["DEFAULT_MJ_DURATIONS", "MidjourneyOptions"]
 

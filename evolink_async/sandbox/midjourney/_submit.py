@@ -12,11 +12,11 @@ from typing import Any
 
 from aiohttp import web
 
-from ._http import json_response
-from ._mj_buttons import GRID_ACTIONS, parse_custom_id
-from ._mj_ledger import MjSubmission
-from ._mj_state import MjState
-from ._mj_tasks import DISCORD_INSTANCE_ID, MjTask, QueueFull
+from .._http import json_response
+from ._buttons import GRID_ACTIONS, parse_custom_id
+from ._ledger import MjSubmission
+from ._state import MjState
+from ._tasks import DISCORD_INSTANCE_ID, MjTask, QueueFull
 
 __all__ = ["MjSubmit", "envelope"]
 

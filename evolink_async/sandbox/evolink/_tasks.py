@@ -10,8 +10,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
-from ._config import SandboxConfig
-from ._ledger import Ledger
+from .._config import SandboxConfig
+from .._ledger import Ledger
 from ._lifecycle import TaskRecord, plan_task
 
 __all__ = ["IdempotencyConflict", "TaskBook", "fingerprint"]

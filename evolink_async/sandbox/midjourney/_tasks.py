@@ -19,8 +19,8 @@ from typing import Any
 
 import attrs
 
-from ._config import SandboxConfig
-from ._mj_buttons import buttons_for
+from .._config import SandboxConfig
+from ._buttons import buttons_for
 
 __all__ = ["CANCEL_REASON", "MjBook", "MjEvent", "MjTask", "QueueFull"]
 

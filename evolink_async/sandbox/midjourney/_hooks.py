@@ -19,11 +19,11 @@ from typing import Any
 import aiohttp
 import anyio
 
-from ._callbacks import is_loopback_url
-from ._config import SandboxConfig
-from ._ledger import Ledger
-from ._mj_ledger import MjHookAttempt
-from ._mj_tasks import MjEvent, MjTask
+from .._config import SandboxConfig
+from .._http import is_loopback_url
+from .._ledger import Ledger
+from ._ledger import MjHookAttempt
+from ._tasks import MjEvent, MjTask
 
 __all__ = ["MjHookDispatcher"]
 

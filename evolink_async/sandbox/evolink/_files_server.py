@@ -24,10 +24,9 @@ from typing import Any
 import aiohttp
 from aiohttp import web
 
-from ._callbacks import is_loopback_url
+from .._http import Handler, bearer_key, is_loopback_url, json_response, request_id_middleware
+from .._state import SandboxState
 from ._files import FileError, StoredFile
-from ._http import Handler, bearer_key, json_response, request_id_middleware
-from ._state import SandboxState
 
 __all__ = ["build_files_app"]
 

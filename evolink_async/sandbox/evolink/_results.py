@@ -11,12 +11,11 @@ bytes. Images are built on first download, off the event loop, and kept in a sma
 
 from __future__ import annotations
 
-import hashlib
 from collections import OrderedDict
 
 import anyio.to_thread
 
-from . import _png
+from .. import _png
 from ._lifecycle import TaskRecord
 
 __all__ = ["ResultImages", "render"]
@@ -25,15 +24,10 @@ GENERATED_SIZE = 64
 _BACKGROUND_TOLERANCE = 32
 
 
-def _colour(*parts: object) -> tuple[int, int, int]:
-    digest = hashlib.sha256("\x00".join(str(p) for p in parts).encode()).digest()
-    return digest[0], digest[1], digest[2]
-
-
 def _generate(record: TaskRecord, index: int) -> _png.Image:
     size = GENERATED_SIZE
-    start = _colour(record.id, record.prompt, index, "start")
-    end = _colour(record.id, record.prompt, index, "end")
+    start = _png.colour_of(record.id, record.prompt, index, "start")
+    end = _png.colour_of(record.id, record.prompt, index, "end")
     steps = 2 * size - 1
     # A diagonal gradient: pixel (x, y) has colour number x + y, so each row is a slice.
     diagonal = [
@@ -80,7 +74,7 @@ def _remove_background(channels: list[bytes]) -> list[bytes]:
 def _derive(record: TaskRecord, image: _png.Image, index: int) -> _png.Image:
     channels = _channels(image.pixels)
     if record.model == "mj-v7-retexture":
-        channels = _tint(channels, _colour(record.prompt, "texture"))
+        channels = _tint(channels, _png.colour_of(record.prompt, "texture"))
     elif record.model == "mj-v7-remove-bg":
         channels = _remove_background(channels)
     else:

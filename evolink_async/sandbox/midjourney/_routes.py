@@ -17,12 +17,12 @@ from typing import Any
 import anyio
 from aiohttp import web
 
-from ._config import format_seconds
-from ._faults import FaultDecision
-from ._http import Handler, drop_connection, json_response
-from ._mj_state import IMAGES, MjState
-from ._mj_submit import MjSubmit, envelope
-from ._state import SandboxState
+from .._config import format_seconds
+from .._faults import FaultDecision
+from .._http import Handler, drop_connection, json_response
+from .._state import SandboxState
+from ._state import IMAGES, MjState
+from ._submit import MjSubmit, envelope
 
 __all__ = ["add_mj_routes"]
 

@@ -11,10 +11,9 @@ from collections import OrderedDict
 
 import anyio.to_thread
 
-from . import _png
-from ._mj_buttons import GRID_ACTIONS
-from ._mj_tasks import MjTask
-from ._results import _colour
+from .. import _png
+from ._buttons import GRID_ACTIONS
+from ._tasks import MjTask
 
 __all__ = ["TILE", "MjImages", "render", "tile"]
 
@@ -22,8 +21,8 @@ TILE = 64
 
 
 def tile(task_id: str, prompt: str, index: int) -> _png.Image:
-    start = _colour(task_id, prompt, index, "mj-start")
-    end = _colour(task_id, prompt, index, "mj-end")
+    start = _png.colour_of(task_id, prompt, index, "mj-start")
+    end = _png.colour_of(task_id, prompt, index, "mj-end")
     steps = 2 * TILE - 1
     diagonal = [
         bytes((*(s + (e - s) * k // (steps - 1) for s, e in zip(start, end, strict=True)), 255)) for k in range(steps)

@@ -15,16 +15,14 @@ from typing import Any
 import anyio
 from aiohttp import web
 
-from .._models.requests import validate_body
-from ..errors import ValidationError
-from ._callbacks import is_loopback_url
+from ..._models.requests import validate_body
+from ...errors import ValidationError
+from .._config import format_seconds
+from .._faults import FaultDecision
+from .._http import bearer_key, drop_connection, is_loopback_url, json_response, request_id_middleware
+from .._state import SandboxState
 from ._catalogue import SUGGESTED_MODEL, is_known_model
-from ._config import format_seconds
-from ._faults import FaultDecision
-from ._http import bearer_key, drop_connection, json_response, request_id_middleware
 from ._media import image_intact
-from ._mj_routes import add_mj_routes
-from ._state import SandboxState
 from ._tasks import TASK_ID_PREFIX, IdempotencyConflict, fingerprint
 
 __all__ = ["build_api_app"]
@@ -283,5 +281,4 @@ def build_api_app(state: SandboxState) -> web.Application:
     app.router.add_get(QUERY, api.query)
     app.router.add_get(RESULT, api.result)
     app.router.add_get(LEDGER, api.ledger)
-    add_mj_routes(app, state)
     return app
