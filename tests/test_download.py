@@ -11,8 +11,7 @@ from aiohttp import web
 import evolink_async as evolink
 from evolink_async import EvolinkClient, RemoveBackground, Task, TaskStatus
 from evolink_async.sandbox import Sandbox
-
-from ._images import png_bytes
+from tests.helpers.images import png_bytes
 
 Build = Callable[..., EvolinkClient]
 REQUEST = RemoveBackground(image_urls=["https://example.com/cat.png"])

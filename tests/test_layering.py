@@ -17,6 +17,7 @@ import pytest
 import evolink_async
 
 PACKAGE = Path(evolink_async.__file__).parent
+TESTS = Path(__file__).parent
 
 # Lower number = lower layer. A module may import its own layer or any lower one.
 LAYERS = {
@@ -166,6 +167,66 @@ def test_the_sandbox_protocols_share_only_the_core() -> None:
         if target == other or target.startswith(other + ".")
     )
     assert crossing == []
+
+
+def imported_tests_modules(path: Path, root: Path) -> set[str]:
+    """The ``tests`` modules a file under ``root`` (the ``tests`` folder) imports, relative ones resolved."""
+    package = ["tests", *path.parent.relative_to(root).parts]
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom):
+            base = package[: len(package) - node.level + 1] if node.level else []
+            target = ".".join(base + ([node.module] if node.module else []))
+            found.add(target)
+            # ``from . import helper`` imports a module, not a name.
+            found.update(f"{target}.{alias.name}" for alias in node.names if alias.name != "*")
+    in_tests = {name for name in found if name == "tests" or name.startswith("tests.")}
+    return {name for name in in_tests if _is_test_file(root.parent, name)}
+
+
+def _is_test_file(top: Path, name: str) -> bool:
+    relative = Path(*name.split("."))
+    return (top / relative).with_suffix(".py").exists() or (top / relative / "__init__.py").exists()
+
+
+def forbidden_test_imports(root: Path) -> list[str]:
+    """Test modules and conftests that import a test module, or a private module outside tests/helpers."""
+    found = []
+    for path in sorted([*root.rglob("test_*.py"), *root.rglob("conftest.py")]):
+        for name in sorted(imported_tests_modules(path, root)):
+            parts = name.split(".")
+            imports_a_test = any(part.startswith("test_") for part in parts)
+            private = any(part.startswith("_") for part in parts) and parts[:2] != ["tests", "helpers"]
+            if imports_a_test or private:
+                found.append(f"{path.relative_to(root.parent)} -> {name}")
+    return found
+
+
+def test_no_test_module_imports_another() -> None:
+    """Shared test code lives in conftest.py or tests/helpers/: a test module never imports another
+    test module (it would run that module's tests' imports, and tie two subjects together), nor a
+    private ``_helper`` module hidden beside the tests."""
+    assert forbidden_test_imports(TESTS) == []
+
+
+def test_the_test_import_rule_sees_what_it_forbids(tmp_path: Path) -> None:
+    root = tmp_path / "tests"
+    (root / "area").mkdir(parents=True)
+    for name in ("__init__.py", "conftest.py", "area/__init__.py", "area/_support.py", "area/test_a.py"):
+        (root / name).write_text("")
+    (root / "helpers").mkdir()
+    (root / "helpers" / "__init__.py").write_text("")
+    (root / "helpers" / "_private.py").write_text("")
+    (root / "area" / "test_b.py").write_text(
+        "from .test_a import x\nfrom tests.area._support import y\nfrom . import _support\n"
+        "from tests.helpers._private import z\nfrom ..conftest import w\nimport json\n"
+    )
+    assert forbidden_test_imports(root) == [
+        "tests/area/test_b.py -> tests.area._support",
+        "tests/area/test_b.py -> tests.area.test_a",
+    ]
 
 
 def test_the_walk_sees_runtime_imports_only() -> None:

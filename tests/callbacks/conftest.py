@@ -13,8 +13,7 @@ import pytest
 import uvicorn
 
 import evolink_async as evolink
-
-from ..helpers.receivers import aiohttp_receiver
+from tests.helpers.receivers import aiohttp_receiver
 
 ServeReceiver = Callable[..., contextlib.AbstractAsyncContextManager[evolink.CallbackReceiver]]
 

@@ -4,18 +4,15 @@ submits whose answer was lost settled by their callback instead of being paid fo
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
-from typing import Any
+from collections.abc import Callable
 
 import pytest
-from aiohttp import web
 
 import evolink_async as evolink
 from evolink_async.sandbox import Faults, Sandbox
-
-from ..conftest import SCALE
+from tests.conftest import SCALE
+from tests.helpers.receivers import aiohttp_receiver
 
 URL = "https://example.com/in.png"
 # Tasks end by 1.0x their estimate and the safety-net query comes at 1.6x: the 0.6x between is
@@ -34,29 +31,6 @@ def patient_policy() -> evolink.PollPolicy:
     a loaded machine still comes first. It costs nothing while callbacks arrive: a task ends at its
     callback, and the query never comes."""
     return evolink.PollPolicy(first_query=20.0, max_interval=300.0).scaled(SCALE)
-
-
-@contextlib.asynccontextmanager
-async def served_receiver(**options: Any) -> AsyncIterator[evolink.CallbackReceiver]:
-    """A receiver mounted at /hooks of a real aiohttp server on loopback."""
-    app = web.Application()
-    runner = web.AppRunner(app)
-    # The port is known only once bound, and the public URL must name it: bind first, then mount.
-    await runner.setup()
-    site = web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    receiver = evolink.CallbackReceiver(f"http://127.0.0.1:{port}/hooks", allow_local=True, **options)
-    await runner.cleanup()
-    app = web.Application()
-    app.add_subapp("/hooks", receiver.aiohttp_app())
-    runner = web.AppRunner(app)
-    await runner.setup()
-    await web.TCPSite(runner, "127.0.0.1", port).start()
-    try:
-        yield receiver
-    finally:
-        await runner.cleanup()
 
 
 async def run_fan_out(
@@ -88,7 +62,7 @@ def assert_one_terminal_each(events: list[evolink.TaskEvent], count: int) -> Non
 async def test_all_callbacks_delivered_means_almost_no_queries(
     scaled_client: Callable[..., evolink.EvolinkClient],
 ) -> None:
-    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=3, duration_spread=SPREAD) as sandbox, served_receiver() as receiver:
+    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=3, duration_spread=SPREAD) as sandbox, aiohttp_receiver() as receiver:
         async with scaled_client(sandbox, callbacks=receiver, poll_policy=patient_policy()) as client:
             summary, events = await run_fan_out(client, 40)
             queries = client.tracker.queries_sent
@@ -109,7 +83,7 @@ async def test_dropped_duplicated_and_late_callbacks_still_end_every_task_once(
     scaled_client: Callable[..., evolink.EvolinkClient],
 ) -> None:
     faults = Faults(callback_drop_rate=0.2, callback_duplicate_rate=0.3, callback_delay=(0.0, 5.0))
-    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=5, faults=faults) as sandbox, served_receiver() as receiver:
+    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=5, faults=faults) as sandbox, aiohttp_receiver() as receiver:
         async with scaled_client(sandbox, callbacks=receiver) as client:
             summary, events = await run_fan_out(client, 60)
             queries = client.tracker.queries_sent
@@ -142,7 +116,7 @@ async def test_lost_submit_answers_are_settled_by_their_callback_not_paid_twice(
     faults = Faults(reset_after_rate=0.3)
     async with (
         Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=11, faults=faults, honor_idempotency_keys=honor_keys) as sandbox,
-        served_receiver() as receiver,
+        aiohttp_receiver() as receiver,
     ):
         # Patient: on a loaded machine, safety-net queries that beat callbacks would make the
         # receiver look unreachable, and the lost submits could no longer be settled.
@@ -161,7 +135,7 @@ async def test_lost_submit_answers_are_settled_by_their_callback_not_paid_twice(
 async def test_a_thousand_tasks_through_callbacks_end_exactly_once(
     scaled_client: Callable[..., evolink.EvolinkClient],
 ) -> None:
-    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=13, duration_spread=SPREAD) as sandbox, served_receiver() as receiver:
+    async with Sandbox(time_scale=SCALE, callback_timeout=CALLBACK_TIMEOUT, seed=13, duration_spread=SPREAD) as sandbox, aiohttp_receiver() as receiver:
         async with scaled_client(sandbox, callbacks=receiver) as client:
             summary, events = await run_fan_out(client, 1000, max_in_flight=250, timeout=120)
             # Tasks the safety-net query found first end before their callback: let the sandbox

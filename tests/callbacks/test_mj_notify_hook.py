@@ -7,9 +7,9 @@ from collections import Counter
 
 import evolink_async as evolink
 from evolink_async.sandbox import MidjourneyOptions, Sandbox
+from tests.helpers.receivers import aiohttp_receiver
 
 from ..conftest import SCALE
-from .test_end_to_end import served_receiver
 
 
 def poll_requests(sandbox: Sandbox) -> int:
@@ -34,7 +34,7 @@ async def test_notify_hooks_replace_most_polling() -> None:
     async with Sandbox(time_scale=SCALE, seed=3, midjourney=options) as polled:
         assert await imagine_all(polled, None, 12) == Counter(completed=12)
         polling_only = poll_requests(polled)
-    async with Sandbox(time_scale=SCALE, seed=3, midjourney=options) as sandbox, served_receiver() as receiver:
+    async with Sandbox(time_scale=SCALE, seed=3, midjourney=options) as sandbox, aiohttp_receiver() as receiver:
         assert await imagine_all(sandbox, receiver, 12) == Counter(completed=12)
         assert receiver.accepted >= 12
         assert poll_requests(sandbox) < polling_only
@@ -42,5 +42,5 @@ async def test_notify_hooks_replace_most_polling() -> None:
 
 async def test_dropped_notify_hooks_still_end_every_task() -> None:
     options = MidjourneyOptions(concurrency=12, queue_size=20, hook_drop_rate=0.5, hook_duplicate_rate=0.3)
-    async with Sandbox(time_scale=SCALE, seed=4, midjourney=options) as sandbox, served_receiver() as receiver:
+    async with Sandbox(time_scale=SCALE, seed=4, midjourney=options) as sandbox, aiohttp_receiver() as receiver:
         assert await imagine_all(sandbox, receiver, 12) == Counter(completed=12)

@@ -19,7 +19,7 @@ from aiohttp import web
 
 from evolink_async.cli._text import printable
 from evolink_async.sandbox import Sandbox
-from tests._images import write_png
+from tests.helpers.images import write_png
 
 KEY = "sk-evo-TESTKEY0123456789abcdef"
 HOSTILE = "\x1b[2J\x1b]0;owned\x07\x9b31m\x7f\u202eevil\u2066\u2069\u200f\x85 \ud800"

@@ -16,8 +16,8 @@ import pytest
 import evolink_async as evolink
 from evolink_async.cli import main
 from evolink_async.sandbox import Sandbox
-from tests._images import write_png
-from tests.trust_cli._support import json_lines, run_cli, sandbox_process, summary_of
+from tests.helpers.cli import json_lines, run_cli, sandbox_process, summary_of
+from tests.helpers.images import write_png
 
 KEY = "sk-evo-TESTKEY0123456789abcdef"
 PASSWORD = "s3cr3t-pa55"  # a made-up password that must never be printed

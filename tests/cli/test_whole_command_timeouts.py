@@ -15,7 +15,7 @@ from pathlib import Path
 import anyio
 
 from evolink_async.sandbox import Sandbox
-from tests._images import write_png
+from tests.helpers.images import write_png
 from tests.helpers.silent_host import silent_host
 
 KEY = "sk-evo-TESTKEY0123456789abcdef"

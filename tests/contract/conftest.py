@@ -16,7 +16,7 @@ import pytest
 from aiohttp import web
 
 from evolink_async.sandbox import Sandbox
-from tests._images import png_bytes
+from tests.helpers.images import png_bytes
 
 from .facts import (
     A4_ERROR_TYPES,

@@ -23,7 +23,7 @@ from typing import Any, Literal
 import attrs
 
 from evolink_async.sandbox import Faults
-from tests._images import png_bytes
+from tests.helpers.images import png_bytes
 
 # --- expectations ---------------------------------------------------------------------------
 

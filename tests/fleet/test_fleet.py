@@ -18,15 +18,14 @@ import pytest
 
 from evolink_async.sandbox import Sandbox
 from evolink_async.sandbox._state import SandboxState
-
-from ._cli import ENV
-from ._cli import evolink as _evolink
-from ._cli import export as _export
-from ._cli import manifest as _manifest
-from ._cli import plan as _plan
-from ._cli import run_workers as _run_workers
-from ._cli import status as _status
-from ._cli import work_argv as _work_argv
+from tests.helpers.fleet_cli import ENV
+from tests.helpers.fleet_cli import evolink as _evolink
+from tests.helpers.fleet_cli import export as _export
+from tests.helpers.fleet_cli import manifest as _manifest
+from tests.helpers.fleet_cli import plan as _plan
+from tests.helpers.fleet_cli import run_workers as _run_workers
+from tests.helpers.fleet_cli import status as _status
+from tests.helpers.fleet_cli import work_argv as _work_argv
 
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01)
 

@@ -13,8 +13,7 @@ from pathlib import Path
 import pytest
 
 from evolink_async.sandbox import Faults, Sandbox
-
-from ._cli import export, manifest, plan, run_workers, work_argv
+from tests.helpers.fleet_cli import export, manifest, plan, run_workers, work_argv
 
 COUNT = 20
 

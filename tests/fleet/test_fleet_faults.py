@@ -21,8 +21,8 @@ import pytest
 
 from evolink_async.batch._worker import FAULT_ENV
 from evolink_async.sandbox import Sandbox
+from tests.helpers.fleet_cli import ENV, export, manifest, plan, run_workers, status, work_argv
 
-from ._cli import ENV, export, manifest, plan, run_workers, status, work_argv
 from .pgcluster import PgCluster
 
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01, honor_idempotency_keys=False)

@@ -16,10 +16,9 @@ from evolink_async import EvolinkClient, PollPolicy, RetryPolicy
 from evolink_async.batch._pg_store import PgJournal
 from evolink_async.batch._worker import Worker, WorkerOptions
 from evolink_async.sandbox import Sandbox
-
-from ..helpers.otel import Otel, in_memory_otel
-from ..helpers.prometheus import parse_totals
-from ._cli import ENV, manifest, plan, work_argv
+from tests.helpers.fleet_cli import ENV, manifest, plan, work_argv
+from tests.helpers.otel import Otel, in_memory_otel
+from tests.helpers.prometheus import parse_totals
 
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01)
 

@@ -17,8 +17,7 @@ import pytest
 
 from evolink_async import EvolinkClient, PollPolicy
 from evolink_async.sandbox import Sandbox
-
-from .._images import bmp_bytes, png_bytes
+from tests.helpers.images import bmp_bytes, png_bytes
 
 ENV = {**os.environ, "PYTHONUNBUFFERED": "1"}
 QUOTA = 20

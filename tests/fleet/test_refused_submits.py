@@ -13,8 +13,7 @@ from typing import Any
 import pytest
 
 from evolink_async.sandbox import Sandbox
-
-from ._cli import export, manifest, plan, run_workers, work_argv
+from tests.helpers.fleet_cli import export, manifest, plan, run_workers, work_argv
 
 
 @pytest.mark.evolink_sandbox(time_scale=0.01, credits=10)

@@ -17,8 +17,7 @@ import pytest
 from evolink_async.batch import PgJournal
 from evolink_async.batch._entries import EntryStatus
 from evolink_async.sandbox import Sandbox
-
-from ._cli import export, manifest, plan, run_workers, work_argv
+from tests.helpers.fleet_cli import export, manifest, plan, run_workers, work_argv
 
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01)
 

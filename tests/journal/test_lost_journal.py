@@ -25,8 +25,7 @@ from evolink_async.batch._journal import Journal, Synchronous
 from evolink_async.batch._run import Batch, plan_batch
 from evolink_async.batch._spec import LOCK_NAME, BatchEvent, BatchSpec
 from evolink_async.sandbox import Sandbox
-
-from .._images import write_png
+from tests.helpers.images import write_png
 
 Build = Callable[..., EvolinkClient]
 SUBMITS = "POST /v1/images/generations"

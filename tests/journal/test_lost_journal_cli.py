@@ -10,8 +10,7 @@ import pytest
 
 from evolink_async.cli import main
 from evolink_async.sandbox import Sandbox
-
-from .._images import write_png
+from tests.helpers.images import write_png
 
 JOURNAL = "evolink-journal.sqlite3"
 

@@ -26,8 +26,8 @@ from evolink_async import (
     UnsupportedOperationError,
 )
 from evolink_async._protocols.midjourney.tasks import structure_mj_task
-from tests._images import png_bytes
 from tests.conftest import wire_headers
+from tests.helpers.images import png_bytes
 
 from .conftest import MJ, MJ_BASE, MJ_KEY
 

@@ -25,7 +25,7 @@ from evolink_async import (
     TaskStatus,
     ValidationError,
 )
-from tests._images import png_bytes
+from tests.helpers.images import png_bytes
 
 DATA_URL = "data:image/png;base64," + base64.b64encode(png_bytes(8, 8)).decode()
 

@@ -10,7 +10,7 @@ import pytest
 from evolink_async import EventKind, NotFoundError, PollPolicy, ServerError, Task, TaskStatus
 from evolink_async._watching.tracker import Tracker
 from evolink_async.errors import UnsupportedOperationError
-from tests.test_poll_policy import Recorder
+from tests.helpers.sinks import Recorder
 
 FAST = PollPolicy(min_interval=0.01, max_interval=0.01, jitter=0.0)
 

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from ..helpers.otel import Otel, in_memory_otel
+from tests.helpers.otel import Otel, in_memory_otel
 
 __all__ = ["Otel"]
 

@@ -12,8 +12,8 @@ from opentelemetry.trace import SpanKind
 from evolink_async import EvolinkClient, MidjourneyClient, PollPolicy
 from evolink_async.batch import Batch, BatchSpec, PromptBatch, PromptSource, PromptSpec
 from evolink_async.sandbox import MidjourneyOptions, Sandbox
+from tests.helpers.images import write_png
 
-from .._images import write_png
 from .conftest import Otel
 
 MJ_KEY = "mj-batch-otel-0123456789abcdef"

@@ -11,9 +11,8 @@ import pytest
 
 from evolink_async.cli import main
 from evolink_async.sandbox import Sandbox
-
-from .._images import write_png
-from ..helpers.prometheus import parse_totals
+from tests.helpers.images import write_png
+from tests.helpers.prometheus import parse_totals
 
 
 def free_port() -> int:

@@ -6,8 +6,8 @@ from pathlib import Path
 
 from evolink_async import EvolinkClient
 from evolink_async.sandbox import Sandbox
+from tests.helpers.images import write_png
 
-from .._images import write_png
 from .conftest import Otel
 
 

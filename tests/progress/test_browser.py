@@ -18,8 +18,8 @@ from pathlib import Path
 
 import aiohttp
 
-from .._images import png_bytes
-from ..helpers.browser import browser_page
+from tests.helpers.browser import browser_page
+from tests.helpers.images import png_bytes
 
 EXAMPLE = Path(__file__).parents[2] / "examples" / "fastapi_progress.py"
 

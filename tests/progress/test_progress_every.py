@@ -9,8 +9,7 @@ import pytest
 import evolink_async as evolink
 from evolink_async import EventKind, PollPolicy, QwenImageEdit
 from evolink_async.sandbox import Sandbox
-
-from ..helpers.receivers import aiohttp_receiver
+from tests.helpers.receivers import aiohttp_receiver
 
 TASKS_ENDPOINT = "GET /v1/tasks/{task_id}"
 SCALE = 0.1

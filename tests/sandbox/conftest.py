@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -110,9 +112,27 @@ def checker_png(width: int = 8, height: int = 6) -> bytes:
 @pytest.fixture
 def mj_for(http: aiohttp.ClientSession) -> Any:
     """``mj_for(sandbox)``: raw calls to a sandbox's Midjourney-proxy routes (tests/sandbox/mj_helpers.py)."""
-    from .mj_helpers import Mj
+    from tests.helpers.mj_sandbox import Mj
 
     def make(sandbox: Sandbox, headers: dict[str, str] | None = None) -> Mj:
         return Mj(sandbox, http, headers)
 
     return make
+
+
+async def start_standalone(*args: str) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
+    """``python -m evolink_async.sandbox *args`` until it prints ``ready``: the process and its ``NAME=value`` lines."""
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "evolink_async.sandbox", *args,
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
+    )  # fmt: skip
+    assert process.stdout is not None
+    values: dict[str, str] = {}
+    async with asyncio.timeout(20):
+        while True:
+            line = (await process.stdout.readline()).decode()
+            assert line, "the sandbox exited before it was ready"
+            if line.startswith("ready"):
+                return process, values
+            name, _, value = line.strip().partition("=")
+            values[name] = value

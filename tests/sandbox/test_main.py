@@ -10,29 +10,12 @@ from typing import Any
 import aiohttp
 import pytest
 
-from .conftest import SUBMIT, qwen
-
-
-async def _start(*args: str) -> tuple[asyncio.subprocess.Process, dict[str, str]]:
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "evolink_async.sandbox", *args,
-        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    assert process.stdout is not None
-    values: dict[str, str] = {}
-    async with asyncio.timeout(20):
-        while True:
-            line = (await process.stdout.readline()).decode()
-            assert line, "the sandbox exited before it was ready"
-            if line.startswith("ready"):
-                return process, values
-            name, _, value = line.strip().partition("=")
-            values[name] = value
+from .conftest import SUBMIT, qwen, start_standalone
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
 async def test_standalone_serves_until_signalled(signum: int) -> None:
-    process, env = await _start("--api-key", "sk-evo-cli", "--time-scale", "0.01", "--seed", "4", "--credits", "10")
+    process, env = await start_standalone("--api-key", "sk-evo-cli", "--time-scale", "0.01", "--seed", "4", "--credits", "10")
     try:
         assert env["EVOLINK_API_KEY"] == "sk-evo-cli"
         assert env["EVOLINK_BASE_URL"].startswith("http://127.0.0.1:")
@@ -57,7 +40,7 @@ async def test_standalone_serves_until_signalled(signum: int) -> None:
 
 
 async def test_standalone_with_faults() -> None:
-    process, env = await _start("--server-error-rate", "1", "--seed", "1")
+    process, env = await start_standalone("--server-error-rate", "1", "--seed", "1")
     try:
         headers = {"Authorization": f"Bearer {env['EVOLINK_API_KEY']}"}
         async with (

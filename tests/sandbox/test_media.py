@@ -7,7 +7,7 @@ import struct
 import pytest
 
 from evolink_async.sandbox.evolink._media import image_intact, sniff, storable
-from tests._images import bmp_bytes, png_bytes
+from tests.helpers.images import bmp_bytes, png_bytes
 
 
 def _jpeg() -> bytes:

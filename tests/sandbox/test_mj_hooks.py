@@ -6,8 +6,7 @@ import asyncio
 from typing import Any
 
 from evolink_async.sandbox import MidjourneyOptions, Sandbox
-
-from .mj_helpers import receiver
+from tests.helpers.mj_sandbox import receiver
 
 SCALE = {"time_scale": 0.01, "seed": 11}
 

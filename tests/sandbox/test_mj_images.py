@@ -6,8 +6,7 @@ from typing import Any
 
 from evolink_async.sandbox import Sandbox
 from evolink_async.sandbox._png import Image, decode
-
-from .mj_helpers import PNG_DATA_URL
+from tests.helpers.mj_sandbox import PNG_DATA_URL
 
 SCALE = {"time_scale": 0.01, "seed": 13}
 

@@ -14,11 +14,11 @@ from evolink_async.sandbox import MidjourneyOptions, Sandbox
 from evolink_async.sandbox.__main__ import _parser
 from evolink_async.sandbox.midjourney._cli import mj_options
 
-from .test_main import _start
+from .conftest import start_standalone
 
 
 async def test_standalone_prints_mj_lines_and_serves_them() -> None:
-    process, env = await _start("--time-scale", "0.01", "--mj-api-key", "mj-k", "--mj-failure-status", "FAILED")
+    process, env = await start_standalone("--time-scale", "0.01", "--mj-api-key", "mj-k", "--mj-failure-status", "FAILED")
     try:
         assert env["MJ_PROXY_API_KEY"] == "mj-k"
         assert env["MJ_PROXY_BASE_URL"] == env["EVOLINK_BASE_URL"]
@@ -35,7 +35,7 @@ async def test_standalone_prints_mj_lines_and_serves_them() -> None:
 
 
 async def test_standalone_without_mj() -> None:
-    process, env = await _start("--no-mj")
+    process, env = await start_standalone("--no-mj")
     try:
         assert "MJ_PROXY_BASE_URL" not in env
     finally:

@@ -8,8 +8,7 @@ from typing import Any
 import pytest
 
 from evolink_async.sandbox import MidjourneyOptions, Sandbox
-
-from .mj_helpers import PNG_DATA_URL
+from tests.helpers.mj_sandbox import PNG_DATA_URL
 
 SCALE = {"time_scale": 0.01, "seed": 3}
 

@@ -9,8 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from evolink_async.sandbox import Sandbox
-
-from .._images import png_bytes
+from tests.helpers.images import png_bytes
 
 
 def write_inputs(folder: Path, count: int) -> list[Path]:

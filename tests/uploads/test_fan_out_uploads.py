@@ -9,8 +9,8 @@ import pytest
 
 from evolink_async import EventKind, EvolinkClient, QwenImageEdit, ValidationError
 from evolink_async.sandbox import Sandbox
+from tests.helpers.images import bmp_bytes
 
-from .._images import bmp_bytes
 from .conftest import write_inputs
 
 Build = Callable[..., EvolinkClient]

@@ -15,8 +15,7 @@ import evolink_async as evolink
 from evolink_async import EvolinkClient
 from evolink_async._protocols.evolink.files import DEFAULT_MAX_UPLOAD_BYTES
 from evolink_async.sandbox import Sandbox
-
-from .._images import bmp_bytes, png_bytes, write_png
+from tests.helpers.images import bmp_bytes, png_bytes, write_png
 
 Build = Callable[..., EvolinkClient]
 FILES = "https://files.test/api/v1/files"

@@ -20,8 +20,8 @@ from evolink_async import EvolinkClient, ValidationError
 from evolink_async._files.image_probe import ImageFormat, probe_image
 from evolink_async._files.normalize import normalize_image, plan_image
 from evolink_async.sandbox import Sandbox
+from tests.helpers.images import bmp_bytes, write_png
 
-from .._images import bmp_bytes, write_png
 from .conftest import cli_env, edit_argv, json_lines
 
 Build = Callable[..., EvolinkClient]

@@ -21,8 +21,8 @@ from evolink_async.batch import Batch, BatchSpec
 from evolink_async.batch._entries import request_fingerprint
 from evolink_async.batch._journal import Journal
 from evolink_async.sandbox import Sandbox
+from tests.helpers.images import png_bytes
 
-from .._images import png_bytes
 from .conftest import cli_env, edit_argv, json_lines, write_inputs
 
 Build = Callable[..., EvolinkClient]

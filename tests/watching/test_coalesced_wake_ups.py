@@ -8,8 +8,7 @@ import asyncio
 from evolink_async import PollPolicy, Task, TaskInfo, TaskStatus
 from evolink_async._watching.scheduler import Scheduler
 from evolink_async._watching.tracker import Tracker
-
-from ..helpers.virtual_time import VirtualTimeLoop, run_virtual
+from tests.helpers.virtual_time import VirtualTimeLoop, run_virtual
 
 WINDOW = 0.002
 
