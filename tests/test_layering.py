@@ -181,12 +181,13 @@ def imported_tests_modules(path: Path, root: Path) -> set[str]:
             target = ".".join(base + ([node.module] if node.module else []))
             found.add(target)
             # ``from . import helper`` imports a module, not a name.
-            found.update(f"{target}.{alias.name}" for alias in node.names if alias.name != "*")
-    in_tests = {name for name in found if name == "tests" or name.startswith("tests.")}
-    return {name for name in in_tests if _is_test_file(root.parent, name)}
+            found.update(
+                f"{target}.{alias.name}" for alias in node.names if _is_module_under(root.parent, f"{target}.{alias.name}")
+            )
+    return {name for name in found if name == "tests" or name.startswith("tests.")}
 
 
-def _is_test_file(top: Path, name: str) -> bool:
+def _is_module_under(top: Path, name: str) -> bool:
     relative = Path(*name.split("."))
     return (top / relative).with_suffix(".py").exists() or (top / relative / "__init__.py").exists()
 
@@ -222,8 +223,10 @@ def test_the_test_import_rule_sees_what_it_forbids(tmp_path: Path) -> None:
     (root / "area" / "test_b.py").write_text(
         "from .test_a import x\nfrom tests.area._support import y\nfrom . import _support\n"
         "from tests.helpers._private import z\nfrom ..conftest import w\nimport json\n"
+        "from tests._gone import v\n"  # a private module that no longer exists is still named
     )
     assert forbidden_test_imports(root) == [
+        "tests/area/test_b.py -> tests._gone",
         "tests/area/test_b.py -> tests.area._support",
         "tests/area/test_b.py -> tests.area.test_a",
     ]

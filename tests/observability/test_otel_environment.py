@@ -14,8 +14,7 @@ import pytest
 
 from evolink_async.cli._otel import start_telemetry
 from evolink_async.sandbox import Sandbox
-
-from .._images import write_png
+from tests.helpers.images import write_png
 
 
 def json_documents(text: str) -> list[Any]:

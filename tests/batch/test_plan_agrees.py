@@ -16,8 +16,7 @@ from evolink_async import EvolinkClient
 from evolink_async.batch._run import Batch, plan_batch
 from evolink_async.batch._spec import BatchSpec, FailedInput
 from evolink_async.sandbox import Faults, Sandbox
-
-from ._images import write_png
+from tests.helpers.images import write_png
 
 Build = Callable[..., EvolinkClient]
 SUBMITS = "POST /v1/images/generations"

@@ -23,9 +23,8 @@ from evolink_async.batch._spec import BatchEvent, BatchLockedError, BatchSpec
 from evolink_async.cli._remedies import FLAGS, cli_message
 from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Sandbox
-
-from ._images import write_png
-from .trust_cli._support import json_lines, run_cli, sandbox_process, summary_of
+from tests.helpers.cli import json_lines, run_cli, sandbox_process, summary_of
+from tests.helpers.images import write_png
 
 Build = Callable[..., EvolinkClient]
 PACKAGE = Path(evolink_async.__file__).parent
