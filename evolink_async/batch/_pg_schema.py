@@ -12,6 +12,12 @@ input (paused past its lease) writes nothing over its successor. ``evolink_claim
 batch-wide bounds and the inputs in one server-side statement: no lock is ever held across a
 client round trip. An ``uncertain`` input keeps its slot for ``uncertain_slot_hold`` seconds
 (its task may be running), not only until a lease expires.
+
+Version 3 journals the uploads (``evolink_uploads``, the SQLite journal's ``uploads`` table) and
+shares the Files API quota among the workers: ``evolink_fleet.upload_room`` is the most files the
+batch may have alive at once, ``evolink_workers.uploads_in_flight`` the room each worker took for
+uploads not yet recorded, and ``evolink_take_upload_room`` takes room under the fleet row's lock
+(see ``_pg_uploads``).
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ from ._entries import JournalError
 
 __all__ = ["PG_SCHEMA_VERSION", "migrate"]
 
-PG_SCHEMA_VERSION = 2
+PG_SCHEMA_VERSION = 3
 #: Any constant works; it only has to be the same in every process ("evolink" in ASCII).
 _ADVISORY_LOCK = 0x65766F6C696E6B
 
@@ -112,6 +118,32 @@ END
 $fn$;
 """  # noqa: S608 - built from constants only
 
+#: Room for one more uploaded file, if the batch has it: its recorded files plus the uploads live workers
+#: have under way stay below ``upload_room`` (NULL: no room set yet, the server decides). A dead
+#: worker's uploads under way stop counting with its heartbeat (a file it made, unrecorded, then
+#: costs a 40003 wait at worst, until it expires).
+TAKE_UPLOAD_ROOM_FUNCTION = """
+CREATE OR REPLACE FUNCTION evolink_take_upload_room(p_owner text, p_lease double precision, p_force boolean)
+RETURNS boolean LANGUAGE plpgsql AS $fn$
+DECLARE
+    room int;
+    alive bigint;
+BEGIN
+    SELECT f.upload_room INTO room FROM evolink_fleet f WHERE f.id = 1 FOR UPDATE;
+    IF room IS NOT NULL AND NOT p_force THEN
+        SELECT (SELECT count(*) FROM evolink_uploads) + (SELECT coalesce(sum(w.uploads_in_flight), 0)
+            FROM evolink_workers w WHERE w.stopped_at IS NULL
+            AND (w.heartbeat_at > now() - p_lease * interval '1 second' OR w.id = p_owner)) INTO alive;
+        IF alive >= room THEN
+            RETURN false;
+        END IF;
+    END IF;
+    UPDATE evolink_workers SET uploads_in_flight = uploads_in_flight + 1 WHERE id = p_owner;
+    RETURN true;
+END
+$fn$;
+"""
+
 _MIGRATIONS: dict[int, str] = {
     1: """
 CREATE TABLE evolink_meta (name text PRIMARY KEY, value text NOT NULL);
@@ -169,6 +201,20 @@ ALTER TABLE evolink_workers ADD COLUMN journal_outages int NOT NULL DEFAULT 0,
     ADD COLUMN seconds_without_journal double precision NOT NULL DEFAULT 0,
     ADD COLUMN fenced_refused int NOT NULL DEFAULT 0;
 """ + CLAIM_FUNCTION,
+    3: """
+CREATE TABLE evolink_uploads (
+    file_id text PRIMARY KEY,
+    key text NOT NULL,
+    idempotency_key text NOT NULL,
+    file_url text NOT NULL,
+    uploaded_by text,
+    deleting boolean NOT NULL DEFAULT false,
+    created_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX evolink_uploads_by_key ON evolink_uploads (key, created_at);
+ALTER TABLE evolink_fleet ADD COLUMN upload_room int;
+ALTER TABLE evolink_workers ADD COLUMN uploads_in_flight int NOT NULL DEFAULT 0;
+""" + TAKE_UPLOAD_ROOM_FUNCTION,
 }
 
 

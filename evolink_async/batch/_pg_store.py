@@ -19,8 +19,9 @@ An input found with a begun submit, no task id and an expired lease had a submit
 nobody knows; it becomes ``uncertain`` (keeping its slot) instead of being submitted again, until
 a task id turns up (the submitting worker's write-ahead file) or the operator settles it.
 
-The pool, meta, planning and reads are in ``_pg_base``; here is the claim protocol, whose credit
-and slot accounting (claim, begin/record/release a submit, outcomes) must be read together.
+The pool, meta, planning and reads are in ``_pg_base``, the uploaded files in ``_pg_uploads``; here
+is the claim protocol, whose credit and slot accounting (claim, begin/record/release a submit,
+outcomes) must be read together.
 ``asyncpg`` is imported by ``_pg_base`` only, and these modules only when a ``postgresql://``
 journal is opened.
 """
@@ -34,7 +35,8 @@ from datetime import datetime
 from typing import Any
 
 from ._entries import OUTCOMES, EntryStatus
-from ._pg_base import _COLUMNS, Claim, Claimed, PgJournalBase, PlanResult, _claimed
+from ._pg_base import _COLUMNS, Claim, Claimed, PlanResult, _claimed
+from ._pg_uploads import PgJournalUploads
 
 __all__ = ["Claim", "Claimed", "PgJournal", "PlanResult"]
 
@@ -45,7 +47,7 @@ _UNCERTAIN_MESSAGE = (
 )
 
 
-class PgJournal(PgJournalBase):
+class PgJournal(PgJournalUploads):
     """A fleet journal in PostgreSQL: ``async with PgJournal("postgresql://host/db") as journal``.
 
     ``connections`` bounds the pool (one per concurrent journal call; 4 suits a worker);

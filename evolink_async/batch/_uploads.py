@@ -16,24 +16,32 @@ of more inputs than that only finishes if it deletes as it goes. The rules, in o
 - the quota's ``remain_files`` (plus the files this batch already owns) is the budget of files
   alive at once (:class:`~evolink_async._protocols.evolink.uploads.UploadBudget`); a 40003 caused by
   another client of the key waits for a deletion or a back-off, bounded, reported as ``quota_wait``.
+
+The journal is either store (:class:`UploadJournal`): the one-machine SQLite file, or a fleet's
+PostgreSQL journal, whose workers each run these rules and share one budget (``shared``: the room
+lives in the journal). In a fleet, a file named for the batch that the journal does not know may
+be one another live worker has just uploaded and not yet recorded: it is adopted whenever its input
+may still be submitted without a stored body (the same file id, recorded twice, is one record; a
+second file of the input is deleted with it when the input ends), and deleted otherwise only if it
+is still unrecorded when looked at again (a worker records its files before its submit begins).
 """
 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
 from pathlib import Path
+from typing import Protocol
 
 from .._core.logging import logger
 from .._protocols.evolink.files import Files
-from .._protocols.evolink.uploads import UploadBudget, is_gone
+from .._protocols.evolink.uploads import SharedUploadRoom, UploadBudget, is_gone
 from ..errors import EvolinkError, FilesAPIError
-from ._entries import Entry
-from ._journal import Journal
+from ._entries import Entry, EntryStatus, JournalMismatchError
 from ._journal_uploads import JournalUpload
 from ._spec import BatchEvent
 
-__all__ = ["BatchUploads", "upload_needed"]
+__all__ = ["BatchUploads", "UploadJournal", "upload_needed"]
 
 _TAG_META = "upload_tag"
 _NAME_PREFIX = "evb-"
@@ -42,24 +50,47 @@ _MAX_LISTED_PAGES = 100  # 10,000 files: far past any quota; bounds the work on 
 _FORGET_EVERY = 32
 
 
+class UploadJournal(Protocol):
+    """What :class:`BatchUploads` reads and writes; ``Journal`` and ``PgJournal`` both answer it."""
+
+    async def get(self, key: str) -> Entry | None: ...
+
+    async def find_idempotency_key(self, idempotency_key: str) -> Entry | None: ...
+
+    async def get_meta(self, name: str) -> str | None: ...
+
+    async def set_meta(self, name: str, value: str) -> None: ...
+
+    async def ensure_meta(self, values: Mapping[str, str]) -> None: ...
+
+    async def uploads(self, key: str | None = None) -> list[JournalUpload]: ...
+
+    async def record_upload(self, key: str, idempotency_key: str, file_id: str, file_url: str) -> None: ...
+
+    async def forget_uploads(self, file_ids: Iterable[str]) -> None: ...
+
+
 def upload_needed(entry: Entry | None, upload: JournalUpload) -> bool:
-    """Whether an uploaded file may still be used: its input may be submitted with it, or its task runs.
+    """Whether an uploaded file may still be used: its input may be submitted with it, or its task runs
+    (a fleet's ``uncertain`` input too: its task may run, or it is resubmitted with this body).
 
     A file uploaded under an earlier idempotency key (the input changed, or was started afresh) is not.
     """
     return (entry is not None and entry.idempotency_key == upload.idempotency_key
-            and (entry.needs_submit or entry.needs_watch))  # fmt: skip
+            and (entry.needs_submit or entry.needs_watch or entry.status is EntryStatus.UNCERTAIN))  # fmt: skip
 
 
 class BatchUploads:
     """The uploads of one batch run. ``start()`` once, then ``file_for`` per input and ``ended`` per end."""
 
-    def __init__(self, files: Files, journal: Journal, *, keep: bool, emit: Callable[[BatchEvent], None]) -> None:
+    def __init__(self, files: Files, journal: UploadJournal, *, keep: bool, emit: Callable[[BatchEvent], None],
+                 shared: SharedUploadRoom | None = None) -> None:  # fmt: skip
         self._files = files
         self._journal = journal
         self._keep = keep
         self._emit = emit
-        self.budget = UploadBudget(files, on_quota_wait=self._quota_wait)
+        self._shared = shared
+        self.budget = UploadBudget(files, on_quota_wait=self._quota_wait, shared=shared)
         self._prefix = ""
         #: Files deleted by this run, and files an earlier run left that this one deleted or adopted.
         self.deleted = 0
@@ -77,7 +108,10 @@ class BatchUploads:
         tag = await self._journal.get_meta(_TAG_META)
         if tag is None:
             tag = secrets.token_hex(6)
-            await self._journal.set_meta(_TAG_META, tag)
+            try:
+                await self._journal.ensure_meta({_TAG_META: tag})
+            except JournalMismatchError:  # a fleet: another worker named the batch's files first
+                tag = await self._journal.get_meta(_TAG_META) or tag
         self._prefix = f"{_NAME_PREFIX}{tag}-"
         recorded = await self._journal.uploads()
         alive = 0
@@ -88,6 +122,7 @@ class BatchUploads:
                 self.reclaimed += 1
         if not self._keep:
             alive += await self._settle_orphans({u.file_id for u in recorded})
+        await self.flush()  # a shared budget counts the journal's files: the deleted ones are not
         await self.budget.start(alive=alive)
 
     async def _settle_orphans(self, known: set[str]) -> int:
@@ -100,28 +135,37 @@ class BatchUploads:
                 if stored.file_id in known or not name.startswith(self._prefix):
                     continue
                 entry = await self._journal.find_idempotency_key(Path(name[len(self._prefix):]).stem)
-                if entry is not None and entry.needs_submit and entry.request_body is None and stored.file_url \
-                        and not await self._journal.uploads(entry.key):  # fmt: skip
+                unsent = entry is not None and entry.needs_submit and entry.request_body is None
+                if entry is not None and unsent and stored.file_url \
+                        and (self._shared is not None or not await self._journal.uploads(entry.key)):  # fmt: skip
                     # Stored, its answer lost with the killed run: the input's file, not to upload again.
                     await self._journal.record_upload(entry.key, entry.idempotency_key, stored.file_id,
                                                       stored.file_url)  # fmt: skip
                     known.add(stored.file_id)
                     adopted += 1
                     self.adopted += 1
-                elif await self._delete_quietly(stored.file_id, forget=False):
+                elif entry is not None and stored.file_id in {u.file_id for u in await self._uploads_of(entry.key)}:
+                    known.add(stored.file_id)  # recorded meanwhile by the (live) worker that uploaded it
+                elif await self._delete_quietly(stored.file_id):
                     self.reclaimed += 1
             if not page.has_more or not page.files:
                 break
         return adopted
 
-    async def file_for(self, key: str, entry: Entry, source: Callable[[], Awaitable[Path]]) -> JournalUpload:
+    async def file_for(self, key: str, entry: Entry, source: Callable[[], Awaitable[Path]], *,
+                       taken: Collection[str] = ()) -> JournalUpload:  # fmt: skip
         """``key``'s file: its live upload if it has one, else a new upload of the file ``source()`` gives.
+
+        ``taken``: file ids already used for other images of the same request (a request with several
+        local images has one file each, recorded oldest first in the order they were uploaded).
 
         A new upload is not recorded yet: the caller records it with the request body, in one commit
         (``Journal.record_request(upload=...)``); a crash before that leaves a file the next run
         finds by its name.
         """
         for upload in await self._uploads_of(key):
+            if upload.file_id in taken:
+                continue
             if upload.idempotency_key == entry.idempotency_key:
                 return upload
             if not self._keep:  # an earlier image of a changed input: not this one
@@ -158,6 +202,8 @@ class BatchUploads:
         """Delete a file (and forget it); False when that failed for a reason other than it being gone."""
         try:
             if self.budget.room is None:  # an earlier run's file, before this run's budget exists
+                if self._shared is not None:
+                    await self._shared.deleting(file_id)
                 try:
                     await self._files.delete(file_id)
                 except FilesAPIError as exc:

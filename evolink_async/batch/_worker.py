@@ -49,7 +49,6 @@ from .._files.image_probe import ImageFormat
 from .._files.safe_paths import result_file_name
 from .._models.events import EventKind, TaskEvent
 from .._models.requests import ImageRequest
-from .._protocols.evolink.uploads import UploadBudget
 from .._watching.fan_out import FanOutItem
 from ..errors import (
     DownloadError,
@@ -64,8 +63,10 @@ from ._manifest import parse_line
 from ._outcomes import error_code, error_message, first_cause, task_error
 from ._pg_base import JournalHealth, JournalUnavailableError
 from ._pg_store import Claimed, PgJournal
+from ._pg_uploads import PgUploadRoom
 from ._spec import BatchEvent
 from ._tracing import summary_attributes, traced_run
+from ._uploads import BatchUploads
 from ._wal import WalRecord, WriteAheadFile
 
 if TYPE_CHECKING:
@@ -130,7 +131,7 @@ class WorkerOptions:
     max_downloads: int = attrs.field(default=4, validator=COUNT.validator())
     worker_id: str | None = None
     #: Keep the files uploaded for an input after its task ended (by default they are deleted: the
-    #: Files API keeps 100 files per key; each worker keeps its uploads within the quota it reads).
+    #: Files API keeps 100 files per key; the fleet's workers share the quota through the journal).
     keep_uploads: bool = False
     #: Seconds the journal may stay unreachable (retried, tasks still watched) before the worker stops.
     journal_outage: float = attrs.field(default=60.0, validator=SECONDS.validator())
@@ -165,6 +166,10 @@ class WorkerSummary:
     #: Submits whose answer was lost, settled by their callback (the fan-out's recover path) instead
     #: of being sent again or left ``uncertain``; only with a client that takes callbacks.
     recovered_submits: int = 0
+    #: Uploaded files this worker deleted (its inputs' and those dead workers left), and uploads that
+    #: waited because the Files API said the quota was full (another client of the key).
+    uploads_deleted: int = 0
+    quota_waits: int = 0
     journal_outages: int = 0
     seconds_without_journal: float = 0.0
     interrupted: bool = False
@@ -205,10 +210,13 @@ class Worker:
         self._wal_recorded: set[WalRecord] = set()
         self._wal_next_replay = 0.0
         self._faults = _Faults(os.environ.get(FAULT_ENV, ""))
-        # Uploads: within the key's file quota (a 40003 from another worker waits), deleted at the input's end.
-        self._upload_budget = UploadBudget(client.files, on_quota_wait=lambda attempt, delay: self._emit(
-            "quota_wait", error_code="40003", total=attempt, message=f"files quota full: waiting up to {delay:.1f} s"))
-        self._uploaded: dict[str, list[str]] = {}
+        # Uploads: the one-machine batch's rules on the journal's record of them, within the key's file
+        # quota shared by every worker of the batch (a 40003 from another client waits), deleted at the
+        # input's end; started (the quota read, a dead worker's leftovers deleted) before the first upload.
+        self._uploads = BatchUploads(client.files, journal, keep=self._options.keep_uploads, emit=self._on_event,
+                                     shared=PgUploadRoom(journal, self.id, lease=self._options.lease))  # fmt: skip
+        self._uploads_started = False
+        self._uploads_starting = anyio.Lock()
         self._deletions: set[asyncio.Task[None]] = set()
 
     async def _check_stored_budget(self) -> None:
@@ -224,35 +232,39 @@ class Worker:
     def _emit(self, kind: str, key: str | None = None, **fields: Any) -> None:
         self._on_event(BatchEvent(kind=kind, key=key, **fields))
 
-    def _finish(self, key: str, epoch: int) -> None:
-        """This worker is done with ``key`` as held under ``epoch`` (not a later claim of it)."""
+    def _finish(self, key: str, epoch: int, *, ended: bool = True) -> None:
+        """This worker is done with ``key`` as held under ``epoch`` (not a later claim of it).
+
+        ``ended``: the input has ended, its uploaded files (whoever uploaded them) are deleted; not
+        when they may still be used (timed out or uncertain: its task may run; released: the stored
+        body that a later claim sends names them).
+        """
         if self._held.get(key) != epoch:
             return
         del self._held[key]
         self._wake.set()
-        file_ids = self._uploaded.pop(key, [])
-        if file_ids and not self._options.keep_uploads:
-            deletion = asyncio.get_running_loop().create_task(self._delete_uploads(file_ids))
-            self._deletions.add(deletion)
-            deletion.add_done_callback(self._deletions.discard)
+        if ended:
+            self._delete_uploads_of(key)
 
-    async def _delete_uploads(self, file_ids: list[str]) -> None:
-        for file_id in file_ids:
-            try:
-                await self._upload_budget.delete(file_id)
-            except EvolinkError as exc:  # it expires on its own (72 h)
-                logger.warning("could not delete uploaded file %s: %s", file_id, exc)
+    def _delete_uploads_of(self, key: str) -> None:
+        if self._options.keep_uploads or not self._uploads_started:
+            return
+        deletion = asyncio.get_running_loop().create_task(self._uploads.ended(key))
+        self._deletions.add(deletion)
+        deletion.add_done_callback(self._deletions.discard)
 
-    def _keep_uploads_of(self, key: str) -> None:
-        """``key``'s task may still use its files (timed out, uncertain, taken over): not ours to delete."""
-        self._uploaded.pop(key, None)
+    async def _start_uploads(self) -> None:
+        """Read the quota into the batch-wide room and delete what dead workers left (once)."""
+        async with self._uploads_starting:
+            if not self._uploads_started:
+                await self._uploads.start()
+                self._uploads_started = True
 
     def _lose(self, key: str, why: str, epoch: int) -> None:
         """Another worker holds ``key`` now: stop watching it at once, write and download nothing for it."""
         if self._held.get(key) != epoch:
             return
         del self._held[key]
-        self._keep_uploads_of(key)
         self.summary.lost_leases += 1
         self.summary.fenced_writes_refused = self._journal.fenced_refused
         logger.warning("input %r: lease lost (%s); another worker has it, this one lets it go", key, why)
@@ -294,6 +306,8 @@ class Worker:
             await anyio.to_thread.run_sync(lambda: options.out_dir.mkdir(parents=True, exist_ok=True))  # type: ignore[union-attr]
         if self._wal is not None:
             self._wal_pending = await anyio.to_thread.run_sync(self._wal.records)
+        if await journal.uploads():  # files recorded by earlier workers: those of ended inputs are deleted now
+            await self._start_uploads()
         unreachable = False
         try:
             async with anyio.create_task_group() as outer:
@@ -329,9 +343,14 @@ class Worker:
             if self._fan_out is not None:
                 self.summary.recovered_submits = self._fan_out.summary.recovered_submits
             self._on_journal("health", journal.health)
-            if self._deletions:  # ended inputs' files: let their deletions finish, bounded
+            if self._deletions or self._uploads_started:  # ended inputs' files: let their deletions finish, bounded
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                    await asyncio.wait(list(self._deletions))
+                    if self._deletions:
+                        await asyncio.wait(list(self._deletions))
+                    if not unreachable:
+                        await self._uploads.flush()
+                self.summary.uploads_deleted = self._uploads.deleted + self._uploads.reclaimed
+                self.summary.quota_waits = self._uploads.budget.quota_waits
             if not unreachable:  # with the journal gone, there is nothing it could be told
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                     await journal.stop_worker(self.id)
@@ -486,18 +505,20 @@ class Worker:
             await self._completed(key, epoch, entry.task_id, entry.result_urls, work)
             return None
         if entry.status is not EntryStatus.PENDING_SUBMIT:  # finished meanwhile: nothing to do
-            self._finish(key, epoch)
+            self._finish(key, epoch, ended=entry.is_finished)
             return None
         try:
             body = entry.request_body or json.dumps(await self._request_body(claimed))
         except (EvolinkError, OSError) as exc:
             if is_fatal_to_batch(exc):
                 raise
-            # An upload that did not go through: try later.
+            # An upload that did not go through: try later (the files recorded so far are reused then).
             if may_have_been_billed(exc) or was_refused_for_now(exc):
                 if await self._journal.release_submit(key, owner=self.id, epoch=epoch, error_code=error_code(exc),
                                                       error_message=error_message(exc)):  # fmt: skip
                     self.summary.released += 1
+                self._finish(key, epoch, ended=False)
+                return None
             else:
                 code, message = error_code(exc), error_message(exc)
                 if await self._journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, owner=self.id, epoch=epoch,
@@ -509,6 +530,11 @@ class Worker:
         sent = await self._journal.begin_submit(key, self.id, body, epoch=epoch)
         if sent is None:  # the lease lapsed: another worker owns this input now
             self._lose(key, "lease expired before the submit", epoch)
+            # A file this worker uploaded meanwhile is recorded: the worker that ends the input deletes
+            # it; if the input ended already, nobody will: deleted here.
+            current = await self._journal.get(key)
+            if self._uploads_started and not self._options.keep_uploads and (current is None or current.is_finished):
+                await self._uploads.ended(key)
             return None
         return FanOutItem(key=(key, epoch), request=ImageRequest.from_body(json.loads(sent)),
                           idempotency_key=entry.idempotency_key)  # fmt: skip
@@ -519,13 +545,24 @@ class Worker:
         item = parse_line(claimed.line)
         request = item.request(self._root)
         urls: list[str] = []
+        used: list[str] = []
+        entry = claimed.entry
         for image in request.image_urls:
             if isinstance(image, str):
                 urls.append(image)
-            else:
-                uploaded = await self._upload_budget.upload(Path(image), file_name=Path(image).name)
-                self._uploaded.setdefault(claimed.entry.key, []).append(uploaded.file_id)
-                urls.append(uploaded.file_url)
+                continue
+            await self._start_uploads()
+
+            async def source(path: Path = Path(image)) -> Path:
+                return path
+
+            # The input's recorded file when it has one (an earlier claim of it uploaded it), else a new
+            # upload, recorded before the submit begins: whoever ends the input deletes it.
+            upload = await self._uploads.file_for(entry.key, entry, source, taken=used)
+            await self._journal.record_upload(entry.key, entry.idempotency_key, upload.file_id, upload.file_url,
+                                              owner=self.id)  # fmt: skip
+            used.append(upload.file_id)
+            urls.append(upload.file_url)
         return ImageRequest(model=request.model, prompt=request.prompt, image_urls=tuple(urls),
                             model_params=request.model_params or None).to_body()  # fmt: skip
 
@@ -599,13 +636,15 @@ class Worker:
                 applied = await journal.release_submit(key, owner=self.id, epoch=epoch, error_code=error_code(error),
                                                        error_message=error_message(error))  # fmt: skip
                 self.summary.released += applied
+                ended = False  # a later claim sends the stored body, which names its files
             elif may_have_been_billed(error):  # no answer (after retries with the same key): the task may exist
                 applied = await journal.mark_uncertain(key, owner=self.id, epoch=epoch, message=error_message(error))
-                self._keep_uploads_of(key)  # the task may exist, or be resubmitted with this body
+                ended = False  # the task may exist, or be resubmitted with this body
                 if applied:
                     self.summary.uncertain += 1
                     self._emit("uncertain", key, error_code=error_code(error), message=error_message(error))
             else:
+                ended = True
                 applied = await journal.record_outcome(
                     key, EntryStatus.SUBMIT_FAILED, owner=self.id, epoch=epoch,
                     error_code=error_code(error), error_message=error_message(error),
@@ -615,20 +654,18 @@ class Worker:
                     self._emit("failed", key, error_code=error_code(error), message=error_message(error))
             if not applied:
                 self._lose(key, "taken over before its submit's outcome was recorded", epoch)
-            self._finish(key, epoch)
+            self._finish(key, epoch, ended=ended)
         elif event.is_terminal:
             code, message = task_error(event)
             status = {EventKind.CANCELLED: EntryStatus.CANCELLED,
                       EventKind.TIMED_OUT: EntryStatus.TIMED_OUT}.get(event.kind, EntryStatus.FAILED)  # fmt: skip
-            if status is EntryStatus.TIMED_OUT:
-                self._keep_uploads_of(key)  # it may still run and read them
             if await journal.record_outcome(key, status, owner=self.id, epoch=epoch, error_code=code,
                                             error_message=message):  # fmt: skip
                 self.summary.failed += 1
                 self._emit("failed", key, task_id=task.id if task else None, error_code=code, message=message)
             else:
                 self._lose(key, "taken over before its task's outcome was recorded", epoch)
-            self._finish(key, epoch)
+            self._finish(key, epoch, ended=status is not EntryStatus.TIMED_OUT)  # timed out: it may still run
 
     async def _completed(self, key: str, epoch: int, task_id: str | None, urls: tuple[str, ...],
                          work: anyio.abc.TaskGroup, *, record: bool = False) -> None:  # fmt: skip

@@ -175,7 +175,7 @@ async def test_a_worker_against_a_newer_schema_is_refused(
         await conn.close()
     ((code, _, stderr),) = await _run_workers([_work_argv(tmp_path, journal_url, evolink_sandbox, None)], timeout=60)
     assert code == 2
-    assert "journal schema 99 is newer than this evolink_async's (2)" in stderr
+    assert "journal schema 99 is newer than this evolink_async's (3)" in stderr
     assert evolink_sandbox.ledger.billed == []
 
 

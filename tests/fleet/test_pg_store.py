@@ -106,8 +106,8 @@ async def test_the_budget_stops_claims_and_a_refused_submit_gives_credits_back(j
 
 async def test_a_newer_schema_is_refused(journal_url: str) -> None:
     async with PgJournal(journal_url) as journal:
-        await journal.pool.execute("UPDATE evolink_schema SET version = 3")
-    with pytest.raises(JournalError, match="journal schema 3 is newer"):
+        await journal.pool.execute("UPDATE evolink_schema SET version = 4")
+    with pytest.raises(JournalError, match="journal schema 4 is newer"):
         await PgJournal.open(journal_url)
 
 
@@ -200,9 +200,10 @@ async def test_a_version_1_journal_is_migrated_in_place(journal_url: str) -> Non
     finally:
         await conn.close()
     async with PgJournal(journal_url) as journal:
-        assert await journal.pool.fetchval("SELECT version FROM evolink_schema") == 2
+        assert await journal.pool.fetchval("SELECT version FROM evolink_schema") == 3
         (claimed,) = (await journal.claim("w", limit=5, lease=30)).items
         assert (claimed.entry.key, claimed.epoch) == ("old", 1)
+        assert await journal.uploads() == []  # version 3: the upload record
 
 
 async def test_status_lists_uncertain_inputs_with_what_to_do(journal_url: str) -> None:

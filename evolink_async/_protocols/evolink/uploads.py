@@ -15,6 +15,12 @@ more files alive than the quota allows. :class:`UploadBudget` is that rule in on
 - :meth:`UploadBudget.delete` deletes a file and frees its room; a file already gone (deleted
   earlier, expired) counts as deleted.
 
+Several processes of one batch (a fleet's workers) share one quota: each would read the same
+``remain_files`` and together overrun it. A :class:`SharedUploadRoom` (the fleet's journal holds
+one) is then the budget instead of the process's own count: ``start`` gives it the quota's
+``remain_files``, each upload takes room from it (waiting, polled, while the batch's files fill it)
+and each deletion frees room at once for every process.
+
 Waiting for room is bounded twice: by the tasks that hold it (each file alive belongs to an input
 whose task is watched, and deleted when it ends) and by ``max_room_wait``, after which the upload is
 tried anyway and the server decides (a full quota then takes the 40003 path above).
@@ -31,6 +37,7 @@ from __future__ import annotations
 import os
 import random
 from collections.abc import Awaitable, Callable
+from typing import Protocol
 
 import anyio
 
@@ -40,7 +47,7 @@ from ...errors import FilesAPIError
 from .file_answers import FilesQuota, UploadedFile
 from .files import Files
 
-__all__ = ["QUOTA_EXCEEDED", "UploadBudget", "is_gone", "is_quota_exceeded"]
+__all__ = ["QUOTA_EXCEEDED", "SharedUploadRoom", "UploadBudget", "is_gone", "is_quota_exceeded"]
 
 #: The Files API's code for a full quota (A6).
 QUOTA_EXCEEDED = "40003"
@@ -55,6 +62,26 @@ def is_quota_exceeded(error: BaseException) -> bool:
 def is_gone(error: BaseException) -> bool:
     """Whether a delete failed only because the file no longer exists (already deleted or expired)."""
     return isinstance(error, FilesAPIError) and (error.code in _GONE or error.status_code == 404)
+
+
+class SharedUploadRoom(Protocol):
+    """Room for files alive at once, shared by the processes of one batch (see the module docs)."""
+
+    async def open(self, remain_files: int) -> None:
+        """The quota's ``remain_files`` as this process read it: the shared room is that plus the batch's files."""
+
+    async def take(self, *, force: bool = False) -> bool:
+        """Take room for one more file if the batch has it (``force``: take it anyway); whether taken."""
+
+    async def give_back(self) -> None:
+        """Give back room a ``take`` got for an upload that made no file."""
+
+    async def deleting(self, file_id: str) -> None:
+        """``file_id`` is about to be deleted: no longer counted as room by a process that starts now
+        (the quota may or may not count it free yet: counted nowhere, the room is smaller, never larger)."""
+
+    async def freed(self, file_id: str) -> None:
+        """``file_id``, a file of the batch, is deleted (or gone): its room is free for every process."""
 
 
 class UploadBudget:
@@ -73,11 +100,17 @@ class UploadBudget:
         max_delay: float = 30.0,
         max_room_wait: float = 900.0,
         on_quota_wait: Callable[[int, float], None] | None = None,
+        shared: SharedUploadRoom | None = None,
+        shared_poll: float = 0.25,
     ) -> None:
         check_count("max_quota_waits", max_quota_waits, minimum=0)
         check_number("first_delay", first_delay)
         check_number("max_delay", max_delay)
         check_number("max_room_wait", max_room_wait)
+        check_number("shared_poll", shared_poll)
+        #: Room shared with the other processes of a batch; None: this budget's own count is the bound.
+        self._shared = shared
+        self._shared_poll = shared_poll
         self._max_room_wait = max_room_wait
         self._files = files
         self._max_quota_waits = max_quota_waits
@@ -114,6 +147,8 @@ class UploadBudget:
             if self._room is not None:
                 return None
             quota = await self._files.quota()
+            if self._shared is not None:
+                await self._shared.open(quota.remain_files)
             self._alive += alive
             self._room = quota.remain_files + alive
             logger.info("files quota: %d of %d used; this run may keep %d alive", quota.used_files,
@@ -130,12 +165,25 @@ class UploadBudget:
         if self._room is None:
             await self.start()
         assert self._room is not None
-        # With nothing of ours alive there is nobody to wait for: try, and let a 40003 back off.
-        with anyio.move_on_after(self._max_room_wait):
-            while self._alive >= self._room and self._alive > 0:
-                await self._freed.wait()
+        if self._shared is not None:
+            await self._take_shared()
+        else:
+            # With nothing of ours alive there is nobody to wait for: try, and let a 40003 back off.
+            with anyio.move_on_after(self._max_room_wait):
+                while self._alive >= self._room and self._alive > 0:
+                    await self._freed.wait()
         self._alive += 1
         self.peak_alive = max(self.peak_alive, self._alive)
+
+    async def _take_shared(self) -> None:
+        """Room from the shared budget: a deletion of ours wakes the wait, the other processes' are polled."""
+        assert self._shared is not None
+        with anyio.move_on_after(self._max_room_wait):
+            while not await self._shared.take():
+                with anyio.move_on_after(self._shared_poll):
+                    await self._freed.wait()
+            return
+        await self._shared.take(force=True)  # waited long enough: the server decides (a 40003 waits again)
 
     def release(self) -> None:
         """Give back room taken by :meth:`reserve` whose file does not exist (the upload failed)."""
@@ -154,6 +202,9 @@ class UploadBudget:
             )
         except BaseException:
             self.release()
+            if self._shared is not None:  # even when cancelled: the room is the batch's, not ours
+                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    await self._shared.give_back()
             raise
 
     async def after_quota_waits(self, upload: Callable[[], Awaitable[UploadedFile]]) -> UploadedFile:
@@ -180,9 +231,13 @@ class UploadBudget:
 
         Any other failure is raised, and the room stays taken: the file may still be alive.
         """
+        if self._shared is not None:
+            await self._shared.deleting(file_id)
         try:
             await self._files.delete(file_id)
         except FilesAPIError as exc:
             if not is_gone(exc):
                 raise
         self.release()
+        if self._shared is not None:
+            await self._shared.freed(file_id)
