@@ -9,10 +9,11 @@ dead worker left behind.
 
 The quota is shared through the journal (:class:`PgUploadRoom`): N workers that each read
 ``remain_files`` would together keep N times the quota alive. ``upload_room`` (batch-wide) is the
-quota's ``remain_files`` as the latest starting worker read it, plus the batch's files recorded then
-(they are the batch's to delete, so they count as room): what the quota endpoint says, no more. A
-file uploaded while that was read and not yet recorded, or being deleted (marked ``deleting`` before
-the delete is sent), is counted in neither: the room is one smaller, never larger. Taking room counts
+quota's ``remain_files`` as the latest starting worker read it, plus the batch's files that were
+recorded (so stored) before the read and not marked ``deleting`` (done before a delete is sent)
+after it: those were surely not in ``remain_files``. A file uploaded or deleted during the read is
+counted as the batch's in no case: the room may be smaller than the truth, never larger; what the
+quota endpoint says, no more. Taking room counts
 the recorded files and the uploads live workers have under way, under the fleet row's lock
 (``evolink_take_upload_room``), so no two workers take the last place; a deletion frees its place at
 once (``freed``). Another client of the key using the quota meanwhile still gets 40003 answers:
@@ -81,12 +82,14 @@ class PgUploadRoom:
         self._owner = owner
         self._lease = lease
 
-    async def open(self, remain_files: int) -> None:
-        await self._journal.run(lambda c: c.execute(
-            "UPDATE evolink_fleet SET upload_room = $1 + (SELECT count(*) FROM evolink_uploads WHERE NOT deleting)"
-            " WHERE id = 1",
-            remain_files,
-        ), what="the upload quota's record")  # fmt: skip
+    async def alive(self) -> frozenset[str]:
+        rows = await self._journal.run(lambda c: c.fetch("SELECT file_id FROM evolink_uploads WHERE NOT deleting"),
+                                       what="the batch's uploaded files")  # fmt: skip
+        return frozenset(str(row[0]) for row in rows)
+
+    async def open(self, room: int) -> None:
+        await self._journal.run(lambda c: c.execute("UPDATE evolink_fleet SET upload_room = $1 WHERE id = 1", room),
+                                what="the upload quota's record")  # fmt: skip
 
     async def take(self, *, force: bool = False) -> bool:
         taken: Any = await self._journal.run(lambda c: c.fetchval(

