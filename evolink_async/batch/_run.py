@@ -400,7 +400,10 @@ class Batch:
         except EvolinkError as exc:
             if (fatal := ends_submitting(exc)) is not None:  # a wrong key or Files API URL: stop, inputs stay pending
                 raise fatal from None
-            if not _transient(exc):  # transient: the entry stays pending, a re-run tries again
+            # Transient: the entry stays pending, a re-run tries again. A local rule (ValidationError:
+            # nothing was sent) too: the next run checks the file again, so a fixed file or the option
+            # the message names (normalize=True) is enough, without retry_failed.
+            if not _transient(exc) and not isinstance(exc, ValidationError):
                 await self.journal.record_outcome(
                     key, EntryStatus.SUBMIT_FAILED, error_code=error_code(exc), error_message=error_message(exc)
                 )

@@ -22,7 +22,7 @@ from evolink_async.batch._run import Batch, plan_batch
 from evolink_async.batch._spec import BatchEvent, BatchLockedError, BatchSpec
 from evolink_async.cli._remedies import FLAGS, cli_message
 from evolink_async.errors import ValidationError
-from evolink_async.sandbox import Sandbox
+from evolink_async.sandbox import Faults, Sandbox
 from tests.helpers.cli import json_lines, run_cli, sandbox_process, summary_of
 from tests.helpers.images import write_png
 
@@ -73,12 +73,13 @@ def _names_the_library_option(message: str | None, remedy: Remedy) -> None:
     assert FLAG.search(message) is None, message
 
 
+@pytest.mark.evolink_sandbox(faults=Faults(task_failure_rate=1.0, failure_codes=("content_policy_violation",)))
 async def test_an_input_failed_before_names_retry_failed(
     evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
 ) -> None:
-    write_png(tmp_path / "in" / "tiny.png", 100, 100)  # refused before a submit: below 384 px
+    write_png(tmp_path / "in" / "a.png")
     async with scaled_client(evolink_sandbox) as client:
-        await Batch(client, _spec(tmp_path)).run()
+        await Batch(client, _spec(tmp_path)).run()  # its task fails
         events: list[BatchEvent] = []
         summary = await Batch(client, _spec(tmp_path), on_event=events.append).run()
     (failed,) = summary.failed
@@ -89,6 +90,24 @@ async def test_an_input_failed_before_names_retry_failed(
     assert event.to_json()["remedy"] == "retry_failed=True"
     (planned,) = (await plan_batch(_spec(tmp_path))).invalid
     assert planned == failed
+
+
+async def test_an_image_refused_by_a_local_rule_names_its_own_remedy_on_every_run(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    """Nothing was sent: the next run checks it again, and says what gets past the rule, not retry_failed
+    (a message naming two options, one of them stored in the journal, could not say which is which)."""
+    write_png(tmp_path / "in" / "tiny.png", 100, 100)  # below qwen-image-edit's 384 px
+    async with scaled_client(evolink_sandbox) as client:
+        first = await Batch(client, _spec(tmp_path)).run()
+        second = await Batch(client, _spec(tmp_path)).run()
+    for summary in (first, second):
+        (failed,) = summary.failed
+        assert failed.remedy is Remedy.NORMALIZE
+        _names_the_library_option(failed.message, Remedy.NORMALIZE)
+        assert Remedy.RETRY_FAILED.value not in failed.message
+    sent = [request for request in evolink_sandbox.ledger.requests if request.startswith("POST")]
+    assert sent == []  # neither a submit nor an upload
 
 
 async def test_a_budget_too_small_names_max_credits(
@@ -161,10 +180,10 @@ def test_the_cli_replaces_the_remedy_not_the_same_text_in_a_name() -> None:
 
 
 def test_the_command_line_names_its_flags(tmp_path: Path) -> None:
-    """Plain, JSON and dry-run output: the CLI's hint, as before; no keyword argument, no ``remedy`` key."""
-    write_png(tmp_path / "in" / "a.png")
-    write_png(tmp_path / "in" / "tiny.png", 100, 100)
-    with sandbox_process(time_scale=0.01) as box:
+    """Plain, JSON and dry-run output: the CLI's hints, as before; no keyword argument, no ``remedy`` key."""
+    write_png(tmp_path / "in" / "a.png")  # its task fails: --retry-failed
+    write_png(tmp_path / "in" / "tiny.png", 100, 100)  # refused here: --normalize
+    with sandbox_process("--task-failure-rate", "1", time_scale=0.01) as box:
         argv = ["edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "out"),
                 *box.connect(poll_scale=0.01)]  # fmt: skip
         first = run_cli(argv, bound=90)
@@ -174,14 +193,16 @@ def test_the_command_line_names_its_flags(tmp_path: Path) -> None:
         dry = run_cli([*argv, "--dry-run"], bound=90)
     for done in (plain, as_json):
         assert done.returncode == 1, done.stdout + done.stderr  # an input failed
-    for done in (plain, as_json, dry):
+    for done in (first, plain, as_json, dry):
         assert "retry_failed=True" not in done.stdout + done.stderr
-    assert "(--retry-failed starts it again)" in plain.stdout, plain.stdout
-    (failed,) = summary_of(as_json.stdout)["failed"]
-    assert failed["message"].endswith("(--retry-failed starts it again)"), failed
-    assert "remedy" not in failed
-    events = [e for e in json_lines(as_json.stdout) if e["kind"] == "failed"]
-    assert [e["message"] for e in events] == [failed["message"]]
-    assert all("remedy" not in e for e in events)
-    assert "tiny.png" in dry.stdout, dry.stdout
-    assert "(--retry-failed starts it again)" in dry.stdout, dry.stdout
+        assert "normalize=True" not in done.stdout + done.stderr
+    for text in (plain.stdout, dry.stdout):
+        assert "(--retry-failed starts it again)" in text, text
+        assert "normalize it (--normalize, needs" in text, text
+    failed = {f["key"]: f for f in summary_of(as_json.stdout)["failed"]}
+    assert failed["a.png"]["message"].endswith("(--retry-failed starts it again)"), failed
+    assert "(--normalize, needs" in failed["tiny.png"]["message"], failed
+    assert all("remedy" not in f for f in failed.values())
+    events = {e["key"]: e for e in json_lines(as_json.stdout) if e["kind"] == "failed"}
+    assert {key: e["message"] for key, e in events.items()} == {key: f["message"] for key, f in failed.items()}
+    assert all("remedy" not in e for e in events.values())
