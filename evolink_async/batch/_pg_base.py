@@ -31,9 +31,9 @@ from .._core.idempotency import new_idempotency_key
 from .._core.logging import logger
 from ..errors import Remedy
 from ._entries import Entry, EntryStatus, JournalError, JournalMismatchError
-from ._journal_api import check_postgres_url
 from ._manifest import ManifestInput
 from ._pg_schema import migrate
+from ._pg_url import check_postgres_url
 
 __all__ = ["Claim", "Claimed", "JournalHealth", "JournalUnavailableError", "PgJournalBase", "PlanResult"]
 
