@@ -40,6 +40,7 @@ from ._version import __version__
 from ._watching.fan_out import FanOut, FanOutItem, FanOutSummary
 from ._watching.poll_policy import PollPolicy
 from ._watching.stream import TaskStream
+from ._watching.tracker import Tracker
 from .errors import (
     APIConnectionError,
     APIStatusError,
@@ -181,6 +182,7 @@ __all__ = [
     "TaskRequiresActionError",
     "TaskStatus",
     "TaskStream",
+    "Tracker",
     "TaskTimeoutError",
     "UnsupportedOperationError",
     "UploadedFile",

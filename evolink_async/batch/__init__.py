@@ -7,16 +7,20 @@ Loaded on first use: ``import evolink_async`` does not import this package (nor 
 """
 
 from ._fleet_status import FleetStatus, fleet_status
-from ._journal_api import JournalStore, is_postgres_url, open_journal
-from ._manifest import ManifestInput, folder_manifest, read_manifest
+from ._journal_api import JournalStore, check_postgres_url, is_postgres_url, open_journal, shown_url
+from ._manifest import ManifestInput, checked_inputs, folder_manifest, read_manifest
 from ._pg_schema import PG_SCHEMA_VERSION
 from ._pg_store import Claim, PgJournal, PlanResult
 from ._prompts import PromptBatch, PromptSource, PromptSpec
 from ._run import Batch, plan_batch
 from ._spec import BatchEvent, BatchLockedError, BatchPlan, BatchSpec, BatchSummary, FailedInput, UnreadableFolder
+from ._wal import default_wal_path
 from ._worker import Worker, WorkerOptions, WorkerSummary
 
-__all__ = ["PG_SCHEMA_VERSION", "Batch", "BatchEvent", "BatchLockedError", "BatchPlan", "BatchSpec", "BatchSummary",
-           "Claim", "FailedInput", "FleetStatus", "JournalStore", "ManifestInput", "PgJournal", "PlanResult", "Worker",
-           "WorkerOptions", "WorkerSummary", "fleet_status", "folder_manifest", "is_postgres_url", "open_journal",
-           "plan_batch", "read_manifest", "PromptBatch", "PromptSource", "PromptSpec", "UnreadableFolder"]  # fmt: skip
+__all__ = [
+    "PG_SCHEMA_VERSION", "Batch", "BatchEvent", "BatchLockedError", "BatchPlan", "BatchSpec", "BatchSummary", "Claim",
+    "FailedInput", "FleetStatus", "JournalStore", "ManifestInput", "PgJournal", "PlanResult", "PromptBatch",
+    "PromptSource", "PromptSpec", "UnreadableFolder", "Worker", "WorkerOptions", "WorkerSummary", "check_postgres_url",
+    "checked_inputs", "default_wal_path", "fleet_status", "folder_manifest", "is_postgres_url", "open_journal",
+    "plan_batch", "read_manifest", "shown_url",
+]  # fmt: skip

@@ -22,12 +22,14 @@ from typing import Any
 
 import attrs
 
+from .._files.image_probe import check_image
+from .._files.local_images import check_upload_format
 from .._models.requests import ImageInput, ImageRequest
 from ..errors import Remedy, ValidationError
 from ._entries import request_fingerprint
 from ._spec import ESTIMATED_CREDITS, iter_inputs
 
-__all__ = ["ManifestInput", "folder_manifest", "parse_line", "read_manifest"]
+__all__ = ["ManifestInput", "checked_inputs", "folder_manifest", "parse_line", "read_manifest"]
 
 _FIELDS = frozenset({"key", "model", "prompt", "image_urls", "model_params"})
 
@@ -209,3 +211,27 @@ def folder_manifest(
         relative = path.relative_to(folder).as_posix()
         yield ManifestInput(key=relative, model=model, prompt=prompt, image_urls=(relative,),
                             model_params=dict(model_params or {}))  # fmt: skip
+
+
+def checked_inputs(items: Iterator[ManifestInput], *, root: Path | None) -> Iterator[ManifestInput]:
+    """``items``, each after its local images are checked (lazily, in order; read from disk, so
+    call it off the event loop): a file under ``root``, an image the Files API stores and the
+    model accepts. An input with local paths needs ``root``. A bad one raises ``ValidationError``
+    naming its key, before anything of the batch is planned or paid for.
+
+    >>> await journal.plan(checked_inputs(read_manifest(path), root=Path("/shared")), root=Path("/shared"))
+    """
+    for item in items:
+        for path in item.local_paths(root) if root is not None else ():
+            if not path.is_file():
+                raise ValidationError(item.key, f"{path} is not a file under the {Remedy.ROOT} folder",
+                                      remedy=Remedy.ROOT)  # fmt: skip
+            try:
+                info = check_image(path, model=item.model, field=item.key)
+            except OSError as exc:
+                raise ValidationError(item.key, f"{path} cannot be read: {exc.strerror or exc}") from None
+            check_upload_format(info, field=item.key, hint="convert it to JPEG or PNG")
+        if root is None and any(not i.startswith(("http://", "https://")) for i in item.image_urls):
+            raise ValidationError(item.key, f"has local paths: give {Remedy.ROOT} (the shared folder they are under)",
+                                  remedy=Remedy.ROOT)  # fmt: skip
+        yield item

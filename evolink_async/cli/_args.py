@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from .._core.checks import NumberRule
-from .._version import __version__
+from .. import __version__
+from ..checks import NumberRule
 from ._callbacks import add_callback_arguments
 from ._fleet import add_fleet_parsers
 from ._imagine import add_mj_parsers

@@ -26,8 +26,7 @@ import anyio
 import attrs
 from aiohttp import web
 
-from .._callbacks.receiver import CallbackReceiver
-from .._watching.tracker import Tracker
+from .. import CallbackReceiver, Tracker
 from ..errors import ValidationError
 from ._secret_files import read_secret_file
 from ._text import printable

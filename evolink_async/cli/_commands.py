@@ -11,13 +11,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .._callbacks.receiver import CallbackReceiver
-from .._clients.evolink import EvolinkClient
-from .._models.events import EventKind
-from .._models.task import Task, TaskStatus
-from .._watching.poll_policy import PollPolicy
-from ..batch._run import Batch, plan_batch
-from ..batch._spec import BatchSpec
+from .. import CallbackReceiver, EventKind, EvolinkClient, PollPolicy, Task, TaskStatus
+from ..batch import Batch, BatchSpec, plan_batch
 from ._callbacks import callback_options, callback_receiver, start_listening, update_counts
 from ._demo import run_demo
 from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE

@@ -17,17 +17,23 @@ from typing import IO, Any
 
 import anyio
 
-from .._clients.evolink import EvolinkClient
-from .._core.logging import logger
-from .._core.retry import RetryPolicy
-from .._files.image_probe import check_image
-from .._files.local_images import check_upload_format
-from .._watching.poll_policy import PollPolicy
-from ..batch._entries import JournalError
-from ..batch._journal_api import check_postgres_url, is_postgres_url, shown_url
-from ..batch._manifest import ManifestInput, folder_manifest, read_manifest
-from ..batch._spec import BatchEvent
-from ..errors import Remedy, ValidationError
+from .. import EvolinkClient, PollPolicy, RetryPolicy
+from ..batch import (
+    BatchEvent,
+    ManifestInput,
+    PgJournal,
+    Worker,
+    WorkerOptions,
+    check_postgres_url,
+    checked_inputs,
+    default_wal_path,
+    fleet_status,
+    folder_manifest,
+    is_postgres_url,
+    read_manifest,
+    shown_url,
+)
+from ..errors import JournalError, Remedy, ValidationError
 from ._callbacks import add_callback_arguments, callback_options, callback_receiver, start_listening
 from ._commands import _api_key
 from ._exit_codes import EXIT_FAILED, EXIT_OK
@@ -146,32 +152,15 @@ def _inputs(args: argparse.Namespace) -> tuple[Iterator[ManifestInput], Path | N
 
 
 async def _plan(args: argparse.Namespace) -> int:
-    from ..batch._pg_store import PgJournal
 
     items, root = _inputs(args)
-    checked = _checked(items, root)
+    checked = checked_inputs(items, root=root)
     async with PgJournal(args.journal) as journal:
         result = await journal.plan(checked, root=root)
     data = {"kind": "planned", "inputs": result.inputs, "added": result.added, "already": result.already}
     print(json.dumps(data) if args.json else
           f"planned {result.inputs} input(s): {result.added} added, {result.already} already planned")  # fmt: skip
     return EXIT_OK
-
-
-def _checked(items: Iterator[ManifestInput], root: Path | None) -> Iterator[ManifestInput]:
-    for item in items:
-        for path in item.local_paths(root) if root is not None else ():
-            if not path.is_file():
-                raise ValidationError(item.key, f"{path} is not a file under --root")
-            # An image the Files API would not store, or the model would refuse, never starts the batch.
-            try:
-                info = check_image(path, model=item.model, field=item.key)
-            except OSError as exc:
-                raise ValidationError(item.key, f"{path} cannot be read: {exc.strerror or exc}") from None
-            check_upload_format(info, field=item.key, hint="convert it to JPEG or PNG")
-        if root is None and any(not i.startswith(("http://", "https://")) for i in item.image_urls):
-            raise ValidationError(item.key, "has local paths: give --root (the shared folder they are under)")
-        yield item
 
 
 def _print_event(stream: IO[str], as_json: bool) -> Callable[[BatchEvent], None]:
@@ -200,9 +189,6 @@ def _print_event(stream: IO[str], as_json: bool) -> Callable[[BatchEvent], None]
 
 
 async def _work(args: argparse.Namespace) -> int:
-    from ..batch._pg_store import PgJournal
-    from ..batch._wal import default_wal_path
-    from ..batch._worker import Worker, WorkerOptions
 
     callbacks = callback_options(args)  # --callbacks and --listen, checked before anything else
     options = WorkerOptions(
@@ -226,6 +212,7 @@ async def _work(args: argparse.Namespace) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("evolink: %(levelname)s: %(message)s"))
     handler.setLevel(logging.WARNING)
+    logger = logging.getLogger("evolink_async")  # the SDK's records: warnings go to stderr
     logger.addHandler(handler)
     listener = None
     try:
@@ -247,8 +234,6 @@ async def _work(args: argparse.Namespace) -> int:
 
 
 async def _status(args: argparse.Namespace) -> int:
-    from ..batch._fleet_status import fleet_status
-    from ..batch._pg_store import PgJournal
 
     async with PgJournal(args.journal, connections=1) as journal:
         if args.watch is None:
@@ -276,7 +261,6 @@ async def _live_status(journal: Any, interval: float) -> int:
     from rich.live import Live
     from rich.text import Text
 
-    from ..batch._fleet_status import fleet_status
 
     with Live(Text("reading the journal ..."), refresh_per_second=4) as live:
         while True:
@@ -289,7 +273,6 @@ async def _live_status(journal: Any, interval: float) -> int:
 
 
 async def _export(args: argparse.Namespace) -> int:
-    from ..batch._pg_store import PgJournal
 
     output = await anyio.open_file(args.output, "w", encoding="utf-8") if args.output else None
     try:

@@ -14,12 +14,8 @@ from pathlib import Path
 import anyio
 import anyio.to_thread
 
-from .._clients.midjourney import MidjourneyClient
-from .._models.events import EventKind
-from .._models.task import TaskStatus
-from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
-from .._watching.poll_policy import PollPolicy
-from ..batch._prompts import PromptBatch, PromptSource, PromptSpec
+from .. import Bot, EventKind, Imagine, MidjourneyClient, PollPolicy, SpeedMode, TaskStatus
+from ..batch import PromptBatch, PromptSource, PromptSpec
 from ..errors import APITimeoutError
 from ._commands import (
     _CONNECT_TIMEOUT,

@@ -21,7 +21,7 @@ from rich.progress import (
 )
 from rich.text import Text
 
-from ..batch._spec import BatchEvent, BatchPlan, BatchSummary
+from ..batch import BatchEvent, BatchPlan, BatchSummary
 from ._progress import Reporter, plan_lines, summary_lines, updates_lines
 from ._remedies import cli_event
 from ._text import printable

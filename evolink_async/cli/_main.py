@@ -10,7 +10,7 @@ import signal
 import sys
 from collections.abc import Sequence
 
-from .._core.checks import SCALE
+from ..checks import SCALE
 from ..errors import (
     AuthenticationError,
     BatchLockedError,

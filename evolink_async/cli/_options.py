@@ -14,7 +14,7 @@ import os
 from collections.abc import Callable
 from typing import Any, NoReturn
 
-from .._core.checks import COUNT, CREDITS, PORT, SCALE, SECONDS, NumberRule
+from ..checks import COUNT, CREDITS, PORT, SCALE, SECONDS, NumberRule
 from ._text import printable
 
 __all__ = [

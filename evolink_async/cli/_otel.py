@@ -32,8 +32,8 @@ from typing import Any
 import anyio
 import anyio.to_thread
 
-from .._core.prometheus import MetricsServer
 from ..errors import ValidationError
+from ..metrics import MetricsServer
 from ._text import printable
 
 __all__ = ["RunTelemetry", "start_telemetry"]

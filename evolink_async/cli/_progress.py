@@ -14,8 +14,8 @@ from collections.abc import Callable, Sequence
 from types import TracebackType
 from typing import IO, Any, Self
 
-from .._models.task import Task
-from ..batch._spec import BatchEvent, BatchPlan, BatchSummary, UnreadableFolder
+from .. import Task
+from ..batch import BatchEvent, BatchPlan, BatchSummary, UnreadableFolder
 from ._remedies import cli_event, cli_failed_json, cli_message
 from ._text import json_line, printable
 

@@ -14,7 +14,7 @@ from typing import Any
 
 import attrs
 
-from ..batch._spec import BatchEvent
+from ..batch import BatchEvent
 from ..errors import Remedy
 
 __all__ = ["FLAGS", "cli_event", "cli_failed_json", "cli_message"]

@@ -22,6 +22,7 @@ from ._config import (
     SandboxConfig,
 )
 from ._ledger import CallbackAttempt, Ledger
+from ._samples import make_samples
 from ._sandbox import Sandbox
 from .evolink._lifecycle import TaskTimeline
 from .midjourney._ledger import MjHookAttempt, MjSubmission
@@ -41,4 +42,5 @@ __all__ = [
     "Sandbox",
     "SandboxConfig",
     "TaskTimeline",
+    "make_samples",
 ]
