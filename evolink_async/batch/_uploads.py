@@ -41,7 +41,7 @@ from ._entries import Entry, EntryStatus, JournalMismatchError
 from ._journal_uploads import JournalUpload
 from ._spec import BatchEvent
 
-__all__ = ["BatchUploads", "UploadJournal", "upload_needed"]
+__all__ = ["BatchUploads", "UploadJournal", "files_needed", "upload_needed"]
 
 _TAG_META = "upload_tag"
 _NAME_PREFIX = "evb-"
@@ -70,14 +70,18 @@ class UploadJournal(Protocol):
     async def forget_uploads(self, file_ids: Iterable[str]) -> None: ...
 
 
+def files_needed(entry: Entry) -> bool:
+    """Whether the input's files may still be used: it may be submitted with them, or its task runs
+    (a fleet's ``uncertain`` input too: its task may run, or it is resubmitted with the same body)."""
+    return entry.needs_submit or entry.needs_watch or entry.status is EntryStatus.UNCERTAIN
+
+
 def upload_needed(entry: Entry | None, upload: JournalUpload) -> bool:
-    """Whether an uploaded file may still be used: its input may be submitted with it, or its task runs
-    (a fleet's ``uncertain`` input too: its task may run, or it is resubmitted with this body).
+    """Whether an uploaded file may still be used (:func:`files_needed`, of its current idempotency key).
 
     A file uploaded under an earlier idempotency key (the input changed, or was started afresh) is not.
     """
-    return (entry is not None and entry.idempotency_key == upload.idempotency_key
-            and (entry.needs_submit or entry.needs_watch or entry.status is EntryStatus.UNCERTAIN))  # fmt: skip
+    return entry is not None and entry.idempotency_key == upload.idempotency_key and files_needed(entry)
 
 
 class BatchUploads:

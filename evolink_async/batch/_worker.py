@@ -66,7 +66,7 @@ from ._pg_store import Claimed, PgJournal
 from ._pg_uploads import PgUploadRoom
 from ._spec import BatchEvent
 from ._tracing import summary_attributes, traced_run
-from ._uploads import BatchUploads
+from ._uploads import BatchUploads, files_needed
 from ._wal import WalRecord, WriteAheadFile
 
 if TYPE_CHECKING:
@@ -505,7 +505,7 @@ class Worker:
             await self._completed(key, epoch, entry.task_id, entry.result_urls, work)
             return None
         if entry.status is not EntryStatus.PENDING_SUBMIT:  # finished meanwhile: nothing to do
-            self._finish(key, epoch, ended=entry.is_finished)
+            self._finish(key, epoch, ended=not files_needed(entry))
             return None
         try:
             body = entry.request_body or json.dumps(await self._request_body(claimed))
@@ -533,8 +533,8 @@ class Worker:
             # A file this worker uploaded meanwhile is recorded: the worker that ends the input deletes
             # it; if the input ended already, nobody will: deleted here.
             current = await self._journal.get(key)
-            if self._uploads_started and not self._options.keep_uploads and (current is None or current.is_finished):
-                await self._uploads.ended(key)
+            if current is None or not files_needed(current):
+                self._delete_uploads_of(key)
             return None
         return FanOutItem(key=(key, epoch), request=ImageRequest.from_body(json.loads(sent)),
                           idempotency_key=entry.idempotency_key)  # fmt: skip
