@@ -28,7 +28,7 @@ from typing import Any
 
 from evolink_async.batch import ManifestInput, PgJournal
 from evolink_async.batch._entries import EntryStatus, request_fingerprint
-from evolink_async.batch._journal import Journal
+from evolink_async.batch._sqlite_store import Journal
 from evolink_async.batch._wal import WalRecord, WriteAheadFile
 from tests.fleet.pgcluster import PgCluster, pg_cluster
 

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from evolink_async.batch._entries import EntryStatus
-from evolink_async.batch._journal import Journal, Synchronous
+from evolink_async.batch._sqlite_store import Journal, Synchronous
 
 from ._common import Scenario, mean, median, target
 

@@ -28,8 +28,8 @@ from .._core.logging import logger
 from .._files.image_probe import ImageFormat
 from .._files.safe_paths import is_result_file_name, result_file_name
 from ._entries import JournalCorruptError, JournalLostError
-from ._journal import Journal
 from ._spec import LOCK_NAME, BatchSpec
+from ._sqlite_store import Journal
 
 __all__ = ["open_batch_journal", "result_file_name_of", "result_files", "wal_problem"]
 

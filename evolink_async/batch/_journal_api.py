@@ -19,8 +19,8 @@ from ._entries import Entry, EntryStatus
 from ._pg_url import check_postgres_url, is_postgres_url, shown_url
 
 if TYPE_CHECKING:
-    from ._journal import Journal
     from ._pg_store import PgJournal
+    from ._sqlite_store import Journal
 
 __all__ = ["JournalStore", "check_postgres_url", "is_postgres_url", "open_journal", "shown_url"]
 
@@ -52,7 +52,7 @@ async def open_journal(target: str | os.PathLike[str], **options: Any) -> Journa
         from ._pg_store import PgJournal
 
         return await PgJournal.open(str(target), **options)
-    from ._journal import Journal
+    from ._sqlite_store import Journal
 
     return await Journal.open(target, **options)
 

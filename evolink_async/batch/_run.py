@@ -48,7 +48,6 @@ from ..errors import (
 from ._client_api import BatchClient
 from ._entries import Entry, EntryStatus, request_fingerprint
 from ._evidence import open_batch_journal, result_file_name_of, result_files
-from ._journal import Journal
 from ._outcomes import error_code, error_message, first_cause, task_error
 from ._spec import (  # fmt: skip
     LOCK_NAME,
@@ -62,6 +61,7 @@ from ._spec import (  # fmt: skip
     UnreadableFolder,
     iter_inputs,
 )
+from ._sqlite_store import Journal
 from ._tracing import summary_attributes, traced_run
 from ._uploads import BatchUploads
 

@@ -11,9 +11,9 @@ import pytest
 
 from evolink_async import EvolinkClient
 from evolink_async.batch._entries import EntryStatus
-from evolink_async.batch._journal import Journal
 from evolink_async.batch._run import Batch, plan_batch
 from evolink_async.batch._spec import BatchEvent, BatchLockedError, BatchSpec, iter_inputs
+from evolink_async.batch._sqlite_store import Journal
 from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Faults, Sandbox
 from tests.helpers.images import write_png

@@ -9,9 +9,9 @@ import pytest
 
 from evolink_async import EvolinkClient, RetryPolicy
 from evolink_async.batch._entries import EntryStatus
-from evolink_async.batch._journal import Journal
 from evolink_async.batch._run import Batch
 from evolink_async.batch._spec import BatchSpec
+from evolink_async.batch._sqlite_store import Journal
 from evolink_async.sandbox import Faults, Sandbox
 from tests.helpers.images import write_png
 

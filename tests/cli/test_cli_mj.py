@@ -21,10 +21,10 @@ import pytest
 
 from evolink_async import Imagine, MidjourneyClient
 from evolink_async.batch._entries import request_fingerprint
-from evolink_async.batch._journal import Journal
 from evolink_async.batch._prompts import PromptSource, PromptSpec, prompt_key
 from evolink_async.batch._prompts import _content as prompt_content
 from evolink_async.batch._spec import JOURNAL_NAME
+from evolink_async.batch._sqlite_store import Journal
 from evolink_async.sandbox._png import png_size
 from tests.helpers.cli import (
     CLI,

@@ -16,7 +16,7 @@ from aiohttp import web
 import evolink_async as evolink
 from evolink_async.batch import Batch, BatchSpec, PromptBatch, PromptSource, PromptSpec
 from evolink_async.batch._entries import EntryStatus
-from evolink_async.batch._journal import Journal
+from evolink_async.batch._sqlite_store import Journal
 from evolink_async.cli import main
 from evolink_async.sandbox import Sandbox
 from tests.helpers.hostile import API_KEY, FAST_RETRY, SUBMIT, client_for, edit, error_answer, hostile_server

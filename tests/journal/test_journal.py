@@ -22,7 +22,7 @@ from evolink_async.batch._entries import (
     JournalStateError,
     request_fingerprint,
 )
-from evolink_async.batch._journal import SCHEMA_VERSION, Journal
+from evolink_async.batch._sqlite_store import SCHEMA_VERSION, Journal
 
 KEY_SHAPE = re.compile(r"[A-Za-z0-9._-]{16,96}")
 FP = request_fingerprint({"model": "qwen-image-edit", "prompt": "make it blue"})
@@ -306,7 +306,7 @@ CHILD = textwrap.dedent(
     """
     import os, signal, sys
     import anyio
-    from evolink_async.batch._journal import Journal
+    from evolink_async.batch._sqlite_store import Journal
 
     async def main(path, synchronous):
         journal = await Journal.open(path, synchronous=synchronous)

@@ -21,9 +21,9 @@ import pytest
 from evolink_async import EvolinkClient, Remedy
 from evolink_async.batch._entries import EntryStatus, JournalCorruptError, JournalLostError
 from evolink_async.batch._evidence import wal_problem
-from evolink_async.batch._journal import Journal, Synchronous
 from evolink_async.batch._run import Batch, plan_batch
 from evolink_async.batch._spec import LOCK_NAME, BatchEvent, BatchSpec
+from evolink_async.batch._sqlite_store import Journal, Synchronous
 from evolink_async.sandbox import Sandbox
 from tests.helpers.images import write_png
 

@@ -19,7 +19,7 @@ from evolink_async import EvolinkClient, FilesAPIError
 from evolink_async._protocols.evolink.uploads import UploadBudget
 from evolink_async.batch import Batch, BatchSpec
 from evolink_async.batch._entries import request_fingerprint
-from evolink_async.batch._journal import Journal
+from evolink_async.batch._sqlite_store import Journal
 from evolink_async.sandbox import Sandbox
 from tests.helpers.images import png_bytes
 

@@ -1,4 +1,4 @@
-"""The batch journal: a SQLite file that makes a crashed batch resumable without paying twice.
+"""The one-machine batch's SQLite store (its journal): a file that makes a crashed batch resumable, never paid twice.
 
 Per input, each step is committed before the next one starts: ``reserve`` (a fresh
 ``Idempotency-Key``), ``record_request`` (the exact body to send), the submit itself,
