@@ -182,17 +182,23 @@ class APIStatusError(EvolinkError):
         super().__init__(self._line())
 
     def _line(self) -> str:
-        parts = [f"HTTP {self.status_code}"]
+        # A 2xx that means an error (a proxy's empty answer for an unknown task) is not named by
+        # its status: "HTTP 200: task 123 not found" reads as a contradiction.
+        parts = [f"HTTP {self.status_code}"] if not 200 <= self.status_code < 300 else []
         if self.code:
             parts.append(_clip(self.code, 100))
         head = " ".join(parts)
+        if not head:
+            return f"{_clip(self.message)}{self._suffix()}"
+        return f"{head}: {_clip(self.message)}{self._suffix()}"
+
+    def _suffix(self) -> str:
         tail = []
         if self.param:
             tail.append(f"param={_clip(self.param, 200)}")
         if self.request_id:
             tail.append(f"request_id={self.request_id}")
-        suffix = f" ({', '.join(tail)})" if tail else ""
-        return f"{head}: {_clip(self.message)}{suffix}"
+        return f" ({', '.join(tail)})" if tail else ""
 
 
 class BadRequestError(APIStatusError):

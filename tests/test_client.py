@@ -96,10 +96,20 @@ def _client_arguments() -> list[tuple[object, str]]:
         (lambda: ClientConfig(api_key=Secret(API_KEY), default_headers={"X-A": None}), "default_headers"),  # type: ignore[dict-item]
         (lambda: MidjourneyClient("", base_url="http://127.0.0.1:9").fan_out([], normalize=True), "normalize"),
         (lambda: MidjourneyClient("", base_url="http://127.0.0.1:9").fan_out([], max_credits=3), "credits_per_task"),
+        (lambda: MidjourneyClient("", base_url="http://127.0.0.1:9", poll_policy=1), "poll_policy"),  # type: ignore[arg-type]
+        (lambda: Client(object(), config), "protocol"),  # type: ignore[arg-type]
+        (lambda: ClientConfig(api_key=API_KEY, retry=3), "retry"),  # type: ignore[arg-type]
+        (lambda: ClientConfig(api_key=API_KEY, max_response_bytes=-1), "max_response_bytes"),
+        (lambda: ClientConfig(api_key=API_KEY, max_response_bytes=float("nan")), "max_response_bytes"),  # type: ignore[arg-type]
+        (lambda: ClientConfig(api_key=API_KEY, auth_header=""), "auth_header"),
+        (lambda: ClientConfig(api_key=API_KEY, auth_header="X-Key\r\nX-Forged"), "auth_header"),
+        (lambda: ClientConfig(api_key=API_KEY, base_url="http://[::1"), "base_url"),
+        (lambda: ClientConfig(api_key=API_KEY, files_base_url=5), "files_base_url"),  # type: ignore[arg-type]
+        (lambda: ClientConfig(api_key=5), "api_key"),  # type: ignore[arg-type]
     ]
 
 
-@pytest.mark.parametrize("case", range(12))
+@pytest.mark.parametrize("case", range(len(_client_arguments())))
 def test_every_client_argument_is_checked_before_anything_is_sent(case: int) -> None:
     from evolink_async import ValidationError
 
@@ -107,3 +117,25 @@ def test_every_client_argument_is_checked_before_anything_is_sent(case: int) -> 
     with pytest.raises(ValidationError) as caught:
         build()  # type: ignore[operator]
     assert caught.value.field == field
+
+
+def test_a_protocol_that_lacks_a_member_is_told_which() -> None:
+    from evolink_async import Client, ClientConfig, ValidationError
+    from evolink_async._protocols.evolink.protocol import EvolinkProtocol
+
+    class Partial(EvolinkProtocol):
+        def connect(self, transport, callbacks):  # type: ignore[no-untyped-def]
+            return object()  # no submit, no fetch, ...
+
+    with pytest.raises(ValidationError, match="object lacks submit, fetch, fetch_many"):
+        Client(Partial(), ClientConfig(api_key=API_KEY, base_url="http://127.0.0.1:9"))
+
+
+@pytest.mark.parametrize("request_value", ["hello", None, 5])
+async def test_a_request_of_the_wrong_type_is_a_validation_error(request_value: object) -> None:
+    from evolink_async import Imagine, ValidationError
+
+    async with EvolinkClient(API_KEY, base_url="http://127.0.0.1:9") as client:
+        for value in (request_value, Imagine(prompt="a fox")):  # another protocol's request too
+            with pytest.raises(ValidationError, match="request"):
+                await client.images.submit(value)  # type: ignore[arg-type]

@@ -39,6 +39,18 @@ from .tasks import Tasks
 
 __all__ = ["Client"]
 
+#: What a ``TaskProtocol`` and the ``TaskAPI`` it connects must have (``None`` stands for a
+#: capability the server lacks: ``fetch_many``, ``cancel``, ``recover``, ``release_uploads``).
+_PROTOCOL_MEMBERS = (
+    "name", "reports_cost", "uploads_images", "default_max_in_flight",
+    "connect", "parse_task", "callback_marker", "model_of",
+)  # fmt: skip
+_API_MEMBERS = ("submit", "fetch", "fetch_many", "fetch_many_limit", "cancel", "recover", "release_uploads")
+
+
+def _missing(value: object, members: tuple[str, ...]) -> list[str]:
+    return [name for name in members if not hasattr(value, name)]
+
 
 def batch_window(policy: PollPolicy) -> float:
     """How early a query may be sent along with a due one in a many-task fetch.
@@ -88,8 +100,12 @@ class Client(TrackerLifecycle, Generic[RequestT]):
         meter_provider: Any = None,
         _family: _Family | None = None,
     ) -> None:
-        if not all(callable(getattr(protocol, name, None)) for name in ("connect", "parse_task", "model_of")):
-            raise ValidationError("protocol", f"must be a TaskProtocol, got {type(protocol).__name__}")
+        if missing := _missing(protocol, _PROTOCOL_MEMBERS):
+            raise ValidationError(
+                "protocol", f"must be a TaskProtocol; {type(protocol).__name__} lacks {', '.join(missing)}"
+            )
+        if poll_policy is not None and not isinstance(poll_policy, PollPolicy):
+            raise ValidationError("poll_policy", f"must be a PollPolicy, got {type(poll_policy).__name__}")
         if not isinstance(config, ClientConfig):
             raise ValidationError("config", f"must be a ClientConfig, got {type(config).__name__}")
         if session is not None and not isinstance(session, aiohttp.ClientSession):
@@ -114,6 +130,10 @@ class Client(TrackerLifecycle, Generic[RequestT]):
         self._transport = transport
         self._binding = binding
         connected = protocol.connect(transport, binding)
+        if missing := _missing(connected, _API_MEMBERS):
+            raise ValidationError(
+                "protocol", f"connect() must return a TaskAPI; {type(connected).__name__} lacks {', '.join(missing)}"
+            )
         # With telemetry on, every submit and query goes through the task spans (nothing otherwise).
         api: TaskAPI[RequestT] = (
             connected if spans is None else TracedTaskAPI(connected, spans, model_of=protocol.model_of)

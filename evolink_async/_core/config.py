@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from urllib.parse import SplitResult, urlsplit
 
@@ -19,6 +20,27 @@ __all__ = [
 
 DEFAULT_BASE_URL = "https://api.evolink.ai"
 DEFAULT_FILES_BASE_URL = "https://files-api.evolink.ai"
+
+
+_HEADER_NAME = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+")  # RFC 9110's token
+
+
+def _check_header_name(field: str, name: object) -> None:
+    if not isinstance(name, str) or not _HEADER_NAME.fullmatch(name):
+        raise ValidationError(field, f"must be an HTTP header name such as 'Authorization', got {name!r}")
+
+
+def _base_url(url: object) -> str:
+    return check_base_url("base_url", url)
+
+
+def _files_base_url(url: object) -> str:
+    return check_base_url("files_base_url", url)
+
+
+def _check_retry(retry: object) -> None:
+    if not isinstance(retry, RetryPolicy):
+        raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
 
 
 def _as_secret(key: Secret | str) -> Secret:
@@ -39,23 +61,23 @@ class ClientConfig:
     string is wrapped in its ``Secret`` at once."""
 
     api_key: Secret = attrs.field(converter=_as_secret)
-    base_url: str = DEFAULT_BASE_URL
-    files_base_url: str = DEFAULT_FILES_BASE_URL
+    base_url: str = attrs.field(default=DEFAULT_BASE_URL, converter=_base_url)
+    files_base_url: str = attrs.field(default=DEFAULT_FILES_BASE_URL, converter=_files_base_url)
     #: Seconds one HTTP attempt may take in all (connect, send, receive).
     timeout: float = attrs.field(default=60.0, validator=SECONDS.validator())
     #: Seconds to open a connection.
     connect_timeout: float = attrs.field(default=10.0, validator=SECONDS.validator())
-    retry: RetryPolicy = attrs.field(factory=RetryPolicy)
+    retry: RetryPolicy = attrs.field(factory=RetryPolicy, validator=lambda _, a, v: _check_retry(v))
     #: Open connections at most (the aiohttp connector's limit).
     max_connections: int = attrs.field(default=64, validator=count_at_least(1))
     #: The largest JSON answer read into memory, in bytes.
-    max_response_bytes: int = 8 * 1024 * 1024
+    max_response_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=count_at_least(1))
     default_headers: Mapping[str, str] = attrs.field(
         factory=dict, validator=lambda _, attribute, value: check_headers(attribute.name, value)
     )
     #: The header that carries the key: ``Authorization`` sends ``Bearer <key>``, any other name
     #: (a Midjourney proxy's ``mj-api-secret``) the bare key. An empty key sends no auth header.
-    auth_header: str = "Authorization"
+    auth_header: str = attrs.field(default="Authorization", validator=lambda _, a, v: _check_header_name(a.name, v))
 
 
 def check_headers(field: str, headers: object) -> dict[str, str]:

@@ -178,3 +178,12 @@ def test_mj_action_on_a_task_the_proxy_does_not_know_says_so_and_imagine_reports
     assert "credits not reported" in plain.stdout, plain.stdout
     assert as_json.returncode == 0, as_json.stdout + as_json.stderr
     assert summary_of(as_json.stdout)["credits_reserved"] is None, json_lines(as_json.stdout)[-1]
+
+
+def test_an_empty_demo_folder_is_a_usage_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    before = set(Path.cwd().iterdir())
+    with pytest.raises(SystemExit) as exited:  # argparse's way out: exit 2, one line
+        main(["demo", "--dir", ""])  # "" would put inputs/ and results/ in the current folder
+    assert exited.value.code == 2
+    assert "--dir: must name a folder" in capsys.readouterr().err
+    assert set(Path.cwd().iterdir()) == before

@@ -31,4 +31,5 @@ class EvolinkProtocol:
         return None  # a callback URL names its submit; the task carries nothing of it
 
     def model_of(self, request: Request) -> str:
-        return request.model
+        # Total: a request of the wrong type is ``submit``'s to refuse, with a ValidationError.
+        return request.model if isinstance(request, Request) else type(request).__name__
