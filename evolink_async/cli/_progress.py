@@ -193,7 +193,9 @@ def unreadable_lines(folders: Sequence[UnreadableFolder]) -> list[str]:
 def summary_lines(summary: BatchSummary) -> list[str]:
     ok = summary.done_before + summary.downloaded
     lines = [
-        f"{ok}/{summary.inputs} input(s) have results in {printable(summary.output_dir)} "
+        # Stopped early, ``inputs`` counts those found so far, not the folder: say so.
+        f"{ok}/{summary.inputs} input(s){' found before the stop' if summary.interrupted else ''} have results in "
+        f"{printable(summary.output_dir)} "
         f"({summary.downloaded} this run, {summary.done_before} earlier); "
         f"{summary.submitted} submitted, {summary.reattached} resumed, {_credits(summary.credits_reserved)}",
     ]

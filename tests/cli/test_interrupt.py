@@ -33,7 +33,7 @@ from tests.helpers.cli import (
 COUNT = 10
 SCALE = 0.1  # qwen-image-edit: 30 API s +-50% -> 1.5-4.5 s per task; 10 inputs, 5 in flight: ~6 s
 TASK_QUERIES = "GET /v1/tasks/{task_id}"
-SUMMARY = b"input(s) have results in"
+SUMMARY = b"input(s) found before the stop have results in"  # not "N/M": M counts only what was found
 
 
 def _result_files(out: Path) -> list[Path]:
@@ -83,6 +83,7 @@ def test_ctrl_c_in_a_terminal_exits_130_once_and_resumes_cleanly(tmp_path: Path,
             os.close(master)
         shown = reader.data.decode("utf-8", "replace")
         assert process.returncode == 130, f"exit status {process.returncode}, output:\n{shown[-800:]}"
+        assert SUMMARY.decode() in shown
         assert shown.count(RESUME_HINT) == 1, (
             f"the resume hint appears {shown.count(RESUME_HINT)} times:\n{shown[-800:]}"
         )
