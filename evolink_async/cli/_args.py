@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Callable
 
 from .. import __version__
 from ..checks import NumberRule
@@ -23,15 +22,6 @@ start here: evolink demo"""
 
 
 #: ``evolink demo --count``: sample images are drawn in memory, so a typo of 10**9 must not run.
-def _folder(name: str) -> Callable[[str], str]:
-    def parse(value: str) -> str:
-        if not value.strip():  # "" would put the demo's folders into the current one
-            raise argparse.ArgumentTypeError(f"must name a folder, got {value!r}")
-        return value
-
-    return parse
-
-
 _DEMO_COUNT = option(NumberRule(whole=True, minimum=1, maximum=1000), name="count")
 _SEED = option(NumberRule(whole=True, minimum=0, maximum=2**63 - 1), name="seed")
 
@@ -124,8 +114,7 @@ def build_parser() -> argparse.ArgumentParser:
     sandbox.add_argument("sandbox_args", nargs=argparse.REMAINDER)
     sandbox.set_defaults(command="sandbox")
     demo = sub.add_parser("demo", help="the whole batch on sample images, against an in-process sandbox (no key)")
-    demo.add_argument("--dir", type=_folder("dir"), default="evolink-demo",
-                      help="where inputs and results go (default: ./evolink-demo)")  # fmt: skip
+    demo.add_argument("--dir", default="evolink-demo", help="where inputs and results go (default: ./evolink-demo)")
     demo.add_argument("--count", type=_DEMO_COUNT, default=6, help="sample images (default: 6)")
     demo.add_argument("--time-scale", type=SCALE_OPTION, default=0.05, help="sandbox speed (0.05: 20x faster)")
     demo.add_argument("--seed", type=_SEED, default=7, help="sandbox seed (outcomes repeat)")

@@ -139,6 +139,8 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 async def demo(args: argparse.Namespace, reporter: Reporter) -> int:
+    if not args.dir.strip():  # "" would put the demo's folders into the current one
+        raise UsageError(f"--dir must name a folder, got {args.dir!r}")
     summary = await run_demo(
         Path(args.dir), count=args.count, time_scale=args.time_scale, seed=args.seed, reporter=reporter
     )
