@@ -17,6 +17,12 @@ def poll_requests(sandbox: Sandbox) -> int:
     return requests["GET /mj/task/{task_id}/fetch"] + requests["POST /mj/task/list-by-condition"]
 
 
+# 10 s of the proxy's patience per hook POST is 0.1 s at SCALE: a loaded machine misses that on
+# loopback, and every hook is lost (seen under CI). 1000 API seconds is 10 s real, as the Evolink
+# callback tests use; dropped hooks are the subject of their own test.
+HOOK_TIMEOUT = 1000.0
+
+
 async def imagine_all(sandbox: Sandbox, receiver: evolink.CallbackReceiver | None, count: int) -> Counter[str]:
     async with evolink.MidjourneyClient(
         sandbox.mj_api_key, base_url=sandbox.mj_base_url, callbacks=receiver,
@@ -30,7 +36,7 @@ async def imagine_all(sandbox: Sandbox, receiver: evolink.CallbackReceiver | Non
 
 
 async def test_notify_hooks_replace_most_polling() -> None:
-    options = MidjourneyOptions(concurrency=12, queue_size=20)
+    options = MidjourneyOptions(concurrency=12, queue_size=20, hook_timeout=HOOK_TIMEOUT)
     async with Sandbox(time_scale=SCALE, seed=3, midjourney=options) as polled:
         assert await imagine_all(polled, None, 12) == Counter(completed=12)
         polling_only = poll_requests(polled)
@@ -41,6 +47,7 @@ async def test_notify_hooks_replace_most_polling() -> None:
 
 
 async def test_dropped_notify_hooks_still_end_every_task() -> None:
-    options = MidjourneyOptions(concurrency=12, queue_size=20, hook_drop_rate=0.5, hook_duplicate_rate=0.3)
+    options = MidjourneyOptions(concurrency=12, queue_size=20, hook_drop_rate=0.5, hook_duplicate_rate=0.3,
+                                hook_timeout=HOOK_TIMEOUT)  # fmt: skip
     async with Sandbox(time_scale=SCALE, seed=4, midjourney=options) as sandbox, aiohttp_receiver() as receiver:
         assert await imagine_all(sandbox, receiver, 12) == Counter(completed=12)
