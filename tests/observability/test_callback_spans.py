@@ -35,7 +35,8 @@ async def served_receiver() -> AsyncIterator[evolink.CallbackReceiver]:
 
 
 async def test_callbacks_are_linked_to_their_task_spans(evolink_sandbox_factory, otel: Otel) -> None:
-    sandbox: Sandbox = await evolink_sandbox_factory(time_scale=0.01, duration_spread=(0.5, 1.0))
+    # callback_timeout: 10 s real per POST (the default 10 API s is 0.1 s here, missed on a loaded machine).
+    sandbox: Sandbox = await evolink_sandbox_factory(time_scale=0.01, duration_spread=(0.5, 1.0), callback_timeout=1000.0)
     async with served_receiver() as receiver, evolink.EvolinkClient(
         sandbox.api_key, base_url=sandbox.base_url, files_base_url=sandbox.files_base_url, callbacks=receiver,
         poll_policy=evolink.PollPolicy(first_query=6.0).scaled(0.01),
