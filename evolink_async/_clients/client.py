@@ -18,7 +18,7 @@ import aiohttp
 import attrs
 
 from .._callbacks.receiver import CallbackReceiver, ReceiverBinding, callback_binding
-from .._core.config import ClientConfig
+from .._core.config import ClientConfig, check_headers
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import LOG_CONTEXT
 from .._core.retry import RetryPolicy
@@ -34,10 +34,13 @@ from .._watching.fan_out import FanOut, FanOutInput
 from .._watching.poll_policy import PollPolicy
 from .._watching.tracker import Tracker
 from ..errors import UnsupportedOperationError, ValidationError
-from .lifecycle import UNSET, TrackerLifecycle
+from .lifecycle import TrackerLifecycle
 from .tasks import Tasks
 
 __all__ = ["Client"]
+
+#: "Not given" for ``with_options`` arguments, where ``None`` could be a value.
+UNSET: Any = object()
 
 #: What a ``TaskProtocol`` and the ``TaskAPI`` it connects must have (``None`` stands for a
 #: capability the server lacks: ``fetch_many``, ``cancel``, ``recover``, ``release_uploads``).
@@ -194,10 +197,20 @@ class Client(TrackerLifecycle, Generic[RequestT]):
 
         >>> patient = client.with_options(timeout=300, max_retries=6)
         """
-        config = self._changed_config(
-            timeout=timeout, connect_timeout=connect_timeout, max_retries=max_retries, retry=retry,
-            default_headers=default_headers,
-        )  # fmt: skip
+        changes: dict[str, Any] = {}
+        if timeout is not UNSET:
+            changes["timeout"] = timeout
+        if connect_timeout is not UNSET:
+            changes["connect_timeout"] = connect_timeout
+        if retry is not UNSET:
+            changes["retry"] = retry
+        elif max_retries is not UNSET:
+            changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
+        if default_headers is not UNSET:  # added to this client's (checked before the merge reads them)
+            added = check_headers("default_headers", default_headers)
+            changes["default_headers"] = {**self._config.default_headers, **added}
+        # ``evolve`` runs ``ClientConfig``'s checks: a bad value is a ValidationError naming it.
+        config = attrs.evolve(self._config, **changes)
         view = type(self).__new__(type(self))
         # The one constructor, not the vendor's: its arguments (a key, hosts) are already in ``config``.
         Client.__init__(view, self._protocol, config, _family=self._family)

@@ -8,7 +8,7 @@ from typing import Any
 import aiohttp
 
 from .._callbacks.receiver import CallbackReceiver
-from .._core.config import ClientConfig, check_headers, urls_from_env, wrap_api_key
+from .._core.config import ClientConfig, urls_from_env, wrap_api_key
 from .._core.retry import RetryPolicy
 from .._models.requests import Request
 from .._protocols.evolink.api import EvolinkAPI
@@ -69,8 +69,6 @@ class EvolinkClient(Client[Request]):
                 "no API key: pass api_key=... or set EVOLINK_API_KEY (keys look like sk-evo-...)"
             )
         base, files = urls_from_env(base_url=base_url, files_base_url=files_base_url)
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
         config = ClientConfig(
             api_key=key,
             base_url=base,
@@ -79,7 +77,7 @@ class EvolinkClient(Client[Request]):
             connect_timeout=connect_timeout,
             retry=retry if retry is not None else RetryPolicy(max_retries=max_retries),
             max_connections=max_connections,
-            default_headers=check_headers("default_headers", default_headers),
+            default_headers=default_headers,
         )
         super().__init__(
             EvolinkProtocol(), config, session=session, poll_policy=poll_policy,

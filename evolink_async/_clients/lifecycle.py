@@ -1,29 +1,23 @@
 """What every client shares: the ``async with`` (the tracker runs while the block runs, the session
-closes after), its read-only properties, and the option arithmetic of ``with_options``."""
+closes after) and its read-only properties."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Mapping
 from types import TracebackType
-from typing import Any, Self
+from typing import Self
 
 import aiohttp
-import attrs
 
-from .._core.config import ClientConfig, check_headers
-from .._core.retry import RetryPolicy
+from .._core.config import ClientConfig
 from .._core.telemetry import Telemetry
 from .._core.transport import Transport
 from .._protocols.traced import TaskSpans
 from .._watching.tracker import Tracker
-from ..errors import ValidationError
 
-__all__ = ["UNSET", "TrackerLifecycle"]
+__all__ = ["TrackerLifecycle"]
 
-#: "Not given" for ``with_options`` arguments, where ``None`` could be a value.
-UNSET: Any = object()
 
 
 class TrackerLifecycle:
@@ -79,32 +73,6 @@ class TrackerLifecycle:
     @property
     def config(self) -> ClientConfig:
         return self._config
-
-    def _changed_config(
-        self,
-        *,
-        timeout: float = UNSET,
-        connect_timeout: float = UNSET,
-        max_retries: int = UNSET,
-        retry: RetryPolicy = UNSET,
-        default_headers: Mapping[str, str] = UNSET,
-    ) -> ClientConfig:
-        """This client's configuration with the ``with_options`` arguments that were given."""
-        changes: dict[str, Any] = {}
-        if timeout is not UNSET:
-            changes["timeout"] = timeout
-        if connect_timeout is not UNSET:
-            changes["connect_timeout"] = connect_timeout
-        if retry is not UNSET:
-            if not isinstance(retry, RetryPolicy):
-                raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
-            changes["retry"] = retry
-        elif max_retries is not UNSET:
-            changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
-        if default_headers is not UNSET:
-            added = check_headers("default_headers", default_headers)
-            changes["default_headers"] = {**self._config.default_headers, **added}
-        return attrs.evolve(self._config, **changes)
 
     async def aclose(self) -> None:
         """Close the session (unless it was passed in by the caller)."""

@@ -10,7 +10,7 @@ from typing import Any, Literal
 import aiohttp
 
 from .._callbacks.receiver import CallbackReceiver
-from .._core.config import ClientConfig, check_base_url, check_headers, wrap_api_key
+from .._core.config import ClientConfig, check_base_url, wrap_api_key
 from .._core.idempotency import check_idempotency_key
 from .._core.retry import RetryPolicy
 from .._models.task import Task, TaskStatus
@@ -99,8 +99,6 @@ class MidjourneyClient(Client[MidjourneyRequest]):
             raise ValidationError("path_prefix", f"must be a string such as '/mj', got {type(path_prefix).__name__}")
         if auth not in _AUTH_HEADERS:
             raise ValidationError("auth", f"must be one of {', '.join(_AUTH_HEADERS)}, got {auth!r}")
-        if retry is not None and not isinstance(retry, RetryPolicy):
-            raise ValidationError("retry", f"must be a RetryPolicy, got {type(retry).__name__}")
         config = ClientConfig(
             api_key=key,
             base_url=base,
@@ -108,7 +106,7 @@ class MidjourneyClient(Client[MidjourneyRequest]):
             connect_timeout=connect_timeout,
             retry=retry if retry is not None else RetryPolicy(max_retries=max_retries),
             max_connections=max_connections,
-            default_headers=check_headers("default_headers", default_headers),
+            default_headers=default_headers,
             auth_header=_AUTH_HEADERS[auth],
         )
         # notifyHook posts every change, so a receiver makes polling a safety net here too.

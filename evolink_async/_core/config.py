@@ -30,6 +30,10 @@ def _check_header_name(field: str, name: object) -> None:
         raise ValidationError(field, f"must be an HTTP header name such as 'Authorization', got {name!r}")
 
 
+def _headers(headers: Mapping[str, str] | None) -> dict[str, str]:
+    return check_headers("default_headers", headers)
+
+
 def _base_url(url: object) -> str:
     return check_base_url("base_url", url)
 
@@ -72,9 +76,8 @@ class ClientConfig:
     max_connections: int = attrs.field(default=64, validator=count_at_least(1))
     #: The largest JSON answer read into memory, in bytes.
     max_response_bytes: int = attrs.field(default=8 * 1024 * 1024, validator=count_at_least(1))
-    default_headers: Mapping[str, str] = attrs.field(
-        factory=dict, validator=lambda _, attribute, value: check_headers(attribute.name, value)
-    )
+    #: Headers sent with every request (a mapping of strings; ``None``: none), checked and copied.
+    default_headers: Mapping[str, str] = attrs.field(factory=dict, converter=_headers)
     #: The header that carries the key: ``Authorization`` sends ``Bearer <key>``, any other name
     #: (a Midjourney proxy's ``mj-api-secret``) the bare key. An empty key sends no auth header.
     auth_header: str = attrs.field(default="Authorization", validator=lambda _, a, v: _check_header_name(a.name, v))
