@@ -184,9 +184,11 @@ class _Api:
             # Before billing, like every refusal of the request itself.
             raise ApiError(400, "model_unavailable", f"Model {model[:100]!r} is not available.", param="model")
         credits = self.config.cost(body["model"], params.get("speed"))
+        input_image, input_unusable = await self._inputs(body.get("image_urls") or [])
+        # Checked with no await before the charge: submits reading their inputs at the same time
+        # all passed a check made before that read, and overdrew the account (4 billed on 3 credits).
         if not self.state.book.can_afford(credits):
             raise ApiError(402, "insufficient_quota", f"Insufficient credits: this call needs {credits:g}.")
-        input_image, input_unusable = await self._inputs(body.get("image_urls") or [])
         record = self.state.book.create(
             api_key=key,
             body=body,
