@@ -1,12 +1,18 @@
 """``python -m benchmarks.fleet [--quick]``: a fleet batch on one PostgreSQL journal.
 
-1. Throughput with 1, 2, 4 and 6 worker processes against a sandbox (its own process) with a
-   per-key rate limit: inputs per second, and API requests per second against the limit (a
-   fleet should reach the limit, not stall below it).
+1. Throughput with 1, 2, 4 and 6 worker processes (``--workers``) against a sandbox (its own
+   process) with a per-key rate limit (``--rate-limit``, per API second): inputs per second, and
+   API requests per second against the limit (a fleet should reach the limit, not stall below
+   it); over the whole run and in its steady part (sampled every 0.25 s, the workers' start and
+   the last tasks' end left out). Each point also gives the CPU seconds of every worker, the
+   sandbox and PostgreSQL, how busy the whole machine was, and the load average before and after.
+   Each worker's standard error is kept in ``benchmarks/results/fleet-logs/``; a point that looks
+   wrong (an input not billed, a worker that failed) prints their last lines.
 2. Journal cost per input: claim + begin + record + complete on PostgreSQL (one worker's calls,
    sequential; every write fenced by the lease's epoch) vs reserve + record + complete on SQLite,
    in ms of wall time and client CPU; and the write-ahead file's append (fsynced) per input.
-   ``--journal-cost-only`` runs only this part (to compare a checkout from before fencing).
+   ``--journal-cost-only`` runs only this part (to compare a checkout from before fencing),
+   ``--throughput-only`` only the first.
 
 Not part of ``python -m benchmarks`` (it needs a PostgreSQL server: it starts a throwaway one from
 ``/usr/lib/postgresql/*/bin``). Writes ``benchmarks/results/fleet.json``.
@@ -16,11 +22,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -67,9 +75,60 @@ def _manifest(path: Path, count: int) -> None:
     path.write_text("\n".join(lines) + "\n")
 
 
-def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: float) -> dict[str, Any]:
+def _cpu_s(pid: int, *, children: bool = False) -> float:
+    """CPU seconds (user + system) of a live process from ``/proc`` (with its reaped children's)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    except OSError:
+        return 0.0
+    ticks = int(fields[11]) + int(fields[12]) + (int(fields[13]) + int(fields[14]) if children else 0)
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def _postgres_cpu_s(cluster: PgCluster) -> float:
+    """CPU seconds of the whole PostgreSQL server: the postmaster, its reaped backends, the live ones."""
+    try:
+        postmaster = int((cluster.data / "postmaster.pid").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 0.0
+    total = _cpu_s(postmaster, children=True)
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rpartition(")")[2].split()
+        except OSError:
+            continue
+        if int(fields[1]) == postmaster:
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return total
+
+
+def _machine_busy() -> tuple[float, float]:
+    """(busy, total) CPU ticks of the whole machine since boot, from ``/proc/stat``."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = values[3] + values[4]  # idle + iowait
+    return sum(values) - idle, sum(values)
+
+
+def _tail(path: Path, lines: int = 15) -> str:
+    text = path.read_text(errors="replace").splitlines()
+    return "\n".join(text[-lines:])
+
+
+def _timeline(base_url: str, stop: threading.Event, samples: list[tuple[float, int, int]]) -> None:
+    """(time, requests, 429s) every 0.25 s while the workers run: when the fleet was under the limit."""
+    while not stop.wait(0.25):
+        with contextlib.suppress(OSError, ValueError):
+            ledger = _ledger(base_url)
+            api = sum(count for name, count in ledger["requests"].items() if "/_sandbox/" not in name)
+            samples.append((time.perf_counter(), api, ledger["faults"].get("rate_limited", 0)))
+
+
+def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: float, logs: Path) -> dict[str, Any]:
+    """One point: ``workers`` processes on ``inputs`` inputs; their standard error goes to ``logs``."""
     url = cluster.create_database()
     sandbox, env = _start_sandbox(rate_limit)
+    logs.mkdir(parents=True, exist_ok=True)
+    err_paths = [logs / f"rate{rate_limit:g}-w{workers}-{i}.err" for i in range(workers)]
     try:
         with tempfile.TemporaryDirectory() as tmp:
             manifest = Path(tmp) / "m.jsonl"
@@ -82,28 +141,75 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
                     "--api-key", env["EVOLINK_API_KEY"], "--poll-scale", str(TIME_SCALE),
                     "--poll-interval", "0.05"]  # fmt: skip
             before = _ledger(env["EVOLINK_BASE_URL"])
+            load_before = os.getloadavg()
+            sandbox_cpu, postgres_cpu, machine = _cpu_s(sandbox.pid), _postgres_cpu_s(cluster), _machine_busy()
+            samples: list[tuple[float, int, int]] = []
+            stop = threading.Event()
+            sampler = threading.Thread(target=_timeline, args=(env["EVOLINK_BASE_URL"], stop, samples), daemon=True)
             started = time.perf_counter()
-            # Standard error to files: a pipe nobody reads would stall a worker that logs a lot (429s).
-            processes = [subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL,
-                                          stderr=(Path(tmp) / f"worker-{i}.err").open("w"))
-                         for i in range(workers)]  # fmt: skip
+            # Standard error to files (kept): a pipe nobody reads would stall a worker that logs a lot.
+            processes = []
+            for path in err_paths:
+                with path.open("w") as err:
+                    processes.append(subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=err))
+            sampler.start()
+            worker_cpu: list[float] = []
+            exit_codes: list[int] = []
             for process in processes:
-                process.wait(timeout=600)
+                # wait4: the worker's own CPU time, read as it is reaped.
+                _, status, usage = os.wait4(process.pid, 0)
+                process.returncode = os.waitstatus_to_exitcode(status)
+                exit_codes.append(process.returncode)
+                worker_cpu.append(round(usage.ru_utime + usage.ru_stime, 2))
             wall = time.perf_counter() - started
+            stop.set()
+            sampler.join(timeout=10)
+            sandbox_cpu = _cpu_s(sandbox.pid) - sandbox_cpu
+            postgres_cpu = _postgres_cpu_s(cluster) - postgres_cpu
+            machine_after = _machine_busy()
+            load_after = os.getloadavg()
             after = _ledger(env["EVOLINK_BASE_URL"])
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
     rejected = after["faults"].get("rate_limited", 0) - before["faults"].get("rate_limited", 0)
-    requests = sum(after["requests"].values()) - sum(before["requests"].values()) - rejected
+    # The API's requests only: the benchmark's own reads of the ledger are no part of the workload.
+    by_endpoint = {name: count - before["requests"].get(name, 0) for name, count in after["requests"].items()
+                   if "/_sandbox/" not in name}  # fmt: skip
+    requests = sum(by_endpoint.values()) - rejected
     limit_per_s = rate_limit / TIME_SCALE
-    return {
-        "workers": workers, "inputs": inputs, "billed": len(after["billed"]),
+    busy = (machine_after[0] - machine[0]) / max(1, machine_after[1] - machine[1])
+    row = {
+        "workers": workers, "inputs": inputs, "rate_limit": rate_limit, "billed": len(after["billed"]),
         "unique": len(set(after["billed"])) == len(after["billed"]), "wall_s": round(wall, 2),
         "inputs_per_s": round(inputs / wall, 1), "accepted_requests_per_s": round(requests / wall, 1),
         "limit_per_s": limit_per_s, "share_of_limit": round(requests / wall / limit_per_s, 2),
+        "steady_share_of_limit": _steady_share(samples, limit_per_s),
         "requests_per_input": round(requests / inputs, 2), "rejected_429": rejected,
+        "requests_by_endpoint": by_endpoint, "exit_codes": exit_codes,
+        "cpu_s": {"workers": worker_cpu, "sandbox": round(sandbox_cpu, 2), "postgres": round(postgres_cpu, 2)},
+        "machine_busy": round(busy, 2), "load_average": [round(load_before[0], 1), round(load_after[0], 1)],
     }  # fmt: skip
+    if row["billed"] != inputs or any(exit_codes) or not row["unique"]:
+        # A point that looks wrong: say why, from the workers' own words.
+        for path, code in zip(err_paths, exit_codes, strict=True):
+            print(f"--- {path} (exit {code}), last lines:\n{_tail(path)}", file=sys.stderr, flush=True)
+    return row
+
+
+def _steady_share(samples: list[tuple[float, int, int]], limit_per_s: float) -> float | None:
+    """Accepted requests per second against the limit from the first accepted request to the last
+    sample before the rate fell off at the end (the fleet's start and its last tasks left out)."""
+    accepted = [(at, total - rejected) for at, total, rejected in samples]
+    moving = [i for i in range(1, len(accepted)) if accepted[i][1] > accepted[i - 1][1]]
+    if len(moving) < 4:
+        return None
+    first, last = moving[0], moving[-1]
+    # The tail: the last quarter-second windows with less than half the limit (tasks finishing).
+    while last > first + 2 and (accepted[last][1] - accepted[last - 1][1]) < 0.5 * limit_per_s * 0.25:
+        last -= 1
+    span = accepted[last][0] - accepted[first - 1][0]
+    return round((accepted[last][1] - accepted[first - 1][1]) / span / limit_per_s, 2)
 
 
 async def pg_cost(url: str, count: int) -> dict[str, float]:
@@ -152,15 +258,27 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.fleet", description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true", help="small sizes (well under a minute)")
     parser.add_argument("--journal-cost-only", action="store_true", help="only part 2 (no throughput runs)")
+    parser.add_argument("--throughput-only", action="store_true", help="only part 1 (no journal cost)")
+    parser.add_argument("--workers", type=_counts, default=(1, 2, 4, 6), help="worker counts, e.g. 1,6")
+    parser.add_argument("--rate-limit", type=_rates, default=(1.0,),
+                        help="the sandbox's limit per API second (x100 per real second), e.g. 1,0.5")  # fmt: skip
+    parser.add_argument("--inputs", type=int, default=None, help="inputs per point (default 600; 120 with --quick)")
     args = parser.parse_args(argv)
-    inputs, cost_inputs, rate = (120, 200, 1.0) if args.quick else (600, 2000, 1.0)
-    report: dict[str, Any] = {"command": "python -m benchmarks.fleet" + (" --quick" if args.quick else ""),
+    inputs, cost_inputs = (120, 200) if args.quick else (600, 2000)
+    inputs = args.inputs or inputs
+    report: dict[str, Any] = {"command": "python -m benchmarks.fleet " + " ".join(argv or sys.argv[1:]),
                               "throughput": [], "journal_cost_per_input": {}}  # fmt: skip
+    logs = HERE / "results" / "fleet-logs"
+    print(f"workers' standard error: {logs}", file=sys.stderr, flush=True)
     with pg_cluster() as cluster:
-        for workers in () if args.journal_cost_only else (1, 2, 4, 6):
-            row = throughput(cluster, workers=workers, inputs=inputs, rate_limit=rate)
-            report["throughput"].append(row)
-            print(json.dumps(row), file=sys.stderr, flush=True)
+        for rate in () if args.journal_cost_only else args.rate_limit:
+            for workers in args.workers:
+                row = throughput(cluster, workers=workers, inputs=inputs, rate_limit=rate, logs=logs)
+                report["throughput"].append(row)
+                print(json.dumps(row), file=sys.stderr, flush=True)
+        if args.throughput_only:
+            _write(report, "fleet-throughput.json")
+            return 0
         report["journal_cost_per_input"]["postgresql"] = asyncio.run(pg_cost(cluster.create_database(), cost_inputs))
     with tempfile.TemporaryDirectory() as tmp:
         report["journal_cost_per_input"]["sqlite"] = asyncio.run(sqlite_cost(Path(tmp) / "j.sqlite3", cost_inputs))
@@ -168,11 +286,22 @@ def main(argv: list[str] | None = None) -> int:
     for store, cost in report["journal_cost_per_input"].items():
         print(f"{store:10} wall {cost['wall_ms']:.2f} ms/input, client CPU {cost['cpu_ms']:.2f} ms/input",
               file=sys.stderr)  # fmt: skip
+    _write(report, "fleet-journal-cost.json" if args.journal_cost_only else "fleet.json")
+    return 0
+
+
+def _write(report: dict[str, Any], name: str) -> None:
     (HERE / "results").mkdir(exist_ok=True)
-    name = "fleet-journal-cost.json" if args.journal_cost_only else "fleet.json"
     (HERE / "results" / name).write_text(json.dumps(report, indent=2) + "\n")
     print(json.dumps(report, indent=2))
-    return 0
+
+
+def _counts(text: str) -> tuple[int, ...]:
+    return tuple(int(part) for part in text.split(","))
+
+
+def _rates(text: str) -> tuple[float, ...]:
+    return tuple(float(part) for part in text.split(","))
 
 
 if __name__ == "__main__":
