@@ -308,6 +308,11 @@ class Client(TrackerLifecycle, Generic[RequestT]):
             telemetry=self._transport.telemetry,
         )
 
+    @property
+    def protocol(self) -> TaskProtocol[RequestT]:
+        """The protocol this client speaks (what the layers above read of it: ``reports_cost``, ...)."""
+        return self._protocol
+
     def parse_task(self, body: object) -> Task:
         """A task from a callback's POST body, e.g. for ``client.tracker.push`` in your own route.
 

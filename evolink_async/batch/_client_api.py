@@ -1,19 +1,22 @@
-"""What a batch needs from a client: a fan-out, one query of a task, and a session for downloads.
+"""What a batch needs from a client: a fan-out, one query of a task, a session for downloads, and
+what its protocol says of itself (whether answers carry a cost).
 
-``EvolinkClient`` and ``MidjourneyClient`` both fit; the batch never reaches past this.
+Every ``Client`` fits (``EvolinkClient``, ``MidjourneyClient``, a third protocol's); the batch never
+reaches past this. A client that can find a submit whose answer was lost (``find_submitted``, a
+Midjourney proxy by its ``state``) is asked to before a run sends anything again.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
-from typing import Any, Protocol
+from typing import Any, Protocol, runtime_checkable
 
 import aiohttp
 
 from .._models.task import Task
 from .._watching.fan_out import FanOut, FanOutItem
 
-__all__ = ["BatchClient", "BatchTasks"]
+__all__ = ["BatchClient", "BatchTasks", "FindsLostSubmits", "ProtocolTraits"]
 
 
 class BatchTasks(Protocol):
@@ -22,8 +25,32 @@ class BatchTasks(Protocol):
         ...
 
 
+class ProtocolTraits(Protocol):
+    """What a batch reads of the client's protocol (a ``TaskProtocol`` has it)."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def reports_cost(self) -> bool:
+        """Whether submits answer with their cost: without it, "0 credits reserved" would be false."""
+        ...
+
+
+@runtime_checkable
+class FindsLostSubmits(Protocol):
+    """A client that can find the task an earlier submit under an idempotency key created."""
+
+    async def find_submitted(self, idempotency_key: str, *, submitted_after: float | None = None) -> Task | None:
+        """The task, or None when there is none; raises ``EvolinkError`` when it cannot tell."""
+        ...
+
+
 class BatchClient(Protocol):
-    """The client a :class:`~evolink_async.batch.Batch` runs with."""
+    """The client a :class:`~evolink_async.batch.Batch` or a fleet ``Worker`` runs with."""
+
+    @property
+    def protocol(self) -> ProtocolTraits: ...
 
     @property
     def tasks(self) -> BatchTasks: ...
@@ -36,7 +63,8 @@ class BatchClient(Protocol):
         requests: AsyncIterable[FanOutItem[Any]],
         *,
         max_in_flight: int,
-        timeout: float | None,
+        buffer_size: int = 64,
+        timeout: float | None = None,
         max_credits: float | None = None,
         credits_per_task: float | None = None,
     ) -> FanOut[Any]:

@@ -38,11 +38,14 @@ _WAL_HEADER, _FRAME_HEADER = 32, 24
 _SIDE_FILES = ("-wal", "-shm")
 
 
-def result_file_name_of(key: str, index: int, image_format: ImageFormat) -> str:
-    """Where result ``index`` of input ``key`` is saved, relative to the output folder (the one naming rule)."""
+def result_file_name_of(key: str, index: int, image_format: ImageFormat, *, keep_suffix: bool = True) -> str:
+    """Where result ``index`` of input ``key`` is saved, relative to the output folder (the one naming rule).
+
+    ``keep_suffix``: the input's suffix stays in the name (a.png and a.jpg never compete for one
+    result name); a fleet worker's results leave it out (its keys are the manifest's names).
+    """
     relative = PurePosixPath(key)
-    # The input's suffix stays in the name: a.png and a.jpg never compete for one result name.
-    name = result_file_name(relative.name, index, image_format=image_format, keep_suffix=True)
+    name = result_file_name(relative.name, index, image_format=image_format, keep_suffix=keep_suffix)
     return name if str(relative.parent) == "." else f"{relative.parent}/{name}"
 
 

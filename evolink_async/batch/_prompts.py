@@ -1,5 +1,6 @@
-"""A resumable batch of Midjourney ``/imagine`` prompts: the folder batch's journal, resume and
-downloads, with prompts instead of image files and a ``MidjourneyClient`` instead of Evolink.
+"""A resumable batch of Midjourney ``/imagine`` prompts: the batch's one pipeline (journal, resume,
+downloads) over an :class:`ImagineSource` of prompts instead of a folder of image files, run with a
+``MidjourneyClient``.
 
 Each input is one prompt: ``prompt-0001``, ``prompt-0002``, ... (the N copies of ``--count N``,
 or line N of a prompts file; blank lines are skipped but keep their numbers, so a key always
@@ -7,8 +8,12 @@ names the same line). Its result images are saved as ``prompt-0001.result-0.png`
 
 A Midjourney proxy has no idempotency key: the SDK sends it as the task's ``state``. So a run
 that was killed between a submit and recording its task id finds that task in ``task/list`` by
-its ``state`` before anything is submitted again; when the list cannot tell, the input is not
-submitted (it stays pending, the run reports it) rather than paid for twice.
+its ``state`` before anything is submitted again (``Batch`` does so with any client that has
+``find_submitted``); when the list cannot tell, the input is not submitted (it stays pending, the
+run reports it) rather than paid for twice.
+
+The same source runs a fleet batch of prompts: a planned manifest line ``{"key": ..., "model":
+"midjourney-imagine", "prompt": ...}`` is one input (``ImagineSource.item_of``).
 
 >>> async with MidjourneyClient() as mj:
 ...     spec = PromptSpec(prompts=PromptSource.repeat("a red fox", 4), output_dir=Path("foxes"))
@@ -18,27 +23,27 @@ submitted (it stays pending, the run reports it) rather than paid for twice.
 from __future__ import annotations
 
 import hashlib
-import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 import anyio
 import anyio.to_thread
 import attrs
 
 from .._core.checks import COUNT, SECONDS
-from .._models.requests import Request
 from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
-from ..errors import EvolinkError, SubmitOutcomeUnknownError, ValidationError
-from ._entries import Entry, EntryStatus
+from ..errors import ValidationError
+from ._entries import Entry
+from ._manifest import ManifestInput
 from ._run import Batch
-from ._spec import BatchSpec
+from ._source import PreparedRequest, SourceContext
+from ._spec import BatchSpec, UnreadableFolder
 
 if TYPE_CHECKING:
     from .._clients.midjourney import MidjourneyClient
 
-__all__ = ["IMAGINE_MODEL", "PromptBatch", "PromptInput", "PromptSource", "PromptSpec"]
+__all__ = ["IMAGINE_MODEL", "ImagineSource", "PromptBatch", "PromptInput", "PromptSource", "PromptSpec"]
 
 #: The ``model`` a prompt batch's journal records (another command's journal is refused).
 IMAGINE_MODEL = "midjourney-imagine"
@@ -115,77 +120,74 @@ class PromptSpec:
             new_journal=self.new_journal,
         )  # fmt: skip
 
+    def source(self) -> ImagineSource:
+        """The batch's inputs: these prompts, each an ``Imagine`` of this bot and mode."""
+        return ImagineSource(self.prompts, bot=self.bot, mode=self.mode)
+
 
 def _content(prompt: str) -> str:
     # In the fingerprint, so an edited line is a new input (submitted again), not a resume.
     return "prompt:" + hashlib.sha256(prompt.encode("utf-8", "surrogatepass")).hexdigest()
 
 
-class PromptBatch(Batch):
-    """Runs a :class:`PromptSpec` with a ``MidjourneyClient``; see the module docstring."""
+class ImagineSource:
+    """Midjourney ``/imagine`` prompts as a batch's inputs (an ``InputSource``, and a fleet's ``PlannedSource``).
 
-    def __init__(self, client: MidjourneyClient, spec: PromptSpec, **options: Any) -> None:
-        super().__init__(client, spec.batch_spec(), **options)
-        self._mj = client
-        self._prompt_spec = spec
-        #: Keys whose earlier submit could not be settled: not sent again this run.
-        self._unsettled: dict[str, EvolinkError] = {}
+    Each input is a :class:`PromptInput`; its stored body is ``{"prompt": ...}``: the bot and the
+    mode are in the journal's meta (a one-machine run) or given to every worker alike (a fleet),
+    so a resume cannot change them.
 
-    async def _check_inputs(self) -> None:
-        path = self._prompt_spec.prompts.path
+    >>> await Batch(mj, spec.batch_spec(), source=ImagineSource(PromptSource.repeat("a fox", 4))).run()
+    """
+
+    def __init__(self, prompts: PromptSource | None = None, *, bot: Bot = Bot.MID_JOURNEY,
+                 mode: SpeedMode | None = None) -> None:  # fmt: skip
+        self._prompts = prompts
+        self._bot = bot
+        self._mode = mode
+
+    async def check(self) -> None:
+        path = self._prompts.path if self._prompts is not None else None
         if path is not None and not await anyio.to_thread.run_sync(path.is_file):
             raise ValidationError("prompts", f"{path} is not a file")
 
-    def _inputs(self, *, counting: bool = False) -> Iterator[Any]:
-        return iter(self._prompt_spec.prompts)
+    def inputs(self, *, on_unreadable: Callable[[UnreadableFolder], None] | None = None) -> Iterator[PromptInput]:
+        return iter(self._prompts) if self._prompts is not None else iter(())
 
-    def _key(self, path: Any) -> str:
-        return cast(PromptInput, path).key
+    def key_of(self, item: PromptInput) -> str:
+        return item.key
 
-    async def _inspect(self, path: Any) -> tuple[str | None, str | None]:
-        prompt = cast(PromptInput, path).prompt
-        if any("\ud800" <= ch <= "\udfff" for ch in prompt):
+    async def inspect(self, item: PromptInput) -> tuple[str | None, str | None]:
+        if any("\ud800" <= ch <= "\udfff" for ch in item.prompt):
             return "the line is not valid UTF-8", None
         try:
-            self._imagine(prompt)
+            self._imagine(item.prompt)
         except ValidationError as exc:
             return str(exc), None
-        return None, _content(prompt)
+        return None, _content(item.prompt)
+
+    async def check_request(self, item: PromptInput) -> None:
+        self._imagine(item.prompt)
+
+    def item_of(self, line: ManifestInput) -> PromptInput:
+        if line.model != IMAGINE_MODEL or line.image_urls:
+            raise ValidationError(line.key, f"is not a Midjourney prompt (model {IMAGINE_MODEL!r}, no images)")
+        prompt = PromptInput(key=line.key, prompt=line.prompt or "")
+        self._imagine(prompt.prompt)
+        return prompt
 
     def _imagine(self, prompt: str) -> Imagine:
-        return Imagine(prompt=prompt, bot=self._prompt_spec.bot, mode=self._prompt_spec.mode)
+        return Imagine(prompt=prompt, bot=self._bot, mode=self._mode)
 
-    async def _request_body(self, path: Any, key: str, entry: Entry) -> dict[str, object]:
-        if key in self._unsettled:  # transient: the entry stays pending, a later run looks again
-            raise SubmitOutcomeUnknownError(entry.idempotency_key, self._unsettled[key])
-        body = {"prompt": cast(PromptInput, path).prompt}
-        stored: dict[str, object] = json.loads(await self.journal.record_request(key, json.dumps(body)))
-        return stored
+    async def prepare(self, item: PromptInput, entry: Entry, context: SourceContext) -> PreparedRequest:
+        return PreparedRequest(body={"prompt": item.prompt})
 
-    def _request_from_body(self, body: dict[str, object]) -> Request:
-        # bot and mode are in the journal's meta: a resume cannot change them.
-        return cast(Request, self._imagine(str(body.get("prompt", ""))))
+    def request_from_body(self, body: Mapping[str, Any]) -> Imagine:
+        return self._imagine(str(body.get("prompt", "")))
 
-    async def _run(self) -> None:
-        try:
-            await self._settle_lost_submits()
-            await super()._run()
-        finally:
-            # A Midjourney proxy never says what a task costs: "0 credits reserved" would be false.
-            if not self.summary.credits_reserved:
-                self.summary.credits_reserved = None
 
-    async def _settle_lost_submits(self) -> None:
-        """Inputs an earlier run may have submitted (a body is stored, no task id): find their
-        tasks by ``state`` and record them, so the run re-attaches instead of submitting again."""
-        journal = self.journal
-        async for entry in journal.entries(status=EntryStatus.PENDING_SUBMIT):
-            if entry.request_body is None:
-                continue  # never sent: nothing to find
-            try:
-                task = await self._mj.find_submitted(entry.idempotency_key, submitted_after=entry.updated_at)
-            except EvolinkError as exc:  # the list cannot tell: not sent this run (see _request_body)
-                self._unsettled[entry.key] = exc
-                continue
-            if task is not None:
-                await journal.record_submitted(entry.key, task.id)
+class PromptBatch(Batch):
+    """Runs a :class:`PromptSpec` with a ``MidjourneyClient``: a :class:`Batch` over its prompts."""
+
+    def __init__(self, client: MidjourneyClient, spec: PromptSpec, **options: Any) -> None:
+        super().__init__(client, spec.batch_spec(), source=spec.source(), **options)

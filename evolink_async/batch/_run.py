@@ -1,4 +1,5 @@
-"""The resumable folder batch: a folder of images in, a folder of results out, nothing paid twice.
+"""The resumable batch: inputs from a source (a folder of images by default), results into a
+folder, nothing paid twice.
 
 Per input, in this order, each step committed to the journal before the next starts::
 
@@ -8,6 +9,11 @@ Per input, in this order, each step committed to the journal before the next sta
 A run killed anywhere (``kill -9`` included) resumes by running the same command: inputs with a
 task id are re-attached (no submit), inputs with a stored body are resubmitted with the same key
 and body (the server answers a replay, not a second bill), completed ones are only downloaded.
+With a client that can find a submit whose answer was lost (a Midjourney proxy, which keeps no
+idempotency key), such inputs are looked up first, and one it cannot settle is not sent again.
+
+Where the inputs come from is the ``source`` (:class:`~evolink_async.batch.InputSource`): the
+images of ``spec.input_dir`` unless given; ``PromptBatch`` is this class with Midjourney prompts.
 
 >>> async with EvolinkClient() as client:
 ...     summary = await Batch(client, BatchSpec(model="mj-v7-remove-bg", input_dir="in", output_dir="out")).run()
@@ -16,9 +22,7 @@ and body (the server answers a replay, not a second bill), completed ones are on
 from __future__ import annotations
 
 import contextlib
-import functools
 import json
-import unicodedata
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -28,39 +32,29 @@ import anyio.abc
 import anyio.to_thread
 from anyio.streams.memory import MemoryObjectSendStream
 
-from .._core.logging import logger
-from .._files.download import download_urls, remove_stale_parts
-from .._files.image_probe import ImageFormat
-from .._files.normalize import normalize_image, plan_image
+from .._files.download import remove_stale_parts
 from .._models.events import EventKind, TaskEvent
-from .._models.requests import ImageRequest, Request
 from .._protocols.evolink.files import Files
 from .._watching.fan_out import FanOut, FanOutItem
 from ..errors import (
     DownloadError,
     EvolinkError,
     Remedy,
+    SubmitOutcomeUnknownError,
     ValidationError,
     ends_submitting,
     may_have_been_billed,
     was_refused_for_now,
 )
-from ._client_api import BatchClient
+from ._client_api import BatchClient, FindsLostSubmits
 from ._entries import Entry, EntryStatus, request_fingerprint
-from ._evidence import open_batch_journal, result_file_name_of, result_files
+from ._evidence import open_batch_journal, result_files
+from ._folder_source import FolderSource
 from ._outcomes import error_code, error_message, first_cause, task_error
-from ._spec import (  # fmt: skip
-    LOCK_NAME,
-    NORMALIZED_DIR,
-    BatchEvent,
-    BatchLockedError,
-    BatchPlan,
-    BatchSpec,
-    BatchSummary,
-    FailedInput,
-    UnreadableFolder,
-    iter_inputs,
-)
+from ._plan import FAILED_BEFORE, failed_before, plan_batch
+from ._results import ResultSaver
+from ._source import InputSource, SourceContext, invalid_input, key_problem
+from ._spec import LOCK_NAME, NORMALIZED_DIR, BatchEvent, BatchLockedError, BatchSpec, BatchSummary, FailedInput
 from ._sqlite_store import Journal
 from ._tracing import summary_attributes, traced_run
 from ._uploads import BatchUploads
@@ -74,53 +68,6 @@ def _transient(error: BaseException) -> bool:
     """A submit error after which the entry stays pending and a re-run sends the same key again:
     the submit may have reached the server, or was refused for sure with nothing created."""
     return may_have_been_billed(error) or was_refused_for_now(error)
-
-
-def _name_problem(name: str) -> str | None:
-    """Why a file name cannot be an input's key, or None.
-
-    C0/C1 controls and DEL (``Cc``), line and paragraph separators forge terminal lines and break
-    multipart headers; lone surrogates (bytes that are not UTF-8) cannot be stored or sent.
-    """
-    categories = {unicodedata.category(ch) for ch in name}
-    if categories & {"Cc", "Zl", "Zp"}:
-        return "the file name contains control characters; rename the file"
-    if "Cs" in categories:
-        return "the file name is not valid UTF-8; rename the file"
-    return None
-
-
-#: The problem of a link out of the input folder: ``follow_symlinks=True`` takes it.
-OUTSIDE_LINK = f"is a symbolic link to a file outside the input folder ({Remedy.FOLLOW_SYMLINKS} takes it)"
-
-
-def invalid_input(key: str, problem: str) -> FailedInput:
-    """An input refused by a local check (``_name_problem``, ``_inspect_input``), for the run and the plan."""
-    remedy = Remedy.FOLLOW_SYMLINKS if problem == OUTSIDE_LINK else None
-    return FailedInput(key=key, code="invalid_input", message=problem, remedy=remedy)
-
-
-def _inspect_input(path: Path, root: Path, follow_symlinks: bool) -> tuple[str | None, str | None]:
-    """``(problem, content)``: why the input may not be used, or its content signature (size, mtime)."""
-    if path.is_symlink() and not follow_symlinks:
-        target = path.resolve()
-        if not target.is_relative_to(root.resolve()):
-            return OUTSIDE_LINK, None
-    info = path.stat()
-    return None, f"{info.st_size}:{info.st_mtime_ns}"
-
-
-def _as_sent(path: Path, spec: BatchSpec) -> Path:
-    """The name the request's suffix rules see: a normalized input is sent as a PNG."""
-    return path.with_name(f"{path.name}.png") if spec.normalize else path
-
-
-def _unreadable_folder(root: Path, folder: Path, error: OSError) -> UnreadableFolder:
-    """The summary's record of a sub-folder ``iter_inputs`` could not list, warned about once."""
-    found = UnreadableFolder(path=folder.relative_to(root).as_posix(), message=error.strerror or str(error))
-    # %r: a folder name with a newline must not forge a log line.
-    logger.warning("cannot read the folder %r; its inputs are left out of the batch: %s", found.path, found.message)
-    return found
 
 
 def _disk_stop(error: DownloadError, output_dir: Path) -> DownloadError:
@@ -158,24 +105,30 @@ def _run_lock(folder: Path) -> Iterator[None]:
 
 
 class Batch:
-    """Runs one :class:`BatchSpec` with a client; ``on_event`` sees every :class:`BatchEvent`.
+    """Runs one :class:`BatchSpec` with a client over ``source``; ``on_event`` sees every :class:`BatchEvent`.
 
-    The inputs are the images of ``spec.input_dir``; a subclass takes others by overriding the
-    input hooks (``_check_inputs``, ``_inputs``, ``_key``, ``_inspect``, ``_request_body``,
-    ``_request_from_body``), as ``PromptBatch`` does for Midjourney prompts.
+    ``source`` (an :class:`~evolink_async.batch.InputSource`) gives the inputs and makes each one's
+    request; by default the images of ``spec.input_dir``. Any ``Client`` runs it, a third
+    protocol's included: the batch reads only the client's fan-out, task query, session and
+    what its protocol says of itself.
     """
 
-    def __init__(self, client: BatchClient, spec: BatchSpec, *, on_event: EventSink | None = None) -> None:
+    def __init__(self, client: BatchClient, spec: BatchSpec, *, source: InputSource[Any] | None = None,
+                 on_event: EventSink | None = None) -> None:  # fmt: skip
         self._client = client
         self._spec = spec
+        self._source: InputSource[Any] = source if source is not None else FolderSource(spec)
         self._on_event = on_event or (lambda event: None)
         self.summary = BatchSummary(output_dir=str(spec.output_dir), journal=str(spec.journal_path))
         self._journal: Journal | None = None
         self._fan_out: FanOut[Any] | None = None
         self._downloads = anyio.Semaphore(spec.max_downloads)
+        self._saver = ResultSaver(client, spec.output_dir)
         self._credits_committed = 0.0  # estimated credits of the submits this run let through
         self._counting = True  # the count ahead of the walk may go on (read from its thread)
         self._uploads: BatchUploads | None = None  # the Files API uploads, when the client has one
+        #: Keys whose earlier submit could not be settled (see ``_settle_lost_submits``): not sent this run.
+        self._unsettled: dict[str, EvolinkError] = {}
 
     def _emit(self, event: BatchEvent) -> None:
         self._on_event(event)
@@ -203,7 +156,7 @@ class Batch:
     async def run(self) -> BatchSummary:
         """Process every input; returns the summary (also on Ctrl-C, with ``interrupted`` set, re-raised)."""
         spec = self._spec
-        await self._check_inputs()
+        await self._source.check()
         if spec.max_credits is not None and spec.estimated_credits_per_input is None:
             raise ValidationError("max_credits", f"needs a known cost per input; {spec.model} has none")
         await anyio.to_thread.run_sync(lambda: spec.output_dir.mkdir(parents=True, exist_ok=True))
@@ -217,6 +170,7 @@ class Batch:
                 await journal.ensure_meta(spec.meta())
                 try:
                     await self._start_uploads(journal)
+                    await self._settle_lost_submits()
                     await self._run()
                 except BaseExceptionGroup as group:
                     # One cause (a wrong key, say) reads better than a tree of task groups.
@@ -226,6 +180,11 @@ class Batch:
                 except BaseException as exc:
                     self._stopped_by(exc)
                     raise
+                finally:
+                    # A protocol that never says what a task costs (a Midjourney proxy): "0 credits
+                    # reserved" would be false.
+                    if not self._client.protocol.reports_cost and not self.summary.credits_reserved:
+                        self.summary.credits_reserved = None
         return self.summary
 
     def _stopped_by(self, error: BaseException) -> None:
@@ -273,40 +232,31 @@ class Batch:
                     raise fatal from None
                 raise
 
+    async def _settle_lost_submits(self) -> None:
+        """Inputs an earlier run may have submitted (a body is stored, no task id), with a client that
+        can look them up (its server keeps no idempotency key): find their tasks and record them, so
+        the run re-attaches instead of submitting again. One the lookup cannot tell is not sent."""
+        client = self._client
+        if not isinstance(client, FindsLostSubmits):
+            return  # the server de-duplicates by the idempotency key: the same key is sent again
+        journal = self.journal
+        async for entry in journal.entries(status=EntryStatus.PENDING_SUBMIT):
+            if entry.request_body is None:
+                continue  # never sent: nothing to find
+            try:
+                task = await client.find_submitted(entry.idempotency_key, submitted_after=entry.updated_at)
+            except EvolinkError as exc:  # the lookup cannot tell: not sent this run (see ``_prepare``)
+                self._unsettled[entry.key] = exc
+                continue
+            if task is not None:
+                await journal.record_submitted(entry.key, task.id)
+
     async def _input_ended(self, key: str) -> None:
         """``key`` has ended (results saved, failed, refused): its uploaded file is not needed any more."""
         if self._uploads is not None:
             await self._uploads.ended(key)
 
     # --- inputs -----------------------------------------------------------------------------
-
-    async def _check_inputs(self) -> None:
-        """Refuse a batch whose inputs cannot be found at all, before the journal is opened."""
-        if not await anyio.to_thread.run_sync(self._spec.input_dir.is_dir):
-            raise ValidationError("input_dir", f"{self._spec.input_dir} is not a folder")
-
-    def _inputs(self, *, counting: bool = False) -> Iterator[Any]:
-        """The inputs, lazily (advanced in a worker thread, one at a time); ``counting``: a second
-        walk that only counts them (an unreadable folder is the first walk's to report)."""
-        spec = self._spec
-        exclude = spec.output_dir if spec.output_dir.resolve().is_relative_to(spec.input_dir.resolve()) else None
-
-        def unreadable(folder: Path, error: OSError) -> None:
-            # Called in the worker thread that advances the walk; the loop only reads the list.
-            if not counting:
-                self.summary.unreadable_folders.append(_unreadable_folder(spec.input_dir, folder, error))
-
-        return iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude,
-                           on_unreadable=unreadable)  # fmt: skip
-
-    async def _inspect(self, path: Any) -> tuple[str | None, str | None]:
-        """``(problem, content)`` of one input (see ``_inspect_input``); may raise ``OSError``."""
-        spec = self._spec
-        return await anyio.to_thread.run_sync(_inspect_input, path, spec.input_dir, spec.follow_symlinks)
-
-    def _request_from_body(self, body: dict[str, object]) -> Request:
-        """The request fan_out submits, from the body the journal stored."""
-        return ImageRequest.from_body(body)
 
     async def _count_all(self) -> None:
         """Count the inputs ahead of the walk, which goes at the pace of the uploads and submits,
@@ -316,7 +266,7 @@ class Batch:
         def count() -> int | None:
             total = 0
             try:
-                for _ in self._inputs(counting=True):
+                for _ in self._source.inputs():  # an unreadable folder is the walk's to report
                     if not self._counting:
                         return None
                     total += 1
@@ -330,23 +280,24 @@ class Batch:
 
     async def _prepare_all(self, send: MemoryObjectSendStream[FanOutItem[Any]], group: anyio.abc.TaskGroup) -> None:
         spec = self._spec
-        paths = self._inputs()
+        # Called in the worker thread that advances the walk; the loop only reads the list.
+        items = self._source.inputs(on_unreadable=self.summary.unreadable_folders.append)
         walk_lock = anyio.Lock()
 
-        async def next_path() -> Any:
+        async def next_item() -> Any:
             async with walk_lock:  # one thread advances the generator at a time
-                found = await anyio.to_thread.run_sync(next, paths, None)
+                found = await anyio.to_thread.run_sync(next, items, None)
             if found is not None:
                 self.summary.inputs += 1
-                self._emit(BatchEvent(kind="found", key=self._key(found), total=self.summary.inputs))
+                self._emit(BatchEvent(kind="found", key=self._source.key_of(found), total=self.summary.inputs))
             return found
 
         async def worker(out: anyio.abc.ObjectSendStream[FanOutItem[Any]]) -> None:
             async with out:
-                while (path := await next_path()) is not None:
-                    item = await self._prepare(path, group)
-                    if item is not None:
-                        await out.send(item)
+                while (item := await next_item()) is not None:
+                    prepared = await self._prepare(item, group)
+                    if prepared is not None:
+                        await out.send(prepared)
 
         async with send, anyio.create_task_group() as workers:
             for _ in range(spec.max_uploads):
@@ -354,17 +305,14 @@ class Batch:
         self._counting = False  # the walk's own number is the total now
         self._emit(BatchEvent(kind="discovered", total=self.summary.inputs))
 
-    def _key(self, path: Any) -> str:
-        return Path(path).relative_to(self._spec.input_dir).as_posix()
-
-    async def _prepare(self, path: Any, group: anyio.abc.TaskGroup) -> FanOutItem[Any] | None:
+    async def _prepare(self, item: Any, group: anyio.abc.TaskGroup) -> FanOutItem[Any] | None:
         """Bring one input up to the point where fan_out can take it (or finish it here)."""
-        spec, key = self._spec, self._key(path)
-        if (bad_name := _name_problem(key)) is not None:  # fails alone, before a header, a journal or a terminal
+        spec, key = self._spec, self._source.key_of(item)
+        if (bad_name := key_problem(key)) is not None:  # fails alone, before a header, a journal or a terminal
             self._fail(key, "invalid_input", bad_name)
             return None
         try:
-            problem, content = await self._inspect(path)
+            problem, content = await self._source.inspect(item)
         except OSError as exc:
             self._fail(key, "invalid_input", f"cannot be read: {exc.strerror or exc}")
             return None
@@ -396,12 +344,12 @@ class Batch:
                        f"with a bigger {Remedy.MAX_CREDITS} to submit it", remedy=Remedy.MAX_CREDITS)  # fmt: skip
             return None
         try:
-            body = await self._request_body(path, key, entry)
+            body = await self._request_body(item, entry)
         except EvolinkError as exc:
             if (fatal := ends_submitting(exc)) is not None:  # a wrong key or Files API URL: stop, inputs stay pending
                 raise fatal from None
             # Transient: the entry stays pending, a re-run tries again. A local rule (ValidationError:
-            # nothing was sent) too: the next run checks the file again, so a fixed file or the option
+            # nothing was sent) too: the next run checks the input again, so a fixed file or the option
             # the message names (normalize=True) is enough, without retry_failed.
             if not _transient(exc) and not isinstance(exc, ValidationError):
                 await self.journal.record_outcome(
@@ -409,10 +357,11 @@ class Batch:
                 )
             self._fail(key, error_code(exc), error_message(exc), remedy=exc.remedy)
             return None
-        return FanOutItem(key=key, request=self._request_from_body(body), idempotency_key=entry.idempotency_key)
+        request = self._source.request_from_body(body)
+        return FanOutItem(key=key, request=request, idempotency_key=entry.idempotency_key)
 
     async def _reserve(self, key: str, content: str | None) -> Entry:
-        """The journal entry of ``key``; a new one (new idempotency key) when the file's content changed."""
+        """The journal entry of ``key``; a new one (new idempotency key) when the input's content changed."""
         spec = self._spec
         fingerprint = request_fingerprint(spec.fingerprint_body(key, content=content))
         legacy = request_fingerprint(spec.fingerprint_body(key))
@@ -424,7 +373,7 @@ class Batch:
             return await self.journal.reserve(key, fingerprint)
         if earlier.fingerprint == legacy:  # a journal from before content signatures: nothing to compare
             return await self.journal.reserve(key, legacy)
-        # The meta check already refused another model, prompt or parameters: the file changed.
+        # The meta check already refused another model, prompt or parameters: the input changed.
         self._emit(BatchEvent(kind="changed", key=key, task_id=earlier.task_id,
                               message="content changed since the last run: a new input, submitted again"))  # fmt: skip
         return await self.journal.reserve(key, fingerprint, restart_on_mismatch=True)
@@ -438,41 +387,23 @@ class Batch:
         self._credits_committed += cost
         return True
 
-    async def _request_body(self, path: Any, key: str, entry: Entry) -> dict[str, object]:
-        if entry.request_body is not None:  # a resume: send exactly what the key was first used for
-            stored: dict[str, object] = json.loads(entry.request_body)
+    async def _request_body(self, item: Any, entry: Entry) -> dict[str, Any]:
+        """The body this input's submit sends: the stored one on a resume (what the key was first used
+        for), else the source's, stored (with its uploads, in one commit) before the submit."""
+        if entry.key in self._unsettled:  # transient: the entry stays pending, a later run looks again
+            raise SubmitOutcomeUnknownError(entry.idempotency_key, self._unsettled[entry.key])
+        if entry.request_body is not None:
+            stored: dict[str, Any] = json.loads(entry.request_body)
             return stored
-        spec = self._spec
-        spec.request(_as_sent(path, spec))  # suffix and prompt rules, before anything is read or sent
-        try:
-            plan = await anyio.to_thread.run_sync(
-                functools.partial(plan_image, path, model=spec.model, field=key, normalize=spec.normalize)
-            )
-        except OSError as exc:
-            raise ValidationError(key, f"cannot be read: {exc.strerror or exc}") from None
-        if self._uploads is None:
-            raise ValidationError(key, "is a local file, and this client has no Files API to upload it to")
-        normalized: list[Path] = []
-
-        async def source() -> Path:  # only when the input has no live upload to reuse
-            if not plan.needed:
-                return Path(path)
-            copy = await anyio.to_thread.run_sync(functools.partial(
-                normalize_image, Path(path), spec.output_dir / NORMALIZED_DIR, model=spec.model, name=key))  # fmt: skip
-            normalized.append(copy)
-            self._emit(BatchEvent(kind="normalized", key=key, paths=(str(copy),)))
-            return copy
-
-        try:
-            upload = await self._uploads.file_for(key, entry, source)
-        finally:  # uploaded (or failed): the copy is not needed; a re-run makes it again if it must
-            for copy in normalized:
-                await anyio.to_thread.run_sync(functools.partial(copy.unlink, missing_ok=True))
-        self._emit(BatchEvent(kind="uploaded", key=key))
-        body = spec.request(upload.file_url).to_body()
-        # The upload and the body it sends, in one commit, before the submit.
-        sent = await self.journal.record_request(key, json.dumps(body), upload=upload)
-        result: dict[str, object] = json.loads(sent)
+        context = SourceContext(uploads=self._uploads, emit=self._emit,
+                                scratch_dir=self._spec.output_dir / NORMALIZED_DIR)  # fmt: skip
+        prepared = await self._source.prepare(item, entry, context)
+        *others, last = prepared.uploads or (None,)
+        for upload in others:  # every file but the last recorded alone; the last with the body
+            assert upload is not None
+            await self.journal.record_upload(upload.key, upload.idempotency_key, upload.file_id, upload.file_url)
+        sent = await self.journal.record_request(entry.key, json.dumps(prepared.body), upload=last)
+        result: dict[str, Any] = json.loads(sent)
         return result
 
     # --- fan-out events ---------------------------------------------------------------------
@@ -524,134 +455,16 @@ class Batch:
     async def _download_results(self, key: str, task_id: str | None, urls: tuple[str, ...]) -> None:
         async with self._downloads:
             try:
-                paths = await self._save(key, urls)
+                paths = await self._saver.save(key, task_id, urls)
             except DownloadError as exc:
                 if exc.reason == "disk":
                     raise _disk_stop(exc, self._spec.output_dir) from None
-                if exc.reason != "http_status" or task_id is None:
-                    self._fail(key, error_code(exc), error_message(exc), task_id=task_id)
-                    return
-                # Result links expire after 24 h: a fresh query of the task gives new ones.
-                try:
-                    fresh = await self._client.tasks.get(task_id)
-                    paths = await self._save(key, fresh.results)
-                except EvolinkError as retry_exc:
-                    self._fail(key, error_code(retry_exc), error_message(retry_exc), task_id=task_id)
-                    return
-            except EvolinkError as exc:  # UnsafePathError and friends
+                self._fail(key, error_code(exc), error_message(exc), task_id=task_id)
+                return
+            except EvolinkError as exc:  # UnsafePathError, a fresh query that failed, and friends
                 self._fail(key, error_code(exc), error_message(exc), task_id=task_id)
                 return
             await self.journal.record_downloads(key, [str(p) for p in paths])
         self.summary.downloaded += 1
         self.summary.results_saved += len(paths)
         self._emit(BatchEvent(kind="downloaded", key=key, task_id=task_id, paths=tuple(map(str, paths))))
-
-    async def _save(self, key: str, urls: tuple[str, ...]) -> tuple[Path, ...]:
-        if not urls:
-            raise DownloadError("", "no_results", "the task completed without result URLs")
-
-        def name_for(index: int, image_format: ImageFormat) -> str:
-            return result_file_name_of(key, index, image_format)
-
-        # Durable: the journal is about to record these results as saved, and a resumed run
-        # trusts it; a power cut must not leave an empty file behind that record. Reusing an
-        # identical file: a run killed after saving a result but before recording it finds that
-        # file on resume instead of saving a second copy beside it.
-        return await download_urls(
-            self._client.session,
-            urls,
-            self._spec.output_dir,
-            name_for,
-            durable=True,
-            reuse_identical=True,
-        )
-
-
-#: The outcomes of an earlier run that a run reports again as they are, unless ``retry_failed``.
-FAILED_BEFORE = frozenset({EntryStatus.FAILED, EntryStatus.CANCELLED, EntryStatus.SUBMIT_FAILED})
-
-
-def failed_before(entry: Entry, spec: BatchSpec) -> FailedInput | None:
-    """How a run reports an input that failed in an earlier run; None when it takes it up (again).
-
-    The one rule for a run and its dry run (``plan_batch``), so that a plan never counts as
-    handled an input that the run then fails.
-    """
-    if entry.status not in FAILED_BEFORE or spec.retry_failed:
-        return None
-    message = entry.error_message or "failed in an earlier run"
-    return FailedInput(key=entry.key, code=entry.error_code or entry.status.value, remedy=Remedy.RETRY_FAILED,
-                       message=f"{message} ({Remedy.RETRY_FAILED} starts it again)")  # fmt: skip
-
-
-async def plan_batch(spec: BatchSpec, *, on_event: EventSink | None = None) -> BatchPlan:
-    """A dry run: find the inputs, check each locally, count what a run would submit; spend nothing.
-
-    Reads an existing journal (to leave out inputs already handled) but never creates one.
-    """
-    if not await anyio.to_thread.run_sync(spec.input_dir.is_dir):
-        raise ValidationError("input_dir", f"{spec.input_dir} is not a folder")
-    exclude = spec.output_dir if spec.output_dir.resolve().is_relative_to(spec.input_dir.resolve()) else None
-    unreadable: list[UnreadableFolder] = []
-    paths = iter_inputs(spec.input_dir, recursive=spec.recursive, pattern=spec.pattern, exclude=exclude,
-                        on_unreadable=lambda folder, error: unreadable.append(
-                            _unreadable_folder(spec.input_dir, folder, error)))  # fmt: skip
-    # What the run would refuse (a lost or damaged journal), the dry run refuses too; and an empty
-    # file stays empty: opening it would make it a valid, empty journal that the run then trusts.
-    lock_existed = await anyio.to_thread.run_sync((spec.output_dir / LOCK_NAME).exists)
-    journal = await open_batch_journal(spec, lock_existed=lock_existed, dry_run=True)
-    inputs = to_submit = handled = 0
-    invalid: list[FailedInput] = []
-
-    def refuse(failed: FailedInput) -> None:  # as the run's ``_fail`` reports it
-        invalid.append(failed)
-        if on_event is not None:
-            on_event(BatchEvent(kind="failed", key=failed.key, error_code=failed.code, message=failed.message,
-                                remedy=failed.remedy))  # fmt: skip
-
-    try:
-        while (path := await anyio.to_thread.run_sync(next, paths, None)) is not None:
-            inputs += 1
-            key = path.relative_to(spec.input_dir).as_posix()
-            # What the run would refuse, the dry run reports: the same name and link rules.
-            problem = _name_problem(key)
-            content = None
-            if problem is None:
-                try:
-                    problem, content = await anyio.to_thread.run_sync(_inspect_input, path, spec.input_dir,
-                                                                      spec.follow_symlinks)  # fmt: skip
-                except OSError as exc:
-                    problem = f"cannot be read: {exc.strerror or exc}"
-            if problem is not None:
-                refuse(invalid_input(key, problem))
-                continue
-            entry = await journal.get(key) if journal is not None else None
-            same = {request_fingerprint(spec.fingerprint_body(key, content=content)),
-                    request_fingerprint(spec.fingerprint_body(key))}  # fmt: skip
-            if entry is not None and entry.fingerprint in same:  # else: the file changed, a new input
-                if (failed := failed_before(entry, spec)) is not None:  # the run fails it again, as it is
-                    refuse(failed)
-                    continue
-                if not entry.needs_submit and entry.status not in FAILED_BEFORE:  # FAILED_BEFORE: retried
-                    handled += 1
-                    continue
-            if entry is None and len(await anyio.to_thread.run_sync(result_files, spec.output_dir, key)) > 0:
-                handled += 1  # the run takes its results on disk as done (see ``_reserve``)
-                continue
-            try:
-                spec.request(_as_sent(path, spec))
-                check = functools.partial(plan_image, path, model=spec.model, field=key, normalize=spec.normalize)
-                await anyio.to_thread.run_sync(check)
-            except (ValidationError, OSError) as exc:
-                refuse(FailedInput(key=key, code="invalid_input", message=error_message(exc),
-                                   remedy=getattr(exc, "remedy", None)))  # fmt: skip
-                continue
-            to_submit += 1
-    finally:
-        if journal is not None:
-            await journal.aclose()
-    return BatchPlan(
-        inputs=inputs, to_submit=to_submit, already_handled=handled, invalid=tuple(invalid),
-        credits_per_input=spec.estimated_credits_per_input, model=spec.model, unreadable_folders=tuple(unreadable),
-    )  # fmt: skip
-
