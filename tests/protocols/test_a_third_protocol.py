@@ -3,13 +3,15 @@
 The "toy" protocol here is written in this file: a tiny aiohttp app with its own wire shapes
 (``POST /jobs``, ``GET /jobs/{id}``, ``POST /jobs:lookup`` for many at once) and a ``TaskAPI``
 over it. Nothing in ``_watching/``, ``_clients/`` or ``batch/`` knows it, and ``Client`` runs its
-submits, streams, waits and fan-outs as it runs Evolink's and Midjourney's.
+submits, streams, waits and fan-outs as it runs Evolink's and Midjourney's; ``Batch`` runs a
+resumable one-machine batch of it over an input source written here too.
 """
 
 from __future__ import annotations
 
 import itertools
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -19,7 +21,9 @@ from aiohttp import web
 from evolink_async import Client, ClientConfig, EventKind, Task, TaskStatus
 from evolink_async._core.transport import Transport
 from evolink_async._protocols.task_api import CallbackURLs, Cancel, FetchMany, Recover, ReleaseUploads, TaskAPI
+from evolink_async.batch import Batch, BatchSpec, Entry, PreparedRequest, SourceContext, UnreadableFolder
 from evolink_async.errors import ResponseFormatError, TaskFailedError, ValidationError
+from tests.helpers.images import png_bytes
 
 KEY = "toy-key-0123456789"
 
@@ -47,15 +51,20 @@ class ToyServer:
         app.router.add_post("/jobs", self.create)
         app.router.add_get("/jobs/{id}", self.get)
         app.router.add_post("/jobs:lookup", self.lookup)
+        app.router.add_get("/out/{name}", self.result)
         return app
 
-    def _advance(self, job: dict[str, Any]) -> dict[str, Any]:
+    def _advance(self, job: dict[str, Any], request: web.Request) -> dict[str, Any]:
         if job["state"] == "working":
             job["step"] += 1
             if job["step"] >= job["steps"]:
                 job["state"] = "broken" if "fail" in job["text"] else "done"
+        out = f"http://{request.host}/out/{job['text'].upper()}.png"
         return {"job": job["job"], "state": job["state"], "pct": min(100, 100 * job["step"] // job["steps"]),
-                "out": f"http://127.0.0.1/{job['text'].upper()}.png" if job["state"] == "done" else None}  # fmt: skip
+                "out": out if job["state"] == "done" else None}  # fmt: skip
+
+    async def result(self, request: web.Request) -> web.Response:
+        return web.Response(body=png_bytes(8, 8), content_type="image/png")
 
     async def create(self, request: web.Request) -> web.Response:
         self.keys_seen.append(request.headers.get("Authorization"))
@@ -70,12 +79,12 @@ class ToyServer:
         job = self.jobs.get(request.match_info["id"])
         if job is None:
             return web.json_response({"error": "no such job"}, status=404)
-        return web.json_response(self._advance(job))
+        return web.json_response(self._advance(job, request))
 
     async def lookup(self, request: web.Request) -> web.Response:
         self.lookups += 1
         ids = (await request.json())["ids"]
-        return web.json_response([self._advance(self.jobs[i]) for i in ids if i in self.jobs])
+        return web.json_response([self._advance(self.jobs[i], request) for i in ids if i in self.jobs])
 
 
 _STATES = {"working": TaskStatus.PROCESSING, "done": TaskStatus.COMPLETED, "broken": TaskStatus.FAILED}
@@ -184,7 +193,7 @@ async def test_submit_stream_and_wait_on_a_third_protocol(toy: tuple[ToyServer, 
         assert progress == sorted(progress)
         assert progress[-1] == 100
         done = await client.tasks.get(task)
-        assert done.results == ("http://127.0.0.1/HELLO.png",)
+        assert done.results == (f"{url}/out/HELLO.png",)
         with pytest.raises(TaskFailedError):
             await client.tasks.wait(await client.submit(Shout("please fail", steps=1)), timeout=30)
         # ``with_options`` goes through the one constructor: same tracker, the toy's own API.
@@ -224,3 +233,53 @@ async def test_the_protocol_describes_itself_to_the_layers_above(toy: tuple[ToyS
         assert client.parse_task({"job": "toy-9", "state": "done", "pct": 100, "out": "u"}).id == "toy-9"
         assert repr(client) == f"Client(base_url={url!r}, api_key='***')"
         assert KEY not in repr(client.config)
+
+
+class Words:
+    """The toy's own batch source: one ``Shout`` per word, keyed ``word-<n>``; a resume sends the stored body."""
+
+    def __init__(self, words: Sequence[str]) -> None:
+        self.words = words
+
+    async def check(self) -> None:
+        if not self.words:
+            raise ValidationError("words", "must not be empty")
+
+    def inputs(self, *, on_unreadable: Callable[[UnreadableFolder], None] | None = None) -> Iterator[tuple[str, str]]:
+        return ((f"word-{n}", word) for n, word in enumerate(self.words))
+
+    def key_of(self, item: tuple[str, str]) -> str:
+        return item[0]
+
+    async def inspect(self, item: tuple[str, str]) -> tuple[str | None, str | None]:
+        return (None, item[1]) if item[1].strip() else ("the word is blank", None)
+
+    async def check_request(self, item: tuple[str, str]) -> None:
+        Shout(item[1])
+
+    async def prepare(self, item: tuple[str, str], entry: Entry, context: SourceContext) -> PreparedRequest:
+        return PreparedRequest(body={"text": item[1], "steps": 2})
+
+    def request_from_body(self, body: Mapping[str, Any]) -> Shout:
+        return Shout(str(body["text"]), steps=int(body["steps"]))
+
+
+async def test_a_resumable_batch_runs_on_a_third_protocol(toy: tuple[ToyServer, str], tmp_path: Path) -> None:
+    server, url = toy
+    words = Words(["fox", "owl", "please fail", "  ", "hare"])
+    spec = BatchSpec(model="shout", input_dir=tmp_path, output_dir=tmp_path / "out", max_in_flight=2)
+    async with toy_client(url) as client:
+        summary = await Batch(client, spec, source=words).run()
+    assert summary.inputs == 5
+    assert summary.submitted == 4 == len(server.jobs)  # the blank word failed locally, before any submit
+    assert summary.downloaded == 3
+    assert {failed.key: failed.code for failed in summary.failed} == {"word-2": "TaskFailedError", "word-3": "invalid_input"}
+    assert summary.credits_reserved is None  # the toy's answers carry no cost: "0 reserved" would be false
+    for key in ("word-0", "word-1", "word-4"):
+        assert (tmp_path / "out" / f"{key}.result-0.png").read_bytes() == png_bytes(8, 8)
+    # The same command again: the journal knows every input; nothing is submitted twice.
+    async with toy_client(url) as client:
+        again = await Batch(client, spec, source=words).run()
+    assert again.done_before == 3
+    assert again.submitted == 0
+    assert len(server.jobs) == 4
