@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
+import threading
 from typing import Any
 
 import pytest
 
 from evolink_async.sandbox import Sandbox
+from evolink_async.sandbox.evolink import _server as sandbox_server
+from evolink_async.sandbox.evolink._media import image_intact
 
-from .conftest import FakeClock, qwen, retexture
+from .conftest import FakeClock, checker_png, qwen, retexture
 
 KEY = "batch-7.item_0042-abcdef"
 
@@ -100,6 +104,33 @@ async def test_credits_run_out_with_402(evolink_sandbox_factory: Any, api_for: A
     assert (await api.submit({"model": "mj-v7-remove-bg", "image_urls": ["https://e.com/a.png"]}))[0] == 402
     assert len(sandbox.ledger.billed) == 2
     assert sandbox.ledger.credits_charged == pytest.approx(3.6)
+
+
+async def test_concurrent_submits_never_overdraw_the_credits(
+    evolink_sandbox_factory: Any, api_for: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Submits whose inputs the sandbox reads at the same time are billed within the credits.
+
+    Every submit's input check (run in a thread) waits at a barrier until all of them are inside
+    it, so a credit check made before that read would pass for all six: the sandbox then billed
+    more than it held (seen in CI: 4 billed on 3 credits), where the real service answers 402.
+    """
+    submits = 6
+    barrier = threading.Barrier(submits, timeout=30)  # bounded: a broken barrier fails the submits
+
+    def intact_after_all_arrived(data: bytes) -> bool:
+        barrier.wait()
+        return image_intact(data)
+
+    monkeypatch.setattr(sandbox_server, "image_intact", intact_after_all_arrived)
+    sandbox = await evolink_sandbox_factory(credits=3.0)
+    api = api_for(sandbox)
+    _, _, uploaded = await api.upload(checker_png())
+    body = qwen(image_urls=[uploaded["data"]["file_url"]])  # 1 credit each
+    answers = await asyncio.gather(*(api.submit(body) for _ in range(submits)))
+    assert sorted(status for status, _, _ in answers) == [200, 200, 200, 402, 402, 402]
+    assert len(sandbox.ledger.billed) == 3
+    assert sandbox.credits_remaining == pytest.approx(0.0)
 
 
 async def test_a_replay_is_answered_even_when_credits_are_exhausted(evolink_sandbox_factory: Any, api_for: Any) -> None:
