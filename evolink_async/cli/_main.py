@@ -27,7 +27,7 @@ from ._args import build_parser
 from ._callbacks import CallbackUsageError
 from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from ._options import Parser, env_number
-from ._remedies import cli_message
+from ._remedies import cli_field, cli_message
 from ._reporters import make_reporter
 from ._runner import Runner, exit_promptly, flush_output
 from ._text import printable
@@ -143,8 +143,11 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
         _say(f"the API key was refused ({type(exc).__name__}: {printable(exc)}); "
              f"check --api-key, --api-key-file or ${key_env}")  # fmt: skip
         return EXIT_USAGE
-    if isinstance(exc, ValidationError | BatchLockedError | JournalError | _commands.UsageError | CallbackUsageError):
-        _say(printable(cli_message(str(exc), getattr(exc, "remedy", None))))  # the library's remedy, as a flag
+    if isinstance(exc, ValidationError):  # the library's field and remedy, as the command line spells them
+        _say(printable(cli_message(f"{cli_field(exc.field, args)}: {exc.rule}", exc.remedy)))
+        return EXIT_USAGE
+    if isinstance(exc, BatchLockedError | JournalError | _commands.UsageError | CallbackUsageError):
+        _say(printable(cli_message(str(exc), getattr(exc, "remedy", None))))
         return EXIT_USAGE
     task_id = getattr(args, "task_id", None)
     if isinstance(exc, NotFoundError) and task_id is not None:  # the id the command line named: no such task

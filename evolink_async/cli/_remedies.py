@@ -17,7 +17,7 @@ import attrs
 from ..batch import BatchEvent
 from ..errors import Remedy
 
-__all__ = ["FLAGS", "cli_event", "cli_failed_json", "cli_message"]
+__all__ = ["FLAGS", "cli_event", "cli_failed_json", "cli_field", "cli_message"]
 
 #: Each remedy as the command line spells it (with the value after it, where the message gives one).
 FLAGS: Mapping[Remedy, str] = MappingProxyType({
@@ -31,6 +31,35 @@ FLAGS: Mapping[Remedy, str] = MappingProxyType({
     Remedy.ROOT: "--root",
     Remedy.JOURNAL_OUTAGE: "--journal-outage ",
 })  # fmt: skip
+
+
+#: Library fields whose value came from an option of the command line: (the option's ``dest``, the flag).
+_FIELD_OPTIONS: Mapping[str, tuple[str, str]] = MappingProxyType({
+    "pattern": ("glob", "--glob"),
+    "base_url": ("base_url", "--base-url"),
+    "files_base_url": ("files_base_url", "--files-base-url"),
+    "max_in_flight": ("max_in_flight", "--max-in-flight"),
+    "max_credits": ("max_credits", "--max-credits"),
+    "timeout": ("timeout", "--timeout"),
+    "model": ("model", "--model"),
+    "api_key": ("api_key", "--api-key"),
+})  # fmt: skip
+
+
+def cli_field(field: str, args: object) -> str:
+    """A ``ValidationError``'s field as the user gave it: the flag, the key file or the variable.
+
+    Only when the command has that option and the user set it; a value taken from the environment
+    or a default keeps the library's name (the message still says what is wrong with it).
+    """
+    if field == "api_key" and getattr(args, "api_key_file", None) is not None:
+        return "--api-key-file"
+    if field == "api_key" and getattr(args, "api_key", None) is None:
+        return f"${getattr(args, 'key_env', 'EVOLINK_API_KEY')}"
+    dest, flag = _FIELD_OPTIONS.get(field, (None, None))
+    if dest is None or flag is None or getattr(args, dest, None) is None:
+        return field
+    return flag
 
 
 def cli_message(message: str, remedy: Remedy | str | None) -> str:

@@ -185,3 +185,39 @@ def test_an_empty_demo_folder_is_a_usage_error(tmp_path: Path, capsys: pytest.Ca
     assert main(["demo", "--dir", ""]) == 2  # "" would put inputs/ and results/ in the current folder
     assert "--dir must name a folder" in capsys.readouterr().err
     assert set(Path.cwd().iterdir()) == before
+
+
+@pytest.mark.parametrize(
+    ("options", "env", "named"),
+    [
+        (["--glob", ""], {}, "--glob: "),
+        (["--base-url", "ftp://x"], {}, "--base-url: "),
+        (["--files-base-url", "http://[::1"], {}, "--files-base-url: "),
+        (["--model", ""], {}, "--model: "),
+        (["--api-key", "short"], {}, "--api-key: "),
+        (["--api-key-file", "{key_file}"], {}, "--api-key-file: "),
+        ([], {"EVOLINK_API_KEY": "short"}, "$EVOLINK_API_KEY: "),
+    ],
+    ids=["glob", "base-url", "files-base-url", "model", "api-key", "api-key-file", "api-key-variable"],
+)
+def test_a_bad_value_is_named_as_the_command_line_gave_it(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
+    options: list[str], env: dict[str, str], named: str,
+) -> None:  # fmt: skip
+    """The library's field (``pattern``, ``base_url``, ``api_key``) is the flag, file or variable the user set."""
+    key_file = tmp_path / "key"
+    key_file.write_text("short\n")
+    for name in [name for name in os.environ if name.startswith("EVOLINK_")]:
+        monkeypatch.delenv(name)
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    if not env and "--api-key" not in options and "--api-key-file" not in options:
+        options = [*options, "--api-key", KEY]
+    options = [option.replace("{key_file}", str(key_file)) for option in options]
+    (tmp_path / "in").mkdir()
+    code = main(["edit", str(tmp_path / "in"), "--out", str(tmp_path / "out"), "--prompt", "x", *options])
+    lines = capsys.readouterr().err.splitlines()
+    assert code == 2
+    assert len(lines) == 1, lines
+    assert lines[0].startswith(f"evolink: {named}"), lines
+    assert KEY not in lines[0]
