@@ -21,7 +21,7 @@ from .._callbacks.receiver import CallbackReceiver, ReceiverBinding, callback_bi
 from .._core.config import ClientConfig, check_headers
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import LOG_CONTEXT
-from .._core.retry import RetryPolicy
+from .._core.retry import RetryPolicy, retry_from
 from .._core.telemetry import telemetry_for
 from .._core.transport import Transport
 from .._files.download import DEFAULT_MAX_DOWNLOAD_BYTES, download_urls
@@ -202,10 +202,10 @@ class Client(TrackerLifecycle, Generic[RequestT]):
             changes["timeout"] = timeout
         if connect_timeout is not UNSET:
             changes["connect_timeout"] = connect_timeout
-        if retry is not UNSET:
-            changes["retry"] = retry
-        elif max_retries is not UNSET:
-            changes["retry"] = attrs.evolve(self._config.retry, max_retries=max_retries)
+        if retry is not UNSET or max_retries is not UNSET:
+            given_retry = None if retry is UNSET else retry
+            given_max = None if max_retries is UNSET else max_retries
+            changes["retry"] = retry_from(given_retry, given_max, base=self._config.retry)
         if default_headers is not UNSET:  # added to this client's (checked before the merge reads them)
             added = check_headers("default_headers", default_headers)
             changes["default_headers"] = {**self._config.default_headers, **added}

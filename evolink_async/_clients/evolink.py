@@ -9,7 +9,7 @@ import aiohttp
 
 from .._callbacks.receiver import CallbackReceiver
 from .._core.config import ClientConfig, urls_from_env, wrap_api_key
-from .._core.retry import RetryPolicy
+from .._core.retry import RetryPolicy, retry_from
 from .._models.requests import Request
 from .._protocols.evolink.api import EvolinkAPI
 from .._protocols.evolink.files import Files
@@ -46,7 +46,7 @@ class EvolinkClient(Client[Request]):
         files_base_url: str | None = None,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
-        max_retries: int = 3,
+        max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         max_connections: int = 64,
         default_headers: Mapping[str, str] | None = None,
@@ -75,7 +75,7 @@ class EvolinkClient(Client[Request]):
             files_base_url=files,
             timeout=timeout,
             connect_timeout=connect_timeout,
-            retry=retry if retry is not None else RetryPolicy(max_retries=max_retries),
+            retry=retry_from(retry, max_retries),
             max_connections=max_connections,
             default_headers=default_headers,
         )

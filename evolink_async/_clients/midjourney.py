@@ -12,7 +12,7 @@ import aiohttp
 from .._callbacks.receiver import CallbackReceiver
 from .._core.config import ClientConfig, check_base_url, wrap_api_key
 from .._core.idempotency import check_idempotency_key
-from .._core.retry import RetryPolicy
+from .._core.retry import RetryPolicy, retry_from
 from .._models.task import Task, TaskStatus
 from .._protocols.midjourney.api import MidjourneyAPI
 from .._protocols.midjourney.buttons import request_for_button
@@ -70,7 +70,7 @@ class MidjourneyClient(Client[MidjourneyRequest]):
         poll_policy: PollPolicy | None = None,
         timeout: float = 60.0,
         connect_timeout: float = 10.0,
-        max_retries: int = 3,
+        max_retries: int | None = None,
         retry: RetryPolicy | None = None,
         max_connections: int = 64,
         default_headers: Mapping[str, str] | None = None,
@@ -104,7 +104,7 @@ class MidjourneyClient(Client[MidjourneyRequest]):
             base_url=base,
             timeout=timeout,
             connect_timeout=connect_timeout,
-            retry=retry if retry is not None else RetryPolicy(max_retries=max_retries),
+            retry=retry_from(retry, max_retries),
             max_connections=max_connections,
             default_headers=default_headers,
             auth_header=_AUTH_HEADERS[auth],

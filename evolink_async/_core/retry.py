@@ -9,9 +9,10 @@ from collections.abc import Callable
 
 import attrs
 
+from ..errors import ValidationError
 from .checks import MAX_SECONDS, count_at_least, number_at_least
 
-__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "is_retryable_status", "parse_retry_after"]
+__all__ = ["RETRYABLE_STATUSES", "RetryPolicy", "is_retryable_status", "parse_retry_after", "retry_from"]
 
 #: Statuses worth another attempt: the server did not do the work, or will answer later.
 RETRYABLE_STATUSES = frozenset({408, 409, 429, 500, 502, 503, 504})
@@ -71,3 +72,17 @@ class RetryPolicy:
         """Seconds before retry number ``attempt`` (0-based): "equal jitter" in [d/2, d]."""
         delay = min(self.max_delay, self.initial_delay * (2.0**attempt))
         return delay / 2 + (rng or _RNG).uniform(0, delay / 2)
+
+
+def retry_from(retry: RetryPolicy | None, max_retries: int | None, *, base: RetryPolicy | None = None) -> RetryPolicy:
+    """The policy a client takes from its two ways of saying it (``retry=`` whole, or ``max_retries=``).
+
+    Both at once is refused: which one should win is a guess, and the one silently dropped was
+    once the one the caller meant. ``max_retries`` alone changes only that count of ``base``.
+    """
+    if retry is not None and max_retries is not None:
+        raise ValidationError("max_retries", "give max_retries or retry=RetryPolicy(...), not both")
+    if retry is not None:
+        return retry
+    base = RetryPolicy() if base is None else base
+    return base if max_retries is None else attrs.evolve(base, max_retries=max_retries)

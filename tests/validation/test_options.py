@@ -314,3 +314,18 @@ def test_local_image_given_as_str_says_to_use_pathlib_path() -> None:
         evolink.QwenImageEdit(prompt="x", image_urls=["/tmp/x.png"])
     _names(exc, "image_urls")
     assert "pathlib.Path" in str(exc.value)
+
+
+@pytest.mark.parametrize("client_class", [evolink.EvolinkClient, evolink.MidjourneyClient])
+async def test_max_retries_and_a_retry_policy_together_are_refused(client_class: Any) -> None:
+    """Which of the two should win is a guess: the constructor and ``with_options`` refuse both at once."""
+    policy = evolink.RetryPolicy(max_retries=1)
+    with pytest.raises(evolink.ValidationError) as exc:
+        client_class(API_KEY, base_url="https://api.example.com", max_retries=7, retry=policy)
+    _names(exc, "max_retries")
+    async with client_class(API_KEY, base_url="https://api.example.com", retry=policy) as client:
+        with pytest.raises(evolink.ValidationError) as exc:
+            client.with_options(max_retries=7, retry=policy)
+        _names(exc, "max_retries")
+        client.with_options(max_retries=7)  # either alone is fine
+        client.with_options(retry=evolink.RetryPolicy(max_retries=7))
