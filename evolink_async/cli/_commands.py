@@ -14,7 +14,6 @@ import anyio.to_thread
 from .. import CallbackReceiver, EventKind, EvolinkClient, PollPolicy, Task, TaskStatus
 from ..batch import Batch, BatchSpec, plan_batch
 from ._callbacks import callback_options, callback_receiver, start_listening, update_counts
-from ._demo import run_demo
 from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ._otel import RunTelemetry, start_telemetry
 from ._progress import JsonReporter, Reporter
@@ -141,6 +140,9 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
 async def demo(args: argparse.Namespace, reporter: Reporter) -> int:
     if not args.dir.strip():  # "" would put the demo's folders into the current one
         raise UsageError(f"--dir must name a folder, got {args.dir!r}")
+    # Imported here: the sandbox is the demo's alone, and every other command would pay its import.
+    from ._demo import run_demo
+
     summary = await run_demo(
         Path(args.dir), count=args.count, time_scale=args.time_scale, seed=args.seed, reporter=reporter
     )
