@@ -11,6 +11,7 @@ from ._fleet_status import FleetStatus, fleet_status
 from ._folder_source import FolderSource
 from ._journal_api import JournalStore, check_postgres_url, is_postgres_url, open_journal, shown_url
 from ._manifest import ManifestInput, checked_inputs, folder_manifest, read_manifest
+from ._manifest_source import ManifestSource
 from ._pg_schema import PG_SCHEMA_VERSION
 from ._pg_store import Claim, PgJournal, PlanResult
 from ._plan import plan_batch
@@ -24,8 +25,9 @@ from ._worker import Worker, WorkerOptions, WorkerSummary
 __all__ = [
     "PG_SCHEMA_VERSION", "Batch", "BatchEvent", "BatchLockedError", "BatchPlan", "BatchSpec", "BatchSummary",
     "Claim", "Entry", "EntryStatus", "FailedInput", "FleetStatus", "FolderSource", "ImagineSource", "InputSource",
-    "JournalStore", "ManifestInput", "PgJournal", "PlanResult", "PlannedSource", "PreparedRequest", "PromptBatch",
-    "PromptInput", "PromptSource", "PromptSpec", "SourceContext", "UnreadableFolder", "Worker", "WorkerOptions",
-    "WorkerSummary", "check_postgres_url", "checked_inputs", "default_wal_path", "fleet_status", "folder_manifest",
-    "is_postgres_url", "open_journal", "plan_batch", "read_manifest", "shown_url",
+    "JournalStore", "ManifestInput", "ManifestSource", "PgJournal", "PlanResult", "PlannedSource",
+    "PreparedRequest", "PromptBatch", "PromptInput", "PromptSource", "PromptSpec", "SourceContext",
+    "UnreadableFolder", "Worker", "WorkerOptions", "WorkerSummary", "check_postgres_url", "checked_inputs",
+    "default_wal_path", "fleet_status", "folder_manifest", "is_postgres_url", "open_journal", "plan_batch",
+    "read_manifest", "shown_url",
 ]  # fmt: skip

@@ -5,6 +5,12 @@ Run any number of them, on any number of machines, against one journal::
     async with EvolinkClient() as client, PgJournal(url) as journal:
         summary = await Worker(client, journal, WorkerOptions(out_dir=Path("/shared/out"))).run()
 
+Any ``Client`` runs a worker. What a claimed manifest line becomes is the worker's ``source`` (a
+:class:`~evolink_async.batch.PlannedSource`, the same request makers a one-machine ``Batch`` uses):
+image edits by default (``ManifestSource``: local images uploaded), Midjourney prompts with
+``source=ImagineSource()`` and a ``MidjourneyClient``. Results are saved by the batch's one
+``ResultSaver``.
+
 Per input: claim (a lease and its epoch) -> ``begin_submit`` (fenced by the lease; the body is
 stored) -> submit with the journal's idempotency key -> the task id into the write-ahead file,
 then ``record_submitted`` -> watch (the client's tracker) -> outcome -> download (to a shared
@@ -33,10 +39,10 @@ import signal
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Collection
 from datetime import datetime
-from pathlib import Path, PurePosixPath
-from typing import TYPE_CHECKING, Any, cast
+from pathlib import Path
+from typing import Any, cast
 
 import anyio
 import anyio.abc
@@ -44,11 +50,8 @@ import attrs
 
 from .._core.checks import COUNT, CREDITS, SECONDS
 from .._core.logging import logger
-from .._files.download import download_urls
-from .._files.image_probe import ImageFormat
-from .._files.safe_paths import result_file_name
 from .._models.events import EventKind, TaskEvent
-from .._models.requests import ImageRequest
+from .._protocols.evolink.files import Files
 from .._watching.fan_out import FanOutItem
 from ..errors import (
     DownloadError,
@@ -58,19 +61,21 @@ from ..errors import (
     may_have_been_billed,
     was_refused_for_now,
 )
-from ._entries import EntryStatus, JournalError
+from ._client_api import BatchClient
+from ._entries import Entry, EntryStatus, JournalError
+from ._journal_uploads import JournalUpload
 from ._manifest import parse_line
+from ._manifest_source import ManifestSource
 from ._outcomes import error_code, error_message, first_cause, task_error
 from ._pg_base import JournalHealth, JournalUnavailableError
 from ._pg_store import Claimed, PgJournal
 from ._pg_uploads import PgUploadRoom
-from ._spec import BatchEvent
+from ._results import ResultSaver
+from ._source import PlannedSource, SourceContext
+from ._spec import NORMALIZED_DIR, BatchEvent
 from ._tracing import summary_attributes, traced_run
 from ._uploads import BatchUploads, files_needed
 from ._wal import WalRecord, WriteAheadFile
-
-if TYPE_CHECKING:
-    from .._clients.evolink import EvolinkClient
 
 __all__ = ["Worker", "WorkerOptions", "WorkerSummary"]
 
@@ -183,9 +188,13 @@ class WorkerSummary:
 class Worker:
     """One worker of a fleet batch; ``run()`` returns when the batch has nothing left for anyone."""
 
-    def __init__(self, client: EvolinkClient, journal: PgJournal, options: WorkerOptions | None = None, *,
+    def __init__(self, client: BatchClient, journal: PgJournal, options: WorkerOptions | None = None, *,
+                 source: PlannedSource[Any] | None = None,
                  on_event: Callable[[BatchEvent], None] | None = None) -> None:  # fmt: skip
         self._client = client
+        #: What a claimed line becomes (default: image edits, made once the journal's ``root`` is known).
+        self._given_source = source
+        self._source: PlannedSource[Any] = source or ManifestSource(root=self._options_root(options))
         self._journal = journal
         self._options = options or WorkerOptions()
         self.id = self._options.worker_id or f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:6]}"
@@ -213,8 +222,12 @@ class Worker:
         # Uploads: the one-machine batch's rules on the journal's record of them, within the key's file
         # quota shared by every worker of the batch (a 40003 from another client waits), deleted at the
         # input's end; started (the quota read, a dead worker's leftovers deleted) before the first upload.
-        self._uploads = BatchUploads(client.files, journal, keep=self._options.keep_uploads, emit=self._on_event,
-                                     shared=PgUploadRoom(journal, self.id, lease=self._options.lease))  # fmt: skip
+        # Only with a client that has a Files API (a Midjourney proxy takes no uploads).
+        files = getattr(client, "files", None)
+        self._uploads = BatchUploads(files, journal, keep=self._options.keep_uploads, emit=self._on_event,
+                                     shared=PgUploadRoom(journal, self.id, lease=self._options.lease),
+                                     ) if isinstance(files, Files) else None  # fmt: skip
+        self._saver = ResultSaver(client, self._options.out_dir or Path("."), keep_suffix=False)
         self._uploads_started = False
         self._uploads_starting = anyio.Lock()
         self._deletions: set[asyncio.Task[None]] = set()
@@ -246,8 +259,12 @@ class Worker:
         if ended:
             self._delete_uploads_of(key)
 
+    @staticmethod
+    def _options_root(options: WorkerOptions | None) -> Path | None:
+        return options.root if options is not None else None
+
     def _delete_uploads_of(self, key: str) -> None:
-        if self._options.keep_uploads or not self._uploads_started:
+        if self._options.keep_uploads or not self._uploads_started or self._uploads is None:
             return
         deletion = asyncio.get_running_loop().create_task(self._uploads.ended(key))
         self._deletions.add(deletion)
@@ -256,7 +273,7 @@ class Worker:
     async def _start_uploads(self) -> None:
         """Read the quota into the batch-wide room and delete what dead workers left (once)."""
         async with self._uploads_starting:
-            if not self._uploads_started:
+            if not self._uploads_started and self._uploads is not None:
                 await self._uploads.start()
                 self._uploads_started = True
 
@@ -302,6 +319,8 @@ class Worker:
                 logger.warning("resubmitting %d uncertain input(s) with their original idempotency keys", requeued)
         if self._root is None and (root := await journal.get_meta("root")):
             self._root = Path(root)
+        if self._given_source is None:  # manifest paths resolve under the root this worker now knows
+            self._source = ManifestSource(root=self._root)
         if options.out_dir is not None:
             await anyio.to_thread.run_sync(lambda: options.out_dir.mkdir(parents=True, exist_ok=True))  # type: ignore[union-attr]
         if self._wal is not None:
@@ -343,7 +362,8 @@ class Worker:
             if self._fan_out is not None:
                 self.summary.recovered_submits = self._fan_out.summary.recovered_submits
             self._on_journal("health", journal.health)
-            if self._deletions or self._uploads_started:  # ended inputs' files: let their deletions finish, bounded
+            if self._uploads is not None and (self._deletions or self._uploads_started):
+                # Ended inputs' files: let their deletions finish, bounded.
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                     if self._deletions:
                         await asyncio.wait(list(self._deletions))
@@ -536,35 +556,18 @@ class Worker:
             if current is None or not files_needed(current):
                 self._delete_uploads_of(key)
             return None
-        return FanOutItem(key=(key, epoch), request=ImageRequest.from_body(json.loads(sent)),
+        return FanOutItem(key=(key, epoch), request=self._source.request_from_body(json.loads(sent)),
                           idempotency_key=entry.idempotency_key)  # fmt: skip
 
     async def _request_body(self, claimed: Claimed) -> dict[str, Any]:
+        """The body of the input's first submit, made by the source (the one-machine batch's makers)."""
         if claimed.line is None:
             raise ValidationError(claimed.entry.key, "has no manifest line in the journal")
-        item = parse_line(claimed.line)
-        request = item.request(self._root)
-        urls: list[str] = []
-        used: list[str] = []
-        entry = claimed.entry
-        for image in request.image_urls:
-            if isinstance(image, str):
-                urls.append(image)
-                continue
-            await self._start_uploads()
-
-            async def source(path: Path = Path(image)) -> Path:
-                return path
-
-            # The input's recorded file when it has one (an earlier claim of it uploaded it), else a new
-            # upload, recorded before the submit begins: whoever ends the input deletes it.
-            upload = await self._uploads.file_for(entry.key, entry, source, taken=used)
-            await self._journal.record_upload(entry.key, entry.idempotency_key, upload.file_id, upload.file_url,
-                                              owner=self.id)  # fmt: skip
-            used.append(upload.file_id)
-            urls.append(upload.file_url)
-        return ImageRequest(model=request.model, prompt=request.prompt, image_urls=tuple(urls),
-                            model_params=request.model_params or None).to_body()  # fmt: skip
+        item = self._source.item_of(parse_line(claimed.line))
+        scratch = self._options.out_dir / NORMALIZED_DIR if self._options.out_dir is not None else Path(".")
+        context = SourceContext(uploads=_RecordedUploads(self) if self._uploads is not None else None,
+                                emit=self._on_event, scratch_dir=scratch)  # fmt: skip
+        return (await self._source.prepare(item, claimed.entry, context)).body
 
     # --- events -------------------------------------------------------------------------------
 
@@ -682,14 +685,7 @@ class Worker:
             work.start_soon(self._download, key, task_id, urls, epoch)
 
     async def _download(self, key: str, task_id: str | None, urls: tuple[str, ...], epoch: int) -> None:
-        out_dir = self._options.out_dir
-        assert out_dir is not None
-        relative = PurePosixPath(key)
-
-        def name_for(index: int, image_format: ImageFormat) -> str:
-            name = result_file_name(relative.name, index, image_format=image_format)
-            return name if str(relative.parent) == "." else f"{relative.parent}/{name}"
-
+        assert self._options.out_dir is not None
         try:
             async with self._downloads:
                 # Waiting for a download slot takes time: download only what is still this worker's.
@@ -698,15 +694,7 @@ class Worker:
                 ):
                     self._lose(key, "taken over before its download", epoch)
                     return
-                try:
-                    paths = await download_urls(self._client.session, urls, out_dir, name_for, durable=True,
-                                                reuse_identical=True)  # fmt: skip
-                except EvolinkError:
-                    if task_id is None:
-                        raise
-                    fresh = await self._client.tasks.get(task_id)  # result links expire: ask again
-                    paths = await download_urls(self._client.session, fresh.results, out_dir, name_for,
-                                                durable=True, reuse_identical=True)  # fmt: skip
+                paths = await self._saver.save(key, task_id, urls)
             if await self._journal.record_downloads(key, [str(p) for p in paths], owner=self.id, epoch=epoch):
                 self.summary.downloaded += 1
                 self._emit("downloaded", key, task_id=task_id, paths=tuple(map(str, paths)))
@@ -727,3 +715,21 @@ class Worker:
                 raise
         finally:
             self._finish(key, epoch)
+
+
+class _RecordedUploads:
+    """A worker's uploads: each new file recorded in the journal at once (under this worker), before
+    the submit begins, so that whoever ends the input deletes it; started before the first one."""
+
+    def __init__(self, worker: Worker) -> None:
+        self._worker = worker
+
+    async def file_for(self, key: str, entry: Entry, source: Callable[[], Awaitable[Path]], *,
+                       taken: Collection[str] = ()) -> JournalUpload:  # fmt: skip
+        worker = self._worker
+        assert worker._uploads is not None
+        await worker._start_uploads()
+        upload = await worker._uploads.file_for(key, entry, source, taken=taken)
+        await worker._journal.record_upload(key, entry.idempotency_key, upload.file_id, upload.file_url,
+                                            owner=worker.id)  # fmt: skip
+        return upload

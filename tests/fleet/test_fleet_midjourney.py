@@ -1,0 +1,97 @@
+"""A fleet batch of Midjourney prompts: two workers with ``MidjourneyClient``s share one PostgreSQL
+journal, against the sandbox's Midjourney proxy. The worker runs any client; what a planned line
+becomes is its source (``ImagineSource``), the same one a one-machine ``PromptBatch`` runs.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+from evolink_async import MidjourneyClient, PollPolicy, RetryPolicy
+from evolink_async.batch import (
+    ImagineSource,
+    ManifestInput,
+    PgJournal,
+    Worker,
+    WorkerOptions,
+    WorkerSummary,
+)
+from evolink_async.batch._prompts import IMAGINE_MODEL
+from evolink_async.errors import ValidationError
+from evolink_async.sandbox import Sandbox
+
+pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01)
+
+PROMPTS = 6
+
+
+def _mj(sandbox: Sandbox) -> MidjourneyClient:
+    return MidjourneyClient(
+        sandbox.mj_api_key, base_url=sandbox.mj_base_url, poll_policy=PollPolicy().scaled(0.01),
+        retry=RetryPolicy(max_retries=8, initial_delay=0.005, max_delay=0.05),
+    )  # fmt: skip
+
+
+async def _plan(journal_url: str, prompts: int) -> None:
+    lines = [ManifestInput(key=f"fox-{n}", model=IMAGINE_MODEL, prompt=f"a red fox, take {n}") for n in range(prompts)]
+    async with PgJournal(journal_url, connections=1) as journal:
+        assert (await journal.plan(lines)).added == prompts
+
+
+async def _work(sandbox: Sandbox, journal_url: str, out: Path, worker_id: str) -> WorkerSummary:
+    options = WorkerOptions(worker_id=worker_id, out_dir=out, lease=5, poll_interval=0.05, claim_size=1, max_held=2)
+    async with _mj(sandbox) as mj, PgJournal(journal_url, connections=2) as journal:
+        return await Worker(mj, journal, options, source=ImagineSource()).run()
+
+
+async def test_two_workers_run_a_midjourney_prompt_batch_each_prompt_billed_once(
+    mj_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    await _plan(journal_url, PROMPTS)
+    out = tmp_path / "out"
+    summaries: list[WorkerSummary] = []
+
+    async def work(worker_id: str) -> None:
+        summaries.append(await _work(mj_sandbox, journal_url, out, worker_id))
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            group.start_soon(work, "mj-a")
+            group.start_soon(work, "mj-b")
+    assert sum(s.submitted for s in summaries) == PROMPTS
+    assert sum(s.downloaded for s in summaries) == PROMPTS
+    assert all(s.claimed > 0 for s in summaries), summaries  # the work was shared
+    # Billed once each: one MJ task per prompt, and no two tasks of one submit (its ``state``).
+    tasks = mj_sandbox.ledger.mj_tasks
+    assert len(tasks) == len(set(mj_sandbox.ledger.billed)) == PROMPTS
+    assert Counter(task.endpoint for task in tasks) == {"imagine": PROMPTS}
+    assert len({task.state for task in tasks}) == PROMPTS
+    async with PgJournal(journal_url, connections=1) as journal:
+        rows = [row async for row in journal.entries()]
+    assert Counter(row["status"] for row in rows) == {"downloaded": PROMPTS}
+    assert {row["task_id"] for row in rows} == {task.task_id for task in tasks}
+    for n in range(PROMPTS):
+        assert (out / f"fox-{n}.result-0.png").is_file()
+
+
+async def test_a_line_that_is_no_prompt_fails_alone_before_any_submit(
+    mj_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    lines = [ManifestInput(key="fox", model=IMAGINE_MODEL, prompt="a red fox"),
+             ManifestInput(key="edit", model="qwen-image-edit", prompt="autumn", image_urls=("https://x.test/a.png",))]  # fmt: skip
+    async with PgJournal(journal_url, connections=1) as journal:
+        await journal.plan(lines)
+    with anyio.fail_after(60):
+        summary = await _work(mj_sandbox, journal_url, tmp_path / "out", "mj-a")
+    assert (summary.submitted, summary.downloaded, summary.failed) == (1, 1, 1)
+    assert len(mj_sandbox.ledger.mj_tasks) == 1
+    async with PgJournal(journal_url, connections=1) as journal:
+        edit = await journal.get("edit")
+    assert edit is not None
+    assert (edit.status.value, edit.task_id) == ("submit_failed", None)
+    with pytest.raises(ValidationError, match="not a Midjourney prompt"):
+        ImagineSource().item_of(lines[1])
