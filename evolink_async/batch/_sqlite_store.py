@@ -42,7 +42,7 @@ its thread is still mid-``COMMIT``, and closing the connection under it crashes 
 
 A damaged file (not SQLite, malformed pages, rows this module could not have written) raises
 :class:`JournalCorruptError` naming the file, at open (``PRAGMA quick_check``) or when read.
-Over 400 lines: one class whose methods are the steps above, each with its SQL beside it.
+The file format (schema, migrations, rows, connecting) is ``_sqlite_file``; this module the steps.
 """
 
 from __future__ import annotations
@@ -53,9 +53,9 @@ import os
 import sqlite3
 import threading
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Any, Literal, Self, TypeVar
+from typing import Self, TypeVar
 
 import anyio
 import anyio.to_thread
@@ -70,148 +70,26 @@ from ._entries import (  # fmt: skip
     JournalMismatchError,
     JournalStateError,
 )
-from ._journal_uploads import UPLOADS_SCHEMA, JournalUpload, delete_upload, insert_upload, select_uploads
+from ._journal_uploads import JournalUpload, delete_upload, insert_upload, select_uploads
+from ._sqlite_file import (  # fmt: skip
+    COLUMNS,
+    SCHEMA_VERSION,
+    DamagedRow,
+    Synchronous,
+    connect,
+    corruption,
+    entry_of,
+    fetchall,
+    in_transaction,
+    require,
+    restart_row,
+    select,
+    update,
+)
 
 __all__ = ["SCHEMA_VERSION", "Journal"]
 
 T = TypeVar("T")
-SCHEMA_VERSION = 2  # 2: the uploads table
-Synchronous = Literal["full", "submits", "normal"]
-
-
-_SCHEMA = """
-CREATE TABLE meta (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE entries (
-    key TEXT PRIMARY KEY, fingerprint TEXT NOT NULL, idempotency_key TEXT NOT NULL UNIQUE,
-    status TEXT NOT NULL, task_id TEXT, request_body TEXT, error_code TEXT, error_message TEXT,
-    result_urls TEXT NOT NULL DEFAULT '[]', result_paths TEXT NOT NULL DEFAULT '[]',
-    created_at REAL NOT NULL, updated_at REAL NOT NULL, submitted_at REAL
-);
-CREATE INDEX entries_by_status ON entries (status, key);
--- Two inputs never share a task: that would count one paid task twice.
-CREATE UNIQUE INDEX entries_by_task ON entries (task_id) WHERE task_id IS NOT NULL;
-"""
-_COLUMNS = (
-    "key, fingerprint, idempotency_key, status, task_id, request_body, error_code, error_message,"
-    " result_urls, result_paths, created_at, updated_at, submitted_at"
-)
-
-
-class _DamagedRow(Exception):
-    """A row whose values cannot be what this module wrote (overwritten bytes): the file is damaged."""
-
-
-def _entry(row: Sequence[Any]) -> Entry:
-    try:
-        return Entry(
-            key=row[0], fingerprint=row[1], idempotency_key=row[2], status=EntryStatus(row[3]), task_id=row[4],
-            request_body=row[5], error_code=row[6], error_message=row[7], result_urls=tuple(json.loads(row[8])),
-            result_paths=tuple(json.loads(row[9])), created_at=row[10], updated_at=row[11], submitted_at=row[12],
-        )  # fmt: skip
-    except (ValueError, TypeError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise _DamagedRow(f"the row of {str(row[0])[:200]!r} cannot be read ({type(exc).__name__})") from None
-
-
-def _corruption(exc: BaseException) -> str | None:
-    """What is damaged, if ``exc`` says the file is (not merely busy, locked or read-only), else None."""
-    if isinstance(exc, _DamagedRow):
-        return str(exc)
-    # SQLITE_CORRUPT and SQLITE_NOTADB come as DatabaseError itself; busy, locked, I/O as its subclasses.
-    if type(exc) is sqlite3.DatabaseError:
-        return str(exc)
-    if isinstance(exc, sqlite3.OperationalError) and str(exc).startswith("Could not decode"):
-        return "a text value is not UTF-8"
-    return None
-
-
-def _fetchall(conn: sqlite3.Connection, *, sql: str, params: Sequence[Any] = ()) -> list[Any]:
-    return conn.execute(sql, params).fetchall()
-
-
-def _select(
-    conn: sqlite3.Connection, key: str, *, column: Literal["key", "task_id", "idempotency_key"] = "key"
-) -> Entry | None:
-    row = conn.execute(f"SELECT {_COLUMNS} FROM entries WHERE {column} = ?", (key,)).fetchone()  # noqa: S608
-    return None if row is None else _entry(row)
-
-
-def _require(conn: sqlite3.Connection, key: str) -> Entry:
-    entry = _select(conn, key)
-    if entry is None:
-        raise JournalError(f"no journal entry for {key!r}; reserve it first")
-    return entry
-
-
-def _update(conn: sqlite3.Connection, key: str, **values: Any) -> Entry:
-    values["updated_at"] = time.time()
-    assignments = ", ".join(f"{name} = ?" for name in values)  # column names are ours, never the caller's
-    conn.execute(f"UPDATE entries SET {assignments} WHERE key = ?", (*values.values(), key))  # noqa: S608
-    return _require(conn, key)
-
-
-def _restart(conn: sqlite3.Connection, key: str, fingerprint: str | None) -> Entry:
-    entry = _require(conn, key)
-    return _update(
-        conn, key, fingerprint=fingerprint or entry.fingerprint, idempotency_key=new_idempotency_key(),
-        status=EntryStatus.PENDING_SUBMIT.value, task_id=None, request_body=None, error_code=None,
-        error_message=None, result_urls="[]", result_paths="[]", submitted_at=None,
-    )  # fmt: skip
-
-
-def _write(conn: sqlite3.Connection, work: Callable[[sqlite3.Connection], T], level: str | None = None) -> T:
-    if level is not None:  # this commit's durability (``synchronous="submits"``); applies from the next COMMIT
-        conn.execute(f"PRAGMA synchronous = {level}")
-    # IMMEDIATE takes the write lock up front: a read-then-write never meets SQLITE_BUSY half-way.
-    conn.execute("BEGIN IMMEDIATE")
-    try:
-        result = work(conn)
-    except BaseException:
-        conn.execute("ROLLBACK")
-        raise
-    conn.execute("COMMIT")
-    return result
-
-
-def _migrate(conn: sqlite3.Connection) -> None:
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    if version > SCHEMA_VERSION:
-        raise JournalError(f"journal schema {version} is newer than this evolink_async's ({SCHEMA_VERSION})")
-    if version == 0:
-        if conn.execute("SELECT count(*) FROM sqlite_master").fetchone()[0]:
-            raise JournalError("the file is an SQLite database, but not an evolink journal")
-        for statement in filter(str.strip, _SCHEMA.split(";")):
-            conn.execute(statement)
-    if version < 2:  # in the same transaction: a journal of 0.x gains the table on its first resume
-        for statement in filter(str.strip, UPLOADS_SCHEMA.split(";")):
-            conn.execute(statement)
-    if version < SCHEMA_VERSION:
-        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
-
-
-def _connect(path: str, synchronous: str, busy_timeout: float) -> sqlite3.Connection:
-    # check_same_thread=False: anyio may pick another worker thread per call; Journal's
-    # CapacityLimiter(1) guarantees only one thread uses the connection at any moment.
-    conn = sqlite3.connect(path, timeout=busy_timeout, isolation_level=None, check_same_thread=False)
-    try:
-        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-        if str(mode).lower() != "wal":
-            raise JournalError(f"journal {path}: the file system refused WAL mode (got {mode!r})")
-        conn.execute(f"PRAGMA synchronous = {'FULL' if synchronous == 'SUBMITS' else synchronous}")
-        # A damaged page is found now, naming the file, not halfway through the batch. One
-        # pass over the pages (benchmarks/journal.py measures it), once per run.
-        verdict = conn.execute("PRAGMA quick_check(1)").fetchone()[0]
-        if verdict != "ok":
-            raise JournalCorruptError(path, " ".join(str(verdict).split()))
-        _write(conn, _migrate)
-    except sqlite3.DatabaseError as exc:
-        conn.close()
-        if (damage := _corruption(exc)) is not None:
-            raise JournalCorruptError(path, damage) from None
-        raise JournalError(f"{path} is not a usable journal: {exc}") from exc
-    except BaseException:
-        conn.close()
-        raise
-    return conn
 
 
 class Journal:
@@ -248,7 +126,7 @@ class Journal:
         if self._conn is not None:
             raise JournalError("journal is already open")
         args = (self.path, self._synchronous, self._busy_timeout)
-        self._conn = await anyio.to_thread.run_sync(_connect, *args, limiter=self._limiter)
+        self._conn = await anyio.to_thread.run_sync(connect, *args, limiter=self._limiter)
         return self
 
     async def __aexit__(
@@ -274,13 +152,13 @@ class Journal:
         if conn is None:
             raise JournalError("journal is not open")
         level = None if self._synchronous != "SUBMITS" else "NORMAL" if redo_free else "FULL"
-        job = functools.partial(_write, conn, work, level) if write else functools.partial(work, conn)
+        job = functools.partial(in_transaction, conn, work, level) if write else functools.partial(work, conn)
         try:
             # Not abandoned on cancellation: anyio waits for the thread, so a cancelled caller never
             # leaves a write whose fate it cannot know running behind the next call.
             return await anyio.to_thread.run_sync(self._exclusively, job, limiter=self._limiter)
-        except (sqlite3.Error, _DamagedRow) as exc:  # e.g. "database is locked" by another process past busy_timeout
-            if (damage := _corruption(exc)) is not None:
+        except (sqlite3.Error, DamagedRow) as exc:  # e.g. "database is locked" by another process past busy_timeout
+            if (damage := corruption(exc)) is not None:
                 raise JournalCorruptError(self.path, damage) from None
             raise JournalError(f"journal {self.path}: {exc}") from exc
 
@@ -293,18 +171,18 @@ class Journal:
         """
 
         def work(conn: sqlite3.Connection) -> Entry:
-            entry = _select(conn, key)
+            entry = select(conn, key)
             if entry is None:
                 conn.execute(
                     "INSERT INTO entries (key, fingerprint, idempotency_key, status, created_at, updated_at)"
                     " VALUES (?, ?, ?, ?, ?, ?)",
                     (key, fingerprint, new_idempotency_key(), EntryStatus.PENDING_SUBMIT.value, *[time.time()] * 2),
                 )
-                return _require(conn, key)
+                return require(conn, key)
             if entry.fingerprint == fingerprint:
                 return entry
             if restart_on_mismatch:
-                return _restart(conn, key, fingerprint)
+                return restart_row(conn, key, fingerprint)
             raise JournalMismatchError(
                 key, stored=entry.fingerprint, given=fingerprint,
                 hint="the request for this input changed; use another journal, or restart the entry "
@@ -318,7 +196,7 @@ class Journal:
 
         Restarting an entry whose task is still running abandons that task, which may be billed.
         """
-        return await self._run(functools.partial(_restart, key=key, fingerprint=fingerprint), write=True)
+        return await self._run(functools.partial(restart_row, key=key, fingerprint=fingerprint), write=True)
 
     async def record_request(self, key: str, body: str, *, upload: JournalUpload | None = None) -> str:
         """Store the exact JSON ``body`` about to be submitted, and return the body to send.
@@ -329,7 +207,7 @@ class Journal:
         """
 
         def work(conn: sqlite3.Connection) -> str:
-            entry = _require(conn, key)
+            entry = require(conn, key)
             if upload is not None:  # recorded whatever comes next: a stored file must be known to be deleted
                 insert_upload(conn, key=upload.key, idempotency_key=upload.idempotency_key, file_id=upload.file_id,
                               file_url=upload.file_url)  # fmt: skip
@@ -337,7 +215,7 @@ class Journal:
                 return entry.request_body
             if not entry.needs_submit:
                 raise JournalStateError(f"{key!r} is {entry.status}; its request can no longer change")
-            _update(conn, key, request_body=body)
+            update(conn, key, request_body=body)
             return body
 
         return await self._run(work, write=True)
@@ -348,15 +226,15 @@ class Journal:
             raise ValueError("task_id must be a non-empty string")
 
         def work(conn: sqlite3.Connection) -> Entry:
-            entry = _require(conn, key)
+            entry = require(conn, key)
             if entry.task_id == task_id:
                 return entry
             if not entry.needs_submit:
                 raise JournalStateError(f"{key!r} is {entry.status} (task {entry.task_id!r}); not taking {task_id!r}")
-            owner = _select(conn, task_id, column="task_id")
+            owner = select(conn, task_id, column="task_id")
             if owner is not None:
                 raise JournalStateError(f"task {task_id!r} already belongs to {owner.key!r}, not {key!r}")
-            return _update(conn, key, task_id=task_id, status=EntryStatus.SUBMITTED.value, submitted_at=time.time())
+            return update(conn, key, task_id=task_id, status=EntryStatus.SUBMITTED.value, submitted_at=time.time())
 
         return await self._run(work, write=True)
 
@@ -380,14 +258,14 @@ class Journal:
         urls = json.dumps(list(result_urls))
 
         def work(conn: sqlite3.Connection) -> Entry:
-            entry = _require(conn, key)
+            entry = require(conn, key)
             if entry.status is EntryStatus.DOWNLOADED and new is EntryStatus.COMPLETED:
                 return entry  # a late duplicate (webhook after poll): the results are saved already
             ready = entry.needs_submit if new is EntryStatus.SUBMIT_FAILED else entry.needs_watch
             if not (ready or entry.status is new):
                 raise JournalStateError(f"{key!r} is {entry.status} (task {entry.task_id!r}); cannot become {new}")
             values = {"status": new.value, "error_code": error_code, "error_message": error_message}
-            return _update(conn, key, **values, result_urls=urls)
+            return update(conn, key, **values, result_urls=urls)
 
         return await self._run(work, write=True, redo_free=True)
 
@@ -396,10 +274,10 @@ class Journal:
         stored = json.dumps([os.fspath(p) for p in paths])
 
         def work(conn: sqlite3.Connection) -> Entry:
-            entry = _require(conn, key)
+            entry = require(conn, key)
             if entry.status not in (EntryStatus.COMPLETED, EntryStatus.DOWNLOADED):
                 raise JournalStateError(f"{key!r} is {entry.status}; only completed tasks have downloads")
-            return _update(conn, key, status=EntryStatus.DOWNLOADED.value, result_paths=stored)
+            return update(conn, key, status=EntryStatus.DOWNLOADED.value, result_paths=stored)
 
         return await self._run(work, write=True, redo_free=True)
 
@@ -412,14 +290,14 @@ class Journal:
         stored = json.dumps([os.fspath(p) for p in paths])
 
         def work(conn: sqlite3.Connection) -> Entry:
-            if (entry := _select(conn, key)) is not None:
+            if (entry := select(conn, key)) is not None:
                 return entry
             conn.execute(
                 "INSERT INTO entries (key, fingerprint, idempotency_key, status, result_paths, created_at, updated_at)"
                 " VALUES (?, ?, ?, ?, ?, ?, ?)",
                 (key, fingerprint, new_idempotency_key(), EntryStatus.DOWNLOADED.value, stored, *[time.time()] * 2),
             )
-            return _require(conn, key)
+            return require(conn, key)
 
         return await self._run(work, write=True, redo_free=True)
 
@@ -451,15 +329,15 @@ class Journal:
 
     async def get(self, key: str) -> Entry | None:
         """The entry for ``key``, or None."""
-        return await self._run(functools.partial(_select, key=key))
+        return await self._run(functools.partial(select, key=key))
 
     async def find_task(self, task_id: str) -> Entry | None:
         """The entry that owns ``task_id`` (e.g. to route a webhook), or None."""
-        return await self._run(functools.partial(_select, key=task_id, column="task_id"))
+        return await self._run(functools.partial(select, key=task_id, column="task_id"))
 
     async def find_idempotency_key(self, idempotency_key: str) -> Entry | None:
         """The entry whose current idempotency key is ``idempotency_key`` (e.g. to match an upload), or None."""
-        return await self._run(functools.partial(_select, key=idempotency_key, column="idempotency_key"))
+        return await self._run(functools.partial(select, key=idempotency_key, column="idempotency_key"))
 
     async def entries(
         self, *, status: EntryStatus | str | Iterable[EntryStatus | str] | None = None, page_size: int = 500
@@ -474,12 +352,12 @@ class Journal:
         statuses = () if status is None else (status,) if isinstance(status, str) else tuple(status)
         wanted = tuple(EntryStatus(s).value for s in statuses)
         where = f" AND status IN ({', '.join('?' * len(wanted))})" if wanted else ""
-        query = f"SELECT {_COLUMNS} FROM entries WHERE key > ?{where} ORDER BY key LIMIT ?"  # noqa: S608
+        query = f"SELECT {COLUMNS} FROM entries WHERE key > ?{where} ORDER BY key LIMIT ?"  # noqa: S608
         after = ""
         while True:
-            rows = await self._run(functools.partial(_fetchall, sql=query, params=(after, *wanted, page_size)))
+            rows = await self._run(functools.partial(fetchall, sql=query, params=(after, *wanted, page_size)))
             for row in rows:
-                yield _entry(row)
+                yield entry_of(row)
             if len(rows) < page_size:
                 return
             after = rows[-1][0]
@@ -487,7 +365,7 @@ class Journal:
     async def counts(self) -> dict[EntryStatus, int]:
         """How many entries are in each status (every status present, zeros included)."""
         sql = "SELECT status, count(*) FROM entries GROUP BY status"
-        rows = await self._run(functools.partial(_fetchall, sql=sql))
+        rows = await self._run(functools.partial(fetchall, sql=sql))
         try:
             return dict.fromkeys(EntryStatus, 0) | {EntryStatus(status): n for status, n in rows}
         except ValueError:
@@ -496,12 +374,12 @@ class Journal:
     async def set_meta(self, name: str, value: str) -> None:
         """Store one batch-level value (command line, model, prompt ...), replacing any earlier one."""
         sql = "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)"
-        await self._run(functools.partial(_fetchall, sql=sql, params=(name, value)), write=True)
+        await self._run(functools.partial(fetchall, sql=sql, params=(name, value)), write=True)
 
     async def get_meta(self, name: str) -> str | None:
         """One batch-level value, or None."""
         sql = "SELECT value FROM meta WHERE name = ?"
-        rows = await self._run(functools.partial(_fetchall, sql=sql, params=(name,)))
+        rows = await self._run(functools.partial(fetchall, sql=sql, params=(name,)))
         return str(rows[0][0]) if rows else None
 
     async def ensure_meta(self, values: Mapping[str, str]) -> None:
