@@ -5,9 +5,23 @@ from __future__ import annotations
 import anyio
 
 from .._models.events import TaskEvent
-from ..errors import DownloadError, NotSubmittedError, QueueFullError, ValidationError
+from ..errors import (
+    DownloadError,
+    NotSubmittedError,
+    QueueFullError,
+    ValidationError,
+    may_have_been_billed,
+    was_refused_for_now,
+)
 
-__all__ = ["error_code", "error_message", "first_cause", "task_error"]
+__all__ = ["error_code", "error_message", "first_cause", "stays_pending", "task_error"]
+
+
+def stays_pending(error: BaseException) -> bool:
+    """A submit (or upload) error after which the input stays pending and is tried again with the
+    same idempotency key, by a re-run or another worker: the submit may have reached the server, or
+    was refused for sure with nothing created. Any other error fails the input for good."""
+    return may_have_been_billed(error) or was_refused_for_now(error)
 
 
 def error_code(error: BaseException) -> str:

@@ -29,15 +29,15 @@ is still unrecorded when looked at again (a worker records its files before its 
 from __future__ import annotations
 
 import secrets
-from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection
 from pathlib import Path
-from typing import Protocol
 
 from .._core.logging import logger
 from .._protocols.evolink.files import Files
 from .._protocols.evolink.uploads import SharedUploadRoom, UploadBudget, is_gone
 from ..errors import EvolinkError, FilesAPIError
 from ._entries import Entry, EntryStatus, JournalMismatchError
+from ._journal_api import JournalStore
 from ._journal_uploads import JournalUpload
 from ._spec import BatchEvent
 
@@ -50,24 +50,8 @@ _MAX_LISTED_PAGES = 100  # 10,000 files: far past any quota; bounds the work on 
 _FORGET_EVERY = 32
 
 
-class UploadJournal(Protocol):
-    """What :class:`BatchUploads` reads and writes; ``Journal`` and ``PgJournal`` both answer it."""
-
-    async def get(self, key: str) -> Entry | None: ...
-
-    async def find_idempotency_key(self, idempotency_key: str) -> Entry | None: ...
-
-    async def get_meta(self, name: str) -> str | None: ...
-
-    async def set_meta(self, name: str, value: str) -> None: ...
-
-    async def ensure_meta(self, values: Mapping[str, str]) -> None: ...
-
-    async def uploads(self, key: str | None = None) -> list[JournalUpload]: ...
-
-    async def record_upload(self, key: str, idempotency_key: str, file_id: str, file_url: str) -> None: ...
-
-    async def forget_uploads(self, file_ids: Iterable[str]) -> None: ...
+#: What :class:`BatchUploads` reads and writes: the store protocol both journals satisfy.
+UploadJournal = JournalStore
 
 
 def files_needed(entry: Entry) -> bool:

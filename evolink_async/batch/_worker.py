@@ -26,8 +26,10 @@ it (``lost_leases``, ``fenced_writes_refused``). A journal that goes away is ret
 ``journal_outage`` seconds while the tasks go on being watched; past that the worker stops with
 a ``JournalUnavailableError`` and the write-ahead file keeps every task id it could not record.
 
-This module is over 400 lines: the worker's steps share its state (leases, epochs, summary) and
-read best in one place.
+This module is over 400 lines: the worker's steps (claims, leases, the write-ahead file, each
+input's events) share its state (what it holds under which epoch, the fan-out, the summary) and
+read best in one place. What is not that state lives beside it: options, summary and fault hooks
+in ``_worker_options``, request making in the sources, result saving in ``_results``.
 """
 
 from __future__ import annotations
@@ -46,9 +48,8 @@ from typing import Any, cast
 
 import anyio
 import anyio.abc
-import attrs
 
-from .._core.checks import COUNT, CREDITS, SECONDS
+from .._core.checks import CREDITS
 from .._core.logging import logger
 from .._models.events import EventKind, TaskEvent
 from .._protocols.evolink.files import Files
@@ -66,7 +67,7 @@ from ._entries import Entry, EntryStatus, JournalError
 from ._journal_uploads import JournalUpload
 from ._manifest import parse_line
 from ._manifest_source import ManifestSource
-from ._outcomes import error_code, error_message, first_cause, task_error
+from ._outcomes import error_code, error_message, first_cause, stays_pending, task_error
 from ._pg_base import JournalHealth, JournalUnavailableError
 from ._pg_store import Claimed, PgJournal
 from ._pg_uploads import PgUploadRoom
@@ -76,13 +77,10 @@ from ._spec import NORMALIZED_DIR, BatchEvent
 from ._tracing import summary_attributes, traced_run
 from ._uploads import BatchUploads, files_needed
 from ._wal import WalRecord, WriteAheadFile
+from ._worker_options import FAULT_ENV, Faults, WorkerOptions, WorkerSummary
 
-__all__ = ["Worker", "WorkerOptions", "WorkerSummary"]
+__all__ = ["FAULT_ENV", "Worker", "WorkerOptions", "WorkerSummary"]
 
-#: Fault hooks for the fleet's fault tests: ``kill-after-submit`` (SIGKILL once a submit's task id
-#: is in the write-ahead file, before the journal has it), ``stop-in-claim[:N]`` (SIGSTOP inside
-#: the N-th claim's transaction, the fleet row locked). Unset in production: no effect.
-FAULT_ENV = "EVOLINK_FLEET_FAULT"
 #: Events read and waiting for their journal record (during an outage); beyond, reading waits.
 _MAX_UNRECORDED = 100_000
 
@@ -92,97 +90,6 @@ def _input_of(event: TaskEvent) -> tuple[str, int]:
     events of an earlier claim of the same input are told apart from those of a later one)."""
     key, epoch = cast("tuple[str, int]", event.key)
     return key, epoch
-
-
-class _Faults:
-    def __init__(self, spec: str) -> None:
-        point, _, nth = spec.partition(":")
-        self.point = point
-        self.nth = int(nth) if nth.isdigit() else 1
-        self.seen = 0
-
-    def hit(self, point: str) -> bool:
-        if point != self.point:
-            return False
-        self.seen += 1
-        return self.seen == self.nth
-
-    @staticmethod
-    def signal_self(signum: int) -> None:
-        os.kill(os.getpid(), signum)
-
-
-@attrs.frozen(kw_only=True)
-class WorkerOptions:
-    """How one worker behaves. ``max_in_flight`` and ``max_credits`` are batch-wide: a worker given
-    them writes them to the journal, and every worker's claims obey what the journal holds."""
-
-    max_in_flight: int | None = attrs.field(default=None, validator=COUNT.optional())
-    max_credits: float | None = attrs.field(default=None, validator=CREDITS.optional())
-    #: Shared results folder; without it only the result URLs are recorded (they expire in 24 h).
-    out_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
-    #: Where manifest paths resolve on this machine (default: the ``root`` recorded by the plan).
-    root: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
-    #: Inputs taken per claim, and at most held by this worker at once.
-    claim_size: int = attrs.field(default=8, validator=COUNT.validator())
-    max_held: int = attrs.field(default=64, validator=COUNT.validator())
-    #: Seconds a claim stays this worker's without renewal (renewed every third of it).
-    lease: float = attrs.field(default=30.0, validator=SECONDS.validator())
-    #: Seconds between claims when there was nothing to take.
-    poll_interval: float = attrs.field(default=0.5, validator=SECONDS.validator())
-    #: Put ``uncertain`` inputs back and resubmit them with their *same* idempotency key. Only for
-    #: servers known to de-duplicate by that key (the sandbox does; Evolink's is not confirmed).
-    resubmit_uncertain: bool = False
-    max_downloads: int = attrs.field(default=4, validator=COUNT.validator())
-    worker_id: str | None = None
-    #: Keep the files uploaded for an input after its task ended (by default they are deleted: the
-    #: Files API keeps 100 files per key; the fleet's workers share the quota through the journal).
-    keep_uploads: bool = False
-    #: Seconds the journal may stay unreachable (retried, tasks still watched) before the worker stops.
-    journal_outage: float = attrs.field(default=60.0, validator=SECONDS.validator())
-    #: Seconds an ``uncertain`` input keeps its slot under ``max_in_flight`` (its task may be running),
-    #: batch-wide like ``max_in_flight``; None: what the journal holds (1800 unless set).
-    uncertain_slot_hold: float | None = attrs.field(default=None, validator=SECONDS.optional())
-    #: The write-ahead file of task ids (local, fsynced); None: none (a crash between a submit and
-    #: its record then leaves the input ``uncertain``). The CLI gives one per journal by default.
-    wal: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
-
-
-@attrs.define(kw_only=True)
-class WorkerSummary:
-    """What one worker did."""
-
-    worker: str = ""
-    claimed: int = 0
-    submitted: int = 0
-    reattached: int = 0
-    completed: int = 0
-    downloaded: int = 0
-    failed: int = 0
-    uncertain: int = 0
-    released: int = 0
-    lost_leases: int = 0
-    not_submitted: int = 0
-    credits_reserved: float = 0.0
-    #: Writes about an input refused because another worker held it by then (fencing).
-    fenced_writes_refused: int = 0
-    #: Task ids recorded from the write-ahead file (paid for by an earlier run, watched again).
-    recovered_task_ids: int = 0
-    #: Submits whose answer was lost, settled by their callback (the fan-out's recover path) instead
-    #: of being sent again or left ``uncertain``; only with a client that takes callbacks.
-    recovered_submits: int = 0
-    #: Uploaded files this worker deleted (its inputs' and those dead workers left), and uploads that
-    #: waited because the Files API said the quota was full (another client of the key).
-    uploads_deleted: int = 0
-    quota_waits: int = 0
-    journal_outages: int = 0
-    seconds_without_journal: float = 0.0
-    interrupted: bool = False
-    #: Why this worker stopped submitting (the server refused for now: credits exhausted), if it did.
-    stopped_reason: str | None = None
-
-    def to_json(self) -> dict[str, Any]:
-        return attrs.asdict(self)
 
 
 class Worker:
@@ -218,7 +125,7 @@ class Worker:
         self._wal_pending: list[WalRecord] = []
         self._wal_recorded: set[WalRecord] = set()
         self._wal_next_replay = 0.0
-        self._faults = _Faults(os.environ.get(FAULT_ENV, ""))
+        self._faults = Faults(os.environ.get(FAULT_ENV, ""))
         # Uploads: the one-machine batch's rules on the journal's record of them, within the key's file
         # quota shared by every worker of the batch (a 40003 from another client waits), deleted at the
         # input's end; started (the quota read, a dead worker's leftovers deleted) before the first upload.
@@ -453,7 +360,7 @@ class Worker:
             def inside() -> None:  # once: the claim's retry after the freeze must not freeze again
                 if not stopped:
                     stopped.append(True)
-                    _Faults.signal_self(signal.SIGSTOP)
+                    Faults.signal_self(signal.SIGSTOP)
 
         return await self._journal.claim(self.id, limit=limit, lease=self._options.lease, inside=inside)
 
@@ -533,7 +440,7 @@ class Worker:
             if is_fatal_to_batch(exc):
                 raise
             # An upload that did not go through: try later (the files recorded so far are reused then).
-            if may_have_been_billed(exc) or was_refused_for_now(exc):
+            if stays_pending(exc):
                 if await self._journal.release_submit(key, owner=self.id, epoch=epoch, error_code=error_code(exc),
                                                       error_message=error_message(exc)):  # fmt: skip
                     self.summary.released += 1
@@ -586,7 +493,7 @@ class Worker:
                            "the journal only", self._wal.own, exc, task.id, key)  # fmt: skip
             return None
         if self._faults.hit("kill-after-submit"):
-            _Faults.signal_self(signal.SIGKILL)
+            Faults.signal_self(signal.SIGKILL)
         return record
 
     async def _record_loop(self, receive: Any, work: anyio.abc.TaskGroup) -> None:
