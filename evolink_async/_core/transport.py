@@ -41,6 +41,7 @@ from ..errors import (
 from .config import ClientConfig
 from .credentials import SameOrigin, foreign_hop_strip, session_middlewares
 from .logging import logger
+from .rate_gate import RateGate
 from .retry import is_retryable_status, parse_retry_after
 from .secret import Secret, redact, scrub_known
 from .telemetry import Telemetry
@@ -252,9 +253,8 @@ class Transport:
             )
         self._owns_session = session is None
         self._closed = False
-        # After a 429 every request waits until this monotonic time, not just the one that got it:
-        # hammering a rate-limited server from other coroutines only extends the penalty.
-        self._cooldown_until = 0.0
+        # After a 429 every request of this client waits for a turn and the server's next free slot.
+        self._gate = RateGate()
         self._rng = random.Random()
         # Built once: the config is frozen, and these were a visible share of a query's CPU.
         # The key is not among them: it is revealed per request, so no long-lived attribute
@@ -281,6 +281,7 @@ class Transport:
         """A transport with other options that shares this one's session (and never closes it)."""
         child = Transport(config, session=self._get_session(), telemetry=self.telemetry)
         child._owns_session = False
+        child._gate = self._gate  # one key, one server: one rate limit
         return child
 
     def _get_session(self) -> aiohttp.ClientSession:
@@ -360,111 +361,147 @@ class Transport:
         # The ``Secret`` itself, to scrub echoes: the plain key is in no local of this frame.
         secret = self._config.api_key
         telemetry = self.telemetry  # read once: None (no extra) keeps every hook below off
+        gate = self._gate
         attempt = 0
-        while True:
-            # ``_cooldown_until`` is 0.0 until the first 429: no clock read on the common path.
-            if self._cooldown_until:
-                cooldown = self._cooldown_until - time.monotonic()  # read once: a second read may be negative
-                if cooldown > 0:
-                    # Spread the wake-ups: callers parked by one 429 must not all retry at the same instant.
-                    pause = cooldown * (1.0 + self._rng.random())
-                    if telemetry is not None:
-                        telemetry.cooled_down(pause)
-                    await anyio.sleep(pause)
-            error: EvolinkError
-            retry_after: float | None = None
-            # The clock and the debug line only when debug logging is on: this runs once per
-            # request, and their arguments were built even when the record was dropped.
-            debug = logger.isEnabledFor(logging.DEBUG)
-            started = time.monotonic() if debug else 0.0
-            traced = (
-                telemetry.http_attempt(method, url, attempt, base_url=self._config.base_url, secret=secret)
-                if telemetry is not None
-                else None
-            )
-            try:
-                # The exchange is written out here rather than in a helper coroutine: one
-                # coroutine fewer on every request.
-                async with self._get_session().request(
-                    method,
-                    url,
-                    json=json_body,
-                    data=data,
-                    headers=self._headers(headers),
-                    timeout=self._timeout,
-                    middlewares=self.guard(),
-                ) as resp:
-                    status = resp.status
-                    # aiohttp's header view is case-insensitive, which the lookups below rely on.
-                    resp_headers = resp.headers
-                    raw = await self._read_body(resp, resp_headers)
-                # A server that echoes the key back (in an error code, a param, a failed task's
-                # message) must not carry it into exceptions, tasks, logs or journals.
-                raw = secret.scrub_bytes(raw)
-            except TimeoutError:
-                error = APITimeoutError(f"{method} {url} timed out after {self._config.timeout:g} s")
-            except aiohttp.ClientError as exc:
-                # Every aiohttp failure, not only connection and payload errors: a malformed answer
-                # (a lying Content-Length) raises ClientResponseError, whose repr and request_info
-                # carry the request's headers, the key among them. Only the redacted text goes on.
-                error = APIConnectionError(
-                    redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", secret)
-                )
-            except BaseException as exc:  # cancelled, or an answer over the size limit: its span ends too
-                if traced is not None:
-                    traced.end(status=None, request_id=None, error=exc, secret=secret)
-                raise
-            else:
-                request_id = _request_id(resp_headers)
-                if debug:
-                    logger.debug(
-                        "%s %s -> %s in %.3f s (attempt %d, request %s)",
-                        method, url, status, time.monotonic() - started, attempt + 1, request_id,
-                        extra={"attempt": attempt + 1, "request_id": request_id},
-                    )
-                if 200 <= status < 300:
-                    try:
-                        body = decode_json(raw, secret=secret) if raw else None
-                    except (ValueError, RecursionError) as exc:  # nested too deep counts as invalid
-                        error = ResponseFormatError(
-                            f"{method} {url} answered {status} with invalid JSON ({type(exc).__name__})",
-                            request_id=request_id,
-                        )
-                    else:
-                        if traced is not None:
-                            traced.end(status=status, request_id=request_id, error=None, secret=secret)
-                        return status, body, request_id, resp_headers
+        #: Whether this call holds one of the rate gate's turns (only after a 429: see rate_gate.py).
+        turn = False
+        #: Seconds this call waited on 429s whose ``Retry-After`` it honoured (those are no attempts).
+        rate_limited = 0.0
+        try:
+            while True:
+                # The gate is open until the first 429: one attribute read on the common path.
+                if turn:
+                    paused = await gate.cool_down()  # this call's retry after its 429: still its turn
+                elif gate.closed:
+                    before = time.monotonic()
+                    await gate.take_turn()
+                    turn = True
+                    paused = time.monotonic() - before
                 else:
-                    retry_after = parse_retry_after(resp_headers.get("retry-after"))
-                    error = status_error(
-                        status, raw, resp_headers, secret=secret, retry_after=retry_after,
-                        url=_call_name(method, url, secret),
-                    )
-            if traced is not None:
-                traced.end(
-                    status=getattr(error, "status_code", None), request_id=error.request_id, error=error, secret=secret
+                    paused = 0.0
+                if paused and telemetry is not None:
+                    telemetry.cooled_down(paused)
+                # The round trip of a rejected request aims the next one (only once a 429 was seen).
+                sent_at = time.monotonic() if gate.until else 0.0
+                error: EvolinkError
+                retry_after: float | None = None
+                # The clock and the debug line only when debug logging is on: this runs once per
+                # request, and their arguments were built even when the record was dropped.
+                debug = logger.isEnabledFor(logging.DEBUG)
+                started = time.monotonic() if debug else 0.0
+                traced = (
+                    telemetry.http_attempt(method, url, attempt, base_url=self._config.base_url, secret=secret)
+                    if telemetry is not None
+                    else None
                 )
-            if not (retry_safe and attempt < policy.max_retries and self._should_retry(error)):
-                raise error
-            if not retry_uncertain and may_have_been_billed(error):
-                raise error
-            if retry_after is not None and retry_after > policy.max_retry_after:
-                # Waiting that long inside one call would look like a hang; the error carries
-                # ``retry_after`` and the caller decides.
-                raise error
-            delay = max(retry_after or 0.0, policy.backoff(attempt, rng=self._rng))
-            if isinstance(error, RateLimitError):
-                self._cooldown_until = max(self._cooldown_until, time.monotonic() + delay)
-            logger.info(
-                "retrying %s %s in %.2f s after: %s", method, url, delay, error,
-                extra={"attempt": attempt + 1, "request_id": error.request_id},
-            )
-            if telemetry is not None:
-                telemetry.retried(error)
-            if may_have_been_billed(error) and (tally := RETRY_TALLY.get()) is not None:
-                tally.uncertain += 1
-            await anyio.sleep(delay)
-            attempt += 1
+                try:
+                    # The exchange is written out here rather than in a helper coroutine: one
+                    # coroutine fewer on every request.
+                    async with self._get_session().request(
+                        method,
+                        url,
+                        json=json_body,
+                        data=data,
+                        headers=self._headers(headers),
+                        timeout=self._timeout,
+                        middlewares=self.guard(),
+                    ) as resp:
+                        status = resp.status
+                        # aiohttp's header view is case-insensitive, which the lookups below rely on.
+                        resp_headers = resp.headers
+                        raw = await self._read_body(resp, resp_headers)
+                    # A server that echoes the key back (in an error code, a param, a failed task's
+                    # message) must not carry it into exceptions, tasks, logs or journals.
+                    raw = secret.scrub_bytes(raw)
+                except TimeoutError:
+                    error = APITimeoutError(f"{method} {url} timed out after {self._config.timeout:g} s")
+                except aiohttp.ClientError as exc:
+                    # Every aiohttp failure, not only connection and payload errors: a malformed answer
+                    # (a lying Content-Length) raises ClientResponseError, whose repr and request_info
+                    # carry the request's headers, the key among them. Only the redacted text goes on.
+                    error = APIConnectionError(
+                        redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", secret)
+                    )
+                except BaseException as exc:  # cancelled, or an answer over the size limit: its span ends too
+                    if traced is not None:
+                        traced.end(status=None, request_id=None, error=exc, secret=secret)
+                    raise
+                else:
+                    request_id = _request_id(resp_headers)
+                    if debug:
+                        logger.debug(
+                            "%s %s -> %s in %.3f s (attempt %d, request %s)",
+                            method, url, status, time.monotonic() - started, attempt + 1, request_id,
+                            extra={"attempt": attempt + 1, "request_id": request_id},
+                        )
+                    if turn and status != 429:
+                        gate.accepted()  # the server had room: the gate lets one more through
+                    if 200 <= status < 300:
+                        try:
+                            body = decode_json(raw, secret=secret) if raw else None
+                        except (ValueError, RecursionError) as exc:  # nested too deep counts as invalid
+                            error = ResponseFormatError(
+                                f"{method} {url} answered {status} with invalid JSON ({type(exc).__name__})",
+                                request_id=request_id,
+                            )
+                        else:
+                            if traced is not None:
+                                traced.end(status=status, request_id=request_id, error=None, secret=secret)
+                            return status, body, request_id, resp_headers
+                    else:
+                        retry_after = parse_retry_after(resp_headers.get("retry-after"))
+                        error = status_error(
+                            status, raw, resp_headers, secret=secret, retry_after=retry_after,
+                            url=_call_name(method, url, secret),
+                        )
+                if traced is not None:
+                    traced.end(
+                        status=getattr(error, "status_code", None), request_id=error.request_id, error=error,
+                        secret=secret,
+                    )
+                # A 429 that says when to come back is the server's schedule, not a failure of this
+                # call: it uses no attempt. Its waits are bounded by ``max_retry_after`` in all.
+                scheduled = retry_after if isinstance(error, RateLimitError) and policy.max_retries else None
+                if scheduled is not None:
+                    rate_limited += scheduled
+                    over = rate_limited > policy.max_retry_after
+                else:
+                    over = retry_after is not None and retry_after > policy.max_retry_after
+                allowed = scheduled is not None or attempt < policy.max_retries
+                if not (retry_safe and allowed and self._should_retry(error)):
+                    raise error
+                if not retry_uncertain and may_have_been_billed(error):
+                    raise error
+                if over:
+                    # Waiting that long inside one call would look like a hang; the error carries
+                    # ``retry_after`` and the caller decides.
+                    raise error
+                if scheduled is not None:
+                    delay = scheduled
+                else:
+                    delay = max(retry_after or 0.0, policy.backoff(attempt, rng=self._rng))
+                logger.info(
+                    "retrying %s %s in %.2f s after: %s", method, url, delay, error,
+                    extra={"attempt": attempt + 1, "request_id": error.request_id},
+                )
+                if telemetry is not None:
+                    telemetry.retried(error)
+                if may_have_been_billed(error) and (tally := RETRY_TALLY.get()) is not None:
+                    tally.uncertain += 1
+                if isinstance(error, RateLimitError):
+                    # Every request of this client waits for the gate now; this one keeps its turn
+                    # (or queues for one) and goes at the end of the cooldown.
+                    gate.rejected(delay, time.monotonic() - sent_at if sent_at else 0.0)
+                else:
+                    if turn:  # a backoff is this call's own: others go meanwhile
+                        turn = False
+                        gate.give_back()
+                    await anyio.sleep(delay)
+                if scheduled is None:
+                    attempt += 1
+        finally:
+            if turn:
+                gate.give_back()
 
     @staticmethod
     def _should_retry(error: EvolinkError) -> bool:
