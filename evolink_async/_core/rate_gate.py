@@ -2,11 +2,13 @@
 
 Before any 429 the gate is open and costs one attribute read per request. A 429 closes it:
 
-- every request of the client then waits for a **turn**; one turn at first, one more after each
-  accepted request (the window grows back), none more after a 429 (back to one). After
-  ``OPEN_AFTER`` accepted requests in a row the gate opens again. A flood of waiting requests all
-  sent at the end of one cooldown would get one answer and many 429s (each of which a request
-  retries, and counts): the server only had room for one.
+- every request of the client then waits for a **turn**: one turn at first, back to one at each
+  429, one more each time a request is accepted at its first try (the server had room for it
+  without being waited for: it may have room for more). A retry accepted after its 429 proves
+  only that the slot it waited for was free, so it adds no turn. After ``OPEN_AFTER`` turns the
+  gate opens again. A flood of waiting requests all sent at the end of one cooldown would get one
+  answer and many 429s (each of which a request retries, and counts): the server only had room
+  for one.
 - a turn starts at the end of the **cooldown**: the server's ``Retry-After`` counted from when the
   server answered, so less the round trip of the rejected request (the answer travelled back, the
   next request travels there). Waiting the full ``Retry-After`` after the answer arrives, and
@@ -27,7 +29,7 @@ import anyio
 
 __all__ = ["OPEN_AFTER", "RateGate"]
 
-#: Accepted requests in a row (without a 429) after which the gate opens again.
+#: Turns after which the gate opens again: that many requests accepted at their first try, no 429 between.
 OPEN_AFTER = 16
 
 #: The gate's clock (the transport's too: a round trip it measures is on the same one).
@@ -40,13 +42,18 @@ class RateGate:
     __slots__ = ("_held", "_waiting", "_window", "closed", "until")
 
     def __init__(self) -> None:
-        #: True from a 429 until ``OPEN_AFTER`` accepted requests in a row.
+        #: True from a 429 until the window of turns grew past ``OPEN_AFTER``.
         self.closed = False
         #: Monotonic time before which no request goes (the end of the cooldown).
         self.until = 0.0
         self._window = 1
         self._held = 0
         self._waiting: deque[anyio.Event] = deque()
+
+    @property
+    def waiting(self) -> int:
+        """Requests waiting for a turn."""
+        return len(self._waiting)
 
     async def take_turn(self) -> None:
         """Wait for a turn (first come, first served), then for the end of the cooldown.
@@ -97,9 +104,11 @@ class RateGate:
         # The latest answer is the freshest news of the server's next free slot.
         self.until = now() + max(0.0, wait - round_trip)
 
-    def accepted(self) -> None:
-        """A request went through (any answer but a 429) while the gate was closed."""
-        self._window += 1
-        if self._window > OPEN_AFTER:
-            self.closed = False
-        self._hand_over()
+    def accepted(self, *, first_try: bool) -> None:
+        """A request that held a turn went through (any answer but a 429); ``first_try``: with no
+        429 before it in its call."""
+        if first_try:
+            self._window += 1
+            if self._window > OPEN_AFTER:
+                self.closed = False
+            self._hand_over()

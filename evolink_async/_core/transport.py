@@ -367,6 +367,7 @@ class Transport:
         turn = False
         #: Seconds this call waited on 429s whose ``Retry-After`` it honoured (those are no attempts).
         rate_limited = 0.0
+        told_later = False  # whether this call got a 429
         try:
             while True:
                 # The gate is open until the first 429: one attribute read on the common path.
@@ -435,7 +436,7 @@ class Transport:
                             extra={"attempt": attempt + 1, "request_id": request_id},
                         )
                     if turn and status != 429:
-                        gate.accepted()  # the server had room: the gate lets one more through
+                        gate.accepted(first_try=not told_later)  # room without waiting: one more turn
                     if 200 <= status < 300:
                         try:
                             body = decode_json(raw, secret=secret) if raw else None
@@ -489,6 +490,7 @@ class Transport:
                 if may_have_been_billed(error) and (tally := RETRY_TALLY.get()) is not None:
                     tally.uncertain += 1
                 if isinstance(error, RateLimitError):
+                    told_later = True
                     # Every request of this client waits for the gate now; this one keeps its turn
                     # (or queues for one) and goes at the end of the cooldown.
                     gate.rejected(delay, time.monotonic() - sent_at if sent_at else 0.0)

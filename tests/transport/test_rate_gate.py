@@ -104,7 +104,7 @@ def test_the_cooldown_is_counted_from_the_server_answer(clock: list[float]) -> N
     assert gate.until == 1000.0  # never before now; the latest answer is the freshest news
 
 
-async def test_one_turn_after_a_429_one_more_per_accepted_request_open_after_a_run(clock: list[float]) -> None:
+async def test_one_turn_after_a_429_one_more_per_first_try_accepted_open_after_a_run(clock: list[float]) -> None:
     gate = RateGate()
     gate.rejected(0.0, round_trip=0.0)
     assert gate.closed
@@ -117,15 +117,20 @@ async def test_one_turn_after_a_429_one_more_per_accepted_request_open_after_a_r
     async with anyio.create_task_group() as group:
         for i in range(3):
             group.start_soon(waiter, i)
-        await wait_until(lambda: len(taken) == 1)
-        await anyio.sleep(0)
-        assert taken == [0]  # one turn while the server said "later"
-        gate.accepted()  # its request went through: the window grows by one
-        await wait_until(lambda: len(taken) == 2)
+        await wait_until(lambda: taken == [0] and gate.waiting == 2)  # one turn while the server says "later"
+        gate.accepted(first_try=False)  # a retry got the slot it waited for: no news of more room
+        assert gate.waiting == 2
+        gate.accepted(first_try=True)  # went through without waiting: the server may have room for more
+        await wait_until(lambda: taken == [0, 1] and gate.waiting == 1)
         gate.give_back()
-        await wait_until(lambda: len(taken) == 3)
-    for _ in range(OPEN_AFTER):
-        gate.accepted()
+        await wait_until(lambda: taken == [0, 1, 2])
+    for _ in range(OPEN_AFTER - 2):
+        gate.accepted(first_try=True)
+    gate.rejected(0.0, round_trip=0.0)  # a 429 between: back to one turn, the run starts again
+    for _ in range(OPEN_AFTER - 1):
+        gate.accepted(first_try=True)
+    assert gate.closed
+    gate.accepted(first_try=True)
     assert not gate.closed
 
 
