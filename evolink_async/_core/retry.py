@@ -59,13 +59,16 @@ class RetryPolicy:
     >>> RetryPolicy(max_retries=5, initial_delay=0.25, max_delay=4.0)
     """
 
-    #: Extra attempts after the first (0 disables retries).
+    #: Extra attempts after the first (0 disables retries). A 429 with a ``Retry-After`` is the
+    #: server's schedule, not a failed attempt: its retries do not count here (``max_retry_after``
+    #: bounds them).
     max_retries: int = attrs.field(default=3, validator=count_at_least(0))
     #: Base of the exponential backoff, in seconds.
     initial_delay: float = attrs.field(default=0.5, validator=number_at_least(0, maximum=MAX_SECONDS))
     #: No computed backoff waits longer than this.
     max_delay: float = attrs.field(default=8.0, validator=number_at_least(0, maximum=MAX_SECONDS))
-    #: A ``Retry-After`` longer than this is not waited for: the error is raised instead.
+    #: A ``Retry-After`` longer than this is not waited for: the error is raised instead; nor are
+    #: 429s beyond this many seconds of waiting in one call (their ``Retry-After`` summed).
     max_retry_after: float = attrs.field(default=60.0, validator=number_at_least(0, maximum=MAX_SECONDS))
 
     def backoff(self, attempt: int, *, rng: random.Random | None = None) -> float:

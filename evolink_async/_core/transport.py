@@ -362,7 +362,8 @@ class Transport:
         secret = self._config.api_key
         telemetry = self.telemetry  # read once: None (no extra) keeps every hook below off
         gate = self._gate
-        attempt = 0
+        attempt = 0  # every send of this call (spans and logs number them)
+        retries = 0  # the retries that count against ``max_retries`` (a 429 that says when does not)
         #: Whether this call holds one of the rate gate's turns (only after a 429: see rate_gate.py).
         turn = False
         #: Seconds this call waited on 429s whose ``Retry-After`` it honoured (those are no attempts).
@@ -468,7 +469,7 @@ class Transport:
                     over = rate_limited > policy.max_retry_after
                 else:
                     over = retry_after is not None and retry_after > policy.max_retry_after
-                allowed = scheduled is not None or attempt < policy.max_retries
+                allowed = scheduled is not None or retries < policy.max_retries
                 if not (retry_safe and allowed and self._should_retry(error)):
                     raise error
                 if not retry_uncertain and may_have_been_billed(error):
@@ -480,7 +481,7 @@ class Transport:
                 if scheduled is not None:
                     delay = scheduled
                 else:
-                    delay = max(retry_after or 0.0, policy.backoff(attempt, rng=self._rng))
+                    delay = max(retry_after or 0.0, policy.backoff(retries, rng=self._rng))
                 logger.info(
                     "retrying %s %s in %.2f s after: %s", method, url, delay, error,
                     extra={"attempt": attempt + 1, "request_id": error.request_id},
@@ -500,7 +501,8 @@ class Transport:
                         gate.give_back()
                     await anyio.sleep(delay)
                 if scheduled is None:
-                    attempt += 1
+                    retries += 1
+                attempt += 1
         finally:
             if turn:
                 gate.give_back()
