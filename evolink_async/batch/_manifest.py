@@ -29,7 +29,7 @@ from ..errors import Remedy, ValidationError
 from ._entries import request_fingerprint
 from ._spec import ESTIMATED_CREDITS, iter_inputs
 
-__all__ = ["ManifestInput", "checked_inputs", "folder_manifest", "parse_line", "read_manifest"]
+__all__ = ["ManifestInput", "check_local_image", "checked_inputs", "folder_manifest", "parse_line", "read_manifest"]
 
 _FIELDS = frozenset({"key", "model", "prompt", "image_urls", "model_params"})
 
@@ -213,6 +213,19 @@ def folder_manifest(
                             model_params=dict(model_params or {}))  # fmt: skip
 
 
+def check_local_image(path: Path, *, model: str, key: str) -> None:
+    """Refuse a local image of input ``key`` that is missing, unreadable, or one the Files API does not
+    store or ``model`` does not accept (``ValidationError`` naming the key); reads the header only,
+    so call it off the event loop."""
+    if not path.is_file():
+        raise ValidationError(key, f"{path} is not a file under the {Remedy.ROOT} folder", remedy=Remedy.ROOT)
+    try:
+        info = check_image(path, model=model, field=key)
+    except OSError as exc:
+        raise ValidationError(key, f"{path} cannot be read: {exc.strerror or exc}") from None
+    check_upload_format(info, field=key, hint="convert it to JPEG or PNG")
+
+
 def checked_inputs(items: Iterator[ManifestInput], *, root: Path | None) -> Iterator[ManifestInput]:
     """``items``, each after its local images are checked (lazily, in order; read from disk, so
     call it off the event loop): a file under ``root``, an image the Files API stores and the
@@ -223,14 +236,7 @@ def checked_inputs(items: Iterator[ManifestInput], *, root: Path | None) -> Iter
     """
     for item in items:
         for path in item.local_paths(root) if root is not None else ():
-            if not path.is_file():
-                raise ValidationError(item.key, f"{path} is not a file under the {Remedy.ROOT} folder",
-                                      remedy=Remedy.ROOT)  # fmt: skip
-            try:
-                info = check_image(path, model=item.model, field=item.key)
-            except OSError as exc:
-                raise ValidationError(item.key, f"{path} cannot be read: {exc.strerror or exc}") from None
-            check_upload_format(info, field=item.key, hint="convert it to JPEG or PNG")
+            check_local_image(path, model=item.model, key=item.key)
         if root is None and any(not i.startswith(("http://", "https://")) for i in item.image_urls):
             raise ValidationError(item.key, f"has local paths: give {Remedy.ROOT} (the shared folder they are under)",
                                   remedy=Remedy.ROOT)  # fmt: skip

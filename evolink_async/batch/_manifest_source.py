@@ -2,12 +2,14 @@
 what a fleet ``Worker`` makes of the lines it claims (its default source).
 
 Each line is an image request (:class:`~evolink_async.batch.ManifestInput`): its URLs are sent as
-they are, its local paths (relative to ``root``) uploaded to the Files API first, each upload
-recorded before the submit so that whoever ends the input deletes it.
+they are, its local paths (relative to ``root``) checked (a file, an image the Files API stores and
+the model accepts) and uploaded to the Files API first, each upload recorded before the submit so
+that whoever ends the input deletes it.
 """
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -19,7 +21,7 @@ from .._models.requests import ImageRequest
 from ..errors import ValidationError
 from ._entries import Entry
 from ._journal_uploads import JournalUpload
-from ._manifest import ManifestInput, read_manifest
+from ._manifest import ManifestInput, check_local_image, read_manifest
 from ._source import PreparedRequest, SourceContext
 from ._spec import UnreadableFolder
 
@@ -52,16 +54,22 @@ class ManifestSource:
         return None, item.fingerprint
 
     async def check_request(self, item: ManifestInput) -> None:
-        self._request(item)
+        await self._checked(item)
 
     def item_of(self, line: ManifestInput) -> ManifestInput:
         return line
 
-    def _request(self, item: ManifestInput) -> ImageRequest:
-        return item.request(self._root)  # a local path without ``root`` is refused, naming the option
+    async def _checked(self, item: ManifestInput) -> ImageRequest:
+        """The line's request, its local images checked (a local path without ``root`` is refused, naming it)."""
+        request = item.request(self._root)
+        for image in request.image_urls:
+            if not isinstance(image, str):
+                check = functools.partial(check_local_image, Path(image), model=item.model, key=item.key)
+                await anyio.to_thread.run_sync(check)
+        return request
 
     async def prepare(self, item: ManifestInput, entry: Entry, context: SourceContext) -> PreparedRequest:
-        request = self._request(item)
+        request = await self._checked(item)
         urls: list[str] = []
         uploads: list[JournalUpload] = []
         for image in request.image_urls:

@@ -25,7 +25,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import anyio
 import anyio.to_thread
@@ -34,14 +34,12 @@ import attrs
 from .._core.checks import COUNT, SECONDS
 from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
 from ..errors import ValidationError
+from ._client_api import BatchClient
 from ._entries import Entry
 from ._manifest import ManifestInput
 from ._run import Batch
 from ._source import PreparedRequest, SourceContext
 from ._spec import BatchSpec, UnreadableFolder
-
-if TYPE_CHECKING:
-    from .._clients.midjourney import MidjourneyClient
 
 __all__ = ["IMAGINE_MODEL", "ImagineSource", "PromptBatch", "PromptInput", "PromptSource", "PromptSpec"]
 
@@ -187,7 +185,8 @@ class ImagineSource:
 
 
 class PromptBatch(Batch):
-    """Runs a :class:`PromptSpec` with a ``MidjourneyClient``: a :class:`Batch` over its prompts."""
+    """Runs a :class:`PromptSpec` with a ``MidjourneyClient`` (any client whose protocol submits an
+    ``Imagine``): a :class:`Batch` over its prompts."""
 
-    def __init__(self, client: MidjourneyClient, spec: PromptSpec, **options: Any) -> None:
+    def __init__(self, client: BatchClient, spec: PromptSpec, **options: Any) -> None:
         super().__init__(client, spec.batch_spec(), source=spec.source(), **options)
