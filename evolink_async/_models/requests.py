@@ -12,7 +12,7 @@ import json
 import os
 from collections.abc import Iterable, Mapping
 from pathlib import PurePath
-from typing import Any, ClassVar, Literal, Protocol, TypeAlias, runtime_checkable
+from typing import Any, ClassVar, Literal, Protocol, TypeAlias, TypeGuard, runtime_checkable
 
 import attrs
 
@@ -29,6 +29,7 @@ __all__ = [
     "Request",
     "Retexture",
     "Speed",
+    "is_request",
 ]
 
 #: An input image: an http(s) URL, or a local file the client uploads first.
@@ -364,6 +365,19 @@ class ImageRequest:
             callback_url=body.get("callback_url"),
             extra={k: v for k, v in body.items() if k not in _RESERVED_KEYS},
         )
+
+
+#: The request types defined here, then the protocol. ``isinstance`` stops at the first match:
+#: against a class here it is one C-level check, against the runtime-checkable ``Request``
+#: protocol it walks the protocol's members in Python (about 11 us per call on Python 3.11, once
+#: or twice per submit in the lifecycle benchmark).
+_REQUEST_TYPES = (QwenImageEdit, Retexture, RemoveBackground, ImageRequest, Request)
+
+
+def is_request(value: object) -> TypeGuard[Request]:
+    """True when ``value`` offers what the client needs of a request (a built-in type or any
+    object with the ``Request`` protocol's members)."""
+    return isinstance(value, _REQUEST_TYPES)
 
 
 def validate_body(body: Mapping[str, Any], *, allow_private_callback: bool = False) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..._core.transport import Transport
 from ..._models.converter import structure_task
-from ..._models.requests import Request
+from ..._models.requests import Request, is_request
 from ..._models.task import Task
 from ..task_api import CallbackURLs
 from .api import EvolinkAPI
@@ -32,4 +32,4 @@ class EvolinkProtocol:
 
     def model_of(self, request: Request) -> str:
         # Total: a request of the wrong type is ``submit``'s to refuse, with a ValidationError.
-        return request.model if isinstance(request, Request) else type(request).__name__
+        return request.model if is_request(request) else type(request).__name__
