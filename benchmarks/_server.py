@@ -52,6 +52,8 @@ class BenchServer:
 
     async def __aenter__(self) -> Self:
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if "BENCH_SERVER_PYTHONPATH" in os.environ:  # lifecycle_ab: one sandbox for both revisions
+            env["PYTHONPATH"] = os.environ["BENCH_SERVER_PYTHONPATH"]
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "benchmarks._server", "--config", json.dumps(self.kwargs)],
             cwd=_REPO,
