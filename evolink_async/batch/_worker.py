@@ -29,19 +29,19 @@ a ``JournalUnavailableError`` and the write-ahead file keeps every task id it co
 This module is over 400 lines: the worker's steps (claims, leases, the write-ahead file, each
 input's events) share its state (what it holds under which epoch, the fan-out, the summary) and
 read best in one place. What is not that state lives beside it: options, summary and fault hooks
-in ``_worker_options``, request making in the sources, result saving in ``_results``.
+in ``_worker_options``, uploads in ``_worker_uploads``, request making in the sources, result
+saving in ``_results``.
 """
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import socket
 import time
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Collection
+from collections.abc import AsyncIterator, Callable
 from datetime import datetime
 from pathlib import Path
 from typing import Any, cast
@@ -63,21 +63,20 @@ from ..errors import (
     was_refused_for_now,
 )
 from ._client_api import BatchClient
-from ._entries import Entry, EntryStatus, JournalError
-from ._journal_uploads import JournalUpload
+from ._entries import EntryStatus, JournalError
 from ._manifest import parse_line
 from ._manifest_source import ManifestSource
 from ._outcomes import error_code, error_message, first_cause, stays_pending, task_error
 from ._pg_base import JournalHealth, JournalUnavailableError
 from ._pg_store import Claimed, PgJournal
-from ._pg_uploads import PgUploadRoom
 from ._results import ResultSaver
 from ._source import PlannedSource, SourceContext
 from ._spec import NORMALIZED_DIR, BatchEvent
 from ._tracing import summary_attributes, traced_run
-from ._uploads import BatchUploads, files_needed
+from ._uploads import files_needed
 from ._wal import WalRecord, WriteAheadFile
 from ._worker_options import FAULT_ENV, Faults, WorkerOptions, WorkerSummary
+from ._worker_uploads import WorkerUploads
 
 __all__ = ["FAULT_ENV", "Worker", "WorkerOptions", "WorkerSummary"]
 
@@ -126,18 +125,13 @@ class Worker:
         self._wal_recorded: set[WalRecord] = set()
         self._wal_next_replay = 0.0
         self._faults = Faults(os.environ.get(FAULT_ENV, ""))
-        # Uploads: the one-machine batch's rules on the journal's record of them, within the key's file
-        # quota shared by every worker of the batch (a 40003 from another client waits), deleted at the
-        # input's end; started (the quota read, a dead worker's leftovers deleted) before the first upload.
         # Only with a client that has a Files API (a Midjourney proxy takes no uploads).
         files = getattr(client, "files", None)
-        self._uploads = BatchUploads(files, journal, keep=self._options.keep_uploads, emit=self._on_event,
-                                     shared=PgUploadRoom(journal, self.id, lease=self._options.lease),
-                                     ) if isinstance(files, Files) else None  # fmt: skip
+        self._uploads = WorkerUploads(
+            files, journal, owner=self.id, lease=self._options.lease, keep=self._options.keep_uploads,
+            emit=self._on_event,
+        ) if isinstance(files, Files) else None  # fmt: skip
         self._saver = ResultSaver(client, self._options.out_dir or Path("."), keep_suffix=False)
-        self._uploads_started = False
-        self._uploads_starting = anyio.Lock()
-        self._deletions: set[asyncio.Task[None]] = set()
 
     async def _check_stored_budget(self) -> None:
         """Refuse a budget in the journal that is no number (NaN, written by a version that took one):
@@ -171,18 +165,8 @@ class Worker:
         return options.root if options is not None else None
 
     def _delete_uploads_of(self, key: str) -> None:
-        if self._options.keep_uploads or not self._uploads_started or self._uploads is None:
-            return
-        deletion = asyncio.get_running_loop().create_task(self._uploads.ended(key))
-        self._deletions.add(deletion)
-        deletion.add_done_callback(self._deletions.discard)
-
-    async def _start_uploads(self) -> None:
-        """Read the quota into the batch-wide room and delete what dead workers left (once)."""
-        async with self._uploads_starting:
-            if not self._uploads_started and self._uploads is not None:
-                await self._uploads.start()
-                self._uploads_started = True
+        if self._uploads is not None:
+            self._uploads.ended(key)
 
     def _lose(self, key: str, why: str, epoch: int) -> None:
         """Another worker holds ``key`` now: stop watching it at once, write and download nothing for it."""
@@ -232,8 +216,8 @@ class Worker:
             await anyio.to_thread.run_sync(lambda: options.out_dir.mkdir(parents=True, exist_ok=True))  # type: ignore[union-attr]
         if self._wal is not None:
             self._wal_pending = await anyio.to_thread.run_sync(self._wal.records)
-        if await journal.uploads():  # files recorded by earlier workers: those of ended inputs are deleted now
-            await self._start_uploads()
+        if self._uploads is not None and await journal.uploads():
+            await self._uploads.start()  # files recorded by earlier workers: those of ended inputs are deleted now
         unreachable = False
         try:
             async with anyio.create_task_group() as outer:
@@ -269,15 +253,10 @@ class Worker:
             if self._fan_out is not None:
                 self.summary.recovered_submits = self._fan_out.summary.recovered_submits
             self._on_journal("health", journal.health)
-            if self._uploads is not None and (self._deletions or self._uploads_started):
-                # Ended inputs' files: let their deletions finish, bounded.
-                with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                    if self._deletions:
-                        await asyncio.wait(list(self._deletions))
-                    if not unreachable:
-                        await self._uploads.flush()
-                self.summary.uploads_deleted = self._uploads.deleted + self._uploads.reclaimed
-                self.summary.quota_waits = self._uploads.budget.quota_waits
+            if self._uploads is not None:  # ended inputs' files: let their deletions finish, bounded
+                await self._uploads.finish(journal_reachable=not unreachable)
+                self.summary.uploads_deleted = self._uploads.deleted
+                self.summary.quota_waits = self._uploads.quota_waits
             if not unreachable:  # with the journal gone, there is nothing it could be told
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                     await journal.stop_worker(self.id)
@@ -472,7 +451,7 @@ class Worker:
             raise ValidationError(claimed.entry.key, "has no manifest line in the journal")
         item = self._source.item_of(parse_line(claimed.line))
         scratch = self._options.out_dir / NORMALIZED_DIR if self._options.out_dir is not None else Path(".")
-        context = SourceContext(uploads=_RecordedUploads(self) if self._uploads is not None else None,
+        context = SourceContext(uploads=self._uploads,
                                 emit=self._on_event, scratch_dir=scratch)  # fmt: skip
         return (await self._source.prepare(item, claimed.entry, context)).body
 
@@ -623,20 +602,3 @@ class Worker:
         finally:
             self._finish(key, epoch)
 
-
-class _RecordedUploads:
-    """A worker's uploads: each new file recorded in the journal at once (under this worker), before
-    the submit begins, so that whoever ends the input deletes it; started before the first one."""
-
-    def __init__(self, worker: Worker) -> None:
-        self._worker = worker
-
-    async def file_for(self, key: str, entry: Entry, source: Callable[[], Awaitable[Path]], *,
-                       taken: Collection[str] = ()) -> JournalUpload:  # fmt: skip
-        worker = self._worker
-        assert worker._uploads is not None
-        await worker._start_uploads()
-        upload = await worker._uploads.file_for(key, entry, source, taken=taken)
-        await worker._journal.record_upload(key, entry.idempotency_key, upload.file_id, upload.file_url,
-                                            owner=worker.id)  # fmt: skip
-        return upload

@@ -5,6 +5,7 @@ becomes is its source (``ImagineSource``), the same one a one-machine ``PromptBa
 
 from __future__ import annotations
 
+import json
 from collections import Counter
 from pathlib import Path
 
@@ -19,6 +20,7 @@ from evolink_async.batch import (
     Worker,
     WorkerOptions,
     WorkerSummary,
+    read_manifest,
 )
 from evolink_async.batch._prompts import IMAGINE_MODEL
 from evolink_async.errors import ValidationError
@@ -36,10 +38,12 @@ def _mj(sandbox: Sandbox) -> MidjourneyClient:
     )  # fmt: skip
 
 
-async def _plan(journal_url: str, prompts: int) -> None:
-    lines = [ManifestInput(key=f"fox-{n}", model=IMAGINE_MODEL, prompt=f"a red fox, take {n}") for n in range(prompts)]
+async def _plan(journal_url: str, manifest: Path, prompts: int) -> None:
+    """Plan a manifest of prompt lines, as ``evolink batch plan`` reads one."""
+    lines = [{"key": f"fox-{n}", "model": IMAGINE_MODEL, "prompt": f"a red fox, take {n}"} for n in range(prompts)]
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
     async with PgJournal(journal_url, connections=1) as journal:
-        assert (await journal.plan(lines)).added == prompts
+        assert (await journal.plan(read_manifest(manifest))).added == prompts
 
 
 async def _work(sandbox: Sandbox, journal_url: str, out: Path, worker_id: str) -> WorkerSummary:
@@ -51,7 +55,7 @@ async def _work(sandbox: Sandbox, journal_url: str, out: Path, worker_id: str) -
 async def test_two_workers_run_a_midjourney_prompt_batch_each_prompt_billed_once(
     mj_sandbox: Sandbox, journal_url: str, tmp_path: Path
 ) -> None:
-    await _plan(journal_url, PROMPTS)
+    await _plan(journal_url, tmp_path / "prompts.jsonl", PROMPTS)
     out = tmp_path / "out"
     summaries: list[WorkerSummary] = []
 
