@@ -14,6 +14,7 @@ import signal
 import sys
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import anyio
 import pytest
@@ -127,15 +128,28 @@ async def test_a_worker_killed_mid_run_leaves_no_file_behind_and_none_is_uploade
     with anyio.fail_after(120):
         done = await anyio.run_process(argv, env=ENV, check=False)
     assert done.returncode == 0, done.stderr.decode()[-2000:]
+    # A submit the killed worker had in flight beside its 6th may have reached the server with its
+    # answer lost: that input is `uncertain` (the run cannot know, and never pays again by itself),
+    # and its file stays for the resubmit. Every other input's file is gone.
+    outcomes = Counter(row["outcome"] for row in await _export(journal_url))
+    assert set(outcomes) <= {"completed", "uncertain"}, outcomes
+    async with EvolinkClient(evolink_sandbox.api_key, base_url=evolink_sandbox.base_url,
+                             files_base_url=evolink_sandbox.files_base_url,
+                             poll_policy=PollPolicy().scaled(0.05)) as client:  # fmt: skip
+        assert (await client.files.list()).total == outcomes["uncertain"], outcomes
+        if outcomes["uncertain"]:  # resubmitted with its key: the server replays its task, nothing is paid again
+            with anyio.fail_after(120):
+                again = await anyio.run_process([*argv, "--resubmit-uncertain"], env=ENV, check=False)
+            assert again.returncode == 0, again.stderr.decode()[-2000:]
+        assert (await client.files.list()).total == 0
     assert len(ledger.billed) == len(set(ledger.billed)) == count
     # The dead worker's files were reused (its inputs' stored bodies name them) and deleted with
     # their inputs' end: one file per input, and none left on the service.
     assert ledger.files_stored == count
-    async with EvolinkClient(evolink_sandbox.api_key, base_url=evolink_sandbox.base_url,
-                             files_base_url=evolink_sandbox.files_base_url,
-                             poll_policy=PollPolicy().scaled(0.05)) as client:  # fmt: skip
-        assert (await client.files.list()).total == 0
+    assert Counter(row["outcome"] for row in await _export(journal_url)) == {"completed": count}
+
+
+async def _export(journal_url: str) -> list[dict[str, Any]]:
     with anyio.fail_after(60):
         exported = await anyio.run_process(_evolink("batch", "export", "--journal", journal_url), env=ENV)
-    assert Counter(json.loads(line)["outcome"] for line in exported.stdout.decode().splitlines()) == {
-        "completed": count}
+    return [json.loads(line) for line in exported.stdout.decode().splitlines()]
