@@ -34,6 +34,8 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import asyncpg
+
 from evolink_async.batch import ManifestInput, PgJournal
 from evolink_async.batch._entries import EntryStatus, request_fingerprint
 from evolink_async.batch._sqlite_store import Journal
@@ -126,6 +128,7 @@ def _timeline(base_url: str, stop: threading.Event, samples: list[tuple[float, i
 def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: float, logs: Path) -> dict[str, Any]:
     """One point: ``workers`` processes on ``inputs`` inputs; their standard error goes to ``logs``."""
     url = cluster.create_database()
+    asyncio.run(_track_claims(url))
     sandbox, env = _start_sandbox(rate_limit)
     logs.mkdir(parents=True, exist_ok=True)
     err_paths = [logs / f"rate{rate_limit:g}-w{workers}-{i}.err" for i in range(workers)]
@@ -169,6 +172,7 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
             machine_after = _machine_busy()
             load_after = os.getloadavg()
             after = _ledger(env["EVOLINK_BASE_URL"])
+            journal = asyncio.run(_journal_stats(url))
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
@@ -188,13 +192,41 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
         "requests_per_input": round(requests / inputs, 2), "rejected_429": rejected,
         "requests_by_endpoint": by_endpoint, "exit_codes": exit_codes,
         "cpu_s": {"workers": worker_cpu, "sandbox": round(sandbox_cpu, 2), "postgres": round(postgres_cpu, 2)},
-        "machine_busy": round(busy, 2), "load_average": [round(load_before[0], 1), round(load_after[0], 1)],
+        "journal": journal, "machine_busy": round(busy, 2),
+        "load_average": [round(load_before[0], 1), round(load_after[0], 1)],
     }  # fmt: skip
     if row["billed"] != inputs or any(exit_codes) or not row["unique"]:
         # A point that looks wrong: say why, from the workers' own words.
         for path, code in zip(err_paths, exit_codes, strict=True):
             print(f"--- {path} (exit {code}), last lines:\n{_tail(path)}", file=sys.stderr, flush=True)
     return row
+
+
+async def _track_claims(url: str) -> None:
+    """Count the claims and their time on the server (PostgreSQL's function statistics, this database only)."""
+    connection = await asyncpg.connect(url)
+    try:
+        name = await connection.fetchval("SELECT current_database()")
+        await connection.execute(f'ALTER DATABASE "{name}" SET track_functions = \'pl\'')
+    finally:
+        await connection.close()
+
+
+async def _journal_stats(url: str) -> dict[str, Any]:
+    """Claims made (and how many took nothing), their mean time on the server, and all transactions."""
+    connection = await asyncpg.connect(url)
+    try:
+        calls, total_ms = await connection.fetchrow(
+            "SELECT coalesce(sum(calls), 0), coalesce(sum(total_time), 0) FROM pg_stat_user_functions"
+            " WHERE funcname = 'evolink_claim'"
+        )  # fmt: skip
+        transactions = await connection.fetchval(
+            "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
+        )
+    finally:
+        await connection.close()
+    return {"claims": int(calls), "claim_server_ms": round(float(total_ms) / max(1, int(calls)), 3),
+            "transactions": int(transactions)}  # fmt: skip
 
 
 def _steady_share(samples: list[tuple[float, int, int]], limit_per_s: float) -> float | None:
