@@ -123,6 +123,10 @@ def _claimed(row: Sequence[Any]) -> Claimed:
     return Claimed(entry=_entry(row), line=row[13], submit_started=bool(row[14]), epoch=int(row[15]))
 
 
+async def _no_session_state(connection: Any) -> None:
+    """The pool's reset of a released connection: nothing to undo (see ``_new_pool``)."""
+
+
 class PgJournalBase:
     """The pool, meta, limits, planning and reads of :class:`~evolink_async.batch.PgJournal`."""
 
@@ -150,9 +154,13 @@ class PgJournalBase:
         millis = str(max(1, int(self._session_timeout * 1000)))
         # min_size=0: connections are made on demand, so a pool never logs (with a traceback) its
         # own failed attempts to refill while the journal is away; ``run`` retries instead.
+        # reset: the journal leaves no session state behind (no LISTEN, no session advisory lock, no
+        # cursor, no SET: its one lock is transaction-scoped), so the pool's default reset on every
+        # release (advisory unlock, CLOSE ALL, UNLISTEN, RESET ALL) was a round trip and a
+        # transaction per journal call for nothing. asyncpg still rolls back a transaction left open.
         return await asyncpg.create_pool(
             self.url, min_size=0, max_size=self._connections, command_timeout=self._command_timeout,
-            timeout=min(15.0, max(1.0, self.outage)),
+            timeout=min(15.0, max(1.0, self.outage)), reset=_no_session_state,
             server_settings={"lock_timeout": millis, "idle_in_transaction_session_timeout": millis},
         )  # fmt: skip
 
