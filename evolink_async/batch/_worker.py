@@ -249,6 +249,9 @@ class Worker:
             unreachable = isinstance(exc, JournalUnavailableError)
             raise
         finally:
+            # A protocol that never says what a task costs: "0 credits reserved" would be false.
+            if not self._client.protocol.reports_cost and not self.summary.credits_reserved:
+                self.summary.credits_reserved = None
             self.summary.fenced_writes_refused = journal.fenced_refused
             if self._fan_out is not None:
                 self.summary.recovered_submits = self._fan_out.summary.recovered_submits
@@ -485,7 +488,7 @@ class Worker:
         """Record a submit's task id (already in the write-ahead file) in the journal."""
         idempotency_key = self._idempotency_keys.get(key)
         self.summary.submitted += 1
-        self.summary.credits_reserved = round(self.summary.credits_reserved + (credits or 0.0), 6)
+        self.summary.credits_reserved = round((self.summary.credits_reserved or 0.0) + (credits or 0.0), 6)
         epoch = await self._journal.record_submitted(
             key, task_id, owner=self.id, epoch=sent_under, lease=self._options.lease,
             idempotency_key=idempotency_key, credits=credits,

@@ -86,7 +86,8 @@ class WorkerSummary:
     released: int = 0
     lost_leases: int = 0
     not_submitted: int = 0
-    credits_reserved: float = 0.0
+    #: What the server's answers reserved; None where the protocol never says (a Midjourney proxy).
+    credits_reserved: float | None = 0.0
     #: Writes about an input refused because another worker held it by then (fencing).
     fenced_writes_refused: int = 0
     #: Task ids recorded from the write-ahead file (paid for by an earlier run, watched again).

@@ -69,6 +69,7 @@ async def test_two_workers_run_a_midjourney_prompt_batch_each_prompt_billed_once
     assert sum(s.submitted for s in summaries) == PROMPTS
     assert sum(s.downloaded for s in summaries) == PROMPTS
     assert all(s.claimed > 0 for s in summaries), summaries  # the work was shared
+    assert all(s.credits_reserved is None for s in summaries)  # a proxy never says: "0 reserved" would be false
     # Billed once each: one MJ task per prompt, and no two tasks of one submit (its ``state``).
     tasks = mj_sandbox.ledger.mj_tasks
     assert len(tasks) == len(set(mj_sandbox.ledger.billed)) == PROMPTS
