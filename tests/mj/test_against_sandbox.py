@@ -40,8 +40,8 @@ from evolink_async import (
     UnsupportedOperationError,
 )
 from evolink_async.sandbox import Faults, MidjourneyOptions, Sandbox
+from evolink_async.sandbox import _fault_answers as sandbox_faults
 from evolink_async.sandbox._png import Image, encode
-from evolink_async.sandbox.midjourney import _routes as mj_routes
 
 SCALE = 0.01
 KEY = "mj-e2e-secret-0123456789abcdef"
@@ -433,7 +433,7 @@ async def test_uncertain_submit_cut_off_a_truncated_list_is_not_resubmitted(monk
     others_submitted = asyncio.Event()
 
     class HeldUntilOthersSubmitted:
-        """The MJ routes' ``anyio`` whose slow-answer pause ends once the 100 others are in,
+        """The sandbox's fault ``anyio`` whose slow-answer pause ends once the 100 others are in,
         however long they take on a busy machine (a fixed delay raced them)."""
 
         def __getattr__(self, name: str) -> Any:
@@ -443,7 +443,7 @@ async def test_uncertain_submit_cut_off_a_truncated_list_is_not_resubmitted(monk
         async def sleep(_delay: float) -> None:
             await asyncio.wait_for(others_submitted.wait(), LIMIT)
 
-    monkeypatch.setattr(mj_routes, "anyio", HeldUntilOthersSubmitted())
+    monkeypatch.setattr(sandbox_faults, "anyio", HeldUntilOthersSubmitted())
     async with sandbox(midjourney=_roomy(list_limit=100)) as box, client(box) as mj:
         injector = box._running.faults
         real, calls = injector.decide, []

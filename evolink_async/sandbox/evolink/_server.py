@@ -18,8 +18,9 @@ from aiohttp import web
 from ..._models.requests import validate_body
 from ...errors import ValidationError
 from .._config import format_seconds
-from .._faults import FaultDecision
-from .._http import bearer_key, drop_connection, is_loopback_url, json_response, request_id_middleware
+from .._fault_answers import fault_after, fault_before
+from .._faults import ServerErrorKind
+from .._http import bearer_key, is_loopback_url, json_response, request_id_middleware
 from .._state import SandboxState
 from ._catalogue import SUGGESTED_MODEL, is_known_model
 from ._media import image_intact
@@ -106,35 +107,15 @@ class _Api:
                 )
         return key
 
-    async def _fault_before(self, request: web.Request) -> tuple[FaultDecision, web.Response | None]:
-        """Draw this request's fault; answer it here if it preempts the request."""
-        decision = self.state.faults.decide()
-        counts = self.state.ledger.faults
-        if decision.slow:
-            counts["slow"] += 1
-            await anyio.sleep(self.config.real(self.config.faults.slow_delay))
-        if decision.kind != "none":
-            counts[decision.kind] += 1
-        retry_after = {"Retry-After": format_seconds(self.config.real(decision.retry_after))}
-        if decision.kind == "server_error":
-            kind = decision.server_error
-            headers = retry_after if kind.status == 503 else None
-            return decision, ApiError(kind.status, kind.code, kind.message, headers=headers).response()
-        if decision.kind == "rate_limit":
-            return decision, ApiError(429, "rate_limit_exceeded", "Too many requests.", headers=retry_after).response()
-        if decision.kind == "reset_before":
-            return decision, drop_connection(request)
-        return decision, None
+    # How this protocol answers the faults the sandbox injects (``_fault_answers.ErrorAnswers``).
 
-    @staticmethod
-    def _fault_after(request: web.Request, decision: FaultDecision, response: web.Response) -> web.Response:
-        """Faults that strike once the request took effect: drop the answer, or garble it."""
-        if decision.kind == "reset_after":
-            return drop_connection(request)
-        if decision.kind == "malformed" and response.status == 200 and isinstance(response.body, bytes):
-            text = response.body
-            return web.Response(body=text[: max(1, len(text) // 2)], status=200, content_type="application/json")
-        return response
+    def server_error(self, request: web.Request, kind: ServerErrorKind, retry_after: str) -> web.Response:
+        headers = {"Retry-After": retry_after} if kind.status == 503 else None
+        return ApiError(kind.status, kind.code, kind.message, headers=headers).response()
+
+    def rate_limited(self, request: web.Request, retry_after: str) -> web.Response:
+        headers = {"Retry-After": retry_after}
+        return ApiError(429, "rate_limit_exceeded", "Too many requests.", headers=headers).response()
 
     # -- handlers ----------------------------------------------------------------------------
 
@@ -143,10 +124,10 @@ class _Api:
         # Read the body before any delay: a server has the request once it is sent, and a
         # client that gives up during a slow answer must still find its task created.
         raw = await request.read()
-        decision, early = await self._fault_before(request)
+        decision, early = await fault_before(self.state, request, self)
         if early is not None:
             return early
-        return self._fault_after(request, decision, await self._submit(request, raw, key))
+        return fault_after(request, decision, await self._submit(request, raw, key))
 
     async def _submit(self, request: web.Request, raw: bytes, key: str) -> web.Response:
         try:
@@ -233,7 +214,7 @@ class _Api:
 
     async def query(self, request: web.Request) -> web.StreamResponse:
         key = self._admit(request)
-        decision, early = await self._fault_before(request)
+        decision, early = await fault_before(self.state, request, self)
         if early is not None:
             return early
         task_id = request.match_info["task_id"]
@@ -244,7 +225,7 @@ class _Api:
         record = self.state.book.get(key, task_id)
         if record is None:
             raise ApiError(404, "task_not_found", f"Task {task_id} not found.", param="task_id")
-        return self._fault_after(request, decision, json_response(self.state.body(record)))
+        return fault_after(request, decision, json_response(self.state.body(record)))
 
     async def result(self, request: web.Request) -> web.StreamResponse:
         record = self.state.book.lookup(request.match_info["task_id"])

@@ -14,12 +14,12 @@ import json
 import time
 from typing import Any
 
-import anyio
 from aiohttp import web
 
 from .._config import format_seconds
-from .._faults import FaultDecision
-from .._http import Handler, drop_connection, json_response
+from .._fault_answers import fault_after, fault_before
+from .._faults import ServerErrorKind
+from .._http import Handler, json_response
 from .._state import SandboxState
 from ._state import IMAGES, MjState
 from ._submit import MjSubmit, envelope
@@ -67,44 +67,21 @@ class _MjApi:
                 return response
         return None
 
-    async def _fault_before(self, request: web.Request) -> tuple[FaultDecision, web.Response | None]:
-        decision = self.state.faults.decide()
-        config, counts = self.state.config, self.state.ledger.faults
-        if decision.slow:
-            counts["slow"] += 1
-            await anyio.sleep(config.real(config.faults.slow_delay))
-        if decision.kind != "none":
-            counts[decision.kind] += 1
-        if decision.kind == "server_error":
-            status = decision.server_error.status
-            reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}[status]
-            body = {
-                "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime()),
-                "status": status,
-                "error": reason,
-                "path": request.path,
-            }
-            return decision, json_response(body, status=status)
-        if decision.kind == "rate_limit":
-            response = envelope(30, "请求过于频繁\uff0c请稍后再试", status=429)
-            response.headers["Retry-After"] = format_seconds(config.real(decision.retry_after))
-            return decision, response
-        if decision.kind == "reset_before":
-            return decision, drop_connection(request)
-        return decision, None
+    # How a Midjourney proxy answers the faults the sandbox injects (``_fault_answers.ErrorAnswers``).
 
-    @staticmethod
-    def _fault_after(request: web.Request, decision: FaultDecision, response: web.Response) -> web.Response:
-        if decision.kind == "reset_after":
-            return drop_connection(request)
-        if (
-            decision.kind == "malformed"
-            and response.status == 200
-            and isinstance(response.body, bytes)
-            and response.body
-        ):
-            text = response.body
-            return web.Response(body=text[: max(1, len(text) // 2)], status=200, content_type="application/json")
+    def server_error(self, request: web.Request, kind: ServerErrorKind, retry_after: str) -> web.Response:
+        reason = {500: "Internal Server Error", 502: "Bad Gateway", 503: "Service Unavailable"}[kind.status]
+        body = {
+            "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S.000+00:00", time.gmtime()),
+            "status": kind.status,
+            "error": reason,
+            "path": request.path,
+        }
+        return json_response(body, status=kind.status)
+
+    def rate_limited(self, request: web.Request, retry_after: str) -> web.Response:
+        response = envelope(30, "请求过于频繁\uff0c请稍后再试", status=429)
+        response.headers["Retry-After"] = retry_after
         return response
 
     async def _guarded(self, request: web.Request, answer: Any) -> web.StreamResponse:
@@ -113,11 +90,11 @@ class _MjApi:
         if refusal is not None:
             return refusal
         raw = await request.read()  # before any delay: the server has the request once it is sent
-        decision, early = await self._fault_before(request)
+        decision, early = await fault_before(self.state, request, self)
         if early is not None:
             return early
         response: web.Response = await answer(raw)
-        return self._fault_after(request, decision, response)
+        return fault_after(request, decision, response)
 
     @staticmethod
     def _json(raw: bytes) -> Any:
