@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import shlex
 import sys
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import anyio
 import anyio.to_thread
 
-from .. import CallbackReceiver, EventKind, EvolinkClient, PollPolicy, Task, TaskStatus
+from .. import CallbackReceiver, Client, EventKind, EvolinkClient, PollPolicy, Task, TaskStatus
 from ..batch import Batch, BatchSpec, plan_batch
 from ._callbacks import callback_options, callback_receiver, start_listening, update_counts
 from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
@@ -30,6 +32,8 @@ class UsageError(Exception):
 
 #: The clients' own defaults (seconds), which ``--timeout`` may only shorten.
 _HTTP_TIMEOUT, _CONNECT_TIMEOUT = 60.0, 10.0
+
+ClientT = TypeVar("ClientT", bound=Client[Any])
 
 _MODELS = {"remove-bg": "mj-v7-remove-bg", "retexture": "mj-v7-retexture"}
 
@@ -56,6 +60,15 @@ def build_client(
         connect_timeout=min(_CONNECT_TIMEOUT, http_timeout(args)),
         **(telemetry.client_options if telemetry is not None else {}),
     )
+
+
+@contextlib.asynccontextmanager
+async def traced_client(args: argparse.Namespace, build: Callable[..., ClientT]) -> AsyncIterator[ClientT]:
+    """``build(args, telemetry=...)`` opened with the ``OTEL_*`` variables' telemetry around it (a short
+    command's client: no metrics port), the exporters flushed after the client closed."""
+    telemetry = await start_telemetry(None)
+    async with telemetry, build(args, telemetry=telemetry) as client:
+        yield client
 
 
 def http_timeout(args: argparse.Namespace) -> float:
@@ -158,7 +171,7 @@ async def demo(args: argparse.Namespace, reporter: Reporter) -> int:
 async def download(args: argparse.Namespace, reporter: Reporter) -> int:
     """``evolink download TASK_ID --out DIR``: a completed task's results, as ``<task id>.result-<n>.<ext>``."""
     out = await check_out_folder(args.out)
-    async with build_client(args) as client:
+    async with traced_client(args, build_client) as client:
         task = await client.tasks.get(args.task_id)
         if task.status is not TaskStatus.COMPLETED or not task.results:
             reporter.task("task", task)
@@ -171,14 +184,14 @@ async def download(args: argparse.Namespace, reporter: Reporter) -> int:
 
 
 async def status(args: argparse.Namespace, reporter: Reporter) -> int:
-    async with build_client(args) as client:
+    async with traced_client(args, build_client) as client:
         task = await client.tasks.get(args.task_id)
     reporter.task("task", task)
     return EXIT_FAILED if task.status in (TaskStatus.FAILED, TaskStatus.CANCELLED) else EXIT_OK
 
 
 async def watch(args: argparse.Namespace, reporter: Reporter) -> int:
-    async with build_client(args) as client:
+    async with traced_client(args, build_client) as client:
         last: Task | None = None
         kind = EventKind.TIMED_OUT
         async with client.tasks.stream(args.task_id, timeout=args.timeout) as events:

@@ -25,6 +25,7 @@ from ._commands import (
     _api_key,
     check_out_folder,
     http_timeout,
+    traced_client,
 )
 from ._options import COUNT_OPTION, SCALE_OPTION, SECONDS_OPTION, Parser
 from ._otel import RunTelemetry, start_telemetry
@@ -93,7 +94,7 @@ def add_mj_parsers(sub: argparse._SubParsersAction[Parser]) -> None:
     action.set_defaults(command="mj-action")
 
 
-def build_mj_client(args: argparse.Namespace, telemetry: RunTelemetry | None = None) -> MidjourneyClient:
+def build_mj_client(args: argparse.Namespace, *, telemetry: RunTelemetry | None = None) -> MidjourneyClient:
     """A Midjourney client from the options and the environment (``MissingAPIKeyError`` without a key)."""
     scale = args.poll_scale
     return MidjourneyClient(
@@ -128,7 +129,7 @@ async def imagine(args: argparse.Namespace, reporter: Reporter) -> int:
                       mode=SpeedMode(args.mode) if args.mode else None, max_in_flight=args.max_in_flight,
                       timeout=args.timeout, retry_failed=args.retry_failed, new_journal=args.new_journal)  # fmt: skip
     telemetry = await start_telemetry(None)  # the OTEL_* variables
-    client = build_mj_client(args, telemetry)
+    client = build_mj_client(args, telemetry=telemetry)
     runner = PromptBatch(client, spec, on_event=reporter.event)
     try:
         async with telemetry, client:
@@ -152,7 +153,7 @@ async def mj_action(args: argparse.Namespace, reporter: Reporter) -> int:
         await check_out_folder(args.out)
     # --timeout bounds the whole command: the press (its fetch and submit, with their retries) too.
     deadline = anyio.current_time() + args.timeout
-    async with build_mj_client(args) as mj:
+    async with traced_client(args, build_mj_client) as mj:
         with anyio.move_on_after(args.timeout) as pressing:
             task = await mj.action(args.task_id, args.button)
         if pressing.cancelled_caught:

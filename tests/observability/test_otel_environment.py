@@ -12,9 +12,12 @@ from typing import Any
 import anyio
 import pytest
 
+from evolink_async import EvolinkClient, PollPolicy, QwenImageEdit
 from evolink_async.cli._otel import start_telemetry
 from evolink_async.sandbox import Sandbox
 from tests.helpers.images import write_png
+
+REMOTE_IMAGE = "https://images.example.com/fox.png"  # never fetched: the sandbox contacts no other host
 
 
 def json_documents(text: str) -> list[Any]:
@@ -60,6 +63,29 @@ async def test_console_exporters_from_the_environment(evolink_sandbox: Sandbox, 
         for metric in scope["metrics"]
     }
     assert {"evolink.tasks.in_flight", "evolink.queries", "evolink.task.duration"} <= metric_names
+    assert evolink_sandbox.api_key not in stdout + stderr
+
+
+@pytest.mark.evolink_sandbox(time_scale=0.02, seed=4)
+@pytest.mark.parametrize("command", ["status", "watch", "download"])
+async def test_the_short_commands_export_their_spans_too(evolink_sandbox: Sandbox, tmp_path: Path, command: str) -> None:
+    """``evolink status/watch/download`` read the same ``OTEL_*`` variables as the batch commands."""
+    async with EvolinkClient(evolink_sandbox.api_key, base_url=evolink_sandbox.base_url,
+                             files_base_url=evolink_sandbox.files_base_url,
+                             poll_policy=PollPolicy().scaled(0.02)) as client:  # fmt: skip
+        task = await client.images.generate(QwenImageEdit(prompt="a fox", image_urls=[REMOTE_IMAGE]), timeout=60)
+    env = {**os.environ, "OTEL_TRACES_EXPORTER": "console", "OTEL_SERVICE_NAME": "one-look"}
+    extra = ["--out", str(tmp_path / "out")] if command == "download" else []
+    argv = [sys.executable, "-m", "evolink_async", command, task.id, *extra, "--json",
+            "--base-url", evolink_sandbox.base_url, "--files-base-url", evolink_sandbox.files_base_url,
+            "--api-key", evolink_sandbox.api_key, "--poll-scale", "0.02"]  # fmt: skip
+    with anyio.fail_after(90):
+        done = await anyio.run_process(argv, env=env, check=False)
+    stdout, stderr = done.stdout.decode(), done.stderr.decode()
+    assert done.returncode == 0, stderr
+    spans = [d for d in json_documents(stdout) if isinstance(d, dict) and "context" in d and "name" in d]
+    assert "GET /v1/tasks/{task_id}" in [span["name"] for span in spans]
+    assert {span["resource"]["attributes"]["service.name"] for span in spans} == {"one-look"}
     assert evolink_sandbox.api_key not in stdout + stderr
 
 
