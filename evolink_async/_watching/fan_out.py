@@ -408,7 +408,9 @@ class FanOut(Generic[RequestT]):
         if task is not None:
             self.summary.submitted += 1
             if task.usage is not None and task.usage.credits_reserved:
-                self.summary.credits_reserved += task.usage.credits_reserved
+                # Rounded as the service states costs (1.8, not 1.8 summed into 12.600000000000001).
+                reserved = self.summary.credits_reserved + task.usage.credits_reserved
+                self.summary.credits_reserved = round(reserved, 6)
             sink.last = task
             self._emit(TaskEvent(kind=EventKind.SUBMITTED, task=task, key=key, at=time.monotonic()))
             if task.is_terminal:  # a replay of a task that already ended

@@ -80,6 +80,16 @@ async def test_the_cost_is_learned_from_the_first_answer(evolink_sandbox: Sandbo
     assert events.summary.terminal == 6
 
 
+async def test_the_summary_counts_credits_as_the_service_states_them(
+    evolink_sandbox: Sandbox, scaled_client: Build
+) -> None:
+    """Seven tasks at 1.8 are 12.6 credits, not the float sum 12.600000000000001 a user would print."""
+    async with scaled_client(evolink_sandbox) as client:
+        events, _ = await run(client, retextures(7), max_in_flight=7)
+    assert events.summary.credits_reserved == 12.6
+    assert str(events.summary.credits_reserved) == "12.6"
+
+
 async def test_a_budget_fitting_exactly_is_used_up(evolink_sandbox: Sandbox, scaled_client: Build) -> None:
     async with scaled_client(evolink_sandbox) as client:
         events, _ = await run(client, retextures(5), max_in_flight=3, max_credits=5.4, credits_per_task=1.8)
