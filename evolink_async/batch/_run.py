@@ -172,7 +172,8 @@ class Batch:
             max_credits=spec.max_credits, credits_per_task=credits_per_task,
         )  # fmt: skip
         try:
-            async with anyio.create_task_group() as group:
+            # The fan-out reads ``receive`` but does not own it: closed here, once the fan-out ended.
+            async with receive, anyio.create_task_group() as group:
                 group.start_soon(self._count_all)
                 group.start_soon(self._prepare_all, send, group)
                 async with fan_out as events:

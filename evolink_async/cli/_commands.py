@@ -6,7 +6,7 @@ import argparse
 import contextlib
 import shlex
 import sys
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -150,12 +150,18 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
     return EXIT_OK if runner.summary.ok else EXIT_FAILED
 
 
-async def demo(args: argparse.Namespace, reporter: Reporter) -> int:
-    if not args.dir.strip():  # "" would put the demo's folders into the current one
-        raise UsageError(f"--dir must name a folder, got {args.dir!r}")
-    # Imported here: the sandbox is the demo's alone, and every other command would pay its import.
+def demo(args: argparse.Namespace, reporter: Reporter) -> Coroutine[Any, Any, int]:
+    """``evolink demo``, with the sandbox imported here, before the event loop runs: it is the demo's
+    alone (every other command would pay its import), and imported inside the loop it held the loop
+    for a tenth of a second (``python -X dev`` said so)."""
     from ._demo import run_demo
 
+    return _demo(args, reporter, run_demo)
+
+
+async def _demo(args: argparse.Namespace, reporter: Reporter, run_demo: Callable[..., Awaitable[Any]]) -> int:
+    if not args.dir.strip():  # "" would put the demo's folders into the current one
+        raise UsageError(f"--dir must name a folder, got {args.dir!r}")
     summary = await run_demo(
         Path(args.dir), count=args.count, time_scale=args.time_scale, seed=args.seed, reporter=reporter
     )

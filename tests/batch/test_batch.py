@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import gc
+import warnings
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -70,6 +72,18 @@ async def test_a_folder_becomes_a_folder_of_results(
     assert [f.key for f in again.failed] == ["broken.png"]
     assert evolink_sandbox.ledger.requests[SUBMITS] == 3
     assert len(evolink_sandbox.ledger.billed) == 3
+
+
+async def test_a_run_leaves_no_stream_unclosed(evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path) -> None:
+    """Every stream a run opens is closed by it (one left to the garbage collector warned under ``-X dev``)."""
+    _inputs(tmp_path / "in")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", ResourceWarning)
+        async with scaled_client(evolink_sandbox) as client:
+            summary = await Batch(client, _spec(tmp_path)).run()
+        gc.collect()
+    assert summary.downloaded == 3
+    assert [str(w.message) for w in caught if issubclass(w.category, ResourceWarning)] == []
 
 
 async def test_results_inside_the_input_folder_are_never_inputs(
