@@ -17,7 +17,8 @@ from typing import Any, Generic, Self
 import aiohttp
 import attrs
 
-from .._callbacks.receiver import CallbackReceiver, ReceiverBinding, callback_binding
+from .._callbacks.binding import ReceiverBinding, callback_binding
+from .._callbacks.receiver import CallbackReceiver
 from .._core.config import ClientConfig, check_headers
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import LOG_CONTEXT
