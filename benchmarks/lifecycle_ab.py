@@ -89,6 +89,11 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps({"code": evolink_async.__file__, "samples": samples}))
         return 0
     a, b = args.revisions
+    commits = {
+        revision: subprocess.run(["git", "-C", str(REPO), "rev-parse", "--short", revision], check=True,
+                                 capture_output=True, text=True).stdout.strip()
+        for revision in (a, b)
+    }  # fmt: skip
     results: dict[str, list[dict[str, list[dict[str, float]]]]] = {a: [], b: []}
     with tempfile.TemporaryDirectory(prefix="lifecycle-ab-") as scratch:
         root = Path(scratch)
@@ -107,8 +112,9 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {revision}: process {pair + 1} of {args.pairs} done", file=sys.stderr, flush=True)
     if args.json is not None:
         options = {key: str(value) if isinstance(value, Path) else value for key, value in vars(args).items()}
-        args.json.write_text(json.dumps({"options": options, "results": results}))
-    print(f"regime {args.regime}: {args.tasks} tasks x {args.rounds} rounds x {args.pairs} processes per revision")
+        args.json.write_text(json.dumps({"options": options, "commits": commits, "results": results}))
+    print(f"A = {a} ({commits[a]}), B = {b} ({commits[b]}); regime {args.regime}: {args.tasks} tasks x"
+          f" {args.rounds} rounds x {args.pairs} processes per revision")  # fmt: skip
     print(f"{'contestant':30} {'per request: A':>15} {'B':>6} {'B/A':>6}   {'per task: A':>12} {'B':>6} {'B/A':>6}")
     for name in names[1:]:
         row = f"{name:30}"
