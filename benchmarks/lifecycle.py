@@ -46,6 +46,9 @@ runs its rounds after them (its allocations slowed whichever contestant came nex
 median over rounds of its CPU divided by the raw aiohttp loop's CPU in the same round: runs a few
 seconds apart share the machine's state, which drifts by 10% and more on a shared machine over a
 full run (the raw loop's own rounds spread that much).
+
+To compare two revisions of the SDK (is a change faster, is it slower?), run one regime of this
+benchmark for both with ``python -m benchmarks.lifecycle_ab REV_A REV_B`` (interleaved processes).
 """
 
 from __future__ import annotations
