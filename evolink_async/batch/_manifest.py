@@ -29,9 +29,17 @@ from ..errors import Remedy, ValidationError
 from ._entries import request_fingerprint
 from ._spec import ESTIMATED_CREDITS, iter_inputs
 
-__all__ = ["ManifestInput", "check_local_image", "checked_inputs", "folder_manifest", "parse_line", "read_manifest"]
+__all__ = [
+    "IMAGINE_MODEL", "ManifestInput", "check_local_image", "checked_inputs", "folder_manifest", "parse_line",
+    "read_manifest",
+]  # fmt: skip
 
 _FIELDS = frozenset({"key", "model", "prompt", "image_urls", "model_params"})
+
+
+#: The ``model`` of a Midjourney ``/imagine`` prompt: the journal meta of a prompt batch, and the
+#: model of a manifest line that is one (run by ``ImagineSource``, not as an image request).
+IMAGINE_MODEL = "midjourney-imagine"
 
 
 def _is_url(image: str) -> bool:

@@ -21,7 +21,7 @@ from .._models.requests import ImageRequest
 from ..errors import ValidationError
 from ._entries import Entry
 from ._journal_uploads import JournalUpload
-from ._manifest import ManifestInput, check_local_image, read_manifest
+from ._manifest import IMAGINE_MODEL, ManifestInput, check_local_image, read_manifest
 from ._source import PreparedRequest, SourceContext
 from ._spec import UnreadableFolder
 
@@ -57,6 +57,9 @@ class ManifestSource:
         await self._checked(item)
 
     def item_of(self, line: ManifestInput) -> ManifestInput:
+        if line.model == IMAGINE_MODEL:
+            raise ValidationError(line.key, "is a Midjourney prompt: run it with source=ImagineSource() and a "
+                                  "Midjourney client")  # fmt: skip
         return line
 
     async def _checked(self, item: ManifestInput) -> ImageRequest:

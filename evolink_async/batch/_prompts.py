@@ -36,15 +36,13 @@ from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
 from ..errors import ValidationError
 from ._client_api import BatchClient
 from ._entries import Entry
-from ._manifest import ManifestInput
+from ._manifest import IMAGINE_MODEL, ManifestInput
 from ._run import Batch
 from ._source import PreparedRequest, SourceContext
 from ._spec import BatchSpec, UnreadableFolder
 
 __all__ = ["IMAGINE_MODEL", "ImagineSource", "PromptBatch", "PromptInput", "PromptSource", "PromptSpec"]
 
-#: The ``model`` a prompt batch's journal records (another command's journal is refused).
-IMAGINE_MODEL = "midjourney-imagine"
 _KEY_DIGITS = 4
 
 

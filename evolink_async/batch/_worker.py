@@ -143,6 +143,15 @@ class Worker:
             raise JournalError(f"the journal's batch-wide max_credits is not a budget ({exc.rule}); "
                                "give max_credits to replace it") from None  # fmt: skip
 
+    async def _check_source_fits(self) -> None:
+        """Refuse at once a source that cannot run this batch (a prompt worker on a batch of edits, or
+        the reverse): the first planned line is tried before anything is claimed, so that a worker
+        started the wrong way fails no input. Raises the source's ``ValidationError``, naming the line."""
+        async for row in self._journal.entries(page_size=1):
+            if row["line"] is not None:
+                self._source.item_of(parse_line(row["line"]))
+            return
+
     def _emit(self, kind: str, key: str | None = None, **fields: Any) -> None:
         self._on_event(BatchEvent(kind=kind, key=key, **fields))
 
@@ -199,6 +208,11 @@ class Worker:
             await self._check_stored_budget()
         journal.outage = options.journal_outage
         journal.on_outage = self._on_journal
+        if self._root is None and (root := await journal.get_meta("root")):
+            self._root = Path(root)
+        if self._given_source is None:  # manifest paths resolve under the root this worker now knows
+            self._source = ManifestSource(root=self._root)
+        await self._check_source_fits()
         started = await journal.register_worker(self.id, host=socket.gethostname(), pid=os.getpid())
         # Without --out only URLs are recorded: re-taking a failed download would only record them again.
         self._retry_downloads_before = started if options.out_dir is not None else None
@@ -208,10 +222,6 @@ class Worker:
             requeued = await journal.requeue_uncertain()
             if requeued:
                 logger.warning("resubmitting %d uncertain input(s) with their original idempotency keys", requeued)
-        if self._root is None and (root := await journal.get_meta("root")):
-            self._root = Path(root)
-        if self._given_source is None:  # manifest paths resolve under the root this worker now knows
-            self._source = ManifestSource(root=self._root)
         if options.out_dir is not None:
             await anyio.to_thread.run_sync(lambda: options.out_dir.mkdir(parents=True, exist_ok=True))  # type: ignore[union-attr]
         if self._wal is not None:

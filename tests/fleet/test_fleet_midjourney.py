@@ -12,7 +12,7 @@ from pathlib import Path
 import anyio
 import pytest
 
-from evolink_async import MidjourneyClient, PollPolicy, RetryPolicy
+from evolink_async import EvolinkClient, MidjourneyClient, PollPolicy, RetryPolicy
 from evolink_async.batch import (
     ImagineSource,
     ManifestInput,
@@ -22,7 +22,7 @@ from evolink_async.batch import (
     WorkerSummary,
     read_manifest,
 )
-from evolink_async.batch._prompts import IMAGINE_MODEL
+from evolink_async.batch._manifest import IMAGINE_MODEL
 from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Sandbox
 
@@ -100,3 +100,18 @@ async def test_a_line_that_is_no_prompt_fails_alone_before_any_submit(
     assert (edit.status.value, edit.task_id) == ("submit_failed", None)
     with pytest.raises(ValidationError, match="not a Midjourney prompt"):
         ImagineSource().item_of(lines[1])
+
+
+async def test_a_worker_whose_source_cannot_run_the_batch_is_refused_before_it_claims_anything(
+    mj_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    await _plan(journal_url, tmp_path / "prompts.jsonl", 3)
+    options = WorkerOptions(worker_id="edits", out_dir=tmp_path / "out", lease=5, poll_interval=0.05)
+    async with EvolinkClient(mj_sandbox.api_key, base_url=mj_sandbox.base_url,
+                             files_base_url=mj_sandbox.files_base_url) as client, \
+            PgJournal(journal_url, connections=1) as journal:  # fmt: skip
+        # The default source makes image edits: a prompt batch is not one, and nothing is claimed or failed.
+        with anyio.fail_after(30), pytest.raises(ValidationError, match=r"fox-0.*ImagineSource"):
+            await Worker(client, journal, options).run()
+        assert {status.value: n for status, n in (await journal.counts()).items() if n} == {"pending_submit": 3}
+    assert mj_sandbox.ledger.billed == []
