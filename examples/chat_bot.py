@@ -75,19 +75,29 @@ async def render(
 ) -> evolink.Task | None:
     """Submit, then keep one message up to date until the task ends; the final task or None."""
     message = await chat.send(user, f"{title}: submitting")
+    last_edit = -1.0
+
+    async def show(text: str) -> None:
+        # The stream spaces progress a second apart, but delivers the end at once: it may come
+        # sooner than the chat's one edit a second allows, so the edit waits for its turn.
+        nonlocal last_edit
+        await asyncio.sleep(max(0.0, last_edit + 1.0 - time.monotonic()))
+        await chat.edit(message, text)
+        last_edit = time.monotonic()
+
     task = await submit
     # A query a second while somebody looks, one edit a second at most, the end at once.
     async with mj.tasks.stream(task, progress_every=1.0, min_gap=1.0, timeout=1800) as events:
         async for event in events:
             if event.kind is evolink.EventKind.PROGRESS:
-                await chat.edit(message, f"{title}: {bar(event.progress)}")
+                await show(f"{title}: {bar(event.progress)}")
             elif event.kind is evolink.EventKind.COMPLETED and event.task is not None:
                 done = event.task
                 buttons = " ".join(b.label for b in (done.midjourney.buttons if done.midjourney else ()))
-                await chat.edit(message, f"{title}: done {done.results[0] if done.results else ''} [{buttons}]")
+                await show(f"{title}: done {done.results[0] if done.results else ''} [{buttons}]")
                 return done
             elif event.is_terminal:
-                await chat.edit(message, f"{title}: {event.kind.value}: {event.error}")
+                await show(f"{title}: {event.kind.value}: {event.error}")
     return None
 
 

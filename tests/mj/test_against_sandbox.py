@@ -230,11 +230,15 @@ async def test_code_22_queued_tasks_are_kept_and_finish() -> None:
 
 @pytest.mark.parametrize("code", [23, 9])
 async def test_queue_full_is_retried(code: int) -> None:
+    # The first task runs 2 s (200 API s) in the only slot: the second submit, sent right after the
+    # first's answer, is refused until then (sent together, a loaded machine could let the first
+    # finish before the second arrived), and its retries outlast the 2 s.
     options = MidjourneyOptions(api_key=KEY, concurrency=1, queue_size=0, queue_full_code=code,
-                                durations={"IMAGINE": 4.0})  # fmt: skip
-    retry = RetryPolicy(max_retries=20, initial_delay=0.01, max_delay=0.05)
+                                durations={"IMAGINE": 200.0})  # fmt: skip
+    retry = RetryPolicy(max_retries=40, initial_delay=0.05, max_delay=0.5)
     async with sandbox(midjourney=options) as box, client(box, retry=retry) as mj:
-        first, second = await asyncio.gather(*(mj.submit(Imagine(prompt=f"fox {i}")) for i in range(2)))
+        first = await mj.submit(Imagine(prompt="fox 0"))
+        second = await mj.submit(Imagine(prompt="fox 1"))
         assert box.ledger.mj_refused[code] >= 1
         assert len(box.ledger.mj_tasks) == 2
         for task in (first, second):
