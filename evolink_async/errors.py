@@ -92,6 +92,8 @@ class Remedy(enum.StrEnum):
     ROOT = "root"
     #: Followed by the value in effect (``journal_outage=30``).
     JOURNAL_OUTAGE = "journal_outage="
+    #: A fleet batch of Midjourney prompt lines, run by a worker of image requests.
+    PROMPT_SOURCE = "source=ImagineSource() and a Midjourney client"
 
 
 class EvolinkError(Exception):

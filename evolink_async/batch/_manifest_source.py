@@ -18,7 +18,7 @@ import anyio
 import anyio.to_thread
 
 from .._models.requests import ImageRequest
-from ..errors import ValidationError
+from ..errors import Remedy, ValidationError
 from ._entries import Entry
 from ._journal_uploads import JournalUpload
 from ._manifest import IMAGINE_MODEL, ManifestInput, check_local_image, read_manifest
@@ -58,8 +58,8 @@ class ManifestSource:
 
     def item_of(self, line: ManifestInput) -> ManifestInput:
         if line.model == IMAGINE_MODEL:
-            raise ValidationError(line.key, "is a Midjourney prompt: run it with source=ImagineSource() and a "
-                                  "Midjourney client")  # fmt: skip
+            raise ValidationError(line.key, f"is a Midjourney prompt: run it with {Remedy.PROMPT_SOURCE}",
+                                  remedy=Remedy.PROMPT_SOURCE)  # fmt: skip
         return line
 
     async def _checked(self, item: ManifestInput) -> ImageRequest:

@@ -17,11 +17,13 @@ from typing import IO, Any
 
 import anyio
 
-from .. import EvolinkClient, PollPolicy, RetryPolicy
+from .. import Bot, CallbackReceiver, Client, EvolinkClient, MidjourneyClient, PollPolicy, RetryPolicy, SpeedMode
 from ..batch import (
     BatchEvent,
+    ImagineSource,
     ManifestInput,
     PgJournal,
+    PlannedSource,
     Worker,
     WorkerOptions,
     check_postgres_url,
@@ -38,7 +40,7 @@ from ._callbacks import add_callback_arguments, callback_options, callback_recei
 from ._commands import _api_key
 from ._exit_codes import EXIT_FAILED, EXIT_OK
 from ._options import COUNT_OPTION, CREDITS_OPTION, PORT_OPTION, SECONDS_OPTION
-from ._otel import start_telemetry
+from ._otel import RunTelemetry, start_telemetry
 from ._remedies import cli_event, cli_message
 from ._text import json_line, printable
 
@@ -101,6 +103,16 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
     # callback (the fan-out's recover path) instead of being sent again or left uncertain.
     add_callback_arguments(work)
     connection(work)
+    mj = work.add_argument_group("Midjourney (a batch of prompt lines, model midjourney-imagine)")
+    mj.add_argument("--protocol", choices=("evolink", "midjourney"), default="evolink",
+                    help="the API of the planned lines: midjourney sends prompt lines to a Midjourney proxy "
+                    "(key and host default to $MJ_PROXY_API_KEY and $MJ_PROXY_BASE_URL; default: evolink)")  # fmt: skip
+    mj.add_argument("--path-prefix", default="/mj", help="the proxy's path of the MJ routes (default: /mj)")
+    mj.add_argument("--auth", choices=("bearer", "mj-api-secret"), default="bearer",
+                    help="how the proxy's key is sent (default: bearer)")  # fmt: skip
+    mj.add_argument("--bot", choices=[b.value for b in Bot], default=Bot.MID_JOURNEY.value,
+                    help="which bot draws, the same for every worker")  # fmt: skip
+    mj.add_argument("--mode", choices=[m.value for m in SpeedMode], help="account speed (gateways)")
 
     status = ops.add_parser("status", help="counts by state, per worker, credits, rate, ETA")
     journal(status)
@@ -205,9 +217,11 @@ async def _work(args: argparse.Namespace) -> int:
     retry = RetryPolicy(max_retries=8, initial_delay=0.5 * scale, max_delay=8.0 * scale) if scale else None
     receiver = callback_receiver(callbacks)
     telemetry = await start_telemetry(args.metrics_port)
-    client = EvolinkClient(_api_key(args), base_url=args.base_url, files_base_url=args.files_base_url,
-                           poll_policy=PollPolicy().scaled(scale) if scale else None, retry=retry,
-                           callbacks=receiver, **telemetry.client_options)  # fmt: skip
+    try:
+        client, source = _client_and_source(args, retry=retry, callbacks=receiver, telemetry=telemetry)
+    except BaseException:
+        await telemetry.stop()
+        raise
     # The worker's log (lost leases, journal outages, write-ahead trouble) goes to standard error.
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("evolink: %(levelname)s: %(message)s"))
@@ -219,7 +233,7 @@ async def _work(args: argparse.Namespace) -> int:
         # The receiver listens from before the first submit to the end of the run, Ctrl-C included.
         listener = await start_listening(receiver, callbacks)
         async with client, PgJournal(args.journal, connections=4, outage=args.journal_outage) as journal:
-            worker = Worker(client, journal, options, on_event=_print_event(sys.stdout, args.json))
+            worker = Worker(client, journal, options, on_event=_print_event(sys.stdout, args.json), source=source)
             try:
                 summary = await worker.run()
             finally:
@@ -231,6 +245,25 @@ async def _work(args: argparse.Namespace) -> int:
         # Last: the client's close ended the spans of tasks left open (interrupted); they are flushed now.
         await telemetry.stop()
     return EXIT_FAILED if summary.failed or summary.uncertain or summary.stopped_reason else EXIT_OK
+
+
+def _client_and_source(
+    args: argparse.Namespace, *, retry: RetryPolicy | None, callbacks: CallbackReceiver | None, telemetry: RunTelemetry
+) -> tuple[Client[Any], PlannedSource[Any] | None]:
+    """The worker's client and what its planned lines become (``None``: the manifest's image requests)."""
+    poll_policy = PollPolicy().scaled(args.poll_scale) if args.poll_scale else None
+    if args.protocol == "evolink":
+        client = EvolinkClient(_api_key(args), base_url=args.base_url, files_base_url=args.files_base_url,
+                               poll_policy=poll_policy, retry=retry, callbacks=callbacks,
+                               **telemetry.client_options)  # fmt: skip
+        return client, None
+    args.key_env = "MJ_PROXY_API_KEY"  # what a missing or refused key's message names
+    if args.files_base_url is not None:
+        raise ValidationError("--files-base-url", "is the Evolink Files API: a Midjourney batch has no uploads")
+    mj = MidjourneyClient(_api_key(args), base_url=args.base_url, path_prefix=args.path_prefix, auth=args.auth,
+                          poll_policy=poll_policy, retry=retry, callbacks=callbacks,
+                          **telemetry.client_options)  # fmt: skip
+    return mj, ImagineSource(bot=Bot(args.bot), mode=SpeedMode(args.mode) if args.mode else None)
 
 
 async def _status(args: argparse.Namespace) -> int:

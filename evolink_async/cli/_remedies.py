@@ -30,6 +30,7 @@ FLAGS: Mapping[Remedy, str] = MappingProxyType({
     Remedy.OUTPUT_DIR: "--out",
     Remedy.ROOT: "--root",
     Remedy.JOURNAL_OUTAGE: "--journal-outage ",
+    Remedy.PROMPT_SOURCE: "--protocol midjourney",
 })  # fmt: skip
 
 

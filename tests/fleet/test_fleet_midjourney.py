@@ -25,6 +25,7 @@ from evolink_async.batch import (
 from evolink_async.batch._manifest import IMAGINE_MODEL
 from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Sandbox
+from tests.helpers.fleet_cli import ENV, evolink, export, plan
 
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01)
 
@@ -115,3 +116,43 @@ async def test_a_worker_whose_source_cannot_run_the_batch_is_refused_before_it_c
             await Worker(client, journal, options).run()
         assert {status.value: n for status, n in (await journal.counts()).items() if n} == {"pending_submit": 3}
     assert mj_sandbox.ledger.billed == []
+
+
+async def test_the_command_line_runs_a_midjourney_fleet_and_says_which_protocol_a_batch_needs(
+    mj_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    """``evolink batch plan`` of prompt lines, then ``batch work --protocol midjourney`` on two workers
+    (key and host from $MJ_PROXY_*); a worker started for image edits is refused, naming the flag."""
+    manifest = tmp_path / "prompts.jsonl"
+    lines = [{"key": f"fox-{n}", "model": IMAGINE_MODEL, "prompt": f"a red fox, take {n}"} for n in range(PROMPTS)]
+    manifest.write_text("".join(json.dumps(line) + "\n" for line in lines))
+    assert (await plan(journal_url, manifest)).returncode == 0
+    env = {**ENV, "MJ_PROXY_BASE_URL": mj_sandbox.mj_base_url, "MJ_PROXY_API_KEY": mj_sandbox.mj_api_key}
+    common = ["batch", "work", "--journal", journal_url, "--lease", "5", "--poll-interval", "0.05", "--json",
+              "--poll-scale", "0.01", "--out", str(tmp_path / "out")]  # fmt: skip
+    with anyio.fail_after(60):
+        wrong = await anyio.run_process(evolink(*common, "--wal", str(tmp_path / "w0.wal"),
+                                                "--api-key", mj_sandbox.api_key, "--base-url", mj_sandbox.base_url),
+                                        env=ENV, check=False)  # fmt: skip
+    assert wrong.returncode == 2, wrong.stderr.decode()
+    assert "--protocol midjourney" in wrong.stderr.decode()
+    assert "source=" not in wrong.stderr.decode()  # the library's name for it is not the command line's
+    argvs = [evolink(*common, "--protocol", "midjourney", "--wal", str(tmp_path / f"w{n}.wal")) for n in (1, 2)]
+    results: list[tuple[int, str]] = []
+
+    async def one(argv: list[str]) -> None:
+        done = await anyio.run_process(argv, env=env, check=False)
+        results.append((done.returncode, done.stderr.decode()))
+
+    with anyio.fail_after(90):
+        async with anyio.create_task_group() as group:
+            for argv in argvs:
+                group.start_soon(one, argv)
+    assert [code for code, _ in results] == [0, 0], results
+    summaries = [json.loads(stderr.strip().splitlines()[-1]) for _, stderr in results]
+    assert sum(s["submitted"] for s in summaries) == PROMPTS
+    assert all(s["credits_reserved"] is None for s in summaries)
+    assert len(mj_sandbox.ledger.mj_tasks) == len(set(mj_sandbox.ledger.billed)) == PROMPTS
+    assert Counter(row["outcome"] for row in await export(journal_url)) == {"downloaded": PROMPTS}
+    for n in range(PROMPTS):
+        assert (tmp_path / "out" / f"fox-{n}.result-0.png").is_file()
