@@ -156,14 +156,19 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
                 with path.open("w") as err:
                     processes.append(subprocess.Popen(argv, env=ENV, stdout=subprocess.DEVNULL, stderr=err))
             sampler.start()
-            worker_cpu: list[float] = []
-            exit_codes: list[int] = []
-            for process in processes:
-                # wait4: the worker's own CPU time, read as it is reaped.
-                _, status, usage = os.wait4(process.pid, 0)
-                process.returncode = os.waitstatus_to_exitcode(status)
-                exit_codes.append(process.returncode)
-                worker_cpu.append(round(usage.ru_utime + usage.ru_stime, 2))
+            worker_cpu: dict[int, float] = {}
+            exit_codes: dict[int, int] = {}
+            exited: dict[int, float] = {}
+            pids = {process.pid: i for i, process in enumerate(processes)}
+            while len(exited) < len(processes):
+                # wait4: the worker's own CPU time, read as it is reaped (in the order they exit).
+                pid, status, usage = os.wait4(-1, 0)
+                if pid not in pids:
+                    continue
+                i = pids[pid]
+                processes[i].returncode = exit_codes[i] = os.waitstatus_to_exitcode(status)
+                worker_cpu[i] = round(usage.ru_utime + usage.ru_stime, 2)
+                exited[i] = round(time.perf_counter() - started, 2)
             wall = time.perf_counter() - started
             stop.set()
             sampler.join(timeout=10)
@@ -189,15 +194,19 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
         "inputs_per_s": round(inputs / wall, 1), "accepted_requests_per_s": round(requests / wall, 1),
         "limit_per_s": limit_per_s, "share_of_limit": round(requests / wall / limit_per_s, 2),
         "steady_share_of_limit": _steady_share(samples, limit_per_s),
+        "first_accepted_after_s": _first_accepted(samples, started, before),
+        "ended_after_last_accepted_s": _after_last_accepted(samples, started + wall),
         "requests_per_input": round(requests / inputs, 2), "rejected_429": rejected,
-        "requests_by_endpoint": by_endpoint, "exit_codes": exit_codes,
-        "cpu_s": {"workers": worker_cpu, "sandbox": round(sandbox_cpu, 2), "postgres": round(postgres_cpu, 2)},
+        "requests_by_endpoint": by_endpoint, "exit_codes": [exit_codes[i] for i in range(workers)],
+        "workers_exited_after_s": [exited[i] for i in range(workers)],
+        "cpu_s": {"workers": [worker_cpu[i] for i in range(workers)], "sandbox": round(sandbox_cpu, 2),
+                  "postgres": round(postgres_cpu, 2)},
         "journal": journal, "machine_busy": round(busy, 2),
         "load_average": [round(load_before[0], 1), round(load_after[0], 1)],
     }  # fmt: skip
-    if row["billed"] != inputs or any(exit_codes) or not row["unique"]:
+    if row["billed"] != inputs or any(exit_codes.values()) or not row["unique"]:
         # A point that looks wrong: say why, from the workers' own words.
-        for path, code in zip(err_paths, exit_codes, strict=True):
+        for path, code in zip(err_paths, row["exit_codes"], strict=True):
             print(f"--- {path} (exit {code}), last lines:\n{_tail(path)}", file=sys.stderr, flush=True)
     return row
 
@@ -227,6 +236,21 @@ async def _journal_stats(url: str) -> dict[str, Any]:
         await connection.close()
     return {"claims": int(calls), "claim_server_ms": round(float(total_ms) / max(1, int(calls)), 3),
             "transactions": int(transactions)}  # fmt: skip
+
+
+def _first_accepted(samples: list[tuple[float, int, int]], started: float, before: dict[str, Any]) -> float | None:
+    """Seconds from starting the workers to the first sample (every 0.25 s) with an accepted request:
+    the workers' start, during which the limit goes unused."""
+    base = sum(n for name, n in before["requests"].items() if "/_sandbox/" not in name)
+    base -= before["faults"].get("rate_limited", 0)
+    return next((round(at - started, 2) for at, total, rejected in samples if total - rejected > base), None)
+
+
+def _after_last_accepted(samples: list[tuple[float, int, int]], ended: float) -> float | None:
+    """Seconds from the last sample in which a request was accepted to the last worker's exit."""
+    moving = [samples[i][0] for i in range(1, len(samples))
+              if samples[i][1] - samples[i][2] > samples[i - 1][1] - samples[i - 1][2]]  # fmt: skip
+    return round(ended - moving[-1], 2) if moving else None
 
 
 def _steady_share(samples: list[tuple[float, int, int]], limit_per_s: float) -> float | None:
