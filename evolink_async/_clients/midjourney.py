@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
@@ -10,7 +9,7 @@ from typing import Any, Literal
 import aiohttp
 
 from .._callbacks.receiver import CallbackReceiver
-from .._core.config import ClientConfig, check_base_url, wrap_api_key
+from .._core.config import ClientConfig, check_base_url, env_url, wrap_api_key
 from .._core.idempotency import check_idempotency_key
 from .._core.retry import RetryPolicy, retry_from
 from .._models.task import Task, TaskStatus
@@ -37,11 +36,6 @@ __all__ = ["MidjourneyClient", "MidjourneyTasks"]
 MidjourneyTasks = Tasks
 
 _AUTH_HEADERS = {"bearer": "Authorization", "mj-api-secret": "mj-api-secret"}
-
-
-def _env(name: str) -> str | None:
-    value = os.environ.get(name, "").strip()
-    return value or None
 
 
 class MidjourneyClient(Client[MidjourneyRequest]):
@@ -91,7 +85,7 @@ class MidjourneyClient(Client[MidjourneyRequest]):
             raise MissingAPIKeyError(
                 "no API key: pass api_key=... or set MJ_PROXY_API_KEY (api_key='' for a proxy without auth)"
             )
-        base = base_url if base_url is not None else _env("MJ_PROXY_BASE_URL")
+        base = base_url if base_url is not None else env_url("MJ_PROXY_BASE_URL")
         if not base:
             raise ValidationError("base_url", "pass base_url='https://...' or set MJ_PROXY_BASE_URL")
         base = check_base_url("base_url", base)

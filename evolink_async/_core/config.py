@@ -15,7 +15,8 @@ from .retry import RetryPolicy
 from .secret import Secret
 
 __all__ = [
-    "DEFAULT_BASE_URL", "DEFAULT_FILES_BASE_URL", "ClientConfig", "check_headers", "urls_from_env", "wrap_api_key",
+    "DEFAULT_BASE_URL", "DEFAULT_FILES_BASE_URL", "ClientConfig", "api_key_problem", "check_headers", "env_url",
+    "urls_from_env", "wrap_api_key",
 ]  # fmt: skip
 
 DEFAULT_BASE_URL = "https://api.evolink.ai"
@@ -102,10 +103,22 @@ def _env(name: str) -> str | None:
     return value or None
 
 
+def env_url(name: str) -> str | None:
+    """The URL in the variable ``name``; None when it is not set. Set but blank is a ``ValidationError``:
+    ``EVOLINK_BASE_URL=`` meant some host, and falling back to the paid default one sent a run's
+    submits there while its uploads went to the host of the other variable."""
+    value = os.environ.get(name)
+    if value is None:
+        return None
+    if not value.strip():
+        raise ValidationError(f"${name}", "is set but empty: unset it for the default host, or give a URL")
+    return value.strip()
+
+
 _MIN_KEY_CHARS = 8
 
 
-def _api_key_problem(key: object) -> str | None:
+def api_key_problem(key: object) -> str | None:
     """Why ``key`` cannot be used (None when it can): long enough, one printable token, so that it
     can be redacted wherever it shows."""
     if not isinstance(key, str):
@@ -132,7 +145,7 @@ def wrap_api_key(
         api_key = _env(env_name)
     if api_key is None or (api_key == "" and not allow_empty):
         return None
-    problem = _api_key_problem(api_key) if check and api_key != "" else None
+    problem = api_key_problem(api_key) if check and api_key != "" else None
     if problem is not None:
         return ValidationError("api_key", problem)
     if not isinstance(api_key, str):
@@ -168,10 +181,10 @@ def urls_from_env(*, base_url: str | None, files_base_url: str | None) -> tuple[
     """Resolve the URLs: explicit arguments first, then ``EVOLINK_*`` variables, then defaults."""
     # An explicit "" is a mistake to report, not a reason to fall back to the paid default host.
     base = check_base_url(
-        "base_url", base_url if base_url is not None else _env("EVOLINK_BASE_URL") or DEFAULT_BASE_URL
+        "base_url", base_url if base_url is not None else env_url("EVOLINK_BASE_URL") or DEFAULT_BASE_URL
     )
     files = check_base_url(
         "files_base_url",
-        files_base_url if files_base_url is not None else _env("EVOLINK_FILES_BASE_URL") or DEFAULT_FILES_BASE_URL,
+        files_base_url if files_base_url is not None else env_url("EVOLINK_FILES_BASE_URL") or DEFAULT_FILES_BASE_URL,
     )
     return base, files

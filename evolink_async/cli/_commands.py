@@ -15,6 +15,7 @@ import anyio.to_thread
 
 from .. import CallbackReceiver, Client, EventKind, EvolinkClient, PollPolicy, Task, TaskStatus
 from ..batch import Batch, BatchSpec, plan_batch
+from ..errors import ValidationError
 from ._callbacks import callback_options, callback_receiver, start_listening, update_counts
 from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ._otel import RunTelemetry, start_telemetry
@@ -41,7 +42,13 @@ _MODELS = {"remove-bg": "mj-v7-remove-bg", "retexture": "mj-v7-retexture"}
 def _api_key(args: argparse.Namespace) -> str | None:
     path = getattr(args, "api_key_file", None)
     if path is None:
-        return str(args.api_key) if args.api_key else None
+        if args.api_key is None:
+            return None
+        # ``--api-key ""`` is not "take the variable": it once ran silently with $EVOLINK_API_KEY.
+        # A Midjourney proxy may have no auth at all: there "" sends no key, as the client documents.
+        if not args.api_key and getattr(args, "key_env", "EVOLINK_API_KEY") == "EVOLINK_API_KEY":
+            raise ValidationError("--api-key", "is empty")
+        return str(args.api_key)
     return read_secret_file(path, flag="--api-key-file", error=UsageError)
 
 

@@ -21,6 +21,7 @@ import sys
 from collections.abc import Sequence
 
 from .._core.checks import COUNT, CREDITS, DELAY, MAX_COUNT, PORT, PROBABILITY, SCALE, NumberRule
+from .._core.config import api_key_problem
 from ._config import DEFAULT_API_KEY, DEFAULT_MAX_FILES, Faults
 from ._sandbox import Sandbox
 from .evolink._server import LEDGER as LEDGER_PATH
@@ -69,13 +70,21 @@ _DELAY = DELAY.argparse_type("delay")
 _ParserClass = type[argparse.ArgumentParser]
 
 
+def _api_key(text: str) -> str:
+    """A key the SDK's clients can send (at least 8 printable characters): any other is a sandbox nobody can use."""
+    problem = api_key_problem(text)
+    if problem is not None:
+        raise argparse.ArgumentTypeError(problem)
+    return text
+
+
 def _parser(prog: str = "python -m evolink_async.sandbox", *,
             parser_class: _ParserClass = argparse.ArgumentParser) -> argparse.ArgumentParser:  # fmt: skip
     parser = parser_class(prog=prog, description="A local emulator of the Evolink API, on 127.0.0.1.",
                           epilog=_LEDGER_HELP)  # fmt: skip
     parser.add_argument("--port", type=_PORT, default=0, help="task API port (default: any free port)")
     parser.add_argument("--files-port", type=_PORT, default=0, help="Files API port (default: any free port)")
-    parser.add_argument("--api-key", default=DEFAULT_API_KEY, help="the accepted Bearer key")
+    parser.add_argument("--api-key", type=_api_key, default=DEFAULT_API_KEY, help="the accepted Bearer key")
     parser.add_argument("--time-scale", type=_SCALE, default=1.0, help="real seconds per API second (0.01: 100x)")
     parser.add_argument("--seed", type=_SEED, default=None, help="makes outcomes and faults repeatable")
     parser.add_argument("--credits", type=_CREDITS, default=None, help="credit balance (default: unlimited)")

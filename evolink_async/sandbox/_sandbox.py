@@ -13,6 +13,8 @@ from typing import Any
 import attrs
 from aiohttp import web
 
+from .._core.config import api_key_problem
+from ..errors import ValidationError
 from ._config import (
     DEFAULT_API_KEY,
     DEFAULT_ESTIMATED_TIMES,
@@ -89,6 +91,9 @@ class Sandbox:
         clock: Callable[[], float] = time.monotonic,
         midjourney: MidjourneyOptions | None = None,
     ) -> None:
+        for key in (api_key, *extra_api_keys):  # a key no client could send is a sandbox nobody can use
+            if (problem := api_key_problem(key)) is not None:
+                raise ValidationError("api_key" if key is api_key else "extra_api_keys", problem)
         midjourney = midjourney if midjourney is not None else MidjourneyOptions()
         if midjourney.api_key is None:
             midjourney = attrs.evolve(midjourney, api_key=api_key)

@@ -197,8 +197,11 @@ def test_an_empty_demo_folder_is_a_usage_error(tmp_path: Path, capsys: pytest.Ca
         (["--api-key", "short"], {}, "--api-key: "),
         (["--api-key-file", "{key_file}"], {}, "--api-key-file: "),
         ([], {"EVOLINK_API_KEY": "short"}, "$EVOLINK_API_KEY: "),
+        (["--api-key", ""], {"EVOLINK_API_KEY": KEY}, "--api-key: is empty"),
+        ([], {"EVOLINK_BASE_URL": ""}, "$EVOLINK_BASE_URL: is set but empty"),
     ],
-    ids=["glob", "base-url", "files-base-url", "model", "api-key", "api-key-file", "api-key-variable"],
+    ids=["glob", "base-url", "files-base-url", "model", "api-key", "api-key-file", "api-key-variable",
+         "empty-api-key-beside-the-variable", "empty-base-url-variable"],
 )
 def test_a_bad_value_is_named_as_the_command_line_gave_it(
     tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch,
@@ -211,7 +214,7 @@ def test_a_bad_value_is_named_as_the_command_line_gave_it(
         monkeypatch.delenv(name)
     for name, value in env.items():
         monkeypatch.setenv(name, value)
-    if not env and "--api-key" not in options and "--api-key-file" not in options:
+    if "EVOLINK_API_KEY" not in env and "--api-key" not in options and "--api-key-file" not in options:
         options = [*options, "--api-key", KEY]
     options = [option.replace("{key_file}", str(key_file)) for option in options]
     (tmp_path / "in").mkdir()

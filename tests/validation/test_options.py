@@ -329,3 +329,33 @@ async def test_max_retries_and_a_retry_policy_together_are_refused(client_class:
         _names(exc, "max_retries")
         client.with_options(max_retries=7)  # either alone is fine
         client.with_options(retry=evolink.RetryPolicy(max_retries=7))
+
+
+@pytest.mark.parametrize(
+    ("variable", "make"),
+    [
+        ("EVOLINK_BASE_URL", lambda: evolink.EvolinkClient(API_KEY)),
+        ("EVOLINK_FILES_BASE_URL", lambda: evolink.EvolinkClient(API_KEY)),
+        ("MJ_PROXY_BASE_URL", lambda: evolink.MidjourneyClient(API_KEY)),
+    ],
+)
+def test_a_url_variable_set_but_empty_is_refused_not_taken_for_the_default_host(
+    monkeypatch: pytest.MonkeyPatch, variable: str, make: Any
+) -> None:
+    """``EVOLINK_BASE_URL=`` once sent a run's submits to the paid default host (its uploads went elsewhere)."""
+    for name in ("EVOLINK_BASE_URL", "EVOLINK_FILES_BASE_URL", "MJ_PROXY_BASE_URL"):
+        monkeypatch.setenv(name, "http://127.0.0.1:9")
+    monkeypatch.setenv(variable, " ")
+    with pytest.raises(evolink.ValidationError) as exc:
+        make()
+    assert exc.value.field == f"${variable}"
+    assert "empty" in exc.value.rule
+
+
+@pytest.mark.parametrize("options", [{"api_key": "x"}, {"api_key": ""}, {"extra_api_keys": ["sk-evo-ok-one", "0"]}])
+def test_a_sandbox_refuses_a_key_no_client_could_send(options: dict[str, Any]) -> None:
+    from evolink_async.sandbox import Sandbox
+
+    with pytest.raises(evolink.ValidationError) as exc:
+        Sandbox(**options)
+    assert exc.value.field in options
