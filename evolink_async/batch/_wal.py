@@ -8,9 +8,7 @@ task id not yet in the journal is recorded there and watched, never submitted ag
 
 Several workers on one machine may share the name: each worker process appends to a file of
 its own next to it (``FILE.<pid>-<random>``: one writer, no lock, so a worker frozen in the middle
-of an append holds no other worker up), and a replay reads those whose process is gone (a live
-worker records its own task ids; a worker that took a live one's records waited for them, its
-inputs leased by their owner, and could not end before the owner did). A file whose records the
+of an append holds no other worker up), and a replay reads them all. A file whose records the
 journal holds is rewritten without them by its owner, or removed by a later worker once its
 owner is gone.
 """
@@ -51,7 +49,7 @@ def default_wal_path(journal_url: str) -> Path:
 
 
 class WriteAheadFile:
-    """``append`` (durable before it returns), ``records`` (own and dead workers', oldest first), ``forget``."""
+    """``append`` (durable before it returns), ``records`` (all workers', oldest first per file), ``forget``."""
 
     def __init__(self, path: Path) -> None:
         self.path = path
@@ -75,8 +73,7 @@ class WriteAheadFile:
                       if not f.name.endswith(".tmp"))  # fmt: skip
 
     def records(self) -> list[WalRecord]:
-        """The records to replay: this worker's own and those of workers no longer running here."""
-        return [record for file in self._files() if file == self.own or not _alive(file) for record in _read(file)]
+        return [record for file in self._files() for record in _read(file)]
 
     def forget(self, done: set[WalRecord]) -> None:
         """Drop ``done`` records (the journal holds them) from this worker's file; remove other
