@@ -55,7 +55,9 @@ from .._models.events import EventKind, TaskEvent
 from .._protocols.evolink.files import Files
 from .._watching.fan_out import FanOutItem
 from ..errors import (
+    AuthenticationError,
     DownloadError,
+    EndpointMissingError,
     EvolinkError,
     ValidationError,
     is_fatal_to_batch,
@@ -82,6 +84,10 @@ __all__ = ["FAULT_ENV", "Worker", "WorkerOptions", "WorkerSummary"]
 
 #: Events read and waiting for their journal record (during an outage); beyond, reading waits.
 _MAX_UNRECORDED = 100_000
+
+#: Stops that prove no submit of this worker was taken: its submit endpoint is missing (a wrong base
+#: URL or path prefix: every submit goes there) or its key is invalid (every submit carries it).
+_NOTHING_TAKEN = (EndpointMissingError, AuthenticationError)
 
 
 def _input_of(event: TaskEvent) -> tuple[str, int]:
@@ -119,6 +125,8 @@ class Worker:
         #: Inputs lost (no longer watched) and then taken back by a late task id record: watched again.
         self._unwatched: set[str] = set()
         self._rewatch: list[FanOutItem[Any]] = []
+        #: Inputs handed to the fan-out for a submit whose answer (any event) has not been read yet.
+        self._unanswered: dict[str, int] = {}
         self._wal = WriteAheadFile(self._options.wal) if self._options.wal is not None else None
         #: Write-ahead records still to bring into the journal, and those it now holds (to forget).
         self._wal_pending: list[WalRecord] = []
@@ -229,6 +237,7 @@ class Worker:
         if self._uploads is not None and await journal.uploads():
             await self._uploads.start()  # files recorded by earlier workers: those of ended inputs are deleted now
         unreachable = False
+        stopped_by: BaseException | None = None
         try:
             async with anyio.create_task_group() as outer:
                 outer.start_soon(self._renew_loop)
@@ -246,6 +255,7 @@ class Worker:
                         work.start_soon(self._record_loop, receive, work)
                         async with send:
                             async for event in events:
+                                self._unanswered.pop(_input_of(event)[0], None)
                                 await send.send((event, await self._write_ahead(event)))
                 finally:
                     outer.cancel_scope.cancel()
@@ -253,10 +263,12 @@ class Worker:
             self.summary.interrupted = True
             cause = first_cause(group)
             unreachable = isinstance(cause, JournalUnavailableError)
+            stopped_by = cause
             raise cause from None  # a full disk, a wrong key: one cause, not a tree
         except BaseException as exc:
             self.summary.interrupted = True
             unreachable = isinstance(exc, JournalUnavailableError)
+            stopped_by = exc
             raise
         finally:
             # A protocol that never says what a task costs: "0 credits reserved" would be false.
@@ -272,9 +284,25 @@ class Worker:
                 self.summary.quota_waits = self._uploads.quota_waits
             if not unreachable:  # with the journal gone, there is nothing it could be told
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
+                    if isinstance(stopped_by, _NOTHING_TAKEN):
+                        await self._give_back_unanswered(stopped_by)
                     await journal.stop_worker(self.id)
                     await self._forget_recorded()
         return self.summary
+
+    async def _give_back_unanswered(self, refusal: EvolinkError) -> None:
+        """The worker stops because the server refused a submit in a way that holds for every submit it
+        sent (``_NOTHING_TAKEN``): the inputs it sent, or was about to send, and got no answer for
+        created no task. Back to the pool as pending (no slot, credits refunded), not ``uncertain``:
+        a re-run with the right URL or key submits each of them once."""
+        unanswered, self._unanswered = self._unanswered, {}
+        for key, epoch in unanswered.items():
+            if self._held.get(key) != epoch:
+                continue
+            if await self._journal.release_submit(key, owner=self.id, epoch=epoch, error_code=error_code(refusal),
+                                                  error_message=error_message(refusal)):  # fmt: skip
+                self.summary.released += 1
+            self._finish(key, epoch, ended=False)
 
     # --- leases -------------------------------------------------------------------------------
 
@@ -455,6 +483,7 @@ class Worker:
             if current is None or not files_needed(current):
                 self._delete_uploads_of(key)
             return None
+        self._unanswered[key] = epoch
         return FanOutItem(key=(key, epoch), request=self._source.request_from_body(json.loads(sent)),
                           idempotency_key=entry.idempotency_key)  # fmt: skip
 
