@@ -91,7 +91,7 @@ class MidjourneyClient(Client[MidjourneyRequest]):
         base = check_base_url("base_url", base)
         if not isinstance(path_prefix, str):
             raise ValidationError("path_prefix", f"must be a string such as '/mj', got {type(path_prefix).__name__}")
-        if auth not in _AUTH_HEADERS:
+        if not isinstance(auth, str) or auth not in _AUTH_HEADERS:
             raise ValidationError("auth", f"must be one of {', '.join(_AUTH_HEADERS)}, got {auth!r}")
         config = ClientConfig(
             api_key=key,

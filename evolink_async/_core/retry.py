@@ -71,6 +71,10 @@ class RetryPolicy:
     #: 429s beyond this many seconds of waiting in one call (their ``Retry-After`` summed).
     max_retry_after: float = attrs.field(default=60.0, validator=number_at_least(0, maximum=MAX_SECONDS))
 
+    def __attrs_post_init__(self) -> None:
+        if self.initial_delay > self.max_delay:  # the first wait would already be cut to max_delay
+            raise ValidationError("initial_delay", f"must not exceed max_delay ({self.max_delay:g})")
+
     def backoff(self, attempt: int, *, rng: random.Random | None = None) -> float:
         """Seconds before retry number ``attempt`` (0-based): "equal jitter" in [d/2, d]."""
         delay = min(self.max_delay, self.initial_delay * (2.0**attempt))

@@ -117,6 +117,10 @@ class PollPolicy:
     def __attrs_post_init__(self) -> None:
         if self.min_interval > self.max_interval:
             raise ValidationError("min_interval", f"must not exceed max_interval ({self.max_interval:g})")
+        if self.default_estimated_time > self.max_estimated_time:
+            raise ValidationError(
+                "default_estimated_time", f"must not exceed max_estimated_time ({self.max_estimated_time:g})"
+            )
 
     def scaled(self, factor: float) -> PollPolicy:
         """This policy on a clock running ``1/factor`` times faster (for a time-scaled sandbox)."""

@@ -71,6 +71,8 @@ def _optional_string(field: str) -> Callable[[object, attrs.Attribute[Any], obje
     def validate(_: object, __: attrs.Attribute[Any], value: object) -> None:
         if value is not None and not isinstance(value, str):
             raise ValidationError(field, f"must be a string, got {type(value).__name__}")
+        if value is not None and not value.strip():  # every input would fail its request check later
+            raise ValidationError(field, "must not be blank (None for a model that takes no prompt)")
 
     return validate
 

@@ -9,13 +9,13 @@ consistent clock whatever the scale.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from types import MappingProxyType
 
 import attrs
 
-from .._core.checks import CREDITS, DELAY, SECONDS, NumberRule
+from .._core.checks import CREDITS, DELAY, PROBABILITY, SECONDS, NumberRule
+from ..errors import ValidationError
 from .midjourney._config import MidjourneyOptions
 
 __all__ = [
@@ -71,17 +71,15 @@ _MiB = 1024 * 1024
 DEFAULT_MAX_FILES = 100
 
 
-def _rate(value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValueError(f"a fault rate must be within [0, 1], got {value}")
-    return value
+def _rate(_instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    """A fault's probability, in [0, 1] by the library's numeric rules (a ``ValidationError`` naming it)."""
+    PROBABILITY.check(attribute.name, value)
 
 
 def _codes(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
     codes = tuple(value)
     if not codes or not all(isinstance(c, str) and c for c in codes):
-        raise ValueError("failure_codes must be a non-empty sequence of error code strings")
+        raise ValidationError("failure_codes", "must be a non-empty sequence of error code strings")
     return codes
 
 
@@ -103,19 +101,19 @@ class Faults:
     >>> Faults(server_error_rate=0.1, reset_after_rate=0.05)
     """
 
-    server_error_rate: float = attrs.field(default=0.0, converter=_rate)
-    rate_limit_rate: float = attrs.field(default=0.0, converter=_rate)
-    reset_before_rate: float = attrs.field(default=0.0, converter=_rate)
-    reset_after_rate: float = attrs.field(default=0.0, converter=_rate)
-    slow_rate: float = attrs.field(default=0.0, converter=_rate)
-    malformed_rate: float = attrs.field(default=0.0, converter=_rate)
-    task_failure_rate: float = attrs.field(default=0.0, converter=_rate)
-    stuck_rate: float = attrs.field(default=0.0, converter=_rate)
+    server_error_rate: float = attrs.field(default=0.0, validator=_rate)
+    rate_limit_rate: float = attrs.field(default=0.0, validator=_rate)
+    reset_before_rate: float = attrs.field(default=0.0, validator=_rate)
+    reset_after_rate: float = attrs.field(default=0.0, validator=_rate)
+    slow_rate: float = attrs.field(default=0.0, validator=_rate)
+    malformed_rate: float = attrs.field(default=0.0, validator=_rate)
+    task_failure_rate: float = attrs.field(default=0.0, validator=_rate)
+    stuck_rate: float = attrs.field(default=0.0, validator=_rate)
     #: Per callback: never sent at all (each retry included), sent twice, and sent late by a
     #: uniform draw in ``callback_delay`` API seconds (which also reorders callbacks of tasks
     #: that finish close together).
-    callback_drop_rate: float = attrs.field(default=0.0, converter=_rate)
-    callback_duplicate_rate: float = attrs.field(default=0.0, converter=_rate)
+    callback_drop_rate: float = attrs.field(default=0.0, validator=_rate)
+    callback_duplicate_rate: float = attrs.field(default=0.0, validator=_rate)
     callback_delay: tuple[float, float] = (0.0, 0.0)
     slow_delay: float = 15.0
     retry_after: tuple[float, float] = (1.0, 5.0)
@@ -131,26 +129,30 @@ class Faults:
             + self.malformed_rate
         )
         if exclusive > 1.0 + 1e-9:
-            raise ValueError(f"the per-request fault rates add up to {exclusive:g}, more than 1")
+            raise ValidationError("faults", f"the per-request fault rates add up to {exclusive:g}, more than 1")
         if self.task_failure_rate + self.stuck_rate > 1.0 + 1e-9:
-            raise ValueError("task_failure_rate + stuck_rate must be at most 1")
+            raise ValidationError("task_failure_rate", "plus stuck_rate must be at most 1")
         DELAY.check("slow_delay", self.slow_delay)  # NaN too: a NaN wait never ends
         SECONDS.check("stuck_timeout", self.stuck_timeout)
         low, high = self.retry_after
         if not 0 < low <= high:
-            raise ValueError("retry_after must be (low, high) with 0 < low <= high")
+            raise ValidationError("retry_after", "must be (low, high) with 0 < low <= high")
 
 
 def _spread(value: tuple[float, float]) -> tuple[float, float]:
     low, high = (float(v) for v in value)
     if not 0 < low <= high:
-        raise ValueError(f"duration_spread must be (low, high) with 0 < low <= high, got {value}")
+        raise ValidationError("duration_spread", f"must be (low, high) with 0 < low <= high, got {value}")
     return (low, high)
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: float) -> None:
-    if not (value > 0 and math.isfinite(value)):
-        raise ValueError(f"{attribute.name} must be a positive finite number, got {value}")
+def _positive(_instance: object, attribute: attrs.Attribute[float], value: object) -> None:
+    NumberRule(above=True).check(attribute.name, value)
+
+
+def _seed(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:
+    if type(value) is not int:  # a seed names one run's draws: NaN, a string or a list names none
+        raise ValidationError(attribute.name, f"must be a whole number, got {value!r}")
 
 
 @attrs.frozen(kw_only=True)
@@ -158,7 +160,7 @@ class SandboxConfig:
     """Everything a sandbox was started with (``Sandbox(...)`` keyword arguments, validated)."""
 
     time_scale: float = attrs.field(default=1.0, validator=_positive)
-    seed: int = 0
+    seed: int = attrs.field(default=0, validator=_seed)
     faults: Faults = attrs.field(factory=Faults)
     credits: float | None = None
     rate_limit: float | None = None
@@ -191,11 +193,11 @@ class SandboxConfig:
         NumberRule(above=True).check_optional("rate_limit", self.rate_limit)
         CREDITS.check_optional("credits", self.credits)
         if not 0 <= self.pending_fraction < 1:
-            raise ValueError("pending_fraction must be within [0, 1)")
+            raise ValidationError("pending_fraction", "must be within [0, 1)")
         for name in ("max_files", "max_upload_bytes"):
             value = getattr(self, name)
             if type(value) is not int or value < 1:
-                raise ValueError(f"{name} must be a positive integer, got {value!r}")
+                raise ValidationError(name, f"must be a positive integer, got {value!r}")
 
     def real(self, api_seconds: float) -> float:
         """Wall-clock seconds that stand for ``api_seconds`` of the real service."""

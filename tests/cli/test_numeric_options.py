@@ -155,11 +155,16 @@ def _sandbox_parser() -> argparse.ArgumentParser:
     return _parser("evolink sandbox", parser_class=Parser)  # as `evolink sandbox` builds it
 
 
+#: Sandbox options with a checking type that are not numbers (the key: at least 8 printable characters).
+SANDBOX_TEXT_OPTIONS = frozenset({"--api-key"})
+
+
 def _sandbox_numeric_actions() -> dict[str, argparse.Action]:
     return {
         max(action.option_strings, key=len): action
         for action in _sandbox_parser()._actions
         if action.type is not None and action.type is not str and action.option_strings
+        and max(action.option_strings, key=len) not in SANDBOX_TEXT_OPTIONS
     }
 
 

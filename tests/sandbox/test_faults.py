@@ -191,7 +191,7 @@ async def test_faults_spare_other_endpoints(evolink_sandbox_factory: Any, api_fo
 
 
 def test_fault_rates_are_checked() -> None:
-    with pytest.raises(ValueError, match="within"):
+    with pytest.raises(ValueError, match="server_error_rate: must be at most 1"):
         Faults(server_error_rate=1.5)
     with pytest.raises(ValueError, match="add up"):
         Faults(server_error_rate=0.6, reset_after_rate=0.6)

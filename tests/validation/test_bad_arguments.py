@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 import evolink_async as evolink
+from evolink_async.sandbox import Faults, Sandbox
 from tests.helpers.hostile import API_KEY
 
 
@@ -29,6 +30,17 @@ from tests.helpers.hostile import API_KEY
                                    max_credits=math.nan), "max_credits"),
         (lambda: evolink.BatchSpec(model="qwen-image-edit", prompt="p", input_dir="i", output_dir="o",
                                    recursive=1), "recursive"),
+        # Found by a new user's trial (session 8): each was accepted, or raised a bare TypeError/ValueError.
+        (lambda: evolink.BatchSpec(model="qwen-image-edit", prompt=" ", input_dir="i", output_dir="o"), "prompt"),
+        (lambda: evolink.RetryPolicy(initial_delay=10, max_delay=1), "initial_delay"),
+        (lambda: evolink.PollPolicy(default_estimated_time=5000), "default_estimated_time"),
+        (lambda: evolink.MidjourneyClient(API_KEY, base_url="https://mj.example", auth=[]), "auth"),
+        (lambda: Sandbox(time_scale=""), "time_scale"),
+        (lambda: Sandbox(time_scale=True), "time_scale"),
+        (lambda: Sandbox(seed=math.nan), "seed"),
+        (lambda: Sandbox(seed=[]), "seed"),
+        (lambda: Faults(server_error_rate=""), "server_error_rate"),
+        (lambda: Faults(stuck_rate=math.nan), "stuck_rate"),
     ],
 )
 def test_more_bad_arguments_are_validation_errors(build: Any, field: str) -> None:

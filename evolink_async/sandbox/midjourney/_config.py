@@ -19,6 +19,7 @@ from typing import Literal
 import attrs
 
 from ..._core.checks import DELAY, SECONDS
+from ...errors import ValidationError
 
 __all__ = ["DEFAULT_MJ_DURATIONS", "MidjourneyOptions"]
 
@@ -45,14 +46,14 @@ UnknownFetch = Literal["empty", "no_content", "not_found"]
 def _rate(value: float) -> float:
     value = float(value)
     if not 0.0 <= value <= 1.0:
-        raise ValueError(f"a rate must be within [0, 1], got {value}")
+        raise ValidationError("rate", f"must be within [0, 1], got {value}")
     return value
 
 
 def _prefix(value: str) -> str:
     value = value.rstrip("/")
     if value and (not value.startswith("/") or not re.fullmatch(r"[A-Za-z0-9/_.-]*", value)):
-        raise ValueError(f"the MJ prefix must be a path like '/mj' or '/v1/mj', got {value!r}")
+        raise ValidationError("prefix", f"must be a path like '/mj' or '/v1/mj', got {value!r}")
     return value
 
 
@@ -63,7 +64,7 @@ def _words(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
 def _pair(value: tuple[float, float]) -> tuple[float, float]:
     low, high = (float(v) for v in value)
     if not 0 <= low <= high or not math.isfinite(high):
-        raise ValueError(f"expected (low, high) with 0 <= low <= high, got {value}")
+        raise ValidationError("range", f"must be (low, high) with 0 <= low <= high, got {value}")
     return (low, high)
 
 
@@ -140,24 +141,26 @@ class MidjourneyOptions:
 
     def __attrs_post_init__(self) -> None:
         if self.auth not in ("any", "mj-api-secret", "bearer"):
-            raise ValueError(f"auth must be 'any', 'mj-api-secret' or 'bearer', got {self.auth!r}")
+            raise ValidationError("auth", f"must be 'any', 'mj-api-secret' or 'bearer', got {self.auth!r}")
         if self.unknown_fetch not in ("empty", "no_content", "not_found"):
-            raise ValueError(f"unknown_fetch must be 'empty', 'no_content' or 'not_found', got {self.unknown_fetch!r}")
+            raise ValidationError(
+                "unknown_fetch", f"must be 'empty', 'no_content' or 'not_found', got {self.unknown_fetch!r}"
+            )
         if self.failure_status not in ("FAILURE", "FAILED") or self.failure_progress not in ("", "100%"):
-            raise ValueError("failure_status must be FAILURE or FAILED, failure_progress '' or '100%'")
+            raise ValidationError("failure_status", "must be FAILURE or FAILED, failure_progress '' or '100%'")
         if self.banned_check not in ("submit", "execute"):
-            raise ValueError("banned_check must be 'submit' or 'execute'")
+            raise ValidationError("banned_check", "must be 'submit' or 'execute'")
         if self.concurrency < 1 or self.queue_size < 0:
-            raise ValueError("concurrency must be >= 1 and queue_size >= 0")
+            raise ValidationError("concurrency", "must be >= 1 and queue_size >= 0")
         if self.list_limit is not None and self.list_limit < 1:
-            raise ValueError("list_limit must be >= 1, or None for every task")
+            raise ValidationError("list_limit", "must be >= 1, or None for every task")
         # The library's numeric rules: NaN and infinities refused (a NaN timeout never fires).
         for name in ("timeout", "hook_timeout"):
             SECONDS.check(name, getattr(self, name))
         for name in ("dispatch_delay", "blank_status_for"):
             DELAY.check(name, getattr(self, name))
         if self.hook_drop_rate + self.hook_duplicate_rate > 1.0 + 1e-9:
-            raise ValueError("hook_drop_rate + hook_duplicate_rate must be at most 1")
+            raise ValidationError("hook_drop_rate", "plus hook_duplicate_rate must be at most 1")
 
     def duration(self, action: str) -> float:
         return float(self.durations.get(action, DEFAULT_MJ_DURATIONS.get(action, 30.0)))
