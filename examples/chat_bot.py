@@ -93,7 +93,8 @@ async def render(
                 await show(f"{title}: {bar(event.progress)}")
             elif event.kind is evolink.EventKind.COMPLETED and event.task is not None:
                 done = event.task
-                buttons = " ".join(b.label for b in (done.midjourney.buttons if done.midjourney else ()))
+                # A button is a label ("U2") or an emoji alone (the reroll: 🔄).
+                buttons = " ".join(b.label or b.emoji for b in (done.midjourney.buttons if done.midjourney else ()))
                 await show(f"{title}: done {done.results[0] if done.results else ''} [{buttons}]")
                 return done
             elif event.is_terminal:

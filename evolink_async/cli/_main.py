@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from ..checks import SCALE
 from ..errors import (
     AuthenticationError,
+    BadRequestError,
     BatchLockedError,
     EndpointMissingError,
     EvolinkError,
@@ -152,6 +153,10 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
     task_id = getattr(args, "task_id", None)
     if isinstance(exc, NotFoundError) and task_id is not None:  # the id the command line named: no such task
         _say(f"task {printable(task_id)} not found (is the id right, and --base-url the server that made it?)")
+        return EXIT_USAGE
+    # A 400 answering the query of the id the command line named (not a press of mj-action): a malformed id.
+    if isinstance(exc, BadRequestError) and task_id is not None and args.command in ("status", "watch", "download"):
+        _say(f"{printable(task_id)} is not a task id this server knows the form of ({printable(exc)})")
         return EXIT_USAGE
     if isinstance(exc, EndpointMissingError):  # a wrong --base-url: configuration, every input left pending
         flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"

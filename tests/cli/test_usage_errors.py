@@ -224,3 +224,15 @@ def test_a_bad_value_is_named_as_the_command_line_gave_it(
     assert len(lines) == 1, lines
     assert lines[0].startswith(f"evolink: {named}"), lines
     assert KEY not in lines[0]
+
+
+@pytest.mark.parametrize("command", ["status", "watch", "download"])
+async def test_a_malformed_task_id_is_a_usage_error(evolink_sandbox: Sandbox, tmp_path: Path, command: str) -> None:
+    """The server answers 400 (invalid_task_id) to a query of a malformed id: the command line is wrong (2), not the run (1)."""
+    extra = ["--out", str(tmp_path / "out")] if command == "download" else []
+    done = await anyio.to_thread.run_sync(lambda: _evolink(
+        command, "nosuch", *extra, "--base-url", evolink_sandbox.base_url, "--api-key", evolink_sandbox.api_key,
+    ))  # fmt: skip
+    line = _one_line(done)
+    assert "nosuch" in line
+    assert "invalid_task_id" in line
