@@ -26,6 +26,7 @@ from ..batch import (
     PlannedSource,
     Worker,
     WorkerOptions,
+    WorkerSummary,
     check_postgres_url,
     checked_inputs,
     default_wal_path,
@@ -226,6 +227,7 @@ async def _work(args: argparse.Namespace) -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(logging.Formatter("evolink: %(levelname)s: %(message)s"))
     handler.setLevel(logging.WARNING)
+    handler.addFilter(_not_the_fan_outs_leftovers)
     logger = logging.getLogger("evolink_async")  # the SDK's records: warnings go to stderr
     logger.addHandler(handler)
     listener = None
@@ -237,7 +239,10 @@ async def _work(args: argparse.Namespace) -> int:
             try:
                 summary = await worker.run()
             finally:
-                print(json_line({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
+                if args.json:
+                    print(json_line({"kind": "summary", **worker.summary.to_json()}), file=sys.stderr, flush=True)
+                else:  # with the events, for people; a stop's cause is the one `evolink:` line on stderr
+                    print(printable(_summary_line(worker.summary)), flush=True)
     finally:
         logger.removeHandler(handler)
         if listener is not None:
@@ -245,6 +250,26 @@ async def _work(args: argparse.Namespace) -> int:
         # Last: the client's close ended the spans of tasks left open (interrupted); they are flushed now.
         await telemetry.stop()
     return EXIT_FAILED if summary.failed or summary.uncertain or summary.stopped_reason else EXIT_OK
+
+
+def _not_the_fan_outs_leftovers(record: logging.LogRecord) -> bool:
+    """Drop the fan-out's "left with N task(s) unfinished" warning: it points at the fan-out's summary,
+    which a worker does not show; the worker settles those inputs in the journal and says so itself."""
+    return not str(record.msg).startswith("fan-out left with")
+
+
+def _summary_line(summary: WorkerSummary) -> str:
+    """What one worker did, in one line (``--json``: the summary object on standard error instead)."""
+    credits = ("credits not reported by the server" if summary.credits_reserved is None
+               else f"{summary.credits_reserved:g} credits reserved")  # fmt: skip
+    counts = [f"{summary.claimed} claimed", f"{summary.submitted} submitted", f"{summary.reattached} resumed",
+              f"{summary.completed} completed", f"{summary.downloaded} downloaded", f"{summary.failed} failed"]
+    counts += [f"{n} {what}" for n, what in ((summary.uncertain, "uncertain"), (summary.released, "given back"),
+                                             (summary.lost_leases, "lease(s) lost"),
+                                             (summary.not_submitted, "not submitted")) if n]  # fmt: skip
+    stopped = f"; stopped submitting: {summary.stopped_reason}" if summary.stopped_reason else ""
+    interrupted = " (interrupted)" if summary.interrupted else ""
+    return f"worker {summary.worker}{interrupted}: {', '.join(counts)}; {credits}{stopped}"
 
 
 def _client_and_source(
