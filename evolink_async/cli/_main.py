@@ -160,6 +160,9 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if isinstance(exc, EndpointMissingError):  # a wrong --base-url: configuration, every input left pending
         flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"
+        if flag == "--base-url" and getattr(args, "path_prefix", None) is not None \
+                and getattr(args, "protocol", "midjourney") == "midjourney":  # a Midjourney proxy's routes
+            flag = "--base-url and --path-prefix"
         _say(f"{printable(exc)}; check {flag}")
         return EXIT_USAGE
     if isinstance(exc, EvolinkError):

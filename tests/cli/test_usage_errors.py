@@ -236,3 +236,14 @@ async def test_a_malformed_task_id_is_a_usage_error(evolink_sandbox: Sandbox, tm
     line = _one_line(done)
     assert "nosuch" in line
     assert "invalid_task_id" in line
+
+
+async def test_a_wrong_midjourney_path_prefix_names_the_prefix_too(mj_sandbox: Sandbox, tmp_path: Path) -> None:
+    """A 404 from a Midjourney proxy's route may be the host or the routes' prefix: the line names both flags."""
+    done = await anyio.to_thread.run_sync(lambda: _evolink(
+        "imagine", "a red fox", "--out", str(tmp_path / "out"), "--path-prefix", "abc",
+        "--base-url", mj_sandbox.mj_base_url, "--api-key", mj_sandbox.mj_api_key,
+    ))  # fmt: skip
+    line = _one_line(done)
+    assert "check --base-url and --path-prefix" in line
+    assert mj_sandbox.ledger.billed == []
