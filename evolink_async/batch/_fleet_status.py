@@ -71,11 +71,16 @@ class FleetStatus:
         return data
 
     def lines(self) -> list[str]:
-        eta = "-" if self.eta is None else f"{self.eta:.0f} s"
         budget = "" if self.max_credits is None else f" of {self.max_credits:g}"
+        # Uncertain inputs count as finished (nothing more happens to them by itself) but are not done:
+        # said beside the count. A finished batch has no rate or ETA to show (it read "0.0/min").
+        uncertain = self.states.get("uncertain", 0)
+        unsure = f" ({uncertain} uncertain)" if uncertain else ""
+        eta = "-" if self.eta is None else f"{self.eta:.0f} s"
+        pace = "done" if self.remaining == 0 else f"{self.rate * 60:.1f}/min, ETA {eta}"
         lines = [
-            f"{self.finished}/{self.total} finished, {self.in_flight} in flight (max {self.max_in_flight}), "
-            f"credits {self.credits_reserved:g}{budget}, {self.rate * 60:.1f}/min, ETA {eta}",
+            f"{self.finished}/{self.total} finished{unsure}, {self.in_flight} in flight (max {self.max_in_flight}), "
+            f"credits {self.credits_reserved:g}{budget}, {pace}",
             "  " + ", ".join(f"{state} {n}" for state, n in sorted(self.states.items()) if n),
         ]
         for worker in self.workers:

@@ -135,7 +135,7 @@ async def test_credit_budget_holds_and_the_rest_stays_resumable(
     with anyio.fail_after(60):
         text = await anyio.run_process(_evolink("batch", "status", "--journal", journal_url, "--watch", "0.1"),
                                        env=ENV)  # fmt: skip
-    assert "40/40 finished, 0 in flight (max 8), credits 10 of 10.5" in text.stdout.decode()
+    assert "40/40 finished, 0 in flight (max 8), credits 10 of 10.5, done" in text.stdout.decode()
     # A bigger budget later: the same journal picks up where the budget stopped it.
     more = _work_argv(tmp_path, journal_url, evolink_sandbox, None, "--max-credits", "100")
     assert (await _run_workers([more]))[0][0] == 0
