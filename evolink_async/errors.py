@@ -94,6 +94,8 @@ class Remedy(enum.StrEnum):
     JOURNAL_OUTAGE = "journal_outage="
     #: A fleet batch of Midjourney prompt lines, run by a worker of image requests.
     PROMPT_SOURCE = "source=ImagineSource() and a Midjourney client"
+    #: A fleet batch of image request lines, run by a worker of Midjourney prompts.
+    REQUEST_SOURCE = "the default source (ManifestSource) and an Evolink client"
 
 
 class EvolinkError(Exception):

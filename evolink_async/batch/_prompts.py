@@ -33,7 +33,7 @@ import attrs
 
 from .._core.checks import COUNT, SECONDS
 from .._protocols.midjourney.requests import Bot, Imagine, SpeedMode
-from ..errors import ValidationError
+from ..errors import Remedy, ValidationError
 from ._client_api import BatchClient
 from ._entries import Entry
 from ._manifest import IMAGINE_MODEL, ManifestInput
@@ -166,8 +166,14 @@ class ImagineSource:
         self._imagine(item.prompt)
 
     def item_of(self, line: ManifestInput) -> PromptInput:
-        if line.model != IMAGINE_MODEL or line.image_urls:
-            raise ValidationError(line.key, f"is not a Midjourney prompt (model {IMAGINE_MODEL!r}, no images)")
+        # The key comes first in the message: it says what the line is, and what runs it.
+        if line.model != IMAGINE_MODEL:
+            raise ValidationError(line.key, f"this manifest line is an image request (model {line.model!r}), not a "
+                                  f"Midjourney prompt: run its batch with {Remedy.REQUEST_SOURCE}",
+                                  remedy=Remedy.REQUEST_SOURCE)  # fmt: skip
+        if line.image_urls:
+            raise ValidationError(line.key, f"this manifest line has image_urls: a Midjourney prompt line "
+                                  f"(model {IMAGINE_MODEL!r}) has a prompt only")  # fmt: skip
         prompt = PromptInput(key=line.key, prompt=line.prompt or "")
         self._imagine(prompt.prompt)
         return prompt

@@ -31,6 +31,7 @@ FLAGS: Mapping[Remedy, str] = MappingProxyType({
     Remedy.ROOT: "--root",
     Remedy.JOURNAL_OUTAGE: "--journal-outage ",
     Remedy.PROMPT_SOURCE: "--protocol midjourney",
+    Remedy.REQUEST_SOURCE: "--protocol evolink (the default)",
 })  # fmt: skip
 
 

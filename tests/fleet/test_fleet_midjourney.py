@@ -25,7 +25,7 @@ from evolink_async.batch import (
 from evolink_async.batch._manifest import IMAGINE_MODEL
 from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Sandbox
-from tests.helpers.fleet_cli import ENV, evolink, export, plan
+from tests.helpers.fleet_cli import ENV, evolink, export, manifest, plan
 
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01)
 
@@ -156,3 +156,20 @@ async def test_the_command_line_runs_a_midjourney_fleet_and_says_which_protocol_
     assert Counter(row["outcome"] for row in await export(journal_url)) == {"downloaded": PROMPTS}
     for n in range(PROMPTS):
         assert (tmp_path / "out" / f"fox-{n}.result-0.png").is_file()
+
+
+async def test_a_midjourney_worker_on_a_batch_of_image_requests_says_what_the_lines_are_and_which_flag_runs_them(
+    mj_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    assert (await plan(journal_url, manifest(tmp_path / "m.jsonl", 2))).returncode == 0
+    env = {**ENV, "MJ_PROXY_BASE_URL": mj_sandbox.mj_base_url, "MJ_PROXY_API_KEY": mj_sandbox.mj_api_key}
+    with anyio.fail_after(60):
+        done = await anyio.run_process(evolink("batch", "work", "--journal", journal_url, "--protocol", "midjourney",
+                                               "--wal", str(tmp_path / "w.wal")), env=env, check=False)  # fmt: skip
+    stderr = done.stderr.decode()
+    assert done.returncode == 2, stderr
+    assert stderr.splitlines() == [
+        "evolink: in/0000.png: this manifest line is an image request (model 'qwen-image-edit'), not a Midjourney "
+        "prompt: run its batch with --protocol evolink (the default)"
+    ]
+    assert mj_sandbox.ledger.mj_tasks == []
