@@ -24,6 +24,7 @@ __all__ = [
     "NORMALIZED_DIR",
     "JOURNAL_NAME",
     "BatchEvent",
+    "check_path",
     "BatchLockedError",
     "BatchPlan",
     "BatchSpec",
@@ -45,18 +46,21 @@ NORMALIZED_DIR = ".evolink-normalized"
 ESTIMATED_CREDITS: Mapping[str, float] = {"mj-v7-retexture": 1.8, "mj-v7-remove-bg": 1.8, "qwen-image-edit": 1.0}
 
 
-def _folder(value: object, field: str) -> Path:
-    if not isinstance(value, str | os.PathLike) or str(value) == "":
-        raise ValidationError(field, f"must be a folder path, got {value!r}")
+def check_path(field: str, value: object, *, what: str = "a folder path") -> Path:
+    """``value`` as a ``Path``, or a ``ValidationError`` naming ``field``: a string or path-like only
+    (``Path(1.5)`` is a TypeError), and never ``""`` (``Path("")`` is the current folder: a path
+    left empty would put results, or a journal's files, where the command happened to run)."""
+    if not isinstance(value, str | os.PathLike) or os.fspath(value) in ("", b""):
+        raise ValidationError(field, f"must be {what}, got {value!r}")
     return Path(value)
 
 
 def _input_dir(value: object) -> Path:
-    return _folder(value, "input_dir")
+    return check_path("input_dir", value)
 
 
 def _output_dir(value: object) -> Path:
-    return _folder(value, "output_dir")
+    return check_path("output_dir", value)
 
 
 def _string(field: str) -> Callable[[object, attrs.Attribute[Any], object], None]:

@@ -10,6 +10,8 @@ from typing import Any
 import attrs
 
 from .._core.checks import COUNT, CREDITS, SECONDS
+from ..errors import ValidationError
+from ._spec import check_path
 
 __all__ = ["FAULT_ENV", "Faults", "WorkerOptions", "WorkerSummary"]
 
@@ -35,6 +37,24 @@ class Faults:
         os.kill(os.getpid(), signum)
 
 
+def _out_dir(value: object) -> Path | None:
+    return None if value is None else check_path("out_dir", value)
+
+
+def _root(value: object) -> Path | None:
+    return None if value is None else check_path("root", value)
+
+
+def _wal(value: object) -> Path | None:
+    return None if value is None else check_path("wal", value, what="a file path")
+
+
+def _worker_id(instance: object, attribute: attrs.Attribute[Any], value: object) -> None:
+    # The id is every lease's owner and the write-ahead file's name: a string a person can read back.
+    if value is not None and (not isinstance(value, str) or not value.strip() or not value.isprintable()):
+        raise ValidationError("worker_id", f"must be a non-empty printable string, got {value!r}")
+
+
 @attrs.frozen(kw_only=True)
 class WorkerOptions:
     """How one worker behaves. ``max_in_flight`` and ``max_credits`` are batch-wide: a worker given
@@ -43,9 +63,9 @@ class WorkerOptions:
     max_in_flight: int | None = attrs.field(default=None, validator=COUNT.optional())
     max_credits: float | None = attrs.field(default=None, validator=CREDITS.optional())
     #: Shared results folder; without it only the result URLs are recorded (they expire in 24 h).
-    out_dir: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    out_dir: Path | None = attrs.field(default=None, converter=_out_dir)
     #: Where manifest paths resolve on this machine (default: the ``root`` recorded by the plan).
-    root: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    root: Path | None = attrs.field(default=None, converter=_root)
     #: Inputs taken per claim, and at most held by this worker at once.
     claim_size: int = attrs.field(default=8, validator=COUNT.validator())
     max_held: int = attrs.field(default=64, validator=COUNT.validator())
@@ -57,7 +77,7 @@ class WorkerOptions:
     #: servers known to de-duplicate by that key (the sandbox does; Evolink's is not confirmed).
     resubmit_uncertain: bool = False
     max_downloads: int = attrs.field(default=4, validator=COUNT.validator())
-    worker_id: str | None = None
+    worker_id: str | None = attrs.field(default=None, validator=_worker_id)
     #: Keep the files uploaded for an input after its task ended (by default they are deleted: the
     #: Files API keeps 100 files per key; the fleet's workers share the quota through the journal).
     keep_uploads: bool = False
@@ -68,7 +88,7 @@ class WorkerOptions:
     uncertain_slot_hold: float | None = attrs.field(default=None, validator=SECONDS.optional())
     #: The write-ahead file of task ids (local, fsynced); None: none (a crash between a submit and
     #: its record then leaves the input ``uncertain``). The CLI gives one per journal by default.
-    wal: Path | None = attrs.field(default=None, converter=attrs.converters.optional(Path))
+    wal: Path | None = attrs.field(default=None, converter=_wal)
 
 
 @attrs.define(kw_only=True)

@@ -89,8 +89,8 @@ def spec_from(args: argparse.Namespace) -> BatchSpec:
     model = _MODELS.get(args.operation) or args.model
     params: dict[str, Any] = {"speed": args.speed} if getattr(args, "speed", None) else {}
     return BatchSpec(
-        model=model, prompt=getattr(args, "prompt", None), model_params=params, input_dir=Path(args.input_dir),
-        output_dir=Path(args.out), recursive=args.recursive, pattern=args.glob, max_in_flight=args.max_in_flight,
+        model=model, prompt=getattr(args, "prompt", None), model_params=params, input_dir=args.input_dir,
+        output_dir=args.out, recursive=args.recursive, pattern=args.glob, max_in_flight=args.max_in_flight,
         timeout=args.timeout, retry_failed=args.retry_failed, follow_symlinks=args.follow_symlinks,
         max_credits=args.max_credits, new_journal=args.new_journal, keep_uploads=args.keep_uploads,
         normalize=args.normalize,

@@ -36,6 +36,7 @@ from ..batch import (
     read_manifest,
     shown_url,
 )
+from ..batch._spec import check_path
 from ..errors import JournalError, Remedy, ValidationError
 from ._callbacks import add_callback_arguments, callback_options, callback_receiver, start_listening
 from ._commands import _api_key
@@ -155,13 +156,13 @@ def _inputs(args: argparse.Namespace) -> tuple[Iterator[ManifestInput], Path | N
         if args.prompt is None and args.model == "qwen-image-edit":
             raise ValidationError("--prompt", "is required to plan a folder for qwen-image-edit")
         params = {"speed": args.speed} if args.speed else {}
-        root = Path(args.root or source).resolve()
+        root = (check_path("root", args.root) if args.root is not None else source).resolve()
         items = folder_manifest(source, model=args.model, prompt=args.prompt, model_params=params,
                                 recursive=args.recursive, pattern=args.glob)  # fmt: skip
         return items, root
     if not source.is_file():
         raise ValidationError("source", f"{source} is neither a manifest file nor a folder")
-    return read_manifest(source), Path(args.root).resolve() if args.root else None
+    return read_manifest(source), check_path("root", args.root).resolve() if args.root is not None else None
 
 
 async def _plan(args: argparse.Namespace) -> int:
@@ -210,7 +211,7 @@ async def _work(args: argparse.Namespace) -> int:
         resubmit_uncertain=args.resubmit_uncertain, journal_outage=args.journal_outage,
         uncertain_slot_hold=args.uncertain_slot_hold,
         keep_uploads=args.keep_uploads,
-        wal=Path(args.wal) if args.wal else default_wal_path(args.journal),
+        wal=args.wal if args.wal is not None else default_wal_path(args.journal),  # '' is refused, not ignored
     )  # fmt: skip
     scale = args.poll_scale
     # With a time-scaled sandbox, retries scale too: an unscaled backoff after a 429 would idle a

@@ -45,6 +45,11 @@ _FIELD_OPTIONS: Mapping[str, tuple[str, str]] = MappingProxyType({
     "timeout": ("timeout", "--timeout"),
     "model": ("model", "--model"),
     "api_key": ("api_key", "--api-key"),
+    "input_dir": ("input_dir", "DIR"),
+    "output_dir": ("out", "--out"),
+    "out_dir": ("out", "--out"),
+    "root": ("root", "--root"),
+    "wal": ("wal", "--wal"),
 })  # fmt: skip
 
 
