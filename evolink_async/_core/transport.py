@@ -3,18 +3,16 @@
 Owns auth, JSON, timeouts, the retry loop, the mapping of answers to error classes, request ids
 and logging with the key redacted.
 
-Why one module of ~420 lines: one request's whole life (send, read within bounds, decode, map to
-an error, retry) is one loop in ``exchange``, written out because it runs once per query of
-every watched task; the helpers it calls sit beside it.
+Why one module of ~410 lines: one request's whole life (send, read within bounds, map to an error,
+retry, wait its turn after a 429) is one loop in ``exchange``, written out because it runs once per
+query of every watched task. What an answer's bytes mean (JSON decoded and cleaned, a status and
+body made an error) is ``answers.py``.
 """
 
 from __future__ import annotations
 
-import codecs
-import json
 import logging
 import random
-import re
 import time
 from collections.abc import Awaitable, Mapping, Sequence
 from contextvars import ContextVar
@@ -23,7 +21,6 @@ from typing import Any, Required, TypedDict, Unpack
 import aiohttp
 import anyio
 import attrs
-import yarl
 from multidict import CIMultiDict
 
 from .._version import __version__
@@ -36,19 +33,18 @@ from ..errors import (
     ResponseFormatError,
     ValidationError,
     may_have_been_billed,
-    status_error_class,
 )
+from .answers import call_name, decode_json, request_id_of, status_error, too_large
 from .config import ClientConfig
 from .credentials import SameOrigin, foreign_hop_strip, session_middlewares
 from .logging import logger
 from .rate_gate import RateGate
 from .retry import is_retryable_status, parse_retry_after
-from .secret import Secret, redact, scrub_known
+from .secret import redact
 from .telemetry import Telemetry
 
 __all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport", "decode_json"]
 
-_REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id")
 _USER_AGENT = f"evolink-async/{__version__}"
 
 
@@ -91,139 +87,6 @@ class RetryTally:
 #: may have created a second task. A context variable, so the seam between the fan-out and the
 #: protocol stays one ``submit`` call.
 RETRY_TALLY: ContextVar[RetryTally | None] = ContextVar("evolink_retry_tally", default=None)
-
-
-def _request_id(headers: Mapping[str, str]) -> str | None:
-    for name in _REQUEST_ID_HEADERS:
-        value = headers.get(name)
-        if value:
-            return scrub_known(value)
-    return None
-
-
-def decode_json(raw: bytes, *, secret: Secret | None = None) -> Any:
-    """``json.loads(raw)``, with UTF-8 (what RFC 8259 requires on the wire) decoded in C first,
-    and the decoded strings cleaned where the bytes could not show what they hold.
-
-    ``json.loads`` on bytes guesses the encoding in Python, on every answer. What that guess would
-    not read as plain UTF-8 (a byte order mark, a NUL in the first two bytes as UTF-16 and UTF-32
-    have, bytes that are not UTF-8) still goes its way, so every body parses or fails as before,
-    and each is parsed once. Such a body, or one with ``\\u`` escapes, may hold ``secret`` (an
-    echoed key the caller's byte replacement could not see) or lone surrogates (which no encoder
-    takes: the journal, a file, the terminal); both are replaced in every decoded string.
-    """
-    if raw[:3] == codecs.BOM_UTF8 or b"\0" in raw[:2]:
-        return _clean_decoded(json.loads(raw), secret)
-    try:
-        text = raw.decode()
-    except UnicodeDecodeError:  # not UTF-8, or surrogates encoded as bytes (json reads those)
-        return _clean_decoded(json.loads(raw), secret)
-    body = json.loads(text)
-    return _clean_decoded(body, secret) if b"\\u" in raw else body
-
-
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
-def _clean_text(text: str, secret: Secret | None) -> str:
-    if secret is not None:
-        text = secret.scrub(text)
-    if not text.isascii():
-        text = _LONE_SURROGATE.sub("\ufffd", text)
-    return text
-
-
-def _clean_decoded(body: Any, secret: Secret | None) -> Any:
-    """``body`` (decoded JSON) with every string, keys included, through ``_clean_text``.
-
-    Iterative, not recursive: a body nested close to the parser's limit must not raise here.
-    The containers were decoded for this answer alone, so they are changed in place.
-    """
-    if isinstance(body, str):
-        return _clean_text(body, secret)
-    stack = [body]
-    while stack:
-        node = stack.pop()
-        if isinstance(node, dict):
-            for key in list(node):
-                value = node[key]
-                if isinstance(value, str):
-                    value = node[key] = _clean_text(value, secret)
-                elif isinstance(value, dict | list):
-                    stack.append(value)
-                clean_key = _clean_text(key, secret)
-                if clean_key != key:
-                    del node[key]
-                    node[clean_key] = value
-        elif isinstance(node, list):
-            for index, value in enumerate(node):
-                if isinstance(value, str):
-                    node[index] = _clean_text(value, secret)
-                elif isinstance(value, dict | list):
-                    stack.append(value)
-    return body
-
-
-def _too_large(resp: aiohttp.ClientResponse, what: str) -> ResponseFormatError:
-    # Scrubbed: the URL is the caller's, and a query string could hold anything.
-    return ResponseFormatError(
-        scrub_known(f"{resp.method.upper()} {resp.url}: {what}"), request_id=_request_id(resp.headers)
-    )
-
-
-def _call_name(method: str, url: str, secret: Secret | None) -> str:
-    """``POST https://host/path`` for an error, without user or password in the URL, nor any key."""
-    try:
-        shown = str(yarl.URL(url).with_user(None))
-    except (ValueError, TypeError):
-        shown = url
-    return redact(f"{method} {shown}", secret)
-
-
-def status_error(
-    status: int,
-    raw: bytes,
-    headers: Mapping[str, str],
-    *,
-    secret: Secret | None = None,
-    retry_after: float | None = None,
-    url: str | None = None,
-) -> APIStatusError:
-    """The error for a non-2xx answer, from its body (``{"error": {...}}``) where it has one."""
-    request_id = _request_id(headers)
-    code = type_ = param = suggestion = None
-    message = ""
-    body: Any = None
-    try:
-        body = decode_json(raw, secret=secret) if raw else None
-    except (ValueError, RecursionError):  # RecursionError: nested deeper than the parser's stack
-        body = None
-    error = body.get("error") if isinstance(body, dict) else None
-    if isinstance(error, dict):
-        # Every field through ``redact``, not only the message: a server may echo the key in any.
-        code = None if error.get("code") is None else redact(str(error["code"]), secret)
-        type_ = None if error.get("type") is None else redact(str(error["type"]), secret)
-        param = None if error.get("param") is None else redact(str(error["param"]), secret)
-        hint = error.get("fallback_suggestion") or error.get("suggestion")
-        suggestion = None if hint is None else redact(str(hint)[:2000], secret)  # bounded, like every field
-        message = str(error.get("message") or "")
-    elif isinstance(body, dict) and isinstance(body.get("message") or body.get("msg"), str):
-        message = str(body.get("message") or body.get("msg"))
-    if not message:
-        text = raw[:200].decode("utf-8", "replace").strip()
-        message = text or f"HTTP {status} with an empty body"
-    return status_error_class(status)(
-        redact(message, secret),
-        status_code=status,
-        code=code,
-        type=type_,
-        param=param,
-        request_id=request_id,
-        retry_after=retry_after,
-        body=body,
-        url=url,
-        suggestion=suggestion,
-    )
 
 
 class Transport:
@@ -429,7 +292,7 @@ class Transport:
                         traced.end(status=None, request_id=None, error=exc, secret=secret)
                     raise
                 else:
-                    request_id = _request_id(resp_headers)
+                    request_id = request_id_of(resp_headers)
                     if debug:
                         logger.debug(
                             "%s %s -> %s in %.3f s (attempt %d, request %s)",
@@ -454,7 +317,7 @@ class Transport:
                         retry_after = parse_retry_after(resp_headers.get("retry-after"))
                         error = status_error(
                             status, raw, resp_headers, secret=secret, retry_after=retry_after,
-                            url=_call_name(method, url, secret),
+                            url=call_name(method, url, secret),
                         )
                 if traced is not None:
                     traced.end(
@@ -521,7 +384,7 @@ class Transport:
         length = resp.content_length  # parsed from the header on every access: read it once
         if length is not None:
             if length > limit:
-                raise _too_large(resp, f"answer of {length} bytes exceeds the {limit}-byte limit")
+                raise too_large(resp, f"answer of {length} bytes exceeds the {limit}-byte limit")
             if headers.get("content-encoding", "identity").lower() == "identity":
                 # A declared length within the limit, uncompressed: aiohttp reads no more than
                 # that. (A compressed body's length says nothing of what it inflates to.)
@@ -536,6 +399,6 @@ class Transport:
         async for chunk in resp.content.iter_chunked(64 * 1024):
             size += len(chunk)
             if size > limit:
-                raise _too_large(resp, f"answer exceeds the {limit}-byte limit")
+                raise too_large(resp, f"answer exceeds the {limit}-byte limit")
             chunks.append(chunk)
         return b"".join(chunks)

@@ -281,11 +281,11 @@ def test_invalid_utf8_json_is_parsed_once() -> None:
     import json
     from unittest import mock
 
-    from evolink_async._core import transport
+    from evolink_async._core import answers
 
-    with mock.patch.object(transport.json, "loads", wraps=json.loads) as loads:
+    with mock.patch.object(answers.json, "loads", wraps=json.loads) as loads:
         with pytest.raises(json.JSONDecodeError):
-            transport.decode_json(b"<html><body>502 Bad Gateway</body></html>")
+            answers.decode_json(b"<html><body>502 Bad Gateway</body></html>")
     assert loads.call_count == 1
 
 
