@@ -33,7 +33,7 @@ from ..errors import Remedy
 from ._entries import Entry, EntryStatus, JournalError, JournalMismatchError
 from ._manifest import ManifestInput
 from ._pg_schema import migrate
-from ._pg_url import check_postgres_url
+from ._pg_url import check_postgres_url, journal_address
 
 __all__ = ["Claim", "Claimed", "JournalHealth", "JournalUnavailableError", "PgJournalBase", "PlanResult"]
 
@@ -131,7 +131,7 @@ class PgJournalBase:
     """The pool, meta, limits, planning and reads of :class:`~evolink_async.batch.PgJournal`."""
 
     def __init__(self, url: str, *, connections: int = 4, command_timeout: float = 30.0, outage: float = 60.0,
-                 session_timeout: float = 5.0) -> None:  # fmt: skip
+                 session_timeout: float = 5.0, connect_timeout: float | None = None) -> None:  # fmt: skip
         # The command line's checks, before any connection: a bad URL (a port out of range, ``[::1``,
         # ``sslmode=bogus``) is a ValidationError naming ``url`` (never its password), not asyncpg's
         # traceback; NaN or infinite bounds would make a wait that never ends.
@@ -141,7 +141,12 @@ class PgJournalBase:
         #: Seconds the journal may stay unreachable before operations give up.
         self.outage = SECONDS.check("outage", outage)
         self._session_timeout = SECONDS.check("session_timeout", session_timeout)
+        #: Seconds the first connection may take, retries included (None: ``outage``, for a worker that
+        #: may start while its server restarts). Given (a short command: plan, status, export), a
+        #: refused connection, a socket file or host name that does not exist fails at once.
+        self._connect_timeout = SECONDS.check_optional("connect_timeout", connect_timeout)
         self._pool: Any = None
+        self._first_deadline: float | None = None
         self._pool_generation = 0
         self._reconnecting = anyio.Lock()
         self.health = JournalHealth()
@@ -160,17 +165,20 @@ class PgJournalBase:
         # transaction per journal call for nothing. asyncpg still rolls back a transaction left open.
         return await asyncpg.create_pool(
             self.url, min_size=0, max_size=self._connections, command_timeout=self._command_timeout,
-            timeout=min(15.0, max(1.0, self.outage)), reset=_no_session_state,
+            timeout=min(15.0, max(1.0, self._connect_timeout or self.outage)), reset=_no_session_state,
             server_settings={"lock_timeout": millis, "idle_in_transaction_session_timeout": millis},
         )  # fmt: skip
 
-    async def run(self, operation: Callable[[Any], Awaitable[T]], *, what: str = "a journal call") -> T:
+    async def run(self, operation: Callable[[Any], Awaitable[T]], *, what: str = "a journal call",
+                  first: bool = False) -> T:  # fmt: skip
         """Run ``operation(connection)``, retried through transient failures for up to ``outage`` seconds.
 
         An operation must be safe to run again: after a lost connection its first attempt may
         have committed unseen (the fenced writes of ``PgJournal`` recognise their own epoch).
+        ``first``: the first connection, bounded by ``connect_timeout`` when one is given.
         """
         delay = 0.05
+        short = first and self._connect_timeout is not None
         while True:
             generation = self._pool_generation
             try:
@@ -179,6 +187,10 @@ class PgJournalBase:
             except Exception as exc:
                 if not is_transient(exc):
                     raise
+                if short:
+                    await self._retry_first(exc, delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
                 now = time.monotonic()
                 self.health.last_error = f"{type(exc).__name__}: {exc}"
                 if self.health.down_since is None:
@@ -204,6 +216,21 @@ class PgJournalBase:
                 if self.on_outage is not None:
                     self.on_outage("back", self.health)
             return result
+
+    async def _retry_first(self, exc: Exception, delay: float) -> None:
+        """A short command's first connection failed: at once when nothing answers there (no socket
+        file, a refused connection, no such host: no point waiting), else retried within
+        ``connect_timeout``; a ``JournalError`` naming the address (never the password)."""
+        import socket
+
+        if self._first_deadline is None:
+            self._first_deadline = time.monotonic() + (self._connect_timeout or 0.0)
+        nobody_there = isinstance(exc, FileNotFoundError | ConnectionRefusedError | socket.gaierror)
+        if nobody_there or time.monotonic() + delay >= self._first_deadline:
+            cause = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc) or type(exc).__name__
+            raise JournalError(f"cannot reach the journal at {journal_address(self.url)}: {cause}") from None
+        await anyio.sleep(delay)
+        await self._reconnect(self._pool_generation)
 
     async def _reconnect(self, generation: int) -> None:
         """Replace the pool (once per failure, however many calls saw it); connecting may fail: retried."""
@@ -241,7 +268,8 @@ class PgJournalBase:
             # Retried like every call (a worker may start while the server restarts); a missing
             # database or a refused login is no outage: said at once.
             try:
-                await self.run(migrate, what="the first connection")
+                await self.run(migrate, what=f"the first connection (to {journal_address(self.url)})",
+                               first=True)  # fmt: skip
             except (asyncpg.InvalidCatalogNameError, asyncpg.InvalidAuthorizationSpecificationError,
                     asyncpg.InvalidPasswordError) as exc:  # fmt: skip
                 raise JournalError(f"cannot connect to the journal: {exc}") from exc

@@ -12,7 +12,7 @@ from urllib.parse import parse_qsl, urlsplit
 
 from ..errors import ValidationError
 
-__all__ = ["check_postgres_url", "is_postgres_url", "shown_url"]
+__all__ = ["check_postgres_url", "journal_address", "is_postgres_url", "shown_url"]
 
 
 def is_postgres_url(target: str | os.PathLike[str]) -> bool:
@@ -52,3 +52,20 @@ def check_postgres_url(field: str, url: str) -> str:
         if name == "sslmode" and value not in _SSL_MODES:
             raise ValidationError(field, f"sslmode must be one of {', '.join(_SSL_MODES)}, got {value!r}")
     return url
+
+
+def journal_address(url: str) -> str:
+    """Where ``url`` connects, for a message (never its user or password): ``host:port``, or the
+    Unix socket file (a ``host`` that is a folder, as in ``?host=/run/postgresql``)."""
+    parts = urlsplit(url)
+    query = dict(parse_qsl(parts.query))
+    host = query.get("host") or parts.hostname or os.environ.get("PGHOST") or ""
+    try:
+        port = query.get("port") or parts.port or os.environ.get("PGPORT") or 5432
+    except ValueError:  # checked by ``check_postgres_url``; a message must not fail anyway
+        port = 5432
+    if not host:
+        return f"the default local socket (port {port}; no host in the URL, PGHOST unset)"
+    if host.startswith("/"):
+        return f"the socket {host.rstrip('/')}/.s.PGSQL.{port}"
+    return f"{host}:{port}"

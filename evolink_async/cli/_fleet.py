@@ -128,6 +128,11 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
     export.set_defaults(json=True)
 
 
+#: Seconds the short commands (plan, status, export) try to reach the journal: a person waits for
+#: them, and they have no --journal-outage (a worker, which may start while its server restarts, does).
+SHORT_CONNECT = 5.0
+
+
 def _check_url(url: str) -> None:
     if not is_postgres_url(url):
         raise ValidationError("--journal", "must be a postgresql:// URL (the one-machine batch keeps its "
@@ -169,7 +174,7 @@ async def _plan(args: argparse.Namespace) -> int:
 
     items, root = _inputs(args)
     checked = checked_inputs(items, root=root)
-    async with PgJournal(args.journal) as journal:
+    async with PgJournal(args.journal, connect_timeout=SHORT_CONNECT) as journal:
         result = await journal.plan(checked, root=root)
     data = {"kind": "planned", "inputs": result.inputs, "added": result.added, "already": result.already}
     print(json.dumps(data) if args.json else
@@ -294,7 +299,7 @@ def _client_and_source(
 
 async def _status(args: argparse.Namespace) -> int:
 
-    async with PgJournal(args.journal, connections=1) as journal:
+    async with PgJournal(args.journal, connections=1, connect_timeout=SHORT_CONNECT) as journal:
         if args.watch is None:
             print(_status_text(await fleet_status(journal), as_json=args.json))
             return EXIT_OK
@@ -335,7 +340,7 @@ async def _export(args: argparse.Namespace) -> int:
 
     output = await anyio.open_file(args.output, "w", encoding="utf-8") if args.output else None
     try:
-        async with PgJournal(args.journal, connections=1) as journal:
+        async with PgJournal(args.journal, connections=1, connect_timeout=SHORT_CONNECT) as journal:
             async for row in journal.entries():
                 line = json_line(_export_row(row), sort_keys=False) + "\n"
                 if output is not None:
