@@ -10,7 +10,7 @@ Catch the narrowest class you can act on::
     except evolink.RateLimitError as err:
         await anyio.sleep(err.retry_after or 10)
 
-Why one module of ~530 lines: every error class, and the four questions about what an error
+Why one module of ~580 lines: every error class, and the four questions about what an error
 means (``may_have_been_billed``, ``is_fatal_to_batch``, ``was_refused_for_now``,
 ``means_endpoint_missing``), live in one place so that no layer keeps its own copy; each class
 is a few lines and a docstring that says when it is raised.

@@ -4,7 +4,7 @@ Why an async context manager and not an async generator: the fan-out owns a task
 feeder and the submits). Yielding out of a task group from a generator breaks structured
 concurrency, so the ``async with`` owns the work and the iterator only reads the buffer.
 
-Why one module of ~430 lines: ``FanOut`` is one state machine (slots, buffer, budget, the inputs
+Why one module of ~520 lines: ``FanOut`` is one state machine (slots, buffer, budget, the inputs
 in flight and being submitted); its feeder, submits and event handling each change that state,
 and split apart they would pass all of it around. Its value types live in ``fan_out_items``.
 """

@@ -11,6 +11,10 @@ backoff through a fresh pool, for at most ``outage`` seconds of the journal bein
 past that a :class:`JournalUnavailableError` names the cause. Every session gets
 ``lock_timeout`` and ``idle_in_transaction_session_timeout``: a worker frozen anywhere (even
 inside a transaction) cannot hold a lock others wait for longer than ``session_timeout``.
+
+Why one module of ~400 lines: the retrying ``run`` and the pool it renews are what every read and
+load here goes through; the claim protocol (``_pg_store``), the schema (``_pg_schema``) and the
+upload room (``_pg_uploads``) live apart.
 """
 
 from __future__ import annotations

@@ -43,6 +43,9 @@ its thread is still mid-``COMMIT``, and closing the connection under it crashes 
 A damaged file (not SQLite, malformed pages, rows this module could not have written) raises
 :class:`JournalCorruptError` naming the file, at open (``PRAGMA quick_check``) or when read.
 The file format (schema, migrations, rows, connecting) is ``_sqlite_file``; this module the steps.
+
+Why one module of ~400 lines: every step of a run's journal shares its one connection, the lock
+and the close that must wait for a running statement.
 """
 
 from __future__ import annotations

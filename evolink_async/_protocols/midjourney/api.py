@@ -5,6 +5,10 @@ was lost (connection error, timeout, 5xx) is first looked up by its ``state`` ma
 ``task/list``; only where the server can list, and the task is not there, is it sent again.
 Refusals the server answers for sure (HTTP 429, codes 23 and "queue full" 9) are retried with
 the client's ``RetryPolicy``.
+
+Why one module of ~400 lines: every call of the proxy's task API and the lost-submit lookup that
+guards its submits share one parsing of the proxy's envelopes; the requests are ``requests.py``,
+the protocol's seam ``protocol.py``.
 """
 
 from __future__ import annotations
