@@ -127,6 +127,8 @@ class Worker:
         self._rewatch: list[FanOutItem[Any]] = []
         #: Inputs handed to the fan-out for a submit whose answer (any event) has not been read yet.
         self._unanswered: dict[str, int] = {}
+        #: Submits answered with a task that this worker has read (against the fan-out's own count).
+        self._submits_read = 0
         self._wal = WriteAheadFile(self._options.wal) if self._options.wal is not None else None
         #: Write-ahead records still to bring into the journal, and those it now holds (to forget).
         self._wal_pending: list[WalRecord] = []
@@ -256,6 +258,8 @@ class Worker:
                         async with send:
                             async for event in events:
                                 self._unanswered.pop(_input_of(event)[0], None)
+                                if event.kind is EventKind.SUBMITTED:
+                                    self._submits_read += 1
                                 await send.send((event, await self._write_ahead(event)))
                 finally:
                     outer.cancel_scope.cancel()
@@ -296,6 +300,13 @@ class Worker:
         created no task. Back to the pool as pending (no slot, credits refunded), not ``uncertain``:
         a re-run with the right URL or key submits each of them once."""
         unanswered, self._unanswered = self._unanswered, {}
+        if self._fan_out is not None and self._fan_out.summary.submitted > self._submits_read:
+            # A stop drops the fan-out's events not yet read: a task was made whose input this worker
+            # cannot tell (the endpoint or key worked a moment before). Nothing is given back; those
+            # inputs stay leased, then ``uncertain``: never sent again without a decision.
+            logger.warning("stopped with %d submit answer(s) unread: the inputs without an answer stay leased",
+                           self._fan_out.summary.submitted - self._submits_read)  # fmt: skip
+            return
         for key, epoch in unanswered.items():
             if self._held.get(key) != epoch:
                 continue
