@@ -492,8 +492,11 @@ class Worker:
                     self._emit("failed", key, error_code=code, message=message, remedy=getattr(exc, "remedy", None))
             self._finish(key, epoch)
             return None
+        # Counted as sent before the journal says so: a stop may cancel this call after its commit.
+        self._unanswered[key] = epoch
         sent = await self._journal.begin_submit(key, self.id, body, epoch=epoch)
         if sent is None:  # the lease lapsed: another worker owns this input now
+            self._unanswered.pop(key, None)
             self._lose(key, "lease expired before the submit", epoch)
             # A file this worker uploaded meanwhile is recorded: the worker that ends the input deletes
             # it; if the input ended already, nobody will: deleted here.
@@ -501,7 +504,6 @@ class Worker:
             if current is None or not files_needed(current):
                 self._delete_uploads_of(key)
             return None
-        self._unanswered[key] = epoch
         return FanOutItem(key=(key, epoch), request=self._source.request_from_body(json.loads(sent)),
                           idempotency_key=entry.idempotency_key)  # fmt: skip
 
