@@ -19,6 +19,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import html
+import socket
 import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -176,20 +177,24 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sandbox", action="store_true", help="start a local sandbox in-process")
     parser.add_argument("--host", default="127.0.0.1")
-    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--port", type=int, default=8000, help="0: any free port (the line printed says which)")
     parser.add_argument("--public-url", help="this app's URL as the service sees it (turns callbacks on)")
     parser.add_argument("--no-callbacks", action="store_true", help="with --sandbox: poll instead")
     parser.add_argument("--progress-every", type=float, default=1.0, help="seconds between progress queries")
     parser.add_argument("--time-scale", type=float, default=0.3, help="with --sandbox: its clock (1.0: real time)")
     args = parser.parse_args()
+    # Bound here, before anything else starts: the port is known (``--port 0`` included) and cannot be
+    # taken meanwhile (a sandbox's own free port, another program) between choosing it and serving.
+    listening = socket.create_server((args.host, args.port))
+    host, port = listening.getsockname()[:2]
     public_url = args.public_url
     if args.sandbox and public_url is None and not args.no_callbacks:
-        public_url = f"http://{args.host}:{args.port}"
+        public_url = f"http://{host}:{port}"
     app = build_app(
         sandbox=args.sandbox, public_url=public_url, progress_every=args.progress_every, time_scale=args.time_scale
     )
-    print(f"open http://{args.host}:{args.port}/", flush=True)
-    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    print(f"open http://{host}:{port}/", flush=True)
+    uvicorn.Server(uvicorn.Config(app, log_level="warning")).run(sockets=[listening])
 
 
 if __name__ == "__main__":

@@ -11,7 +11,6 @@ import asyncio
 import contextlib
 import json
 import signal
-import socket
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -24,21 +23,19 @@ from tests.helpers.images import png_bytes
 EXAMPLE = Path(__file__).parents[2] / "examples" / "fastapi_progress.py"
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 @contextlib.asynccontextmanager
 async def example_app(*options: str) -> AsyncIterator[str]:
-    port = free_port()
+    # Port 0: the example binds a free port itself and prints it (a port chosen here and bound there
+    # could be taken in between: it was, by the example's own sandbox, on a loaded machine).
     process = await asyncio.create_subprocess_exec(
-        sys.executable, str(EXAMPLE), "--sandbox", "--port", str(port), *options,
+        sys.executable, str(EXAMPLE), "--sandbox", "--port", "0", *options,
         stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
+    assert process.stdout is not None
+    async with asyncio.timeout(60):
+        first = (await process.stdout.readline()).decode(errors="replace")
+    assert first.startswith("open http://127.0.0.1:"), first
+    base = first.removeprefix("open ").strip().rstrip("/")
     try:
         async with asyncio.timeout(60), aiohttp.ClientSession() as http:
             while True:  # up once its form page answers
