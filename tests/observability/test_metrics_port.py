@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import socket
+import re
 from pathlib import Path
 
 import aiohttp
@@ -15,28 +15,31 @@ from tests.helpers.images import write_png
 from tests.helpers.prometheus import parse_totals
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 @pytest.mark.evolink_sandbox(time_scale=0.02, seed=2)
-async def test_a_scrape_during_edit_shows_tasks_in_flight(evolink_sandbox: Sandbox, tmp_path: Path) -> None:
+async def test_a_scrape_during_edit_shows_tasks_in_flight(
+    evolink_sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     for index in range(6):
         write_png(tmp_path / "in" / f"{index}.png", shade=index * 30)
-    port = free_port()
+    # Port 0: the command binds a free port and prints it (one chosen here could be taken before it binds).
     argv = ["edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "out"), "--json",
             "--base-url", evolink_sandbox.base_url, "--files-base-url", evolink_sandbox.files_base_url,
-            "--api-key", evolink_sandbox.api_key, "--poll-scale", "0.02", "--metrics-port", str(port)]
+            "--api-key", evolink_sandbox.api_key, "--poll-scale", "0.02", "--metrics-port", "0"]
     scrapes: list[dict[str, float]] = []
+    printed: list[str] = []
+    ports: list[int] = []
 
     async def scrape_until_in_flight() -> None:
         async with aiohttp.ClientSession() as session:
+            while not ports:  # the line the command prints once it listens
+                printed.append(capsys.readouterr().err)
+                found = re.search(r"metrics on http://127\.0\.0\.1:(\d+)/metrics", "".join(printed))
+                if found:
+                    ports.append(int(found[1]))
+                await anyio.sleep(0.02)
             while not scrapes or scrapes[-1].get("evolink_tasks_in_flight", 0) == 0:
                 try:
-                    async with session.get(f"http://127.0.0.1:{port}/metrics") as resp:
-                        assert resp.status == 200
+                    async with session.get(f"http://127.0.0.1:{ports[0]}/metrics") as resp:
                         assert resp.headers["Content-Type"].startswith("text/plain; version=0.0.4")
                         scrapes.append(parse_totals(await resp.text()))
                 except aiohttp.ClientConnectionError:
@@ -54,7 +57,7 @@ async def test_a_scrape_during_edit_shows_tasks_in_flight(evolink_sandbox: Sandb
     assert 0 < in_flight[0]["evolink_tasks_in_flight"] <= 6
     assert in_flight[0]["evolink_credits_reserved_total"] > 0
     with pytest.raises(aiohttp.ClientConnectionError):  # the server stopped with the run
-        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{port}/metrics"):
+        async with aiohttp.ClientSession() as session, session.get(f"http://127.0.0.1:{ports[0]}/metrics"):
             pass
 
 
