@@ -28,11 +28,12 @@ class DeadHost:
 @asynccontextmanager
 async def dead_host(*, refuse: bool = False) -> AsyncIterator[DeadHost]:
     if refuse:
-        # A port that was just free and is closed again: every connection is refused.
+        # Bound and never listening: every connection is refused, and the port stays this test's
+        # (closed at once, another program could take it and answer).
         with socket.socket() as probe:
             probe.bind(("127.0.0.1", 0))
             port = probe.getsockname()[1]
-        yield DeadHost(f"http://127.0.0.1:{port}")
+            yield DeadHost(f"http://127.0.0.1:{port}")
         return
 
     host: DeadHost
