@@ -338,7 +338,9 @@ async def _live_status(journal: Any, interval: float) -> int:
 
 async def _export(args: argparse.Namespace) -> int:
 
-    output = await anyio.open_file(args.output, "w", encoding="utf-8") if args.output else None
+    if args.output is not None:  # '' is refused, not standard output
+        check_path("--output", args.output, what="a file path")
+    output = await anyio.open_file(args.output, "w", encoding="utf-8") if args.output is not None else None
     try:
         async with PgJournal(args.journal, connections=1, connect_timeout=SHORT_CONNECT) as journal:
             async for row in journal.entries():

@@ -1,4 +1,4 @@
-"""An empty path on ``evolink batch`` (``--out ''``, ``--wal ''``, ``--root ''``) is a usage error naming
+"""An empty path on ``evolink batch`` (``--out ''``, ``--wal ''``, ``--root ''``, ``--output ''``) is a usage error naming
 the flag (exit 2), before anything runs: never the current folder, never silently the default."""
 
 from __future__ import annotations
@@ -32,3 +32,12 @@ async def test_batch_plan_refuses_an_empty_root(journal_url: str, tmp_path: Path
     assert done.returncode == 2, done.stderr.decode()
     assert done.stderr.decode().splitlines() == ["evolink: --root: must be a folder path, got ''"]
 
+
+
+async def test_batch_export_refuses_an_empty_output_file(journal_url: str, tmp_path: Path) -> None:
+    with anyio.fail_after(60):
+        done = await anyio.run_process(evolink("batch", "export", "--journal", journal_url, "--output", ""),
+                                       env=ENV, cwd=tmp_path, check=False)  # fmt: skip
+    assert done.returncode == 2, done.stderr.decode()
+    assert done.stderr.decode().splitlines() == ["evolink: --output: must be a file path, got ''"]
+    assert done.stdout == b""
