@@ -1,4 +1,4 @@
-"""The rules the SDK checks numbers by: every option of every client, batch and command follows one.
+"""The rules the SDK checks numbers (and paths) by: every option of every client, batch and command follows one.
 
 A command line or a configuration file built on the SDK checks its numbers with the same rules,
 and so refuses what the SDK would refuse, with the same words::
@@ -20,8 +20,10 @@ from ._core.checks import (
     SCALE,
     SECONDS,
     NumberRule,
+    check_path,
 )
 
 __all__ = [
     "COUNT", "CREDITS", "DELAY", "MAX_COUNT", "MAX_SECONDS", "PORT", "PROBABILITY", "SCALE", "SECONDS", "NumberRule",
+    "check_path",
 ]  # fmt: skip

@@ -13,7 +13,9 @@ once left the tracker spinning on a task it could neither query nor expire, and 
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -35,6 +37,7 @@ __all__ = [
     "NumberRule",
     "check_count",
     "check_number",
+    "check_path",
     "check_timeout",
     "count_at_least",
     "number_at_least",
@@ -186,3 +189,12 @@ def number_at_least(minimum: float, *, above: bool = False, maximum: float | Non
 def count_at_least(minimum: int, *, maximum: int | None = MAX_COUNT) -> Any:
     """An attrs validator: :func:`check_count` on the attribute."""
     return NumberRule(whole=True, minimum=minimum, maximum=maximum).validator()
+
+
+def check_path(field: str, value: object, *, what: str = "a folder path") -> Path:
+    """``value`` as a ``Path``, or a ``ValidationError`` naming ``field``: a string or path-like only
+    (``Path(1.5)`` is a TypeError), and never ``""`` (``Path("")`` is the current folder: a path
+    left empty would put results, or a journal's files, where the command happened to run)."""
+    if not isinstance(value, str | os.PathLike) or os.fspath(value) in ("", b""):
+        raise ValidationError(field, f"must be {what}, got {value!r}")
+    return Path(value)

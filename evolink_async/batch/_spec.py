@@ -13,7 +13,7 @@ from typing import Any
 
 import attrs
 
-from .._core.checks import CREDITS, SECONDS, count_at_least
+from .._core.checks import CREDITS, SECONDS, check_path, count_at_least
 from .._files.safe_paths import is_result_file_name
 from .._models.requests import MODEL_RULES, ImageInput, ImageRequest
 from ..errors import BatchLockedError, Remedy, ValidationError
@@ -24,7 +24,6 @@ __all__ = [
     "NORMALIZED_DIR",
     "JOURNAL_NAME",
     "BatchEvent",
-    "check_path",
     "BatchLockedError",
     "BatchPlan",
     "BatchSpec",
@@ -44,15 +43,6 @@ NORMALIZED_DIR = ".evolink-normalized"
 #: Credits per call for the dry run's estimate, from the API's published examples (A1 shows 1.8
 #: for mj-v7-retexture). The server's ``usage.credits_reserved`` is what is actually charged.
 ESTIMATED_CREDITS: Mapping[str, float] = {"mj-v7-retexture": 1.8, "mj-v7-remove-bg": 1.8, "qwen-image-edit": 1.0}
-
-
-def check_path(field: str, value: object, *, what: str = "a folder path") -> Path:
-    """``value`` as a ``Path``, or a ``ValidationError`` naming ``field``: a string or path-like only
-    (``Path(1.5)`` is a TypeError), and never ``""`` (``Path("")`` is the current folder: a path
-    left empty would put results, or a journal's files, where the command happened to run)."""
-    if not isinstance(value, str | os.PathLike) or os.fspath(value) in ("", b""):
-        raise ValidationError(field, f"must be {what}, got {value!r}")
-    return Path(value)
 
 
 def _input_dir(value: object) -> Path:

@@ -9,9 +9,8 @@ from typing import Any
 
 import attrs
 
-from .._core.checks import COUNT, CREDITS, SECONDS
+from .._core.checks import COUNT, CREDITS, SECONDS, check_path
 from ..errors import ValidationError
-from ._spec import check_path
 
 __all__ = ["FAULT_ENV", "Faults", "WorkerOptions", "WorkerSummary"]
 

@@ -36,7 +36,7 @@ from ..batch import (
     read_manifest,
     shown_url,
 )
-from ..batch._spec import check_path
+from ..checks import check_path
 from ..errors import JournalError, Remedy, ValidationError
 from ._callbacks import add_callback_arguments, callback_options, callback_receiver, start_listening
 from ._commands import _api_key
