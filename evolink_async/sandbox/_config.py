@@ -71,9 +71,8 @@ _MiB = 1024 * 1024
 DEFAULT_MAX_FILES = 100
 
 
-def _rate(_instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    """A fault's probability, in [0, 1] by the library's numeric rules (a ``ValidationError`` naming it)."""
-    PROBABILITY.check(attribute.name, value)
+#: A fault's probability, in [0, 1] by the library's numeric rules (a ``ValidationError`` naming it).
+_rate = PROBABILITY.validator()
 
 
 def _codes(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
@@ -146,8 +145,8 @@ def _spread(value: tuple[float, float]) -> tuple[float, float]:
     return (low, high)
 
 
-def _positive(_instance: object, attribute: attrs.Attribute[float], value: object) -> None:
-    NumberRule(above=True).check(attribute.name, value)
+#: A positive finite number (a ``ValidationError`` naming the attribute).
+_positive = NumberRule(above=True).validator()
 
 
 def _seed(_instance: object, attribute: attrs.Attribute[int], value: object) -> None:

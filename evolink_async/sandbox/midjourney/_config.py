@@ -18,7 +18,7 @@ from typing import Literal
 
 import attrs
 
-from ..._core.checks import DELAY, SECONDS
+from ..._core.checks import DELAY, PROBABILITY, SECONDS
 from ...errors import ValidationError
 
 __all__ = ["DEFAULT_MJ_DURATIONS", "MidjourneyOptions"]
@@ -41,13 +41,6 @@ DEFAULT_MJ_DURATIONS: Mapping[str, float] = MappingProxyType(
 
 AuthHeader = Literal["any", "mj-api-secret", "bearer"]
 UnknownFetch = Literal["empty", "no_content", "not_found"]
-
-
-def _rate(value: float) -> float:
-    value = float(value)
-    if not 0.0 <= value <= 1.0:
-        raise ValidationError("rate", f"must be within [0, 1], got {value}")
-    return value
 
 
 def _prefix(value: str) -> str:
@@ -133,8 +126,8 @@ class MidjourneyOptions:
     timeout: float = 300.0
     durations: Mapping[str, float] = DEFAULT_MJ_DURATIONS
     dispatch_delay: float = 1.5
-    hook_drop_rate: float = attrs.field(default=0.0, converter=_rate)
-    hook_duplicate_rate: float = attrs.field(default=0.0, converter=_rate)
+    hook_drop_rate: float = attrs.field(default=0.0, validator=PROBABILITY.validator())
+    hook_duplicate_rate: float = attrs.field(default=0.0, validator=PROBABILITY.validator())
     hook_delay: tuple[float, float] = attrs.field(default=(0.0, 0.0), converter=_pair)
     hook_timeout: float = 10.0
     cost: float = 1.0
