@@ -67,6 +67,7 @@ __all__ = [
     "is_fatal_to_batch",
     "may_have_been_billed",
     "means_endpoint_missing",
+    "proves_nothing_taken",
     "was_refused_for_now",
 ]
 
@@ -563,6 +564,17 @@ def ends_submitting(error: BaseException) -> BaseException | None:
     if isinstance(error, APIStatusError | UnsupportedOperationError) and means_endpoint_missing(error):
         return EndpointMissingError.of(error)
     return None
+
+
+def proves_nothing_taken(error: BaseException) -> bool:
+    """True when a stop for ``error`` proves that no submit of the run was taken: its submit
+    endpoint is missing (a wrong base URL or path prefix: every submit goes there) or its key is
+    invalid (every submit carries it). The inputs sent without an answer can go back as pending.
+
+    >>> proves_nothing_taken(AuthenticationError("invalid key", status_code=401))
+    True
+    """
+    return isinstance(error, EndpointMissingError | AuthenticationError)
 
 
 def means_endpoint_missing(error: BaseException) -> bool:

@@ -55,13 +55,12 @@ from .._models.events import EventKind, TaskEvent
 from .._protocols.evolink.files import Files
 from .._watching.fan_out import FanOutItem
 from ..errors import (
-    AuthenticationError,
     DownloadError,
-    EndpointMissingError,
     EvolinkError,
     ValidationError,
     is_fatal_to_batch,
     may_have_been_billed,
+    proves_nothing_taken,
     was_refused_for_now,
 )
 from ._client_api import BatchClient
@@ -84,11 +83,6 @@ __all__ = ["FAULT_ENV", "Worker", "WorkerOptions", "WorkerSummary"]
 
 #: Events read and waiting for their journal record (during an outage); beyond, reading waits.
 _MAX_UNRECORDED = 100_000
-
-#: Stops that prove no submit of this worker was taken: its submit endpoint is missing (a wrong base
-#: URL or path prefix: every submit goes there) or its key is invalid (every submit carries it).
-_NOTHING_TAKEN = (EndpointMissingError, AuthenticationError)
-
 
 def _input_of(event: TaskEvent) -> tuple[str, int]:
     """The fan-out key of an input: its journal key and the lease epoch it was claimed under (so the
@@ -288,7 +282,7 @@ class Worker:
                 self.summary.quota_waits = self._uploads.quota_waits
             if not unreachable:  # with the journal gone, there is nothing it could be told
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
-                    if isinstance(stopped_by, _NOTHING_TAKEN):
+                    if isinstance(stopped_by, EvolinkError) and proves_nothing_taken(stopped_by):
                         await self._give_back_unanswered(stopped_by)
                     await journal.stop_worker(self.id)
                     await self._forget_recorded()
@@ -296,7 +290,7 @@ class Worker:
 
     async def _give_back_unanswered(self, refusal: EvolinkError) -> None:
         """The worker stops because the server refused a submit in a way that holds for every submit it
-        sent (``_NOTHING_TAKEN``): the inputs it sent, or was about to send, and got no answer for
+        sent (``proves_nothing_taken``): the inputs it sent, or was about to send, and got no answer for
         created no task. Back to the pool as pending (no slot, credits refunded), not ``uncertain``:
         a re-run with the right URL or key submits each of them once."""
         unanswered, self._unanswered = self._unanswered, {}
