@@ -46,6 +46,7 @@ __all__ = [
     "JournalStateError",
     "MidjourneyError",
     "MissingAPIKeyError",
+    "ModelUnavailableError",
     "NotFoundError",
     "NotSubmittedError",
     "PermissionDeniedError",
@@ -210,6 +211,21 @@ class BadRequestError(APIStatusError):
     """HTTP 400: the server rejected the request's content."""
 
 
+class ModelUnavailableError(BadRequestError):
+    """A 4xx answer saying the request named a model the service does not offer (a mistyped or
+    withdrawn name, or one the service has taken down for now): every request naming it would be
+    refused alike, so a fan-out or batch stops at the first one. Nothing was created or billed; the
+    inputs not yet submitted stay pending for a run with the right model.
+
+    Known by ``model_unavailable`` in the error's ``code`` or its ``type``: API.md A4 documents
+    neither for an unknown model; the sandbox says it in ``code`` (A4's shape), Evolink's own
+    client looks for it in ``type``. ``status_code`` is the answer's own; ``model``: the name the
+    refused request gave, when the submit knows it.
+    """
+
+    model: str | None = None
+
+
 class AuthenticationError(APIStatusError):
     """HTTP 401: the API key is missing, wrong or revoked."""
 
@@ -260,8 +276,26 @@ _STATUS_CLASSES: dict[int, type[APIStatusError]] = {
 }
 
 
-def status_error_class(status_code: int) -> type[APIStatusError]:
-    """The class that stands for ``status_code``."""
+#: Answers known by what they say rather than their status (``error.code`` or ``error.type``):
+#: Evolink's own client (API.md A6) reads these names from ``type``, where A4's examples have a
+#: code and a ``*_error`` type; either is taken. A refused key (401) and a 429 keep their meaning.
+_CLASSES_BY_NAME: dict[str, type[APIStatusError]] = {
+    "model_unavailable": ModelUnavailableError,
+    "insufficient_quota": InsufficientCreditsError,
+}
+
+
+def status_error_class(status_code: int, *, code: str | None = None, type: str | None = None) -> type[APIStatusError]:
+    """The class that stands for an answer of ``status_code`` whose error says ``code`` and ``type``.
+
+    >>> status_error_class(400, code="model_unavailable").__name__
+    'ModelUnavailableError'
+    """
+    if 400 <= status_code < 500 and status_code not in (401, 429):
+        for name in (code, type):
+            named = _CLASSES_BY_NAME.get(name) if name is not None else None
+            if named is not None:
+                return named
     if status_code >= 500:
         return ServerError
     return _STATUS_CLASSES.get(status_code, APIStatusError)
@@ -487,8 +521,9 @@ _MAY_HAVE_BEEN_BILLED = (APIConnectionError, ServerError, ResponseFormatError)
 # The key is wrong, revoked, or may not do this: every other input would fail the same way.
 _FATAL_TO_BATCH = (AuthenticationError, PermissionDeniedError)
 # Answered for sure, nothing created, and the same request may be accepted later: slowed down, out
-# of credits, a proxy's queue full, or never sent because submitting had stopped.
-_REFUSED_FOR_NOW = (RateLimitError, InsufficientCreditsError, QueueFullError, NotSubmittedError)
+# of credits, a proxy's queue full, a model not offered (now, or by that name), or never sent
+# because submitting had stopped.
+_REFUSED_FOR_NOW = (RateLimitError, InsufficientCreditsError, QueueFullError, NotSubmittedError, ModelUnavailableError)
 # Statuses that say the server has no such endpoint (rather than no such task).
 _ENDPOINT_MISSING_STATUSES = frozenset({404, 405, 501})
 
@@ -549,8 +584,10 @@ class EndpointMissingError(APIStatusError):
 
 def ends_submitting(error: BaseException) -> BaseException | None:
     """The error that ends a whole fan-out or batch because one submit (or upload) raised ``error``,
-    or None when only that input fails: a wrong or forbidden key (``is_fatal_to_batch``) as it is,
-    a missing endpoint (``means_endpoint_missing``: a wrong base URL) as an ``EndpointMissingError``.
+    or None when only that input fails: a wrong or forbidden key (``is_fatal_to_batch``) and a model
+    the service does not offer (``ModelUnavailableError``: a fan-out of several models stops too, its
+    inputs not yet submitted left pending) as they are, a missing endpoint (``means_endpoint_missing``:
+    a wrong base URL) as an ``EndpointMissingError``.
 
     Ask it only of a submit or an upload (fixed endpoints), never of one task's query.
 
@@ -559,7 +596,7 @@ def ends_submitting(error: BaseException) -> BaseException | None:
     """
     if is_fatal_to_batch(error):
         return error
-    if isinstance(error, EndpointMissingError):
+    if isinstance(error, EndpointMissingError | ModelUnavailableError):
         return error
     if isinstance(error, APIStatusError | UnsupportedOperationError) and means_endpoint_missing(error):
         return EndpointMissingError.of(error)

@@ -141,7 +141,7 @@ def status_error(
     if not message:
         text = raw[:200].decode("utf-8", "replace").strip()
         message = text or f"HTTP {status} with an empty body"
-    return status_error_class(status)(
+    return status_error_class(status, code=code, type=type_)(
         redact(message, secret),
         status_code=status,
         code=code,

@@ -57,6 +57,7 @@ from .._watching.fan_out import FanOutItem
 from ..errors import (
     DownloadError,
     EvolinkError,
+    ModelUnavailableError,
     ValidationError,
     is_fatal_to_batch,
     may_have_been_billed,
@@ -121,6 +122,8 @@ class Worker:
         self._rewatch: list[FanOutItem[Any]] = []
         #: Inputs handed to the fan-out for a submit whose answer (any event) has not been read yet.
         self._unanswered: dict[str, int] = {}
+        #: The model each unanswered submit names (a stop for one model gives back those naming it).
+        self._unanswered_models: dict[str, str] = {}
         #: Submits answered with a task that this worker has read (against the fan-out's own count).
         self._submits_read = 0
         self._wal = WriteAheadFile(self._options.wal) if self._options.wal is not None else None
@@ -251,7 +254,9 @@ class Worker:
                         work.start_soon(self._record_loop, receive, work)
                         async with send:
                             async for event in events:
-                                self._unanswered.pop(_input_of(event)[0], None)
+                                answered = _input_of(event)[0]
+                                self._unanswered.pop(answered, None)
+                                self._unanswered_models.pop(answered, None)
                                 if event.kind is EventKind.SUBMITTED:
                                     self._submits_read += 1
                                 await send.send((event, await self._write_ahead(event)))
@@ -284,16 +289,22 @@ class Worker:
                 with anyio.CancelScope(shield=True), anyio.move_on_after(10):
                     if isinstance(stopped_by, EvolinkError) and proves_nothing_taken(stopped_by):
                         await self._give_back_unanswered(stopped_by)
+                    elif isinstance(stopped_by, ModelUnavailableError) and stopped_by.model is not None:
+                        await self._give_back_unanswered(stopped_by, model=stopped_by.model)
                     await journal.stop_worker(self.id)
                     await self._forget_recorded()
         return self.summary
 
-    async def _give_back_unanswered(self, refusal: EvolinkError) -> None:
+    async def _give_back_unanswered(self, refusal: EvolinkError, *, model: str | None = None) -> None:
         """The worker stops because the server refused a submit in a way that holds for every submit it
-        sent (``proves_nothing_taken``): the inputs it sent, or was about to send, and got no answer for
-        created no task. Back to the pool as pending (no slot, credits refunded), not ``uncertain``:
-        a re-run with the right URL or key submits each of them once."""
+        sent (``proves_nothing_taken``), or for every one naming ``model`` (a model the service does
+        not offer): the inputs it sent, or was about to send, and got no answer for created no task.
+        Back to the pool as pending (no slot, credits refunded), not ``uncertain``: a re-run with the
+        right URL, key or model submits each of them once. Inputs of other models stay leased."""
         unanswered, self._unanswered = self._unanswered, {}
+        models, self._unanswered_models = self._unanswered_models, {}
+        if model is not None:  # no model recorded: stopped before its submit was handed over, never sent
+            unanswered = {key: epoch for key, epoch in unanswered.items() if models.get(key, model) == model}
         if self._fan_out is not None and self._fan_out.summary.submitted > self._submits_read:
             # A stop drops the fan-out's events not yet read: a task was made whose input this worker
             # cannot tell (the endpoint or key worked a moment before). Nothing is given back; those
@@ -498,7 +509,10 @@ class Worker:
             if current is None or not files_needed(current):
                 self._delete_uploads_of(key)
             return None
-        return FanOutItem(key=(key, epoch), request=self._source.request_from_body(json.loads(sent)),
+        sent_body = json.loads(sent)
+        model = sent_body.get("model")
+        self._unanswered_models[key] = model if isinstance(model, str) else ""
+        return FanOutItem(key=(key, epoch), request=self._source.request_from_body(sent_body),
                           idempotency_key=entry.idempotency_key)  # fmt: skip
 
     async def _request_body(self, claimed: Claimed) -> dict[str, Any]:

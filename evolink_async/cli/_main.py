@@ -19,6 +19,7 @@ from ..errors import (
     EvolinkError,
     JournalError,
     MissingAPIKeyError,
+    ModelUnavailableError,
     NotFoundError,
     PermissionDeniedError,
     ValidationError,
@@ -157,6 +158,11 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
     # A 400 answering the query of the id the command line named (not a press of mj-action): a malformed id.
     if isinstance(exc, BadRequestError) and task_id is not None and args.command in ("status", "watch", "download"):
         _say(f"{printable(task_id)} is not a task id this server knows the form of ({printable(exc)})")
+        return EXIT_USAGE
+    if isinstance(exc, ModelUnavailableError):  # a mistyped --model: configuration, every input left pending
+        hint = f" ({printable(exc.suggestion)})" if exc.suggestion else ""
+        where = "--model" if hasattr(args, "model") else "the model the batch's lines name"
+        _say(f"{printable(exc)}{hint}; check {where} (nothing was billed)")
         return EXIT_USAGE
     if isinstance(exc, EndpointMissingError):  # a wrong --base-url: configuration, every input left pending
         flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"

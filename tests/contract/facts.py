@@ -295,7 +295,7 @@ FACTS: tuple[Fact, ...] = (
                            "param": "model", "fallback_suggestion": "Use qwen-image-edit"}},
         example_status=400, parse="http_error",
         parsed={"status_code": 400, "code": "model_unavailable", "type": "invalid_request_error", "param": "model",
-                "suggestion": "Use qwen-image-edit", "class": "BadRequestError"},
+                "suggestion": "Use qwen-image-edit", "class": "ModelUnavailableError"},
     ),
     # --- A3 query -------------------------------------------------------------------------------
     Fact(

@@ -66,3 +66,20 @@ async def test_a_midjourney_worker_stopped_by_a_wrong_path_prefix_leaves_every_p
     assert right.returncode == 0, right.stderr.decode()
     assert len(mj_sandbox.ledger.billed) == 3
     assert Counter(row["outcome"] for row in await export(journal_url)) == {"completed": 3}
+
+
+async def test_a_worker_stopped_by_a_model_the_service_does_not_offer_leaves_every_input_pending(
+    evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    lines = manifest(tmp_path / "m.jsonl", 6)
+    lines.write_text(lines.read_text().replace('"qwen-image-edit"', '"qwen-image-editt"'))
+    assert (await plan(journal_url, lines)).returncode == 0
+    argv = work_argv(tmp_path, journal_url, evolink_sandbox, None, "--lease", "3")
+    ((code, _, stderr),) = await run_workers([argv], timeout=60)
+    assert code == 2, stderr
+    assert "model_unavailable" in stderr
+    assert "qwen-image-editt" in stderr
+    assert "--model" not in stderr  # a worker has no such option: the batch's lines name the model
+    assert evolink_sandbox.ledger.billed == []
+    _nothing_held(await status(journal_url))
+    assert Counter(row["outcome"] for row in await export(journal_url)) == {"pending": 6}

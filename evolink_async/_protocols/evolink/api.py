@@ -24,7 +24,7 @@ from ..._models.converter import structure_task
 from ..._models.requests import Request, is_request
 from ..._models.task import Task
 from ..._models.task_ids import task_id_of
-from ...errors import EvolinkError, ValidationError, may_have_been_billed
+from ...errors import EvolinkError, ModelUnavailableError, ValidationError, may_have_been_billed
 from ..task_api import CallbackURLs, Cancel, FetchMany, Recover, ReleaseUploads
 from .files import Files
 from .uploads import UploadBudget
@@ -79,6 +79,8 @@ class EvolinkAPI:
             )
             task = structure_task(response.body, request_id=response.request_id)
         except EvolinkError as exc:
+            if isinstance(exc, ModelUnavailableError):  # what a stop gives back: the inputs naming this model
+                exc.model = request.model
             # Refused: no task will use them. (A submit that may have created its task keeps them.)
             if uploaded and not may_have_been_billed(exc):
                 await self._delete_uploads(uploaded)
