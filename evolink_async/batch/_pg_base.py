@@ -86,6 +86,37 @@ def is_transient(exc: BaseException) -> bool:
         state = str(getattr(exc, "sqlstate", "") or "")
         return state.startswith(_TRANSIENT_CLASSES) or state in _TRANSIENT_CODES
     return isinstance(exc, (asyncpg.InterfaceError, asyncpg.InternalClientError, OSError, TimeoutError))
+
+
+#: A transient failure's SQLSTATE class, in words for the operator (the worker's last line names it).
+_CAUSE_BY_STATE = {
+    "57P01": "PostgreSQL shut down (an administrator's or a restart's fast shutdown)",
+    "57P02": "PostgreSQL crashed",
+    "57P03": "PostgreSQL is starting up or shutting down",
+    "57014": "a statement was cancelled (statement timeout or an administrator)",
+    "53300": "PostgreSQL has no free connection slot",
+    "55P03": "a lock was not granted within lock_timeout",
+    "25P03": "a session idle in a transaction was ended (idle_in_transaction_session_timeout)",
+}
+
+
+def failure_cause(exc: BaseException) -> str:
+    """A journal failure as the operator reads it: asyncpg's own text for a lost connection
+    ("cannot switch to state 12; another operation is in progress") describes its internals."""
+    import asyncpg
+
+    state = str(getattr(exc, "sqlstate", "") or "")
+    if state in _CAUSE_BY_STATE:
+        return _CAUSE_BY_STATE[state]
+    if state.startswith("08") or isinstance(exc, asyncpg.InterfaceError | asyncpg.InternalClientError):
+        return "the connection to PostgreSQL was lost"
+    if state.startswith("40"):
+        return "a transaction was rolled back (serialization failure or deadlock)"
+    if isinstance(exc, TimeoutError):
+        return "PostgreSQL did not answer in time"
+    if isinstance(exc, OSError):  # its own text names the address or socket: "Connect call failed ..."
+        return f"PostgreSQL cannot be reached: {exc.strerror or exc}"
+    return f"{type(exc).__name__}: {exc}"
 @attrs.frozen(kw_only=True)
 class Claimed:
     """A claimed input: its entry, its manifest line, and whether a submit had already begun."""
@@ -196,17 +227,17 @@ class PgJournalBase:
                     delay = min(delay * 2, 1.0)
                     continue
                 now = time.monotonic()
-                self.health.last_error = f"{type(exc).__name__}: {exc}"
+                self.health.last_error = failure_cause(exc)
                 if self.health.down_since is None:
                     self.health.down_since = now
-                    logger.warning("the journal is unreachable (%s: %s); retrying for up to %g s",
-                                   type(exc).__name__, exc, self.outage)  # fmt: skip
+                    logger.warning("the journal is unreachable (%s; %s: %s); retrying for up to %g s",
+                                   failure_cause(exc), type(exc).__name__, exc, self.outage)  # fmt: skip
                     if self.on_outage is not None:
                         self.on_outage("down", self.health)
                 if now - self.health.down_since >= self.outage:
                     raise JournalUnavailableError(
                         f"the journal was unreachable for {now - self.health.down_since:.0f} s during {what}: "
-                        f"{type(exc).__name__}: {exc} (waited up to {Remedy.JOURNAL_OUTAGE}{self.outage:g} s)"
+                        f"{failure_cause(exc)} (waited up to {Remedy.JOURNAL_OUTAGE}{self.outage:g} s)"
                     ) from None
                 await anyio.sleep(delay * (0.5 + random.random()))
                 delay = min(delay * 2, 1.0)

@@ -330,9 +330,10 @@ async def _live_status(journal: Any, interval: float) -> int:
         while True:
             status = await fleet_status(journal)
             shown = _status_text(status, as_json=False)
-            live.update(Text(shown + f"\n(updated {time.strftime('%H:%M:%S')}; Ctrl-C to stop)"))
-            if status.remaining == 0:
+            if status.remaining == 0:  # the last frame stays on the screen: no "Ctrl-C" for a watch that ended
+                live.update(Text(shown + f"\n(finished; read at {time.strftime('%H:%M:%S')})"))
                 return EXIT_OK
+            live.update(Text(shown + f"\n(updated {time.strftime('%H:%M:%S')}; Ctrl-C to stop)"))
             await anyio.sleep(interval)
 
 

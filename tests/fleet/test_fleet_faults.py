@@ -303,6 +303,9 @@ async def test_a_journal_gone_past_the_bound_stops_the_worker_in_one_line_and_lo
     assert len(errors) == 1, stderr
     assert "the journal was unreachable for" in errors[0]
     assert "--journal-outage 3" in errors[0]
+    # The cause in words (PostgreSQL went away), not asyncpg's internals ("cannot switch to state 12").
+    assert "PostgreSQL" in errors[0]
+    assert "state" not in errors[0]
     billed_before = list(ledger.billed)
     # The journal comes back: a new run records the task ids it never heard of and pays for each input once.
     await anyio.to_thread.run_sync(own_pg.resume)
