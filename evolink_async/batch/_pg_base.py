@@ -134,6 +134,11 @@ class Claim:
 
     items: tuple[Claimed, ...]
     budget_exhausted: bool = False
+    #: This worker holds its fair share of ``max_in_flight`` (with these items): only its own inputs
+    #: ending, or fewer live workers, give it room for more.
+    at_share: bool = False
+    #: The batch holds ``max_in_flight`` slots: one frees when any worker's input ends.
+    bound_full: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -18,6 +18,12 @@ shares the Files API quota among the workers: ``evolink_fleet.upload_room`` is t
 batch may have alive at once, ``evolink_workers.uploads_in_flight`` the room each worker took for
 uploads not yet recorded, and ``evolink_take_upload_room`` takes room under the fleet row's lock
 (see ``_pg_uploads``).
+
+Version 4 makes the claim say why it took no more (``evolink_claim_v4``: a last row with no key):
+this worker is at its fair share of the in-flight bound, or the bound is full, or the budget
+stopped it. A worker at its share waits for one of its own inputs to end instead of asking again
+every poll interval. ``evolink_claim`` stays, now a view of the new claim, for workers of the
+version before that are still running while a newer one migrates the journal.
 """
 
 from __future__ import annotations
@@ -28,11 +34,12 @@ from ._entries import JournalError
 
 __all__ = ["PG_SCHEMA_VERSION", "migrate"]
 
-PG_SCHEMA_VERSION = 3
+PG_SCHEMA_VERSION = 4
 #: Any constant works; it only has to be the same in every process ("evolink" in ASCII).
 _ADVISORY_LOCK = 0x65766F6C696E6B
 
-#: The columns a claim hands back (``_pg_base._claimed`` reads them in this order).
+#: The columns a claim hands back (``_pg_base._claimed`` reads them in this order); the version 4
+#: claim adds two after them (see ``CLAIM_FUNCTION``).
 _CLAIMED = """o_key text, o_fingerprint text, o_idempotency_key text, o_status text, o_task_id text,
     o_request_body text, o_error_code text, o_error_message text, o_result_urls text, o_result_paths text,
     o_created double precision, o_updated double precision, o_submitted double precision, o_line text,
@@ -42,14 +49,15 @@ _RETURNED = """e.key, e.fingerprint, e.idempotency_key, e.status, e.task_id, e.r
     extract(epoch FROM e.updated_at)::float8, extract(epoch FROM e.submitted_at)::float8, e.line,
     e.submit_started_at IS NOT NULL, e.lease_epoch"""
 
-#: One claim, one statement: the fleet row is locked only while this function runs on the server.
+#: One claim, one statement (schema version 2; replaced in version 4 by ``CLAIM_FUNCTION``, kept
+#: here as the history a version 1 journal is migrated through).
 #: 1. Inputs whose submit began and whose lease expired without a task id become ``uncertain``
 #:    (never handed out again as if nothing had been sent); they keep their slot.
 #: 2. Other expired leases are taken over (re-attached by task id, or submitted if never begun).
 #: 3. New inputs, within the in-flight bound, this worker's fair share of it (the bound divided
 #:    among the live workers, so no worker starves another), and the credit budget.
 #: A last row with a NULL key says the budget stopped the claim.
-CLAIM_FUNCTION = f"""
+CLAIM_FUNCTION_V2 = f"""
 CREATE OR REPLACE FUNCTION evolink_claim(p_owner text, p_limit int, p_lease double precision,
                                          p_uncertain text)
 RETURNS TABLE ({_CLAIMED}) LANGUAGE plpgsql AS $fn$
@@ -115,6 +123,98 @@ BEGIN
             NULL::bigint, true;
     END IF;
 END
+$fn$;
+"""  # noqa: S608 - built from constants only
+
+#: One claim, one statement: the fleet row is locked only while this function runs on the server.
+#: 1. Inputs whose submit began and whose lease expired without a task id become ``uncertain``
+#:    (never handed out again as if nothing had been sent); they keep their slot.
+#: 2. Other expired leases are taken over (re-attached by task id, or submitted if never begun).
+#: 3. New inputs, within the in-flight bound, this worker's fair share of it (the bound divided
+#:    among the live workers, so no worker starves another), and the credit budget.
+#: Always a last row with a NULL key: why the claim took no more. ``o_out_of_budget``: the budget
+#: stopped it; ``o_at_share``: this worker now holds its fair share (only its own inputs ending, or
+#: fewer live workers, give it room); ``o_bound_full``: the batch holds ``max_in_flight`` slots
+#: (another worker's input ending frees one).
+CLAIM_FUNCTION = f"""
+CREATE OR REPLACE FUNCTION evolink_claim_v4(p_owner text, p_limit int, p_lease double precision,
+                                            p_uncertain text)
+RETURNS TABLE ({_CLAIMED}, o_at_share boolean, o_bound_full boolean) LANGUAGE plpgsql AS $fn$
+DECLARE
+    fleet record;
+    cand record;
+    taken int := 0;
+    in_flight int;
+    mine int;
+    workers int;
+    share_room int;
+    bound_room int;
+    room int;
+    added double precision := 0;
+    extra double precision;
+    chosen text[] := '{{}}';
+    exhausted boolean := false;
+BEGIN
+    SELECT f.max_in_flight, f.max_credits, f.credits_reserved, f.uncertain_slot_hold INTO fleet
+        FROM evolink_fleet f WHERE f.id = 1 FOR UPDATE;
+    UPDATE evolink_entries e SET status = 'uncertain', lease_owner = NULL, lease_expires = NULL,
+        lease_epoch = e.lease_epoch + 1, error_code = 'uncertain', error_message = p_uncertain,
+        finished_at = now(), updated_at = now()
+        WHERE e.key IN (SELECT x.key FROM evolink_entries x WHERE x.lease_owner IS NOT NULL
+            AND x.lease_expires < now() AND x.status = 'pending_submit' AND x.submit_started_at IS NOT NULL
+            AND x.task_id IS NULL FOR UPDATE SKIP LOCKED);
+    RETURN QUERY UPDATE evolink_entries e SET lease_owner = p_owner,
+        lease_expires = now() + p_lease * interval '1 second', lease_epoch = e.lease_epoch + 1, updated_at = now()
+        WHERE e.key IN (SELECT x.key FROM evolink_entries x WHERE x.lease_owner IS NOT NULL
+            AND x.lease_expires < now() ORDER BY x.lease_expires LIMIT p_limit FOR UPDATE SKIP LOCKED)
+        RETURNING {_RETURNED}, false, false, false;
+    GET DIAGNOSTICS taken = ROW_COUNT;
+    SELECT count(*) FILTER (WHERE x.lease_owner = p_owner), count(*) INTO mine, in_flight
+        FROM evolink_entries x WHERE x.slot AND (x.status <> 'uncertain'
+            OR x.finished_at > now() - fleet.uncertain_slot_hold * interval '1 second');
+    SELECT greatest(1, count(*)) INTO workers FROM evolink_workers w
+        WHERE w.stopped_at IS NULL AND (w.heartbeat_at > now() - p_lease * interval '1 second' OR w.id = p_owner);
+    share_room := ceil(fleet.max_in_flight::float8 / workers)::int - mine;
+    bound_room := fleet.max_in_flight - in_flight;
+    room := least(p_limit - taken, bound_room, share_room);
+    IF room > 0 THEN
+        FOR cand IN SELECT x.key, x.credits_estimate, x.credits_reserved FROM evolink_entries x
+                WHERE x.status = 'pending_submit' AND NOT x.slot AND x.lease_owner IS NULL
+                ORDER BY x.seq LIMIT room FOR UPDATE SKIP LOCKED LOOP
+            extra := CASE WHEN cand.credits_reserved > 0 THEN 0 ELSE cand.credits_estimate END;
+            IF fleet.max_credits IS NOT NULL AND fleet.credits_reserved + added + extra > fleet.max_credits + 1e-9 THEN
+                exhausted := true;
+                EXIT;
+            END IF;
+            added := added + extra;
+            chosen := chosen || cand.key;
+        END LOOP;
+    END IF;
+    IF cardinality(chosen) > 0 THEN
+        RETURN QUERY UPDATE evolink_entries e SET slot = true, lease_owner = p_owner,
+            lease_expires = now() + p_lease * interval '1 second', lease_epoch = e.lease_epoch + 1,
+            credits_reserved = CASE WHEN e.credits_reserved > 0 THEN e.credits_reserved ELSE e.credits_estimate END,
+            error_code = NULL, error_message = NULL, updated_at = now()
+            WHERE e.key = ANY(chosen) RETURNING {_RETURNED}, false, false, false;
+        UPDATE evolink_fleet f SET credits_reserved = f.credits_reserved + added WHERE f.id = 1;
+    END IF;
+    RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
+        NULL::text, NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::float8, NULL::text, false,
+        NULL::bigint, exhausted, share_room - cardinality(chosen) <= 0, bound_room - cardinality(chosen) <= 0;
+END
+$fn$;
+"""  # noqa: S608 - built from constants only
+
+#: The version 2 claim's name and answer, for a worker of that version still running when a newer
+#: one migrates the journal: the same claim, its last row only where the budget stopped it.
+CLAIM_FUNCTION_V2_VIEW = f"""
+CREATE OR REPLACE FUNCTION evolink_claim(p_owner text, p_limit int, p_lease double precision, p_uncertain text)
+RETURNS TABLE ({_CLAIMED}) LANGUAGE sql AS $fn$
+    SELECT c.o_key, c.o_fingerprint, c.o_idempotency_key, c.o_status, c.o_task_id, c.o_request_body,
+        c.o_error_code, c.o_error_message, c.o_result_urls, c.o_result_paths, c.o_created, c.o_updated,
+        c.o_submitted, c.o_line, c.o_submit_started, c.o_epoch, c.o_out_of_budget
+    FROM evolink_claim_v4(p_owner, p_limit, p_lease, p_uncertain) c
+    WHERE c.o_key IS NOT NULL OR c.o_out_of_budget
 $fn$;
 """  # noqa: S608 - built from constants only
 
@@ -200,7 +300,7 @@ ALTER TABLE evolink_fleet ADD COLUMN uncertain_slot_hold double precision NOT NU
 ALTER TABLE evolink_workers ADD COLUMN journal_outages int NOT NULL DEFAULT 0,
     ADD COLUMN seconds_without_journal double precision NOT NULL DEFAULT 0,
     ADD COLUMN fenced_refused int NOT NULL DEFAULT 0;
-""" + CLAIM_FUNCTION,
+""" + CLAIM_FUNCTION_V2,
     3: """
 CREATE TABLE evolink_uploads (
     file_id text PRIMARY KEY,
@@ -215,6 +315,7 @@ CREATE INDEX evolink_uploads_by_key ON evolink_uploads (key, created_at);
 ALTER TABLE evolink_fleet ADD COLUMN upload_room int;
 ALTER TABLE evolink_workers ADD COLUMN uploads_in_flight int NOT NULL DEFAULT 0;
 """ + TAKE_UPLOAD_ROOM_FUNCTION,
+    4: CLAIM_FUNCTION + CLAIM_FUNCTION_V2_VIEW,
 }
 
 

@@ -3,7 +3,7 @@
 Work is handed out with the standard claim pattern: a worker takes a few rows with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` and stamps them with its id, a lease expiry and a new
 ``lease_epoch``, renews the lease while it works, and loses the rows at expiry if it dies. Global
-bounds live in one row (``evolink_fleet``): a claim (the server-side ``evolink_claim``, one
+bounds live in one row (``evolink_fleet``): a claim (the server-side ``evolink_claim_v4``, one
 statement) locks it, counts the batch's held slots (inputs whose task may be unfinished) and the
 credits reserved, and takes new inputs only within both bounds, so no two workers overshoot.
 
@@ -70,7 +70,7 @@ class PgJournal(PgJournalUploads):
         """
 
         async def claim(conn: Any) -> list[Any]:
-            query = "SELECT * FROM evolink_claim($1, $2, $3, $4)"
+            query = "SELECT * FROM evolink_claim_v4($1, $2, $3, $4)"
             if inside is None:
                 return list(await conn.fetch(query, owner, limit, lease, _UNCERTAIN_MESSAGE))
             async with conn.transaction():
@@ -79,8 +79,9 @@ class PgJournal(PgJournalUploads):
             return rows
 
         rows = await self.run(claim, what="a claim")
-        items = tuple(_claimed(row) for row in rows if row[0] is not None)
-        return Claim(items=items, budget_exhausted=any(row[0] is None for row in rows))
+        *taken, why = rows  # the last row, without a key, says why the claim took no more
+        return Claim(items=tuple(_claimed(row) for row in taken), budget_exhausted=bool(why[16]),
+                     at_share=bool(why[17]), bound_full=bool(why[18]))  # fmt: skip
 
     async def renew(self, owner: str, *, lease: float, held: Mapping[str, int] | None = None) -> set[str]:
         """Extend ``owner``'s leases on ``held`` (key -> epoch); returns the keys it still holds.

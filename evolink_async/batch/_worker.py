@@ -400,10 +400,30 @@ class Worker:
 
         return await self._journal.claim(self.id, limit=limit, lease=self._options.lease, inside=inside)
 
+    def _own_room_wait(self) -> float:
+        """How long a worker that only its own inputs can give room (at its fair share of the batch's
+        bound, or holding ``max_held``) waits for one of them to end before it claims again anyway.
+
+        Its own inputs ending wake it at once; the bound is for what it cannot see. The share grows
+        when the live workers become fewer: a crashed one stops counting only once its heartbeat is
+        a lease old, so looking again every third of a lease (the renewal's period) adds at most a
+        third to that; one that stopped cleanly counts out at once, and its room is used within a
+        third of a lease. Expired leases are taken over by any claim, and expire only after a whole
+        lease. Never shorter than ``poll_interval``, and a pending write-ahead replay still comes on
+        time.
+        """
+        wait = max(self._options.poll_interval, self._options.lease / 3)
+        if self._wal_pending:
+            wait = min(wait, max(self._options.poll_interval, self._wal_next_replay - time.monotonic()))
+        return wait
+
     async def _items(self, work: anyio.abc.TaskGroup) -> AsyncIterator[FanOutItem[Any]]:
         options = self._options
         budget_exhausted = False
         while True:
+            # Whatever happens from here on (an input of this worker ends or is lost, one is to be
+            # watched again) ends the wait at the bottom at once: made before, never missed.
+            self._wake = anyio.Event()
             while self._rewatch:
                 yield self._rewatch.pop()
             async for item in self._replay():
@@ -411,6 +431,8 @@ class Worker:
             if len(self._wal_recorded) >= 256:
                 await self._forget_recorded()
             room = options.max_held - len(self._held)
+            # Only this worker's own inputs ending can give it room (looked at again after a bound anyway).
+            own_room_only = room <= 0
             if room > 0 and self._retry_downloads_before is not None:
                 limit = min(options.claim_size, room)
                 retries = await self._journal.claim_downloads(self.id, limit=limit, lease=options.lease,
@@ -428,13 +450,17 @@ class Worker:
             if room > 0 and stopped is None:
                 claim = await self._claim(min(options.claim_size, room))
                 budget_exhausted = claim.budget_exhausted
+                own_room_only = claim.at_share
+                self.summary.claims += 1
+                if not claim.items:
+                    self.summary.empty_claims += 1
                 for claimed in claim.items:
                     self._held[claimed.entry.key] = claimed.epoch
                     self.summary.claimed += 1
                     prepared = await self._prepare(claimed, work)
                     if prepared is not None:
                         yield prepared
-                if claim.items:
+                if claim.items and not claim.at_share:
                     continue
             if not self._held and not self._wal_pending:
                 remaining = await self._journal.remaining(self.id)
@@ -458,8 +484,12 @@ class Worker:
                 remaining = await self._journal.remaining(self.id)
                 if remaining["others"] == 0 and remaining["pending"] == 0:
                     self._wal_next_replay = 0.0
-            self._wake = anyio.Event()
-            with anyio.move_on_after(options.poll_interval):
+            # At its share (or max_held), a worker that holds inputs waits for one to end: claiming
+            # every poll interval would get nothing (issue 21: 5803 claims for 600 inputs with 6
+            # workers). Under its share with the batch's bound full, or holding nothing (its wake
+            # would never come), a slot freed by another worker is only seen by claiming: it polls.
+            wait = self._own_room_wait() if own_room_only and self._held else options.poll_interval
+            with anyio.move_on_after(wait):
                 await self._wake.wait()
 
     async def _prepare(self, claimed: Claimed, work: anyio.abc.TaskGroup) -> FanOutItem[Any] | None:
@@ -638,6 +668,8 @@ class Worker:
         if final:
             self._finish(key, epoch)
         else:
+            if record:  # its slot is free now (the download needs none): room for a claim
+                self._wake.set()
             work.start_soon(self._download, key, task_id, urls, epoch)
 
     async def _download(self, key: str, task_id: str | None, urls: tuple[str, ...], epoch: int) -> None:

@@ -96,6 +96,9 @@ class WorkerSummary:
 
     worker: str = ""
     claimed: int = 0
+    #: Claims made (calls of the journal's claim), and those that took nothing.
+    claims: int = 0
+    empty_claims: int = 0
     submitted: int = 0
     reattached: int = 0
     completed: int = 0

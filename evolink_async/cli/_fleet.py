@@ -83,7 +83,9 @@ def add_fleet_parsers(sub: Any, connection: Callable[[argparse.ArgumentParser], 
                       help="inputs this worker holds at most (default: 64)")  # fmt: skip
     work.add_argument("--lease", type=SECONDS_OPTION, default=30.0,
                       help="lease seconds, renewed every third (default: 30)")  # fmt: skip
-    work.add_argument("--poll-interval", type=SECONDS_OPTION, default=0.5, help="seconds between empty claims")
+    work.add_argument("--poll-interval", type=SECONDS_OPTION, default=0.5,
+                      help="seconds between claims that took nothing (a worker at its fair share of "
+                      "--max-in-flight waits for its own inputs instead)")  # fmt: skip
     work.add_argument("--journal-outage", type=SECONDS_OPTION, default=60.0, metavar="SECONDS",
                       help="how long the journal may stay unreachable (retried, tasks still watched) before the "
                       "worker stops (default: 60)")  # fmt: skip

@@ -16,6 +16,7 @@ import anyio.abc
 import asyncpg
 import pytest
 
+from evolink_async.batch import PG_SCHEMA_VERSION
 from evolink_async.sandbox import Sandbox
 from evolink_async.sandbox._state import SandboxState
 from tests.helpers.fleet_cli import ENV
@@ -175,7 +176,7 @@ async def test_a_worker_against_a_newer_schema_is_refused(
         await conn.close()
     ((code, _, stderr),) = await _run_workers([_work_argv(tmp_path, journal_url, evolink_sandbox, None)], timeout=60)
     assert code == 2
-    assert "journal schema 99 is newer than this evolink_async's (3)" in stderr
+    assert f"journal schema 99 is newer than this evolink_async's ({PG_SCHEMA_VERSION})" in stderr
     assert evolink_sandbox.ledger.billed == []
 
 

@@ -10,7 +10,7 @@ import anyio
 import asyncpg
 import pytest
 
-from evolink_async.batch import ManifestInput, PgJournal, open_journal
+from evolink_async.batch import PG_SCHEMA_VERSION, ManifestInput, PgJournal, open_journal
 from evolink_async.batch._entries import EntryStatus, JournalError, JournalMismatchError
 
 
@@ -104,10 +104,65 @@ async def test_the_budget_stops_claims_and_a_refused_submit_gives_credits_back(j
         assert len((await journal.claim("w", limit=10, lease=30)).items) == 1
 
 
+async def test_a_claim_says_when_the_worker_is_at_its_share_or_the_bound_is_full(journal_url: str) -> None:
+    async with PgJournal(journal_url) as journal:
+        await journal.plan(_inputs(10))
+        await journal.set_limits(max_in_flight=4)
+        await journal.register_worker("a", host="h", pid=1)
+        # Alone, "a" may hold the whole bound: it takes 3 of it, then the last slot.
+        first = await journal.claim("a", limit=3, lease=30)
+        assert (len(first.items), first.at_share, first.bound_full) == (3, False, False)
+        last = await journal.claim("a", limit=3, lease=30)
+        assert (len(last.items), last.at_share, last.bound_full) == (1, True, True)
+        # A second worker: the bound is full, and it is under its share (2 of 4): a slot that "a"
+        # frees is for it, so it must keep asking.
+        await journal.register_worker("b", host="h", pid=2)
+        empty = await journal.claim("b", limit=3, lease=30)
+        assert (empty.items, empty.at_share, empty.bound_full) == ((), False, True)
+        # "a" holds more than its share now: only its own inputs ending can give it room, and they
+        # give it none until it is under its share.
+        over = await journal.claim("a", limit=3, lease=30)
+        assert (over.items, over.at_share) == ((), True)
+        for claimed in (*first.items, *last.items)[:2]:
+            assert await journal.record_outcome(claimed.entry.key, EntryStatus.FAILED, owner="a", epoch=claimed.epoch,
+                                                error_code="x", error_message="x")  # fmt: skip
+        taken = await journal.claim("b", limit=3, lease=30)
+        assert (len(taken.items), taken.at_share, taken.bound_full) == (2, True, True)
+        assert (await journal.claim("a", limit=3, lease=30)).at_share
+
+
+async def test_a_worker_of_the_version_before_still_claims_from_a_migrated_journal(journal_url: str) -> None:
+    """``evolink_claim`` answers as it did in schema versions 2 and 3: its items, and a last row
+    without a key only where the budget stopped it (that version reads any such row so)."""
+    from evolink_async.batch._pg_schema import _MIGRATIONS
+
+    conn = await asyncpg.connect(journal_url)
+    try:  # a version 3 journal, as the version before made it
+        await conn.execute(_MIGRATIONS[1] + _MIGRATIONS[2] + _MIGRATIONS[3])
+        await conn.execute("CREATE TABLE evolink_schema (id int PRIMARY KEY CHECK (id = 1), version int NOT NULL);"
+                           "INSERT INTO evolink_schema VALUES (1, 3)")  # fmt: skip
+    finally:
+        await conn.close()
+    async with PgJournal(journal_url) as journal:
+        assert await journal.pool.fetchval("SELECT version FROM evolink_schema") == PG_SCHEMA_VERSION
+        await journal.plan(_inputs(5))
+        await journal.set_limits(max_in_flight=2, max_credits=2.5)
+        query = "SELECT * FROM evolink_claim($1, $2, $3, $4)"
+        rows = await journal.pool.fetch(query, "old", 1, 30.0, "uncertain")
+        assert [len(row) for row in rows] == [17]
+        assert rows[0]["o_key"] == "k000"
+        assert rows[0]["o_out_of_budget"] is False
+        rows = await journal.pool.fetch(query, "old", 5, 30.0, "uncertain")
+        assert [row["o_key"] for row in rows] == ["k001"]  # the bound, not the budget: no budget row
+        await journal.set_limits(max_in_flight=5)
+        rows = await journal.pool.fetch(query, "old", 5, 30.0, "uncertain")
+        assert [(row["o_key"], row["o_out_of_budget"]) for row in rows] == [(None, True)]
+
+
 async def test_a_newer_schema_is_refused(journal_url: str) -> None:
     async with PgJournal(journal_url) as journal:
-        await journal.pool.execute("UPDATE evolink_schema SET version = 4")
-    with pytest.raises(JournalError, match="journal schema 4 is newer"):
+        await journal.pool.execute("UPDATE evolink_schema SET version = $1", PG_SCHEMA_VERSION + 1)
+    with pytest.raises(JournalError, match=f"journal schema {PG_SCHEMA_VERSION + 1} is newer"):
         await PgJournal.open(journal_url)
 
 
@@ -200,7 +255,7 @@ async def test_a_version_1_journal_is_migrated_in_place(journal_url: str) -> Non
     finally:
         await conn.close()
     async with PgJournal(journal_url) as journal:
-        assert await journal.pool.fetchval("SELECT version FROM evolink_schema") == 3
+        assert await journal.pool.fetchval("SELECT version FROM evolink_schema") == PG_SCHEMA_VERSION
         (claimed,) = (await journal.claim("w", limit=5, lease=30)).items
         assert (claimed.entry.key, claimed.epoch) == ("old", 1)
         assert await journal.uploads() == []  # version 3: the upload record
