@@ -226,8 +226,9 @@ async def _journal_stats(url: str) -> dict[str, Any]:
     connection = await asyncpg.connect(url)
     try:
         calls, total_ms = await connection.fetchrow(
+            # evolink_claim_v4 since schema version 4, evolink_claim before (a checkout from before).
             "SELECT coalesce(sum(calls), 0), coalesce(sum(total_time), 0) FROM pg_stat_user_functions"
-            " WHERE funcname = 'evolink_claim'"
+            " WHERE funcname IN ('evolink_claim', 'evolink_claim_v4')"
         )  # fmt: skip
         transactions = await connection.fetchval(
             "SELECT xact_commit + xact_rollback FROM pg_stat_database WHERE datname = current_database()"
