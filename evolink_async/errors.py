@@ -29,6 +29,7 @@ __all__ = [
     "APIConnectionError",
     "APIStatusError",
     "APITimeoutError",
+    "APIUnreachableError",
     "AuthenticationError",
     "BadRequestError",
     "BannedPromptError",
@@ -138,6 +139,12 @@ class APIConnectionError(EvolinkError):
         self.message = message
         self.request_id = request_id
         super().__init__(message)
+
+
+class APIUnreachableError(APIConnectionError):
+    """Raised when no connection to the server could be made (refused, no such host, a failed TLS
+    handshake), after retries: the request was never sent, so nothing was billed and sending it
+    again is safe. A wrong host, or the network down."""
 
 
 class APITimeoutError(APIConnectionError):
@@ -516,14 +523,18 @@ class JournalLostError(JournalError):
 # worker and the protocols alike: a rule written once cannot drift between its copies.
 
 # A broken connection or a timeout after sending, a 5xx, a garbled 2xx: the server may have done
-# the work. (``SubmitOutcomeUnknownError`` is an ``APIConnectionError``: the same holds.)
+# the work. (``SubmitOutcomeUnknownError`` is an ``APIConnectionError``: the same holds; an
+# ``APIUnreachableError`` is one too, but no connection was made: nothing was sent.)
 _MAY_HAVE_BEEN_BILLED = (APIConnectionError, ServerError, ResponseFormatError)
 # The key is wrong, revoked, or may not do this: every other input would fail the same way.
 _FATAL_TO_BATCH = (AuthenticationError, PermissionDeniedError)
 # Answered for sure, nothing created, and the same request may be accepted later: slowed down, out
 # of credits, a proxy's queue full, a model not offered (now, or by that name), or never sent
 # because submitting had stopped.
-_REFUSED_FOR_NOW = (RateLimitError, InsufficientCreditsError, QueueFullError, NotSubmittedError, ModelUnavailableError)
+_REFUSED_FOR_NOW = (
+    RateLimitError, InsufficientCreditsError, QueueFullError, NotSubmittedError, ModelUnavailableError,
+    APIUnreachableError,
+)
 # Statuses that say the server has no such endpoint (rather than no such task).
 _ENDPOINT_MISSING_STATUSES = frozenset({404, 405, 501})
 
@@ -537,7 +548,7 @@ def may_have_been_billed(error: BaseException) -> bool:
     >>> may_have_been_billed(ServerError("upstream broke", status_code=502))
     True
     """
-    return isinstance(error, _MAY_HAVE_BEEN_BILLED)
+    return isinstance(error, _MAY_HAVE_BEEN_BILLED) and not isinstance(error, APIUnreachableError)
 
 
 def is_fatal_to_batch(error: BaseException) -> bool:

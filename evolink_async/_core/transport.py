@@ -28,6 +28,7 @@ from ..errors import (
     APIConnectionError,
     APIStatusError,
     APITimeoutError,
+    APIUnreachableError,
     EvolinkError,
     RateLimitError,
     ResponseFormatError,
@@ -280,6 +281,8 @@ class Transport:
                     raw = secret.scrub_bytes(raw)
                 except TimeoutError:
                     error = APITimeoutError(f"{method} {url} timed out after {self._config.timeout:g} s")
+                except aiohttp.ClientConnectorError as exc:  # no connection made: nothing was sent
+                    error = APIUnreachableError(redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", secret))
                 except aiohttp.ClientError as exc:
                     # Every aiohttp failure, not only connection and payload errors: a malformed answer
                     # (a lying Content-Length) raises ClientResponseError, whose repr and request_info

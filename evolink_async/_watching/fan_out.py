@@ -30,7 +30,9 @@ from .._models.events import EventKind, TaskEvent, requires_action_error, snapsh
 from .._models.task import Task, TaskStatus
 from .._protocols.task_api import RequestT, TaskAPI
 from ..errors import (
+    APIStatusError,
     APITimeoutError,
+    APIUnreachableError,
     EvolinkError,
     InsufficientCreditsError,
     NotSubmittedError,
@@ -139,6 +141,8 @@ class FanOut(Generic[RequestT]):
         self._submitting: dict[Hashable, str] = {}
         self._feeding = True
         self._stop_submitting = False
+        #: Whether any submit got an answer from the server (a task, or a refusal).
+        self._server_answered = False
         # Set by a fatal error or by leaving the block: the feeder stops pulling inputs. Merely
         # stopped submitting (credits exhausted), it goes on pulling, and ends each input unsent.
         self._halted = False
@@ -396,6 +400,13 @@ class FanOut(Generic[RequestT]):
                 self._stop_submitting = True
                 self.summary.stopped_reason = f"credits exhausted: {exc}"
                 logger.warning("credits exhausted: no new submits; unfinished tasks continue")
+            elif isinstance(exc, APIUnreachableError) and not self._server_answered and not self._stop_submitting:
+                # Not one submit has reached the server (a wrong host, no network): every other input
+                # would meet the same after its retries. No new submits; those under way end on their own.
+                self._stop_submitting = True
+                self.summary.stopped_reason = f"cannot reach the server: {exc}"
+                logger.warning("cannot reach the server: no new submits; unfinished tasks continue")
+            self._server_answered = self._server_answered or isinstance(exc, APIStatusError)
             if may_have_been_billed(exc) and item.idempotency_key is not None:
                 self.summary.interrupted_submits.append((key, item.idempotency_key))
             self._submitting.pop(key, None)
@@ -406,6 +417,7 @@ class FanOut(Generic[RequestT]):
         self._in_flight[key] = sink
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         if task is not None:
+            self._server_answered = True
             self.summary.submitted += 1
             if task.usage is not None and task.usage.credits_reserved:
                 # Rounded as the service states costs (1.8, not 1.8 summed into 12.600000000000001).

@@ -17,6 +17,8 @@ import anyio.to_thread
 from .._models.events import EventKind, TaskEvent
 from .._watching.fan_out import FanOutItem
 from ..errors import (
+    APIConnectionError,
+    APIUnreachableError,
     DownloadError,
     EvolinkError,
     Remedy,
@@ -72,6 +74,8 @@ class InputPipeline:
         self._credits_committed = 0.0  # estimated credits of the submits this run let through
         #: Keys whose earlier submit could not be settled (see ``settle_lost_submits``): not sent this run.
         self._unsettled: dict[str, EvolinkError] = {}
+        #: Whether any submit of this run got an answer from the server (accepted or refused).
+        self._answered = False
 
     def fail(self, key: str, code: str, message: str, *, task_id: str | None = None,
              remedy: Remedy | None = None) -> None:  # fmt: skip
@@ -217,6 +221,7 @@ class InputPipeline:
         task_id = task.id if task is not None else None
         journal = self._journal
         if event.kind is EventKind.SUBMITTED and task is not None:
+            self._answered = True
             await journal.record_submitted(key, task.id)
             self._summary.submitted += 1
             self._emit(BatchEvent(kind="submitted", key=key, task_id=task.id, progress=task.progress,
@@ -230,6 +235,12 @@ class InputPipeline:
             group.start_soon(self._download, key, task.id, task.results)
         elif event.kind is EventKind.SUBMIT_FAILED:
             error = event.error or EvolinkError("submit failed")
+            if isinstance(error, APIUnreachableError) and not self._answered:
+                # No submit of this run has reached the server: a wrong host or no network, which every
+                # other input would meet alike, each after its uploads. The run stops; this input was
+                # never sent and stays pending, like every input not yet submitted.
+                raise error
+            self._answered = self._answered or not isinstance(error, APIConnectionError)
             if not stays_pending(error):
                 await journal.record_outcome(
                     key, EntryStatus.SUBMIT_FAILED, error_code=error_code(error), error_message=error_message(error)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 
 from ..checks import SCALE
 from ..errors import (
+    APIUnreachableError,
     AuthenticationError,
     BadRequestError,
     BatchLockedError,
@@ -171,6 +172,13 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
             flag = "--base-url and --path-prefix"
         _say(f"{printable(exc)}; check {flag}")
         return EXIT_USAGE
+    if isinstance(exc, APIUnreachableError):  # a wrong host or no network: nothing was sent
+        # Only a run over inputs (it bounds the tasks in flight) has inputs left to submit.
+        rerun = " Nothing was submitted: running the same command again submits every input left" \
+            if hasattr(args, "max_in_flight") else ""  # fmt: skip
+        _say(f"cannot reach the server ({type(exc).__name__}: {printable(exc)}); check --base-url and the "
+             f"network.{rerun}")  # fmt: skip
+        return EXIT_FAILED
     if isinstance(exc, EvolinkError):
         _say(f"{type(exc).__name__}: {printable(cli_message(str(exc), exc.remedy))}")
         return EXIT_FAILED

@@ -143,7 +143,8 @@ def test_a_secret_file_just_under_the_bound_is_read(tmp_path: Path, capsys: pyte
     code = main(["status", "task-1", "--api-key-file", str(key_file), "--base-url", "http://127.0.0.1:9"])
     err = capsys.readouterr().err
     assert code == 1, err
-    assert "APIConnectionError" in err, err
+    assert "APIUnreachableError" in err, err  # nothing listens there: no connection was made
+    assert "Nothing was submitted" not in err  # a query, not a run over inputs
 
 
 # --- what a run says (item 14) -----------------------------------------------------------------

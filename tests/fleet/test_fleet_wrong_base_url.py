@@ -15,6 +15,7 @@ import pytest
 
 from evolink_async.batch._manifest import IMAGINE_MODEL
 from evolink_async.sandbox import Sandbox
+from tests.helpers.dead_host import dead_host
 from tests.helpers.fleet_cli import ENV, evolink, export, manifest, plan, run_workers, status, work_argv
 
 pytestmark = pytest.mark.evolink_sandbox(time_scale=0.01)
@@ -83,3 +84,22 @@ async def test_a_worker_stopped_by_a_model_the_service_does_not_offer_leaves_eve
     assert evolink_sandbox.ledger.billed == []
     _nothing_held(await status(journal_url))
     assert Counter(row["outcome"] for row in await export(journal_url)) == {"pending": 6}
+
+
+async def test_a_worker_whose_api_host_refuses_connections_stops_submitting_and_a_rerun_takes_every_input(
+    evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    assert (await plan(journal_url, manifest(tmp_path / "m.jsonl", 4))).returncode == 0
+    async with dead_host(refuse=True) as host:
+        argv = work_argv(tmp_path, journal_url, evolink_sandbox, None, "--lease", "3", "--base-url", host.url)
+        ((code, _, stderr),) = await run_workers([argv], timeout=60)
+    assert code != 0, stderr
+    assert "cannot reach the server" in stderr
+    assert evolink_sandbox.ledger.billed == []
+    _nothing_held(await status(journal_url))
+    # Never sent: "not submitted" (as when credits run out), claimable by the next run.
+    assert Counter(row["outcome"] for row in await export(journal_url)) == {"not_submitted": 4}
+    ((code, _, stderr),) = await run_workers([work_argv(tmp_path, journal_url, evolink_sandbox, None)], timeout=60)
+    assert code == 0, stderr
+    assert Counter(row["outcome"] for row in await export(journal_url)) == {"completed": 4}
+    assert len(evolink_sandbox.ledger.billed) == len(set(evolink_sandbox.ledger.billed)) == 4

@@ -10,7 +10,14 @@ from collections import Counter
 import anyio
 import pytest
 
-from evolink_async import APIConnectionError, EvolinkClient, MidjourneyClient, PollPolicy, RetryPolicy
+from evolink_async import (
+    APIConnectionError,
+    APIUnreachableError,
+    EvolinkClient,
+    MidjourneyClient,
+    PollPolicy,
+    RetryPolicy,
+)
 from evolink_async._watching.queries import MAX_CONSECUTIVE_ERRORS
 from tests.helpers.dead_host import DeadHost, dead_host
 
@@ -47,7 +54,9 @@ async def test_single_fetches_give_up_after_the_same_failures_in_a_row(refuse: b
             errors = await _wait_all(client)
             assert client._tracker.watched == 0
             queries = client._tracker.queries_sent
-    assert all(type(error) is APIConnectionError for error in errors), errors
+    # Refused: no connection was made, nothing sent (APIUnreachableError); reset: a request went out.
+    assert all(isinstance(error, APIConnectionError) for error in errors), errors
+    assert all(isinstance(error, APIUnreachableError) is refuse for error in errors), errors
     assert queries == MAX_CONSECUTIVE_ERRORS * len(IDS)
     if not refuse:
         # aiohttp itself sends an idempotent GET once more after a reset (not a POST).
@@ -64,7 +73,9 @@ async def test_bulk_fetches_give_up_by_the_same_rule(refuse: bool) -> None:
             errors = await _wait_all(mj)
             assert mj.tracker.watched == 0
             queries, bulk = mj.tracker.queries_sent, mj.tracker.batch_queries
-    assert all(type(error) is APIConnectionError for error in errors), errors
+    # Refused: no connection was made, nothing sent (APIUnreachableError); reset: a request went out.
+    assert all(isinstance(error, APIConnectionError) for error in errors), errors
+    assert all(isinstance(error, APIUnreachableError) is refuse for error in errors), errors
     # Every task was asked about in every one of the requests, each of them a bulk fetch.
     assert queries == bulk == MAX_CONSECUTIVE_ERRORS
     if not refuse:
