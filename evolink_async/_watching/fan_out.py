@@ -23,7 +23,7 @@ import anyio.abc
 
 from .._core.checks import MAX_COUNT, check_count, check_number, check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
-from .._core.logging import LOG_CONTEXT, logger
+from .._core.logging import LOG_CONTEXT, child_logger, logger
 from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
 from .._core.transport import RETRY_TALLY, RetryTally
 from .._models.events import EventKind, TaskEvent, requires_action_error, snapshot_event
@@ -49,7 +49,12 @@ from .fan_out_items import FanOutInput, FanOutItem, FanOutSummary, as_item, is_u
 from .normalizing import Normalizer
 from .tracker import Tracker, WatchHandle
 
-__all__ = ["FanOut", "FanOutItem", "FanOutSummary", "FanOutInput"]
+__all__ = ["FanOut", "FanOutInput", "FanOutItem", "FanOutSummary"]
+
+#: The one record a fan-out leaves when it ends with tasks unfinished or submits interrupted: for a
+#: caller who does not read ``summary``. Its own logger, so that one who does can silence it alone.
+_leftovers = child_logger("fan_out.leftovers")
+LEFTOVERS_LOGGER = _leftovers.name
 
 
 #: How long a fan-out without ``timeout`` waits for the task of a submit whose answer was lost.
@@ -244,7 +249,7 @@ class FanOut(Generic[RequestT]):
         self._in_flight.clear()
         self._submitting.clear()
         if self.summary.left_in_flight or self.summary.interrupted_submits:
-            logger.warning(
+            _leftovers.warning(
                 "fan-out left with %d task(s) unfinished and %d submit(s) interrupted; see summary",
                 len(self.summary.left_in_flight), len(self.summary.interrupted_submits),
             )

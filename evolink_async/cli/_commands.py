@@ -20,6 +20,7 @@ from ._callbacks import callback_options, callback_receiver, start_listening, up
 from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_OK, EXIT_USAGE
 from ._otel import RunTelemetry, start_telemetry
 from ._progress import JsonReporter, Reporter
+from ._remedies import key_variable
 from ._secret_files import read_secret_file
 from ._text import printable
 
@@ -46,7 +47,7 @@ def _api_key(args: argparse.Namespace) -> str | None:
             return None
         # ``--api-key ""`` is not "take the variable": it once ran silently with $EVOLINK_API_KEY.
         # A Midjourney proxy may have no auth at all: there "" sends no key, as the client documents.
-        if not args.api_key and getattr(args, "key_env", "EVOLINK_API_KEY") == "EVOLINK_API_KEY":
+        if not args.api_key and key_variable(args) == "EVOLINK_API_KEY":
             raise ValidationError("--api-key", "is empty")
         return str(args.api_key)
     return read_secret_file(path, flag="--api-key-file", error=UsageError)

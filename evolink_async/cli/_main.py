@@ -30,7 +30,7 @@ from ._args import build_parser
 from ._callbacks import CallbackUsageError
 from ._exit_codes import EXIT_BROKEN_PIPE, EXIT_FAILED, EXIT_INTERRUPTED, EXIT_USAGE
 from ._options import Parser, env_number
-from ._remedies import cli_field, cli_message
+from ._remedies import cli_field, cli_message, key_variable
 from ._reporters import make_reporter
 from ._runner import Runner, exit_promptly, flush_output
 from ._text import printable
@@ -134,7 +134,7 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
     2: usage or configuration (a bad option, a wrong key, a path that cannot be written); 1: the
     run failed (the server, the network); 141: the output's reader went away (``| head``).
     """
-    key_env = getattr(args, "key_env", "EVOLINK_API_KEY")
+    key_env = key_variable(args)
     if isinstance(exc, BrokenPipeError):
         _silence_stdout()
         return EXIT_BROKEN_PIPE

@@ -17,7 +17,7 @@ import attrs
 from ..batch import BatchEvent
 from ..errors import Remedy
 
-__all__ = ["FLAGS", "cli_event", "cli_failed_json", "cli_field", "cli_message"]
+__all__ = ["FLAGS", "cli_event", "cli_failed_json", "cli_field", "cli_message", "key_variable"]
 
 #: Each remedy as the command line spells it (with the value after it, where the message gives one).
 FLAGS: Mapping[Remedy, str] = MappingProxyType({
@@ -53,6 +53,11 @@ _FIELD_OPTIONS: Mapping[str, tuple[str, str]] = MappingProxyType({
 })  # fmt: skip
 
 
+def key_variable(args: object) -> str:
+    """The environment variable the command's API key comes from (a Midjourney command sets its own)."""
+    return str(getattr(args, "key_env", "EVOLINK_API_KEY"))
+
+
 def cli_field(field: str, args: object) -> str:
     """A ``ValidationError``'s field as the user gave it: the flag, the key file or the variable.
 
@@ -62,7 +67,7 @@ def cli_field(field: str, args: object) -> str:
     if field == "api_key" and getattr(args, "api_key_file", None) is not None:
         return "--api-key-file"
     if field == "api_key" and getattr(args, "api_key", None) is None:
-        return f"${getattr(args, 'key_env', 'EVOLINK_API_KEY')}"
+        return f"${key_variable(args)}"
     dest, flag = _FIELD_OPTIONS.get(field, (None, None))
     if dest is None or flag is None or getattr(args, dest, None) is None:
         return field
