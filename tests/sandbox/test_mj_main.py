@@ -10,6 +10,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from evolink_async._protocols.midjourney.api import normalize_prefix
 from evolink_async.sandbox import MidjourneyOptions, Sandbox
 from evolink_async.sandbox.__main__ import _parser
 from evolink_async.sandbox.midjourney._cli import mj_options
@@ -58,9 +59,16 @@ def test_flags_build_the_options() -> None:
     )  # fmt: skip
 
 
+@pytest.mark.parametrize(("given", "served"), [("mj", "/mj"), ("/v1/mj/", "/v1/mj"), ("/", ""), ("", "")])
+def test_the_prefix_is_read_as_the_client_reads_its_path_prefix(given: str, served: str) -> None:
+    assert MidjourneyOptions(prefix=given).prefix == served == normalize_prefix(given)
+
+
 def test_options_are_validated() -> None:
     with pytest.raises(ValueError, match="prefix"):
-        MidjourneyOptions(prefix="mj")
+        MidjourneyOptions(prefix="m j")
+    with pytest.raises(ValueError, match="prefix"):
+        MidjourneyOptions(prefix=None)  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="unknown_fetch"):
         MidjourneyOptions(unknown_fetch="nope")  # type: ignore[arg-type]
     with pytest.raises(ValueError, match="hook_drop_rate"):

@@ -19,6 +19,7 @@ from typing import Literal
 import attrs
 
 from ..._core.checks import DELAY, PROBABILITY, SECONDS
+from ..._protocols.midjourney.api import normalize_prefix
 from ...errors import ValidationError
 
 __all__ = ["DEFAULT_MJ_DURATIONS", "MidjourneyOptions"]
@@ -44,10 +45,11 @@ UnknownFetch = Literal["empty", "no_content", "not_found"]
 
 
 def _prefix(value: str) -> str:
-    value = value.rstrip("/")
-    if value and (not value.startswith("/") or not re.fullmatch(r"[A-Za-z0-9/_.-]*", value)):
+    # The client's rule first ("mj" and "/mj/" are "/mj"), so a prefix one accepts the other serves.
+    normalized = normalize_prefix(value) if isinstance(value, str) else None
+    if normalized is None or not re.fullmatch(r"[A-Za-z0-9/_.-]*", normalized) or "//" in normalized:
         raise ValidationError("prefix", f"must be a path like '/mj' or '/v1/mj', got {value!r}")
-    return value
+    return normalized
 
 
 def _words(value: tuple[str, ...] | list[str]) -> tuple[str, ...]:
