@@ -5,7 +5,9 @@
    API requests per second against the limit (a fleet should reach the limit, not stall below
    it); over the whole run and in its steady part (sampled every 0.25 s, the workers' start and
    the last tasks' end left out). Each point also gives the CPU seconds of every worker, the
-   sandbox and PostgreSQL, how busy the whole machine was, and the load average before and after.
+   sandbox and PostgreSQL, how busy the whole machine was, and the load average before and after;
+   the claims per input (PostgreSQL's count) and the claims that took nothing (the workers' own).
+   ``--inputs 2400`` makes the steady part four times as long as the default 600.
    Each worker's standard error is kept in ``benchmarks/results/fleet-logs/``; a point that looks
    wrong (an input not billed, a worker that failed) prints their last lines.
 2. Journal cost per input: claim + begin + record + complete on PostgreSQL (one worker's calls,
@@ -138,11 +140,13 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
             _manifest(manifest, inputs)
             subprocess.run([sys.executable, "-m", "evolink_async", "batch", "plan", str(manifest), "--journal", url],
                            check=True, timeout=120, env=ENV, capture_output=True)  # fmt: skip
+            # --json: each worker's summary is the last line of its standard error (its events, on
+            # standard output, go nowhere either way).
             argv = [sys.executable, "-m", "evolink_async", "batch", "work", "--journal", url, "--max-in-flight", "64",
                     "--wal", str(Path(tmp) / "fleet.wal"),
                     "--base-url", env["EVOLINK_BASE_URL"], "--files-base-url", env["EVOLINK_FILES_BASE_URL"],
                     "--api-key", env["EVOLINK_API_KEY"], "--poll-scale", str(TIME_SCALE),
-                    "--poll-interval", "0.05"]  # fmt: skip
+                    "--poll-interval", "0.05", "--json"]  # fmt: skip
             before = _ledger(env["EVOLINK_BASE_URL"])
             load_before = os.getloadavg()
             sandbox_cpu, postgres_cpu, machine = _cpu_s(sandbox.pid), _postgres_cpu_s(cluster), _machine_busy()
@@ -181,6 +185,7 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
     finally:
         sandbox.terminate()
         sandbox.wait(timeout=30)
+    summaries = [_summary(path) for path in err_paths]
     rejected = after["faults"].get("rate_limited", 0) - before["faults"].get("rate_limited", 0)
     # The API's requests only: the benchmark's own reads of the ledger are no part of the workload.
     by_endpoint = {name: count - before["requests"].get(name, 0) for name, count in after["requests"].items()
@@ -201,7 +206,9 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
         "workers_exited_after_s": [exited[i] for i in range(workers)],
         "cpu_s": {"workers": [worker_cpu[i] for i in range(workers)], "sandbox": round(sandbox_cpu, 2),
                   "postgres": round(postgres_cpu, 2)},
-        "journal": journal, "machine_busy": round(busy, 2),
+        "journal": journal, "claims_per_input": round(journal["claims"] / inputs, 2),
+        # Claims that took nothing, by the workers' own count (None: a checkout from before they counted).
+        "empty_claims": _summed(summaries, "empty_claims"), "machine_busy": round(busy, 2),
         "load_average": [round(load_before[0], 1), round(load_after[0], 1)],
     }  # fmt: skip
     if row["billed"] != inputs or any(exit_codes.values()) or not row["unique"]:
@@ -209,6 +216,20 @@ def throughput(cluster: PgCluster, *, workers: int, inputs: int, rate_limit: flo
         for path, code in zip(err_paths, row["exit_codes"], strict=True):
             print(f"--- {path} (exit {code}), last lines:\n{_tail(path)}", file=sys.stderr, flush=True)
     return row
+
+
+def _summary(path: Path) -> dict[str, Any]:
+    """A worker's summary: the last line of its standard error (``--json``); {} if it has none."""
+    lines = path.read_text(errors="replace").strip().splitlines()
+    try:
+        summary: dict[str, Any] = json.loads(lines[-1]) if lines else {}
+    except ValueError:
+        return {}
+    return summary if summary.get("kind") == "summary" else {}
+
+
+def _summed(summaries: list[dict[str, Any]], name: str) -> int | None:
+    return sum(s[name] for s in summaries) if all(name in s for s in summaries) else None
 
 
 async def _track_claims(url: str) -> None:

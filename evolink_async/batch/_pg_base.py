@@ -134,8 +134,8 @@ class Claim:
 
     items: tuple[Claimed, ...]
     budget_exhausted: bool = False
-    #: This worker holds its fair share of ``max_in_flight`` (with these items): only its own inputs
-    #: ending, or fewer live workers, give it room for more.
+    #: This worker holds its fair share of ``max_in_flight`` (with these items; rounded down while the
+    #: bound is full): only its own inputs ending, or fewer live workers, give it room for more.
     at_share: bool = False
     #: The batch holds ``max_in_flight`` slots: one frees when any worker's input ends.
     bound_full: bool = False

@@ -133,9 +133,11 @@ $fn$;
 #: 3. New inputs, within the in-flight bound, this worker's fair share of it (the bound divided
 #:    among the live workers, so no worker starves another), and the credit budget.
 #: Always a last row with a NULL key: why the claim took no more. ``o_out_of_budget``: the budget
-#: stopped it; ``o_at_share``: this worker now holds its fair share (only its own inputs ending, or
-#: fewer live workers, give it room); ``o_bound_full``: the batch holds ``max_in_flight`` slots
-#: (another worker's input ending frees one).
+#: stopped it; ``o_bound_full``: the batch holds ``max_in_flight`` slots (any input ending frees
+#: one); ``o_at_share``: this worker holds its fair share, so only its own inputs ending (or fewer
+#: live workers) give it room: its share rounded up, or rounded down while the bound is full (the
+#: share is rounded up, so when 64 slots are shared by 6 workers some hold 11 and others 10: a slot
+#: an 11 frees is for that worker to take again, and the 10s need not race it for the slot).
 CLAIM_FUNCTION = f"""
 CREATE OR REPLACE FUNCTION evolink_claim_v4(p_owner text, p_limit int, p_lease double precision,
                                             p_uncertain text)
@@ -200,7 +202,9 @@ BEGIN
     END IF;
     RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
         NULL::text, NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::float8, NULL::text, false,
-        NULL::bigint, exhausted, share_room - cardinality(chosen) <= 0, bound_room - cardinality(chosen) <= 0;
+        NULL::bigint, exhausted, share_room - cardinality(chosen) <= 0 OR (bound_room - cardinality(chosen) <= 0
+            AND mine + cardinality(chosen) >= floor(fleet.max_in_flight::float8 / workers)),
+        bound_room - cardinality(chosen) <= 0;
 END
 $fn$;
 """  # noqa: S608 - built from constants only

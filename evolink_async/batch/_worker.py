@@ -486,8 +486,9 @@ class Worker:
                     self._wal_next_replay = 0.0
             # At its share (or max_held), a worker that holds inputs waits for one to end: claiming
             # every poll interval would get nothing (issue 21: 5803 claims for 600 inputs with 6
-            # workers). Under its share with the batch's bound full, or holding nothing (its wake
-            # would never come), a slot freed by another worker is only seen by claiming: it polls.
+            # workers). Under its share (rounded down, with the batch's bound full), or holding
+            # nothing (its wake would never come), a slot another worker frees is only seen by
+            # claiming: it polls.
             wait = self._own_room_wait() if own_room_only and self._held else options.poll_interval
             with anyio.move_on_after(wait):
                 await self._wake.wait()

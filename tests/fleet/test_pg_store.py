@@ -131,6 +131,27 @@ async def test_a_claim_says_when_the_worker_is_at_its_share_or_the_bound_is_full
         assert (await journal.claim("a", limit=3, lease=30)).at_share
 
 
+async def test_with_the_bound_full_a_worker_holding_its_share_rounded_down_is_at_its_share(journal_url: str) -> None:
+    async with PgJournal(journal_url) as journal:
+        await journal.plan(_inputs(10))
+        await journal.set_limits(max_in_flight=5)  # three workers: a share of 2 rounded up, 1 rounded down
+        for number, worker in enumerate("abc"):
+            await journal.register_worker(worker, host="h", pid=number)
+        assert [len((await journal.claim(w, limit=5, lease=30)).items) for w in "ab"] == [2, 2]
+        # "c" takes the last slot: it holds its share rounded down and the bound is full. A slot that
+        # "a" or "b" frees is theirs to take again (each then holds less than its share): "c" waits
+        # for its own input to end instead of racing them for it.
+        last = await journal.claim("c", limit=5, lease=30)
+        assert (len(last.items), last.at_share, last.bound_full) == (1, True, True)
+        # Under its share rounded down, with the bound full, a worker keeps asking.
+        await journal.set_limits(max_in_flight=4)  # a share of 2 rounded up, 1 rounded down, all 5 held
+        (held,) = last.items
+        assert await journal.record_outcome(held.entry.key, EntryStatus.FAILED, owner="c", epoch=held.epoch,
+                                            error_code="x", error_message="x")  # fmt: skip
+        empty = await journal.claim("c", limit=5, lease=30)
+        assert (empty.items, empty.at_share, empty.bound_full) == ((), False, True)
+
+
 async def test_a_worker_of_the_version_before_still_claims_from_a_migrated_journal(journal_url: str) -> None:
     """``evolink_claim`` answers as it did in schema versions 2 and 3: its items, and a last row
     without a key only where the budget stopped it (that version reads any such row so)."""
