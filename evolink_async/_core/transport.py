@@ -336,7 +336,10 @@ class Transport:
                 else:
                     over = retry_after is not None and retry_after > policy.max_retry_after
                 allowed = scheduled is not None or retries < policy.max_retries
-                if not (retry_safe and allowed and self._should_retry(error)):
+                # A 429 created nothing: sending again is safe even for a call that may not be repeated
+                # otherwise (a proxy's submit without an idempotency key), and it goes through the gate.
+                safe = retry_safe or isinstance(error, RateLimitError)
+                if not (safe and allowed and self._should_retry(error)):
                     raise error
                 if not retry_uncertain and may_have_been_billed(error):
                     raise error

@@ -149,3 +149,36 @@ async def wait_until(condition: object, bound: float = 5.0) -> None:
     with anyio.fail_after(bound):
         while not condition():  # type: ignore[operator]
             await anyio.sleep(0.001)
+
+
+async def test_a_flood_of_midjourney_submits_takes_turns_after_a_429_like_every_request() -> None:
+    """A proxy's submit carries no idempotency key and is never retried blindly, but a 429 created
+    nothing: it is retried through the same gate (it used to be its own loop, one sleep per submit
+    and a 429 for each of them at every slot)."""
+    limit = OneSlotLimit()
+    ids = iter(range(1, 1000))
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        answer = await limit.handle(request)
+        if answer.status == 429:
+            return answer
+        return json_answer({"code": 1, "description": "Submit success", "result": str(next(ids))})
+
+    retry = evolink.RetryPolicy(max_retries=3, initial_delay=0.001, max_delay=0.01, max_retry_after=10)
+    async with hostile_server(handle) as server, evolink.MidjourneyClient(
+        "mj-key", base_url=server.url, retry=retry
+    ) as mj:
+        failed: list[BaseException] = []
+
+        async def submit(i: int) -> None:
+            try:
+                await mj.submit(evolink.Imagine(prompt=f"a fox {i}"))
+            except evolink.RateLimitError as exc:
+                failed.append(exc)
+
+        async with anyio.create_task_group() as group:
+            for i in range(40):
+                group.start_soon(submit, i)
+    assert failed == []
+    assert limit.accepted == 40
+    assert limit.rejected <= 2 * limit.accepted + 40

@@ -3,8 +3,9 @@
 Submits are never retried blindly: the proxy has no idempotency key, so a submit whose answer
 was lost (connection error, timeout, 5xx) is first looked up by its ``state`` marker in
 ``task/list``; only where the server can list, and the task is not there, is it sent again.
-Refusals the server answers for sure (HTTP 429, codes 23 and "queue full" 9) are retried with
-the client's ``RetryPolicy``.
+Refusals the server answers for sure (codes 23 and "queue full" 9) are retried with the client's
+``RetryPolicy``; an HTTP 429 by the transport, which has every request of the client take turns
+after one.
 
 Why one module of ~400 lines: every call of the proxy's task API and the lost-submit lookup that
 guards its submits share one parsing of the proxy's envelopes; the requests are ``requests.py``,
@@ -137,16 +138,18 @@ class MidjourneyAPI:
         started_ms = int(time.time() * 1000)
         attempt = 0
         while True:
-            wait: float | None = None
             try:
                 response = await self._transport.request(
                     "POST", self._base + endpoint, json_body=body, retry_safe=False
                 )
                 task = self._created_task(response, marker)
-            except (RateLimitError, QueueFullError) as exc:
+            except QueueFullError as exc:
                 # Refused for sure, nothing created: safe to send again after a pause.
                 error: EvolinkError = exc
-                wait = exc.retry_after if isinstance(exc, RateLimitError) else None
+            except RateLimitError:
+                # The transport retried the 429s already, in turn with the client's other requests
+                # (its rate gate): what reaches here is past the retry policy's bounds.
+                raise
             except EvolinkError as exc:
                 if not may_have_been_billed(exc):
                     if isinstance(exc, APIStatusError):  # refused for sure: as its MJ code where it has one
@@ -168,9 +171,7 @@ class MidjourneyAPI:
                 return task
             if attempt >= policy.max_retries:
                 raise error
-            if wait is not None and wait > policy.max_retry_after:
-                raise error
-            delay = max(wait or 0.0, policy.backoff(attempt))
+            delay = policy.backoff(attempt)
             logger.info("resubmitting to %s in %.2f s after: %s", endpoint, delay, error)
             await anyio.sleep(delay)
             attempt += 1
