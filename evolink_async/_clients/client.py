@@ -19,6 +19,7 @@ import attrs
 
 from .._callbacks.binding import ReceiverBinding, callback_binding
 from .._callbacks.receiver import CallbackReceiver
+from .._core.checks import check_path
 from .._core.config import ClientConfig, check_headers
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import LOG_CONTEXT
@@ -351,6 +352,7 @@ class Client(TrackerLifecycle, Generic[RequestT]):
         >>> await client.download(done, "out", name="cat")
         (PosixPath('out/cat.result-0.png'),)
         """
+        dest_dir = check_path("dest_dir", dest_dir)
         if isinstance(task, Task):
             if task.status is not TaskStatus.COMPLETED or not task.results:
                 raise ValidationError("task", f"has no results to download (status {task.status.value})")

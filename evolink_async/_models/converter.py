@@ -47,6 +47,14 @@ def _optional_float(value: Any, _: Any = None) -> float | None:
     return number if math.isfinite(number) else None
 
 
+def _optional_credits(value: Any) -> float | None:
+    # A negative cost is no cost a server can mean: taken as one, it would lower the credits a
+    # fan-out counts as reserved and let ``max_credits`` pass every submit. Unknown instead, which
+    # the budget treats with care (one submit at a time, or ``credits_per_task``).
+    number = _optional_float(value)
+    return number if number is None or number >= 0 else None
+
+
 def _progress(value: Any, _: Any = None) -> int:
     # The protocol says 0-100 integers; tolerate floats, numeric strings and "45%".
     if type(value) is int:
@@ -159,9 +167,9 @@ def _usage(value: Any, _: Any = None) -> Usage | None:
     key = (
         _optional_str(value.get("billing_rule")),
         _optional_str(value.get("user_group")),
-        _optional_float(value.get("credits_reserved")),
-        _optional_float(value.get("credits_used")),
-        _optional_float(value.get("estimated_cost")),
+        _optional_credits(value.get("credits_reserved")),
+        _optional_credits(value.get("credits_used")),
+        _optional_credits(value.get("estimated_cost")),
     )
     usage = _usages.get(key)
     if usage is None:

@@ -23,6 +23,7 @@ __all__ = [
     "MODEL_RULES",
     "ImageInput",
     "ImageRequest",
+    "json_params",
     "ModelRules",
     "QwenImageEdit",
     "RemoveBackground",
@@ -281,7 +282,8 @@ class QwenImageEdit(_ModelRequest):
         return self.prompt
 
 
-def _params(value: Mapping[str, Any] | None, field: str = "model_params") -> dict[str, Any]:
+def json_params(value: Mapping[str, Any] | None, field: str = "model_params") -> dict[str, Any]:
+    """A copy of ``value``, a mapping of JSON data (``None`` is empty), or a ``ValidationError``."""
     if value is None:
         return {}
     if not isinstance(value, Mapping):
@@ -295,7 +297,7 @@ def _params(value: Mapping[str, Any] | None, field: str = "model_params") -> dic
 
 
 def _extra(value: Mapping[str, Any] | None) -> dict[str, Any]:
-    extra = _params(value, "extra")
+    extra = json_params(value, "extra")
     clash = sorted(_RESERVED_KEYS & extra.keys())
     if clash:
         raise ValidationError(f"extra[{clash[0]!r}]", "must not override a field the request sets itself")
@@ -314,13 +316,14 @@ class ImageRequest:
     model: str
     prompt: str | None = None
     image_urls: tuple[ImageInput, ...] = attrs.field(default=(), converter=_image_tuple)
-    model_params: dict[str, Any] = attrs.field(factory=dict, converter=_params, hash=False)
+    model_params: dict[str, Any] = attrs.field(factory=dict, converter=json_params, hash=False)
     callback_url: str | None = None
     extra: dict[str, Any] = attrs.field(factory=dict, converter=_extra, hash=False)
 
     def __attrs_post_init__(self) -> None:
         speed = self.model_params.get("speed")
-        rules = MODEL_RULES.get(self.model)
+        # Not hashable (a list) must reach validate_inputs' "model" rule, not fail the lookup.
+        rules = MODEL_RULES.get(self.model) if isinstance(self.model, str) else None
         validate_inputs(
             self.model,
             prompt=self.prompt,

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any, Protocol, Self
 import anyio
 import anyio.abc
 
-from .._core.checks import check_count, check_number
+from .._core.checks import MAX_SECONDS, check_count, check_number
 from .._core.logging import child_logger
 from .._models.task import Task
 from ..errors import EvolinkError, ValidationError
@@ -91,14 +91,20 @@ class ProgressRelay:
             raise ValidationError("client", "must be an EvolinkClient or MidjourneyClient (it has no .tasks)")
         self._client = client
         self._signer = TokenSigner(secret)
-        self.heartbeat = check_number("heartbeat", heartbeat, above=True)
-        self._retry_ms = int(check_number("retry", retry, above=True) * 1000)
+        # Durations up to a year (MAX_SECONDS): ``retry`` goes on the wire as whole milliseconds, and
+        # 1e308 s of it was an OverflowError, not the ValidationError every other bad value gets.
+        self.heartbeat = check_number("heartbeat", heartbeat, above=True, maximum=MAX_SECONDS)
+        self._retry_ms = int(check_number("retry", retry, above=True, maximum=MAX_SECONDS) * 1000)
         self._progress_every = (
-            None if progress_every is None else check_number("progress_every", progress_every, above=True)
+            None
+            if progress_every is None
+            else check_number("progress_every", progress_every, above=True, maximum=MAX_SECONDS)
         )
-        self._min_gap = None if min_gap is None else check_number("min_gap", min_gap, above=True)
+        self._min_gap = (
+            None if min_gap is None else check_number("min_gap", min_gap, above=True, maximum=MAX_SECONDS)
+        )
         #: How long a channel outlives its last viewer (a reconnecting page finds it again).
-        self._linger = check_number("linger", linger)
+        self._linger = check_number("linger", linger, maximum=MAX_SECONDS)
         self.max_viewers = check_count("max_viewers", max_viewers)
         self._channels: dict[str, Channel] = {}
         self._ids = FrameIds()

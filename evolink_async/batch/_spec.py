@@ -15,7 +15,7 @@ import attrs
 
 from .._core.checks import CREDITS, SECONDS, check_path, count_at_least
 from .._files.safe_paths import is_result_file_name
-from .._models.requests import MODEL_RULES, ImageInput, ImageRequest
+from .._models.requests import MODEL_RULES, ImageInput, ImageRequest, json_params
 from ..errors import BatchLockedError, Remedy, ValidationError
 
 __all__ = [
@@ -88,7 +88,7 @@ class BatchSpec:
     input_dir: Path = attrs.field(converter=_input_dir)
     output_dir: Path = attrs.field(converter=_output_dir)
     prompt: str | None = attrs.field(default=None, validator=_optional_string("prompt"))
-    model_params: Mapping[str, Any] = attrs.field(factory=dict, converter=dict, hash=False)
+    model_params: Mapping[str, Any] = attrs.field(factory=dict, converter=json_params, hash=False)
     recursive: bool = attrs.field(default=False, validator=_flag)
     #: A glob matched against each file's name and its path relative to ``input_dir``.
     pattern: str = attrs.field(default="*", validator=_string("pattern"))

@@ -14,7 +14,7 @@ import base64
 import binascii
 import enum
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import PurePath
 from typing import Any, TypeAlias
 
@@ -157,6 +157,9 @@ def _images(value: Iterable[object] | None, field: str) -> tuple[MidjourneyImage
         return ()
     if isinstance(value, (str, bytes, PurePath)):
         raise ValidationError(field, "must be a list of images, not a single image")
+    # A mapping would be taken by its keys, a number not at all: both are mistakes, said as such.
+    if isinstance(value, Mapping) or not isinstance(value, Iterable):
+        raise ValidationError(field, f"must be a list of images, got {type(value).__name__}")
     return tuple(check_image(item, f"{field}[{index}]") for index, item in enumerate(value))
 
 
