@@ -72,14 +72,17 @@ class EventBuffer:
 
     async def get(self) -> TaskEvent:
         while True:
-            if self.error is not None:
-                raise self.error
+            # Events already made are read before an error that stopped the fan-out: a task it
+            # submitted (a SUBMITTED event waiting here) must reach a consumer that records it, or
+            # a journal would know only that its submit began (``uncertain``), not its id.
             if self._queue:
                 (event,) = slot = self._queue.popleft()
                 if self._pending_progress.get(event.key) is slot:
                     del self._pending_progress[event.key]
                 self._notify()
                 return event
+            if self.error is not None:
+                raise self.error
             if self.finished:
                 raise StopAsyncIteration
             await self._wait()
