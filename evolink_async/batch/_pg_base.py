@@ -139,6 +139,9 @@ class Claim:
     at_share: bool = False
     #: The batch holds ``max_in_flight`` slots: one frees when any worker's input ends.
     bound_full: bool = False
+    #: No bound stopped the claim short: there was no input left to take (none pending, no lease
+    #: expired). More appear only when a worker gives one back, a lease expires or a plan adds some.
+    nothing_left: bool = False
 
 
 @attrs.frozen(kw_only=True)

@@ -80,8 +80,10 @@ class PgJournal(PgJournalUploads):
 
         rows = await self.run(claim, what="a claim")
         *taken, why = rows  # the last row, without a key, says why the claim took no more
-        return Claim(items=tuple(_claimed(row) for row in taken), budget_exhausted=bool(why[16]),
-                     at_share=bool(why[17]), bound_full=bool(why[18]))  # fmt: skip
+        budget_exhausted, at_share, bound_full = bool(why[16]), bool(why[17]), bool(why[18])
+        return Claim(items=tuple(_claimed(row) for row in taken), budget_exhausted=budget_exhausted,
+                     at_share=at_share, bound_full=bound_full,
+                     nothing_left=len(taken) < limit and not (budget_exhausted or at_share or bound_full))  # fmt: skip
 
     async def renew(self, owner: str, *, lease: float, held: Mapping[str, int] | None = None) -> set[str]:
         """Extend ``owner``'s leases on ``held`` (key -> epoch); returns the keys it still holds.

@@ -409,8 +409,10 @@ class Worker:
         a lease old, so looking again every third of a lease (the renewal's period) adds at most a
         third to that; one that stopped cleanly counts out at once, and its room is used within a
         third of a lease. Expired leases are taken over by any claim, and expire only after a whole
-        lease. Never shorter than ``poll_interval``, and a pending write-ahead replay still comes on
-        time.
+        lease. With no input left, one comes back when a worker gives it back (that worker claims it
+        again itself, woken by its own release), a lease expires, or a plan adds inputs (a worker
+        started for them takes them at once). Never shorter than ``poll_interval``, and a pending
+        write-ahead replay still comes on time.
         """
         wait = max(self._options.poll_interval, self._options.lease / 3)
         if self._wal_pending:
@@ -450,7 +452,7 @@ class Worker:
             if room > 0 and stopped is None:
                 claim = await self._claim(min(options.claim_size, room))
                 budget_exhausted = claim.budget_exhausted
-                own_room_only = claim.at_share
+                own_room_only = claim.at_share or claim.nothing_left
                 self.summary.claims += 1
                 if not claim.items:
                     self.summary.empty_claims += 1
@@ -460,7 +462,7 @@ class Worker:
                     prepared = await self._prepare(claimed, work)
                     if prepared is not None:
                         yield prepared
-                if claim.items and not claim.at_share:
+                if claim.items and not own_room_only:
                     continue
             if not self._held and not self._wal_pending:
                 remaining = await self._journal.remaining(self.id)
@@ -484,11 +486,11 @@ class Worker:
                 remaining = await self._journal.remaining(self.id)
                 if remaining["others"] == 0 and remaining["pending"] == 0:
                     self._wal_next_replay = 0.0
-            # At its share (or max_held), a worker that holds inputs waits for one to end: claiming
-            # every poll interval would get nothing (issue 21: 5803 claims for 600 inputs with 6
-            # workers). Under its share (rounded down, with the batch's bound full), or holding
-            # nothing (its wake would never come), a slot another worker frees is only seen by
-            # claiming: it polls.
+            # At its share (or max_held), or with no input left to take (the end of a run), a worker
+            # that holds inputs waits for one to end: claiming every poll interval would get nothing
+            # (issue 21: 5803 claims for 600 inputs with 6 workers). Under its share (rounded down,
+            # with the batch's bound full), or holding nothing (its wake would never come), a slot
+            # another worker frees is only seen by claiming: it polls.
             wait = self._own_room_wait() if own_room_only and self._held else options.poll_interval
             with anyio.move_on_after(wait):
                 await self._wake.wait()

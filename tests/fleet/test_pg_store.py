@@ -131,6 +131,22 @@ async def test_a_claim_says_when_the_worker_is_at_its_share_or_the_bound_is_full
         assert (await journal.claim("a", limit=3, lease=30)).at_share
 
 
+async def test_a_claim_says_when_no_input_was_left_to_take(journal_url: str) -> None:
+    async with PgJournal(journal_url) as journal:
+        await journal.plan(_inputs(3))
+        await journal.set_limits(max_in_flight=10)
+        cut_short = await journal.claim("a", limit=2, lease=30)  # its own limit, not the inputs, stopped it
+        assert (len(cut_short.items), cut_short.nothing_left) == (2, False)
+        last = await journal.claim("a", limit=2, lease=30)
+        assert (len(last.items), last.nothing_left, last.at_share, last.bound_full) == (1, True, False, False)
+        assert (await journal.claim("a", limit=2, lease=30)).nothing_left
+        # Stopped by a bound, not by a lack of inputs: not "nothing left".
+        await journal.plan(_inputs(5))
+        await journal.set_limits(max_in_flight=3)
+        full = await journal.claim("a", limit=2, lease=30)
+        assert (full.items, full.nothing_left, full.bound_full) == ((), False, True)
+
+
 async def test_with_the_bound_full_a_worker_holding_its_share_rounded_down_is_at_its_share(journal_url: str) -> None:
     async with PgJournal(journal_url) as journal:
         await journal.plan(_inputs(10))
