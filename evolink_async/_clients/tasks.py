@@ -139,8 +139,9 @@ class Tasks:
 
     async def _ended(self, task_id: str) -> None:
         release = self._api.release_uploads
-        if release is not None:
-            await release(task_id, True)
+        deletions = release(task_id, True) if release is not None else None
+        if deletions is not None:
+            await deletions
 
     async def _wait(self, task_or_id: Task | str, *, timeout: float | None) -> Task:
         last: Task | None = task_or_id if isinstance(task_or_id, Task) else None

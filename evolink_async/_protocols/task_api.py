@@ -31,8 +31,11 @@ Cancel = Callable[[str], Awaitable[Task]]
 #: ``timeout`` seconds; ``None`` when it did not show up (the outcome stays unknown).
 Recover = Callable[[str, float], Awaitable[Task | None]]
 #: The task has ended (or is no longer watched): let go of the files uploaded for its submit, deleting
-#: them when ``delete`` is true. Never raises: a file that cannot be deleted expires on its own.
-ReleaseUploads = Callable[[str, bool], Awaitable[None]]
+#: them when ``delete`` is true. Returns what is left to await (the deletions), or ``None`` when
+#: nothing is (no file was uploaded for it, or none is deleted): a fan-out spawns no task for
+#: those, which are nearly all. The awaitable never raises: a file that cannot be deleted expires
+#: on its own.
+ReleaseUploads = Callable[[str, bool], Awaitable[None] | None]
 
 
 class CallbackURLs(Protocol):

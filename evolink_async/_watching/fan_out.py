@@ -14,7 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Hashable, Iterable
+from collections.abc import AsyncGenerator, AsyncIterable, AsyncIterator, Awaitable, Hashable, Iterable
 from types import TracebackType
 from typing import Any, Generic, Self
 
@@ -498,13 +498,13 @@ class FanOut(Generic[RequestT]):
             self._maybe_finish()
 
     def _release(self, task_id: str, *, delete: bool) -> None:
-        release = asyncio.get_running_loop().create_task(self._release_task(task_id, delete))
+        assert self._release_uploads is not None
+        deletions = self._release_uploads(task_id, delete)
+        if deletions is None:  # nothing uploaded for it, or nothing to delete: no task (nearly every input)
+            return
+        release = asyncio.get_running_loop().create_task(_awaited(deletions))
         self._releases.add(release)
         release.add_done_callback(self._releases.discard)
-
-    async def _release_task(self, task_id: str, delete: bool) -> None:
-        assert self._release_uploads is not None
-        await self._release_uploads(task_id, delete)
 
     def _end_requires_action(self, sink: _InputSink, task: Task) -> None:
         if sink.handle is not None:
@@ -521,6 +521,10 @@ class FanOut(Generic[RequestT]):
     def _maybe_finish(self) -> None:
         if not self._feeding and not self._in_flight and not self._submitting:
             self._buffer.finish()
+
+
+async def _awaited(awaitable: Awaitable[None]) -> None:
+    await awaitable
 
 
 async def _iterate(

@@ -12,6 +12,7 @@ answer was lost keeps them (the task may exist and need them).
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable
 from pathlib import Path, PurePath
 from urllib.parse import quote
 
@@ -176,10 +177,10 @@ class EvolinkAPI:
     def release_uploads(self) -> ReleaseUploads | None:
         return self._release_uploads
 
-    async def _release_uploads(self, task_id: str, delete: bool) -> None:
+    def _release_uploads(self, task_id: str, delete: bool) -> Awaitable[None] | None:
+        # Forgotten at once; only deletions are left to await (most tasks uploaded nothing).
         file_ids = self._task_uploads.pop(task_id, ())
-        if file_ids and delete:
-            await self._delete_uploads(file_ids)
+        return self._delete_uploads(file_ids) if file_ids and delete else None
 
     async def _delete_uploads(self, file_ids: tuple[str, ...]) -> None:
         for file_id in file_ids:
