@@ -21,7 +21,9 @@ from ..errors import (
     APIUnreachableError,
     DownloadError,
     EvolinkError,
+    JournalStateError,
     Remedy,
+    ResponseFormatError,
     SubmitOutcomeUnknownError,
     ValidationError,
     ends_submitting,
@@ -76,6 +78,8 @@ class InputPipeline:
         self._unsettled: dict[str, EvolinkError] = {}
         #: Whether any submit of this run got an answer from the server (accepted or refused).
         self._answered = False
+        #: Keys whose submit answer named another input's task: failed, their later events ignored.
+        self._disowned: set[str] = set()
 
     def fail(self, key: str, code: str, message: str, *, task_id: str | None = None,
              remedy: Remedy | None = None) -> None:  # fmt: skip
@@ -220,9 +224,16 @@ class InputPipeline:
         task = event.task
         task_id = task.id if task is not None else None
         journal = self._journal
+        if key in self._disowned:
+            return  # its "task" is another input's: that input's events tell that task's story
         if event.kind is EventKind.SUBMITTED and task is not None:
             self._answered = True
-            await journal.record_submitted(key, task.id)
+            try:
+                await journal.record_submitted(key, task.id)
+            except JournalStateError:
+                if not await self._names_another_inputs_task(key, task.id):
+                    raise
+                return
             self._summary.submitted += 1
             self._emit(BatchEvent(kind="submitted", key=key, task_id=task.id, progress=task.progress,
                                   status=task.status.value))  # fmt: skip
@@ -257,6 +268,27 @@ class InputPipeline:
             await journal.record_outcome(key, status, error_code=code, error_message=message)
             self.fail(key, code, message, task_id=task_id)
             group.start_soon(self.input_ended, key)
+
+    async def _names_another_inputs_task(self, key: str, task_id: str) -> bool:
+        """Fail ``key`` alone if its submit's answer named a task another input already has.
+
+        A server mixing up answers (a wrong idempotency cache, a hostile gateway) would otherwise
+        stop the run on the journal's refusal, or save that input's results under this one's name.
+        Whether this submit was billed is unknown: the input ends failed (left out of a re-run
+        unless ``retry_failed``), never sent again on its own.
+        """
+        owner = await self._journal.find_task(task_id)
+        if owner is None or owner.key == key:
+            return False
+        self._disowned.add(key)
+        error = ResponseFormatError(
+            f"the server answered this input's submit with task {task_id}, which is input {owner.key!r}'s; "
+            "whether this submit was billed is unknown"
+        )
+        code, message = error_code(error), error_message(error)
+        await self._journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, error_code=code, error_message=message)
+        self.fail(key, code, message, task_id=task_id)
+        return True
 
     # --- downloads --------------------------------------------------------------------------
 

@@ -1,0 +1,69 @@
+"""A server that answers two inputs' submits with one task id: the second input fails alone.
+
+Before, a folder or manifest batch stopped at the journal's refusal (``JournalStateError: task ...
+already belongs to 'A', not 'B'``), the inputs after it unsent and A's results unsaved.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from aiohttp import web
+
+from evolink_async.batch import Batch, BatchSpec, ManifestSource
+from tests.helpers.hostile import SUBMIT, client_for, hostile_server, json_answer, task_body
+from tests.helpers.images import png_bytes
+
+pytestmark = pytest.mark.asyncio
+
+SHARED = "task-unified-1757165031-shared"
+
+
+def _files_api(path: str) -> web.Response | None:
+    if path.endswith("/files/quota"):
+        return json_answer({"code": 200, "success": True,
+                            "data": {"used_files": 0, "max_files": 100, "remain_files": 100}})  # fmt: skip
+    if path.endswith("/files/list"):
+        return json_answer({"code": 200, "success": True, "data": {"files": [], "total": 0, "page": 1, "page_size": 100}})
+    return None
+
+
+async def test_an_input_answered_with_another_inputs_task_fails_alone(tmp_path: Path) -> None:
+    image = png_bytes(512, 512)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if (files := _files_api(request.path)) is not None:
+            return files
+        if request.path.startswith("/results/"):
+            return web.Response(body=image, content_type="image/png")
+        body = await request.json() if request.method == "POST" else {}
+        # Inputs A and B get the same task; C its own.
+        task_id = f"{SHARED}-c" if body.get("prompt") == "C" or request.path.endswith("-c") else SHARED
+        status = "pending" if request.method == "POST" else "completed"
+        answer = task_body(task_id, status=status, results=[f"{server.url}/results/{task_id}.png"])
+        return json_answer(answer)
+
+    manifest = tmp_path / "edits.jsonl"
+    manifest.write_text("".join(
+        json.dumps({"key": key, "model": "qwen-image-edit", "prompt": key, "image_urls": [f"https://e.com/{key}.png"]})
+        + "\n" for key in "ABC"
+    ))  # fmt: skip
+    spec = BatchSpec(model="qwen-image-edit", prompt="unused", input_dir=tmp_path, output_dir=tmp_path / "out",
+                     max_in_flight=1)  # fmt: skip
+    async with hostile_server(handler) as server, client_for(server) as client:
+        summary = await Batch(client, spec, source=ManifestSource(manifest)).run()
+        again = await Batch(client, spec, source=ManifestSource(manifest)).run()
+        submits = server.count("POST", SUBMIT)
+
+    assert summary.error is None
+    assert [failed.key for failed in summary.failed] == ["B"]
+    assert "input 'A'" in summary.failed[0].message
+    saved = sorted(path.name for path in (tmp_path / "out").iterdir() if ".result-" in path.name)
+    assert saved == ["A.result-0.png", "C.result-0.png"]  # nothing saved under B's name
+    # A re-run sends nothing again: B stays failed (its submit may have been billed).
+    assert submits == 3
+    assert [failed.key for failed in again.failed] == ["B"]
+    assert again.error is None
+    assert summary.failed[0].code == "ResponseFormatError"
