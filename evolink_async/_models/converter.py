@@ -83,14 +83,15 @@ def _bool_or_none(value: Any) -> bool | None:
     return value if isinstance(value, bool) else None
 
 
+# A hostile answer could list millions of items; a real one has a few (``n`` is at most 10). For
+# ``results`` the bound is also one on downloads: 20 000 URLs in one answer were 20 000 files saved.
+_MAX_RESULT_ITEMS = 1000
+
+
 def _results(value: Any, _: Any = None) -> tuple[str, ...]:
     if not isinstance(value, list) or not value:  # no generator for the empty list of a running task
         return ()
-    return tuple(v for v in value if isinstance(v, str))
-
-
-# A hostile answer could list millions of items; a real one has a few (``n`` is at most 10).
-_MAX_RESULT_ITEMS = 1000
+    return tuple(v for v in value[:_MAX_RESULT_ITEMS] if isinstance(v, str))
 
 
 def _result_item(value: Mapping[str, Any]) -> ResultItem:
