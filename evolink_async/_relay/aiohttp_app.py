@@ -27,10 +27,15 @@ def build_app(relay: ProgressRelay) -> web.Application:
         response = web.StreamResponse(status=200, headers=dict(SSE_HEADERS))
         await response.prepare(request)
         # A page that went away makes the next write (a frame or a heartbeat) fail, which ends this.
-        async with relay.viewer(task_id, last_event_id=last_id) as frames:
-            async for frame in frames:
-                await response.write(frame)
-        await response.write_eof()
+        # That is how every viewer but the patient ones leaves: not an error, so no traceback in the
+        # app's log for each closed tab (aiohttp logs an exception a handler lets out).
+        try:
+            async with relay.viewer(task_id, last_event_id=last_id) as frames:
+                async for frame in frames:
+                    await response.write(frame)
+            await response.write_eof()
+        except ConnectionResetError:  # aiohttp's ClientConnectionResetError is one
+            pass
         return response
 
     app = web.Application()
