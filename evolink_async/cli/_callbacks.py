@@ -55,6 +55,8 @@ class CallbackOptions:
     port: int
     secret: str | None = attrs.field(repr=False)
     allow_local: bool
+    #: Where ``secret`` came from, as the user wrote it: a bad one is blamed on what they set.
+    secret_origin: str = f"${_SECRET_ENV}"
 
     @property
     def path(self) -> str:
@@ -177,7 +179,8 @@ def callback_options(args: argparse.Namespace) -> CallbackOptions | None:
         raise CallbackUsageError("--callbacks needs --listen HOST:PORT (where the receiver listens)")
     host, port = _listen_address(listen)
     secret = _read_secret(secret_file) if secret_file is not None else os.environ.get(_SECRET_ENV) or None
-    return CallbackOptions(public_url=url, host=host, port=port, secret=secret,
+    origin = "--callback-secret-file" if secret_file is not None else f"${_SECRET_ENV}"
+    return CallbackOptions(public_url=url, host=host, port=port, secret=secret, secret_origin=origin,
                            allow_local=bool(getattr(args, "allow_local_callbacks", False)))  # fmt: skip
 
 
@@ -188,7 +191,7 @@ def callback_receiver(options: CallbackOptions | None) -> CallbackReceiver | Non
     try:
         return CallbackReceiver(options.public_url, secret=options.secret, allow_local=options.allow_local)
     except ValidationError as exc:
-        field = {"public_url": "--callbacks", "secret": "--callback-secret-file" if options.secret else _SECRET_ENV}
+        field = {"public_url": "--callbacks", "secret": options.secret_origin}
         hint = " (--allow-local-callbacks accepts http:// and loopback URLs)" \
             if exc.field == "public_url" and not options.allow_local else ""  # fmt: skip
         raise ValidationError(field.get(exc.field, exc.field), exc.rule + hint) from None
