@@ -203,6 +203,11 @@ def summary_lines(summary: BatchSummary) -> list[str]:
         lines.append(f"{len(summary.failed)} failed:")
         lines += [f"  {printable(f.key)}  {printable(f.code)}  {printable(cli_message(f.message, f.remedy))}"
                   for f in summary.failed]  # fmt: skip
+    if summary.retried_uncertain_submits:
+        # The one place a CLI user learns it: the server may have billed these twice (README, "What
+        # 'never pays twice' rests on"); credits_reserved above counts each once.
+        lines.append(f"{summary.retried_uncertain_submits} submit(s) were sent again after their answer was lost: "
+                     "a server that ignores Idempotency-Key may have billed them twice (check your billing)")
     if summary.quota_waits:
         lines.append(f"the Files API quota was full {summary.quota_waits} time(s) (another client of this key?): "
                      "uploads waited for deletions")  # fmt: skip
