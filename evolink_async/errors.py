@@ -53,6 +53,7 @@ __all__ = [
     "PermissionDeniedError",
     "QueueFullError",
     "RateLimitError",
+    "RedirectRefusedError",
     "Remedy",
     "RequestTooLargeError",
     "ResponseFormatError",
@@ -266,6 +267,14 @@ class RequestTooLargeError(APIStatusError):
 
 class RateLimitError(APIStatusError):
     """HTTP 429, after retries, or with a ``Retry-After`` longer than the client will wait."""
+
+
+class RedirectRefusedError(APIStatusError):
+    """An API call answered with a redirect to another origin (scheme, host or port), which the
+    client does not follow: the request's body (a prompt, image URLs, a callback URL's token) and
+    the answer it would take as the task's would belong to a server it was not pointed at. Point
+    ``base_url`` at the target if that server is the one meant. ``status_code``: the redirect's.
+    (A download of results follows redirects, without credentials.)"""
 
 
 class ServerError(APIStatusError):
@@ -595,9 +604,10 @@ class EndpointMissingError(APIStatusError):
 
 def ends_submitting(error: BaseException) -> BaseException | None:
     """The error that ends a whole fan-out or batch because one submit (or upload) raised ``error``,
-    or None when only that input fails: a wrong or forbidden key (``is_fatal_to_batch``) and a model
+    or None when only that input fails: a wrong or forbidden key (``is_fatal_to_batch``), a model
     the service does not offer (``ModelUnavailableError``: a fan-out of several models stops too, its
-    inputs not yet submitted left pending) as they are, a missing endpoint (``means_endpoint_missing``:
+    inputs not yet submitted left pending) and a submit endpoint redirected to another origin
+    (``RedirectRefusedError``) as they are, a missing endpoint (``means_endpoint_missing``:
     a wrong base URL) as an ``EndpointMissingError``.
 
     Ask it only of a submit or an upload (fixed endpoints), never of one task's query.
@@ -607,7 +617,7 @@ def ends_submitting(error: BaseException) -> BaseException | None:
     """
     if is_fatal_to_batch(error):
         return error
-    if isinstance(error, EndpointMissingError | ModelUnavailableError):
+    if isinstance(error, EndpointMissingError | ModelUnavailableError | RedirectRefusedError):
         return error
     if isinstance(error, APIStatusError | UnsupportedOperationError) and means_endpoint_missing(error):
         return EndpointMissingError.of(error)

@@ -21,7 +21,7 @@ from typing import Any
 import aiohttp
 from multidict import CIMultiDict
 
-__all__ = ["CREDENTIAL_HEADERS", "SameOrigin", "foreign_hop_strip", "session_middlewares"]
+__all__ = ["CREDENTIAL_HEADERS", "ForeignRedirect", "SameOrigin", "foreign_hop_strip", "session_middlewares"]
 
 #: Header names that carry credentials whatever the client was configured with (lower case).
 CREDENTIAL_HEADERS = frozenset(
@@ -31,6 +31,15 @@ CREDENTIAL_HEADERS = frozenset(
 _HARMLESS = frozenset({"accept", "accept-encoding", "accept-language", "user-agent", "content-type"})
 
 Sign = Callable[["CIMultiDict[str]"], None]
+
+
+class ForeignRedirect(aiohttp.ClientError):
+    """A redirect to another origin, refused before its hop was sent (``status``: the redirect's)."""
+
+    def __init__(self, status: int | None, target: str) -> None:
+        self.status = status
+        self.target = target
+        super().__init__(f"redirected ({status}) to another origin: {target}")
 
 
 def foreign_hop_strip(session: aiohttp.ClientSession, configured: Iterable[str]) -> frozenset[str]:
@@ -51,12 +60,17 @@ class SameOrigin:
     A new one per request (it remembers that request's first origin).
     """
 
-    __slots__ = ("_origin", "_sign", "_strip")
+    __slots__ = ("_last_status", "_origin", "_refuse", "_sign", "_strip")
 
-    def __init__(self, sign: Sign | None, strip: frozenset[str]) -> None:
+    def __init__(self, sign: Sign | None, strip: frozenset[str], *, refuse_foreign: bool = False) -> None:
         self._sign = sign
         self._strip = strip
+        #: An API call refuses a hop elsewhere (its body, a callback URL's token among it, and the
+        #: answer taken as the task's would belong to a server nobody pointed the client at); a
+        #: download of results follows it (CDNs redirect), without credentials.
+        self._refuse = refuse_foreign
         self._origin: tuple[str, str | None, int | None] | None = None
+        self._last_status: int | None = None
 
     async def __call__(
         self, request: aiohttp.ClientRequest, handler: Callable[[aiohttp.ClientRequest], Any]
@@ -69,8 +83,12 @@ class SameOrigin:
             if self._sign is not None:
                 self._sign(request.headers)
         else:
+            if self._refuse:
+                raise ForeignRedirect(self._last_status, str(url.with_user(None).with_query(None)))
             headers = request.headers
             for name in self._strip:
                 headers.popall(name, None)
         response: aiohttp.ClientResponse = await handler(request)
+        # ``getattr``: a mocked session (aioresponses, in tests of request shapes) answers None here.
+        self._last_status = getattr(response, "status", None)
         return response

@@ -31,13 +31,14 @@ from ..errors import (
     APIUnreachableError,
     EvolinkError,
     RateLimitError,
+    RedirectRefusedError,
     ResponseFormatError,
     ValidationError,
     may_have_been_billed,
 )
 from .answers import call_name, decode_json, request_id_of, status_error, too_large
 from .config import ClientConfig
-from .credentials import SameOrigin, foreign_hop_strip, session_middlewares
+from .credentials import ForeignRedirect, SameOrigin, foreign_hop_strip, session_middlewares
 from .logging import logger
 from .rate_gate import RateGate
 from .retry import is_retryable_status, parse_retry_after
@@ -167,7 +168,7 @@ class Transport:
     def guard(self) -> tuple[Any, ...]:
         """The ``middlewares=`` of one request through this transport's session: the session's
         own, then the one that signs hops at the request's origin and strips credentials elsewhere."""
-        return (*self._hop_middlewares, SameOrigin(self._signer, self._foreign_strip))
+        return (*self._hop_middlewares, SameOrigin(self._signer, self._foreign_strip, refuse_foreign=True))
 
     @property
     def session(self) -> aiohttp.ClientSession:
@@ -289,6 +290,12 @@ class Transport:
                     raw = secret.scrub_bytes(raw)
                 except TimeoutError:
                     error = APITimeoutError(f"{method} {url} timed out after {self._config.timeout:g} s")
+                except ForeignRedirect as exc:  # answered with a redirect elsewhere: not followed
+                    error = RedirectRefusedError(
+                        redact(f"{method} {url} was redirected to another origin, {exc.target}: not followed "
+                               "(point the base URL there if that server is the one meant)", secret),
+                        status_code=exc.status or 0, url=call_name(method, url, secret),
+                    )  # fmt: skip
                 except aiohttp.ClientConnectorError as exc:  # no connection made: nothing was sent
                     error = APIUnreachableError(redact(f"{method} {url} failed: {type(exc).__name__}: {exc}", secret))
                 except aiohttp.ClientError as exc:

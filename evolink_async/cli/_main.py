@@ -23,6 +23,7 @@ from ..errors import (
     ModelUnavailableError,
     NotFoundError,
     PermissionDeniedError,
+    RedirectRefusedError,
     ValidationError,
 )
 from . import _commands, _fleet, _imagine
@@ -164,6 +165,9 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
         hint = f" ({printable(exc.suggestion)})" if exc.suggestion else ""
         where = "--model" if hasattr(args, "model") else "the model the batch's lines name"
         _say(f"{printable(exc)}{hint}; check {where} (nothing was billed)")
+        return EXIT_USAGE
+    if isinstance(exc, RedirectRefusedError):  # the server sends its API elsewhere: configuration
+        _say(f"{printable(exc)}; check --base-url")
         return EXIT_USAGE
     if isinstance(exc, EndpointMissingError):  # a wrong --base-url: configuration, every input left pending
         flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"
