@@ -48,7 +48,8 @@ seconds apart share the machine's state, which drifts by 10% and more on a share
 full run (the raw loop's own rounds spread that much).
 
 To compare two revisions of the SDK (is a change faster, is it slower?), run one regime of this
-benchmark for both with ``python -m benchmarks.lifecycle_ab REV_A REV_B`` (interleaved processes).
+benchmark for both with ``python -m benchmarks.lifecycle_ab REV_A REV_B`` (interleaved processes), or
+``python -m benchmarks.same_process_ab REV_A REV_B`` (both in one process: finer on a shared machine).
 """
 
 from __future__ import annotations
