@@ -24,7 +24,7 @@ import anyio
 from ..._core.logging import logger
 from ..._core.transport import Response, Transport
 from ..._models.task import Task, TaskStatus
-from ..._models.task_ids import task_id_of
+from ..._models.task_ids import is_safe_task_id, task_id_of
 from ...errors import (
     APIStatusError,
     BadRequestError,
@@ -122,6 +122,10 @@ class MidjourneyAPI:
         task = await self._submit(
             request.endpoint, body, marker, own_marker=request.state is None, confirms=confirms
         )
+        if not is_safe_task_id(task.id):
+            # Its id goes into every query's URL path: this input fails alone (its task may exist:
+            # answered as created, so never sent again here), not the first query of a whole batch.
+            raise ResponseFormatError(f"submit answered a task id that is not one URL path segment: {task.id[:100]!r}")
         if self._callbacks is not None and request.notify_hook is None:
             self._callbacks.submitted(idempotency_key, task)
         return task
@@ -198,6 +202,7 @@ class MidjourneyAPI:
                 raise ResponseFormatError(
                     f"submit answered code {code} without a task id", request_id=response.request_id
                 )
+
             status = "NOT_START"
             if code == _MODAL:
                 # trueai: the task waits for ``submit/modal``; novicezk: "already exists", with its status.
