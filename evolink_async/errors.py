@@ -36,6 +36,7 @@ __all__ = [
     "BatchLockedError",
     "ClientClosedError",
     "DownloadError",
+    "DuplicateTaskError",
     "EndpointMissingError",
     "EvolinkError",
     "FilesAPIError",
@@ -159,6 +160,21 @@ class ResponseFormatError(EvolinkError):
         self.message = message
         self.request_id = request_id
         super().__init__(message if request_id is None else f"{message} (request {request_id})")
+
+
+class DuplicateTaskError(ResponseFormatError):
+    """A submit answered with a task that another input of the same fan-out or batch already has (a
+    confused idempotency cache, a hostile gateway): this input fails alone, and the other input's
+    results are never given as its own. Whether its own submit was billed is unknown; a batch does
+    not send it again on its own (``retry_failed`` does). ``task_id``; ``owner``: that input's key."""
+
+    def __init__(self, task_id: str, owner: object) -> None:
+        self.task_id = task_id
+        self.owner = owner
+        super().__init__(
+            f"the server answered this input's submit with task {task_id}, which is input {owner!r}'s; "
+            "whether this submit was billed is unknown"
+        )
 
 
 class APIStatusError(EvolinkError):

@@ -33,6 +33,7 @@ from ..errors import (
     APIStatusError,
     APITimeoutError,
     APIUnreachableError,
+    DuplicateTaskError,
     EvolinkError,
     InsufficientCreditsError,
     NotSubmittedError,
@@ -148,6 +149,10 @@ class FanOut(Generic[RequestT]):
         self._stop_submitting = False
         #: Whether any submit got an answer from the server (a task, or a refusal).
         self._server_answered = False
+        #: The input (key, and the idempotency key it was submitted under; None: attached by task
+        #: id) that each watched task belongs to: a submit under another key answered with one of
+        #: them fails alone (``DuplicateTaskError``). The same key again is a replay: the same task.
+        self._owners: dict[str, tuple[Hashable, str | None]] = {}
         # Set by a fatal error or by leaving the block: the feeder stops pulling inputs. Merely
         # stopped submitting (credits exhausted), it goes on pulling, and ends each input unsent.
         self._halted = False
@@ -276,6 +281,7 @@ class FanOut(Generic[RequestT]):
         if sink is None:
             return False
         if sink.handle is not None:
+            self._owners.pop(sink.handle.watch.task_id, None)
             self._tracker.unwatch(sink.handle)
         self.summary.outcomes["dropped"] += 1
         self._slots.release()
@@ -423,6 +429,13 @@ class FanOut(Generic[RequestT]):
         deadline = None if self._timeout is None else time.monotonic() + self._timeout
         if task is not None:
             self._server_answered = True
+            owner, owner_key = self._owners.get(task.id, (key, None))
+            if owner != key and owner_key is not None and owner_key != item.idempotency_key:
+                # Never the other input's results under this input's name: it fails alone.
+                duplicate = DuplicateTaskError(task.id, owner)
+                self._emit(TaskEvent(kind=EventKind.SUBMIT_FAILED, task=None, key=key, at=time.monotonic(),
+                                     error=duplicate))  # fmt: skip
+                return
             self.summary.submitted += 1
             if task.usage is not None and task.usage.credits_reserved:
                 # Rounded as the service states costs (1.8, not 1.8 summed into 12.600000000000001).
@@ -438,10 +451,12 @@ class FanOut(Generic[RequestT]):
                 return
         task_id = task.id if task is not None else item.task_id
         assert task_id is not None
+        self._owners[task_id] = (key, item.idempotency_key if task is not None else None)
         sink.handle = self._tracker.watch(
             task_id, sink, snapshot=task, key=key, deadline=deadline, progress_every=self._progress_every
         )
         if key not in self._in_flight:  # ended while subscribing (a REQUIRES_ACTION snapshot delivered at once)
+            self._owners.pop(task_id, None)
             self._tracker.unwatch(sink.handle)
 
     async def _submit_or_recover(self, request: RequestT, idempotency_key: str) -> Task:
@@ -485,8 +500,10 @@ class FanOut(Generic[RequestT]):
 
     def _emit(self, event: TaskEvent) -> None:
         if event.is_terminal:
-            if self._in_flight.pop(event.key, None) is None:
+            if (sink := self._in_flight.pop(event.key, None)) is None:
                 return  # this input already had its terminal event
+            if sink.handle is not None:
+                self._owners.pop(sink.handle.watch.task_id, None)
             self.summary.outcomes[event.kind.value] += 1
             self._slots.release()
             if self._release_uploads is not None and event.task is not None:

@@ -7,6 +7,7 @@ import anyio
 from .._models.events import TaskEvent
 from ..errors import (
     DownloadError,
+    DuplicateTaskError,
     NotSubmittedError,
     QueueFullError,
     ValidationError,
@@ -20,7 +21,11 @@ __all__ = ["error_code", "error_message", "first_cause", "stays_pending", "task_
 def stays_pending(error: BaseException) -> bool:
     """A submit (or upload) error after which the input stays pending and is tried again with the
     same idempotency key, by a re-run or another worker: the submit may have reached the server, or
-    was refused for sure with nothing created. Any other error fails the input for good."""
+    was refused for sure with nothing created. Any other error fails the input for good, and so
+    does a submit answered with another input's task (``DuplicateTaskError``): sent again with the
+    same key, it would get the same confused answer; ``retry_failed`` sends it with a new key."""
+    if isinstance(error, DuplicateTaskError):
+        return False
     return may_have_been_billed(error) or was_refused_for_now(error)
 
 

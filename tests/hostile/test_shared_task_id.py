@@ -12,8 +12,9 @@ from pathlib import Path
 import pytest
 from aiohttp import web
 
+from evolink_async import DuplicateTaskError, EventKind
 from evolink_async.batch import Batch, BatchSpec, ManifestSource
-from tests.helpers.hostile import SUBMIT, client_for, hostile_server, json_answer, task_body
+from tests.helpers.hostile import SUBMIT, client_for, edit, hostile_server, json_answer, task_body
 from tests.helpers.images import png_bytes
 
 pytestmark = pytest.mark.asyncio
@@ -71,3 +72,27 @@ async def test_an_input_answered_with_another_inputs_task_fails_alone(tmp_path: 
     assert submits == 3
     assert [failed.key for failed in again.failed] == [loser.key]
     assert again.error is None
+
+
+async def test_a_fan_out_never_gives_one_inputs_results_to_another() -> None:
+    """Two inputs in flight at once, both answered with one task: the later one fails alone
+    (``DuplicateTaskError`` naming the owner); it does not complete with the other one's results."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        status = "pending" if request.method == "POST" else "completed"
+        return json_answer(task_body(SHARED, status=status))
+
+    async with hostile_server(handler) as server, client_for(server) as client:
+        requests = [(key, edit(n)) for n, key in enumerate("AB")]
+        async with client.fan_out(requests, max_in_flight=2) as stream:
+            events = [event async for event in stream]
+        assert server.count("POST", SUBMIT) == 2
+    ends = {event.key: event for event in events if event.is_terminal}
+    assert sorted(ends) == ["A", "B"]
+    kinds = sorted(event.kind for event in ends.values())
+    assert kinds == sorted([EventKind.COMPLETED, EventKind.SUBMIT_FAILED])
+    (failed,) = [event for event in ends.values() if event.kind is EventKind.SUBMIT_FAILED]
+    (done,) = [event for event in ends.values() if event.kind is EventKind.COMPLETED]
+    assert isinstance(failed.error, DuplicateTaskError)
+    assert failed.error.task_id == SHARED
+    assert failed.error.owner == done.key
