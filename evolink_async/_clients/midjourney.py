@@ -89,8 +89,6 @@ class MidjourneyClient(Client[MidjourneyRequest]):
         if not base:
             raise ValidationError("base_url", "pass base_url='https://...' or set MJ_PROXY_BASE_URL")
         base = check_base_url("base_url", base)
-        if not isinstance(path_prefix, str):
-            raise ValidationError("path_prefix", f"must be a string such as '/mj', got {type(path_prefix).__name__}")
         if not isinstance(auth, str) or auth not in _AUTH_HEADERS:
             raise ValidationError("auth", f"must be one of {', '.join(_AUTH_HEADERS)}, got {auth!r}")
         config = ClientConfig(

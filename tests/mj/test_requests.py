@@ -142,3 +142,10 @@ def test_public_names() -> None:
     for error in (evolink.TaskNeedsModalError, evolink.UnsupportedOperationError, evolink.MidjourneyError):
         assert issubclass(error, evolink.EvolinkError)
         assert error.__doc__
+
+
+@pytest.mark.parametrize("prefix", ["mj?a=1", "/mj#x", "/../admin", "/a/../b", "m j", "a//b"])
+def test_a_path_prefix_that_is_not_path_segments_is_refused(prefix: str) -> None:
+    # Each would make every route's URL another one (a query, a fragment, a step up).
+    with pytest.raises(evolink.ValidationError, match="path_prefix"):
+        evolink.MidjourneyClient("k", base_url="http://127.0.0.1:9", path_prefix=prefix)

@@ -14,6 +14,7 @@ the protocol's seam ``protocol.py``.
 
 from __future__ import annotations
 
+import re
 import time
 from collections.abc import Mapping, Sequence
 from typing import Any
@@ -62,10 +63,25 @@ _TRUNCATED_LIST_LENGTH = 100
 _LIST_SKEW_MS = 60 * 1000
 
 
+#: A route prefix: path segments of letters, digits and ``_ . - ~``, one slash between them (no
+#: query, fragment, ``..`` or space: each would make every route's URL another one).
+_PREFIX = re.compile(r"(/(?!\.\.?(?:/|\Z))[A-Za-z0-9_.~-]+)*")
+
+
 def normalize_prefix(path_prefix: str) -> str:
-    """``"mj"``, ``"/mj/"`` -> ``"/mj"``; ``""`` or ``"/"`` -> ``""``."""
+    """``"mj"``, ``"/mj/"`` -> ``"/mj"``; ``""`` or ``"/"`` -> ``""``; anything but path segments is refused.
+
+    >>> normalize_prefix("v1/mj/")
+    '/v1/mj'
+    """
+    if not isinstance(path_prefix, str):
+        raise ValidationError("path_prefix", f"must be a string such as '/mj', got {type(path_prefix).__name__}")
     stripped = path_prefix.strip().strip("/")
-    return f"/{stripped}" if stripped else ""
+    normalized = f"/{stripped}" if stripped else ""
+    if _PREFIX.fullmatch(normalized) is None:
+        rule = "must be a path like '/mj' or '/v1/mj' (letters, digits, _ . - ~)"
+        raise ValidationError("path_prefix", f"{rule}, got {path_prefix[:100]!r}")
+    return normalized
 
 
 class MidjourneyAPI:
