@@ -28,6 +28,7 @@ from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
 from .._core.transport import RETRY_TALLY, RetryTally
 from .._models.events import EventKind, TaskEvent, requires_action_error, snapshot_event
 from .._models.task import Task, TaskStatus
+from .._models.task_ids import task_id_of
 from .._protocols.task_api import RequestT, TaskAPI
 from ..errors import (
     APIStatusError,
@@ -303,6 +304,9 @@ class FanOut(Generic[RequestT]):
                         raise ValidationError("key", f"{item.key!r} is already in flight: keys must be unique")
                     if self._halted:
                         break
+                    if (broken := _broken_rule(item)) is not None:
+                        await self._not_submitted(item, broken)
+                        continue
                     if item.task_id is None and self._stop_submitting:
                         await self._not_submitted(item)
                         continue
@@ -315,9 +319,7 @@ class FanOut(Generic[RequestT]):
                     assert self._group is not None
                     # The key is fixed here, before the submit, so that an uncertain outcome can
                     # be reported with the key that makes a resubmit safe.
-                    if item.idempotency_key is not None:
-                        check_idempotency_key(item.idempotency_key)
-                    elif item.task_id is None:
+                    if item.idempotency_key is None and item.task_id is None:
                         # Not ``attrs.evolve``: it inspects the class on every call (twice the cost).
                         item = FanOutItem(key=item.key, request=item.request, idempotency_key=new_idempotency_key())
                     self._submitting[item.key] = item.idempotency_key or ""
@@ -350,13 +352,20 @@ class FanOut(Generic[RequestT]):
             return False
         return True
 
-    async def _not_submitted(self, item: FanOutItem[RequestT]) -> None:
-        """End an input that will not be sent: its one terminal event, no request, no slot."""
+    async def _not_submitted(self, item: FanOutItem[RequestT], refused: ValidationError | None = None) -> None:
+        """End an input that will not be sent: its one terminal event, no request, no slot.
+
+        ``refused``: the input itself breaks a rule (a malformed idempotency key or task id): it
+        fails alone, like a request that breaks one; otherwise submitting has stopped.
+        """
         await self._buffer.wait_for_room()  # backpressure still holds
-        reason = self.summary.stopped_reason or "submitting stopped"
-        self.summary.not_submitted += 1
+        error: EvolinkError
+        if refused is not None:
+            error = refused
+        else:
+            self.summary.not_submitted += 1
+            error = NotSubmittedError(self.summary.stopped_reason or "submitting stopped")
         self.summary.outcomes[EventKind.SUBMIT_FAILED.value] += 1
-        error = NotSubmittedError(reason)
         self._buffer.put(TaskEvent(kind=EventKind.SUBMIT_FAILED, task=None, key=item.key, at=time.monotonic(),
                                    error=error))  # fmt: skip
 
@@ -542,6 +551,18 @@ class FanOut(Generic[RequestT]):
 
 async def _awaited(awaitable: Awaitable[None]) -> None:
     await awaitable
+
+
+def _broken_rule(item: FanOutItem[Any]) -> ValidationError | None:
+    """The rule an input's own idempotency key or task id breaks, if any (that input fails alone)."""
+    try:
+        if item.idempotency_key is not None:
+            check_idempotency_key(item.idempotency_key)
+        if item.task_id is not None:
+            task_id_of(item.task_id)
+    except ValidationError as exc:
+        return exc
+    return None
 
 
 async def _iterate(

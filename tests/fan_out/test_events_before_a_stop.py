@@ -35,3 +35,30 @@ async def test_the_submitted_events_made_before_a_fatal_refusal_are_read_before_
     submitted = [event for event in events if event.kind is evolink.EventKind.SUBMITTED]
     assert len(submitted) == ACCEPTED
     assert len({event.task.id for event in submitted if event.task is not None}) == ACCEPTED
+
+
+@pytest.mark.parametrize(("bad", "field"), [
+    ({"idempotency_key": "short"}, "idempotency_key"),
+    ({"task_id": ""}, "task_id"),
+    ({"task_id": "../../admin"}, "task_id"),
+])  # fmt: skip
+async def test_an_input_with_a_malformed_idempotency_key_or_task_id_fails_alone(bad: dict[str, str], field: str) -> None:
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST":
+            return json_answer(task_body())
+        return json_answer(task_body(request.path.rsplit("/", 1)[-1], status="completed"))
+
+    async with hostile_server(handler) as server, client_for(server) as client:
+        items: list[evolink.FanOutItem[evolink.QwenImageEdit]] = [
+            evolink.FanOutItem(key="before", request=edit(0)),
+            evolink.FanOutItem(key="broken", request=None if "task_id" in bad else edit(1), **bad),
+            evolink.FanOutItem(key="after", request=edit(2)),
+        ]
+        async with client.fan_out(items, max_in_flight=2) as stream:
+            ends = {event.key: event async for event in stream if event.is_terminal}
+        assert server.count("POST", SUBMIT) == 2  # nothing sent for the broken one
+    assert ends["before"].kind is ends["after"].kind is evolink.EventKind.COMPLETED
+    assert ends["broken"].kind is evolink.EventKind.SUBMIT_FAILED
+    assert isinstance(ends["broken"].error, evolink.ValidationError)
+    assert ends["broken"].error.field == field
+    assert stream.summary.not_submitted == 0  # refused for itself, not because submitting stopped
