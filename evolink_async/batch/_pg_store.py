@@ -34,6 +34,7 @@ from collections.abc import Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ..errors import DuplicateTaskError
 from ._entries import OUTCOMES, EntryStatus
 from ._pg_base import _COLUMNS, Claim, Claimed, PlanResult, _claimed
 from ._pg_uploads import PgJournalUploads
@@ -248,8 +249,27 @@ class PgJournal(PgJournalUploads):
         input's ``idempotency_key``: an input that became ``uncertain`` while its worker was away,
         or a write-ahead record replayed by a later run. Then ``owner`` takes it (a new epoch).
         Refused where another worker holds it: the worker keeps the id in its write-ahead file.
+        Raises :class:`DuplicateTaskError` where another input has that task id.
         """
-        row = await self.run(lambda c: c.fetchrow(
+        import asyncpg
+
+        try:
+            row = await self._record_submitted(key, task_id, owner=owner, epoch=epoch, lease=lease,
+                                               idempotency_key=idempotency_key, credits=credits)  # fmt: skip
+        except asyncpg.UniqueViolationError:
+            # The id is another input's (``task_id`` is unique): a server that answered two submits
+            # with one task. This input fails alone; its own billing is unknown.
+            holder = await self.run(lambda c: c.fetchval("SELECT key FROM evolink_entries WHERE task_id = $1",
+                                                         task_id), what="a task id's owner")  # fmt: skip
+            raise DuplicateTaskError(task_id, holder) from None
+        if row is None:
+            self.fenced_refused += 1
+            return None
+        return int(row[0])
+
+    async def _record_submitted(self, key: str, task_id: str, *, owner: str, epoch: int, lease: float,
+                                idempotency_key: str | None, credits: float | None) -> Any:  # fmt: skip
+        return await self.run(lambda c: c.fetchrow(
             "WITH target AS (SELECT key, credits_reserved AS old, (lease_owner = $3 AND (lease_epoch = $4"
             " OR task_id = $2)) AS mine FROM evolink_entries WHERE key = $1 AND ((lease_owner = $3 AND"
             " lease_epoch = $4 AND task_id IS NULL AND status = 'pending_submit')"
@@ -269,10 +289,6 @@ class PgJournal(PgJournalUploads):
             " SELECT lease_epoch FROM recorded",
             key, task_id, owner, epoch, lease, idempotency_key, credits,
         ), what="a task id's record")  # fmt: skip
-        if row is None:
-            self.fenced_refused += 1
-            return None
-        return int(row[0])
 
     async def record_outcome(
         self,

@@ -56,6 +56,7 @@ from .._protocols.evolink.files import Files
 from .._watching.fan_out import FanOutItem
 from ..errors import (
     DownloadError,
+    DuplicateTaskError,
     EvolinkError,
     ModelUnavailableError,
     ValidationError,
@@ -355,10 +356,15 @@ class Worker:
                 waiting.append(record)
                 continue
             refused = self._journal.fenced_refused
-            epoch = await self._journal.record_submitted(
-                record.key, record.task_id, owner=self.id, epoch=-1, lease=self._options.lease,
-                idempotency_key=record.idempotency_key,
-            )  # fmt: skip
+            try:
+                epoch = await self._journal.record_submitted(
+                    record.key, record.task_id, owner=self.id, epoch=-1, lease=self._options.lease,
+                    idempotency_key=record.idempotency_key,
+                )  # fmt: skip
+            except DuplicateTaskError as exc:  # another input's task (a confused server): nothing to watch
+                logger.error("write-ahead record of input %r: %s", record.key, exc)
+                self._wal_recorded.add(record)
+                continue
             self._journal.fenced_refused = refused  # finding the input held elsewhere is no refused write
             if epoch is not None:
                 self._held[record.key] = epoch
@@ -589,10 +595,23 @@ class Worker:
         idempotency_key = self._idempotency_keys.get(key)
         self.summary.submitted += 1
         self.summary.credits_reserved = round((self.summary.credits_reserved or 0.0) + (credits or 0.0), 6)
-        epoch = await self._journal.record_submitted(
-            key, task_id, owner=self.id, epoch=sent_under, lease=self._options.lease,
-            idempotency_key=idempotency_key, credits=credits,
-        )  # fmt: skip
+        try:
+            epoch = await self._journal.record_submitted(
+                key, task_id, owner=self.id, epoch=sent_under, lease=self._options.lease,
+                idempotency_key=idempotency_key, credits=credits,
+            )  # fmt: skip
+        except DuplicateTaskError as exc:  # another input's task: this one fails alone, not the worker
+            if record is not None:
+                self._wal_recorded.add(record)  # the id is the other input's: nothing of this one to replay
+            if self._fan_out is not None:
+                self._fan_out.drop((key, sent_under))  # its "task" is the other input's story
+            code, message = error_code(exc), error_message(exc)
+            if await self._journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, owner=self.id, epoch=sent_under,
+                                                  error_code=code, error_message=message):  # fmt: skip
+                self.summary.failed += 1
+                self._emit("failed", key, task_id=task_id, error_code=code, message=message)
+            self._finish(key, sent_under)
+            return
         if epoch is None:  # kept in the write-ahead file: a later run records it where it can
             self._lose(key, f"another worker holds it; task {task_id} kept in the write-ahead file", sent_under)
             if record is not None:
@@ -629,7 +648,7 @@ class Worker:
                                                        error_message=error_message(error))  # fmt: skip
                 self.summary.released += applied
                 ended = False  # a later claim sends the stored body, which names its files
-            elif may_have_been_billed(error):  # no answer (after retries with the same key): the task may exist
+            elif may_have_been_billed(error) and not isinstance(error, DuplicateTaskError):  # the task may exist
                 applied = await journal.mark_uncertain(key, owner=self.id, epoch=epoch, message=error_message(error))
                 ended = False  # the task may exist, or be resubmitted with this body
                 if applied:
