@@ -49,83 +49,6 @@ _RETURNED = """e.key, e.fingerprint, e.idempotency_key, e.status, e.task_id, e.r
     extract(epoch FROM e.updated_at)::float8, extract(epoch FROM e.submitted_at)::float8, e.line,
     e.submit_started_at IS NOT NULL, e.lease_epoch"""
 
-#: One claim, one statement (schema version 2; replaced in version 4 by ``CLAIM_FUNCTION``, kept
-#: here as the history a version 1 journal is migrated through).
-#: 1. Inputs whose submit began and whose lease expired without a task id become ``uncertain``
-#:    (never handed out again as if nothing had been sent); they keep their slot.
-#: 2. Other expired leases are taken over (re-attached by task id, or submitted if never begun).
-#: 3. New inputs, within the in-flight bound, this worker's fair share of it (the bound divided
-#:    among the live workers, so no worker starves another), and the credit budget.
-#: A last row with a NULL key says the budget stopped the claim.
-CLAIM_FUNCTION_V2 = f"""
-CREATE OR REPLACE FUNCTION evolink_claim(p_owner text, p_limit int, p_lease double precision,
-                                         p_uncertain text)
-RETURNS TABLE ({_CLAIMED}) LANGUAGE plpgsql AS $fn$
-DECLARE
-    fleet record;
-    cand record;
-    taken int := 0;
-    in_flight int;
-    mine int;
-    workers int;
-    room int;
-    added double precision := 0;
-    extra double precision;
-    chosen text[] := '{{}}';
-    exhausted boolean := false;
-BEGIN
-    SELECT f.max_in_flight, f.max_credits, f.credits_reserved, f.uncertain_slot_hold INTO fleet
-        FROM evolink_fleet f WHERE f.id = 1 FOR UPDATE;
-    UPDATE evolink_entries e SET status = 'uncertain', lease_owner = NULL, lease_expires = NULL,
-        lease_epoch = e.lease_epoch + 1, error_code = 'uncertain', error_message = p_uncertain,
-        finished_at = now(), updated_at = now()
-        WHERE e.key IN (SELECT x.key FROM evolink_entries x WHERE x.lease_owner IS NOT NULL
-            AND x.lease_expires < now() AND x.status = 'pending_submit' AND x.submit_started_at IS NOT NULL
-            AND x.task_id IS NULL FOR UPDATE SKIP LOCKED);
-    RETURN QUERY UPDATE evolink_entries e SET lease_owner = p_owner,
-        lease_expires = now() + p_lease * interval '1 second', lease_epoch = e.lease_epoch + 1, updated_at = now()
-        WHERE e.key IN (SELECT x.key FROM evolink_entries x WHERE x.lease_owner IS NOT NULL
-            AND x.lease_expires < now() ORDER BY x.lease_expires LIMIT p_limit FOR UPDATE SKIP LOCKED)
-        RETURNING {_RETURNED}, false;
-    GET DIAGNOSTICS taken = ROW_COUNT;
-    SELECT count(*) FILTER (WHERE x.lease_owner = p_owner), count(*) INTO mine, in_flight
-        FROM evolink_entries x WHERE x.slot AND (x.status <> 'uncertain'
-            OR x.finished_at > now() - fleet.uncertain_slot_hold * interval '1 second');
-    SELECT greatest(1, count(*)) INTO workers FROM evolink_workers w
-        WHERE w.stopped_at IS NULL AND (w.heartbeat_at > now() - p_lease * interval '1 second' OR w.id = p_owner);
-    room := least(p_limit - taken, fleet.max_in_flight - in_flight,
-                  ceil(fleet.max_in_flight::float8 / workers)::int - mine);
-    IF room <= 0 THEN
-        RETURN;
-    END IF;
-    FOR cand IN SELECT x.key, x.credits_estimate, x.credits_reserved FROM evolink_entries x
-            WHERE x.status = 'pending_submit' AND NOT x.slot AND x.lease_owner IS NULL
-            ORDER BY x.seq LIMIT room FOR UPDATE SKIP LOCKED LOOP
-        extra := CASE WHEN cand.credits_reserved > 0 THEN 0 ELSE cand.credits_estimate END;
-        IF fleet.max_credits IS NOT NULL AND fleet.credits_reserved + added + extra > fleet.max_credits + 1e-9 THEN
-            exhausted := true;
-            EXIT;
-        END IF;
-        added := added + extra;
-        chosen := chosen || cand.key;
-    END LOOP;
-    IF cardinality(chosen) > 0 THEN
-        RETURN QUERY UPDATE evolink_entries e SET slot = true, lease_owner = p_owner,
-            lease_expires = now() + p_lease * interval '1 second', lease_epoch = e.lease_epoch + 1,
-            credits_reserved = CASE WHEN e.credits_reserved > 0 THEN e.credits_reserved ELSE e.credits_estimate END,
-            error_code = NULL, error_message = NULL, updated_at = now()
-            WHERE e.key = ANY(chosen) RETURNING {_RETURNED}, false;
-        UPDATE evolink_fleet f SET credits_reserved = f.credits_reserved + added WHERE f.id = 1;
-    END IF;
-    IF exhausted THEN
-        RETURN QUERY SELECT NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text, NULL::text,
-            NULL::text, NULL::text, NULL::text, NULL::float8, NULL::float8, NULL::float8, NULL::text, false,
-            NULL::bigint, true;
-    END IF;
-END
-$fn$;
-"""  # noqa: S608 - built from constants only
-
 #: One claim, one statement: the fleet row is locked only while this function runs on the server.
 #: 1. Inputs whose submit began and whose lease expired without a task id become ``uncertain``
 #:    (never handed out again as if nothing had been sent); they keep their slot.
@@ -304,7 +227,9 @@ ALTER TABLE evolink_fleet ADD COLUMN uncertain_slot_hold double precision NOT NU
 ALTER TABLE evolink_workers ADD COLUMN journal_outages int NOT NULL DEFAULT 0,
     ADD COLUMN seconds_without_journal double precision NOT NULL DEFAULT 0,
     ADD COLUMN fenced_refused int NOT NULL DEFAULT 0;
-""" + CLAIM_FUNCTION_V2,
+""",
+    # Version 2 also made the claim ``evolink_claim``: its body is not kept here, since every
+    # migration runs in one transaction and step 4 makes ``evolink_claim`` anew over version 4's.
     3: """
 CREATE TABLE evolink_uploads (
     file_id text PRIMARY KEY,
