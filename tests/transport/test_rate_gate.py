@@ -9,6 +9,7 @@ until the call failed with ``RateLimitError`` though the server had only said "l
 from __future__ import annotations
 
 import time
+from collections.abc import Awaitable, Callable
 
 import anyio
 import pytest
@@ -45,21 +46,27 @@ class OneSlotLimit:
         return json_answer(task_body(request.path.rsplit("/", 1)[-1], status="completed"))
 
 
+async def _flood(call: Callable[[int], Awaitable[object]], count: int = 40) -> list[BaseException]:
+    """``count`` calls at once; the ``RateLimitError``s they end with."""
+    failed: list[BaseException] = []
+
+    async def one(i: int) -> None:
+        try:
+            await call(i)
+        except evolink.RateLimitError as exc:
+            failed.append(exc)
+
+    async with anyio.create_task_group() as group:
+        for i in range(count):
+            group.start_soon(one, i)
+    return failed
+
+
 async def test_a_flood_after_a_429_gets_through_one_per_slot_without_failing() -> None:
     limit = OneSlotLimit()
     retry = evolink.RetryPolicy(max_retries=3, initial_delay=0.001, max_delay=0.01, max_retry_after=10)
     async with hostile_server(limit.handle) as server, client_for(server, retry=retry) as client:
-        failed: list[BaseException] = []
-
-        async def query(i: int) -> None:
-            try:
-                await client.tasks.get(f"task-unified-{i}")
-            except evolink.RateLimitError as exc:
-                failed.append(exc)
-
-        async with anyio.create_task_group() as group:
-            for i in range(40):
-                group.start_soon(query, i)
+        failed = await _flood(lambda i: client.tasks.get(f"task-unified-{i}"))
     # Every call got its answer: the server's "later" used no attempt (3 would not have sufficed).
     assert failed == []
     assert limit.accepted == 40
@@ -168,17 +175,7 @@ async def test_a_flood_of_midjourney_submits_takes_turns_after_a_429_like_every_
     async with hostile_server(handle) as server, evolink.MidjourneyClient(
         "mj-key", base_url=server.url, retry=retry
     ) as mj:
-        failed: list[BaseException] = []
-
-        async def submit(i: int) -> None:
-            try:
-                await mj.submit(evolink.Imagine(prompt=f"a fox {i}"))
-            except evolink.RateLimitError as exc:
-                failed.append(exc)
-
-        async with anyio.create_task_group() as group:
-            for i in range(40):
-                group.start_soon(submit, i)
+        failed = await _flood(lambda i: mj.submit(evolink.Imagine(prompt=f"a fox {i}")))
     assert failed == []
     assert limit.accepted == 40
     assert limit.rejected <= 2 * limit.accepted + 40
