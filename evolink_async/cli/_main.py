@@ -163,8 +163,11 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if isinstance(exc, ModelUnavailableError):  # a mistyped --model: configuration, every input left pending
         hint = f" ({printable(exc.suggestion)})" if exc.suggestion else ""
-        where = "--model" if hasattr(args, "model") else "the model the batch's lines name"
-        _say(f"{printable(exc)}{hint}; check {where} (nothing was billed)")
+        if hasattr(args, "model"):  # a folder's journal keeps its batch's model: another model is another batch
+            _say(f"{printable(exc)}{hint}; check --model. Nothing was billed; a run with another model needs "
+                 "another --out (this folder's journal is for this model)")  # fmt: skip
+        else:
+            _say(f"{printable(exc)}{hint}; check the model the batch's lines name (nothing was billed)")
         return EXIT_USAGE
     if isinstance(exc, RedirectRefusedError):  # the server sends its API elsewhere: configuration
         _say(f"{printable(exc)}; check --base-url")

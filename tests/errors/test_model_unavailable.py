@@ -78,7 +78,8 @@ async def test_the_cli_exits_2_naming_the_model_option(
     assert err.count("evolink: ") == 1
     assert "check --model" in err
     assert "qwen-image-editt" in err
-    assert "nothing was billed" in err
+    assert "Nothing was billed" in err
+    assert "another --out" in err  # what to do next: this folder's journal keeps its batch's model
     assert evolink_sandbox.api_key not in err
     assert evolink_sandbox.ledger.requests.get(f"POST {SUBMIT}", 0) <= IN_FLIGHT
 
