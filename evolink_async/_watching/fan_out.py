@@ -151,8 +151,10 @@ class FanOut(Generic[RequestT]):
         #: Whether any submit got an answer from the server (a task, or a refusal).
         self._server_answered = False
         #: The input (key, and the idempotency key it was submitted under; None: attached by task
-        #: id) that each watched task belongs to: a submit under another key answered with one of
-        #: them fails alone (``DuplicateTaskError``). The same key again is a replay: the same task.
+        #: id) that each task of this fan-out belongs to, for its whole life (a task that ended is
+        #: still that input's): a submit under another key answered with one of them fails alone
+        #: (``DuplicateTaskError``). The same key again is a replay: the same task. One entry per
+        #: input, like the events the caller receives.
         self._owners: dict[str, tuple[Hashable, str | None]] = {}
         # Set by a fatal error or by leaving the block: the feeder stops pulling inputs. Merely
         # stopped submitting (credits exhausted), it goes on pulling, and ends each input unsent.
@@ -282,7 +284,6 @@ class FanOut(Generic[RequestT]):
         if sink is None:
             return False
         if sink.handle is not None:
-            self._owners.pop(sink.handle.watch.task_id, None)
             self._tracker.unwatch(sink.handle)
         self.summary.outcomes["dropped"] += 1
         self._slots.release()
@@ -445,6 +446,7 @@ class FanOut(Generic[RequestT]):
                 self._emit(TaskEvent(kind=EventKind.SUBMIT_FAILED, task=None, key=key, at=time.monotonic(),
                                      error=duplicate))  # fmt: skip
                 return
+            self._owners[task.id] = (key, item.idempotency_key)
             self.summary.submitted += 1
             if task.usage is not None and task.usage.credits_reserved:
                 # Rounded as the service states costs (1.8, not 1.8 summed into 12.600000000000001).
@@ -460,12 +462,12 @@ class FanOut(Generic[RequestT]):
                 return
         task_id = task.id if task is not None else item.task_id
         assert task_id is not None
-        self._owners[task_id] = (key, item.idempotency_key if task is not None else None)
+        if task is None:  # attached by its id: the task is this input's, whoever submitted it
+            self._owners.setdefault(task_id, (key, None))
         sink.handle = self._tracker.watch(
             task_id, sink, snapshot=task, key=key, deadline=deadline, progress_every=self._progress_every
         )
         if key not in self._in_flight:  # ended while subscribing (a REQUIRES_ACTION snapshot delivered at once)
-            self._owners.pop(task_id, None)
             self._tracker.unwatch(sink.handle)
 
     async def _submit_or_recover(self, request: RequestT, idempotency_key: str) -> Task:
@@ -509,10 +511,8 @@ class FanOut(Generic[RequestT]):
 
     def _emit(self, event: TaskEvent) -> None:
         if event.is_terminal:
-            if (sink := self._in_flight.pop(event.key, None)) is None:
+            if self._in_flight.pop(event.key, None) is None:
                 return  # this input already had its terminal event
-            if sink.handle is not None:
-                self._owners.pop(sink.handle.watch.task_id, None)
             self.summary.outcomes[event.kind.value] += 1
             self._slots.release()
             if self._release_uploads is not None and event.task is not None:

@@ -170,10 +170,10 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
             _say(f"{printable(exc)}{hint}; check the model the batch's lines name (nothing was billed)")
         return EXIT_USAGE
     if isinstance(exc, RedirectRefusedError):  # the server sends its API elsewhere: configuration
-        _say(f"{printable(exc)}; check --base-url")
+        _say(f"{printable(exc)}; check {_url_flag(exc)}")
         return EXIT_USAGE
     if isinstance(exc, EndpointMissingError):  # a wrong --base-url: configuration, every input left pending
-        flag = "--files-base-url" if "/api/v1/files/" in (exc.url or "") else "--base-url"
+        flag = _url_flag(exc)
         if flag == "--base-url" and getattr(args, "path_prefix", None) is not None \
                 and getattr(args, "protocol", "midjourney") == "midjourney":  # a Midjourney proxy's routes
             flag = "--base-url and --path-prefix"
@@ -183,7 +183,7 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
         # Only a run over inputs (it bounds the tasks in flight) has inputs left to submit.
         rerun = " Nothing was submitted: running the same command again submits every input left" \
             if hasattr(args, "max_in_flight") else ""  # fmt: skip
-        _say(f"cannot reach the server ({type(exc).__name__}: {printable(exc)}); check --base-url and the "
+        _say(f"cannot reach the server ({type(exc).__name__}: {printable(exc)}); check {_url_flag(exc)} and the "
              f"network.{rerun}")  # fmt: skip
         return EXIT_FAILED
     if isinstance(exc, EvolinkError):
@@ -194,6 +194,11 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
         _say(f"{where}{printable(exc.strerror or exc)}")
         return EXIT_USAGE
     raise exc
+
+
+def _url_flag(exc: EvolinkError) -> str:
+    """The option of the host an error's call went to: the Files API's, or the task API's."""
+    return "--files-base-url" if "/api/v1/files/" in (getattr(exc, "url", None) or str(exc)) else "--base-url"
 
 
 def _say(text: str) -> None:

@@ -115,3 +115,17 @@ async def test_fan_out_stops_submitting_when_no_submit_reaches_the_server() -> N
     assert len(tried) + len(unsent) == 200
     assert summary.stopped_reason is not None
     assert "cannot reach the server" in summary.stopped_reason
+
+
+async def test_an_unreachable_files_api_names_its_own_option(
+    evolink_sandbox: Sandbox, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _spec(tmp_path)
+    async with dead_host(refuse=True) as host:
+        argv = ["edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "out"),
+                "--base-url", evolink_sandbox.base_url, "--files-base-url", host.url,
+                "--api-key", evolink_sandbox.api_key, "--poll-scale", "0.01"]  # fmt: skip
+        assert await anyio.to_thread.run_sync(main, argv) == 1
+    err = capsys.readouterr().err
+    assert "check --files-base-url" in err
+    assert evolink_sandbox.ledger.billed == []

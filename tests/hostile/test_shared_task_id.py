@@ -64,7 +64,7 @@ async def test_an_input_answered_with_another_inputs_task_fails_alone(tmp_path: 
     loser = summary.failed[0]
     winner = "B" if loser.key == "A" else "A"
     assert loser.key in ("A", "B")
-    assert loser.code == "ResponseFormatError"
+    assert loser.code == "DuplicateTaskError"  # one name whether the owner is running or has ended
     assert f"input {winner!r}" in loser.message
     saved = sorted(path.name for path in (tmp_path / "out").iterdir() if ".result-" in path.name)
     assert saved == sorted([f"{winner}.result-0.png", "C.result-0.png"])  # nothing saved under the loser's name
@@ -96,3 +96,23 @@ async def test_a_fan_out_never_gives_one_inputs_results_to_another() -> None:
     assert isinstance(failed.error, DuplicateTaskError)
     assert failed.error.task_id == SHARED
     assert failed.error.owner == done.key
+
+
+async def test_a_fan_out_one_at_a_time_never_gives_an_ended_tasks_results_to_another_input() -> None:
+    """The same, one input at a time: the first input's task has ended when the second submit is
+    answered with it. Every later input fails alone; only the first completes."""
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        status = "pending" if request.method == "POST" else "completed"
+        return json_answer(task_body(SHARED, status=status))
+
+    async with hostile_server(handler) as server, client_for(server) as client:
+        requests = [(f"k{n}", edit(n)) for n in range(4)]
+        async with client.fan_out(requests, max_in_flight=1) as stream:
+            ends = {event.key: event async for event in stream if event.is_terminal}
+    assert ends["k0"].kind is EventKind.COMPLETED
+    for key in ("k1", "k2", "k3"):
+        assert ends[key].kind is EventKind.SUBMIT_FAILED
+        assert isinstance(ends[key].error, DuplicateTaskError)
+        assert ends[key].error.owner == "k0"
+    assert stream.summary.submitted == 1
