@@ -54,9 +54,9 @@ from .tracker import Tracker, WatchHandle
 __all__ = ["FanOut", "FanOutInput", "FanOutItem", "FanOutSummary"]
 
 #: The one record a fan-out leaves when it ends with tasks unfinished or submits interrupted: for a
-#: caller who does not read ``summary``. Its own logger, so that one who does can silence it alone.
+#: caller who does not read ``summary``. Its own logger (the README names it), so that one who
+#: does can silence it alone (``evolink batch work`` does).
 _leftovers = child_logger("fan_out.leftovers")
-LEFTOVERS_LOGGER = _leftovers.name
 
 
 #: How long a fan-out without ``timeout`` waits for the task of a submit whose answer was lost.
