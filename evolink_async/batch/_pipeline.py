@@ -20,10 +20,10 @@ from ..errors import (
     APIConnectionError,
     APIUnreachableError,
     DownloadError,
+    DuplicateTaskError,
     EvolinkError,
     JournalStateError,
     Remedy,
-    ResponseFormatError,
     SubmitOutcomeUnknownError,
     ValidationError,
     ends_submitting,
@@ -281,10 +281,7 @@ class InputPipeline:
         if owner is None or owner.key == key:
             return False
         self._disowned.add(key)
-        error = ResponseFormatError(
-            f"the server answered this input's submit with task {task_id}, which is input {owner.key!r}'s; "
-            "whether this submit was billed is unknown"
-        )
+        error = DuplicateTaskError(task_id, owner.key)  # as the fan-out names it when both are in flight
         code, message = error_code(error), error_message(error)
         await self._journal.record_outcome(key, EntryStatus.SUBMIT_FAILED, error_code=code, error_message=message)
         self.fail(key, code, message, task_id=task_id)

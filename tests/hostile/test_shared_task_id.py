@@ -74,6 +74,40 @@ async def test_an_input_answered_with_another_inputs_task_fails_alone(tmp_path: 
     assert again.error is None
 
 
+async def test_an_input_answered_with_the_task_of_an_earlier_runs_input_fails_alone(tmp_path: Path) -> None:
+    """A runs and finishes; a later run adds B, and the server answers B's submit with A's task: the
+    journal knows whose task it is (the fan-out of this run never saw it), and names it the same way."""
+    image = png_bytes(512, 512)
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if (files := _files_api(request.path)) is not None:
+            return files
+        if request.path.startswith("/results/"):
+            return web.Response(body=image, content_type="image/png")
+        status = "pending" if request.method == "POST" else "completed"
+        return json_answer(task_body(SHARED, status=status, results=[f"{server.url}/results/{SHARED}.png"]))
+
+    manifest = tmp_path / "edits.jsonl"
+
+    def lines(keys: str) -> None:
+        manifest.write_text("".join(json.dumps({"key": key, "model": "qwen-image-edit", "prompt": key,
+                                                "image_urls": [f"https://e.com/{key}.png"]}) + "\n" for key in keys))  # fmt: skip
+
+    spec = BatchSpec(model="qwen-image-edit", prompt="unused", input_dir=tmp_path, output_dir=tmp_path / "out",
+                     max_in_flight=1)  # fmt: skip
+    async with hostile_server(handler) as server, client_for(server) as client:
+        lines("A")
+        first = await Batch(client, spec, source=ManifestSource(manifest)).run()
+        lines("AB")
+        second = await Batch(client, spec, source=ManifestSource(manifest)).run()
+    assert first.ok
+    (loser,) = second.failed
+    assert loser.key == "B"
+    assert loser.code == "DuplicateTaskError"
+    assert "input 'A'" in loser.message
+    assert second.error is None
+
+
 async def test_a_fan_out_never_gives_one_inputs_results_to_another() -> None:
     """Two inputs in flight at once, both answered with one task: the later one fails alone
     (``DuplicateTaskError`` naming the owner); it does not complete with the other one's results."""
