@@ -37,6 +37,12 @@ def _spec(tmp_path: Path) -> BatchSpec:
                      output_dir=tmp_path / "out", max_in_flight=IN_FLIGHT)  # fmt: skip
 
 
+def _edit_argv(tmp_path: Path, sandbox: Sandbox, *, base_url: str, files_base_url: str) -> list[str]:
+    return ["edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "out"),
+            "--base-url", base_url, "--files-base-url", files_base_url,
+            "--api-key", sandbox.api_key, "--poll-scale", "0.01"]  # fmt: skip
+
+
 async def test_a_refused_connection_is_unreachable_never_maybe_billed() -> None:
     async with dead_host(refuse=True) as host:
         async with evolink.EvolinkClient(API_KEY, base_url=host.url, retry=FAST_RETRY) as client:
@@ -87,9 +93,7 @@ async def test_the_cli_names_the_server_and_says_nothing_was_submitted(
 ) -> None:
     _spec(tmp_path)
     async with dead_host(refuse=True) as host:
-        argv = ["edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "out"),
-                "--base-url", host.url, "--files-base-url", evolink_sandbox.files_base_url,
-                "--api-key", evolink_sandbox.api_key, "--poll-scale", "0.01"]  # fmt: skip
+        argv = _edit_argv(tmp_path, evolink_sandbox, base_url=host.url, files_base_url=evolink_sandbox.files_base_url)
         assert await anyio.to_thread.run_sync(main, argv) == 1
     err = capsys.readouterr().err
     assert err.count("evolink: ") == 1
@@ -122,9 +126,7 @@ async def test_an_unreachable_files_api_names_its_own_option(
 ) -> None:
     _spec(tmp_path)
     async with dead_host(refuse=True) as host:
-        argv = ["edit", str(tmp_path / "in"), "--prompt", "autumn", "--out", str(tmp_path / "out"),
-                "--base-url", evolink_sandbox.base_url, "--files-base-url", host.url,
-                "--api-key", evolink_sandbox.api_key, "--poll-scale", "0.01"]  # fmt: skip
+        argv = _edit_argv(tmp_path, evolink_sandbox, base_url=evolink_sandbox.base_url, files_base_url=host.url)
         assert await anyio.to_thread.run_sync(main, argv) == 1
     err = capsys.readouterr().err
     assert "check --files-base-url" in err

@@ -31,26 +31,26 @@ def _commands(url: str, tmp_path: Path) -> list[list[str]]:
             ["batch", "plan", str(manifest(tmp_path / "m.jsonl", 1)), "--journal", url]]  # fmt: skip
 
 
-def test_a_missing_socket_file_is_said_at_once_naming_it(tmp_path: Path) -> None:
-    missing = tmp_path / "nonexist"
-    url = f"postgresql://postgres:s3cret-pw@/e2?host={missing}"
+def _each_command_says(url: str, tmp_path: Path, line: str) -> None:
+    """Every short command on ``url`` exits 2 with ``line`` alone on stderr, nothing on stdout."""
     for argv in _commands(url, tmp_path):
         done = run_cli(argv, bound=40)
         assert done.returncode == 2, done.stderr
-        assert done.stderr.splitlines() == [
-            f"evolink: cannot reach the journal at the socket {missing}/.s.PGSQL.5432: No such file or directory"
-        ]
+        assert done.stderr.splitlines() == [line]
         assert done.stdout == ""
+
+
+def test_a_missing_socket_file_is_said_at_once_naming_it(tmp_path: Path) -> None:
+    missing = tmp_path / "nonexist"
+    url = f"postgresql://postgres:s3cret-pw@/e2?host={missing}"
+    _each_command_says(url, tmp_path,
+                       f"evolink: cannot reach the journal at the socket {missing}/.s.PGSQL.5432: No such file or directory")  # fmt: skip
 
 
 def test_a_refused_connection_is_said_at_once_naming_the_socket(refusing_socket_dir: Path, tmp_path: Path) -> None:
     url = f"postgresql://postgres:s3cret-pw@/e2?host={refusing_socket_dir}"
-    for argv in _commands(url, tmp_path):
-        done = run_cli(argv, bound=40)
-        assert done.returncode == 2, done.stderr
-        assert done.stderr.splitlines() == [
-            f"evolink: cannot reach the journal at the socket {refusing_socket_dir}/.s.PGSQL.5432: Connection refused"
-        ]
+    _each_command_says(url, tmp_path,
+                       f"evolink: cannot reach the journal at the socket {refusing_socket_dir}/.s.PGSQL.5432: Connection refused")  # fmt: skip
 
 
 async def test_a_journal_with_a_connect_timeout_refuses_to_wait_for_a_socket_nobody_listens_on(
