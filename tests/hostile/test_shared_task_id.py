@@ -7,7 +7,9 @@ already belongs to 'A', not 'B'``), the inputs after it unsent and A's results u
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from aiohttp import web
@@ -31,7 +33,9 @@ def _files_api(path: str) -> web.Response | None:
     return None
 
 
-async def test_an_input_answered_with_another_inputs_task_fails_alone(tmp_path: Path) -> None:
+def _confused_api(task_for: Callable[[web.Request, dict[str, Any]], str]) -> Callable[..., Any]:
+    """A task API whose submits (pending) and queries (completed) answer ``task_for``'s task, one
+    result image each, beside an empty Files API."""
     image = png_bytes(512, 512)
 
     async def handler(request: web.Request) -> web.StreamResponse:
@@ -40,17 +44,29 @@ async def test_an_input_answered_with_another_inputs_task_fails_alone(tmp_path: 
         if request.path.startswith("/results/"):
             return web.Response(body=image, content_type="image/png")
         body = await request.json() if request.method == "POST" else {}
-        # Inputs A and B get the same task; C its own.
-        task_id = f"{SHARED}-c" if body.get("prompt") == "C" or request.path.endswith("-c") else SHARED
+        task_id = task_for(request, body)
         status = "pending" if request.method == "POST" else "completed"
-        answer = task_body(task_id, status=status, results=[f"{server.url}/results/{task_id}.png"])
-        return json_answer(answer)
+        origin = f"{request.scheme}://{request.host}"
+        return json_answer(task_body(task_id, status=status, results=[f"{origin}/results/{task_id}.png"]))
 
+    return handler
+
+
+def _manifest(tmp_path: Path, keys: str) -> Path:
     manifest = tmp_path / "edits.jsonl"
     manifest.write_text("".join(
         json.dumps({"key": key, "model": "qwen-image-edit", "prompt": key, "image_urls": [f"https://e.com/{key}.png"]})
-        + "\n" for key in "ABC"
+        + "\n" for key in keys
     ))  # fmt: skip
+    return manifest
+
+
+async def test_an_input_answered_with_another_inputs_task_fails_alone(tmp_path: Path) -> None:
+    def task_for(request: web.Request, body: dict[str, Any]) -> str:  # inputs A and B get the same task; C its own
+        return f"{SHARED}-c" if body.get("prompt") == "C" or request.path.endswith("-c") else SHARED
+
+    handler = _confused_api(task_for)
+    manifest = _manifest(tmp_path, "ABC")
     spec = BatchSpec(model="qwen-image-edit", prompt="unused", input_dir=tmp_path, output_dir=tmp_path / "out",
                      max_in_flight=1)  # fmt: skip
     async with hostile_server(handler) as server, client_for(server) as client:
@@ -77,29 +93,12 @@ async def test_an_input_answered_with_another_inputs_task_fails_alone(tmp_path: 
 async def test_an_input_answered_with_the_task_of_an_earlier_runs_input_fails_alone(tmp_path: Path) -> None:
     """A runs and finishes; a later run adds B, and the server answers B's submit with A's task: the
     journal knows whose task it is (the fan-out of this run never saw it), and names it the same way."""
-    image = png_bytes(512, 512)
-
-    async def handler(request: web.Request) -> web.StreamResponse:
-        if (files := _files_api(request.path)) is not None:
-            return files
-        if request.path.startswith("/results/"):
-            return web.Response(body=image, content_type="image/png")
-        status = "pending" if request.method == "POST" else "completed"
-        return json_answer(task_body(SHARED, status=status, results=[f"{server.url}/results/{SHARED}.png"]))
-
-    manifest = tmp_path / "edits.jsonl"
-
-    def lines(keys: str) -> None:
-        manifest.write_text("".join(json.dumps({"key": key, "model": "qwen-image-edit", "prompt": key,
-                                                "image_urls": [f"https://e.com/{key}.png"]}) + "\n" for key in keys))  # fmt: skip
-
+    handler = _confused_api(lambda request, body: SHARED)
     spec = BatchSpec(model="qwen-image-edit", prompt="unused", input_dir=tmp_path, output_dir=tmp_path / "out",
                      max_in_flight=1)  # fmt: skip
     async with hostile_server(handler) as server, client_for(server) as client:
-        lines("A")
-        first = await Batch(client, spec, source=ManifestSource(manifest)).run()
-        lines("AB")
-        second = await Batch(client, spec, source=ManifestSource(manifest)).run()
+        first = await Batch(client, spec, source=ManifestSource(_manifest(tmp_path, "A"))).run()
+        second = await Batch(client, spec, source=ManifestSource(_manifest(tmp_path, "AB"))).run()
     assert first.ok
     (loser,) = second.failed
     assert loser.key == "B"
