@@ -63,6 +63,8 @@ _leftovers = child_logger("fan_out.leftovers")
 RECOVER_TIMEOUT = 1800.0
 #: How long leaving the block waits for the deletions of ended tasks' uploaded files.
 RELEASE_TIMEOUT = 30.0
+#: How long a fan-out stopped by an answer every submit would get waits for the submits under way.
+STOP_SETTLE_TIMEOUT = 10.0
 
 
 class _InputSink:
@@ -211,8 +213,12 @@ class FanOut(Generic[RequestT]):
         self._stop_submitting = True
         self._halted = True
         try:
-            for submit in self._submits:
-                submit.cancel()
+            try:
+                if self._submits and self._buffer.error is not None:
+                    await self._settle_submits()
+            finally:  # also when cancelled while settling (Ctrl-C): cut the rest off
+                for submit in self._submits:
+                    submit.cancel()
             if group is not None:
                 group.cancel_scope.cancel()
                 # The body's own exception is not handed to the group: it would come back wrapped
@@ -232,6 +238,15 @@ class FanOut(Generic[RequestT]):
             if self._span is not None:
                 self._end_span(exc)
         return None
+
+    async def _settle_submits(self) -> None:
+        """Let the submits under way end, bounded, when the fan-out stopped on an answer every submit
+        would get (a refused model or key, a wrong base URL): each then ends known, refused (its
+        uploads deleted, listed in ``unsent``) or accepted (its task id in ``left_in_flight``),
+        rather than cut off as an interrupted submit, which may have been billed and whose uploads
+        nobody may delete. Nothing new is sent: the feeder has stopped."""
+        with anyio.move_on_after(STOP_SETTLE_TIMEOUT):
+            await asyncio.wait(list(self._submits))
 
     def _end_span(self, exc: BaseException | None) -> None:
         span, self._span = self._span, None
@@ -304,6 +319,7 @@ class FanOut(Generic[RequestT]):
                     if item.key in self._in_flight or item.key in self._submitting:
                         raise ValidationError("key", f"{item.key!r} is already in flight: keys must be unique")
                     if self._halted:
+                        self.summary.unsent.append(item.key)
                         break
                     if (broken := _broken_rule(item)) is not None:
                         await self._not_submitted(item, broken)
@@ -314,6 +330,7 @@ class FanOut(Generic[RequestT]):
                     # Re-attaching costs nothing: it goes on after submitting stopped.
                     if not await self._admit(submitting=item.task_id is None):
                         if self._halted:
+                            self.summary.unsent.append(item.key)
                             break
                         await self._not_submitted(item)
                         continue
@@ -367,6 +384,7 @@ class FanOut(Generic[RequestT]):
             self.summary.not_submitted += 1
             error = NotSubmittedError(self.summary.stopped_reason or "submitting stopped")
         self.summary.outcomes[EventKind.SUBMIT_FAILED.value] += 1
+        self.summary.unsent.append(item.key)
         self._buffer.put(TaskEvent(kind=EventKind.SUBMIT_FAILED, task=None, key=item.key, at=time.monotonic(),
                                    error=error))  # fmt: skip
 
@@ -412,6 +430,8 @@ class FanOut(Generic[RequestT]):
                     if self._budget is not None:
                         self._budget.settle(cost)
         except EvolinkError as exc:
+            if not may_have_been_billed(exc):  # refused (or never sent): nothing was made for it
+                self.summary.unsent.append(key)
             if (fatal := ends_submitting(exc)) is not None:  # a wrong key or base URL: every submit would fail so
                 self._submitting.pop(key, None)
                 self._slots.release()

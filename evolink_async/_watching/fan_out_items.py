@@ -46,6 +46,10 @@ class FanOutSummary:
     #: Inputs never submitted because submitting had stopped (credits exhausted): each got a
     #: ``SUBMIT_FAILED`` event with a :class:`~evolink_async.NotSubmittedError`, and no request.
     not_submitted: int = 0
+    #: Keys of the inputs this fan-out took and surely created nothing for: never sent (submitting
+    #: had stopped, or the block was left first) or refused by an answer that creates nothing (a
+    #: refused model, a wrong base URL, 402, 429, ...). Whatever was made for them (uploads) may go.
+    unsent: list[Hashable] = attrs.field(factory=list)
     #: ``(key, task_id)`` of tasks still unfinished when the block was left.
     left_in_flight: list[tuple[Hashable, str]] = attrs.field(factory=list)
     #: ``(key, idempotency_key)`` of submits whose outcome is unknown: cut off by leaving the

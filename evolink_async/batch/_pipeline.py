@@ -6,7 +6,7 @@ its fan-out reports (``handle``). ``Batch`` owns the run (lock, journal, walk, f
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Collection, Hashable
 from pathlib import Path
 from typing import Any
 
@@ -14,6 +14,7 @@ import anyio
 import anyio.abc
 import anyio.to_thread
 
+from .._core.logging import logger
 from .._models.events import EventKind, TaskEvent
 from .._watching.fan_out import FanOutItem
 from ..errors import (
@@ -27,6 +28,7 @@ from ..errors import (
     SubmitOutcomeUnknownError,
     ValidationError,
     ends_submitting,
+    may_have_been_billed,
 )
 from ._client_api import BatchClient, FindsLostSubmits
 from ._entries import Entry, EntryStatus, request_fingerprint
@@ -80,6 +82,12 @@ class InputPipeline:
         self._answered = False
         #: Keys whose submit answer named another input's task: failed, their later events ignored.
         self._disowned: set[str] = set()
+        #: Inputs whose request (and uploads) this run stored, with no submit outcome seen yet; of
+        #: them, those handed to the fan-out. See ``release_unsent``.
+        self._stored_unsent: set[str] = set()
+        self._handed_over: set[str] = set()
+        #: Whether an input's uploads were cut off before they were recorded (see ``release_unsent``).
+        self._uploads_cut = False
 
     def fail(self, key: str, code: str, message: str, *, task_id: str | None = None,
              remedy: Remedy | None = None) -> None:  # fmt: skip
@@ -108,6 +116,51 @@ class InputPipeline:
                 continue
             if task is not None:
                 await journal.record_submitted(entry.key, task.id)
+
+    def handed_over(self, key: str) -> None:
+        """``key``'s item was taken by the fan-out: from now on only the fan-out can tell if it was sent."""
+        if key in self._stored_unsent:
+            self._handed_over.add(key)
+
+    async def release_unsent(self, unsent_by_fan_out: Collection[Hashable]) -> None:
+        """At the end of a run, however it ended: delete the uploads of the inputs this run uploaded
+        for and will not submit (a stop, Ctrl-C), so that they do not hold the key's file quota
+        (an abandoned journal, such as a mistyped model's, would hold them until they expire).
+
+        Only inputs surely never sent, or refused with nothing made (``unsent_by_fan_out``):
+        an input whose submit may have reached the server keeps its stored body and its files
+        (its task may exist and read them; a re-run sends the same body under the same key).
+        """
+        unsent = set(unsent_by_fan_out)
+        for key in sorted(self._stored_unsent):
+            if key not in self._handed_over or key in unsent:
+                await self._release_unsent(key)
+        if self._uploads_cut and self._uploads is not None:
+            try:
+                await self._uploads.delete_unrecorded()
+            except EvolinkError as exc:  # the next run of this batch finds them by their names
+                logger.warning("could not look for uploads cut off by the stop: %s", exc)
+
+    def _submit_answered(self, key: str) -> bool:
+        """``key``'s submit has an outcome, which decides what its files become; whether this run stored its request."""
+        self._handed_over.discard(key)
+        if key in self._stored_unsent:
+            self._stored_unsent.discard(key)
+            return True
+        return False
+
+    async def _release_unsent(self, key: str) -> None:
+        self._submit_answered(key)
+        uploads = self._uploads
+        if uploads is None or uploads.keep:
+            return
+        entry = await self._journal.get(key)
+        if entry is None or entry.status is not EntryStatus.PENDING_SUBMIT or entry.task_id is not None:
+            return
+        # The entry first (a new idempotency key, no stored body), then its files: a body naming a
+        # deleted file is never sent, and a file left by a crash in between is the next run's to delete.
+        await self._journal.restart(key)
+        await uploads.ended(key)
 
     async def input_ended(self, key: str) -> None:
         """``key`` has ended (results saved, failed, refused): its uploaded file is not needed any more."""
@@ -208,12 +261,20 @@ class InputPipeline:
             return stored
         context = SourceContext(uploads=self._uploads, emit=self._emit,
                                 scratch_dir=self._spec.output_dir / NORMALIZED_DIR)  # fmt: skip
-        prepared = await self._source.prepare(item, entry, context)
+        try:
+            prepared = await self._source.prepare(item, entry, context)
+        except BaseException:  # a stop, or a failed upload: the Files API may have stored a file unrecorded
+            self._uploads_cut = self._uploads is not None
+            raise
         *others, last = prepared.uploads or (None,)
-        for upload in others:  # every file but the last recorded alone; the last with the body
-            assert upload is not None
-            await self._journal.record_upload(upload.key, upload.idempotency_key, upload.file_id, upload.file_url)
-        sent = await self._journal.record_request(entry.key, json.dumps(prepared.body), upload=last)
+        # Shielded: files uploaded are recorded even when the run stops now, or nobody deletes them.
+        with anyio.CancelScope(shield=True):
+            for upload in others:  # every file but the last recorded alone; the last with the body
+                assert upload is not None
+                await self._journal.record_upload(upload.key, upload.idempotency_key, upload.file_id,
+                                                  upload.file_url)  # fmt: skip
+            sent = await self._journal.record_request(entry.key, json.dumps(prepared.body), upload=last)
+            self._stored_unsent.add(entry.key)
         result: dict[str, Any] = json.loads(sent)
         return result
 
@@ -228,6 +289,7 @@ class InputPipeline:
             return  # its "task" is another input's: that input's events tell that task's story
         if event.kind is EventKind.SUBMITTED and task is not None:
             self._answered = True
+            self._submit_answered(key)
             try:
                 await journal.record_submitted(key, task.id)
             except JournalStateError:
@@ -251,12 +313,15 @@ class InputPipeline:
                 # other input would meet alike, each after its uploads. The run stops; this input was
                 # never sent and stays pending, like every input not yet submitted.
                 raise error
+            fresh = self._submit_answered(key)
             self._answered = self._answered or not isinstance(error, APIConnectionError)
             if not stays_pending(error):
                 await journal.record_outcome(
                     key, EntryStatus.SUBMIT_FAILED, error_code=error_code(error), error_message=error_message(error)
                 )
                 group.start_soon(self.input_ended, key)  # refused: never submitted with this file
+            elif fresh and not may_have_been_billed(error):  # refused for now, or not sent: a re-run uploads again
+                await self._release_unsent(key)
             self.fail(key, error_code(error), error_message(error), remedy=getattr(error, "remedy", None))
         elif event.kind is EventKind.TIMED_OUT:
             await journal.record_outcome(key, EntryStatus.TIMED_OUT)

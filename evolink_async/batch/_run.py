@@ -50,6 +50,8 @@ from ._uploads import BatchUploads
 __all__ = ["Batch", "plan_batch"]
 
 EventSink = Callable[[BatchEvent], None]
+#: How long the end of a run (a stop, Ctrl-C included) may spend deleting the uploads of unsent inputs.
+_RELEASE_BOUND = 5.0
 
 
 @contextlib.contextmanager
@@ -181,6 +183,8 @@ class Batch:
                         await self._steps.handle(event, group)
         finally:  # also when interrupted: the submitted tasks' credits are reserved all the same
             self._counting = False
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_BOUND):
+                await self._steps.release_unsent(fan_out.summary.unsent)
             self.summary.credits_reserved = round(fan_out.summary.credits_reserved, 6)
             self.summary.retried_uncertain_submits = fan_out.summary.retried_uncertain_submits
             if self._uploads is not None:
@@ -243,6 +247,7 @@ class Batch:
                     prepared = await self._steps.prepare(item, group)
                     if prepared is not None:
                         await out.send(prepared)
+                        self._steps.handed_over(str(prepared.key))
 
         async with send, anyio.create_task_group() as workers:
             for _ in range(spec.max_uploads):

@@ -86,6 +86,11 @@ class BatchUploads:
         self.adopted = 0
         self._to_forget: list[str] = []
 
+    @property
+    def keep(self) -> bool:
+        """Whether the caller keeps uploads (``keep_uploads``): none is deleted, none released."""
+        return self._keep
+
     def _quota_wait(self, attempt: int, delay: float) -> None:
         self._emit(BatchEvent(kind="quota_wait", error_code="40003", total=attempt,
                               message=f"the Files API quota is full (another client of this key?): waiting up to "
@@ -168,6 +173,33 @@ class BatchUploads:
             uploaded = await self.budget.upload(path, file_name=name)
         return JournalUpload(key=key, idempotency_key=entry.idempotency_key, file_id=uploaded.file_id,
                              file_url=uploaded.file_url)  # fmt: skip
+
+    async def delete_unrecorded(self) -> None:
+        """Delete the files named for this batch that the journal does not know: uploads cut off (a
+        stop, Ctrl-C) after the Files API stored them and before their answer was recorded.
+
+        Only at the end of a one-machine run: no other worker uploads for the batch, and every
+        answer this run got is recorded, so such a file belongs to no input (its input has no stored
+        body: never sent). Left alone, an abandoned journal's (a mistyped model's) would hold the
+        key's quota until it expires; the next run of the same batch would find it by its name.
+        """
+        if self._keep or self._shared is not None or not self._prefix:
+            return
+        known = {upload.file_id for upload in await self._journal.uploads()}
+        for page_number in range(1, _MAX_LISTED_PAGES + 1):
+            page = await self._files.list(page=page_number)
+            for stored in page.files:
+                if stored.file_id in known or not (stored.file_name or "").startswith(self._prefix):
+                    continue
+                known.add(stored.file_id)
+                try:  # not through the budget: the cut upload gave its room back already
+                    await self._files.delete(stored.file_id)
+                except FilesAPIError as exc:
+                    if not is_gone(exc):
+                        raise
+                self.deleted += 1
+            if not page.has_more or not page.files:
+                break
 
     async def _uploads_of(self, key: str) -> list[JournalUpload]:
         """``key``'s files the journal knows, less those deleted and not yet forgotten."""
