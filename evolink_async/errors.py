@@ -50,6 +50,7 @@ __all__ = [
     "MissingAPIKeyError",
     "ModelUnavailableError",
     "NotFoundError",
+    "NotJSONAnswerError",
     "NotSubmittedError",
     "PermissionDeniedError",
     "QueueFullError",
@@ -160,6 +161,22 @@ class ResponseFormatError(EvolinkError):
         self.message = message
         self.request_id = request_id
         super().__init__(message if request_id is None else f"{message} (request {request_id})")
+
+
+class NotJSONAnswerError(ResponseFormatError):
+    """Raised when a call is answered 2xx with a body that is neither JSON nor labelled as JSON (an
+    HTML page): a web server, a captive portal or a proxy at the base URL, not the API.
+
+    A submit (any call but a query) so answered is not sent again: a retry would only meet the same
+    page, or pay twice should the page hide an acceptance. A fan-out or batch whose first answer is
+    one stops (``url`` names the call); the input keeps its idempotency key, and may have been
+    billed like any garbled answer (``may_have_been_billed``), so a re-run sends it again under it.
+    """
+
+    def __init__(self, message: str, *, url: str, status_code: int, request_id: str | None = None) -> None:
+        self.url = url
+        self.status_code = status_code
+        super().__init__(message, request_id=request_id)
 
 
 class DuplicateTaskError(ResponseFormatError):

@@ -14,10 +14,10 @@ from typing import Any
 import aiohttp
 import yarl
 
-from ..errors import APIStatusError, ResponseFormatError, status_error_class
+from ..errors import APIStatusError, NotJSONAnswerError, ResponseFormatError, status_error_class
 from .secret import Secret, redact, scrub_known
 
-__all__ = ["call_name", "decode_json", "request_id_of", "status_error", "too_large"]
+__all__ = ["call_name", "decode_json", "not_json", "request_id_of", "status_error", "too_large"]
 
 _REQUEST_ID_HEADERS = ("x-request-id", "x-oneapi-request-id")
 
@@ -98,6 +98,23 @@ def too_large(resp: aiohttp.ClientResponse, what: str) -> ResponseFormatError:
     return ResponseFormatError(
         scrub_known(f"{resp.method.upper()} {resp.url}: {what}"), request_id=request_id_of(resp.headers)
     )
+
+
+def not_json(method: str, url: str, status: int, headers: Mapping[str, str], exc: BaseException, *,
+             secret: Secret | None, request_id: str | None) -> ResponseFormatError:  # fmt: skip
+    """The error for a 2xx answer whose body is not JSON: a garbled answer of the API when labelled
+    JSON (it may be an acceptance: settled like a lost answer), else a page that is not the API's
+    (:class:`NotJSONAnswerError`, naming the call and what came instead)."""
+    content_type = headers.get("content-type", "")
+    if "json" in content_type.lower():
+        return ResponseFormatError(f"{method} {url} answered {status} with invalid JSON ({type(exc).__name__})",
+                                   request_id=request_id)  # fmt: skip
+    called = call_name(method, url, secret)
+    what = redact(content_type[:100], secret) if content_type else "no content type"
+    return NotJSONAnswerError(
+        f"{called} answered {status} with {what}, not the API's JSON (a web page: is that the API's address?)",
+        url=called, status_code=status, request_id=request_id,
+    )  # fmt: skip
 
 
 def call_name(method: str, url: str, secret: Secret | None) -> str:

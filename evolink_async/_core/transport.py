@@ -30,13 +30,14 @@ from ..errors import (
     APITimeoutError,
     APIUnreachableError,
     EvolinkError,
+    NotJSONAnswerError,
     RateLimitError,
     RedirectRefusedError,
     ResponseFormatError,
     ValidationError,
     may_have_been_billed,
 )
-from .answers import call_name, decode_json, request_id_of, status_error, too_large
+from .answers import call_name, decode_json, not_json, request_id_of, status_error, too_large
 from .config import ClientConfig
 from .credentials import ForeignRedirect, SameOrigin, foreign_hop_strip, session_middlewares
 from .logging import logger
@@ -317,10 +318,8 @@ class Transport:
                         try:
                             body = decode_json(raw, secret=secret) if raw else None
                         except (ValueError, RecursionError) as exc:  # nested too deep counts as invalid
-                            error = ResponseFormatError(
-                                f"{method} {url} answered {status} with invalid JSON ({type(exc).__name__})",
-                                request_id=request_id,
-                            )
+                            error = not_json(method, url, status, resp_headers, exc, secret=secret,
+                                             request_id=request_id)  # fmt: skip
                         else:
                             if traced is not None:
                                 traced.end(status=status, request_id=request_id, error=None, secret=secret)
@@ -336,6 +335,8 @@ class Transport:
                         status=getattr(error, "status_code", None), request_id=error.request_id, error=error,
                         secret=secret,
                     )
+                if isinstance(error, NotJSONAnswerError) and method != "GET":
+                    raise error  # a page, not the API: sent again it meets the page again (or pays twice)
                 # A 429 that says when to come back is the server's schedule, not a failure of this
                 # call: it uses no attempt. Its waits are bounded by ``max_retry_after`` in all.
                 scheduled = retry_after if isinstance(error, RateLimitError) and policy.max_retries else None

@@ -37,6 +37,7 @@ from ..errors import (
     DuplicateTaskError,
     EvolinkError,
     InsufficientCreditsError,
+    NotJSONAnswerError,
     NotSubmittedError,
     SubmitOutcomeUnknownError,
     ValidationError,
@@ -432,7 +433,12 @@ class FanOut(Generic[RequestT]):
         except EvolinkError as exc:
             if not may_have_been_billed(exc):  # refused (or never sent): nothing was made for it
                 self.summary.unsent.append(key)
-            if (fatal := ends_submitting(exc)) is not None:  # a wrong key or base URL: every submit would fail so
+            fatal = ends_submitting(exc)
+            if fatal is None and isinstance(exc, NotJSONAnswerError) and not self._server_answered:
+                fatal = exc  # the run's first answer is a web page, not the API: a wrong base URL
+            if fatal is not None:  # a wrong key or base URL: every submit would fail so
+                if may_have_been_billed(exc) and item.idempotency_key is not None:  # a page may hide an acceptance
+                    self.summary.interrupted_submits.append((key, item.idempotency_key))
                 self._submitting.pop(key, None)
                 self._slots.release()
                 self._fatal(fatal)

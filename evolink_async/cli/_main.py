@@ -22,6 +22,7 @@ from ..errors import (
     MissingAPIKeyError,
     ModelUnavailableError,
     NotFoundError,
+    NotJSONAnswerError,
     PermissionDeniedError,
     RedirectRefusedError,
     ValidationError,
@@ -171,6 +172,10 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
         return EXIT_USAGE
     if isinstance(exc, RedirectRefusedError):  # the server sends its API elsewhere: configuration
         _say(f"{printable(exc)}; check {_url_flag(exc)}")
+        return EXIT_USAGE
+    if isinstance(exc, NotJSONAnswerError):  # a web page where the API should be: a wrong --base-url
+        _say(f"{printable(exc)}; check {_url_flag(exc)}. Inputs sent there stay pending under their "
+             "idempotency keys: the same command with the right URL sends them, and every other input")  # fmt: skip
         return EXIT_USAGE
     if isinstance(exc, EndpointMissingError):  # a wrong --base-url: configuration, every input left pending
         flag = _url_flag(exc)
