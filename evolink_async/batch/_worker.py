@@ -125,8 +125,10 @@ class Worker:
         self._unanswered: dict[str, int] = {}
         #: The model each unanswered submit names (a stop for one model gives back those naming it).
         self._unanswered_models: dict[str, str] = {}
-        #: Submits answered with a task that this worker has read (against the fan-out's own count).
+        #: Submits answered with a task that this worker has read (against the fan-out's own count),
+        #: and those of them whose task id the record loop has handled (recorded, or found another's).
         self._submits_read = 0
+        self._submits_recorded = 0
         self._wal = WriteAheadFile(self._options.wal) if self._options.wal is not None else None
         #: Write-ahead records still to bring into the journal, and those it now holds (to forget).
         self._wal_pending: list[WalRecord] = []
@@ -425,6 +427,17 @@ class Worker:
             wait = min(wait, max(self._options.poll_interval, self._wal_next_replay - time.monotonic()))
         return wait
 
+    def _answers_pending(self) -> bool:
+        """Submits this worker sent whose answer it has not read, or read and not yet recorded.
+
+        Holding nothing is no end while one is pending: a worker paused past its leases loses the
+        inputs it was submitting, and another worker makes them ``uncertain`` (it cannot know their
+        tasks); the task id read late then takes the input back for this worker (``_submitted``),
+        and only this worker can watch it. Every submit ends in an answer or a failure (bounded by
+        the client's timeout), so this wait ends.
+        """
+        return bool(self._unanswered) or self._submits_read > self._submits_recorded
+
     async def _items(self, work: anyio.abc.TaskGroup) -> AsyncIterator[FanOutItem[Any]]:
         options = self._options
         budget_exhausted = False
@@ -470,7 +483,7 @@ class Worker:
                         yield prepared
                 if claim.items and not own_room_only:
                     continue
-            if not self._held and not self._wal_pending:
+            if not self._held and not self._wal_pending and not self._answers_pending():
                 remaining = await self._journal.remaining(self.id)
                 if stopped is not None:  # the inputs left stay claimable, by a later run or another key's worker
                     self.summary.stopped_reason = stopped
@@ -587,7 +600,13 @@ class Worker:
     async def _record_loop(self, receive: Any, work: anyio.abc.TaskGroup) -> None:
         async with receive:
             async for event, record in receive:
-                await self._handle(event, work, record)
+                try:
+                    await self._handle(event, work, record)
+                finally:
+                    if event.kind is EventKind.SUBMITTED:
+                        self._submits_recorded += 1
+                        if not self._held and not self._answers_pending():  # the last one held the end back
+                            self._wake.set()
 
     async def _submitted(self, key: str, sent_under: int, task_id: str, credits: float | None,
                          record: WalRecord | None) -> None:  # fmt: skip

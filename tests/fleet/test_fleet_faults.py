@@ -14,14 +14,17 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import anyio
 import anyio.abc
 import asyncpg
 import pytest
+from aiohttp import web
 
 from evolink_async.batch._worker import FAULT_ENV
 from evolink_async.sandbox import Sandbox
 from tests.helpers.fleet_cli import ENV, export, manifest, plan, run_workers, status, work_argv
+from tests.helpers.hostile import SUBMIT, hostile_server
 
 from .pgcluster import PgCluster
 
@@ -115,6 +118,66 @@ async def test_a_worker_paused_past_its_lease_overwrites_nothing_and_downloads_n
     assert len(ledger.billed) == len(set(ledger.billed)) == count  # every input billed once
     assert {row["task_id"] for row in after.values()} == set(ledger.billed)
     assert ledger.peak_unfinished <= 8
+
+
+async def test_a_worker_paused_before_its_submits_were_answered_takes_them_back_and_ends_them(
+    evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
+) -> None:
+    """Its submits were billed, their answers not read: meanwhile its leases expired and another worker
+    made those inputs ``uncertain`` (no task id known) and ended. Resumed, the paused worker loses its
+    leases, then reads the answers: the task ids take the inputs back, and it watches and downloads
+    them. It used to end its run at the lost leases, leaving the inputs ``submitted`` with nobody
+    watching them (the answers are held here until every lease is lost: the order a loaded machine
+    gives at random)."""
+    count = 4
+    assert (await plan(journal_url, manifest(tmp_path / "m.jsonl", count))).returncode == 0
+    ledger = evolink_sandbox.ledger
+    answers_released = anyio.Event()
+    held_answers: list[str] = []  # the path of each submit whose answer is held
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        """The sandbox behind a proxy that holds submit answers (the submit took effect: billed) until released."""
+        headers = {name: value for name, value in request.headers.items()
+                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
+        async with aiohttp.ClientSession() as session, session.request(
+            request.method, evolink_sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
+        ) as upstream:
+            body = await upstream.read()
+        if request.method == "POST" and request.path == SUBMIT:
+            held_answers.append(request.path)
+            await answers_released.wait()
+        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
+
+    out = tmp_path / "out"
+    direct = work_argv(tmp_path, journal_url, evolink_sandbox, out, "--max-in-flight", str(count))
+    async with hostile_server(forward) as proxy, anyio.create_task_group() as group:
+        behind_proxy = [proxy.url if arg == evolink_sandbox.base_url else arg for arg in direct]
+        paused = Running(await anyio.open_process(behind_proxy, env=ENV))
+        await paused.read(group)
+        try:
+            await _wait_for(lambda: len(ledger.billed) == len(held_answers) == count)
+            paused.process.send_signal(signal.SIGSTOP)
+            # The other worker waits for the paused one's leases to expire, finds submits begun without
+            # a task id (uncertain: never sent again) and nothing else to do, and ends.
+            ((code, _, stderr),) = await run_workers([direct])
+            assert code == 0, stderr
+            assert Counter(row["outcome"] for row in await export(journal_url)) == {"uncertain": count}
+            paused.process.send_signal(signal.SIGCONT)
+            await _wait_for(lambda: sum(event["kind"] == "lease_lost" for event in paused.events()) == count)
+            answers_released.set()
+            with anyio.fail_after(60):
+                await paused.process.wait()
+        finally:
+            answers_released.set()
+            if paused.process.returncode is None:
+                paused.process.kill()
+    assert paused.process.returncode == 0, paused.stderr.decode()
+    rows = await export(journal_url)
+    assert Counter(row["outcome"] for row in rows) == {"downloaded": count}, rows  # 0 left unwatched
+    assert {row["finished_by"] for row in rows} == {paused.summary()["worker"]}
+    assert _downloads(paused) == {row["key"]: 1 for row in rows}
+    assert len(ledger.billed) == len(set(ledger.billed)) == count  # every input billed once
+    assert {row["task_id"] for row in rows} == set(ledger.billed)
 
 
 async def test_a_worker_killed_between_a_submit_and_its_record_costs_nothing_again(
