@@ -77,6 +77,26 @@ def _downloads(*workers: Running | str) -> Counter[str]:
     return counted
 
 
+async def _stop_holding_an_input_to_take_over(worker: Running, url: str, billed: list[str]) -> None:
+    """Stop ``worker`` (the only one running) at a moment it holds an input another worker can take
+    over once the lease expires: its task id recorded, or its submit not begun.
+
+    A submit begun whose answer the stopped worker has not read becomes ``uncertain`` instead (the
+    task may exist; nobody else can know its id) and keeps its slot: stopped holding only those,
+    the worker would leave its successor nothing to take and, with the batch's bound all theirs,
+    no room to submit. Until such a moment, the worker goes on until its next submit is billed."""
+    with anyio.fail_after(60):
+        while True:
+            seen = len(billed)
+            worker.process.send_signal(signal.SIGSTOP)
+            await _wait_for(lambda: _state(worker.process.pid) == "T")
+            if await asyncpg_count(url, "SELECT count(*) FROM evolink_entries WHERE lease_owner IS NOT NULL"
+                                   " AND status <> 'downloaded' AND (submit_started_at IS NULL OR task_id IS NOT NULL)"):
+                return
+            worker.process.send_signal(signal.SIGCONT)
+            await _wait_for(lambda seen=seen: len(billed) > seen)
+
+
 async def test_a_worker_paused_past_its_lease_overwrites_nothing_and_downloads_nothing_twice(
     evolink_sandbox: Sandbox, journal_url: str, tmp_path: Path
 ) -> None:
@@ -90,7 +110,7 @@ async def test_a_worker_paused_past_its_lease_overwrites_nothing_and_downloads_n
         await paused.read(group)
         try:
             await _wait_for(lambda: len(ledger.billed) >= 6)  # mid-run: leases held, tasks in flight
-            paused.process.send_signal(signal.SIGSTOP)
+            await _stop_holding_an_input_to_take_over(paused, journal_url, ledger.billed)
             # Another worker takes the paused one's inputs over (once its leases expire) and ends the batch.
             ((code, successor_out, stderr),) = await run_workers([argv])
             assert code == 0, stderr
