@@ -147,6 +147,9 @@ async def batch(args: argparse.Namespace, reporter: Reporter) -> int:
     except anyio.get_cancelled_exc_class():
         reporter.summary(runner.summary)  # interrupted: what was done (the hint to resume comes last)
         raise
+    except Exception as exc:  # main reports it; JSON lines still end with the summary
+        reporter.stopped(runner.summary, exc)
+        raise
     finally:
         if listener is not None:
             await listener.stop()

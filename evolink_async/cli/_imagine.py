@@ -138,6 +138,9 @@ async def imagine(args: argparse.Namespace, reporter: Reporter) -> int:
     except anyio.get_cancelled_exc_class():
         reporter.summary(runner.summary)  # interrupted: what was done (the hint to resume comes last)
         raise
+    except Exception as exc:  # main reports it; JSON lines still end with the summary
+        reporter.stopped(runner.summary, exc)
+        raise
     reporter.summary(runner.summary)
     if not runner.summary.inputs:
         print(f"evolink: no prompt found in {printable(args.prompts)}; nothing to do", file=sys.stderr)

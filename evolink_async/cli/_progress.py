@@ -116,6 +116,10 @@ class Reporter:
         for line in summary_lines(summary) + updates_lines(self.update_counts, final=True):
             self._print(line)
 
+    def stopped(self, summary: BatchSummary, error: Exception) -> None:
+        """A run stopped by ``error``, which ``main`` reports on stderr with its exit code: no summary
+        here, which would only read as a run's end (JSON lines differ: see ``JsonReporter``)."""
+
 
 PlainReporter = Reporter
 
@@ -148,10 +152,17 @@ class JsonReporter(Reporter):
         data = plan.to_json()
         self._emit({"kind": "plan", **data, "invalid": cli_failed_json(data["invalid"])})
 
-    def summary(self, summary: BatchSummary) -> None:
+    def summary(self, summary: BatchSummary, *, error: Exception | None = None) -> None:
         updates = {} if self.update_counts is None else {"updates": self.update_counts()}
         data = summary.to_json()
+        if data.get("error") is None and error is not None:  # stopped outside the batch itself
+            data["error"] = f"{type(error).__name__}: {error}"
         self._emit({"kind": "summary", **data, "failed": cli_failed_json(data["failed"]), **updates})
+
+    def stopped(self, summary: BatchSummary, error: Exception) -> None:
+        """A script reading the lines gets one ``summary`` object at every end of a run: also when an
+        error stopped it (``error`` says which; stderr and the exit code say it too)."""
+        self.summary(summary, error=error)
 
 
 def task_json(task: Task) -> dict[str, Any]:
