@@ -16,7 +16,8 @@ __all__ = ["build_parser"]
 _EPILOG = """\
 environment: EVOLINK_API_KEY, EVOLINK_BASE_URL, EVOLINK_FILES_BASE_URL, EVOLINK_POLL_SCALE.
 exit codes: 0 every input has its results; 1 an input failed (see the summary);
-2 bad usage or configuration (a wrong key included); 130 interrupted (run the same command
+2 bad usage or configuration (a wrong key, a wrong or unreachable URL: nothing was
+submitted); 130 interrupted (run the same command
 again to resume; a second Ctrl-C stops at once); 141 the output's reader went away (| head).
 start here: evolink demo"""
 

@@ -39,7 +39,8 @@ _LEAST_WAIT = 0.001  # seconds: a stream's timeout must be above zero, even when
 _EPILOG = """\
 environment: MJ_PROXY_BASE_URL, MJ_PROXY_API_KEY, EVOLINK_POLL_SCALE (try: evolink sandbox).
 exit codes: 0 every prompt has its images; 1 an input failed (see the summary); 2 bad usage or
-configuration (a wrong key included); 130 interrupted (run the same command again to resume)."""
+configuration (a wrong key, a wrong or unreachable URL: nothing was submitted); 130 interrupted
+(run the same command again to resume)."""
 
 
 def _mj_connection(parser: argparse.ArgumentParser) -> None:

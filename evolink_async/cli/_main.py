@@ -133,8 +133,10 @@ def _environment(args: argparse.Namespace) -> None:
 def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
     """The one place that turns an error out of a command into its line on stderr and its exit code.
 
-    2: usage or configuration (a bad option, a wrong key, a path that cannot be written); 1: the
-    run failed (the server, the network); 141: the output's reader went away (``| head``).
+    2: usage or configuration (a bad option, a wrong key, a path that cannot be written, a base URL
+    that is wrong or cannot be reached at all: nothing was submitted); 1: the run failed (inputs
+    failed, the server failed a call); 141: the output's reader went away (``| head``). See
+    ``_exit_codes``.
     """
     key_env = key_variable(args)
     if isinstance(exc, BrokenPipeError):
@@ -190,7 +192,9 @@ def exit_code_for(exc: Exception, args: argparse.Namespace) -> int:
             if hasattr(args, "max_in_flight") else ""  # fmt: skip
         _say(f"cannot reach the server ({type(exc).__name__}: {printable(exc)}); check {_url_flag(exc)} and the "
              f"network.{rerun}")  # fmt: skip
-        return EXIT_FAILED
+        # Not "an input failed" (1): nothing ran, and what fixes it is the URL or the network, like a
+        # wrong --base-url that answers 404 (a script can tell the two cases apart by the code alone).
+        return EXIT_USAGE
     if isinstance(exc, EvolinkError):
         _say(f"{type(exc).__name__}: {printable(cli_message(str(exc), exc.remedy))}")
         return EXIT_FAILED

@@ -57,7 +57,7 @@ async def test_a_run_that_cannot_reach_the_server_ends_with_its_summary(
         argv = _argv(tmp_path, evolink_sandbox, base_url=host.url)
         code = await anyio.to_thread.run_sync(main, argv)
     out, err = capsys.readouterr()
-    assert code != 0, err
+    assert code == 2, err
     summary = _last_summary(out)
     assert summary["error"].startswith("APIUnreachableError: ")
     assert summary["ok"] is False

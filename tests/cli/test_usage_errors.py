@@ -142,7 +142,7 @@ def test_a_secret_file_just_under_the_bound_is_read(tmp_path: Path, capsys: pyte
     # The key is read and used: the refused connection (nothing listens on port 9) is the next error.
     code = main(["status", "task-1", "--api-key-file", str(key_file), "--base-url", "http://127.0.0.1:9"])
     err = capsys.readouterr().err
-    assert code == 1, err
+    assert code == 2, err  # the command could not reach its server: configuration, as a 404 URL is
     assert "APIUnreachableError" in err, err  # nothing listens there: no connection was made
     assert "Nothing was submitted" not in err  # a query, not a run over inputs
 

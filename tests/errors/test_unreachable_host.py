@@ -94,7 +94,7 @@ async def test_the_cli_names_the_server_and_says_nothing_was_submitted(
     _spec(tmp_path)
     async with dead_host(refuse=True) as host:
         argv = _edit_argv(tmp_path, evolink_sandbox, base_url=host.url, files_base_url=evolink_sandbox.files_base_url)
-        assert await anyio.to_thread.run_sync(main, argv) == 1
+        assert await anyio.to_thread.run_sync(main, argv) == 2  # nothing ran: fix the URL (README)
     err = capsys.readouterr().err
     assert err.count("evolink: ") == 1
     assert "cannot reach the server" in err
@@ -127,7 +127,7 @@ async def test_an_unreachable_files_api_names_its_own_option(
     _spec(tmp_path)
     async with dead_host(refuse=True) as host:
         argv = _edit_argv(tmp_path, evolink_sandbox, base_url=evolink_sandbox.base_url, files_base_url=host.url)
-        assert await anyio.to_thread.run_sync(main, argv) == 1
+        assert await anyio.to_thread.run_sync(main, argv) == 2  # nothing ran: fix the URL (README)
     err = capsys.readouterr().err
     assert "check --files-base-url" in err
     assert evolink_sandbox.ledger.billed == []
