@@ -173,12 +173,46 @@ def _fsync_folder(folder: Path) -> None:
         os.close(fd)
 
 
+class _Temp:
+    """The download's temporary file, made (with its folder) only once there are bytes to write:
+    a fetch that fails leaves no empty folder behind."""
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.fd: int | None = None
+        self.path = ""
+
+    def open(self) -> int:
+        if self.fd is None:
+            self.fd, self.path = _open_temp(self.folder)
+        return self.fd
+
+    def discard(self) -> None:
+        if self.fd is not None:
+            _discard(self.fd, self.path)
+
+
+def _check_folder(folder: Path) -> None:
+    """Refuse a ``dest_dir`` that is a file before anything is fetched (it is made only when needed)."""
+    if folder.exists() and not folder.is_dir():
+        raise FileExistsError(folder)
+
+
 def _complete(
-    fd: int, pending: list[bytes], temp: str, root: Path, name_for: NameFor, durable: bool, reuse_identical: bool
+    temp: _Temp, pending: list[bytes], root: Path, name_for: NameFor, durable: bool, reuse_identical: bool
 ) -> Path:
+    fd = temp.open()
     _write_all(fd, pending)
-    info = probe_image(temp)
-    return _finish(fd, temp, root, name_for(info.format), durable, reuse_identical)
+    info = probe_image(temp.path)
+    return _finish(fd, temp.path, root, name_for(info.format), durable, reuse_identical)
+
+
+def _write_batch(temp: _Temp, chunks: list[bytes], root: str | os.PathLike[str]) -> None:
+    try:
+        fd = temp.open()
+    except (FileExistsError, NotADirectoryError):
+        raise ValidationError("dest_dir", f"{os.fspath(root)!r} is a file, not a folder") from None
+    _write_all(fd, chunks)
 
 
 def _disk_error(url: str, error: OSError) -> DownloadError:
@@ -222,10 +256,12 @@ async def download_to(
     """
     _check_url(url)
     root_path = Path(root)
-    folder = root_path  # the temp file lives beside its final name: os.replace stays on one file system
+    # The temp file lives beside its final name (os.replace stays on one file system); it and the
+    # folder are made at the first bytes to write.
+    temp = _Temp(root_path)
     try:
-        fd, temp = await anyio.to_thread.run_sync(_open_temp, folder)
-    except (FileExistsError, NotADirectoryError):  # checked here, in the hop the download makes anyway
+        await anyio.to_thread.run_sync(_check_folder, root_path)
+    except (FileExistsError, NotADirectoryError):
         raise ValidationError("dest_dir", f"{os.fspath(root)!r} is a file, not a folder") from None
     except OSError as exc:
         raise _disk_error(url, exc) from None
@@ -253,28 +289,32 @@ async def download_to(
                     pending.append(chunk)
                     pending_size += len(chunk)
                     if pending_size >= _WRITE_BATCH:
-                        await anyio.to_thread.run_sync(_write_all, fd, pending)
+                        await anyio.to_thread.run_sync(_write_batch, temp, pending, root)
                         pending, pending_size = [], 0
         except (aiohttp.ClientError, TimeoutError) as exc:
             raise DownloadError(url, "connection", f"{type(exc).__name__}: {exc}") from None
         except OSError as exc:  # after the two above: aiohttp's connection errors are OSErrors too
             raise _disk_error(url, exc) from None
+        if not size:  # nothing to write: no folder made for it
+            raise DownloadError(url, "not_an_image", "the answer is empty")
         try:
             # The last write, the probe and the rename in one thread call: each hop to a worker
             # thread costs the loop a wake-up, and a download is only a few of them.
             path = await anyio.to_thread.run_sync(
-                _complete, fd, pending, temp, root_path, name_for, durable, reuse_identical
+                _complete, temp, pending, root_path, name_for, durable, reuse_identical
             )
+        except (FileExistsError, NotADirectoryError):  # made a file meanwhile, or under one
+            raise ValidationError("dest_dir", f"{os.fspath(root)!r} is a file, not a folder") from None
         except ImageProbeError as exc:
             raise DownloadError(url, "not_an_image", exc.rule) from None
         except OSError as exc:
             raise _disk_error(url, exc) from None
     except BaseException:
         with anyio.CancelScope(shield=True):
-            await anyio.to_thread.run_sync(_discard, fd, temp)
+            await anyio.to_thread.run_sync(temp.discard)
         raise
     with contextlib.suppress(OSError):
-        os.close(fd)
+        os.close(temp.open())
     logger.info("saved %s (%d bytes)", path, size)
     return path
 
