@@ -23,6 +23,7 @@ from ..errors import (
     DownloadError,
     DuplicateTaskError,
     EvolinkError,
+    JournalError,
     JournalStateError,
     Remedy,
     SubmitOutcomeUnknownError,
@@ -116,6 +117,37 @@ class InputPipeline:
                 continue
             if task is not None:
                 await journal.record_submitted(entry.key, task.id)
+
+    async def record_unread_submits(self, left_in_flight: Collection[tuple[Hashable, str]]) -> None:
+        """At the end of a run, however it ended: record the tasks the fan-out was answered with but
+        whose ``submitted`` events this run never read (a stop or Ctrl-C while they waited in its
+        buffer, or submits answered while a stopped fan-out let them end).
+
+        Left unrecorded, those inputs stay pending with their stored body, and a re-run sends them
+        again: a server that ignores ``Idempotency-Key`` would bill each of them twice. A journal that
+        cannot take them (an outage) gets a warning naming each input and its task instead.
+        """
+        journal = self._journal
+        for held, task_id in left_in_flight:
+            key = str(held)
+            if key in self._disowned:
+                continue
+            try:
+                entry = await journal.get(key)
+                if entry is None or not entry.needs_submit:
+                    continue  # recorded when its event was read (or another outcome came first)
+                await journal.record_submitted(key, task_id)
+            except JournalStateError as exc:  # the task is another input's: that input's story, not this one's
+                logger.warning("input %r: not recording task %s at the stop: %s", key, task_id, exc)
+                continue
+            except JournalError as exc:
+                logger.warning(
+                    "input %r was submitted as task %s, but the journal could not record it (%s): a re-run "
+                    "would submit it again", key, task_id, exc,
+                )  # fmt: skip
+                continue
+            self._submit_answered(key)
+            self._summary.submitted += 1
 
     def handed_over(self, key: str) -> None:
         """``key``'s item was taken by the fan-out: from now on only the fan-out can tell if it was sent."""

@@ -52,6 +52,8 @@ __all__ = ["Batch", "plan_batch"]
 EventSink = Callable[[BatchEvent], None]
 #: How long the end of a run (a stop, Ctrl-C included) may spend deleting the uploads of unsent inputs.
 _RELEASE_BOUND = 5.0
+#: How long the end of a run may spend recording the task ids of submit answers it did not read.
+_RECORD_BOUND = 10.0
 
 
 @contextlib.contextmanager
@@ -183,6 +185,10 @@ class Batch:
                         await self._steps.handle(event, group)
         finally:  # also when interrupted: the submitted tasks' credits are reserved all the same
             self._counting = False
+            # The tasks of submits answered after the last event read: recorded before anything
+            # else, so that a re-run re-attaches to them instead of paying for them again.
+            with anyio.CancelScope(shield=True), anyio.move_on_after(_RECORD_BOUND):
+                await self._steps.record_unread_submits(fan_out.summary.left_in_flight)
             with anyio.CancelScope(shield=True), anyio.move_on_after(_RELEASE_BOUND):
                 await self._steps.release_unsent(fan_out.summary.unsent)
             self.summary.credits_reserved = round(fan_out.summary.credits_reserved, 6)

@@ -8,16 +8,19 @@ from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import anyio
 import pytest
+from aiohttp import web
 
-from evolink_async import EvolinkClient
+from evolink_async import EvolinkClient, PollPolicy, RetryPolicy
 from evolink_async.batch._entries import EntryStatus
 from evolink_async.batch._run import Batch, plan_batch
 from evolink_async.batch._spec import BatchEvent, BatchLockedError, BatchSpec, iter_inputs
 from evolink_async.batch._sqlite_store import Journal
 from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Faults, Sandbox
+from tests.helpers.hostile import hostile_server
 from tests.helpers.images import write_png
 
 Build = Callable[..., EvolinkClient]
@@ -134,6 +137,64 @@ async def test_an_interrupted_run_resumes_without_paying_twice(
     billed = evolink_sandbox.ledger.billed
     assert len(billed) == len(set(billed)) == 6
     assert len(list((tmp_path / "out").glob("*.result-0.png"))) == 6
+
+
+@pytest.mark.evolink_sandbox(time_scale=0.05, honor_idempotency_keys=False)
+async def test_a_stop_records_the_tasks_of_answers_it_did_not_read(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    """Stopped while the fan-out holds submit answers the run has not read yet, the run records
+    their tasks all the same: a re-run re-attaches to them, and a server that ignores
+    Idempotency-Key bills them once (before: each was submitted, and billed, again)."""
+    count = 8
+    for index in range(count):
+        write_png(tmp_path / "in" / f"{index}.png", shade=index * 20)
+    spec = _spec(tmp_path, max_in_flight=count)
+    all_billed = anyio.Event()
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        """The sandbox, with every submit answer held until all of them are billed: they reach the
+        client together, and the run reads the first while the others wait in the fan-out."""
+        headers = {name: value for name, value in request.headers.items()
+                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
+        async with aiohttp.ClientSession() as session, session.request(
+            request.method, evolink_sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
+        ) as upstream:
+            body = await upstream.read()
+        if request.path == "/v1/images/generations":
+            if len(evolink_sandbox.ledger.billed) == count:
+                all_billed.set()
+            await all_billed.wait()
+        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
+
+    read: list[str] = []
+    async with hostile_server(forward) as proxy:
+        async with EvolinkClient(
+            evolink_sandbox.api_key, base_url=proxy.url, files_base_url=evolink_sandbox.files_base_url,
+            poll_policy=PollPolicy().scaled(0.01), retry=RetryPolicy(max_retries=8, initial_delay=0.01, max_delay=0.05),
+        ) as behind_proxy:  # fmt: skip
+            with anyio.CancelScope() as scope:
+
+                def stop_at_the_first_answer(event: BatchEvent) -> None:
+                    if event.kind == "submitted":
+                        read.append(str(event.key))
+                        scope.cancel()
+
+                with anyio.fail_after(60):
+                    await Batch(behind_proxy, spec, on_event=stop_at_the_first_answer).run()
+    billed = list(evolink_sandbox.ledger.billed)
+    assert len(billed) == count
+    async with Journal(spec.journal_path) as journal:
+        recorded = {entry.task_id async for entry in journal.entries(status=EntryStatus.SUBMITTED)}
+    assert len(read) < count  # the stop came with answers unread
+    assert recorded == set(billed)  # every task the server made is named in the journal
+
+    async with scaled_client(evolink_sandbox) as client:
+        summary = await Batch(client, spec).run()
+    assert summary.ok
+    assert (summary.reattached, summary.submitted) == (count, 0)
+    assert evolink_sandbox.ledger.billed == billed  # nothing billed twice
+    assert len(list((tmp_path / "out").glob("*.result-0.png"))) == count
 
 
 @pytest.mark.evolink_sandbox(faults=Faults(task_failure_rate=1.0, failure_codes=("content_policy_violation",)))
