@@ -31,6 +31,7 @@ from ..errors import (
     APIUnreachableError,
     EvolinkError,
     NotJSONAnswerError,
+    NotSubmittedError,
     RateLimitError,
     RedirectRefusedError,
     ResponseFormatError,
@@ -46,7 +47,7 @@ from .retry import is_retryable_status, parse_retry_after
 from .secret import redact
 from .telemetry import Telemetry
 
-__all__ = ["RETRY_TALLY", "Response", "RetryTally", "Transport", "decode_json"]
+__all__ = ["RETRY_TALLY", "SEND_STOP", "Response", "RetryTally", "SendStop", "Transport", "decode_json"]
 
 _USER_AGENT = f"evolink-async/{__version__}"
 
@@ -84,6 +85,21 @@ class RetryTally:
     def __init__(self) -> None:
         self.uncertain = 0
 
+
+class SendStop:
+    """A caller's word to its calls under way that it has stopped (see :data:`SEND_STOP`)."""
+
+    __slots__ = ("stopped",)
+
+    def __init__(self) -> None:
+        self.stopped = False
+
+
+#: Set by a caller that owns many calls (the fan-out, around each submit) so that it can stop
+#: them spending without cutting them off: once ``stopped``, a POST (a submit, an upload) not yet
+#: sent raises ``NotSubmittedError`` instead of going out, and one sent whose answer was lost is
+#: not sent again; one sent still gets its answer, so the task it made is known.
+SEND_STOP: ContextVar[SendStop | None] = ContextVar("evolink_send_stop", default=None)
 
 #: Set by a caller that wants to know whether its call was retried after an uncertain failure
 #: (the fan-out, around each submit): on a server that ignores ``Idempotency-Key`` such a retry
@@ -237,6 +253,9 @@ class Transport:
         #: Seconds this call waited on 429s whose ``Retry-After`` it honoured (those are no attempts).
         rate_limited = 0.0
         told_later = False  # whether this call got a 429
+        # Read once: a query (GET) spends nothing, and only a caller that stops sets it.
+        stop = SEND_STOP.get() if method == "POST" else None
+        last_error: EvolinkError | None = None
         try:
             while True:
                 # The gate is open until the first 429: one attribute read on the common path.
@@ -251,6 +270,11 @@ class Transport:
                     paused = 0.0
                 if paused and telemetry is not None:
                     telemetry.cooled_down(paused)
+                if stop is not None and stop.stopped:
+                    # The caller stopped while this call waited (its turn, a backoff): nothing more goes out.
+                    if last_error is not None:
+                        raise last_error  # the failure before stands: the server may have acted on it
+                    raise NotSubmittedError(f"{call_name(method, url, secret)} was not sent: the caller stopped")
                 # The round trip of a rejected request aims the next one (only once a 429 was seen).
                 sent_at = time.monotonic() if gate.until else 0.0
                 error: EvolinkError
@@ -382,6 +406,7 @@ class Transport:
                 if scheduled is None:
                     retries += 1
                 attempt += 1
+                last_error = error
         finally:
             if turn:
                 gate.give_back()

@@ -25,7 +25,7 @@ from .._core.checks import MAX_COUNT, check_count, check_number, check_timeout
 from .._core.idempotency import check_idempotency_key, new_idempotency_key
 from .._core.logging import LOG_CONTEXT, child_logger, logger
 from .._core.telemetry import FAN_OUT_KEY, SpanHandle, Telemetry
-from .._core.transport import RETRY_TALLY, RetryTally
+from .._core.transport import RETRY_TALLY, SEND_STOP, RetryTally, SendStop
 from .._models.events import EventKind, TaskEvent, requires_action_error, snapshot_event
 from .._models.task import Task, TaskStatus
 from .._models.task_ids import task_id_of
@@ -64,8 +64,9 @@ _leftovers = child_logger("fan_out.leftovers")
 RECOVER_TIMEOUT = 1800.0
 #: How long leaving the block waits for the deletions of ended tasks' uploaded files.
 RELEASE_TIMEOUT = 30.0
-#: How long a fan-out stopped by an answer every submit would get waits for the submits under way.
-STOP_SETTLE_TIMEOUT = 10.0
+#: How long a stopped fan-out waits for the answers of the submits under way (a Ctrl-C included):
+#: within the command line's grace after its first Ctrl-C (8 s), with room for the journal after it.
+STOP_SETTLE_TIMEOUT = 5.0
 
 
 class _InputSink:
@@ -162,6 +163,8 @@ class FanOut(Generic[RequestT]):
         # Set by a fatal error or by leaving the block: the feeder stops pulling inputs. Merely
         # stopped submitting (credits exhausted), it goes on pulling, and ends each input unsent.
         self._halted = False
+        #: Said to every submit under way when the fan-out stops: it sends nothing more (see ``__aexit__``).
+        self._send_stop = SendStop()
         self._next_submit_at = 0.0
         self._group: anyio.abc.TaskGroup | None = None
         # Set by ``__aenter__``: only then does anything feed the buffer the iterator reads.
@@ -213,11 +216,14 @@ class FanOut(Generic[RequestT]):
         group, self._group = self._group, None
         self._stop_submitting = True
         self._halted = True
+        self._send_stop.stopped = True
         try:
             try:
-                if self._submits and self._buffer.error is not None:
-                    await self._settle_submits()
-            finally:  # also when cancelled while settling (Ctrl-C): cut the rest off
+                if self._submits:
+                    # Shielded: a stop by cancellation (Ctrl-C) lets them end too, within the bound.
+                    with anyio.CancelScope(shield=True):
+                        await self._settle_submits()
+            finally:  # also when the bound ran out: cut the rest off
                 for submit in self._submits:
                     submit.cancel()
             if group is not None:
@@ -241,11 +247,14 @@ class FanOut(Generic[RequestT]):
         return None
 
     async def _settle_submits(self) -> None:
-        """Let the submits under way end, bounded, when the fan-out stopped on an answer every submit
-        would get (a refused model or key, a wrong base URL): each then ends known, refused (its
-        uploads deleted, listed in ``unsent``) or accepted (its task id in ``left_in_flight``),
-        rather than cut off as an interrupted submit, which may have been billed and whose uploads
-        nobody may delete. Nothing new is sent: the feeder has stopped."""
+        """Let the submits under way end, bounded, when the fan-out stops with some (an answer every
+        submit would get, a cancellation such as Ctrl-C, a caller leaving the block early): each
+        then ends known, refused (its uploads deleted, listed in ``unsent``) or accepted (its task
+        id in ``left_in_flight``, for a journal to record), rather than cut off as an interrupted
+        submit, which may have been billed, which a server that ignores ``Idempotency-Key`` bills
+        again when it is sent again, and whose uploads nobody may delete. Nothing new is sent: the
+        feeder has stopped, and ``SEND_STOP`` keeps a submit not yet sent (or one that would be
+        retried) from sending."""
         with anyio.move_on_after(STOP_SETTLE_TIMEOUT):
             await asyncio.wait(list(self._submits))
 
@@ -412,6 +421,7 @@ class FanOut(Generic[RequestT]):
                 assert item.idempotency_key is not None  # fixed by the feeder before the submit
                 tally = RetryTally()
                 RETRY_TALLY.set(tally)  # this task's own context: each submit runs in a task of its own
+                SEND_STOP.set(self._send_stop)
                 LOG_CONTEXT.set({"key": key, "model": getattr(item.request, "model", None)})
                 if self._span is not None:
                     FAN_OUT_KEY.set(str(key))  # read by the task span the submit opens
@@ -567,6 +577,7 @@ class FanOut(Generic[RequestT]):
     def _fatal(self, error: BaseException) -> None:
         self._stop_submitting = True
         self._halted = True
+        self._send_stop.stopped = True
         self.summary.stopped_reason = f"{type(error).__name__}: {error}"
         self._buffer.fail(error)
 

@@ -197,6 +197,68 @@ async def test_a_stop_records_the_tasks_of_answers_it_did_not_read(
     assert len(list((tmp_path / "out").glob("*.result-0.png"))) == count
 
 
+@pytest.mark.evolink_sandbox(time_scale=0.05, honor_idempotency_keys=False)
+async def test_a_stop_waits_for_the_answers_of_submits_already_sent(
+    evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
+) -> None:
+    """Ctrl-C (a cancellation) while submits wait for their answers: the run lets them come, within
+    a bound, and records their tasks, instead of cutting them off as interrupted submits that a
+    re-run sends again (and a server that ignores Idempotency-Key bills again)."""
+    count = 4
+    for index in range(count):
+        write_png(tmp_path / "in" / f"{index}.png", shade=index * 40)
+    spec = _spec(tmp_path, max_in_flight=count)
+    release = anyio.Event()
+    held: list[str] = []
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        """The sandbox, with every submit answer held until the test releases them (billed meanwhile)."""
+        headers = {name: value for name, value in request.headers.items()
+                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
+        async with aiohttp.ClientSession() as session, session.request(
+            request.method, evolink_sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
+        ) as upstream:
+            body = await upstream.read()
+        if request.path == "/v1/images/generations":
+            held.append(request.path)
+            await release.wait()
+        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
+
+    events: list[BatchEvent] = []
+    async with hostile_server(forward) as proxy, EvolinkClient(
+        evolink_sandbox.api_key, base_url=proxy.url, files_base_url=evolink_sandbox.files_base_url,
+        poll_policy=PollPolicy().scaled(0.01), retry=RetryPolicy(max_retries=8, initial_delay=0.01, max_delay=0.05),
+    ) as behind_proxy:  # fmt: skip
+        batch = Batch(behind_proxy, spec, on_event=events.append)
+        ctrl_c = anyio.CancelScope()
+
+        async def run() -> None:
+            with ctrl_c:
+                await batch.run()
+
+        with anyio.fail_after(60):
+            async with anyio.create_task_group() as group:
+                group.start_soon(run)
+                while len(held) < count:
+                    await anyio.sleep(0.01)
+                ctrl_c.cancel()  # every answer still on its way
+                await anyio.sleep(0.1)  # the stop has begun (ordering only; nothing is timed)
+                release.set()
+    billed = list(evolink_sandbox.ledger.billed)
+    assert len(billed) == count
+    assert batch.summary.interrupted
+    assert not [e for e in events if e.kind == "submitted"]  # none was read before the stop
+    async with Journal(spec.journal_path) as journal:
+        recorded = {entry.task_id async for entry in journal.entries(status=EntryStatus.SUBMITTED)}
+    assert recorded == set(billed)
+
+    async with scaled_client(evolink_sandbox) as client:
+        summary = await Batch(client, spec).run()
+    assert summary.ok
+    assert (summary.reattached, summary.submitted) == (count, 0)
+    assert evolink_sandbox.ledger.billed == billed  # nothing billed twice
+
+
 @pytest.mark.evolink_sandbox(faults=Faults(task_failure_rate=1.0, failure_codes=("content_policy_violation",)))
 async def test_failed_tasks_are_listed_with_their_codes(
     evolink_sandbox: Sandbox, scaled_client: Build, tmp_path: Path
