@@ -75,6 +75,7 @@ class RequestOptions(TypedDict, total=False):
     retry_safe: Required[bool]
     retry_uncertain: bool
     data: Any
+    spends: bool
 
 
 class RetryTally:
@@ -96,9 +97,9 @@ class SendStop:
 
 
 #: Set by a caller that owns many calls (the fan-out, around each submit) so that it can stop
-#: them spending without cutting them off: once ``stopped``, a POST (a submit, an upload) not yet
-#: sent raises ``NotSubmittedError`` instead of going out, and one sent whose answer was lost is
-#: not sent again; one sent still gets its answer, so the task it made is known.
+#: them spending without cutting them off: once ``stopped``, a request that ``spends`` (a submit,
+#: an upload) not yet sent raises ``NotSubmittedError`` instead of going out, and one sent whose
+#: answer was lost is not sent again; one sent still gets its answer, so the task it made is known.
 SEND_STOP: ContextVar[SendStop | None] = ContextVar("evolink_send_stop", default=None)
 
 #: Set by a caller that wants to know whether its call was retried after an uncertain failure
@@ -230,6 +231,7 @@ class Transport:
         retry_safe: bool,
         retry_uncertain: bool = True,
         data: Any = None,
+        spends: bool = False,
     ) -> tuple[int, Any, str | None, Mapping[str, str]]:
         """:meth:`request` as a tuple (status, decoded body, request id, headers).
 
@@ -237,6 +239,8 @@ class Transport:
         that carry an ``Idempotency-Key``; false otherwise (then nothing is ever retried).
         ``retry_uncertain=False`` also raises at once after a failure the server may have acted on
         (a broken connection, a 5xx): for a submit whose outcome is settled some other way.
+        ``spends``: the request may cost money or quota (a submit, an upload); a caller that has
+        stopped (``SEND_STOP``) keeps it from going out.
 
         The task query calls this directly: it runs once per query of every watched task, and
         the ``Response`` object and the coroutine around it were a measurable share of its CPU.
@@ -253,8 +257,8 @@ class Transport:
         #: Seconds this call waited on 429s whose ``Retry-After`` it honoured (those are no attempts).
         rate_limited = 0.0
         told_later = False  # whether this call got a 429
-        # Read once: a query (GET) spends nothing, and only a caller that stops sets it.
-        stop = SEND_STOP.get() if method == "POST" else None
+        # Read once, for the requests that cost something: only a caller that stops sets it.
+        stop = SEND_STOP.get() if spends else None
         last_error: EvolinkError | None = None
         try:
             while True:

@@ -77,6 +77,7 @@ class EvolinkAPI:
                 # With callbacks, a submit whose answer was lost is settled by its callback (recover),
                 # not sent again: a server that ignores the key would bill the retry.
                 retry_uncertain=callbacks is None,
+                spends=True,
             )
             task = structure_task(response.body, request_id=response.request_id)
         except EvolinkError as exc:

@@ -199,7 +199,7 @@ class Files:
         if upload_path:
             body["upload_path"] = upload_path
         url = f"{self._transport.config.files_base_url}{_UPLOAD_BASE64}"
-        uploaded = uploaded_from(await self._call("POST", url, json_body=body, retry_safe=True))
+        uploaded = uploaded_from(await self._call("POST", url, json_body=body, retry_safe=True, spends=True))
         logger.info("uploaded %s as %s", body["file_name"], uploaded.file_id)
         return uploaded
 
@@ -223,7 +223,7 @@ class Files:
         if upload_path:
             body["upload_path"] = upload_path
         endpoint = f"{self._transport.config.files_base_url}{_UPLOAD_URL}"
-        return uploaded_from(await self._call("POST", endpoint, json_body=body, retry_safe=True))
+        return uploaded_from(await self._call("POST", endpoint, json_body=body, retry_safe=True, spends=True))
 
     async def list(self, *, page: int = 1, page_size: int = MAX_PAGE_SIZE) -> FilesPage:
         """One page of the files this key stores (``GET /api/v1/files/list``), with their ``total``.
@@ -256,9 +256,11 @@ class Files:
         url = f"{self._transport.config.files_base_url}{_file_path(file_id)}"
         envelope(await self._call("DELETE", url, retry_safe=True), need_data=False)
 
-    async def _call(self, method: str, url: str, *, retry_safe: bool, json_body: Any = None) -> Response:
+    async def _call(
+        self, method: str, url: str, *, retry_safe: bool, json_body: Any = None, spends: bool = False
+    ) -> Response:
         try:
-            return await self._transport.request(method, url, json_body=json_body, retry_safe=retry_safe)
+            return await self._transport.request(method, url, json_body=json_body, retry_safe=retry_safe, spends=spends)
         except FilesAPIError:
             raise
         except APIStatusError as exc:
@@ -295,7 +297,7 @@ class Files:
                 form.add_field("file_name", name)
                 if upload_path:
                     form.add_field("upload_path", upload_path)
-                response = await transport.request("POST", url, data=form, retry_safe=False)
+                response = await transport.request("POST", url, data=form, retry_safe=False, spends=True)
                 uploaded = uploaded_from(response)
             except APIStatusError as exc:
                 error: EvolinkError = _as_files_error(exc) if not isinstance(exc, FilesAPIError) else exc

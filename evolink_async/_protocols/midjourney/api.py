@@ -160,7 +160,7 @@ class MidjourneyAPI:
         while True:
             try:
                 response = await self._transport.request(
-                    "POST", self._base + endpoint, json_body=body, retry_safe=False
+                    "POST", self._base + endpoint, json_body=body, retry_safe=False, spends=True
                 )
                 task = self._created_task(response, marker)
             except QueueFullError as exc:
