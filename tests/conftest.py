@@ -28,6 +28,27 @@ from evolink_async.sandbox import Sandbox
 MIN_WORKERS, MAX_WORKERS = 6, 8
 
 
+def pytest_configure(config: pytest.Config) -> None:
+    """Compile the package, the tests and the benchmarks once, before the workers start.
+
+    Hundreds of tests start the command line or a fleet worker as a new Python process; where
+    ``PYTHONDONTWRITEBYTECODE`` is set (as on the CI machine), no import ever leaves a ``.pyc``
+    behind, and each of those processes compiled the package from source again: 0.1-0.17 s of CPU
+    out of 0.3-0.5 s per process start, a sixth of the suite's CPU. Compiling writes what any
+    Python would write without that variable (``__pycache__``, ignored by git); reading it is
+    allowed either way. Nothing is compiled by the workers themselves (``workerinput``).
+    """
+    if hasattr(config, "workerinput"):
+        return
+    import compileall
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    for folder in ("evolink_async", "tests", "benchmarks"):
+        # A folder it cannot write (a read-only checkout) is skipped quietly: processes compile as before.
+        compileall.compile_dir(root / folder, quiet=2, workers=0)
+
+
 def pytest_xdist_auto_num_workers(config: pytest.Config) -> int:
     chosen = os.environ.get("PYTEST_XDIST_AUTO_NUM_WORKERS", "")  # xdist's own override, kept
     if chosen.strip().isdigit():
