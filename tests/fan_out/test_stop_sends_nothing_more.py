@@ -9,9 +9,11 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import anyio
+import pytest
 from aiohttp import web
 
 import evolink_async as evolink
+from evolink_async._watching import fan_out as fan_out_module
 from tests.helpers.hostile import SUBMIT, client_for, edit, error_answer, hostile_server, json_answer, task_body
 
 
@@ -90,6 +92,29 @@ async def test_a_submit_not_yet_sent_when_the_fan_out_stops_is_never_sent() -> N
     # The 429 created nothing, and the others never left: all three can be sent again safely.
     assert sorted(stream.summary.unsent) == ["input-0", "input-1", "input-2"]
     assert stream.summary.interrupted_submits == []
+
+
+async def test_a_submit_whose_answer_never_comes_is_cut_off_at_the_bound(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The wait for answers is bounded: a server that never answers cannot hold the stop."""
+    monkeypatch.setattr(fan_out_module, "STOP_SETTLE_TIMEOUT", 0.2)
+    never = anyio.Event()
+
+    async def handler(request: web.Request) -> web.StreamResponse:
+        if request.method == "POST" and request.path == SUBMIT:
+            await never.wait()
+        return json_answer(task_body(request.path.rsplit("/", 1)[-1]))
+
+    async with hostile_server(handler) as server, client_for(server) as client:
+        try:
+            with anyio.fail_after(30):
+                async with client.fan_out([evolink.FanOutItem(key="only", request=edit(0))]) as stream:
+                    while server.count("POST", SUBMIT) < 1:
+                        await anyio.sleep(0.01)
+        finally:
+            never.set()
+    # Sent, never answered: its task may exist, so it is reported with the key that makes a resend safe.
+    assert [key for key, _ in stream.summary.interrupted_submits] == ["only"]
+    assert stream.summary.left_in_flight == stream.summary.unsent == []
 
 
 async def _set_soon(event: anyio.Event) -> None:
