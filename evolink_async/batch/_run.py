@@ -35,7 +35,7 @@ from .._files.download import remove_stale_parts
 from .._protocols.evolink.files import Files
 from .._watching.fan_out import FanOut, FanOutItem
 from ..errors import EvolinkError, Remedy, ValidationError, ends_submitting
-from ._client_api import BatchClient
+from ._client_api import BatchClient, FindsLostSubmits
 from ._evidence import open_batch_journal
 from ._folder_source import FolderSource
 from ._outcomes import first_cause
@@ -193,6 +193,8 @@ class Batch:
                 await self._steps.release_unsent(fan_out.summary.unsent)
             self.summary.credits_reserved = round(fan_out.summary.credits_reserved, 6)
             self.summary.retried_uncertain_submits = fan_out.summary.retried_uncertain_submits
+            if not isinstance(self._client, FindsLostSubmits):  # else the re-run looks them up before any resend
+                self.summary.interrupted_submits = len(fan_out.summary.interrupted_submits)
             if self._uploads is not None:
                 self.summary.quota_waits = self._uploads.budget.quota_waits
                 self.summary.uploads_deleted = self._uploads.deleted + self._uploads.reclaimed

@@ -277,6 +277,11 @@ class BatchSummary:
     #: Submits retried after a failure the server may have acted on (see ``FanOutSummary``): each
     #: is safe only where the server honours ``Idempotency-Key``.
     retried_uncertain_submits: int = 0
+    #: Submits this run sent whose answer never came (cut off by a stop past the fan-out's wait, or
+    #: lost after the retries): each may have made a task, and a re-run sends it again under the
+    #: same ``Idempotency-Key``, which is safe only where the server honours the key. (0 for a
+    #: client whose re-run looks such submits up first: a Midjourney proxy's, by ``state``.)
+    interrupted_submits: int = 0
     failed: list[FailedInput] = attrs.field(factory=list)
     #: Sub-folders that could not be listed: the run is not complete (``ok`` is false) until they can.
     unreadable_folders: list[UnreadableFolder] = attrs.field(factory=list)

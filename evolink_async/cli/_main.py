@@ -39,7 +39,7 @@ from ._text import printable
 
 __all__ = ["main"]
 
-_RESUME_HINT = "interrupted: nothing is lost; run the same command again to resume"
+_RESUME_HINT = "interrupted: run the same command again to resume"
 # The demo's sandbox lives in its process: a second run cannot resume the first's tasks.
 _DEMO_HINT = "interrupted: the demo's sandbox ended with it; the next `evolink demo` starts afresh"
 _HINTS = {"batch": _RESUME_HINT, "imagine": _RESUME_HINT, "demo": _DEMO_HINT}

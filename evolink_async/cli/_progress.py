@@ -219,6 +219,10 @@ def summary_lines(summary: BatchSummary) -> list[str]:
         # 'never pays twice' rests on"); credits_reserved above counts each once.
         lines.append(f"{summary.retried_uncertain_submits} submit(s) were sent again after their answer was lost: "
                      "a server that ignores Idempotency-Key may have billed them twice (check your billing)")
+    if summary.interrupted_submits:
+        # "Nothing is lost" would not be true of these: the server may have made their tasks.
+        lines.append(f"{summary.interrupted_submits} submit(s) got no answer (their tasks may exist): a re-run sends "
+                     "them again under the same Idempotency-Key, which a server that ignores it bills twice")
     if summary.quota_waits:
         lines.append(f"the Files API quota was full {summary.quota_waits} time(s) (another client of this key?): "
                      "uploads waited for deletions")  # fmt: skip

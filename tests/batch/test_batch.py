@@ -14,10 +14,12 @@ import pytest
 from aiohttp import web
 
 from evolink_async import EvolinkClient, PollPolicy, RetryPolicy
+from evolink_async._watching import fan_out as fan_out_module
 from evolink_async.batch._entries import EntryStatus
 from evolink_async.batch._run import Batch, plan_batch
 from evolink_async.batch._spec import BatchEvent, BatchLockedError, BatchSpec, iter_inputs
 from evolink_async.batch._sqlite_store import Journal
+from evolink_async.cli._progress import summary_lines
 from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Faults, Sandbox
 from tests.helpers.hostile import hostile_server
@@ -257,6 +259,59 @@ async def test_a_stop_waits_for_the_answers_of_submits_already_sent(
     assert summary.ok
     assert (summary.reattached, summary.submitted) == (count, 0)
     assert evolink_sandbox.ledger.billed == billed  # nothing billed twice
+
+
+async def test_a_stop_past_the_wait_counts_the_submits_it_cut_off(
+    evolink_sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Answers that do not come within the stop's wait: the run says how many submits it cut off
+    (their tasks may exist, and the re-run sends them again), instead of "nothing is lost"."""
+    monkeypatch.setattr(fan_out_module, "STOP_SETTLE_TIMEOUT", 0.2)
+    count = 3
+    for index in range(count):
+        write_png(tmp_path / "in" / f"{index}.png", shade=index * 40)
+    spec = _spec(tmp_path, max_in_flight=count)
+    never = anyio.Event()
+    held: list[str] = []
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        """The sandbox, every submit answer held for good (the submits take effect: billed)."""
+        headers = {name: value for name, value in request.headers.items()
+                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
+        async with aiohttp.ClientSession() as session, session.request(
+            request.method, evolink_sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
+        ) as upstream:
+            body = await upstream.read()
+        if request.path == "/v1/images/generations":
+            held.append(request.path)
+            await never.wait()
+        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
+
+    async with hostile_server(forward) as proxy, EvolinkClient(
+        evolink_sandbox.api_key, base_url=proxy.url, files_base_url=evolink_sandbox.files_base_url,
+        poll_policy=PollPolicy().scaled(0.01), retry=RetryPolicy(max_retries=8, initial_delay=0.01, max_delay=0.05),
+    ) as behind_proxy:  # fmt: skip
+        batch = Batch(behind_proxy, spec)
+        ctrl_c = anyio.CancelScope()
+
+        async def run() -> None:
+            with ctrl_c:
+                await batch.run()
+
+        try:
+            with anyio.fail_after(60):
+                async with anyio.create_task_group() as group:
+                    group.start_soon(run)
+                    while len(held) < count:
+                        await anyio.sleep(0.01)
+                    ctrl_c.cancel()
+        finally:
+            never.set()
+    summary = batch.summary
+    assert summary.interrupted
+    assert (summary.submitted, summary.interrupted_submits) == (0, count)
+    assert summary.to_json()["interrupted_submits"] == count
+    assert any(f"{count} submit(s) got no answer (their tasks may exist)" in line for line in summary_lines(summary))
 
 
 @pytest.mark.evolink_sandbox(faults=Faults(task_failure_rate=1.0, failure_codes=("content_policy_violation",)))
