@@ -5,7 +5,7 @@ from __future__ import annotations
 import gc
 import warnings
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import aiohttp
@@ -22,7 +22,7 @@ from evolink_async.batch._sqlite_store import Journal
 from evolink_async.cli._progress import summary_lines
 from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Faults, Sandbox
-from tests.helpers.hostile import hostile_server
+from tests.helpers.hostile import HostileServer, hostile_server
 from tests.helpers.images import write_png
 
 Build = Callable[..., EvolinkClient]
@@ -42,6 +42,32 @@ def _spec(tmp_path: Path, **options: object) -> BatchSpec:
     values: dict[str, object] = {"model": "qwen-image-edit", "prompt": "make it autumn", "input_dir": tmp_path / "in",
                                  "output_dir": tmp_path / "out", "recursive": True}  # fmt: skip
     return BatchSpec(**{**values, **options})  # type: ignore[arg-type]
+
+
+def _answers_held(sandbox: Sandbox, hold: Callable[[], Awaitable[None]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
+    """A handler for ``hostile_server``: the sandbox, with each submit's answer held by ``hold()``
+    once the submit took effect (billed)."""
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        headers = {name: value for name, value in request.headers.items()
+                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
+        async with aiohttp.ClientSession() as session, session.request(
+            request.method, sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
+        ) as upstream:
+            body = await upstream.read()
+        if f"{request.method} {request.path}" == SUBMITS:
+            await hold()
+        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
+
+    return forward
+
+
+def _client_behind(proxy: HostileServer, sandbox: Sandbox) -> EvolinkClient:
+    """A client whose API calls go through ``proxy`` (uploads straight to the sandbox's Files API)."""
+    return EvolinkClient(
+        sandbox.api_key, base_url=proxy.url, files_base_url=sandbox.files_base_url,
+        poll_policy=PollPolicy().scaled(0.01), retry=RetryPolicy(max_retries=8, initial_delay=0.01, max_delay=0.05),
+    )  # fmt: skip
 
 
 async def test_a_folder_becomes_a_folder_of_results(
@@ -154,27 +180,16 @@ async def test_a_stop_records_the_tasks_of_answers_it_did_not_read(
     spec = _spec(tmp_path, max_in_flight=count)
     all_billed = anyio.Event()
 
-    async def forward(request: web.Request) -> web.StreamResponse:
-        """The sandbox, with every submit answer held until all of them are billed: they reach the
-        client together, and the run reads the first while the others wait in the fan-out."""
-        headers = {name: value for name, value in request.headers.items()
-                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
-        async with aiohttp.ClientSession() as session, session.request(
-            request.method, evolink_sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
-        ) as upstream:
-            body = await upstream.read()
-        if request.path == "/v1/images/generations":
-            if len(evolink_sandbox.ledger.billed) == count:
-                all_billed.set()
-            await all_billed.wait()
-        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
+    async def until_all_billed() -> None:
+        """Every answer held until all are billed: they reach the client together, and the run
+        reads the first while the others wait in the fan-out."""
+        if len(evolink_sandbox.ledger.billed) == count:
+            all_billed.set()
+        await all_billed.wait()
 
     read: list[str] = []
-    async with hostile_server(forward) as proxy:
-        async with EvolinkClient(
-            evolink_sandbox.api_key, base_url=proxy.url, files_base_url=evolink_sandbox.files_base_url,
-            poll_policy=PollPolicy().scaled(0.01), retry=RetryPolicy(max_retries=8, initial_delay=0.01, max_delay=0.05),
-        ) as behind_proxy:  # fmt: skip
+    async with hostile_server(_answers_held(evolink_sandbox, until_all_billed)) as proxy:
+        async with _client_behind(proxy, evolink_sandbox) as behind_proxy:
             with anyio.CancelScope() as scope:
 
                 def stop_at_the_first_answer(event: BatchEvent) -> None:
@@ -213,24 +228,14 @@ async def test_a_stop_waits_for_the_answers_of_submits_already_sent(
     release = anyio.Event()
     held: list[str] = []
 
-    async def forward(request: web.Request) -> web.StreamResponse:
-        """The sandbox, with every submit answer held until the test releases them (billed meanwhile)."""
-        headers = {name: value for name, value in request.headers.items()
-                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
-        async with aiohttp.ClientSession() as session, session.request(
-            request.method, evolink_sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
-        ) as upstream:
-            body = await upstream.read()
-        if request.path == "/v1/images/generations":
-            held.append(request.path)
-            await release.wait()
-        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
+    async def until_released() -> None:
+        held.append(SUBMITS)
+        await release.wait()
 
     events: list[BatchEvent] = []
-    async with hostile_server(forward) as proxy, EvolinkClient(
-        evolink_sandbox.api_key, base_url=proxy.url, files_base_url=evolink_sandbox.files_base_url,
-        poll_policy=PollPolicy().scaled(0.01), retry=RetryPolicy(max_retries=8, initial_delay=0.01, max_delay=0.05),
-    ) as behind_proxy:  # fmt: skip
+    async with hostile_server(_answers_held(evolink_sandbox, until_released)) as proxy, _client_behind(
+        proxy, evolink_sandbox
+    ) as behind_proxy:
         batch = Batch(behind_proxy, spec, on_event=events.append)
         ctrl_c = anyio.CancelScope()
 
@@ -274,23 +279,13 @@ async def test_a_stop_past_the_wait_counts_the_submits_it_cut_off(
     never = anyio.Event()
     held: list[str] = []
 
-    async def forward(request: web.Request) -> web.StreamResponse:
-        """The sandbox, every submit answer held for good (the submits take effect: billed)."""
-        headers = {name: value for name, value in request.headers.items()
-                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
-        async with aiohttp.ClientSession() as session, session.request(
-            request.method, evolink_sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
-        ) as upstream:
-            body = await upstream.read()
-        if request.path == "/v1/images/generations":
-            held.append(request.path)
-            await never.wait()
-        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
+    async def for_good() -> None:
+        held.append(SUBMITS)
+        await never.wait()
 
-    async with hostile_server(forward) as proxy, EvolinkClient(
-        evolink_sandbox.api_key, base_url=proxy.url, files_base_url=evolink_sandbox.files_base_url,
-        poll_policy=PollPolicy().scaled(0.01), retry=RetryPolicy(max_retries=8, initial_delay=0.01, max_delay=0.05),
-    ) as behind_proxy:  # fmt: skip
+    async with hostile_server(_answers_held(evolink_sandbox, for_good)) as proxy, _client_behind(
+        proxy, evolink_sandbox
+    ) as behind_proxy:
         batch = Batch(behind_proxy, spec)
         ctrl_c = anyio.CancelScope()
 
