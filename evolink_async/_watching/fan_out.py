@@ -441,6 +441,13 @@ class FanOut(Generic[RequestT]):
                     if self._budget is not None:
                         self._budget.settle(cost)
         except EvolinkError as exc:
+            if isinstance(exc, NotSubmittedError) and self._halted:
+                # Held back by the stop (SEND_STOP) before it went out: never sent, like an input the
+                # feeder had not started; no event (the run is over), no failure of its own.
+                self.summary.unsent.append(key)
+                self._submitting.pop(key, None)
+                self._slots.release()
+                return
             if not may_have_been_billed(exc):  # refused (or never sent): nothing was made for it
                 self.summary.unsent.append(key)
             fatal = ends_submitting(exc)
