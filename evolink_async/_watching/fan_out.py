@@ -160,10 +160,9 @@ class FanOut(Generic[RequestT]):
         #: (``DuplicateTaskError``). The same key again is a replay: the same task. One entry per
         #: input, like the events the caller receives.
         self._owners: dict[str, tuple[Hashable, str | None]] = {}
-        # Set by a fatal error or by leaving the block: the feeder stops pulling inputs. Merely
-        # stopped submitting (credits exhausted), it goes on pulling, and ends each input unsent.
-        self._halted = False
-        #: Said to every submit under way when the fan-out stops: it sends nothing more (see ``__aexit__``).
+        # Stopped by a fatal error or by leaving the block (``_halted``): the feeder stops pulling
+        # inputs, and every submit under way, which holds it as ``SEND_STOP``, sends nothing more.
+        # Merely stopped submitting (credits exhausted), it goes on pulling, and ends each input unsent.
         self._send_stop = SendStop()
         self._next_submit_at = 0.0
         self._group: anyio.abc.TaskGroup | None = None
@@ -182,6 +181,10 @@ class FanOut(Generic[RequestT]):
         self._telemetry = telemetry
         # The fan-out's span (telemetry on): the parent of every task span of its submits.
         self._span: SpanHandle | None = None
+
+    @property
+    def _halted(self) -> bool:
+        return self._send_stop.stopped
 
     @property
     def in_flight(self) -> int:
@@ -215,7 +218,6 @@ class FanOut(Generic[RequestT]):
     ) -> bool | None:
         group, self._group = self._group, None
         self._stop_submitting = True
-        self._halted = True
         self._send_stop.stopped = True
         try:
             try:
@@ -583,7 +585,6 @@ class FanOut(Generic[RequestT]):
 
     def _fatal(self, error: BaseException) -> None:
         self._stop_submitting = True
-        self._halted = True
         self._send_stop.stopped = True
         self.summary.stopped_reason = f"{type(error).__name__}: {error}"
         self._buffer.fail(error)
