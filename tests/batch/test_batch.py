@@ -5,13 +5,11 @@ from __future__ import annotations
 import gc
 import warnings
 from collections import Counter
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 
-import aiohttp
 import anyio
 import pytest
-from aiohttp import web
 
 from evolink_async import EvolinkClient, PollPolicy, RetryPolicy
 from evolink_async._watching import fan_out as fan_out_module
@@ -22,7 +20,7 @@ from evolink_async.batch._sqlite_store import Journal
 from evolink_async.cli._progress import summary_lines
 from evolink_async.errors import ValidationError
 from evolink_async.sandbox import Faults, Sandbox
-from tests.helpers.hostile import HostileServer, hostile_server
+from tests.helpers.hostile import HostileServer, holding_submit_answers, hostile_server
 from tests.helpers.images import write_png
 
 Build = Callable[..., EvolinkClient]
@@ -44,30 +42,34 @@ def _spec(tmp_path: Path, **options: object) -> BatchSpec:
     return BatchSpec(**{**values, **options})  # type: ignore[arg-type]
 
 
-def _answers_held(sandbox: Sandbox, hold: Callable[[], Awaitable[None]]) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """A handler for ``hostile_server``: the sandbox, with each submit's answer held by ``hold()``
-    once the submit took effect (billed)."""
-
-    async def forward(request: web.Request) -> web.StreamResponse:
-        headers = {name: value for name, value in request.headers.items()
-                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
-        async with aiohttp.ClientSession() as session, session.request(
-            request.method, sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
-        ) as upstream:
-            body = await upstream.read()
-        if f"{request.method} {request.path}" == SUBMITS:
-            await hold()
-        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
-
-    return forward
-
-
 def _client_behind(proxy: HostileServer, sandbox: Sandbox) -> EvolinkClient:
     """A client whose API calls go through ``proxy`` (uploads straight to the sandbox's Files API)."""
     return EvolinkClient(
         sandbox.api_key, base_url=proxy.url, files_base_url=sandbox.files_base_url,
         poll_policy=PollPolicy().scaled(0.01), retry=RetryPolicy(max_retries=8, initial_delay=0.01, max_delay=0.05),
     )  # fmt: skip
+
+
+async def _stop_while_answers_held(
+    batch: Batch, held: list[str], count: int, *, then: Callable[[], None] | None = None
+) -> None:
+    """Run ``batch``; once ``count`` submit answers are held, cancel it (the Ctrl-C), then ``then()``
+    once the stop has begun."""
+    ctrl_c = anyio.CancelScope()
+
+    async def run() -> None:
+        with ctrl_c:
+            await batch.run()
+
+    with anyio.fail_after(60):
+        async with anyio.create_task_group() as group:
+            group.start_soon(run)
+            while len(held) < count:
+                await anyio.sleep(0.01)
+            ctrl_c.cancel()  # every answer still on its way
+            if then is not None:
+                await anyio.sleep(0.1)  # the stop has begun (ordering only; nothing is timed)
+                then()
 
 
 async def test_a_folder_becomes_a_folder_of_results(
@@ -188,7 +190,7 @@ async def test_a_stop_records_the_tasks_of_answers_it_did_not_read(
         await all_billed.wait()
 
     read: list[str] = []
-    async with hostile_server(_answers_held(evolink_sandbox, until_all_billed)) as proxy:
+    async with hostile_server(holding_submit_answers(evolink_sandbox.base_url, until_all_billed)) as proxy:
         async with _client_behind(proxy, evolink_sandbox) as behind_proxy:
             with anyio.CancelScope() as scope:
 
@@ -233,24 +235,11 @@ async def test_a_stop_waits_for_the_answers_of_submits_already_sent(
         await release.wait()
 
     events: list[BatchEvent] = []
-    async with hostile_server(_answers_held(evolink_sandbox, until_released)) as proxy, _client_behind(
+    async with hostile_server(holding_submit_answers(evolink_sandbox.base_url, until_released)) as proxy, _client_behind(
         proxy, evolink_sandbox
     ) as behind_proxy:
         batch = Batch(behind_proxy, spec, on_event=events.append)
-        ctrl_c = anyio.CancelScope()
-
-        async def run() -> None:
-            with ctrl_c:
-                await batch.run()
-
-        with anyio.fail_after(60):
-            async with anyio.create_task_group() as group:
-                group.start_soon(run)
-                while len(held) < count:
-                    await anyio.sleep(0.01)
-                ctrl_c.cancel()  # every answer still on its way
-                await anyio.sleep(0.1)  # the stop has begun (ordering only; nothing is timed)
-                release.set()
+        await _stop_while_answers_held(batch, held, count, then=release.set)
     billed = list(evolink_sandbox.ledger.billed)
     assert len(billed) == count
     assert batch.summary.interrupted
@@ -283,23 +272,12 @@ async def test_a_stop_past_the_wait_counts_the_submits_it_cut_off(
         held.append(SUBMITS)
         await never.wait()
 
-    async with hostile_server(_answers_held(evolink_sandbox, for_good)) as proxy, _client_behind(
+    async with hostile_server(holding_submit_answers(evolink_sandbox.base_url, for_good)) as proxy, _client_behind(
         proxy, evolink_sandbox
     ) as behind_proxy:
         batch = Batch(behind_proxy, spec)
-        ctrl_c = anyio.CancelScope()
-
-        async def run() -> None:
-            with ctrl_c:
-                await batch.run()
-
         try:
-            with anyio.fail_after(60):
-                async with anyio.create_task_group() as group:
-                    group.start_soon(run)
-                    while len(held) < count:
-                        await anyio.sleep(0.01)
-                    ctrl_c.cancel()
+            await _stop_while_answers_held(batch, held, count)
         finally:
             never.set()
     summary = batch.summary

@@ -14,17 +14,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import aiohttp
 import anyio
 import anyio.abc
 import asyncpg
 import pytest
-from aiohttp import web
 
 from evolink_async.batch._worker import FAULT_ENV
 from evolink_async.sandbox import Sandbox
 from tests.helpers.fleet_cli import ENV, export, manifest, plan, run_workers, status, work_argv
-from tests.helpers.hostile import SUBMIT, hostile_server
+from tests.helpers.hostile import SUBMIT, holding_submit_answers, hostile_server
 
 from .pgcluster import PgCluster
 
@@ -155,22 +153,14 @@ async def test_a_worker_paused_before_its_submits_were_answered_takes_them_back_
     answers_released = anyio.Event()
     held_answers: list[str] = []  # the path of each submit whose answer is held
 
-    async def forward(request: web.Request) -> web.StreamResponse:
-        """The sandbox behind a proxy that holds submit answers (the submit took effect: billed) until released."""
-        headers = {name: value for name, value in request.headers.items()
-                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
-        async with aiohttp.ClientSession() as session, session.request(
-            request.method, evolink_sandbox.base_url + request.path_qs, data=await request.read(), headers=headers
-        ) as upstream:
-            body = await upstream.read()
-        if request.method == "POST" and request.path == SUBMIT:
-            held_answers.append(request.path)
-            await answers_released.wait()
-        return web.Response(status=upstream.status, body=body, content_type=upstream.content_type)
+    async def until_released() -> None:
+        held_answers.append(SUBMIT)
+        await answers_released.wait()
 
     out = tmp_path / "out"
     direct = work_argv(tmp_path, journal_url, evolink_sandbox, out, "--max-in-flight", str(count))
-    async with hostile_server(forward) as proxy, anyio.create_task_group() as group:
+    async with hostile_server(holding_submit_answers(evolink_sandbox.base_url, until_released)) as proxy, \
+            anyio.create_task_group() as group:
         behind_proxy = [proxy.url if arg == evolink_sandbox.base_url else arg for arg in direct]
         paused = Running(await anyio.open_process(behind_proxy, env=ENV))
         await paused.read(group)

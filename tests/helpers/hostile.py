@@ -12,6 +12,7 @@ from collections import Counter
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 import evolink_async as evolink
@@ -95,6 +96,24 @@ async def hostile_server(handler: Handler) -> AsyncIterator[HostileServer]:
         yield server
     finally:
         await runner.cleanup()
+
+
+def holding_submit_answers(upstream: str, hold: Callable[[], Awaitable[None]]) -> Handler:
+    """A handler for :func:`hostile_server`: a proxy to ``upstream`` (a sandbox's base URL) that
+    holds each submit's answer with ``hold()`` once the submit took effect there (billed)."""
+
+    async def forward(request: web.Request) -> web.StreamResponse:
+        headers = {name: value for name, value in request.headers.items()
+                   if name.lower() not in ("host", "content-length", "transfer-encoding", "connection")}  # fmt: skip
+        async with aiohttp.ClientSession() as session, session.request(
+            request.method, upstream + request.path_qs, data=await request.read(), headers=headers
+        ) as answer:
+            body = await answer.read()
+        if request.method == "POST" and request.path == SUBMIT:
+            await hold()
+        return web.Response(status=answer.status, body=body, content_type=answer.content_type)
+
+    return forward
 
 
 def client_for(server: HostileServer, **options: Any) -> evolink.EvolinkClient:
